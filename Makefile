@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` and `make test` (each sets up .venv first).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: venv demo test test-fast lint bench clean constraints
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,all]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m exhunt.demo demo/evidence
+	$(PY) -m exhunt scan demo/evidence --host EXCH01 --out demo/case --quiet; test $$? -le 1
+	@echo "Case written to demo/case (findings.json, store/)."
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -p no:randomly
+	$(PY) -m ruff check exhunt tests tools
+	$(PY) -m mypy
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 -m "not slow and not browser"
+
+lint: $(STAMP)
+	$(PY) -m ruff check exhunt tests tools
+	$(PY) -m mypy
+
+constraints:
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean:
+	rm -rf $(VENV) demo build *.egg-info

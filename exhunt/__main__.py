@@ -1,0 +1,3 @@
+from exhunt.cli import main
+
+raise SystemExit(main())

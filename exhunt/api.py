@@ -1,0 +1,219 @@
+"""The pipeline, top to bottom: open evidence -> parse -> store -> detect -> triage -> document.
+
+The CLI and tests call these functions; nothing here prints except through ``progress``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing import get_context
+from pathlib import Path
+
+import orjson
+
+from exhunt import __version__
+from exhunt.detections import builds
+from exhunt.detections.runner import run_checks
+from exhunt.errors import EvidenceError, UsageError
+from exhunt.events.store import StoreWriter, connect, write_table
+from exhunt.evidence import open_evidence
+from exhunt.evidence.base import EvidenceFile
+from exhunt.findings.model import (
+    DOCUMENT_SCHEMA_VERSION,
+    AssessmentDocument,
+    Coverage,
+    Finding,
+    HostAssessment,
+)
+from exhunt.findings.triage import iso, sort_findings, verdict
+from exhunt.progress import Progress
+from exhunt.worker import FileResult, process_file
+
+WARNING_SAMPLES = 50
+
+
+@dataclass
+class ScanOptions:
+    out: Path | None = None
+    host: str | None = None
+    jobs: int = 0  # 0: all cores
+    quiet: bool = False
+    progress: bool = True
+
+
+@dataclass
+class ScanResult:
+    document: AssessmentDocument
+    case_dir: Path
+    file_results: list[FileResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HostWork:
+    host: str
+    evidence: str
+    files: tuple[EvidenceFile, ...]
+
+
+def plan(evidence: Sequence[Path], host: str | None, store: Path) -> list[HostWork]:
+    """List every evidence file per host; listing problems are written as warnings."""
+    work: list[HostWork] = []
+    for path in evidence:
+        source = open_evidence(path)
+        name = host or source.default_host()
+        with StoreWriter(store, name, part="listing-" + os.urandom(6).hex()) as writer:
+            def warn(rel: str, message: str, _w: StoreWriter = writer, _h: str = name) -> None:
+                _w.add("warnings", {"host": _h, "artifact": "evidence", "path": rel, "message": message})
+
+            files = tuple(source.files(warn))
+        work.append(HostWork(name, str(path), files))
+    return work
+
+
+@contextmanager
+def case_directory(out: Path | None) -> Iterator[Path]:
+    if out is None:
+        tmp = Path(tempfile.mkdtemp(prefix="exhunt-case-"))
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    yield out
+
+
+def _jobs(requested: int) -> int:
+    return requested if requested > 0 else max(1, os.cpu_count() or 1)
+
+
+def parse_all(work: list[HostWork], store: Path, options: ScanOptions) -> list[FileResult]:
+    tasks = [(f, hw.host) for hw in work for f in hw.files]
+    total_bytes = sum(f.size for f, _ in tasks)
+    results: list[FileResult] = []
+    jobs = _jobs(options.jobs)
+    with Progress(enabled=options.progress and not options.quiet) as progress:
+        bar = progress.task("parsing evidence", total=total_bytes)
+        if jobs == 1 or len(tasks) <= 1:
+            for file, host in tasks:
+                results.append(process_file(file, host, str(store)))
+                progress.advance(bar, file.size)
+        else:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(process_file, f, h, str(store)): f for f, h in tasks}
+                for future in as_completed(futures):
+                    results.append(future.result())
+                    progress.advance(bar, futures[future].size)
+    results.sort(key=lambda r: r.rel)
+    return results
+
+
+def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
+    if not evidence:
+        raise UsageError("give at least one evidence folder or file")
+    with case_directory(options.out) as case:
+        store = case / "store"
+        if store.exists():
+            shutil.rmtree(store)
+        work = plan(evidence, options.host, store)
+        results = parse_all(work, store, options)
+        document = assess(store, work)
+        save_document(case, document)
+        return ScanResult(document, case if options.out else Path(), results)
+
+
+def assess(store: Path, work: list[HostWork]) -> AssessmentDocument:
+    """Detections and triage over a finished store: re-runnable without re-parsing."""
+    con = connect(store)
+    hit_rows: list[dict] = []
+    findings = sort_findings(run_checks(con, hit_rows=hit_rows))
+    write_table(store, "hits", hit_rows)
+    hosts = []
+    evidence_by_host: dict[str, list[str]] = {}
+    for hw in work:
+        evidence_by_host.setdefault(hw.host, []).append(hw.evidence)
+    for host, roots in evidence_by_host.items():
+        hosts.append(host_assessment(con, host, tuple(roots), [f for f in findings if f.host == host]))
+    document = AssessmentDocument(
+        schema_version=DOCUMENT_SCHEMA_VERSION,
+        tool_version=__version__,
+        generated_at=iso(datetime.now(UTC)) or "",
+        hosts=tuple(hosts),
+        findings=tuple(findings),
+    )
+    write_table(store, "findings", [finding_row(f) for f in findings])
+    con.close()
+    return document
+
+
+def finding_row(f: Finding) -> dict:
+    return {"id": f.id, "host": f.host, "check": f.check, "title": f.title, "severity": f.severity,
+            "confidence": f.confidence, "category": f.category, "key": f.key, "count": f.count,
+            "first_seen": f.first_seen, "last_seen": f.last_seen, "cves": ",".join(f.cves)}
+
+
+def host_assessment(con, host: str, roots: tuple[str, ...], findings: list[Finding]) -> HostAssessment:  # type: ignore[no-untyped-def]
+    coverage = host_coverage(con, host)
+    first, last = con.execute("SELECT min(ts), max(ts) FROM events WHERE host = ?", [host]).fetchone() or (None, None)
+    build = builds.assess_host(con, host)
+    assessed = coverage.events > 0 or coverage.files > 0
+    return HostAssessment(
+        host=host,
+        verdict=verdict(findings, assessed).value,
+        evidence=roots,
+        build=build,
+        coverage=coverage,
+        first_seen=iso(first),
+        last_seen=iso(last),
+    )
+
+
+def host_coverage(con, host: str) -> Coverage:  # type: ignore[no-untyped-def]
+    by_artifact = dict(con.execute(
+        "SELECT coalesce(artifact, 'other'), count(*) FROM files WHERE host = ? GROUP BY ALL ORDER BY 1",
+        [host]).fetchall())
+    by_source = dict(con.execute(
+        "SELECT source, count(*) FROM events WHERE host = ? GROUP BY ALL ORDER BY 1", [host]).fetchall())
+    files, size = con.execute("SELECT count(*), coalesce(sum(size), 0) FROM files WHERE host = ?",
+                              [host]).fetchone() or (0, 0)
+    n_warn = (con.execute("SELECT count(*) FROM warnings WHERE host = ?", [host]).fetchone() or (0,))[0]
+    samples = con.execute(
+        "SELECT artifact, path, line, \"offset\", message FROM warnings WHERE host = ? "
+        "ORDER BY path, line NULLS FIRST LIMIT ?", [host, WARNING_SAMPLES]).fetchall()
+    return Coverage(
+        files=int(files), bytes=int(size), events=int(sum(by_source.values())),
+        files_by_artifact={str(k): int(v) for k, v in by_artifact.items()},
+        events_by_source={str(k): int(v) for k, v in by_source.items()},
+        warnings=int(n_warn),
+        warning_samples=tuple({"artifact": a, "path": p, "line": ln, "offset": o, "message": m}
+                              for a, p, ln, o, m in samples),
+    )
+
+
+def document_bytes(document: AssessmentDocument) -> bytes:
+    return orjson.dumps(document.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def save_document(case: Path, document: AssessmentDocument) -> Path:
+    path = case / "findings.json"
+    path.write_bytes(document_bytes(document))
+    return path
+
+
+def load_document(case: Path) -> AssessmentDocument:
+    from exhunt.findings.model import document_from_dict
+
+    path = case / "findings.json" if case.is_dir() else case
+    try:
+        return document_from_dict(orjson.loads(path.read_bytes()))
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise EvidenceError(f"cannot read case document {path}: {exc}") from exc

@@ -1,0 +1,74 @@
+"""The artifact protocol: path globs, a cheap content sniff and one ``parse`` per family."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, ClassVar
+
+from exhunt.events.store import StoreWriter
+from exhunt.evidence.base import EvidenceFile
+
+MAX_WARNINGS_PER_FILE = 200
+
+
+@dataclass
+class ParseContext:
+    """What a parser may touch: its file, its host and the store writer. Nothing else."""
+
+    host: str
+    file: EvidenceFile
+    writer: StoreWriter
+    artifact: str = ""
+    warnings: int = 0
+    events: int = 0
+    facts: list[tuple[str, str]] = field(default_factory=list)
+
+    def warn(self, message: str, line: int | None = None, offset: int | None = None) -> None:
+        """Bad input is data: one row in ``warnings`` (capped per file so a bad file stays small)."""
+        self.warnings += 1
+        if self.warnings > MAX_WARNINGS_PER_FILE:
+            return
+        if self.warnings == MAX_WARNINGS_PER_FILE:
+            message = f"{message} (further warnings for this file suppressed)"
+        self.writer.add(
+            "warnings",
+            {"host": self.host, "artifact": self.artifact, "path": self.file.rel,
+             "line": line, "offset": offset, "message": message},
+        )
+
+    def event(self, row: dict[str, Any]) -> None:
+        row["host"] = self.host
+        row["path"] = self.file.rel
+        row.setdefault("source", self.artifact)
+        self.events += 1
+        self.writer.add("events", row)
+
+    def fact(self, fact: str, value: str, line: int | None = None, confidence: str = "high") -> None:
+        if (fact, value) in self.facts:
+            return
+        self.facts.append((fact, value))
+        self.writer.add(
+            "host_facts",
+            {"host": self.host, "fact": fact, "value": value, "source": self.artifact,
+             "path": self.file.rel, "line": line, "confidence": confidence},
+        )
+
+
+class Artifact:
+    """Base of artifact families. Subclasses set ``name`` and ``path_globs`` and implement ``parse``.
+
+    ``claims`` is the cheap applicability predicate: a path glob (lower-case, '/' separated) or a
+    look at the first bytes of the file.
+    """
+
+    name: ClassVar[str] = "artifact"
+    path_globs: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def claims(cls, rel_lower: str, head: bytes) -> bool:
+        return any(fnmatch.fnmatchcase(rel_lower, g) for g in cls.path_globs)
+
+    @classmethod
+    def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
+        raise NotImplementedError

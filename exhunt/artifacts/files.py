@@ -1,0 +1,73 @@
+"""File inventory: every file read once, hashed (SHA-256/SHA-1/MD5) while its parser reads it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+from exhunt.evidence.base import EvidenceFile
+
+HEAD_BYTES = 4096
+DRAIN_CHUNK = 1 << 20
+
+
+class HashingRaw(io.RawIOBase):
+    """A raw stream that hashes every byte read through it, so parse and hash share one read."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+        self.sha256 = hashlib.sha256()
+        self.sha1 = hashlib.sha1()  # noqa: S324 - IOC lists still use SHA-1/MD5
+        self.md5 = hashlib.md5()  # noqa: S324
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        if n:
+            self.sha256.update(data)
+            self.sha1.update(data)
+            self.md5.update(data)
+            self.bytes_read += n
+        return n
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+def open_hashing(file: EvidenceFile) -> tuple[io.BufferedReader, HashingRaw]:
+    raw = HashingRaw(file.open())
+    return io.BufferedReader(raw, buffer_size=DRAIN_CHUNK), raw
+
+
+def drain(stream: io.BufferedReader) -> None:
+    while stream.read(DRAIN_CHUNK):
+        pass
+
+
+def _ts(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def file_row(host: str, file: EvidenceFile, raw: HashingRaw, head: bytes, artifact: str | None) -> dict[str, Any]:
+    return {
+        "host": host,
+        "path": file.rel,
+        "size": raw.bytes_read,
+        "mtime": _ts(file.mtime),
+        "ctime": _ts(file.ctime),
+        "atime": _ts(file.atime),
+        "sha256": raw.sha256.hexdigest(),
+        "sha1": raw.sha1.hexdigest(),
+        "md5": raw.md5.hexdigest(),
+        "magic": head[:16].hex(),
+        "artifact": artifact,
+        "evidence": file.root,
+    }

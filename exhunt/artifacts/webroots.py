@@ -1,0 +1,41 @@
+"""Server-side pages (.aspx/.ashx/.asmx/...): notable content becomes ``webroot`` events.
+
+Every file is inventoried (hashes, times, magic) by the pipeline; this artifact only looks inside
+pages for structure that detections need, such as an exported OAB virtual directory whose
+ExternalUrl is a server-side script (the ProxyLogon China Chopper drop).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import BinaryIO
+
+from exhunt.artifacts.base import Artifact, ParseContext
+
+PAGE_SUFFIXES = (".aspx", ".ashx", ".asmx", ".asp", ".asax", ".cshtml", ".config")
+MAX_PAGE_BYTES = 16 << 20
+OAB_EXPORT_RE = re.compile(
+    rb"ExternalUrl\s*[:=]?\s*[^\r\n]{0,200}?<script[^>]{0,200}runat\s*=\s*[\"']?server", re.I
+)
+
+
+class WebPage(Artifact):
+    name = "webroot"
+
+    @classmethod
+    def claims(cls, rel_lower: str, head: bytes) -> bool:
+        return rel_lower.endswith(PAGE_SUFFIXES)
+
+    @classmethod
+    def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
+        data = stream.read(MAX_PAGE_BYTES)
+        if len(data) == MAX_PAGE_BYTES:
+            ctx.warn(f"page larger than {MAX_PAGE_BYTES} bytes: only the start was inspected")
+        match = OAB_EXPORT_RE.search(data)
+        if match:
+            line = data.count(b"\n", 0, match.start()) + 1
+            start = data.rfind(b"\n", 0, match.start()) + 1
+            end = data.find(b"\n", match.end())
+            excerpt = data[start : end if end != -1 else len(data)][:400].decode("utf-8", "replace")
+            ctx.event({"kind": "file", "log_type": "oab_export_script", "line": line,
+                       "message": excerpt.strip()})

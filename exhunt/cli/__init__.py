@@ -1,0 +1,55 @@
+"""Thin command-line front end: parse options, call ``exhunt.api``, print. No logic here.
+
+Each subcommand is one module with ``register(subparsers)``; ``COMMANDS`` is the explicit registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from exhunt import __version__
+from exhunt.cli import build, scan
+from exhunt.errors import ExhuntError, ExitCode
+
+COMMANDS = (scan, build)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one readable line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(int(ExitCode.ERROR), f"exhunt: error: {message} (see: {self.prog} --help)\n")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="exhunt", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"exhunt {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ExhuntError as exc:
+        print(f"exhunt: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("exhunt: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return int(ExitCode.ERROR)
+    except Exception as exc:  # last resort: one line, traceback only on request
+        if os.environ.get("EXHUNT_DEBUG"):
+            raise
+        print(f"exhunt: internal error: {type(exc).__name__}: {exc} (set EXHUNT_DEBUG=1 for details)",
+              file=sys.stderr)
+        return int(ExitCode.ERROR)

@@ -1,0 +1,1 @@
+"""Detections over the case store: native checks, Sigma, YARA, IOCs, build -> CVE."""

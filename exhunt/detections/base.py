@@ -1,0 +1,78 @@
+"""Checks shaped like pySigma validators: class metadata plus ``run(con)`` yielding hits.
+
+Most checks are one SQL query over the store views (``events``, ``files``, ``host_facts``);
+``SqlCheck`` turns its rows into hits. Hits are small and frozen; triage groups them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+import duckdb
+
+EXCERPT_CHARS = 400
+
+
+@dataclass(frozen=True)
+class Hit:
+    check: str
+    host: str
+    key: str  # grouping key: hits with the same (check, host, key, confidence) make one finding
+    path: str
+    source: str
+    ts: datetime | None = None
+    line: int | None = None
+    record_id: int | None = None
+    excerpt: str = ""
+    confidence: str = "high"
+    indicators: dict[str, str] = field(default_factory=dict)  # e.g. client_ip, user_agent, sha256
+
+
+class Check:
+    """Metadata every check carries into its findings."""
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    severity: ClassVar[str]
+    category: ClassVar[str] = "compromise"  # compromise | exposure | hygiene
+    description: ClassVar[str]
+    cves: ClassVar[tuple[str, ...]] = ()
+    attack: ClassVar[tuple[str, ...]] = ()
+    references: ClassVar[tuple[str, ...]] = ()
+    remediation: ClassVar[tuple[str, ...]] = ()
+
+    def run(self, con: duckdb.DuckDBPyConnection) -> Iterable[Hit]:
+        raise NotImplementedError
+
+
+class SqlCheck(Check):
+    """A check that is one query. Required columns: host, key, path, source, ts, line, record_id,
+    excerpt; optional: confidence, and any ``ioc_*`` column becomes an indicator."""
+
+    sql: ClassVar[str]
+
+    def run(self, con: duckdb.DuckDBPyConnection) -> Iterator[Hit]:
+        cursor = con.execute(self.sql)
+        names = [d[0] for d in cursor.description]
+        while batch := cursor.fetchmany(10_000):
+            for values in batch:
+                yield self.hit(dict(zip(names, values, strict=True)))
+
+    def hit(self, row: dict[str, Any]) -> Hit:
+        indicators = {k[4:]: str(v) for k, v in row.items() if k.startswith("ioc_") and v not in (None, "")}
+        return Hit(
+            check=self.id,
+            host=row["host"],
+            key=str(row.get("key") or ""),
+            path=row["path"],
+            source=row.get("source") or "",
+            ts=row.get("ts"),
+            line=row.get("line"),
+            record_id=row.get("record_id"),
+            excerpt=(row.get("excerpt") or "")[:EXCERPT_CHARS],
+            confidence=row.get("confidence") or "high",
+            indicators=indicators,
+        )

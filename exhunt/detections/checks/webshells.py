@@ -1,0 +1,91 @@
+"""Web shells by placement, OAB exports holding a script, and requests to unknown pages.
+
+Legitimate page names come from CSS-Exchange known-good baselines (``data/known_web_files.txt``,
+refreshed by ``tools/refresh_known_web_files.py``); anything else in these folders is suspect.
+"""
+
+from __future__ import annotations
+
+from exhunt.detections.base import SqlCheck
+from exhunt.detections.checks.proxylogon import MS_GUIDANCE, TEST_PROXYLOGON
+
+WEB_FOLDER_RE = "(^|/)(frontend/httpproxy/(owa|ecp)/auth|inetpub/wwwroot/aspnet_client|clientaccess/oab)/"
+PAGE_RE = "\\.(aspx|ashx|asmx|asp|asax|cshtml)$"
+URL_FOLDER_RE = "^/(owa/auth|ecp/auth|aspnet_client|oab)/(.*/)?[^/]+\\.(aspx|ashx|asmx|asp)$"
+SHELL_REMEDIATION = (
+    "Preserve the file (hash, copy, timestamps) and then remove it; search every Exchange server for the "
+    "same SHA-256 and name.",
+    "Review IIS logs for requests to the page (client IPs, first use) and everything those clients did.",
+    "Reset credentials that were usable on the server (machine account, service and admin accounts) and "
+    "look for persistence (scheduled tasks, new accounts, transport agents).",
+)
+
+
+class WebShellByPlacement(SqlCheck):
+    id = "webshell.placement"
+    title = "Unknown page in an Exchange or IIS web folder"
+    severity = "high"
+    description = (
+        "ProxyLogon web shells were dropped under FrontEnd\\HttpProxy\\owa\\auth, ...\\ecp\\auth, "
+        "inetpub\\wwwroot\\aspnet_client and ClientAccess\\OAB. This page's name is not in Exchange's "
+        "known-good baselines for those folders."
+    )
+    attack = ("T1505.003",)
+    references = (MS_GUIDANCE, TEST_PROXYLOGON)
+    remediation = SHELL_REMEDIATION
+    sql = f"""
+        SELECT host, path, 'files' AS source, mtime AS ts, NULL::BIGINT AS line, NULL::BIGINT AS record_id,
+               path AS key,
+               concat_ws(' ', path, 'size=' || size, 'sha256=' || sha256) AS excerpt,
+               sha256 AS ioc_sha256, path AS ioc_file_path
+        FROM files
+        WHERE regexp_matches(lower(path), '{WEB_FOLDER_RE}') AND regexp_matches(lower(path), '{PAGE_RE}')
+          AND lower(regexp_extract(path, '[^/]+$')) NOT IN (SELECT name FROM known_web_files)
+    """
+
+
+class OabExportWithScript(SqlCheck):
+    id = "webshell.oab_export_script"
+    title = "OAB virtual directory export with a script ExternalUrl (China Chopper drop)"
+    severity = "critical"
+    description = (
+        "The file holds an exported OAB virtual directory whose ExternalUrl is a '<script runat=server>' "
+        "block: the web shell written by the CVE-2021-27065 / CVE-2021-26858 file writes."
+    )
+    cves = ("CVE-2021-27065",)
+    attack = ("T1505.003", "T1190")
+    references = (MS_GUIDANCE, TEST_PROXYLOGON)
+    remediation = SHELL_REMEDIATION + (
+        "Reset the OAB virtual directory ExternalUrl (Set-OabVirtualDirectory -ExternalUrl …) to its "
+        "legitimate value.",
+    )
+    sql = """
+        SELECT e.host, e.path, e.source, coalesce(f.mtime, e.ts) AS ts, e.line, e.record_id, e.path AS key,
+               e.message AS excerpt, f.sha256 AS ioc_sha256, e.path AS ioc_file_path
+        FROM events e LEFT JOIN files f ON f.host = e.host AND f.path = e.path
+        WHERE e.source = 'webroot' AND e.kind = 'file' AND e.log_type = 'oab_export_script'
+    """
+
+
+class WebShellRequests(SqlCheck):
+    id = "webshell.requests"
+    title = "Requests to an unknown page in an Exchange web folder (web-shell use)"
+    severity = "high"
+    description = (
+        "IIS or HttpProxy logged requests to a page in a folder where ProxyLogon shells were placed and "
+        "whose name is not a legitimate Exchange page. Successful (2xx) requests are web-shell use; "
+        "failed ones are usually scanners looking for other actors' shells (low confidence)."
+    )
+    attack = ("T1505.003", "T1059")
+    references = (MS_GUIDANCE,)
+    remediation = SHELL_REMEDIATION
+    sql = f"""
+        SELECT host, path, source, ts, line, record_id, lower(uri) AS key,
+               concat_ws(' ', method, uri, uri_query, 'status=' || status, 'client=' || client_ip,
+                         'UA=' || user_agent) AS excerpt,
+               CASE WHEN status BETWEEN 200 AND 299 THEN 'high' ELSE 'low' END AS confidence,
+               client_ip AS ioc_client_ip, user_agent AS ioc_user_agent, uri AS ioc_url_path
+        FROM events
+        WHERE source IN ('iis', 'httpproxy') AND regexp_matches(lower(uri), '{URL_FOLDER_RE}')
+          AND lower(regexp_extract(uri, '[^/]+$')) NOT IN (SELECT name FROM known_web_files)
+    """

@@ -1,0 +1,1 @@
+"""The normalized events store: Arrow schemas, batching writers and DuckDB views over Parquet."""

@@ -1,0 +1,98 @@
+"""Versioned Arrow schemas of the case store tables.
+
+Two tiers: every artifact keeps its source-faithful record as JSON in ``fields``; the named
+columns are the normalized view that checks and Sigma mappings target.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+TS = pa.timestamp("us", tz="UTC")
+
+EVENTS = pa.schema(
+    [
+        ("host", pa.string()),
+        ("source", pa.string()),  # artifact name: iis, httpproxy, ecp_server, oab_generator, evtx ...
+        ("log_type", pa.string()),  # the file's own #Log-type / #Software, or the EVTX channel
+        ("path", pa.string()),  # relative to the evidence root
+        ("line", pa.int64()),  # 1-based line in a text log
+        ("record_id", pa.int64()),  # EVTX record id / export record number
+        ("ts", TS),
+        ("kind", pa.string()),  # http | cmdlet | event | process | file | log
+        ("client_ip", pa.string()),
+        ("server_ip", pa.string()),
+        ("user", pa.string()),
+        ("method", pa.string()),
+        ("uri", pa.string()),  # raw path as logged
+        ("uri_query", pa.string()),  # raw query as logged
+        ("uri_decoded", pa.string()),  # percent/plus decoded path?query
+        ("status", pa.int32()),
+        ("user_agent", pa.string()),  # decoded ('+' -> ' ')
+        ("protocol", pa.string()),  # HttpProxy protocol folder (Ecp, Owa, ...)
+        ("anchor_mailbox", pa.string()),
+        ("target_server", pa.string()),
+        ("channel", pa.string()),
+        ("provider", pa.string()),
+        ("event_id", pa.int32()),
+        ("computer", pa.string()),
+        ("image", pa.string()),
+        ("command_line", pa.string()),
+        ("parent_image", pa.string()),
+        ("parent_command_line", pa.string()),
+        ("target_filename", pa.string()),
+        ("cmdlet", pa.string()),
+        ("parameters", pa.string()),
+        ("message", pa.string()),
+        ("fields", pa.string()),  # JSON object of every raw field, names as in the source
+    ]
+)
+
+FILES = pa.schema(
+    [
+        ("host", pa.string()),
+        ("path", pa.string()),  # relative to the evidence root, '/' separated
+        ("size", pa.int64()),
+        ("mtime", TS),
+        ("ctime", TS),
+        ("atime", TS),
+        ("sha256", pa.string()),
+        ("sha1", pa.string()),
+        ("md5", pa.string()),
+        ("magic", pa.string()),  # hex of the first 16 bytes
+        ("artifact", pa.string()),  # artifact that parsed it, or null
+        ("evidence", pa.string()),  # the evidence root it came from
+    ]
+)
+
+HOST_FACTS = pa.schema(
+    [
+        ("host", pa.string()),
+        ("fact", pa.string()),  # e.g. "build"
+        ("value", pa.string()),
+        ("source", pa.string()),  # artifact that saw it
+        ("path", pa.string()),
+        ("line", pa.int64()),
+        ("confidence", pa.string()),  # high | medium | low
+    ]
+)
+
+WARNINGS = pa.schema(
+    [
+        ("host", pa.string()),
+        ("artifact", pa.string()),
+        ("path", pa.string()),
+        ("line", pa.int64()),
+        ("offset", pa.int64()),
+        ("message", pa.string()),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "events": EVENTS,
+    "files": FILES,
+    "host_facts": HOST_FACTS,
+    "warnings": WARNINGS,
+}

@@ -1,0 +1,138 @@
+"""The case store: Parquet parts written in batches, read back as DuckDB views.
+
+Layout: ``<store>/<table>/host=<host>/<part>.parquet``. Every writer owns its own part files, so
+worker processes never share a file, and a rerun of detections needs only the Parquet parts.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from exhunt.events.schema import TABLES
+
+BATCH_ROWS = 20_000
+
+Row = Mapping[str, Any]
+
+
+def _safe(name: str) -> str:
+    """Host names become folder names: keep them portable and inside the store."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip(".")
+    return cleaned or "_"
+
+
+class TableWriter:
+    """Buffers rows of one table and writes them as row groups of one Parquet part."""
+
+    def __init__(self, store: Path, table: str, host: str, part: str) -> None:
+        self.schema = TABLES[table]
+        self.path = store / table / f"host={_safe(host)}" / f"{part}.parquet"
+        self._rows: list[Row] = []
+        self._writer: pq.ParquetWriter | None = None
+        self.count = 0
+
+    def add(self, row: Row) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= BATCH_ROWS:
+            self.flush()
+
+    def add_batch(self, batch: pa.RecordBatch | pa.Table) -> None:
+        self.flush()
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        self._write(table.select(self.schema.names).cast(self.schema))
+
+    def flush(self) -> None:
+        if not self._rows:
+            return
+        table = pa.Table.from_pylist(self._rows, schema=self.schema)
+        self._rows = []
+        self._write(table)
+
+    def _write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+        self._writer.write_table(table)
+        self.count += table.num_rows
+
+    def close(self) -> None:
+        self.flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class StoreWriter:
+    """One writer per task: lazily opens a part per table it is given rows for."""
+
+    def __init__(self, store: Path, host: str, part: str | None = None) -> None:
+        self.store = store
+        self.host = host
+        self.part = part or uuid.uuid4().hex
+        self._tables: dict[str, TableWriter] = {}
+
+    def table(self, name: str) -> TableWriter:
+        if name not in self._tables:
+            self._tables[name] = TableWriter(self.store, name, self.host, self.part)
+        return self._tables[name]
+
+    def add(self, table: str, row: Row) -> None:
+        self.table(table).add(row)
+
+    def extend(self, table: str, rows: Iterable[Row]) -> None:
+        writer = self.table(table)
+        for row in rows:
+            writer.add(row)
+
+    def counts(self) -> dict[str, int]:
+        return {name: w.count + len(w._rows) for name, w in self._tables.items()}
+
+    def close(self) -> None:
+        for writer in self._tables.values():
+            writer.close()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_table(store: Path, table: str, rows: list[Row], part: str = "all") -> None:
+    """Replace one whole table (used for derived tables such as findings)."""
+    folder = store / table
+    if folder.exists():
+        for old in folder.rglob("*.parquet"):
+            old.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    schema = TABLES.get(table)
+    arrow = pa.Table.from_pylist(rows, schema=schema) if schema else pa.Table.from_pylist(rows)
+    if arrow.num_columns:
+        pq.write_table(arrow, folder / f"{part}.parquet", compression="zstd")
+
+
+def connect(store: Path, extra_tables: Iterable[str] = ()) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with one view per store table (empty tables when nothing was written)."""
+    con = duckdb.connect(":memory:")
+    names = list(TABLES) + [t for t in extra_tables if t not in TABLES]
+    for name in names:
+        parts = sorted((store / name).rglob("*.parquet")) if (store / name).exists() else []
+        if parts:
+            files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+            con.execute(
+                f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}], union_by_name=true)"
+            )
+        elif name in TABLES:
+            empty = TABLES[name].empty_table()  # noqa: F841  (referenced by DuckDB below)
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM empty")
+    return con

@@ -1,0 +1,1 @@
+"""The frozen assessment document: findings, hosts, coverage. Reports render only this."""

@@ -1,0 +1,156 @@
+"""Findings model: small frozen dataclasses, one canonical JSON document (versioned).
+
+Everything is JSON-native (times are ISO-8601 UTC strings) so ``load(dump(doc)) == doc``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from typing import Any
+
+DOCUMENT_SCHEMA_VERSION = "1.0"
+
+
+class Severity(str, Enum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return ["info", "low", "medium", "high", "critical"].index(self.value)
+
+
+class Verdict(str, Enum):
+    COMPROMISED = "compromised"
+    SUSPICIOUS = "suspicious"
+    CLEAN = "clean"
+    NOT_ASSESSED = "not assessed"
+
+
+@dataclass(frozen=True)
+class EvidenceRef:
+    """One cited row: where it is, when, and a short excerpt (raw text: renderers escape it)."""
+
+    path: str
+    source: str
+    line: int | None = None
+    record_id: int | None = None
+    ts: str | None = None
+    excerpt: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    check: str
+    title: str
+    severity: str
+    confidence: str
+    category: str  # compromise | exposure | hygiene
+    host: str
+    key: str
+    description: str
+    first_seen: str | None
+    last_seen: str | None
+    count: int
+    cves: tuple[str, ...] = ()
+    attack: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    remediation: tuple[str, ...] = ()
+    evidence: tuple[EvidenceRef, ...] = ()
+    indicators: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CveStatus:
+    cve: str
+    name: str
+    status: str  # vulnerable | fixed | unknown
+    fixed_in: str | None = None
+    update: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class HostBuild:
+    build: str | None
+    product: str | None = None
+    cu: str | None = None
+    update: str | None = None
+    source: str | None = None
+    confidence: str | None = None
+    cves: tuple[CveStatus, ...] = ()
+    install: str | None = None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    files: int = 0
+    bytes: int = 0
+    events: int = 0
+    files_by_artifact: dict[str, int] = field(default_factory=dict)
+    events_by_source: dict[str, int] = field(default_factory=dict)
+    warnings: int = 0
+    warning_samples: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class HostAssessment:
+    host: str
+    verdict: str
+    evidence: tuple[str, ...] = ()
+    build: HostBuild | None = None
+    coverage: Coverage = field(default_factory=Coverage)
+    first_seen: str | None = None
+    last_seen: str | None = None
+
+
+@dataclass(frozen=True)
+class AssessmentDocument:
+    schema_version: str
+    tool_version: str
+    generated_at: str
+    hosts: tuple[HostAssessment, ...]
+    findings: tuple[Finding, ...]
+    rules: dict[str, Any] = field(default_factory=dict)  # loaded / skipped rule packs with reasons
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def has_findings(self) -> bool:
+        return any(f.category != "hygiene" for f in self.findings)
+
+
+def _build(cls: type, data: Any) -> Any:
+    """Rebuild nested frozen dataclasses from their ``asdict`` form (lists become tuples)."""
+    if data is None:
+        return None
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        nested = {
+            "evidence": EvidenceRef if cls is Finding else None,
+            "cves": CveStatus if cls is HostBuild else None,
+            "build": HostBuild if cls is HostAssessment else None,
+            "coverage": Coverage if cls is HostAssessment else None,
+            "hosts": HostAssessment if cls is AssessmentDocument else None,
+            "findings": Finding if cls is AssessmentDocument else None,
+        }.get(f.name)
+        if nested is not None:
+            value = tuple(_build(nested, v) for v in value) if isinstance(value, list) else _build(nested, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def document_from_dict(data: dict[str, Any]) -> AssessmentDocument:
+    doc: AssessmentDocument = _build(AssessmentDocument, data)
+    return doc

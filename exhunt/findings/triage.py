@@ -1,0 +1,110 @@
+"""Hits -> findings (grouped, evidence capped but every row kept in the store) -> host verdicts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from exhunt.detections.base import Check, Hit
+from exhunt.findings.model import EvidenceRef, Finding, Severity, Verdict
+
+MAX_EVIDENCE = 25
+MAX_INDICATOR_VALUES = 50
+CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
+
+
+def iso(ts: datetime | None) -> str | None:
+    return ts.isoformat().replace("+00:00", "Z") if ts else None
+
+
+def finding_id(check: str, host: str, key: str, confidence: str) -> str:
+    digest = hashlib.sha256(f"{check}\x00{host}\x00{key}\x00{confidence}".encode()).hexdigest()
+    return f"{check}:{digest[:12]}"
+
+
+@dataclass
+class _Group:
+    hits: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    evidence: list[EvidenceRef] = field(default_factory=list)
+    indicators: dict[str, list[str]] = field(default_factory=dict)
+
+
+def group_hits(check: Check, hits: Iterable[Hit], rows_out: list[dict] | None = None) -> list[Finding]:
+    """One finding per (host, key, confidence); every hit also goes to ``rows_out`` for the store."""
+    groups: dict[tuple[str, str, str], _Group] = {}
+    for hit in hits:
+        gkey = (hit.host, hit.key, hit.confidence)
+        group = groups.setdefault(gkey, _Group())
+        group.hits += 1
+        if hit.ts is not None:
+            group.first = hit.ts if group.first is None or hit.ts < group.first else group.first
+            group.last = hit.ts if group.last is None or hit.ts > group.last else group.last
+        ref = EvidenceRef(hit.path, hit.source, hit.line, hit.record_id, iso(hit.ts), hit.excerpt)
+        if len(group.evidence) < MAX_EVIDENCE:
+            group.evidence.append(ref)
+        for name, value in hit.indicators.items():
+            values = group.indicators.setdefault(name, [])
+            if value not in values and len(values) < MAX_INDICATOR_VALUES:
+                values.append(value)
+        if rows_out is not None:
+            rows_out.append({"finding_id": finding_id(check.id, *gkey), "host": hit.host, "path": hit.path,
+                             "source": hit.source, "line": hit.line, "record_id": hit.record_id,
+                             "ts": hit.ts, "excerpt": hit.excerpt})
+    findings = []
+    for (host, key, confidence), group in groups.items():
+        evidence = sorted(group.evidence, key=lambda e: (e.ts or "", e.path, e.line or 0, e.record_id or 0))
+        findings.append(
+            Finding(
+                id=finding_id(check.id, host, key, confidence),
+                check=check.id,
+                title=check.title,
+                severity=_severity_for(check.severity, confidence),
+                confidence=confidence,
+                category=check.category,
+                host=host,
+                key=key,
+                description=check.description,
+                first_seen=iso(group.first),
+                last_seen=iso(group.last),
+                count=group.hits,
+                cves=tuple(check.cves),
+                attack=tuple(check.attack),
+                references=tuple(check.references),
+                remediation=tuple(check.remediation),
+                evidence=tuple(evidence),
+                indicators={k: sorted(v) for k, v in sorted(group.indicators.items())},
+            )
+        )
+    return findings
+
+
+def _severity_for(severity: str, confidence: str) -> str:
+    """Low-confidence hits are reported one severity step lower, never hidden."""
+    if confidence != "low":
+        return severity
+    order = [s.value for s in Severity]
+    return order[min(order.index(severity) + 1, len(order) - 1)]
+
+
+def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (-Severity(f.severity).rank, -CONFIDENCE_RANK.get(f.confidence, 0),
+                                           f.host, f.first_seen or "", f.check, f.key))
+
+
+def verdict(findings: Iterable[Finding], assessed: bool) -> Verdict:
+    """Compromised: a high/critical compromise finding of high confidence. Exposure alone is not."""
+    if not assessed:
+        return Verdict.NOT_ASSESSED
+    suspicious = False
+    for f in findings:
+        if f.category != "compromise":
+            continue
+        if Severity(f.severity).rank >= Severity.HIGH.rank and f.confidence == "high":
+            return Verdict.COMPROMISED
+        if Severity(f.severity).rank >= Severity.LOW.rank:
+            suspicious = True
+    return Verdict.SUSPICIOUS if suspicious else Verdict.CLEAN

@@ -1,0 +1,47 @@
+"""A compact rich summary: per-host verdicts, builds, top findings. Never used for piped JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from exhunt.findings.model import AssessmentDocument
+
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
+VERDICT_STYLE = {"compromised": "bold red", "suspicious": "yellow", "clean": "green", "not assessed": "dim"}
+TOP = 30
+
+
+def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | None = None) -> None:
+    console = Console(no_color=not color, highlight=False, soft_wrap=False)
+    hosts = Table(title="Hosts", show_lines=False)
+    for col in ("host", "verdict", "build", "vulnerable to", "files", "events", "warnings"):
+        hosts.add_column(col)
+    for h in doc.hosts:
+        build = h.build.build if h.build and h.build.build else "unknown"
+        if h.build and h.build.product:
+            build += f" ({h.build.product} {h.build.cu or ''} {h.build.update or ''})".replace("  ", " ")
+        vulnerable = ", ".join(c.cve for c in (h.build.cves if h.build else ()) if c.status == "vulnerable")
+        hosts.add_row(h.host, f"[{VERDICT_STYLE.get(h.verdict, '')}]{h.verdict}[/]", build, vulnerable or "-",
+                      str(h.coverage.files), str(h.coverage.events), str(h.coverage.warnings))
+    console.print(hosts)
+    if not doc.findings:
+        console.print("No findings.")
+    else:
+        table = Table(title=f"Findings ({len(doc.findings)})")
+        for col in ("severity", "conf.", "host", "finding", "key", "rows", "first seen (UTC)", "CVEs"):
+            table.add_column(col, overflow="fold")
+        for f in doc.findings[:TOP]:
+            table.add_row(f"[{SEVERITY_STYLE.get(f.severity, '')}]{f.severity}[/]", f.confidence, f.host,
+                          f.title, _short(f.key), str(f.count), f.first_seen or "-", ", ".join(f.cves) or "-")
+        console.print(table)
+        if len(doc.findings) > TOP:
+            console.print(f"... and {len(doc.findings) - TOP} more (see findings.json)")
+    if case_dir is not None:
+        console.print(f"Case written to {case_dir} (findings.json, store/)")
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else "…" + text[-limit:]

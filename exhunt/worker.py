@@ -1,0 +1,57 @@
+"""The per-file task run in worker processes: sniff, parse, hash, write this file's store parts.
+
+Module-level and picklable so it runs under the ``spawn`` start method (Windows, macOS).
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from exhunt.artifacts import choose
+from exhunt.artifacts.base import ParseContext
+from exhunt.artifacts.files import HEAD_BYTES, drain, file_row, open_hashing
+from exhunt.events.store import StoreWriter
+from exhunt.evidence.base import EvidenceFile
+
+
+@dataclass(frozen=True)
+class FileResult:
+    rel: str
+    artifact: str | None
+    size: int
+    events: int
+    warnings: int
+
+
+def process_file(file: EvidenceFile, host: str, store: str) -> FileResult:
+    """Parse one evidence file into its own Parquet parts; never raises for bad evidence."""
+    with StoreWriter(Path(store), host) as writer:
+        ctx = ParseContext(host=host, file=file, writer=writer)
+        try:
+            stream, raw = open_hashing(file)
+        except OSError as exc:
+            ctx.artifact = "files"
+            ctx.warn(f"cannot open: {exc.strerror or exc}")
+            return FileResult(file.rel, None, 0, 0, ctx.warnings)
+        with stream:
+            head = stream.peek(HEAD_BYTES)[:HEAD_BYTES]
+            artifact = choose(file.rel_lower, head)
+            ctx.artifact = artifact.name if artifact else "files"
+            if artifact is not None:
+                try:
+                    artifact.parse(ctx, stream)
+                except OSError as exc:
+                    ctx.warn(f"read error while parsing: {exc.strerror or exc}")
+                except Exception as exc:  # a parser bug must not lose the rest of the evidence
+                    where = traceback.extract_tb(exc.__traceback__)[-1]
+                    ctx.warn(f"parser error {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})")
+            try:
+                drain(stream)
+            except OSError as exc:
+                ctx.warn(f"read error while hashing: {exc.strerror or exc}")
+            if raw.bytes_read != file.size:
+                ctx.warn(f"file changed while read: listed {file.size} bytes, read {raw.bytes_read}")
+            writer.add("files", file_row(host, file, raw, head, artifact.name if artifact else None))
+        return FileResult(file.rel, artifact.name if artifact else None, raw.bytes_read, ctx.events, ctx.warnings)

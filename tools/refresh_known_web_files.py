@@ -1,0 +1,38 @@
+"""Regenerate exhunt/data/known_web_files.txt from CSS-Exchange known-good baselines.
+
+Usage: python tools/refresh_known_web_files.py ../shared/data/css-exchange/baselines
+Ships only the names of legitimate pages in the web folders that ProxyLogon shells were dropped
+into, never the hashes (those stay with the user's --baseline packs).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+WEB_FOLDERS = ("owa/auth/", "ecp/auth/", "aspnet_client/", "clientaccess/oab/", "/oab/")
+PAGE_EXT = (".aspx", ".ashx", ".asmx", ".asax", ".asp", ".svc")
+OUT = Path(__file__).resolve().parent.parent / "exhunt" / "data" / "known_web_files.txt"
+
+
+def known_names(folder: Path) -> list[str]:
+    names: set[str] = set()
+    for csv_file in sorted(folder.glob("*.csv")):
+        for line in csv_file.read_text(encoding="utf-8-sig").splitlines():
+            parts = line.split(",", 2)
+            if len(parts) != 3:
+                continue
+            rel = "/" + parts[2].strip().replace("\\", "/").lower().lstrip("/")
+            if rel.endswith(PAGE_EXT) and any(f in rel for f in WEB_FOLDERS):
+                names.add(rel.rsplit("/", 1)[1])
+    return sorted(names)
+
+
+def render(names: list[str]) -> str:
+    header = "# Legitimate page names in Exchange web folders (from CSS-Exchange baselines)\n"
+    return header + "".join(n + "\n" for n in names)
+
+
+if __name__ == "__main__":
+    OUT.write_text(render(known_names(Path(sys.argv[1]))), encoding="utf-8")
+    print(f"wrote {OUT}")
