@@ -20,7 +20,7 @@ import orjson
 
 from exhunt import __version__
 from exhunt.detections import builds
-from exhunt.detections.runner import run_checks
+from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.errors import EvidenceError, UsageError
 from exhunt.events.store import StoreWriter, connect, write_table
 from exhunt.evidence import open_evidence
@@ -46,6 +46,10 @@ class ScanOptions:
     jobs: int = 0  # 0: all cores
     quiet: bool = False
     progress: bool = True
+    yara: list[Path] = field(default_factory=list)  # user YARA packs (files or folders)
+    sigma: list[Path] = field(default_factory=list)  # user Sigma rules (files or folders)
+    iocs: list[Path] = field(default_factory=list)  # user IOC lists
+    baselines: list[Path] = field(default_factory=list)  # known-good hash baselines
 
 
 @dataclass
@@ -126,16 +130,20 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             shutil.rmtree(store)
         work = plan(evidence, options.host, store)
         results = parse_all(work, store, options)
-        document = assess(store, work)
+        document = assess(store, work, options)
         save_document(case, document)
         return ScanResult(document, case if options.out else Path(), results)
 
 
-def assess(store: Path, work: list[HostWork]) -> AssessmentDocument:
+def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None) -> AssessmentDocument:
     """Detections and triage over a finished store: re-runnable without re-parsing."""
+    options = options or ScanOptions()
     con = connect(store)
     hit_rows: list[dict] = []
-    findings = sort_findings(run_checks(con, hit_rows=hit_rows))
+    context = DetectContext(store=store, yara=options.yara, sigma=options.sigma, iocs=options.iocs,
+                            baselines=options.baselines)
+    raw_findings, rules = run_detections(con, context, hit_rows)
+    findings = sort_findings(raw_findings)
     write_table(store, "hits", hit_rows)
     hosts = []
     evidence_by_host: dict[str, list[str]] = {}
@@ -149,6 +157,7 @@ def assess(store: Path, work: list[HostWork]) -> AssessmentDocument:
         generated_at=iso(datetime.now(UTC)) or "",
         hosts=tuple(hosts),
         findings=tuple(findings),
+        rules=rules,
     )
     write_table(store, "findings", [finding_row(f) for f in findings])
     con.close()

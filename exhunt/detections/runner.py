@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -32,3 +35,41 @@ def run_checks(
     for check in checks if checks is not None else (c() for c in CHECKS):
         findings.extend(group_hits(check, check.run(con), hit_rows))
     return findings
+
+
+@dataclass
+class DetectContext:
+    """What detection engines may use besides the store: user rule packs and lists."""
+
+    store: Path | None = None
+    yara: list[Path] = field(default_factory=list)
+    sigma: list[Path] = field(default_factory=list)
+    iocs: list[Path] = field(default_factory=list)
+    baselines: list[Path] = field(default_factory=list)
+
+
+# An engine runs over the store and returns its findings plus a report of the rules it loaded
+# (counts, skipped rules with reasons) that goes into the document's ``rules`` section.
+Engine = Callable[[duckdb.DuckDBPyConnection, DetectContext, list[dict]], tuple[list[Finding], dict[str, Any]]]
+
+
+def native_engine(
+    con: duckdb.DuckDBPyConnection, context: DetectContext, hit_rows: list[dict]
+) -> tuple[list[Finding], dict[str, Any]]:
+    checks = [c() for c in CHECKS]
+    return run_checks(con, checks, hit_rows), {"loaded": len(checks), "ids": [c.id for c in checks]}
+
+
+ENGINES: tuple[tuple[str, Engine], ...] = (("native", native_engine),)
+
+
+def run_detections(
+    con: duckdb.DuckDBPyConnection, context: DetectContext, hit_rows: list[dict]
+) -> tuple[list[Finding], dict[str, Any]]:
+    findings: list[Finding] = []
+    rules: dict[str, Any] = {}
+    for name, engine in ENGINES:
+        found, report = engine(con, context, hit_rows)
+        findings.extend(found)
+        rules[name] = report
+    return findings, rules
