@@ -2,7 +2,8 @@
 OABGenerator, MessageTracking and any other log that declares itself Exchange's.
 
 Fields are read from each block's own ``#Fields:`` line. Values are split as CSV (quoted fields
-may hold commas); ``#`` and ``?`` inside a value are data.
+may hold commas); ``#`` and ``?`` inside a value are data. HttpProxy blocks (the bulk of the bytes)
+take the Arrow/DuckDB fast path; the other, small logs the reference parser.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ from __future__ import annotations
 import csv
 import re
 from typing import Any, BinaryIO
+from urllib.parse import unquote_plus
 
+import duckdb
 import orjson
 
 from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.timeparse import parse_ts
-from exhunt.artifacts.w3c import Block, header_value, iter_records
+from exhunt.artifacts.w3c import Block, header_value
+from exhunt.artifacts.w3c_fast import W3cEngine, ident, sql_str
 
-# Normalized column <- candidate source field names (first present wins).
+# Normalized column <- candidate source field names (first non-empty wins).
 FIELD_MAP: dict[str, tuple[str, ...]] = {
     "ts": ("DateTime", "TimeStamp", "date-time", "Timestamp", "Time"),
     "client_ip": ("ClientIpAddress", "client-ip", "ClientIP", "ClientIp"),
@@ -45,7 +49,10 @@ SOURCE_BY_LOG_TYPE = (
 )
 
 CMD_RE = re.compile(r"S:CMD=(?P<cmd>[A-Za-z]+-[A-Za-z]+)(?P<params>.*?)(?=;S:[A-Z]+=|$)", re.S)
-BUILD_RE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{1,4})\.(\d{1,3})$")
+BUILD_RE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{1,4})\.(\d{1,3})$", re.A)
+ISO_SQL = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?Z"
+ISO_RE = re.compile(ISO_SQL.replace("([.]", r"(\.").replace("[0-9]", r"\d"), re.A)
+VERSION_COLUMNS = ("MajorVersion", "MinorVersion", "BuildVersion", "RevisionVersion")
 
 
 def split_csv(text: str) -> list[str]:
@@ -65,13 +72,11 @@ def source_for(log_type: str, rel_lower: str) -> str:
 
 
 def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text not in (None, "") else None
-    except ValueError:
-        return None
+    return int(text) if text and len(text) <= 9 and text.isascii() and text.isdigit() else None
 
 
 def normalize(record: dict[str, str], source: str) -> dict[str, Any]:
+    """Reference normalization of one record (the fast path's SQL must agree with it)."""
     row: dict[str, Any] = {"kind": "http" if source == "httpproxy" else "log"}
     for column, names in FIELD_MAP.items():
         for name in names:
@@ -82,11 +87,93 @@ def normalize(record: dict[str, str], source: str) -> dict[str, Any]:
     row["ts"] = parse_ts(row.get("ts"))
     row["status"] = _int(row.get("status"))
     if source == "httpproxy":
-        from urllib.parse import unquote_plus
-
-        query = row.get("uri_query") or ""
-        row["uri_decoded"] = unquote_plus((row.get("uri") or "") + query)
+        row["uri_decoded"] = unquote_plus((row.get("uri") or "") + (row.get("uri_query") or ""))
     return row
+
+
+class ExchangeDialect:
+    field_sep = ","
+    quote_char: str | bool = '"'
+
+    split = staticmethod(split_csv)
+
+    @staticmethod
+    def source(ctx: ParseContext, block: Block) -> str:
+        return source_for(block.directives.get("log-type", ""), ctx.file.rel_lower)
+
+    def on_block(self, ctx: ParseContext, block: Block, first_line: int) -> None:
+        version = block.directives.get("version", "")
+        if BUILD_RE.match(version) and not version.startswith(("15.0.0.0", "15.00.0000")):
+            ctx.fact("build", version, first_line, "high")
+
+    def handle(self, ctx: ParseContext, number: int, text: str, block: Block, record: dict[str, str]) -> None:
+        source = self.source(ctx, block)
+        row = normalize(record, source)
+        row["source"] = source
+        row["log_type"] = block.directives.get("log-type")
+        row["line"] = number
+        if source == "httpproxy":
+            parts = [record.get(k, "") for k in VERSION_COLUMNS]
+            if all(p.isascii() and p.isdigit() for p in parts) and parts[0] == "15":
+                ctx.fact("build", ".".join(parts), number, "high")
+        else:
+            row["message"] = text
+        if source == "ecp_server":
+            match = CMD_RE.search(record.get("EventData", ""))
+            if match:
+                row["kind"] = "cmdlet"
+                row["cmdlet"] = match["cmd"]
+                row["parameters"] = match["params"]
+        if row.get("ts") is None:
+            ctx.warn("record without a readable timestamp", number)
+        row["fields"] = orjson.dumps(record).decode()
+        ctx.event(row)
+
+    def fast_sql(self, ctx: ParseContext, block: Block) -> str | None:
+        if self.source(ctx, block) != "httpproxy":
+            return None
+        present = set(block.fields)
+
+        def pick(column: str) -> str:
+            names = [ident(n) for n in FIELD_MAP[column] if n in present]
+            if not names:
+                return "NULL::VARCHAR"
+            return "coalesce(" + ", ".join(f"nullif({n}, '')" for n in names) + ")"
+
+        fields = ", ".join(f"{sql_str(f)}, {ident(f)}" for f in block.fields)
+        return f"""
+            WITH base AS (
+                SELECT *, {pick('ts')} AS _rawts, {pick('uri')} AS _uri, {pick('uri_query')} AS _query,
+                       {pick('status')} AS _status,
+                       try(url_decode(replace(coalesce({pick('uri')}, '') || coalesce({pick('uri_query')}, ''),
+                                              '+', ' '))) AS _decoded
+                FROM seg
+            )
+            SELECT {sql_str(ctx.host)} AS host, 'httpproxy' AS source,
+                   {sql_str(block.directives.get('log-type'))} AS log_type, {sql_str(ctx.file.rel)} AS path,
+                   __line AS line, try_cast(_rawts AS TIMESTAMPTZ) AS ts, 'http' AS kind,
+                   {pick('client_ip')} AS client_ip, {pick('server_ip')} AS server_ip, {pick('user')} AS "user",
+                   {pick('method')} AS method, _uri AS uri, _query AS uri_query, _decoded AS uri_decoded,
+                   CASE WHEN regexp_full_match(_status, '[0-9]{{1,9}}') THEN CAST(_status AS INTEGER) END AS status,
+                   {pick('user_agent')} AS user_agent, {pick('protocol')} AS protocol,
+                   {pick('anchor_mailbox')} AS anchor_mailbox, {pick('target_server')} AS target_server,
+                   {pick('computer')} AS computer,
+                   json_object({fields})::VARCHAR AS fields,
+                   (_decoded IS NOT NULL AND regexp_full_match(_rawts, '{ISO_SQL}')) AS __ok
+            FROM base
+        """
+
+    def fast_facts(self, ctx: ParseContext, con: duckdb.DuckDBPyConnection, block: Block) -> None:
+        if not set(VERSION_COLUMNS) <= set(block.fields):
+            return
+        cols = [ident(c) for c in VERSION_COLUMNS]
+        digits = " AND ".join(f"regexp_full_match({c}, '[0-9]+')" for c in cols)
+        rows = con.execute(
+            f"SELECT concat_ws('.', {', '.join(cols)}) AS v, min(__line) FROM seg "
+            f"WHERE {cols[0]} = '15' AND {digits} GROUP BY v ORDER BY 2"
+        ).fetchall()
+        for value, line in rows:
+            ctx.fact("build", value, line, "high")
 
 
 class ExchangeLog(Artifact):
@@ -94,6 +181,7 @@ class ExchangeLog(Artifact):
 
     name = "exchange_log"
     path_globs = ("*/logging/httpproxy/*/*.log", "*/logging/ecp/server/*.log", "*/logging/oabgeneratorlog/*.log")
+    fast = True
 
     @classmethod
     def claims(cls, rel_lower: str, head: bytes) -> bool:
@@ -104,38 +192,4 @@ class ExchangeLog(Artifact):
 
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
-        rel_lower = ctx.file.rel_lower
-        current: Block | None = None
-        source = "exchange_log"
-        for number, text, block, record in iter_records(ctx, stream, split_csv, ","):
-            if block is not current:
-                current = block
-                log_type = block.directives.get("log-type", "")
-                source = source_for(log_type, rel_lower)
-                version = block.directives.get("version", "")
-                if BUILD_RE.match(version) and not version.startswith(("15.0.0.0", "15.00.0000")):
-                    ctx.fact("build", version, number, "high")
-            row = normalize(record, source)
-            row["source"] = source
-            row["log_type"] = block.directives.get("log-type")
-            row["line"] = number
-            if source == "httpproxy":
-                _httpproxy_build(ctx, record, number)
-            else:
-                row["message"] = text
-            if source == "ecp_server":
-                match = CMD_RE.search(record.get("EventData", ""))
-                if match:
-                    row["kind"] = "cmdlet"
-                    row["cmdlet"] = match["cmd"]
-                    row["parameters"] = match["params"]
-            if row.get("ts") is None:
-                ctx.warn("record without a readable timestamp", number)
-            row["fields"] = orjson.dumps(record).decode()
-            ctx.event(row)
-
-
-def _httpproxy_build(ctx: ParseContext, record: dict[str, str], line: int) -> None:
-    parts = [record.get(k, "") for k in ("MajorVersion", "MinorVersion", "BuildVersion", "RevisionVersion")]
-    if all(p.isdigit() for p in parts) and parts[0] == "15":
-        ctx.fact("build", ".".join(parts), line, "high")
+        W3cEngine(ctx, ExchangeDialect(), use_fast=cls.fast).run(stream)

@@ -13,15 +13,18 @@ def iter_lines(
     stream: BinaryIO,
     warn: Callable[[str, int | None, int | None], None],
     max_line: int = MAX_LINE,
+    line0: int = 0,
+    offset0: int = 0,
 ) -> Iterator[tuple[int, int, str]]:
     """Yield ``(line_number, byte_offset, text)`` without the line ending.
 
     Invalid UTF-8 is replaced (U+FFFD) and reported once per file with its first position; a NUL
     byte marks the line as binary and it is reported; an overlong line is truncated to
-    ``max_line`` bytes for parsing and the rest is read in chunks and dropped.
+    ``max_line`` bytes for parsing and the rest is read in chunks and dropped. ``line0``/``offset0``
+    continue the numbering when the stream is a later part of a file.
     """
-    offset = 0
-    number = 0
+    offset = offset0
+    number = line0
     bad_utf8_reported = False
     while True:
         raw = stream.readline(max_line)

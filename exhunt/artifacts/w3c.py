@@ -35,33 +35,44 @@ class Block:
     fields: list[str] = field(default_factory=list)
 
 
+def apply_header(ctx: ParseContext, block: Block, text: str, number: int, offset: int, field_sep: str) -> Block:
+    """A ``#Directive: value`` line: a new ``#Fields`` starts a new block, others update this one."""
+    name, _, value = text[1:].partition(":")
+    key = name.strip().lower()
+    if key != "fields":
+        block.directives[key] = value.strip()
+        return block
+    names = [f.strip() for f in value.strip().split(field_sep) if f.strip()]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        ctx.warn(f"malformed #Fields header: duplicate field names {', '.join(dupes)}; "
+                 "values are mapped by position", number, offset)
+    return Block(dict(block.directives), names)
+
+
 def iter_records(
     ctx: ParseContext,
     stream: BinaryIO,
     split: Callable[[str], list[str]],
     field_sep: str,
+    block: Block | None = None,
+    line0: int = 0,
+    offset0: int = 0,
 ) -> Iterator[tuple[int, str, Block, dict[str, str]]]:
-    """Yield ``(line, text, block, record)`` for every data line, fields named by the block in force."""
-    block = Block()
+    """Yield ``(line, text, block, record)`` for every data line, fields named by the block in force.
+
+    This is the readable reference parser; ``w3c_fast`` must produce the same rows.
+    """
+    block = block or Block()
 
     def warn(message: str, line: int | None, offset: int | None) -> None:
         ctx.warn(message, line, offset)
 
-    for number, offset, text in iter_lines(stream, warn):
+    for number, offset, text in iter_lines(stream, warn, line0=line0, offset0=offset0):
         if not text:
             continue
         if text.startswith("#"):
-            name, _, value = text[1:].partition(":")
-            key = name.strip().lower()
-            if key == "fields":
-                names = [f.strip() for f in value.strip().split(field_sep) if f.strip()]
-                dupes = sorted({n for n in names if names.count(n) > 1})
-                if dupes:
-                    ctx.warn(f"malformed #Fields header: duplicate field names {', '.join(dupes)}; "
-                             "values are mapped by position", number, offset)
-                block = Block(dict(block.directives), names)
-            else:
-                block.directives[key] = value.strip()
+            block = apply_header(ctx, block, text, number, offset, field_sep)
             continue
         if not block.fields:
             ctx.warn("data line before any #Fields header: skipped", number, offset)

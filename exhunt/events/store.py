@@ -47,7 +47,12 @@ class TableWriter:
     def add_batch(self, batch: pa.RecordBatch | pa.Table) -> None:
         self.flush()
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-        self._write(table.select(self.schema.names).cast(self.schema))
+        present = set(table.column_names)
+        columns = [
+            table.column(f.name).cast(f.type) if f.name in present else pa.nulls(table.num_rows, f.type)
+            for f in self.schema
+        ]
+        self._write(pa.Table.from_arrays(columns, schema=self.schema))
 
     def flush(self) -> None:
         if not self._rows:

@@ -1,0 +1,225 @@
+"""The fast path for W3C-style logs: header blocks split by hand, data read by Arrow's CSV reader,
+normalized by one DuckDB query per segment. No Python object per log line.
+
+Any segment the fast path cannot prove it reads exactly like the reference parser (``w3c``) — NUL
+bytes, invalid UTF-8, blank or overlong lines, a wrong number of values, an unparseable time or
+URL encoding — is handed to the reference parser, so both give the same rows and warnings
+(``tests/artifacts/test_w3c_fast.py`` proves it on real and generated logs).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from typing import BinaryIO, Protocol
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from exhunt.artifacts.base import ParseContext
+from exhunt.artifacts.lines import MAX_LINE
+from exhunt.artifacts.w3c import Block, apply_header, iter_records
+
+CHUNK = 16 << 20
+HEADER_RE = re.compile(rb"(?m)^#[^\n]*\n?")
+BOM = b"\xef\xbb\xbf"
+
+
+class Dialect(Protocol):
+    """What a log family tells the engine: how to split, the reference handler and the fast SQL."""
+
+    field_sep: str
+    quote_char: str | bool
+
+    def split(self, text: str) -> list[str]: ...
+
+    def on_block(self, ctx: ParseContext, block: Block, first_line: int) -> None: ...
+
+    def handle(self, ctx: ParseContext, number: int, text: str, block: Block, record: dict[str, str]) -> None: ...
+
+    def fast_sql(self, ctx: ParseContext, block: Block) -> str | None: ...
+
+    def fast_facts(self, ctx: ParseContext, con: duckdb.DuckDBPyConnection, block: Block) -> None: ...
+
+
+def sql_str(value: str | None) -> str:
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class _Chain(io.RawIOBase):
+    """Bytes already read, then the rest of the stream: lets the reference parser take over mid-file."""
+
+    def __init__(self, first: bytes, rest: BinaryIO) -> None:
+        self._first = memoryview(first)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._first.nbytes:
+            n = min(len(buffer), self._first.nbytes)
+            buffer[:n] = self._first[:n]
+            self._first = self._first[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class W3cEngine:
+    """Runs one file through the fast path, segment by segment, with the reference as the fallback."""
+
+    def __init__(self, ctx: ParseContext, dialect: Dialect, use_fast: bool = True) -> None:
+        self.ctx = ctx
+        self.dialect = dialect
+        self.use_fast = use_fast
+        self.block = Block()
+        self.block_started = False
+        self.line = 0  # lines consumed so far
+        self.offset = 0  # bytes consumed so far
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self.fast_rows = 0
+        self.slow_rows = 0
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = duckdb.connect(":memory:", config={"threads": 1})
+            self._con.execute("SET TimeZone = 'UTC'")
+        return self._con
+
+    def run(self, stream: BinaryIO) -> None:
+        carry = b""
+        first = True
+        while True:
+            data = stream.read(CHUNK)
+            chunk = carry + data
+            if first:
+                first = False
+                if chunk.startswith(BOM):
+                    chunk = chunk[3:]
+                    self.offset = 3
+            if not data:
+                if chunk:
+                    self._chunk(chunk)
+                return
+            cut = chunk.rfind(b"\n") + 1
+            if cut == 0:  # one line longer than a chunk: the bounded reference reader takes the rest
+                self._reference(io.BufferedReader(_Chain(chunk, stream)))  # type: ignore[arg-type]
+                return
+            self._chunk(chunk[:cut])
+            carry = chunk[cut:]
+
+    def _chunk(self, chunk: bytes) -> None:
+        pos = 0
+        for match in HEADER_RE.finditer(chunk):
+            if match.start() > pos:
+                self._segment(chunk[pos : match.start()])
+            header = match.group(0)
+            text = header.rstrip(b"\r\n").decode("utf-8", "replace")
+            self.block = apply_header(self.ctx, self.block, text, self.line + 1, self.offset, self.dialect.field_sep)
+            if text[1:].partition(":")[0].strip().lower() == "fields":
+                self.block_started = False
+            self.line += 1
+            self.offset += len(header)
+            pos = match.end()
+        if pos < len(chunk):
+            self._segment(chunk[pos:])
+
+    def _segment(self, data: bytes) -> None:
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        table = self._fast(data, lines) if self.use_fast else None
+        if table is None:
+            self._reference(io.BytesIO(data), block=self.block)
+        else:
+            self.fast_rows += table.num_rows
+            self.ctx.events += table.num_rows
+            self.ctx.writer.table("events").add_batch(table)
+        self.line += lines
+        self.offset += len(data)
+
+    def _reference(self, stream: BinaryIO, block: Block | None = None) -> None:
+        current = block
+        for number, text, rec_block, record in iter_records(
+            self.ctx, stream, self.dialect.split, self.dialect.field_sep, block, self.line, self.offset
+        ):
+            if rec_block is not current or not self.block_started:
+                current = rec_block
+                self.block_started = True
+                self.dialect.on_block(self.ctx, rec_block, number)
+            self.slow_rows += 1
+            self.dialect.handle(self.ctx, number, text, rec_block, record)
+
+    def _fast(self, data: bytes, lines: int) -> pa.Table | None:
+        block = self.block
+        fields = block.fields
+        if not fields or len(set(fields)) != len(fields) or b"\x00" in data:
+            return None
+        sql = self.dialect.fast_sql(self.ctx, block)
+        if sql is None or b"\n\n" in data or b"\n\r\n" in data or data.startswith((b"\n", b"\r")):
+            return None
+        if _max_line(data) >= MAX_LINE:
+            return None
+        try:
+            raw = pacsv.read_csv(
+                io.BytesIO(data),
+                read_options=pacsv.ReadOptions(column_names=fields, block_size=max(1 << 20, MAX_LINE * 2)),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=self.dialect.field_sep, quote_char=self.dialect.quote_char, double_quote=True,
+                    escape_char=False, newlines_in_values=False, ignore_empty_lines=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={f: pa.string() for f in fields}, strings_can_be_null=False,
+                    quoted_strings_can_be_null=False),
+            )
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            return None
+        if raw.num_rows != lines:
+            return None
+        first_line = self.line + 1
+        ones = pa.repeat(pa.scalar(1, pa.int64()), raw.num_rows)
+        lines_array = pc.add(pc.cumulative_sum(ones), first_line - 1)
+        seg = raw.append_column("__line", lines_array)  # noqa: F841 (scanned by DuckDB by name)
+        con = self.con
+        con.register("seg", seg)
+        try:
+            try:
+                result = con.sql(sql).to_arrow_table()
+            except duckdb.Error:  # any value the query cannot take: the reference parser decides
+                return None
+            if result.num_rows and not _clean(result):
+                return None
+            if not self.block_started:
+                self.block_started = True
+                self.dialect.on_block(self.ctx, block, first_line)
+            self.dialect.fast_facts(self.ctx, con, block)
+            return result.drop_columns(["__ok"])
+        finally:
+            con.unregister("seg")
+
+
+def _clean(result: pa.Table) -> bool:
+    """The query's own verdict: ``__ok`` is false where a value needs the reference parser."""
+    return bool(pc.all(result.column("__ok")).as_py())
+
+
+def _max_line(data: bytes) -> int:
+    """Longest line in bytes, computed with Arrow kernels (no Python loop over lines)."""
+    arr = pa.Array.from_buffers(pa.uint8(), len(data), [None, pa.py_buffer(data)])
+    newlines = pc.indices_nonzero(pc.equal(arr, 10))
+    if len(newlines) == 0:
+        return len(data)
+    first = newlines[0].as_py() + 1
+    tail = len(data) - newlines[-1].as_py() - 1
+    gaps = pc.max(pc.pairwise_diff(newlines)).as_py() if len(newlines) > 1 else 0
+    return max(first, tail, gaps or 0)
+
+
+Runner = Callable[[ParseContext, BinaryIO], None]

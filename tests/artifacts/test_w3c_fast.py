@@ -1,0 +1,134 @@
+"""The Arrow/DuckDB fast path gives exactly the rows, warnings and facts of the reference parser."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from exhunt.artifacts.exchange_logs import ExchangeLog
+from exhunt.artifacts.iis import IisLog
+from exhunt.demo import DemoSpec, generate
+from tests.conftest import shared_path
+from tests.helpers import parse_paths
+
+EXCHANGE_HEAD = (
+    "#Software: Microsoft Exchange Server\r\n#Version: 15.01.2176.002\r\n#Log-type: HttpProxy Logs\r\n"
+    "#Fields: DateTime,MajorVersion,MinorVersion,BuildVersion,RevisionVersion,UrlStem,UrlQuery,AnchorMailbox,"
+    "ClientIpAddress,HttpStatus,Method,UserAgent\r\n"
+)
+IIS_HEAD = ("#Software: Microsoft Internet Information Services 10.0\r\n#Fields: date time s-ip cs-method "
+            "cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) sc-status\r\n")
+
+
+@contextmanager
+def reference_only() -> Iterator[None]:
+    saved = ExchangeLog.fast, IisLog.fast
+    ExchangeLog.fast = IisLog.fast = False
+    try:
+        yield
+    finally:
+        ExchangeLog.fast, IisLog.fast = saved
+
+
+def snapshot(tmp: Path, root: Path, rels: list[str]) -> dict[str, list[tuple]]:
+    con = parse_paths(tmp, root, rels)
+    events = con.execute("SELECT * EXCLUDE (fields), fields FROM events ORDER BY path, line").fetchall()
+    return {
+        "events": [row[:-1] + (json.loads(row[-1]) if row[-1] else None,) for row in events],
+        "warnings": con.execute("SELECT * FROM warnings ORDER BY path, line, message").fetchall(),
+        "facts": con.execute("SELECT * FROM host_facts ORDER BY path, fact, value").fetchall(),
+    }
+
+
+def assert_same(tmp_path: Path, root: Path, rels: list[str]) -> dict[str, list[tuple]]:
+    fast = snapshot(tmp_path / "fast", root, rels)
+    with reference_only():
+        slow = snapshot(tmp_path / "slow", root, rels)
+    for table in ("events", "warnings", "facts"):
+        assert len(fast[table]) == len(slow[table]), table
+        for a, b in zip(fast[table], slow[table], strict=True):
+            assert a == b, (table, a, b)
+    return fast
+
+
+def write(root: Path, rel: str, data: bytes) -> str:
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_bytes(data)
+    return rel
+
+
+def test_shared_exchange_samples(tmp_path: Path) -> None:
+    folder = shared_path("exchange-log-formats")
+    assert_same(tmp_path, folder, sorted(p.name for p in folder.iterdir()))
+
+
+def test_demo_collection(tmp_path: Path) -> None:
+    generate(tmp_path / "ev", DemoSpec(per_day=600))
+    rels = sorted(str(p.relative_to(tmp_path / "ev")) for p in (tmp_path / "ev").rglob("*") if p.is_file())
+    out = assert_same(tmp_path, tmp_path / "ev", rels)
+    assert len(out["events"]) > 1800
+
+
+EDGE_CASES = {
+    "quoted commas and hash in values": EXCHANGE_HEAD
+    + '2021-03-03T02:00:00.123Z,15,1,2176,2,/ecp/y.js,,"a,b",1.2.3.4,200,POST,"UA, x"\r\n'
+    + "2021-03-03T02:00:01Z,15,1,2176,2,/ecp/y.js,?x=1#,ServerInfo~a]@x:444/ecp/y.ecp?#,1.2.3.4,241,POST,ua\r\n",
+    "fields change mid-file": EXCHANGE_HEAD + "2021-03-03T02:00:00Z,15,1,2176,2,/owa/,,,1.2.3.4,200,GET,ua\r\n"
+    + "#Fields: DateTime,UrlStem\r\n2021-03-03T03:00:00Z,/ecp/\r\n",
+    "blank lines and truncated last line": EXCHANGE_HEAD + "\r\n2021-03-03T02:00:00Z,15,1,2176,2,/owa/,,,1,200,G,u"
+    + "\r\n\r\n2021-03-03T02:00:01Z,15,1,2176,2,/o",
+    "bad timestamp, status and encoding": EXCHANGE_HEAD
+    + "yesterday,15,1,2176,2,/owa/%ff,,,1.2.3.4,20x,GET,ua\r\n"
+    + "2021-03-03T02:00:00Z,15,1,x,2,/o%zz,,,1,99999999999,G,u\r\n",
+    "too many and too few values": EXCHANGE_HEAD + "2021-03-03T02:00:00Z,15,1,2176,2,/a,,,1,200,G,u,extra\r\n"
+    + "2021-03-03T02:00:00Z,15,1\r\n",
+    "iis plus and percent encodings": IIS_HEAD
+    + "2021-03-03 02:00:00 10.0.0.1 POST /ecp/y.js a=%20b+c 443 - 203.0.113.9 Mozilla/5.0+(X) 200\r\n"
+    + "2021-03-03 02:00:01 10.0.0.1 GET /owa/auth/15.1.2176/themes/x.png - 443 CORP\\bob 10.0.0.9 - 304\n",
+    "iis double space, tab and odd dates": IIS_HEAD
+    + "2021-03-03 02:00:00  10.0.0.1 GET / - 443 - 1.1.1.1 ua 200\r\n"
+    + "2021-3-3 02:00:00 10.0.0.1 GET /\t - 443 - 1.1.1.1 ua 200\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_CASES))
+def test_edge_cases(tmp_path: Path, name: str) -> None:
+    data = EDGE_CASES[name].encode()
+    rel = write(tmp_path / "ev", "u_ex1.log" if name.startswith("iis") else "x.LOG", data)
+    assert_same(tmp_path, tmp_path / "ev", [rel])
+
+
+def test_non_utf8_nul_and_bom(tmp_path: Path) -> None:
+    data = (b"\xef\xbb\xbf" + EXCHANGE_HEAD.encode() + b"2021-03-03T02:00:00Z,15,1,2176,2,/\xff,,,1,200,G,u\r\n"
+            + b"\x00\x00\r\n2021-03-03T02:00:00Z,15,1,2176,2,/ok,,,1,200,G,u\r\n")
+    rel = write(tmp_path / "ev", "x.LOG", data)
+    out = assert_same(tmp_path, tmp_path / "ev", [rel])
+    assert len(out["warnings"]) == 2
+
+
+VALUE = st.lists(st.sampled_from(list('ab,"# %+?~]@/\\\t\r-19Zé') + ["%ff", "%41"]), max_size=8).map("".join)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(VALUE, min_size=10, max_size=14), max_size=6), iis=st.booleans())
+def test_generated_logs(tmp_path_factory: pytest.TempPathFactory, rows: list[list[str]], iis: bool) -> None:
+    tmp = tmp_path_factory.mktemp("gen")
+    sep = " " if iis else ","
+    lines = [sep.join(["2021-03-03", "02:00:00"] if iis else ["2021-03-03T02:00:00Z"]) + sep + sep.join(r)
+             for r in rows]
+    data = ((IIS_HEAD if iis else EXCHANGE_HEAD) + "\r\n".join(lines)).encode()
+    rel = write(tmp / "ev", "u_ex1.log" if iis else "x.LOG", data)
+    assert_same(tmp, tmp / "ev", [rel])
+
+
+@pytest.mark.slow
+def test_shared_benign_iis(tmp_path: Path) -> None:
+    folder = shared_path("benign", "iis-logs", "know-it-peru-WebKnowIT", "logs", "LogFiles", "W3SVC1")
+    rels = sorted(p.name for p in folder.iterdir())[:120]
+    assert_same(tmp_path, folder, rels)
