@@ -16,6 +16,7 @@ name. Parsing streams through expat with line numbers; a document type declarati
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, BinaryIO
 from xml.parsers import expat
 
@@ -54,24 +55,38 @@ class CliXml(Artifact):
 
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
-        state = _State(ctx)
-        parser = expat.ParserCreate()
-        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-        parser.StartDoctypeDeclHandler = _refuse
-        parser.EntityDeclHandler = _refuse
-        parser.StartElementHandler = state.start
-        parser.EndElementHandler = state.end
-        parser.CharacterDataHandler = state.text
-        state.parser = parser
-        try:
-            parser.ParseFile(stream)
-        except _Refused:
-            ctx.warn("CLIXML with a document type declaration refused (not read)", parser.CurrentLineNumber)
-        except expat.ExpatError as exc:
-            ctx.warn(f"malformed CLIXML: {expat.errors.messages.get(exc.code, exc)}", exc.lineno, exc.offset)
-        state.emit_servers()
-        if not state.found:
-            ctx.warn("CLIXML without an Exchange build (no ExSetup FileVersion or AdminDisplayVersion)")
+        read_builds(stream, ctx.fact, ctx.warn, ctx.host)
+
+
+Fact = Callable[[str, str, "int | None", str], None]
+Warn = Callable[[str, "int | None", "int | None"], None]
+
+
+def read_builds(stream: BinaryIO, fact: Fact, warn: Warn, host: str | None = None) -> int:
+    """Stream one CLIXML document, calling ``fact("build", value, line, confidence)`` for each build.
+
+    ``host`` picks the server out of an org-wide Get-ExchangeServer export (None: take every server).
+    Returns the number of builds found.
+    """
+    state = _State(fact, warn, host)
+    parser = expat.ParserCreate()
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartDoctypeDeclHandler = _refuse
+    parser.EntityDeclHandler = _refuse
+    parser.StartElementHandler = state.start
+    parser.EndElementHandler = state.end
+    parser.CharacterDataHandler = state.text
+    state.parser = parser
+    try:
+        parser.ParseFile(stream)
+    except _Refused:
+        warn("CLIXML with a document type declaration refused (not read)", parser.CurrentLineNumber, None)
+    except expat.ExpatError as exc:
+        warn(f"malformed CLIXML: {expat.errors.messages.get(exc.code, exc)}", exc.lineno, exc.offset)
+    state.emit_servers()
+    if not state.found:
+        warn("CLIXML without an Exchange build (no ExSetup FileVersion or AdminDisplayVersion)", None, None)
+    return state.found
 
 
 def _refuse(*_args: Any) -> None:
@@ -81,8 +96,8 @@ def _refuse(*_args: Any) -> None:
 class _State:
     """A stack of the open elements; each ``Obj`` collects the properties that name a build."""
 
-    def __init__(self, ctx: ParseContext) -> None:
-        self.ctx = ctx
+    def __init__(self, fact: Fact, warn: Warn, host: str | None) -> None:
+        self.fact, self.warn, self.host = fact, warn, host
         self.parser: Any = None
         self.stack: list[tuple[str, str]] = []  # (tag, N attribute)
         self.objs: list[dict[str, tuple[str, int]]] = []
@@ -137,7 +152,7 @@ class _State:
         for key in ("FileVersion", "ProductVersion"):
             value, line = props.get(key, ("", 0))
             if VERSION_RE.match(value):
-                self.ctx.fact("build", value.strip(), line, "high")
+                self.fact("build", value.strip(), line, "high")
                 self.found += 1
                 return
 
@@ -145,13 +160,13 @@ class _State:
         """AdminDisplayVersion of the host's server: an org-wide export lists every server, so when
         it holds several, only the one named like the host counts."""
         servers = self.servers
-        if len({(n.lower(), f.lower()) for n, f, _, _ in servers}) > 1:
-            host = self.ctx.host.lower()
+        if self.host is not None and len({(n.lower(), f.lower()) for n, f, _, _ in servers}) > 1:
+            host = self.host.lower()
             servers = [s for s in servers if host in (s[0].lower(), s[1].lower(), s[1].lower().split(".")[0])]
             if not servers:
-                self.ctx.warn(f"Get-ExchangeServer export lists {len(self.servers)} servers, none named "
-                              f"{self.ctx.host!r}: no build taken from it")
+                self.warn(f"Get-ExchangeServer export lists {len(self.servers)} servers, none named "
+                          f"{self.host!r}: no build taken from it", None, None)
                 self.found += 1  # not a missing build: an ambiguous one, already warned
         for _, _, build, line in servers:
-            self.ctx.fact("build", build, line, "medium")
+            self.fact("build", build, line, "medium")
             self.found += 1

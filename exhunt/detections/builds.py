@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 
@@ -28,12 +29,13 @@ from exhunt.errors import UsageError
 from exhunt.findings.model import CveStatus, HostBuild
 
 __all__ = ["Build", "BuildFact", "assess_build", "assess_host", "best_build_fact", "build_facts",
-           "parse_build"]
+           "assess_file", "parse_build"]
 
+HEAD_BYTES = 4096
 CONFIDENCE_ORDER = {"high": 0, "medium": 1, "low": 2}
 SE_FIRST_BUILD = 2562  # 15.2.x with x >= 2562 is Exchange SE (HealthChecker uses the same cut-off)
 ADMIN_RE = re.compile(r"^\s*version\b", re.IGNORECASE)
-EXSETUP_HINT = "check ExSetup.exe's file version (Get-Command ExSetup.exe | % {$_.FileVersionInfo})"
+EXSETUP_HINT = "read ExSetup.exe's file version (Get-Command ExSetup.exe | % {$_.FileVersionInfo})"
 OUT_2010 = "Exchange 2010 is out of support (since 2020-10-13): MSRC did not assess it"
 EP_NOTE = "the build cannot decide: vulnerable unless Extended Protection is enabled"
 
@@ -108,7 +110,7 @@ def _status(cve: str, row: CveRow | None, build: Build, line: _Line, cu_only_rea
             return out("fixed", f"not affected: MSRC does not list {line.product} for this CVE")
         return out("vulnerable", "CU older than every line in the table (out of support): no fix, upgrade")
     if line.base is None:
-        return out("unknown", f"build not in the table (preview, private or newer build){_nearest(line)}")
+        return out("unknown", "build not in the table (preview, private or newer build)")
     if row is None:
         if line.product == "Exchange 2010":
             return out("unknown", OUT_2010)
@@ -170,21 +172,21 @@ def _install(build: Build, line: _Line, statuses: tuple[CveStatus, ...], cu_only
     if line.product == "Exchange 2010":
         return "Exchange 2010 is out of support since 2020-10-13: migrate to Exchange Server SE"
     if line.base is None and not line.older:
-        return f"Unknown build {build}: confirm it ({EXSETUP_HINT}){_nearest(line)}"
+        return f"Unknown build {build}: confirm it, {EXSETUP_HINT}{_nearest(line)}"
     open_ = [s for s in statuses if s.status in ("vulnerable", "unknown") and s.note != EP_NOTE]
     if line.older or any(s.status == "vulnerable" and s.fixed_in is None for s in open_):
         bases = [r for r in build_rows() if r.product == line.product and r.is_line_base]
         newest = max(bases, key=lambda r: r.build)
         latest = max((r for r in build_rows() if r.product == line.product and r.cu_line == newest.cu_line),
                      key=lambda r: r.build)
-        return (f"Upgrade to {line.product} {newest.cu_line} and install its latest update "
-                f"({latest.name}, {latest.build}) or later")
+        return (f"Upgrade to {line.product} {newest.cu_line} ({newest.build}) and install its latest SU "
+                f"(newest in the table: {latest.name}, {latest.build})")
     fixes = [parse_build(s.fixed_in) for s in open_ if s.fixed_in]
     if fixes:
         target = max(fixes)
         name = _row_name(line.product, line.base.cu_line if line.base else "", target)
         if cu_only:
-            return f"Make sure {name} ({target}) or later is installed ({EXSETUP_HINT})"
+            return f"Make sure {name} ({target}) or later is installed: {EXSETUP_HINT}"
         return f"Install {name} ({target}) or later"
     if any(s.note == EP_NOTE for s in statuses):
         return "Make sure Extended Protection is enabled (CVE-2024-21410)"
@@ -205,6 +207,8 @@ def assess_build(build: str, source: str | None = None, confidence: str | None =
     statuses = tuple(_status(cve, rows.get((cve, cu_line or "")), parsed, line, cu_only_reason)
                      for cve in cve_ids())
     cu = "older CU (out of support, not in the table)" if line.older else cu_line
+    if line.nearest is not None:
+        cu = f"unknown{_nearest(line)}".replace("unknown; ", "unknown: ")
     product = line.product
     if product == "Exchange 2010" and parsed.minor != 3:
         product = "Exchange 2010 (before SP3, unsupported)"
@@ -275,3 +279,31 @@ def assess_host(con: duckdb.DuckDBPyConnection, host: str) -> HostBuild | None:
     if fact is None:
         return None
     return assess_build(*fact)
+
+
+def assess_file(path: Path) -> HostBuild:
+    """The build stated by a HealthChecker/ExSetup CLIXML file (``exhunt build FILE``).
+
+    A file naming several builds (an org-wide Get-ExchangeServer export) gives the most trustworthy,
+    highest one; the CLI is for one server at a time.
+    """
+    from exhunt.artifacts.clixml import CliXml, read_builds
+
+    try:
+        with path.open("rb") as stream:
+            if not CliXml.claims(path.name.lower(), stream.read(HEAD_BYTES)):
+                raise UsageError(f"{path}: not a HealthChecker/ExSetup CLIXML file "
+                                 "(expected ExSetup FileVersion or Get-ExchangeServer AdminDisplayVersion)")
+            stream.seek(0)
+            found: list[tuple[str, int | None, str]] = []
+            problems: list[str] = []
+            read_builds(stream, lambda _f, value, line, conf: found.append((value, line, conf)),
+                        lambda message, _line, _offset: problems.append(message))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if not found:
+        raise UsageError(f"{path}: {problems[0] if problems else 'no Exchange build found'}")
+    found.sort(key=lambda f: (CONFIDENCE_ORDER.get(f[2], 3), _neg(parse_build(f[0]))))
+    value, line, confidence = found[0]
+    where = f"{path.name}:{line}" if line else path.name
+    return assess_build(value, where, confidence)
