@@ -83,6 +83,7 @@ def read_builds(stream: BinaryIO, fact: Fact, warn: Warn, host: str | None = Non
         warn("CLIXML with a document type declaration refused (not read)", parser.CurrentLineNumber, None)
     except expat.ExpatError as exc:
         warn(f"malformed CLIXML: {expat.errors.messages.get(exc.code, exc)}", exc.lineno, exc.offset)
+        state.close_open_objects()  # a truncated export still gives the properties read before the cut
     state.emit_servers()
     if not state.found:
         warn("CLIXML without an Exchange build (no ExSetup FileVersion or AdminDisplayVersion)", None, None)
@@ -155,6 +156,12 @@ class _State:
                 self.fact("build", value.strip(), line, "high")
                 self.found += 1
                 return
+
+    def close_open_objects(self) -> None:
+        for tag, name in reversed(self.stack):
+            if tag == "Obj" and self.objs:
+                self._finish(name, self.objs.pop())
+        self.stack = []
 
     def emit_servers(self) -> None:
         """AdminDisplayVersion of the host's server: an org-wide export lists every server, so when

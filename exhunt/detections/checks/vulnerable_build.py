@@ -79,7 +79,7 @@ class VulnerableBuild(Check):
         return dataclasses.replace(
             finding,
             severity="critical" if critical else "high",
-            title=f"{self.title}: {hb.product} {hb.cu or ''} {hb.update or ''}".replace("  ", " ").strip(),
+            title=f"{self.title}: {hb.product} {hb.cu or ''} ({hb.build})".replace("  ", " "),
             cves=tuple(c.cve for c in vulnerable),
             remediation=steps + self.remediation,
         )
