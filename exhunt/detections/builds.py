@@ -9,6 +9,8 @@ non-cumulative ProxyLogon-only SU, Extended Protection for CVE-2024-21410, and b
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +201,12 @@ def assess_build(build: str, source: str | None = None, confidence: str | None =
     ``Version 15.2 (Build 986.5)`` is Get-ExchangeServer's AdminDisplayVersion, which shows the CU and
     never the SU: it is assessed as a CU-level build.
     """
+    return dataclasses.replace(_assess(build), source=source, confidence=confidence)
+
+
+@functools.lru_cache(maxsize=4096)
+def _assess(build: str) -> HostBuild:
+    """Cached: a fleet runs few distinct builds, and HostBuild is frozen."""
     parsed = parse_build(build)
     cu_only_reason = "AdminDisplayVersion shows the CU only, not the SU" if ADMIN_RE.match(build) else ""
     line = _locate(parsed)
@@ -217,8 +225,6 @@ def assess_build(build: str, source: str | None = None, confidence: str | None =
         product=product,
         cu=cu,
         update=_update_label(parsed, line, cu_only_reason),
-        source=source,
-        confidence=confidence,
         cves=statuses,
         install=_install(parsed, line, statuses, parsed.cu_only or bool(cu_only_reason)),
     )

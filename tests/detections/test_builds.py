@@ -165,3 +165,31 @@ def test_assess_host_from_parsed_clixml(tmp_path: Path) -> None:
     con = parse_paths(tmp_path, root, ["E16/ExSetup.xml", "E16/GetExchangeServer.xml"])
     hb = assess_host(con, "h")
     assert hb is not None and (hb.build, hb.confidence) == ("15.1.2375.7", "high")
+
+
+def _released() -> list:  # type: ignore[type-arg]
+    from exhunt.detections.buildtable import build_rows
+
+    return [r for r in build_rows() if r.product != "Exchange 2010"]
+
+
+def test_every_released_build_is_decided_except_for_documented_reasons() -> None:
+    """Every 2013+ build in the table gets vulnerable/fixed, unless EP or a non-cumulative SU decides."""
+    for row in _released():
+        hb = assess_build(str(row.build))
+        assert (hb.product, hb.cu) == (row.product, row.cu_line), row.name
+        for c in hb.cves:
+            if c.status == "unknown":
+                reason = c.note or ""
+                assert "Extended Protection" in reason or "not cumulative" in reason, (row.name, c)
+
+
+def test_each_fix_build_flips_its_cve_from_vulnerable_to_fixed() -> None:
+    from exhunt.detections.buildtable import cve_rows
+
+    for fix in (r for r in cve_rows() if r.status == "fixed_by_update" and r.product != "Exchange 2010"):
+        assert fix.fixed_in is not None
+        line = sorted(r.build for r in _released() if r.product == fix.product and r.cu_line == fix.cu_line)
+        before = [b for b in line if b < fix.fixed_in]
+        assert statuses(assess_build(str(fix.fixed_in)))[fix.cve] == "fixed", fix
+        assert statuses(assess_build(str(before[-1])))[fix.cve] == "vulnerable", fix

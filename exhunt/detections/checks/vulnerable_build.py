@@ -19,6 +19,12 @@ CRITICAL_NAMES = frozenset({"ProxyLogon", "ProxyShell", "ProxyNotShell", "OWASSR
 
 
 class VulnerableBuild(Check):
+    """One finding per host whose best build fact (see ``builds.build_facts``) is vulnerable.
+
+    Severity, CVEs and remediation differ per host, so ``refine`` fills them from the assessment
+    made in ``run``; ``unknown`` statuses never raise a finding (they are in the host's build section).
+    """
+
     id = "exposure.vulnerable_build"
     title = "Exchange build vulnerable to exploited CVEs"
     severity = "critical"  # per finding: critical for ProxyLogon/ProxyShell/ProxyNotShell/OWASSRF, else high
