@@ -43,9 +43,16 @@ def test_scan_json_and_exit_codes(tmp_path: Path) -> None:
     assert bad.returncode == 1, bad.stderr
     doc = json.loads(bad.stdout)
     assert doc["schema_version"] and doc["findings"]
-    good = run("scan", str(tmp_path / "good"), "--quiet", "--jobs", "1")
-    assert good.returncode == 0, good.stderr
-    assert "No findings" in good.stdout
+    good = run("scan", str(tmp_path / "good"), "--json", "--jobs", "1")
+    assert good.returncode == 1, "the demo build is vulnerable: an exposure finding"
+    assert {f["category"] for f in json.loads(good.stdout)["findings"]} == {"exposure"}
+    (tmp_path / "clean").mkdir()
+    (tmp_path / "clean" / "u_ex210303.log").write_text(
+        "#Software: Microsoft Internet Information Services 10.0\n#Fields: date time cs-method cs-uri-stem c-ip "
+        "sc-status\n2021-03-03 02:00:00 GET /owa/ 10.0.0.1 200\n")
+    clean = run("scan", str(tmp_path / "clean"), "--quiet")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "No findings" in clean.stdout
 
 
 def test_single_log_file_is_evidence(tmp_path: Path) -> None:
