@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from exhunt.artifacts.base import Artifact, ParseContext
+from exhunt.artifacts.evtx import EvtxLog
 from exhunt.artifacts.exchange_logs import ExchangeLog
 from exhunt.artifacts.iis import IisLog
+from exhunt.artifacts.ndjson import NdjsonEvents
 from exhunt.artifacts.webroots import WebPage
 
-ARTIFACTS: tuple[type[Artifact], ...] = (ExchangeLog, IisLog, WebPage)
+ARTIFACTS: tuple[type[Artifact], ...] = (EvtxLog, ExchangeLog, IisLog, NdjsonEvents, WebPage)
 
 
 def choose(rel_lower: str, head: bytes) -> type[Artifact] | None:

@@ -1,0 +1,89 @@
+"""Data-driven detection cases: every YAML under cases/ (rows in, expected findings out)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+import yaml
+
+from exhunt.detections.checks import CHECKS
+from exhunt.detections.runner import prepare
+from exhunt.events.schema import TABLES
+from exhunt.findings.triage import group_hits
+
+CASES = Path(__file__).parent / "cases"
+BY_ID = {check.id: check for check in CHECKS}
+CAMPAIGNS = ("proxyshell", "proxynotshell", "owassrf", "proxytoken", "cve_2020_0688")
+DEFAULTS = {"host": "EXCH01", "path": "case.log"}
+
+
+def load_cases() -> list[Any]:
+    params = []
+    for file in sorted(CASES.glob("*.yml")):
+        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+        entries = document.get("cases", [document])
+        for number, case in enumerate(entries, 1):
+            params.append(pytest.param(case, id=f"{file.stem}#{number}"))
+    return params
+
+
+def _value(name: str, value: Any) -> Any:
+    if name in ("ts", "mtime", "ctime", "atime") and isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if name == "fields" and isinstance(value, dict):
+        return json.dumps(value)
+    return value
+
+
+def store_of(rows: dict[str, list[dict[str, Any]]]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with every store table, holding the case's rows."""
+    con = duckdb.connect(":memory:")
+    for table, schema in TABLES.items():
+        given = rows.get(table) or []
+        unknown = {k for r in given for k in r} - set(schema.names)
+        assert not unknown, f"unknown {table} columns in case: {sorted(unknown)}"
+        full = [{**{k: v for k, v in DEFAULTS.items() if k in schema.names},
+                 **{k: _value(k, v) for k, v in r.items()}} for r in given]
+        arrow = pa.Table.from_pylist(full, schema=schema)  # noqa: F841  (read by DuckDB below)
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM arrow")
+    return con
+
+
+@pytest.mark.parametrize("case", load_cases())
+def test_case(case: dict[str, Any]) -> None:
+    check = BY_ID[case["check"]]()
+    con = store_of(case.get("rows") or {})
+    prepare(con)
+    findings = group_hits(check, check.run(con))
+    expect = case["expect"]
+    summary = [(f.key, f.confidence, f.count) for f in findings]
+    assert len(findings) == expect["findings"], summary
+    if "keys" in expect:
+        assert sorted(f.key for f in findings) == sorted(expect["keys"]), summary
+    confidence = expect.get("confidence")
+    if isinstance(confidence, str):
+        assert {f.confidence for f in findings} == {confidence}, summary
+    elif isinstance(confidence, list):
+        by_key = {f.key: f.confidence for f in findings}
+        assert [by_key[k] for k in expect["keys"]] == confidence, summary
+    if "hits" in expect:
+        assert sum(f.count for f in findings) == expect["hits"], summary
+    for finding in findings:
+        assert finding.evidence and finding.remediation and finding.references
+
+
+def test_every_new_campaign_check_has_positive_and_negative_cases() -> None:
+    seen: dict[str, set[bool]] = {}
+    for param in load_cases():
+        case = param.values[0]
+        seen.setdefault(case["check"], set()).add(case["expect"]["findings"] > 0)
+    for check in CHECKS:
+        if check.id.split(".")[0] in CAMPAIGNS:
+            assert seen.get(check.id) == {True, False}, check.id
