@@ -13,7 +13,9 @@ import duckdb
 from exhunt.findings.model import Finding
 
 
-def sigma_engine(con: duckdb.DuckDBPyConnection, context: Any, hit_rows: list[dict]) -> tuple[list[Finding], dict[str, Any]]:
+def sigma_engine(
+    con: duckdb.DuckDBPyConnection, context: Any, hit_rows: list[dict]
+) -> tuple[list[Finding], dict[str, Any]]:
     from exhunt.detections.sigma.engine import run
 
     return run(con, list(getattr(context, "sigma", []) or []), True, hit_rows)

@@ -64,6 +64,7 @@ class CompiledQuery:
     logsource: str
     predicate: str
     sql: str  # full predicate, or for a correlation rule a whole SELECT
+    needs: tuple[str, ...] = ()  # logsource predicates of a correlation's referenced rules
 
 
 def _sql_literal(text: str) -> str:
@@ -150,7 +151,7 @@ class DuckDBBackend(TextQueryBackend):
     re_flag_prefix = True
 
     compare_op_expression: ClassVar[str] = "TRY_CAST({field} AS DOUBLE) {operator} {value}"
-    compare_operators: ClassVar[dict[SigmaCompareExpression.CompareOperators, str]] = {
+    compare_operators: ClassVar[dict[Any, str]] = {  # type: ignore[assignment]
         SigmaCompareExpression.CompareOperators.LT: "<",
         SigmaCompareExpression.CompareOperators.LTE: "<=",
         SigmaCompareExpression.CompareOperators.GT: ">",
@@ -217,7 +218,7 @@ class DuckDBBackend(TextQueryBackend):
         return f"lower({self.escape_and_quote_field(cond.field)}) = '{str(bool(cond.value)).lower()}'"
 
     def convert_value_re(self, r: SigmaRegularExpression, state: ConversionState) -> Any:
-        return r.escape(("'",), "'", False, True)
+        return r.escape(["'"], "'", False, True)
 
     def convert_condition_field_eq_val_cidr(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
@@ -241,7 +242,7 @@ class DuckDBBackend(TextQueryBackend):
         if parts[-1] != star:
             parts.append(star)
         keyword = SigmaString.from_str("")
-        keyword.s = tuple(parts)
+        keyword.s = tuple(parts)  # type: ignore[assignment]
         return string_match(fields.expression(fields.KEYWORDS), keyword)
 
     def convert_condition_val_num(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
@@ -250,7 +251,9 @@ class DuckDBBackend(TextQueryBackend):
     def convert_condition_val_re(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
         value = cond.value
         assert isinstance(value, SigmaRegularExpression)
-        return f"regexp_matches({fields.expression(fields.KEYWORDS)}, '{self.convert_value_re(value, state)}')"
+        return (
+            f"regexp_matches({fields.expression(fields.KEYWORDS)}, '{self.convert_value_re(value, state)}')"
+        )
 
     # -- query assembly ----------------------------------------------------------------------------
     def finish_query(self, rule: SigmaRule | SigmaCorrelationRule, query: Any, state: ConversionState) -> Any:
@@ -267,10 +270,15 @@ class DuckDBBackend(TextQueryBackend):
         self, rule: SigmaRule | SigmaCorrelationRule, query: Any, index: int, state: ConversionState
     ) -> CompiledQuery:
         if isinstance(rule, SigmaCorrelationRule):
-            return CompiledQuery(rule, "", "", query)
+            needs = tuple(
+                str(st.processing_state.get(LOGSOURCE_STATE))
+                for ref in rule.referenced_rules
+                for st in ref.rule.get_conversion_states()
+            )
+            return CompiledQuery(rule, "", "", query, needs)
         logsource = str(state.processing_state.get(LOGSOURCE_STATE))
         prefix = f"({logsource}) AND ("
-        predicate = query[len(prefix):-1] if query.startswith(prefix) else query
+        predicate = query[len(prefix) : -1] if query.startswith(prefix) else query
         return CompiledQuery(rule, logsource, predicate, query)
 
     def finalize_output_default(self, queries: list[CompiledQuery]) -> list[CompiledQuery]:
@@ -278,7 +286,10 @@ class DuckDBBackend(TextQueryBackend):
 
     # -- correlation ---------------------------------------------------------------------------------
     def convert_correlation_rule(
-        self, rule: SigmaCorrelationRule, output_format: str | None = None, method: str | None = None,
+        self,
+        rule: SigmaCorrelationRule,
+        output_format: str | None = None,
+        method: str | None = None,
         callback: Any = None,
     ) -> list[Any]:
         """pySigma collects errors of detection rules only; do the same for correlations."""
@@ -288,7 +299,7 @@ class DuckDBBackend(TextQueryBackend):
             if not self.collect_errors:
                 raise
             error = exc if isinstance(exc, SigmaError) else SigmaFeatureNotSupportedByBackendError(str(exc))
-            self.errors.append((rule, error))
+            self.errors.append((rule, error))  # type: ignore[arg-type]
             return []
 
     def convert_correlation_rule_from_template(
@@ -297,5 +308,3 @@ class DuckDBBackend(TextQueryBackend):
         from exhunt.detections.sigma.correlation import compile_correlation
 
         return [compile_correlation(self, rule, str(correlation_type))]
-
-

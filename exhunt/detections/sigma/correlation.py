@@ -44,7 +44,9 @@ def _lit(text: str) -> str:
 def compile_correlation(backend: DuckDBBackend, rule: SigmaCorrelationRule, correlation_type: str) -> str:
     kind = correlation_type.lower().rsplit(".", 1)[-1]
     if kind not in ("event_count", "value_count", "temporal"):
-        raise SigmaFeatureNotSupportedByBackendError(f"correlation type {kind} is not supported", source=rule.source)
+        raise SigmaFeatureNotSupportedByBackendError(
+            f"correlation type {kind} is not supported", source=rule.source
+        )
     condition = rule.condition
     if not isinstance(condition, SigmaCorrelationCondition):
         raise SigmaFeatureNotSupportedByBackendError(
@@ -61,8 +63,9 @@ def compile_correlation(backend: DuckDBBackend, rule: SigmaCorrelationRule, corr
         try:
             queries = referenced.get_conversion_result()
         except Exception as exc:  # noqa: BLE001 - pySigma raises a bare error when unconverted
-            raise SigmaConversionError(rule, rule.source, f"referenced rule {reference.reference} "
-                                       f"did not convert: {exc}") from exc
+            raise SigmaConversionError(
+                rule, rule.source, f"referenced rule {reference.reference} did not convert: {exc}"
+            ) from exc
         rule_name = str(referenced.name or referenced.id or reference.reference)
         alias_cols = "".join(
             f", {fields.expression(alias.mapping[reference]) if reference in alias.mapping else 'NULL'}"
@@ -80,7 +83,8 @@ def compile_correlation(backend: DuckDBBackend, rule: SigmaCorrelationRule, corr
     group = rule.group_by or []
     key = (
         "concat_ws(" + SEPARATOR + ", " + ", ".join(f"coalesce({ref(g)}, '')" for g in group) + ")"
-        if group else "''"
+        if group
+        else "''"
     )
     if kind == "event_count":
         metric = "count(*)"
@@ -91,21 +95,29 @@ def compile_correlation(backend: DuckDBBackend, rule: SigmaCorrelationRule, corr
         if not fieldref:
             raise SigmaConversionError(rule, rule.source, "value_count needs condition.field")
         names = [fieldref] if isinstance(fieldref, str) else list(fieldref)
-        metric = "count(DISTINCT " + (
-            ref(names[0]) if len(names) == 1 else "concat_ws(" + SEPARATOR + ", " + ", ".join(ref(n) for n in names) + ")"
-        ) + ")"
+        metric = (
+            "count(DISTINCT "
+            + (
+                ref(names[0])
+                if len(names) == 1
+                else "concat_ws(" + SEPARATOR + ", " + ", ".join(ref(n) for n in names) + ")"
+            )
+            + ")"
+        )
     op = backend.correlation_condition_mapping[condition.op]
     seconds = int(rule.timespan.seconds)
     span = f"INTERVAL {seconds} SECOND"
     if condition.op in SLIDING:
         windows = (
-            f"w AS (SELECT sigma_key, ts AS w_start, ts + {span} AS w_end, {metric} OVER (PARTITION BY sigma_key "
+            f"w AS (SELECT sigma_key, ts AS w_start, ts + {span} AS w_end, "
+            f"{metric} OVER (PARTITION BY sigma_key "
             f"ORDER BY ts RANGE BETWEEN CURRENT ROW AND {span} FOLLOWING) AS sigma_n FROM k)"
         )
         inside = "k.ts >= f.w_start AND k.ts <= f.w_end"
     else:
         windows = (
-            f"w AS (SELECT sigma_key, time_bucket({span}, ts) AS w_start, time_bucket({span}, ts) + {span} AS w_end, "
+            f"w AS (SELECT sigma_key, time_bucket({span}, ts) AS w_start, "
+            f"time_bucket({span}, ts) + {span} AS w_end, "
             f"{metric} AS sigma_n FROM k GROUP BY ALL)"
         )
         inside = "k.ts >= f.w_start AND k.ts < f.w_end"

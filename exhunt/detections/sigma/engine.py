@@ -28,7 +28,8 @@ BATCH_RULES = 40
 INDICATORS = ("client_ip", "user", "user_agent", "image", "parent_image", "target_filename")
 EVIDENCE = (
     '"host", "source", "path", "line", "record_id", "ts", '
-    + fields.EXCERPT + " AS excerpt, "
+    + fields.EXCERPT
+    + " AS excerpt, "
     + ", ".join(f'"{c}" AS ioc_{c}' for c in INDICATORS)
 )
 
@@ -39,13 +40,14 @@ def _batches(queries: list[CompiledQuery]) -> Iterator[tuple[str, list[CompiledQ
         by_logsource[query.logsource].append(query)
     for logsource, group in by_logsource.items():
         for start in range(0, len(group), BATCH_RULES):
-            yield logsource, group[start:start + BATCH_RULES]
+            yield logsource, group[start : start + BATCH_RULES]
 
 
 def batch_sql(logsource: str, batch: Sequence[CompiledQuery]) -> str:
     cases = ", ".join(f"CASE WHEN {q.predicate} THEN {i} END" for i, q in enumerate(batch))
     return (
-        f"SELECT {EVIDENCE}, sigma_m FROM (SELECT *, list_filter([{cases}], lambda x: x IS NOT NULL) AS sigma_m "
+        f"SELECT {EVIDENCE}, sigma_m FROM "
+        f"(SELECT *, list_filter([{cases}], lambda x: x IS NOT NULL) AS sigma_m "
         f"FROM {fields.TABLE} WHERE {logsource}) WHERE len(sigma_m) > 0"
     )
 
@@ -81,6 +83,24 @@ def run_queries(
 ) -> dict[int, tuple[CompiledQuery, list[dict[str, Any]]]]:
     """Matched rows per rule (keyed by ``id(rule)``); rules that fail at run time go to ``failed``."""
     matches: dict[int, tuple[CompiledQuery, list[dict[str, Any]]]] = {}
+    logsources = sorted({ls for q in ruleset.queries for ls in (q.logsource, *q.needs) if ls}) or ["false"]
+    # One read of the store: every later query scans this in-memory table, not thousands of parts.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {fields.TABLE} AS SELECT * FROM {fields.SOURCE_TABLE} WHERE "
+        + " OR ".join(f"({ls})" for ls in logsources)
+    )
+    try:
+        _run(con, ruleset, matches)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {fields.TABLE}")
+    return matches
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    ruleset: RuleSet,
+    matches: dict[int, tuple[CompiledQuery, list[dict[str, Any]]]],
+) -> None:
     detections = [q for q in ruleset.queries if q.logsource]
     correlations = [q for q in ruleset.queries if not q.logsource]
     for logsource, batch in _batches(detections):
@@ -93,7 +113,9 @@ def run_queries(
                 try:
                     single = _rows(con, batch_sql(logsource, [query]))
                 except duckdb.Error as exc:
-                    ruleset.fail(query.rule, rule_path(query.rule), f"query failed: {str(exc).splitlines()[0]}")
+                    ruleset.fail(
+                        query.rule, rule_path(query.rule), f"query failed: {str(exc).splitlines()[0]}"
+                    )
                     continue
                 kept.append(query)
                 for row in single:
@@ -112,7 +134,6 @@ def run_queries(
             continue
         if rows:
             matches.setdefault(id(query.rule), (query, []))[1].extend(rows)
-    return matches
 
 
 def findings_for(
@@ -123,14 +144,26 @@ def findings_for(
     for query, rows in matches.values():
         check = rule_check(query.rule)
         confidence = str(getattr(check, "confidence", "medium"))
-        rows.sort(key=lambda r: (r["host"] or "", r["ts"] is None, r["ts"] or 0, r["path"] or "",
-                                 r["line"] or 0, r["record_id"] or 0))
+        rows.sort(
+            key=lambda r: (
+                r["host"] or "",
+                r["ts"] is None,
+                r["ts"] or 0,
+                r["path"] or "",
+                r["line"] or 0,
+                r["record_id"] or 0,
+            )
+        )
         findings.extend(group_hits(check, (_hit(check.id, r, confidence) for r in rows), hit_rows))
     return findings
 
 
-def run(con: duckdb.DuckDBPyConnection, paths: Sequence[Path] = (), include_builtin: bool = True,
-        hit_rows: list[dict] | None = None) -> tuple[list[Finding], dict[str, Any]]:
+def run(
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[Path] = (),
+    include_builtin: bool = True,
+    hit_rows: list[dict] | None = None,
+) -> tuple[list[Finding], dict[str, Any]]:
     ruleset = load_and_convert(paths, include_builtin)
     matches = run_queries(con, ruleset)
     return findings_for(matches, hit_rows), ruleset.report()

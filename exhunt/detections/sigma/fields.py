@@ -11,15 +11,40 @@ from __future__ import annotations
 
 import re
 
-TABLE = "events"
+TABLE = "sigma_events"  # the engine's in-memory copy of the rows some rule's logsource selects
+SOURCE_TABLE = "events"
 
 # Normalized VARCHAR columns of ``events`` that may be referenced as they are.
 COLUMNS = frozenset(
     {
-        "host", "source", "log_type", "path", "kind", "client_ip", "server_ip", "user", "method", "uri",
-        "uri_query", "uri_decoded", "user_agent", "protocol", "anchor_mailbox", "target_server", "channel",
-        "provider", "computer", "image", "command_line", "parent_image", "parent_command_line",
-        "target_filename", "cmdlet", "parameters", "message", "fields",
+        "host",
+        "source",
+        "log_type",
+        "path",
+        "kind",
+        "client_ip",
+        "server_ip",
+        "user",
+        "method",
+        "uri",
+        "uri_query",
+        "uri_decoded",
+        "user_agent",
+        "protocol",
+        "anchor_mailbox",
+        "target_server",
+        "channel",
+        "provider",
+        "computer",
+        "image",
+        "command_line",
+        "parent_image",
+        "parent_command_line",
+        "target_filename",
+        "cmdlet",
+        "parameters",
+        "message",
+        "fields",
     }
 )
 
@@ -42,7 +67,7 @@ _DATA_LIST = """json_extract_string("fields", '$.Data[*]')"""
 VIRTUAL: dict[str, str] = {
     # The requested resource as logged: stem plus '?query' (SigmaHQ's cs-uri-query means that).
     "x_uri_full": """(CASE WHEN "uri_query" IS NULL OR "uri_query" = '' THEN "uri" """
-                  """ELSE coalesce("uri", '') || '?' || "uri_query" END)""",
+    """ELSE coalesce("uri", '') || '?' || "uri_query" END)""",
     "x_user_agent_raw": json_field("cs(User-Agent)", dash_is_null=True),
     "x_referer": json_field("cs(Referer)", dash_is_null=True),
     "x_cookie": json_field("cs(Cookie)", dash_is_null=True),
@@ -55,9 +80,10 @@ VIRTUAL: dict[str, str] = {
         f"""array_to_string({_DATA_LIST}, chr(10)))"""
     ),
     # Windows event level by name (Sigma rules write 'Error', the record holds 2).
-    "x_level": """(CASE json_extract_string("fields", '$.Level') WHEN '1' THEN 'Critical' WHEN '2' THEN 'Error' """
-               """WHEN '3' THEN 'Warning' WHEN '4' THEN 'Information' WHEN '5' THEN 'Verbose' """
-               """ELSE json_extract_string("fields", '$.Level') END)""",
+    "x_level": """(CASE json_extract_string("fields", '$.Level') """
+    """WHEN '1' THEN 'Critical' WHEN '2' THEN 'Error' """
+    """WHEN '3' THEN 'Warning' WHEN '4' THEN 'Information' WHEN '5' THEN 'Verbose' """
+    """ELSE json_extract_string("fields", '$.Level') END)""",
 }
 
 KEYWORDS = "x_keywords"

@@ -112,11 +112,11 @@ def load(paths: Sequence[Path], include_builtin: bool = True) -> tuple[list[Rule
 def convert(rules: list[Rule], ruleset: RuleSet) -> RuleSet:
     """Convert all rules in one collection (correlations resolve their references across files)."""
     try:
-        collection = SigmaCollection(rules, resolve_references=True)
+        collection = SigmaCollection(list(rules), resolve_references=True)  # type: ignore[arg-type]
     except SigmaError as exc:  # an unresolvable reference: convert without the correlations
         ruleset.fail(None, "", f"rule references: {exc}")
         collection = SigmaCollection([r for r in rules if isinstance(r, SigmaRule)])
-    backend = DuckDBBackend(pipeline(), collect_errors=True)
+    backend = DuckDBBackend(pipeline(), collect_errors=True)  # type: ignore[arg-type]
     ruleset.queries = list(backend.convert(collection))
     for rule, error in backend.errors:
         ruleset.fail(rule, rule_path(rule), str(error).splitlines()[0])

@@ -32,8 +32,13 @@ def family(rule: SigmaRule | SigmaCorrelationRule) -> dict[str, Any]:
     logsource = rule.logsource.to_dict() if isinstance(rule, SigmaRule) else {}
     path = str(rule.source.path) if rule.source is not None and rule.source.path is not None else ""
     haystack = " ".join(
-        [rule.title or "", rule.description or "", " ".join(str(t) for t in rule.tags), path,
-         " ".join(str(v) for v in logsource.values())]
+        [
+            rule.title or "",
+            rule.description or "",
+            " ".join(str(t) for t in rule.tags),
+            path,
+            " ".join(str(v) for v in logsource.values()),
+        ]
     ).lower()
     for fam in families():
         if any(word.lower() in haystack for word in fam.get("match", [])):

@@ -39,18 +39,35 @@ BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("category", "network_connection"): {"channel": SYSMON, "event_id": 3},
     ("category", "process_access"): {"channel": SYSMON, "event_id": 10},
     ("category", "ps_script"): {"channel": "Microsoft-Windows-PowerShell/Operational", "event_id": 4104},
-    ("category", "antivirus"): {"channel": "Microsoft-Windows-Windows Defender/Operational", "event_id": 1116},
+    ("category", "antivirus"): {
+        "channel": "Microsoft-Windows-Windows Defender/Operational",
+        "event_id": 1116,
+    },
     ("service", "msexchange-management"): {"channel": "MSExchange Management", "event_id": 1},
     ("service", "security"): {"channel": "Security"},
     ("service", "application"): {"channel": "Application"},
     ("service", "iis-configuration"): {"channel": "Microsoft-IIS-Configuration/Operational"},
 }
 COLUMNS = {
-    "process_creation": {"Image": "image", "CommandLine": "command_line", "ParentImage": "parent_image",
-                         "ParentCommandLine": "parent_command_line", "User": "user"},
-    "web": {"cs-method": "method", "sc-status": "status", "cs-uri-stem": "uri", "cs-uri-query": "uri_query",
-            "c-uri": "uri_query", "cs-uri": "uri_query", "cs-user-agent": "user_agent",
-            "c-useragent": "user_agent", "cs-username": "user", "c-ip": "client_ip"},
+    "process_creation": {
+        "Image": "image",
+        "CommandLine": "command_line",
+        "ParentImage": "parent_image",
+        "ParentCommandLine": "parent_command_line",
+        "User": "user",
+    },
+    "web": {
+        "cs-method": "method",
+        "sc-status": "status",
+        "cs-uri-stem": "uri",
+        "cs-uri-query": "uri_query",
+        "c-uri": "uri_query",
+        "cs-uri": "uri_query",
+        "cs-user-agent": "user_agent",
+        "c-useragent": "user_agent",
+        "cs-username": "user",
+        "c-ip": "client_ip",
+    },
     "windows": {"EventID": "event_id", "Provider_Name": "provider", "Channel": "channel"},
 }
 RAW_NAMES = {"Signature": "Threat Name"}  # Defender's EventData name (pipeline fields_antivirus)
@@ -58,8 +75,9 @@ LEVELS = {"error": 2, "warning": 3, "information": 4, "critical": 1}
 
 
 def _literal(value: SigmaString) -> str:
-    return "".join(p if isinstance(p, str) else ("" if p == SpecialChars.WILDCARD_MULTI else "x")
-                   for p in value.s)
+    return "".join(
+        p if isinstance(p, str) else ("" if p == SpecialChars.WILDCARD_MULTI else "x") for p in value.s
+    )
 
 
 def _solve(node: Any, want: bool, pos: list[tuple[str | None, Any]]) -> None:
@@ -69,11 +87,10 @@ def _solve(node: Any, want: bool, pos: list[tuple[str | None, Any]]) -> None:
             _solve(arg, want, pos)
     elif isinstance(node, ConditionNOT):
         _solve(node.args[0], not want, pos)
-    elif isinstance(node, ConditionFieldEqualsValueExpression | ConditionValueExpression):
-        if want:
-            field = getattr(node, "field", None)
-            value = node.value.values[0] if isinstance(node.value, SigmaExpansion) else node.value
-            pos.append((field, value))
+    elif isinstance(node, ConditionFieldEqualsValueExpression | ConditionValueExpression) and want:
+        field = getattr(node, "field", None)
+        value = node.value.values[0] if isinstance(node.value, SigmaExpansion) else node.value
+        pos.append((field, value))
 
 
 def _area(rule: SigmaRule) -> str:
@@ -115,8 +132,11 @@ def matching_row(rule: SigmaRule) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     columns = {**COLUMNS["windows"], **COLUMNS[_area(rule)]}
     for field, kinds in pieces.items():
-        text = kinds["eq"][0] if kinds["eq"] else "".join(kinds["start"]) + " ".join(kinds["mid"]) + "".join(
-            kinds["end"])
+        text = (
+            kinds["eq"][0]
+            if kinds["eq"]
+            else "".join(kinds["start"]) + " ".join(kinds["mid"]) + "".join(kinds["end"])
+        )
         if field == "Level":
             raw["Level"] = LEVELS.get(text.lower(), text)
         elif field == "Data":
@@ -146,8 +166,10 @@ def non_matching_row(rule: SigmaRule) -> dict[str, Any]:
         if key in base and base[key] == value:
             benign[key] = value
         elif key == "fields":
-            benign[key] = {k: ("benign" if isinstance(v, str) else [] if isinstance(v, list) else 0)
-                           for k, v in value.items()}
+            benign[key] = {
+                k: ("benign" if isinstance(v, str) else [] if isinstance(v, list) else 0)
+                for k, v in value.items()
+            }
         else:
             benign[key] = "benign" if isinstance(value, str) else 0
     return benign

@@ -41,7 +41,9 @@ def ruleset_from_yaml(*documents: str | dict[str, Any]) -> RuleSet:
     from sigma.collection import SigmaCollection
 
     texts = [d if isinstance(d, str) else yaml.safe_dump(d, sort_keys=False) for d in documents]
-    collection = SigmaCollection.from_yaml("\n---\n".join(texts), collect_errors=True, resolve_references=False)
+    collection = SigmaCollection.from_yaml(
+        "\n---\n".join(texts), collect_errors=True, resolve_references=False
+    )
     ruleset = RuleSet(loaded=len(collection.rules))
     for rule in collection.rules:
         assert not rule.errors, rule.errors

@@ -40,30 +40,46 @@ def proc(ts: str, image: str = "c:\\cmd.exe", computer: str = "ex1", user: str =
 
 
 def test_event_count_inside_timespan_fires_with_window_events() -> None:
-    rows = [proc("2024-01-01T10:00:00Z"), proc("2024-01-01T10:02:00Z"), proc("2024-01-01T10:04:59Z"),
-            proc("2024-01-01T12:00:00Z")]
+    rows = [
+        proc("2024-01-01T10:00:00Z"),
+        proc("2024-01-01T10:02:00Z"),
+        proc("2024-01-01T10:04:59Z"),
+        proc("2024-01-01T12:00:00Z"),
+    ]
     result = matched(connect_rows(rows), ruleset_from_yaml(BASE, correlation("event_count", "{gte: 3}")))
     assert result == {"burst": [1, 2, 3]}
 
 
 def test_event_count_outside_timespan_does_not_fire() -> None:
-    rows = [proc("2024-01-01T10:00:00Z"), proc("2024-01-01T10:04:00Z"), proc("2024-01-01T10:08:00Z"),
-            proc("2024-01-01T10:12:00Z")]
+    rows = [
+        proc("2024-01-01T10:00:00Z"),
+        proc("2024-01-01T10:04:00Z"),
+        proc("2024-01-01T10:08:00Z"),
+        proc("2024-01-01T10:12:00Z"),
+    ]
     result = matched(connect_rows(rows), ruleset_from_yaml(BASE, correlation("event_count", "{gte: 3}")))
     assert result == {}
 
 
 def test_event_count_is_per_group() -> None:
-    rows = [proc("2024-01-01T10:00:00Z", computer="a"), proc("2024-01-01T10:00:01Z", computer="b"),
-            proc("2024-01-01T10:00:02Z", computer="a")]
+    rows = [
+        proc("2024-01-01T10:00:00Z", computer="a"),
+        proc("2024-01-01T10:00:01Z", computer="b"),
+        proc("2024-01-01T10:00:02Z", computer="a"),
+    ]
     assert matched(connect_rows(rows), ruleset_from_yaml(BASE, correlation("event_count", "{gte: 3}"))) == {}
     assert matched(connect_rows(rows), ruleset_from_yaml(BASE, correlation("event_count", "{gte: 2}"))) == {
-        "burst": [1, 3]}
+        "burst": [1, 3]
+    }
 
 
 def test_value_count_counts_distinct_values_in_window() -> None:
-    rows = [proc("2024-01-01T10:00:00Z", user="a"), proc("2024-01-01T10:01:00Z", user="a"),
-            proc("2024-01-01T10:02:00Z", user="b"), proc("2024-01-01T10:30:00Z", user="c")]
+    rows = [
+        proc("2024-01-01T10:00:00Z", user="a"),
+        proc("2024-01-01T10:01:00Z", user="a"),
+        proc("2024-01-01T10:02:00Z", user="b"),
+        proc("2024-01-01T10:30:00Z", user="c"),
+    ]
     fires = ruleset_from_yaml(BASE, correlation("value_count", "{gte: 2, field: User}"))
     assert matched(connect_rows(rows), fires) == {"burst": [1, 2, 3]}
     quiet = ruleset_from_yaml(BASE, correlation("value_count", "{gte: 3, field: User}"))
@@ -92,6 +108,7 @@ def test_lt_condition_uses_tumbling_windows() -> None:
 
 
 def test_temporal_ordered_is_reported_as_unsupported() -> None:
-    ruleset = ruleset_from_yaml(BASE, OTHER, correlation("temporal_ordered", "{gte: 2}",
-                                                         "[shell_by_worker, whoami_by_worker]"))
+    ruleset = ruleset_from_yaml(
+        BASE, OTHER, correlation("temporal_ordered", "{gte: 2}", "[shell_by_worker, whoami_by_worker]")
+    )
     assert any("temporal_ordered" in f["reason"] for f in ruleset.failed)

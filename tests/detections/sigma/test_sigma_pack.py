@@ -30,8 +30,11 @@ def test_every_pack_rule_converts_and_has_a_case() -> None:
     assert ruleset.loaded == len(files) == len(ruleset.queries)
     names = {q.rule.name for q in ruleset.queries}
     covered = {name for case in CASES for name in case["fire"]}
-    assert names - covered <= {"exhunt_iis_worker_explicit_logon", "exhunt_exchange_agents_config_write",
-                               "exhunt_exchange_role_group_member_added"}  # covered by the shared EVTX test
+    assert names - covered <= {
+        "exhunt_iis_worker_explicit_logon",
+        "exhunt_exchange_agents_config_write",
+        "exhunt_exchange_role_group_member_added",
+    }  # covered by the shared EVTX test
     assert (builtin_rules() / "SOURCE.md").is_file()
 
 
@@ -51,10 +54,14 @@ def test_shared_evtx_set(tmp_path: Path) -> None:
     for finding in sigma:
         paths.setdefault(finding.check, set()).update(e.path for e in finding.evidence)
     shells = paths.get("sigma:exhunt_iis_worker_spawns_shell", set()) | paths.get(
-        "sigma:exhunt_iis_worker_explicit_logon", set())
+        "sigma:exhunt_iis_worker_explicit_logon", set()
+    )
     assert {p.split("evtx-attack-samples/", 1)[-1] for p in shells} == WEBSHELL_TRACES
     exchange = {c for c in paths if "exchange" in c}
-    assert exchange == {"sigma:exhunt_exchange_agents_config_write", "sigma:exhunt_exchange_role_group_member_added"}
+    assert exchange == {
+        "sigma:exhunt_exchange_agents_config_write",
+        "sigma:exhunt_exchange_role_group_member_added",
+    }
     assert all(p.startswith("exchange-management/") for c in exchange for p in paths[c])
     for finding in sigma:
         assert finding.evidence and all(e.ts and e.ts.endswith("Z") and e.record_id for e in finding.evidence)

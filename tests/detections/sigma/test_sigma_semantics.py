@@ -31,14 +31,20 @@ def test_semantics(case: dict[str, Any]) -> None:
 
 
 def test_ipv6_cidr_is_reported_not_guessed() -> None:
-    ruleset = ruleset_from_yaml(rule_for({"name": "v6", "detection": {"s": {"DestinationIp|cidr": "fe80::/10"},
-                                                                       "condition": "s"}}))
+    ruleset = ruleset_from_yaml(
+        rule_for({"name": "v6", "detection": {"s": {"DestinationIp|cidr": "fe80::/10"}, "condition": "s"}})
+    )
     assert ruleset.queries == []
     assert "IPv6" in ruleset.failed[0]["reason"]
 
 
 def test_unmapped_logsource_fails_with_reason() -> None:
-    ruleset = ruleset_from_yaml({"title": "linux", "logsource": {"product": "linux", "service": "auth"},
-                                 "detection": {"s": {"x": "y"}, "condition": "s"}})
+    ruleset = ruleset_from_yaml(
+        {
+            "title": "linux",
+            "logsource": {"product": "linux", "service": "auth"},
+            "detection": {"s": {"x": "y"}, "condition": "s"},
+        }
+    )
     assert ruleset.queries == []
     assert "logsource" in ruleset.failed[0]["reason"]
