@@ -19,13 +19,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", metavar="NAME", help="host name for the evidence (default: folder name)")
     p.add_argument("--json", action="store_true", help="print the findings document to stdout")
     p.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--sigma", type=Path, action="append", default=[], metavar="PATH",
+                   help="extra Sigma rules: a .yml file or a folder of them (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-color", action="store_true", help="plain terminal output")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    options = ScanOptions(out=args.out, host=args.host, jobs=args.jobs, quiet=args.quiet)
+    options = ScanOptions(out=args.out, host=args.host, jobs=args.jobs, quiet=args.quiet,
+                          sigma=list(args.sigma))
     result = scan(args.evidence, options)
     if args.json:
         sys.stdout.buffer.write(document_bytes(result.document))

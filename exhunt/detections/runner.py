@@ -12,6 +12,7 @@ import duckdb
 
 from exhunt.detections.base import Check
 from exhunt.detections.checks import CHECKS
+from exhunt.detections.sigma import sigma_engine
 from exhunt.findings.model import Finding
 from exhunt.findings.triage import group_hits
 
@@ -60,7 +61,7 @@ def native_engine(
     return run_checks(con, checks, hit_rows), {"loaded": len(checks), "ids": [c.id for c in checks]}
 
 
-ENGINES: tuple[tuple[str, Engine], ...] = (("native", native_engine),)
+ENGINES: tuple[tuple[str, Engine], ...] = (("native", native_engine), ("sigma", sigma_engine))
 
 
 def run_detections(

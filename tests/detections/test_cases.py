@@ -1,64 +1,91 @@
-"""Runs every YAML case in tests/detections/cases against its check (rows in -> findings out)."""
+"""Data-driven detection cases: every YAML under cases/ (rows in, expected findings out)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
 import pytest
 import yaml
 
-from exhunt.artifacts.timeparse import parse_ts
 from exhunt.detections.checks import CHECKS
-from exhunt.detections.runner import run_checks
-from exhunt.events.schema import TABLES, TS
-from exhunt.events.store import StoreWriter, connect
+from exhunt.detections.runner import prepare
+from exhunt.events.schema import TABLES
+from exhunt.findings.triage import group_hits
 
-CASES_DIR = Path(__file__).parent / "cases"
-CHECKS_BY_ID = {c.id: c for c in CHECKS}
+CASES = Path(__file__).parent / "cases"
+BY_ID = {check.id: check for check in CHECKS}
+DEFAULTS = {"host": "h", "path": "case.log"}
 
 
-def _load_cases() -> list[Any]:
+def load_cases() -> list[Any]:
     params = []
-    for path in sorted(CASES_DIR.glob("*.yml")):
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-        for case in spec["cases"]:
-            params.append(pytest.param(spec["check"], case, id=f"{path.stem}:{case['name']}"))
+    for file in sorted(CASES.glob("*.yml")):
+        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+        entries = document.get("cases", [document])
+        for number, case in enumerate(entries, 1):
+            case = {"check": document.get("check"), **case}
+            params.append(pytest.param(case, id=f"{file.stem}#{number}:{case.get('name', '')}"))
     return params
 
 
-def _row(table: str, row: dict[str, Any], index: int) -> dict[str, Any]:
-    out = {"host": "h", "path": "case.log", **row}
-    if table == "events":
-        out.setdefault("line", index + 1)
-    for name in TABLES[table].names:
-        value = out.get(name)
-        if TABLES[table].field(name).type == TS and isinstance(value, str | datetime):
-            out[name] = parse_ts(value) if isinstance(value, str) else value
-    return out
+def _value(name: str, value: Any) -> Any:
+    if name in ("ts", "mtime", "ctime", "atime") and isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if name == "fields" and isinstance(value, dict):
+        return json.dumps(value)
+    return value
 
 
-@pytest.mark.parametrize(("check_id", "case"), _load_cases())
-def test_case(tmp_path: Path, check_id: str, case: dict[str, Any]) -> None:
-    assert check_id in CHECKS_BY_ID, f"unknown check {check_id}"
-    with StoreWriter(tmp_path / "store", "h") as writer:
-        for table, rows in case["rows"].items():
-            for i, row in enumerate(rows):
-                writer.add(table, _row(table, row, i))
-    con = connect(tmp_path / "store")
-    findings = run_checks(con, [CHECKS_BY_ID[check_id]()])
+def store_of(rows: dict[str, list[dict[str, Any]]]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with every store table, holding the case's rows."""
+    con = duckdb.connect(":memory:")
+    for table, schema in TABLES.items():
+        given = rows.get(table) or []
+        unknown = {k for r in given for k in r} - set(schema.names)
+        assert not unknown, f"unknown {table} columns in case: {sorted(unknown)}"
+        full = [{**{k: v for k, v in DEFAULTS.items() if k in schema.names},
+                 **{k: _value(k, v) for k, v in r.items()}} for r in given]
+        arrow = pa.Table.from_pylist(full, schema=schema)  # noqa: F841  (read by DuckDB below)
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM arrow")
+    return con
+
+
+@pytest.mark.parametrize("case", load_cases())
+def test_case(case: dict[str, Any]) -> None:
+    check = BY_ID[case["check"]]()
+    con = store_of(case.get("rows") or {})
+    prepare(con)
+    findings = group_hits(check, check.run(con))
     expect = case["expect"]
-    assert len(findings) == expect["findings"], [f.key for f in findings]
-    if "confidence" in expect:
-        assert sorted(f.confidence for f in findings) == sorted(expect["confidence"])
+    summary = [(f.key, f.confidence, f.count) for f in findings]
+    assert len(findings) == expect["findings"], summary
     if "keys" in expect:
-        assert sorted(f.key for f in findings) == sorted(expect["keys"])
-    if "rows" in expect:
-        assert sum(f.count for f in findings) == expect["rows"]
+        assert sorted(f.key for f in findings) == sorted(expect["keys"]), summary
+    confidence = expect.get("confidence")
+    if isinstance(confidence, str):
+        assert {f.confidence for f in findings} == {confidence}, summary
+    elif isinstance(confidence, list) and "keys" in expect:
+        by_key = {f.key: f.confidence for f in findings}
+        assert [by_key[k] for k in expect["keys"]] == confidence, summary
+    elif isinstance(confidence, list):
+        assert sorted(f.confidence for f in findings) == sorted(confidence), summary
+    hits = expect.get("hits", expect.get("rows"))
+    if hits is not None:
+        assert sum(f.count for f in findings) == hits, summary
+    for finding in findings:
+        assert finding.evidence and finding.remediation and finding.references
 
 
-def test_every_check_has_a_case() -> None:
-    covered = {yaml.safe_load(p.read_text(encoding="utf-8"))["check"] for p in CASES_DIR.glob("*.yml")}
-    missing = sorted(set(CHECKS_BY_ID) - covered)
-    assert not missing, f"checks without a detection case: {missing}"
+def test_every_check_has_positive_and_negative_cases() -> None:
+    seen: dict[str, set[bool]] = {}
+    for param in load_cases():
+        case = param.values[0]
+        seen.setdefault(case["check"], set()).add(case["expect"]["findings"] > 0)
+    missing = [check.id for check in CHECKS if seen.get(check.id) != {True, False}]
+    assert not missing, f"checks without a positive and a negative case: {missing}"

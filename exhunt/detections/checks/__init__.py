@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from exhunt.detections.base import Check
-from exhunt.detections.checks import postexploit, proxylogon, vulnerable_build, webshells
+from exhunt.detections.checks import (
+    cve_2020_0688,
+    owassrf,
+    postexploit,
+    proxylogon,
+    proxynotshell,
+    proxyshell,
+    proxytoken,
+    vulnerable_build,
+    webshells,
+)
 
 CHECKS: tuple[type[Check], ...] = (
     proxylogon.SsrfAnchorMailbox,
@@ -16,5 +26,13 @@ CHECKS: tuple[type[Check], ...] = (
     webshells.WebShellRequests,
     postexploit.LsassDump,
     postexploit.StagedArchive,
+    proxyshell.ProxyShellAutodiscover,
+    proxyshell.ProxyShellPowerShellSystem,
+    proxyshell.MailboxExportToWebFolder,
+    proxyshell.MailboxImportExportRole,
+    proxynotshell.ProxyNotShellAutodiscover,
+    owassrf.OwaPowerShell,
+    proxytoken.ProxyTokenInboxRule,
+    cve_2020_0688.EcpViewState,
     vulnerable_build.VulnerableBuild,
 )

@@ -1,0 +1,40 @@
+"""ProxyNotShell (September 2022): the ProxyShell-style autodiscover confusion, now needing valid
+credentials, to reach remote PowerShell and run CVE-2022-41082."""
+
+from __future__ import annotations
+
+from exhunt.detections.base import SqlCheck
+from exhunt.detections.checks.proxyshell import EVENT_COLUMNS, HTTP_EXCERPT, REQUEST, WEB_SOURCES
+
+MSRC_PROXYNOTSHELL = "https://msrc.microsoft.com/blog/2022/09/customer-guidance-for-reported-zero-day-vulnerabilities-in-microsoft-exchange-server/"
+GTSC = "https://gteltsc.vn/blog/warning-new-attack-campaign-utilized-a-new-0day-rce-vulnerability-on-microsoft-exchange-server-12715.html"
+
+
+class ProxyNotShellAutodiscover(SqlCheck):
+    id = "proxynotshell.autodiscover_powershell"
+    title = "ProxyNotShell autodiscover SSRF to remote PowerShell (CVE-2022-41040)"
+    severity = "critical"
+    description = (
+        "A request to autodiscover.json carrying '@' that reaches /powershell (Microsoft's hunting pattern "
+        "'autodiscover.json.*@.*Powershell'). With an authenticated user or an X-Rps-CAT token it is the "
+        "ProxyNotShell SSRF (high); an anonymous request of the same shape is also ProxyShell's, so it is "
+        "medium here and the build of the server decides which one applies."
+    )
+    cves = ("CVE-2022-41040", "CVE-2022-41082")
+    attack = ("T1190", "T1059.001")
+    references = (MSRC_PROXYNOTSHELL, GTSC)
+    remediation = (
+        "Install the November 2022 Exchange Security Update or later on every Exchange server "
+        "(the URL Rewrite mitigation alone was bypassed several times).",
+        "Treat the server as compromised: look for web shells, new scheduled tasks and services, and "
+        "reset the credentials of the account used in the requests.",
+    )
+    sql = f"""
+        SELECT {EVENT_COLUMNS}, coalesce(client_ip, '') AS key, {HTTP_EXCERPT} AS excerpt,
+               CASE WHEN ("user" IS NOT NULL AND "user" NOT IN ('-', '')) OR contains({REQUEST}, 'x-rps-cat')
+                    THEN 'high' ELSE 'medium' END AS confidence,
+               client_ip AS ioc_client_ip, user_agent AS ioc_user_agent, "user" AS ioc_user
+        FROM events
+        WHERE source IN {WEB_SOURCES}
+          AND regexp_matches({REQUEST}, 'autodiscover\\.json.*@.*/powershell')
+    """

@@ -1,0 +1,169 @@
+"""The Sigma detection engine: every loaded rule over the events store, hits -> findings.
+
+Rules that share a logsource predicate are evaluated in one scan of the store: each row gets the
+list of rule numbers whose detection it matches (``CASE WHEN`` per rule, so DuckDB evaluates each
+detection only on the rows the logsource selects and shares ``lower(column)`` across rules).
+A batch that fails at run time is retried rule by rule, and the rule that fails is reported with
+its error instead of hiding the others. Correlation rules run one query each.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from exhunt.detections.base import EXCERPT_CHARS, Hit
+from exhunt.detections.sigma import fields
+from exhunt.detections.sigma.backend import CompiledQuery
+from exhunt.detections.sigma.loader import RuleSet, load_and_convert, rule_path
+from exhunt.detections.sigma.meta import rule_check
+from exhunt.findings.model import Finding
+from exhunt.findings.triage import group_hits
+
+BATCH_RULES = 40
+INDICATORS = ("client_ip", "user", "user_agent", "image", "parent_image", "target_filename")
+EVIDENCE = (
+    '"host", "source", "path", "line", "record_id", "ts", '
+    + fields.EXCERPT
+    + " AS excerpt, "
+    + ", ".join(f'"{c}" AS ioc_{c}' for c in INDICATORS)
+)
+
+
+def _batches(queries: list[CompiledQuery]) -> Iterator[tuple[str, list[CompiledQuery]]]:
+    by_logsource: dict[str, list[CompiledQuery]] = defaultdict(list)
+    for query in queries:
+        by_logsource[query.logsource].append(query)
+    for logsource, group in by_logsource.items():
+        for start in range(0, len(group), BATCH_RULES):
+            yield logsource, group[start : start + BATCH_RULES]
+
+
+def batch_sql(logsource: str, batch: Sequence[CompiledQuery]) -> str:
+    cases = ", ".join(f"CASE WHEN {q.predicate} THEN {i} END" for i, q in enumerate(batch))
+    return (
+        f"SELECT {EVIDENCE}, sigma_m FROM "
+        f"(SELECT *, list_filter([{cases}], lambda x: x IS NOT NULL) AS sigma_m "
+        f"FROM {fields.TABLE} WHERE {logsource}) WHERE len(sigma_m) > 0"
+    )
+
+
+def correlation_sql(query: CompiledQuery) -> str:
+    return f"SELECT {EVIDENCE}, sigma_key FROM ({query.sql})"
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def _hit(check_id: str, row: dict[str, Any], confidence: str) -> Hit:
+    return Hit(
+        check=check_id,
+        host=row["host"] or "",
+        key="",
+        path=row["path"] or "",
+        source=row["source"] or "",
+        ts=row["ts"],
+        line=row["line"],
+        record_id=row["record_id"],
+        excerpt=(row["excerpt"] or "")[:EXCERPT_CHARS],
+        confidence=confidence,
+        indicators={k[4:]: str(v) for k, v in row.items() if k.startswith("ioc_") and v not in (None, "")},
+    )
+
+
+def run_queries(
+    con: duckdb.DuckDBPyConnection, ruleset: RuleSet
+) -> dict[int, tuple[CompiledQuery, list[dict[str, Any]]]]:
+    """Matched rows per rule (keyed by ``id(rule)``); rules that fail at run time go to ``failed``."""
+    matches: dict[int, tuple[CompiledQuery, list[dict[str, Any]]]] = {}
+    logsources = sorted({ls for q in ruleset.queries for ls in (q.logsource, *q.needs) if ls}) or ["false"]
+    # One read of the store: every later query scans this in-memory table, not thousands of parts.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {fields.TABLE} AS SELECT * FROM {fields.SOURCE_TABLE} WHERE "
+        + " OR ".join(f"({ls})" for ls in logsources)
+    )
+    try:
+        _run(con, ruleset, matches)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {fields.TABLE}")
+    return matches
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    ruleset: RuleSet,
+    matches: dict[int, tuple[CompiledQuery, list[dict[str, Any]]]],
+) -> None:
+    detections = [q for q in ruleset.queries if q.logsource]
+    correlations = [q for q in ruleset.queries if not q.logsource]
+    for logsource, batch in _batches(detections):
+        try:
+            rows = _rows(con, batch_sql(logsource, batch))
+        except duckdb.Error:
+            rows = []
+            kept = []
+            for query in batch:  # find the rule that breaks the batch, keep the others
+                try:
+                    single = _rows(con, batch_sql(logsource, [query]))
+                except duckdb.Error as exc:
+                    ruleset.fail(
+                        query.rule, rule_path(query.rule), f"query failed: {str(exc).splitlines()[0]}"
+                    )
+                    continue
+                kept.append(query)
+                for row in single:
+                    row["sigma_m"] = [len(kept) - 1]
+                rows.extend(single)
+            batch = kept
+        for row in rows:
+            for index in row.pop("sigma_m"):
+                query = batch[index]
+                matches.setdefault(id(query.rule), (query, []))[1].append(row)
+    for query in correlations:
+        try:
+            rows = _rows(con, correlation_sql(query))
+        except duckdb.Error as exc:
+            ruleset.fail(query.rule, rule_path(query.rule), f"query failed: {str(exc).splitlines()[0]}")
+            continue
+        if rows:
+            matches.setdefault(id(query.rule), (query, []))[1].extend(rows)
+
+
+def findings_for(
+    matches: dict[int, tuple[CompiledQuery, list[dict[str, Any]]]], hit_rows: list[dict] | None
+) -> list[Finding]:
+    """One finding per (rule, host)."""
+    findings: list[Finding] = []
+    for query, rows in matches.values():
+        check = rule_check(query.rule)
+        confidence = str(getattr(check, "confidence", "medium"))
+        rows.sort(
+            key=lambda r: (
+                r["host"] or "",
+                r["ts"] is None,
+                r["ts"] or 0,
+                r["path"] or "",
+                r["line"] or 0,
+                r["record_id"] or 0,
+            )
+        )
+        findings.extend(group_hits(check, (_hit(check.id, r, confidence) for r in rows), hit_rows))
+    return findings
+
+
+def run(
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[Path] = (),
+    include_builtin: bool = True,
+    hit_rows: list[dict] | None = None,
+) -> tuple[list[Finding], dict[str, Any]]:
+    ruleset = load_and_convert(paths, include_builtin)
+    matches = run_queries(con, ruleset)
+    return findings_for(matches, hit_rows), ruleset.report()

@@ -1,0 +1,125 @@
+"""How a Sigma field name (after the pipelines' mapping) becomes a DuckDB expression.
+
+The pipelines map Sigma names onto the normalized ``events`` columns or onto the *virtual* fields
+below; any other name is read from the raw ``fields`` JSON by its own name, so a Sysmon or Security
+rule keeps working for every EventData field without a mapping line. Every expression here yields
+VARCHAR (numeric columns are cast), so string operators never hit an implicit-cast error; numeric
+equality goes to the typed column instead (``NUMERIC``).
+"""
+
+from __future__ import annotations
+
+import re
+
+TABLE = "sigma_events"  # the engine's in-memory copy of the rows some rule's logsource selects
+SOURCE_TABLE = "events"
+
+# Normalized VARCHAR columns of ``events`` that may be referenced as they are.
+COLUMNS = frozenset(
+    {
+        "host",
+        "source",
+        "log_type",
+        "path",
+        "kind",
+        "client_ip",
+        "server_ip",
+        "user",
+        "method",
+        "uri",
+        "uri_query",
+        "uri_decoded",
+        "user_agent",
+        "protocol",
+        "anchor_mailbox",
+        "target_server",
+        "channel",
+        "provider",
+        "computer",
+        "image",
+        "command_line",
+        "parent_image",
+        "parent_command_line",
+        "target_filename",
+        "cmdlet",
+        "parameters",
+        "message",
+        "fields",
+    }
+)
+
+# Typed numeric columns: equality with a number compares the column itself (fast, exact).
+NUMERIC = frozenset({"event_id", "status", "line", "record_id"})
+
+
+def json_field(name: str, dash_is_null: bool = False) -> str:
+    """A raw field by its own name. In W3C logs '-' means empty (as in the normalized columns); in
+    Windows events it is a real value that rules match on, so only web fields treat it as null."""
+    quoted = name.replace("'", "''").replace('"', '\\"')
+    raw = f"""json_extract_string("fields", '$."{quoted}"')"""
+    return f"nullif({raw}, '-')" if dash_is_null else raw
+
+
+_DATA_LIST = """json_extract_string("fields", '$.Data[*]')"""
+
+# Fields that are expressions over the row. Names start with ``x_`` so that a raw field of the same
+# name can never shadow them.
+VIRTUAL: dict[str, str] = {
+    # The requested resource as logged: stem plus '?query' (SigmaHQ's cs-uri-query means that).
+    "x_uri_full": """(CASE WHEN "uri_query" IS NULL OR "uri_query" = '' THEN "uri" """
+    """ELSE coalesce("uri", '') || '?' || "uri_query" END)""",
+    "x_user_agent_raw": json_field("cs(User-Agent)", dash_is_null=True),
+    "x_referer": json_field("cs(Referer)", dash_is_null=True),
+    "x_cookie": json_field("cs(Cookie)", dash_is_null=True),
+    "x_host_header": json_field("cs-host", dash_is_null=True),
+    # Unnamed <Data> values (MSExchange Management events) joined by newlines.
+    "x_data": f"""nullif(array_to_string({_DATA_LIST}, chr(10)), '')""",
+    # Keyword search text: the message, every raw value, and every unnamed <Data> value.
+    "x_keywords": (
+        """concat_ws(chr(10), "message", array_to_string(json_extract_string("fields", '$.*'), chr(10)), """
+        f"""array_to_string({_DATA_LIST}, chr(10)))"""
+    ),
+    # Windows event level by name (Sigma rules write 'Error', the record holds 2).
+    "x_level": """(CASE json_extract_string("fields", '$.Level') """
+    """WHEN '1' THEN 'Critical' WHEN '2' THEN 'Error' """
+    """WHEN '3' THEN 'Warning' WHEN '4' THEN 'Information' WHEN '5' THEN 'Verbose' """
+    """ELSE json_extract_string("fields", '$.Level') END)""",
+}
+
+KEYWORDS = "x_keywords"
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def expression(name: str) -> str:
+    """VARCHAR expression for a (mapped) field name."""
+    if name in COLUMNS:
+        return f'"{name}"'
+    if name in NUMERIC:
+        return f'CAST("{name}" AS VARCHAR)'
+    if name in VIRTUAL:
+        return VIRTUAL[name]
+    if name == "ts":
+        return "strftime(\"ts\", '%Y-%m-%dT%H:%M:%S.%fZ')"
+    return json_field(name)
+
+
+def numeric_column(name: str) -> str | None:
+    """The typed column for numeric equality, when the field is one."""
+    return f'"{name}"' if name in NUMERIC else None
+
+
+def identifier(name: str) -> str:
+    """Quote an alias introduced by a correlation rule."""
+    return f'"{name}"' if _IDENT.match(name) else '"' + name.replace('"', '""') + '"'
+
+
+# Short text cited as evidence: the request line for web rows, else the most telling column.
+EXCERPT = (
+    """coalesce(CASE WHEN "method" IS NOT NULL OR "uri" IS NOT NULL THEN concat_ws(' ', "method", """
+    + VIRTUAL["x_uri_full"]
+    + """, CAST("status" AS VARCHAR), "user_agent") END, """
+    """CASE WHEN "command_line" IS NOT NULL THEN concat_ws(' <- ', "command_line", "parent_image") END, """
+    """CASE WHEN "cmdlet" IS NOT NULL THEN concat_ws(' ', "cmdlet", "parameters") END, """
+    """"target_filename", "message", "fields")"""
+)

@@ -1,0 +1,128 @@
+"""Load Sigma rules (exhunt's own pack plus user files/folders) and convert them once.
+
+Every rule that fails to parse or convert is kept with its reason, never dropped silently:
+YAML and Sigma errors are collected per file (``collect_errors=True``), conversion errors per
+rule by the backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError, SigmaRuleLocation
+from sigma.processing.pipeline import ProcessingPipeline
+from sigma.rule import SigmaRule
+
+from exhunt.detections.sigma.backend import CompiledQuery, DuckDBBackend
+from exhunt.errors import UsageError
+
+PIPELINES = ("windows.yml", "webserver.yml")
+
+Rule = SigmaRule | SigmaCorrelationRule
+
+
+@dataclass
+class RuleSet:
+    """Converted queries plus the bookkeeping that goes into the document's ``rules`` section."""
+
+    queries: list[CompiledQuery] = field(default_factory=list)
+    loaded: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    def fail(self, rule: Rule | None, path: str, reason: str) -> None:
+        title = (rule.title if rule is not None else "") or ""
+        rule_id = str(rule.id) if rule is not None and rule.id else ""
+        self.failed.append({"path": path, "id": rule_id, "title": title, "reason": reason})
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "loaded": self.loaded,
+            "converted": len({id(q.rule) for q in self.queries}),
+            "failed": sorted(self.failed, key=lambda f: (f["path"], f["title"])),
+            "sources": self.sources,
+        }
+
+
+def pipeline() -> ProcessingPipeline:
+    folder = resources.files("exhunt").joinpath("data", "sigma", "pipelines")
+    result = ProcessingPipeline()
+    for name in PIPELINES:
+        result = result + ProcessingPipeline.from_yaml(folder.joinpath(name).read_text(encoding="utf-8"))
+    return result
+
+
+def builtin_rules() -> Path:
+    return Path(str(resources.files("exhunt").joinpath("data", "sigma", "rules")))
+
+
+def rule_files(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in (".yml", ".yaml")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"--sigma {path}: no such file or folder")
+    return files
+
+
+def rule_path(rule: Rule) -> str:
+    source = rule.source
+    return str(source.path) if source is not None and source.path is not None else ""
+
+
+def load(paths: Sequence[Path], include_builtin: bool = True) -> tuple[list[Rule], RuleSet]:
+    """Parse every file; a file or rule that does not parse becomes a failure with its reason."""
+    ruleset = RuleSet()
+    inputs = ([builtin_rules()] if include_builtin else []) + list(paths)
+    ruleset.sources = [str(p) for p in inputs]
+    rules: list[Rule] = []
+    for file in rule_files(inputs):
+        try:
+            text = file.read_text(encoding="utf-8")
+            collection = SigmaCollection.from_yaml(
+                text, collect_errors=True, source=SigmaRuleLocation(file), resolve_references=False
+            )
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, SigmaError) as exc:
+            ruleset.fail(None, str(file), f"{type(exc).__name__}: {exc}".splitlines()[0])
+            continue
+        for rule in collection.rules:
+            if not isinstance(rule, (SigmaRule, SigmaCorrelationRule)):
+                continue
+            ruleset.loaded += 1
+            if rule.errors:
+                ruleset.fail(rule, str(file), "; ".join(str(e) for e in rule.errors))
+            else:
+                rules.append(rule)
+        for error in collection.errors:
+            if not any(error in (r.errors or []) for r in collection.rules):
+                ruleset.fail(None, str(file), str(error))
+    return rules, ruleset
+
+
+def convert(rules: list[Rule], ruleset: RuleSet) -> RuleSet:
+    """Convert all rules in one collection (correlations resolve their references across files)."""
+    try:
+        collection = SigmaCollection(list(rules), resolve_references=True)  # type: ignore[arg-type]
+    except SigmaError as exc:  # an unresolvable reference: convert without the correlations
+        ruleset.fail(None, "", f"rule references: {exc}")
+        collection = SigmaCollection([r for r in rules if isinstance(r, SigmaRule)])
+    backend = DuckDBBackend(pipeline(), collect_errors=True)  # type: ignore[arg-type]
+    ruleset.queries = list(backend.convert(collection))
+    for rule, error in backend.errors:
+        ruleset.fail(rule, rule_path(rule), str(error).splitlines()[0])
+    return ruleset
+
+
+def load_and_convert(paths: Sequence[Path], include_builtin: bool = True) -> RuleSet:
+    rules, ruleset = load(paths, include_builtin)
+    return convert(rules, ruleset)

@@ -1,0 +1,135 @@
+"""EVTX: every shared file parses, counts match a plain dump, damaged chunks are warnings."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from exhunt.artifacts.evtx import CHUNK, FILE_HEADER, MAGIC, EvtxLog
+from tests.conftest import shared_path
+from tests.helpers import parse_paths
+
+
+def plain_dump_count(path: Path) -> int:
+    """Records as a bare evtx dump sees them (continuing past a bad chunk like the parser does)."""
+    from evtx import PyEvtxParser
+
+    records = PyEvtxParser(str(path)).records_json()
+    count = 0
+    while True:
+        try:
+            next(records)
+        except StopIteration:
+            return count
+        except RuntimeError:
+            continue
+        count += 1
+
+
+def test_claimed_by_magic_not_name() -> None:
+    assert EvtxLog.claims("logs/whatever.bin", MAGIC + b"\x00" * 100)
+    assert not EvtxLog.claims("security.evtx", b"ElfChnk\x00" + b"\x00" * 100)
+
+
+@pytest.mark.slow
+def test_every_shared_evtx_parses_with_dump_counts(tmp_path: Path) -> None:
+    root = shared_path("evtx")
+    rels = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.evtx"))
+    assert len(rels) >= 277
+    con = parse_paths(tmp_path, root, rels)
+    files = dict(con.execute("SELECT path, artifact FROM files").fetchall())
+    assert set(files.values()) == {"evtx"}
+    per_file = dict(con.execute("SELECT path, count(*) FROM events GROUP BY path").fetchall())
+    for rel in rels:
+        assert per_file.get(rel, 0) == plain_dump_count(root / rel), rel
+    warnings = con.execute("SELECT path, message FROM warnings").fetchall()
+    assert not [w for w in warnings if "parser error" in w[1]], warnings
+    assert con.execute("SELECT count(*) FROM events WHERE ts IS NULL OR event_id IS NULL").fetchone()[0] == 0
+    assert con.execute("SELECT count(DISTINCT source) FROM events").fetchone()[0] == 1
+
+
+def test_exchange_management_samples(tmp_path: Path) -> None:
+    root = shared_path("evtx", "exchange-management")
+    rels = sorted(p.name for p in root.glob("*.evtx"))
+    con = parse_paths(tmp_path, root, rels)
+    row = con.execute(
+        "SELECT channel, provider, event_id, computer, \"user\", kind,"
+        " json_extract_string(fields, '$.MemberName'), json_extract_string(fields, '$.Provider_Name')"
+        " FROM events WHERE event_id = 4756 LIMIT 1"
+    ).fetchone()
+    assert row[:6] == ("Security", "Microsoft-Windows-Security-Auditing", 4756, "rootdc1.offsec.lan",
+                       "admmig", "event")
+    assert row[6].startswith("CN=admin-hacker") and row[7] == row[1]
+    sysmon = con.execute(
+        "SELECT ts, target_filename, image, json_extract_string(fields, '$.UtcTime'),"
+        " json_extract_string(fields, '$.SystemTime') FROM events WHERE event_id = 11"
+    ).fetchone()
+    assert sysmon[1].endswith("TransportRoles\\Shared\\agents.config")
+    assert sysmon[0].isoformat() == "2021-06-04T09:30:48.170000+00:00"  # UtcTime preferred ...
+    assert sysmon[3:] == ("2021-06-04 09:30:48.170", "2021-06-04T09:30:48.170578Z")  # ... both kept
+
+
+def test_webshell_process_trace_is_a_process_row(tmp_path: Path) -> None:
+    root = shared_path("evtx", "evtx-attack-samples", "Lateral Movement")
+    con = parse_paths(tmp_path, root, ["LM_typical_IIS_webshell_sysmon_1_10_traces.evtx"])
+    rows = con.execute(
+        "SELECT image, command_line FROM events WHERE kind = 'process' AND parent_image ILIKE '%\\w3wp.exe'"
+    ).fetchall()
+    assert any(image.lower().endswith("\\cmd.exe") and "net" in cmd.lower() for image, cmd in rows), rows
+
+
+def _multi_chunk_sample() -> Path:
+    root = shared_path("evtx", "evtx-attack-samples")
+    for path in sorted(root.rglob("*.evtx"), key=lambda p: -p.stat().st_size):
+        if path.stat().st_size >= FILE_HEADER + 4 * CHUNK:
+            return path
+    pytest.skip("no multi-chunk EVTX sample")
+
+
+@pytest.mark.parametrize(
+    ("where", "damage", "lost", "message"),
+    [
+        (0, b"XXXXXXXX", True, "chunk 1"),  # chunk signature: the parser drops that chunk
+        (0x7C, None, False, "header checksum mismatch"),  # header CRC32: records kept, warned
+        (0x300, b"\xff" * 0x40, True, "chunk"),  # record area overwritten: chunk lost, warned
+    ],
+)
+def test_damaged_chunk_keeps_other_chunks_and_warns(
+    tmp_path: Path, where: int, damage: bytes | None, lost: bool, message: str
+) -> None:
+    source = _multi_chunk_sample()
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    target = evidence / "damaged.evtx"
+    shutil.copyfile(source, target)
+    data = bytearray(target.read_bytes())
+    offset = FILE_HEADER + CHUNK + where
+    if damage is None:
+        data[offset] ^= 0xFF
+    else:
+        data[offset : offset + len(damage)] = damage
+    target.write_bytes(bytes(data))
+    total = plain_dump_count(source)
+    first, last = struct.unpack_from("<QQ", source.read_bytes(), FILE_HEADER + CHUNK + 24)
+    con = parse_paths(tmp_path, evidence, ["damaged.evtx"])
+    ids = {r[0] for r in con.execute("SELECT record_id FROM events").fetchall()}
+    chunk1 = {i for i in ids if first <= i <= last}
+    if lost:
+        assert not chunk1 and 0 < len(ids) < total
+    else:
+        assert len(ids) == total
+    assert max(ids) > last, "records of the chunks after the damaged one are kept"
+    warnings = con.execute("SELECT message, \"offset\" FROM warnings").fetchall()
+    assert any(message in m for m, _ in warnings), warnings
+    assert any(o == FILE_HEADER + CHUNK for _, o in warnings), warnings
+
+
+def test_not_evtx_after_magic_is_a_warning(tmp_path: Path) -> None:
+    from tests.helpers import parse_bytes
+
+    con = parse_bytes(tmp_path, "x.evtx", MAGIC + b"\x01" * 200)
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM warnings").fetchone()[0] >= 1
