@@ -219,6 +219,7 @@ class FixtureServer:
             sent += len(HUGE_CHUNK)
             self.streamed += len(HUGE_CHUNK)
             await writer.drain()
+            await asyncio.sleep(0)  # drain() does not yield on a dead TLS transport: let connection_lost run
         return False
 
 
