@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from exhunt.artifacts.base import Artifact, ParseContext
+from exhunt.artifacts.clixml import CliXml
 from exhunt.artifacts.exchange_logs import ExchangeLog
 from exhunt.artifacts.iis import IisLog
 from exhunt.artifacts.webroots import WebPage
 
-ARTIFACTS: tuple[type[Artifact], ...] = (ExchangeLog, IisLog, WebPage)
+ARTIFACTS: tuple[type[Artifact], ...] = (ExchangeLog, IisLog, CliXml, WebPage)
 
 
 def choose(rel_lower: str, head: bytes) -> type[Artifact] | None:

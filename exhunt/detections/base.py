@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
+
+if TYPE_CHECKING:
+    from exhunt.findings.model import Finding
 
 EXCERPT_CHARS = 400
 
@@ -46,6 +49,10 @@ class Check:
 
     def run(self, con: duckdb.DuckDBPyConnection) -> Iterable[Hit]:
         raise NotImplementedError
+
+    def refine(self, finding: Finding) -> Finding:
+        """Adjust a grouped finding with what only the check knows (e.g. per-host CVEs); default: as is."""
+        return finding
 
 
 class SqlCheck(Check):

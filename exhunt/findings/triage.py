@@ -57,7 +57,7 @@ def group_hits(check: Check, hits: Iterable[Hit], rows_out: list[dict] | None = 
     findings = []
     for (host, key, confidence), group in groups.items():
         evidence = sorted(group.evidence, key=lambda e: (e.ts or "", e.path, e.line or 0, e.record_id or 0))
-        findings.append(
+        findings.append(check.refine(
             Finding(
                 id=finding_id(check.id, host, key, confidence),
                 check=check.id,
@@ -78,7 +78,7 @@ def group_hits(check: Check, hits: Iterable[Hit], rows_out: list[dict] | None = 
                 evidence=tuple(evidence),
                 indicators={k: sorted(v) for k, v in sorted(group.indicators.items())},
             )
-        )
+        ))
     return findings
 
 

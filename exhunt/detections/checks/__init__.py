@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from exhunt.detections.base import Check
-from exhunt.detections.checks import postexploit, proxylogon, webshells
+from exhunt.detections.checks import postexploit, proxylogon, vulnerable_build, webshells
 
 CHECKS: tuple[type[Check], ...] = (
     proxylogon.SsrfAnchorMailbox,
@@ -16,4 +16,5 @@ CHECKS: tuple[type[Check], ...] = (
     webshells.WebShellRequests,
     postexploit.LsassDump,
     postexploit.StagedArchive,
+    vulnerable_build.VulnerableBuild,
 )

@@ -1,0 +1,195 @@
+"""assess_build / assess_host against the bundled tables (data-driven tables of expected statuses)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exhunt.detections.builds import assess_build, assess_file, assess_host, best_build_fact
+from exhunt.findings.model import HostBuild
+from tests.conftest import shared_path
+from tests.helpers import parse_paths
+
+PROXYLOGON = ("CVE-2021-26855", "CVE-2021-26857", "CVE-2021-26858", "CVE-2021-27065")
+PROXYSHELL = ("CVE-2021-34473", "CVE-2021-34523", "CVE-2021-31207")
+PROXYNOTSHELL_OWASSRF = ("CVE-2022-41040", "CVE-2022-41082", "CVE-2022-41080")
+
+
+def statuses(hb: HostBuild) -> dict[str, str]:
+    return {c.cve: c.status for c in hb.cves}
+
+
+def expect(hb: HostBuild, status: str, cves: tuple[str, ...]) -> None:
+    got = statuses(hb)
+    assert {c: got[c] for c in cves} == dict.fromkeys(cves, status)
+
+
+# (build text, product, cu, update, status per CVE group, install starts with)
+CASES = [
+    ("15.01.2375.007", "Exchange 2016", "CU22", "none (base build of the CU)",
+     {"fixed": PROXYLOGON + PROXYSHELL, "vulnerable": PROXYNOTSHELL_OWASSRF},
+     "Upgrade to Exchange 2016 CU23"),
+    ("15.02.0986.005", "Exchange 2019", "CU11", "none (base build of the CU)",
+     {"fixed": PROXYLOGON + PROXYSHELL, "vulnerable": PROXYNOTSHELL_OWASSRF},
+     "Upgrade to Exchange 2019 CU15"),
+    ("15.02.1118.025", "Exchange 2019", "CU12", "Feb23SU",
+     {"fixed": PROXYLOGON + PROXYSHELL + PROXYNOTSHELL_OWASSRF + ("CVE-2023-21529",),
+      "vulnerable": ("CVE-2024-21410",)}, "Upgrade to Exchange 2019 CU15"),
+    ("15.2.792.3", "Exchange 2019", "CU8", "none (base build of the CU)",
+     {"vulnerable": PROXYLOGON + PROXYSHELL}, "Upgrade"),
+    ("15.2.792.10", "Exchange 2019", "CU8", "Mar21SU",
+     {"fixed": PROXYLOGON, "vulnerable": PROXYSHELL}, "Upgrade"),
+    # unknown revision on a known line: decided numerically (SUs are cumulative), labelled as unknown
+    ("15.2.1118.22", "Exchange 2019", "CU12", "unknown revision 22 (after Jan23SU)",
+     {"fixed": PROXYNOTSHELL_OWASSRF, "vulnerable": ("CVE-2023-21529",)}, "Upgrade"),
+    # CU-only (OWA resource path): SU-dependent CVEs are unknown, CU-level facts still decide
+    ("15.2.1118", "Exchange 2019", "CU12", "unknown (CU-level build)",
+     {"fixed": PROXYLOGON + PROXYSHELL, "unknown": PROXYNOTSHELL_OWASSRF + ("CVE-2023-21529",),
+      "vulnerable": ("CVE-2024-21410",)}, "Upgrade"),
+    ("Version 15.2 (Build 986.5)", "Exchange 2019", "CU11",
+     "unknown (AdminDisplayVersion shows the CU only, not the SU)",
+     {"fixed": PROXYLOGON + PROXYSHELL, "unknown": PROXYNOTSHELL_OWASSRF}, "Upgrade"),
+    # special March 2021 ProxyLogon-only SU is not cumulative: the earlier Feb20SU fix is unknown
+    ("15.1.1847.12", "Exchange 2016", "CU14", "Mar21SU",
+     {"fixed": PROXYLOGON, "unknown": ("CVE-2020-0688",), "vulnerable": PROXYSHELL}, "Upgrade"),
+    # CU older than every line in the table: out of support, no fix
+    ("15.0.1156.6", "Exchange 2013", "older CU (out of support, not in the table)", None,
+     {"vulnerable": PROXYLOGON + PROXYSHELL, "fixed": ("CVE-2021-42321",)}, "Upgrade to Exchange 2013 CU23"),
+    ("15.0.847.64", "Exchange 2013", "SP1", "Mar21SU", {"fixed": PROXYLOGON, "vulnerable": PROXYSHELL},
+     "Upgrade"),
+    # between known lines: unknown build, nearest line named
+    ("15.2.1200.3", "Exchange 2019", "unknown: nearest known line Exchange 2019 CU13 (15.2.1258.12)", None,
+     {"unknown": PROXYLOGON + PROXYSHELL + PROXYNOTSHELL_OWASSRF}, "Unknown build 15.2.1200.3"),
+    ("15.2.2562.17", "Exchange SE", "RTM", "none (base build of the CU)",
+     {"fixed": PROXYLOGON + PROXYSHELL + PROXYNOTSHELL_OWASSRF + ("CVE-2024-21410",)}, None),
+    ("15.2.1258.12", "Exchange 2019", "CU13", "none (base build of the CU)",
+     {"fixed": PROXYNOTSHELL_OWASSRF, "unknown": ("CVE-2024-21410",)}, "Make sure Extended Protection"),
+    ("14.3.513.0", "Exchange 2010", "SP3", "RU32",
+     {"fixed": ("CVE-2021-26857", "CVE-2020-0688", "CVE-2020-17144"), "unknown": ("CVE-2021-26855",)},
+     "Exchange 2010 is out of support"),
+    ("14.3.496.0", "Exchange 2010", "SP3", "RU30",
+     {"fixed": ("CVE-2020-0688",), "vulnerable": ("CVE-2021-26857", "CVE-2020-17144")}, "Exchange 2010"),
+    ("8.1.240.6", None, None, None, {"unknown": PROXYLOGON}, None),
+]
+
+
+@pytest.mark.parametrize(("text", "product", "cu", "update", "groups", "install"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_assess_build(text: str, product: str | None, cu: str | None, update: str | None,
+                      groups: dict[str, tuple[str, ...]], install: str | None) -> None:
+    hb = assess_build(text, "test", "high")
+    assert (hb.product, hb.cu, hb.update) == (product, cu, update)
+    assert len(hb.cves) == 17 and {c.status for c in hb.cves} <= {"vulnerable", "fixed", "unknown"}
+    for status, cves in groups.items():
+        expect(hb, status, cves)
+    assert (hb.install or "").startswith(install or "") and (install is not None) == (hb.install is not None)
+    assert (hb.source, hb.confidence) == ("test", "high")
+
+
+def test_fixable_on_its_own_cu_names_the_su_to_install() -> None:
+    hb = assess_build("15.2.1118.7")  # 2019 CU12 base; CVE-2024-21410 needs a CU upgrade anyway
+    nov22 = next(c for c in hb.cves if c.cve == "CVE-2022-41040")
+    assert (nov22.status, nov22.fixed_in, nov22.update) == ("vulnerable", "15.2.1118.20",
+                                                            "Exchange Server 2019 CU12 Nov22SU")
+
+
+def test_install_names_the_highest_su_when_the_cu_suffices() -> None:
+    hb = assess_build("15.2.1258.12")  # 2019 CU13: only Extended Protection is left
+    assert hb.install == "Make sure Extended Protection is enabled (CVE-2024-21410)"
+    hb = assess_build("15.1.2507.6")  # 2016 CU23 base: every SU-fixed CVE is open on this line
+    assert hb.install is not None and hb.install.startswith("Install Exchange Server 2016 CU23")
+    assert hb.install.endswith("or later")
+
+
+def test_cu_only_install_asks_to_check_the_su() -> None:
+    hb = assess_build("15.1.2507")
+    assert hb.install is not None and hb.install.startswith("Make sure Exchange Server 2016 CU23")
+    assert "ExSetup.exe" in hb.install
+
+
+FIXTURES = [  # (file, build, statuses as stated in ../shared/data/README.md)
+    ("E16/ExSetup.xml", "15.1.2375.7", "vulnerable"),
+    ("E19/ExSetup.xml", "15.2.986.5", "vulnerable"),
+    ("E19/ExSetup1.xml", "15.2.1118.25", "fixed"),
+    # AdminDisplayVersion shows the CU only: SU-fixed CVEs cannot be decided, never called fixed
+    ("E16/GetExchangeServer.xml", "15.1.2375", "unknown"),
+    ("E19/GetExchangeServer.xml", "15.2.986", "unknown"),
+]
+
+
+@pytest.mark.parametrize(("name", "build", "notshell"), FIXTURES, ids=[f[0] for f in FIXTURES])
+def test_healthchecker_fixtures(name: str, build: str, notshell: str) -> None:
+    hb = assess_file(shared_path("css-exchange", "healthchecker-testdata", name))
+    assert hb.build == build
+    expect(hb, "fixed", PROXYLOGON + PROXYSHELL)
+    expect(hb, notshell, PROXYNOTSHELL_OWASSRF)
+    assert hb.confidence == ("medium" if "GetExchangeServer" in name else "high")
+
+
+def _facts_store(tmp_path: Path, facts: list[tuple[str, str, str, str, int]]):  # type: ignore[no-untyped-def]
+    from exhunt.events.store import StoreWriter, connect
+
+    store = tmp_path / "store"
+    writer = StoreWriter(store, "h")
+    for fact, value, confidence, path, line in facts:
+        writer.add("host_facts", {"host": "h", "fact": fact, "value": value, "source": "x", "path": path,
+                                  "line": line, "confidence": confidence})
+    writer.close()
+    return connect(store)
+
+
+def test_assess_host_normalizes_and_prefers_confident_full_highest_builds(tmp_path: Path) -> None:
+    con = _facts_store(tmp_path, [
+        ("owa_build", "15.2.1258", "medium", "iis/u_ex1.log", 3),
+        ("build", "15.02.0986.005", "high", "a.log", 1),
+        ("build", "15.2.986.5", "high", "b.log", 2),
+        ("build", "15.2.986.36", "high", "c.log", 4),
+        ("build", "not a build", "high", "d.log", 5),
+    ])
+    assert best_build_fact(con, "h") == ("15.2.986.36", "x", "high")
+    hb = assess_host(con, "h")
+    assert hb is not None and (hb.build, hb.cu, hb.update) == ("15.2.986.36", "CU11", "Nov22SU")
+    assert assess_host(con, "other") is None
+
+
+def test_assess_host_falls_back_to_owa_paths(tmp_path: Path) -> None:
+    con = _facts_store(tmp_path, [("owa_build", "15.1.2176", "medium", "iis/u_ex1.log", 3)])
+    hb = assess_host(con, "h")
+    assert hb is not None and (hb.build, hb.cu, hb.confidence) == ("15.1.2176", "CU19", "medium")
+    expect(hb, "unknown", PROXYLOGON)
+
+
+def test_assess_host_from_parsed_clixml(tmp_path: Path) -> None:
+    root = shared_path("css-exchange", "healthchecker-testdata")
+    con = parse_paths(tmp_path, root, ["E16/ExSetup.xml", "E16/GetExchangeServer.xml"])
+    hb = assess_host(con, "h")
+    assert hb is not None and (hb.build, hb.confidence) == ("15.1.2375.7", "high")
+
+
+def _released() -> list:  # type: ignore[type-arg]
+    from exhunt.detections.buildtable import build_rows
+
+    return [r for r in build_rows() if r.product != "Exchange 2010"]
+
+
+def test_every_released_build_is_decided_except_for_documented_reasons() -> None:
+    """Every 2013+ build in the table gets vulnerable/fixed, unless EP or a non-cumulative SU decides."""
+    for row in _released():
+        hb = assess_build(str(row.build))
+        assert (hb.product, hb.cu) == (row.product, row.cu_line), row.name
+        for c in hb.cves:
+            if c.status == "unknown":
+                reason = c.note or ""
+                assert "Extended Protection" in reason or "not cumulative" in reason, (row.name, c)
+
+
+def test_each_fix_build_flips_its_cve_from_vulnerable_to_fixed() -> None:
+    from exhunt.detections.buildtable import cve_rows
+
+    for fix in (r for r in cve_rows() if r.status == "fixed_by_update" and r.product != "Exchange 2010"):
+        assert fix.fixed_in is not None
+        line = sorted(r.build for r in _released() if r.product == fix.product and r.cu_line == fix.cu_line)
+        before = [b for b in line if b < fix.fixed_in]
+        assert statuses(assess_build(str(fix.fixed_in)))[fix.cve] == "fixed", fix
+        assert statuses(assess_build(str(before[-1])))[fix.cve] == "vulnerable", fix
