@@ -13,18 +13,20 @@ Sources, most precise first (each is an anonymous GET of a page every OWA/ECP us
    some updates.
 
 Mapping build -> product/CU/update/CVEs is ``exhunt.detections.builds.assess_build`` (the table
-``exhunt build`` uses); without it the build is reported unmapped rather than guessed.
+``exhunt build`` uses).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from exhunt.findings.model import CveStatus, HostBuild
+from exhunt.detections import builds
+from exhunt.errors import ExhuntError
+from exhunt.findings.model import HostBuild
 from exhunt.probe.wire import Reply, RequestSpec
 
 LOGON = RequestSpec("owa-logon", "/owa/auth/logon.aspx")
@@ -112,42 +114,18 @@ def looks_like_exchange(replies: Iterable[Reply]) -> tuple[bool, tuple[str, ...]
 
 
 def host_build(fp: Fingerprint) -> HostBuild | None:
-    """Map the fingerprint through the bundled build table; CU-only builds get SU-level CVEs unknown."""
+    """Map the fingerprint through the bundled build table (``exhunt build``'s). A CU-only build is
+    passed as three numbers: the table then reports SU-level fixes as ``unknown``, not ``vulnerable``."""
     if fp.build is None:
         return None
     source = f"probe: {fp.source}" + (f" ({fp.note})" if fp.note else "")
-    assess = _assess_build()
-    if assess is None:
-        return HostBuild(build=fp.build, source=source, confidence=fp.confidence)
-    query = f"{fp.build}.0" if fp.cu_only else fp.build  # lowest build of that CU line, then relaxed below
     try:
-        hb: HostBuild = assess(query, source=source, confidence=fp.confidence)
-    except Exception as exc:  # noqa: BLE001 - an unmapped build is reported, never fatal to a sweep
+        return _assess_build()(fp.build, source=source, confidence=fp.confidence)
+    except ExhuntError as exc:  # an unparseable build is reported, never fatal to a sweep
         return HostBuild(build=fp.build, source=f"{source}; not in build table: {exc}",
                          confidence=fp.confidence)
-    if not fp.cu_only:
-        return hb
-    return replace(hb, build=fp.build, update=None, cves=tuple(_relax(c, fp.build) for c in hb.cves))
 
 
-def _relax(status: CveStatus, cu_build: str) -> CveStatus:
-    """On a CU-only fingerprint, a fix shipped as an SU on this same CU line may or may not be there."""
-    if status.status == "vulnerable" and status.fixed_in and _cu_line(status.fixed_in) == _cu_line(cu_build):
-        return replace(status, status="unknown",
-                       note=f"CU-only fingerprint: fixed by {status.update or status.fixed_in} on this "
-                            "CU line; SU level not visible remotely")
-    return status
-
-
-def _cu_line(build: str) -> tuple[int, ...]:
-    """``15.01.2176.009`` and ``15.1.2176`` both -> (15, 1, 2176)."""
-    try:
-        return tuple(int(p) for p in build.split(".")[:3])
-    except ValueError:
-        return ()
-
-
-def _assess_build() -> Any:
-    from exhunt.detections import builds
-
-    return getattr(builds, "assess_build", None)
+def _assess_build() -> Callable[..., HostBuild]:
+    """Indirection so tests can substitute a table."""
+    return builds.assess_build

@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 
 from exhunt.errors import UsageError
-from exhunt.findings.model import CveStatus, HostBuild
-from exhunt.probe import fingerprint as fp
 from exhunt.probe.runner import GUARD_SECONDS, ProbeOptions, TokenBucket
 from exhunt.probe.sweep import sweep
 from exhunt.probe.targets import Target
@@ -19,22 +17,6 @@ from exhunt.probe.wire import DEFAULT_BODY_CAP, NOT_VULNERABLE, UNKNOWN, VULNERA
 from tests.probe.fixture import Running, start_fixture, stop_fixture
 
 TIMEOUT = 2.0
-PNS = ("CVE-2022-41040", "CVE-2022-41082")
-
-
-def fake_assess(build: str, source: str | None = None, confidence: str | None = None) -> HostBuild:
-    """The bits of the build table the fixture profiles need (the real table is tested elsewhere)."""
-    pns_fixed = {"15.2.1118.25": "fixed"}.get(build, "vulnerable")
-    pl_fixed = "vulnerable" if build.startswith("15.1.2176.") else "fixed"
-    return HostBuild(build=build, source=source, confidence=confidence, cves=(
-        CveStatus("CVE-2021-26855", "ProxyLogon", pl_fixed, "15.1.2176.9"),
-        *(CveStatus(c, "ProxyNotShell", pns_fixed, "15.2.1118.20" if build.startswith("15.2") else None)
-          for c in PNS)))
-
-
-@pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fp, "_assess_build", lambda: fake_assess)
 
 
 def verdicts(result: dict[str, Any]) -> dict[str, str]:
@@ -56,15 +38,10 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def tls_results(tls_fixture: Running) -> dict[str, dict[str, Any]]:
-    mp = pytest.MonkeyPatch()
-    mp.setattr(fp, "_assess_build", lambda: fake_assess)
-    try:
-        targets = [Target("https", "localhost", port) for port in tls_fixture.ports.values()]
-        started = time.monotonic()
-        result = sweep(targets, ProbeOptions(timeout=TIMEOUT, ca_bundle=tls_fixture.ca_file, retries=1))
-        elapsed = time.monotonic() - started
-    finally:
-        mp.undo()
+    targets = [Target("https", "localhost", port) for port in tls_fixture.ports.values()]
+    started = time.monotonic()
+    result = sweep(targets, ProbeOptions(timeout=TIMEOUT, ca_bundle=tls_fixture.ca_file, retries=1))
+    elapsed = time.monotonic() - started
     by_port = {int(r["target"].rsplit(":", 1)[1]): r for r in result.results}
     out = {profile: by_port[port] for profile, port in tls_fixture.ports.items()}
     out["_elapsed"] = {"seconds": elapsed}
@@ -112,7 +89,7 @@ def test_sni_and_evidence(tls_results: dict[str, dict[str, Any]], tls_fixture: R
     assert "HTTP/1.1 500" in evidence and "X-CalculatedBETarget: localhost" in evidence
 
 
-def test_untrusted_certificate_is_unknown_and_insecure_works(tls_fixture: Running, table: None) -> None:
+def test_untrusted_certificate_is_unknown_and_insecure_works(tls_fixture: Running) -> None:
     target = [Target("https", "localhost", tls_fixture.ports["vuln2016"])]
     strict = sweep(target, ProbeOptions(timeout=TIMEOUT)).results[0]
     assert not strict["reachable"] and strict["error"].startswith("tls")
@@ -121,7 +98,7 @@ def test_untrusted_certificate_is_unknown_and_insecure_works(tls_fixture: Runnin
     assert verdicts(loose)["proxylogon_ssrf"] == VULNERABLE
 
 
-def test_virtual_host_sni_with_resolve(tls_fixture: Running, table: None) -> None:
+def test_virtual_host_sni_with_resolve(tls_fixture: Running) -> None:
     name = "patched2019-7.exhunt.test"
     result = sweep([Target("https", name, tls_fixture.ports["iis"])],
                    ProbeOptions(timeout=TIMEOUT, ca_bundle=tls_fixture.ca_file, resolve={name: "127.0.0.1"}))
@@ -138,7 +115,7 @@ def test_connection_refused_is_retried_then_unknown() -> None:
     assert r["fingerprint"]["replies"][0]["attempts"] == 3
 
 
-def test_ipv6_loopback(table: None) -> None:
+def test_ipv6_loopback() -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6")
     try:
@@ -154,7 +131,7 @@ def test_ipv6_loopback(table: None) -> None:
 
 
 @pytest.mark.slow
-def test_thousand_targets_need_only_concurrency_sockets(plain_fixture: Running, table: None) -> None:
+def test_thousand_targets_need_only_concurrency_sockets(plain_fixture: Running) -> None:
     port = plain_fixture.ports["vuln2016"]
     names = [f"vuln2016-{i}.exhunt.test" for i in range(1000)]
     result = sweep([Target("http", n, port) for n in names],
@@ -176,7 +153,7 @@ def test_token_bucket_spaces_requests() -> None:
     assert TokenBucket(rate=0).reserve() == 0.0
 
 
-def test_rate_limits_a_run(plain_fixture: Running, table: None) -> None:
+def test_rate_limits_a_run(plain_fixture: Running) -> None:
     port = plain_fixture.ports["vuln2016"]
     started = time.monotonic()
     sweep([Target("http", "127.0.0.1", port)], ProbeOptions(rate=20, concurrency=1, timeout=TIMEOUT))
