@@ -19,12 +19,14 @@ def servers() -> Iterator[Running]:
     stop_fixture(running, thread)
 
 
-def test_probe_json_out_and_resume(servers: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_probe_json_out_and_resume(servers: Running, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
     listing = tmp_path / "targets.txt"
     listing.write_text(f"# lab\nhttp://127.0.0.1:{servers.ports['iis']}\n", encoding="utf-8")
     vuln = f"http://127.0.0.1:{servers.ports['vuln2016']}"
     case = tmp_path / "case"
-    argv = ["probe", vuln, "--targets", str(listing), "--out", str(case), "--json", "--quiet", "--timeout", "5"]
+    argv = ["probe", vuln, "--targets", str(listing), "--out", str(case), "--json", "--quiet",
+            "--timeout", "5"]
     assert main(argv) == 1
     doc = json.loads(capsys.readouterr().out)
     assert sorted(h["host"] for h in doc["hosts"]) == sorted([vuln, f"http://127.0.0.1:{servers.ports['iis']}"])

@@ -20,9 +20,11 @@ def result(target: str, *verdicts: str, build: str | None = None) -> dict[str, A
     return {
         "target": target, "reachable": True, "error": None, "exchange": True, "signals": ["X-FEServer"],
         "started": "2026-01-01T00:00:00Z", "elapsed": 0.1,
-        "fingerprint": {"build": build, "source": "X-OWA-Version header", "confidence": "high", "note": "",
-                        "replies": [{"request": "owa-logon", "evidence": "GET /owa/auth/logon.aspx HTTP/1.1\n->"
-                                     "\nHTTP/1.1 200 OK\nX-OWA-Version: " + str(build)}]},
+        "fingerprint": {"build": build, "source": "X-OWA-Version header", "confidence": "high",
+                        "note": "",
+                        "replies": [{"request": "owa-logon",
+                                     "evidence": "GET /owa/auth/logon.aspx HTTP/1.1\n->"
+                                                 "\nHTTP/1.1 200 OK\nX-OWA-Version: " + str(build)}]},
         "build": asdict(hb) if hb else None,
         "checks": [{"check": c, "verdict": v, "reason": f"because {v}",
                     "replies": [{"request": c, "evidence": f"GET /x HTTP/1.1\n->\nHTTP/1.1 500 ({c})"}]}
@@ -70,7 +72,8 @@ def test_document_findings_evidence_and_round_trip(tmp_path: Path) -> None:
     # 2019 CU12 Feb23SU has every ProxyLogon/ProxyShell/ProxyNotShell fix; the build table still lists
     # CVE-2024-21410 (fixed only from CU14) against it, as a build finding, never a check finding
     (ok,) = [f for f in doc.findings if f.host == "https://ok"]
-    assert ok.check == output.BUILD_CHECK and "CVE-2021-26855" not in ok.cves and "CVE-2022-41040" not in ok.cves
+    assert ok.check == output.BUILD_CHECK
+    assert "CVE-2021-26855" not in ok.cves and "CVE-2022-41040" not in ok.cves
     assert not [f for f in doc.findings if f.host == "https://down"]
     pl = by_check["probe.proxylogon_ssrf"]
     assert pl.category == "exposure" and pl.severity == "critical" and pl.cves == ("CVE-2021-26855",)
