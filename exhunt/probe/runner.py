@@ -25,6 +25,7 @@ Limits, each enforced here and nowhere else:
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import socket
 import ssl
@@ -41,6 +42,7 @@ from yarl import URL
 
 from exhunt import __version__
 from exhunt.errors import UsageError
+from exhunt.findings.model import HostBuild
 from exhunt.probe import fingerprint as fpmod
 from exhunt.probe.checks import CHECKS, ProbeCheck
 from exhunt.probe.targets import Target
@@ -274,6 +276,12 @@ class Prober:
         return _result(target, True, None, exchange, signals, fp, build, outcomes, fp_replies)
 
 
+@functools.lru_cache(maxsize=1024)
+def _build_dict(build: HostBuild) -> dict[str, Any]:
+    """A fleet runs few distinct builds: convert each once (asdict of 17 CVE rows is not free)."""
+    return asdict(build)
+
+
 def _short(exc: BaseException, limit: int = 200) -> str:
     """One line: aiohttp parser errors span several lines and repeat the URL."""
     text = getattr(exc, "message", None) if isinstance(exc, aiohttp.ClientResponseError) else None
@@ -289,7 +297,7 @@ def _unreachable(target: Target, checks: Iterable[ProbeCheck], why: str, replies
 
 
 def _result(target: Target, reachable: bool, error: str | None, exchange: bool, signals: tuple[str, ...],
-            fp: fpmod.Fingerprint, build: Any, outcomes: list[Outcome], fp_replies: list[Reply]
+            fp: fpmod.Fingerprint, build: HostBuild | None, outcomes: list[Outcome], fp_replies: list[Reply]
             ) -> dict[str, Any]:
     host = target.netloc
     return {
@@ -299,7 +307,7 @@ def _result(target: Target, reachable: bool, error: str | None, exchange: bool, 
         "exchange": exchange,
         "signals": list(signals),
         "fingerprint": {**fp.to_dict(), "replies": [r.to_dict(host) for r in fp_replies]},
-        "build": asdict(build) if build is not None else None,
+        "build": _build_dict(build) if build is not None else None,
         "checks": [{"check": o.check, "verdict": o.verdict, "reason": o.reason,
                     "replies": [r.to_dict(host) for r in o.replies]} for o in outcomes],
     }
