@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exhunt.errors import ExitCode, UsageError
+from exhunt.errors import ExitCode, MissingExtraError, UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError("exhunt probe", "probe") from exc
     from exhunt.api import document_bytes, save_document
     from exhunt.probe.runner import ProbeOptions
     from exhunt.probe.sweep import sweep
