@@ -1,0 +1,53 @@
+"""ProxyShell path confusion (CVE-2021-34473), read-only, as in the public ProxyShell scanners.
+
+Sends exactly one request:
+
+    GET /autodiscover/autodiscover.json?@x/mapi/nspi/?&Email=autodiscover/autodiscover.json%3F@x
+
+Why it is safe: the path confusion makes a vulnerable front end forward the request, as the
+machine account, to the back end's ``/mapi/nspi/`` endpoint; a GET there only returns the static
+"Exchange MAPI/HTTP Connector Endpoint" information page. No MAPI session is opened, no address
+book is read, no PowerShell endpoint is touched and nothing is written. A patched server rejects or
+redirects the request instead.
+"""
+
+from __future__ import annotations
+
+from exhunt.findings.model import HostBuild
+from exhunt.probe.checks.base import ProbeCheck, failed
+from exhunt.probe.wire import NOT_VULNERABLE, UNKNOWN, VULNERABLE, Outcome, Reply, RequestSpec
+
+PATH = "/autodiscover/autodiscover.json?@x/mapi/nspi/?&Email=autodiscover/autodiscover.json%3F@x"
+MARKER = b"Exchange MAPI/HTTP Connector Endpoint"
+
+
+class ProxyShellPathConfusion(ProbeCheck):
+    id = "probe.proxyshell_path"
+    title = "ProxyShell path confusion reachable (CVE-2021-34473)"
+    severity = "critical"
+    description = ("Autodiscover forwards an attacker-chosen back-end path as the Exchange machine account: "
+                   "the pre-authentication step of the ProxyShell chain (CVE-2021-34473, -34523, -31207), "
+                   "exploited widely since August 2021.")
+    cves = ("CVE-2021-34473", "CVE-2021-34523", "CVE-2021-31207")
+    references = (
+        "https://msrc.microsoft.com/update-guide/vulnerability/CVE-2021-34473",
+        "https://www.cisa.gov/news-events/alerts/2021/08/21/urgent-protect-against-active-exploitation-proxyshell-vulnerabilities",
+    )
+    remediation = (
+        "Install the latest CU and SU (the May 2021 SU or later fixes ProxyShell).",
+        "Assume compromise if it was exposed after August 2021: look for web shells and new mailbox exports.",
+    )
+    requests = (RequestSpec("proxyshell-path", PATH),)
+
+    def classify(self, replies: tuple[Reply, ...], build: HostBuild | None, exchange: bool) -> Outcome:
+        bad = failed(replies)
+        if bad is not None:
+            return self.outcome(UNKNOWN, f"no response to the path-confusion request ({bad.describe()})",
+                                replies)
+        reply = replies[0]
+        if reply.status == 200 and MARKER in reply.body:
+            return self.outcome(VULNERABLE, "back-end /mapi/nspi/ page returned to an anonymous client "
+                                            f"({reply.describe()})", replies)
+        if not exchange:
+            return self.outcome(NOT_VULNERABLE, f"not an Exchange front end ({reply.describe()})", replies)
+        return self.outcome(NOT_VULNERABLE, f"path confusion rejected ({reply.describe()})", replies)

@@ -1,0 +1,169 @@
+"""The probe against the loopback fixture server: every profile classified, limits enforced."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exhunt.errors import UsageError
+from exhunt.probe.runner import GUARD_SECONDS, ProbeOptions, TokenBucket
+from exhunt.probe.sweep import sweep
+from exhunt.probe.targets import Target
+from exhunt.probe.wire import DEFAULT_BODY_CAP, NOT_VULNERABLE, UNKNOWN, VULNERABLE
+from tests.probe.fixture import Running, start_fixture, stop_fixture
+
+TIMEOUT = 2.0
+
+
+def verdicts(result: dict[str, Any]) -> dict[str, str]:
+    return {c["check"].removeprefix("probe."): c["verdict"] for c in result["checks"]}
+
+
+EXPECTED = {
+    # profile: (exchange, build, confidence, proxylogon, proxyshell, proxynotshell)
+    "vuln2016": (True, "15.1.2176.2", "high", VULNERABLE, VULNERABLE, VULNERABLE),
+    "patched2019": (True, "15.2.1118.25", "high", NOT_VULNERABLE, NOT_VULNERABLE, NOT_VULNERABLE),
+    "mitigated": (True, "15.2.1118.12", "high", NOT_VULNERABLE, NOT_VULNERABLE, NOT_VULNERABLE),
+    "cuonly": (True, "15.1.2176", "low", NOT_VULNERABLE, NOT_VULNERABLE, VULNERABLE),
+    "iis": (False, None, None, NOT_VULNERABLE, NOT_VULNERABLE, NOT_VULNERABLE),
+    "tarpit": (False, None, None, UNKNOWN, UNKNOWN, UNKNOWN),
+    "malformed": (False, None, None, UNKNOWN, UNKNOWN, UNKNOWN),
+    "hugebody": (True, "15.2.1118.25", "high", NOT_VULNERABLE, NOT_VULNERABLE, NOT_VULNERABLE),
+}
+
+
+@pytest.fixture(scope="module")
+def tls_results(tls_fixture: Running) -> dict[str, dict[str, Any]]:
+    targets = [Target("https", "localhost", port) for port in tls_fixture.ports.values()]
+    started = time.monotonic()
+    result = sweep(targets, ProbeOptions(timeout=TIMEOUT, ca_bundle=tls_fixture.ca_file, retries=1))
+    elapsed = time.monotonic() - started
+    by_port = {int(r["target"].rsplit(":", 1)[1]): r for r in result.results}
+    out = {profile: by_port[port] for profile, port in tls_fixture.ports.items()}
+    out["_elapsed"] = {"seconds": elapsed}
+    return out
+
+
+@pytest.mark.parametrize("profile", list(EXPECTED))
+def test_profiles_classified_over_tls(tls_results: dict[str, dict[str, Any]], profile: str) -> None:
+    exchange, build, confidence, pl, ps, pns = EXPECTED[profile]
+    r = tls_results[profile]
+    assert r["exchange"] is exchange
+    assert (r["fingerprint"]["build"], r["fingerprint"]["confidence"]) == (build, confidence)
+    assert verdicts(r) == {"proxylogon_ssrf": pl, "proxyshell_path": ps, "proxynotshell_mitigation": pns}
+    for check in r["checks"]:
+        assert check["reason"]
+
+
+def test_tarpit_never_hangs_past_timeout(tls_results: dict[str, dict[str, Any]]) -> None:
+    r = tls_results["tarpit"]
+    assert not r["reachable"] and r["error"].startswith("timeout")
+    assert r["elapsed"] <= TIMEOUT + GUARD_SECONDS
+    assert tls_results["_elapsed"]["seconds"] <= TIMEOUT + GUARD_SECONDS + 5  # hosts run in parallel
+
+
+def test_malformed_is_reported_not_raised(tls_results: dict[str, dict[str, Any]]) -> None:
+    r = tls_results["malformed"]
+    assert not r["reachable"] and r["error"].startswith("malformed")
+    assert all("malformed" in c["reason"] for c in r["checks"])
+
+
+def test_huge_body_read_is_capped(tls_results: dict[str, dict[str, Any]], tls_fixture: Running) -> None:
+    (logon,) = tls_results["hugebody"]["fingerprint"]["replies"]
+    assert "truncated at cap" in logon["evidence"]
+    read = int(logon["evidence"].rsplit("[body: ", 1)[1].split(" ", 1)[0])
+    assert read == DEFAULT_BODY_CAP
+    assert tls_results["hugebody"]["elapsed"] < TIMEOUT  # dropped at the cap, not read until the timeout
+
+
+def test_sni_and_evidence(tls_results: dict[str, dict[str, Any]], tls_fixture: Running) -> None:
+    assert "localhost" in tls_fixture.server.sni
+    pl = next(c for c in tls_results["vuln2016"]["checks"] if c["check"] == "probe.proxylogon_ssrf")
+    evidence = pl["replies"][0]["evidence"]
+    assert evidence.startswith("GET /owa/auth/x.js HTTP/1.1\nHost: localhost:")
+    assert "X-BEResource=localhost/owa/auth/logon.aspx?~3" in evidence
+    assert "HTTP/1.1 500" in evidence and "X-CalculatedBETarget: localhost" in evidence
+
+
+def test_untrusted_certificate_is_unknown_and_insecure_works(tls_fixture: Running) -> None:
+    target = [Target("https", "localhost", tls_fixture.ports["vuln2016"])]
+    strict = sweep(target, ProbeOptions(timeout=TIMEOUT)).results[0]
+    assert not strict["reachable"] and strict["error"].startswith("tls")
+    assert set(verdicts(strict).values()) == {UNKNOWN}
+    loose = sweep(target, ProbeOptions(timeout=TIMEOUT, insecure=True)).results[0]
+    assert verdicts(loose)["proxylogon_ssrf"] == VULNERABLE
+
+
+def test_virtual_host_sni_with_resolve(tls_fixture: Running) -> None:
+    name = "patched2019-7.exhunt.test"
+    result = sweep([Target("https", name, tls_fixture.ports["iis"])],
+                   ProbeOptions(timeout=TIMEOUT, ca_bundle=tls_fixture.ca_file, resolve={name: "127.0.0.1"}))
+    assert name in tls_fixture.server.sni
+    assert result.results[0]["fingerprint"]["build"] == "15.2.1118.25"  # profile chosen by Host header
+
+
+def test_connection_refused_is_retried_then_unknown() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    r = sweep([Target("http", "127.0.0.1", port)], ProbeOptions(timeout=TIMEOUT, backoff=0.01)).results[0]
+    assert r["error"].startswith("connect")
+    assert r["fingerprint"]["replies"][0]["attempts"] == 3
+
+
+def test_ipv6_loopback() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        running, thread = start_fixture(["vuln2016"], host="::1")
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback: {exc}")
+    try:
+        target = Target("http", "::1", running.ports["vuln2016"])
+        r = sweep([target], ProbeOptions(timeout=TIMEOUT)).results[0]
+        assert r["target"].startswith("http://[::1]:") and verdicts(r)["proxylogon_ssrf"] == VULNERABLE
+    finally:
+        stop_fixture(running, thread)
+
+
+@pytest.mark.slow
+def test_thousand_targets_need_only_concurrency_sockets(plain_fixture: Running) -> None:
+    port = plain_fixture.ports["vuln2016"]
+    names = [f"vuln2016-{i}.exhunt.test" for i in range(1000)]
+    result = sweep([Target("http", n, port) for n in names],
+                   ProbeOptions(concurrency=20, timeout=30, resolve=dict.fromkeys(names, "127.0.0.1")))
+    server = plain_fixture.server
+    assert len(result.results) == 1000
+    assert all(verdicts(r)["proxylogon_ssrf"] == VULNERABLE for r in result.results)
+    assert server.connections >= 1000  # one connection per target, none shared between targets
+    assert server.peak_open <= 20
+
+
+def test_token_bucket_spaces_requests() -> None:
+    now = [100.0]
+    bucket = TokenBucket(rate=10, burst=2, clock=lambda: now[0])
+    waits = [bucket.reserve() for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.0, 0.1, 0.2, 0.3])
+    now[0] += 10
+    assert bucket.reserve() == 0.0
+    assert TokenBucket(rate=0).reserve() == 0.0
+
+
+def test_rate_limits_a_run(plain_fixture: Running) -> None:
+    port = plain_fixture.ports["vuln2016"]
+    started = time.monotonic()
+    sweep([Target("http", "127.0.0.1", port)], ProbeOptions(rate=20, concurrency=1, timeout=TIMEOUT))
+    assert time.monotonic() - started >= 4 / 20  # 5 requests at 20/s, burst 1: at least 4 intervals
+
+
+@pytest.mark.parametrize("options", [
+    ProbeOptions(concurrency=0), ProbeOptions(rate=-1), ProbeOptions(timeout=0),
+    ProbeOptions(insecure=True, ca_bundle=Path(__file__)),
+])
+def test_bad_options(options: ProbeOptions) -> None:
+    with pytest.raises(UsageError):
+        options.validate()
