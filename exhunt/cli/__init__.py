@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from exhunt import __version__
-from exhunt.cli import build, scan
+from exhunt.cli import build, query, report, scan
 from exhunt.errors import ExhuntError, ExitCode
 
-COMMANDS = (scan, build)
+COMMANDS = (scan, build, report, query)
 
 
 class _Parser(argparse.ArgumentParser):

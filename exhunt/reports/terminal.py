@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from exhunt.findings.model import AssessmentDocument
+from exhunt.reports.actions import host_actions
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 VERDICT_STYLE = {"compromised": "bold red", "suspicious": "yellow", "clean": "green", "not assessed": "dim"}
 TOP = 30
+TOP_ACTIONS = 3
+QUERY_ROWS = 1_000
 
 
 def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | None = None) -> None:
@@ -24,7 +29,8 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
         if h.build and h.build.product:
             build += f" ({h.build.product} {h.build.cu or ''} {h.build.update or ''})".replace("  ", " ")
         vulnerable = ", ".join(c.cve for c in (h.build.cves if h.build else ()) if c.status == "vulnerable")
-        hosts.add_row(h.host, f"[{VERDICT_STYLE.get(h.verdict, '')}]{h.verdict}[/]", build, vulnerable or "-",
+        hosts.add_row(escape(h.host), f"[{VERDICT_STYLE.get(h.verdict, '')}]{h.verdict}[/]", escape(build),
+                      vulnerable or "-",
                       str(h.coverage.files), str(h.coverage.events), str(h.coverage.warnings))
     console.print(hosts)
     if not doc.findings:
@@ -34,14 +40,36 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
         for col in ("severity", "conf.", "host", "finding", "key", "rows", "first seen (UTC)", "CVEs"):
             table.add_column(col, overflow="fold")
         for f in doc.findings[:TOP]:
-            table.add_row(f"[{SEVERITY_STYLE.get(f.severity, '')}]{f.severity}[/]", f.confidence, f.host,
-                          f.title, _short(f.key), str(f.count), f.first_seen or "-", ", ".join(f.cves) or "-")
+            table.add_row(f"[{SEVERITY_STYLE.get(f.severity, '')}]{f.severity}[/]", f.confidence,
+                          escape(f.host), escape(f.title), escape(_short(f.key)), str(f.count),
+                          f.first_seen or "-", ", ".join(f.cves) or "-")
         console.print(table)
         if len(doc.findings) > TOP:
             console.print(f"... and {len(doc.findings) - TOP} more (see findings.json)")
+    for h in doc.hosts:
+        actions = host_actions(doc, h, limit=TOP_ACTIONS)
+        if actions and (h.verdict != "clean" or doc.findings):
+            console.print(f"[bold]Next for {h.host}:[/]", highlight=False)
+            for i, action in enumerate(actions, 1):
+                console.print(f"  {i}. {action.text}", markup=False, highlight=False)
     if case_dir is not None:
-        console.print(f"Case written to {case_dir} (findings.json, store/)")
+        console.print(f"Case written to {case_dir} (findings.json, report.html, store/)", markup=False)
 
 
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def print_rows(cursor: Any, color: bool = True, limit: int = QUERY_ROWS) -> None:
+    """A query result as a table; long results are cut with a hint to use CSV or JSON."""
+    console = Console(no_color=not color, highlight=False)
+    table = Table(show_lines=False)
+    for d in cursor.description:
+        table.add_column(escape(str(d[0])), overflow="fold")
+    rows = cursor.fetchmany(limit + 1)
+    for row in rows[:limit]:
+        table.add_row(*("" if v is None else escape(str(v)) for v in row))
+    console.print(table)
+    more = " or more" if len(rows) > limit else ""
+    hint = " (use --format csv or json for all)" if more else ""
+    console.print(f"{min(len(rows), limit)}{more} rows{hint}")
