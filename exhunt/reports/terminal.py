@@ -20,7 +20,7 @@ QUERY_ROWS = 1_000
 
 
 def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | None = None) -> None:
-    console = Console(no_color=not color, highlight=False, soft_wrap=False)
+    console = Console(color_system="auto" if color else None, highlight=False, soft_wrap=False)
     hosts = Table(title="Hosts", show_lines=False)
     for col in ("host", "verdict", "build", "vulnerable to", "files", "events", "warnings"):
         hosts.add_column(col)
@@ -37,12 +37,16 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
         console.print("No findings.")
     else:
         table = Table(title=f"Findings ({len(doc.findings)})")
-        for col in ("severity", "conf.", "host", "finding", "key", "rows", "first seen (UTC)", "CVEs"):
-            table.add_column(col, overflow="fold")
+        many_hosts = len({f.host for f in doc.findings}) > 1
+        host_column = ["host"] if many_hosts else []
+        columns = ["severity", "conf.", *host_column, "finding", "key", "rows", "first seen"]
+        for col in columns:
+            table.add_column(col, overflow="fold", no_wrap=col in ("severity", "conf.", "rows", "first seen"))
         for f in doc.findings[:TOP]:
+            first = (f.first_seen or "-").replace("T", " ")[:16]
             table.add_row(f"[{SEVERITY_STYLE.get(f.severity, '')}]{f.severity}[/]", f.confidence,
-                          escape(f.host), escape(f.title), escape(_short(f.key)), str(f.count),
-                          f.first_seen or "-", ", ".join(f.cves) or "-")
+                          *([escape(f.host)] if many_hosts else []), escape(f.title),
+                          escape(_short(f.key, 40)), str(f.count), first)
         console.print(table)
         if len(doc.findings) > TOP:
             console.print(f"... and {len(doc.findings) - TOP} more (see findings.json)")
@@ -62,7 +66,7 @@ def _short(text: str, limit: int = 60) -> str:
 
 def print_rows(cursor: Any, color: bool = True, limit: int = QUERY_ROWS) -> None:
     """A query result as a table; long results are cut with a hint to use CSV or JSON."""
-    console = Console(no_color=not color, highlight=False)
+    console = Console(color_system="auto" if color else None, highlight=False)
     table = Table(show_lines=False)
     for d in cursor.description:
         table.add_column(escape(str(d[0])), overflow="fold")
