@@ -5,9 +5,10 @@ from __future__ import annotations
 from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.exchange_logs import ExchangeLog
 from exhunt.artifacts.iis import IisLog
+from exhunt.artifacts.oabgenerator import OabGeneratorText
 from exhunt.artifacts.webroots import WebPage
 
-ARTIFACTS: tuple[type[Artifact], ...] = (ExchangeLog, IisLog, WebPage)
+ARTIFACTS: tuple[type[Artifact], ...] = (ExchangeLog, IisLog, OabGeneratorText, WebPage)
 
 
 def choose(rel_lower: str, head: bytes) -> type[Artifact] | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,7 @@ class StoreWriter:
         self.close()
 
 
-def write_table(store: Path, table: str, rows: list[Row], part: str = "all") -> None:
+def write_table(store: Path, table: str, rows: Sequence[Row], part: str = "all") -> None:
     """Replace one whole table (used for derived tables such as findings)."""
     folder = store / table
     if folder.exists():
@@ -116,7 +116,7 @@ def write_table(store: Path, table: str, rows: list[Row], part: str = "all") -> 
             old.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     schema = TABLES.get(table)
-    arrow = pa.Table.from_pylist(rows, schema=schema) if schema else pa.Table.from_pylist(rows)
+    arrow = pa.Table.from_pylist(list(rows), schema=schema) if schema else pa.Table.from_pylist(list(rows))
     if arrow.num_columns:
         pq.write_table(arrow, folder / f"{part}.parquet", compression="zstd")
 

@@ -10,7 +10,8 @@ from tests.helpers import parse_bytes, parse_paths
 HEADER = (
     "#Software: Microsoft Exchange Server\r\n#Version: 15.01.2176.002\r\n#Log-type: HttpProxy Logs\r\n"
     "#Date: 2021-03-03T00:00:00.000Z\r\n"
-    "#Fields: DateTime,RequestId,Protocol,UrlStem,AnchorMailbox,UserAgent,ClientIpAddress,HttpStatus,Method,UrlQuery\r\n"
+    "#Fields: DateTime,RequestId,Protocol,UrlStem,AnchorMailbox,UserAgent,ClientIpAddress,HttpStatus,Method,"
+    "UrlQuery\r\n"
 )
 
 

@@ -120,13 +120,14 @@ class EcpResetVirtualDirectory(SqlCheck):
     remediation = EcpVirtualDirectoryScript.remediation
     sql = f"""
         SELECT {EVENT_COLUMNS}, coalesce(client_ip, '') AS key,
-               concat_ws(' ', method, uri, uri_query, 'status=' || status, 'client=' || client_ip,
-                         'user=' || "user") AS excerpt,
+               concat_ws(' ', method, uri, uri_query, 'AnchorMailbox=' || anchor_mailbox, 'status=' || status,
+                         'client=' || client_ip, 'user=' || "user") AS excerpt,
                client_ip AS ioc_client_ip
         FROM events
         WHERE source IN ('httpproxy', 'iis') AND lower(uri) LIKE '/ecp/%'
-          AND regexp_matches(coalesce(uri_decoded, uri || coalesce(uri_query, '')),
-                             '(?i)reset[a-z]*virtualdirectory')
+          AND (regexp_matches(coalesce(uri_decoded, uri || coalesce(uri_query, '')),
+                              '(?i)reset[a-z]*virtualdirectory')
+               OR regexp_matches(coalesce(anchor_mailbox, ''), '(?i)reset[a-z]*virtualdirectory'))
     """
 
 

@@ -1,0 +1,22 @@
+"""False positives: real internet-facing IIS logs must give no compromise finding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exhunt.api import ScanOptions, scan
+from exhunt.events.store import connect
+from tests.conftest import shared_path
+
+
+@pytest.mark.slow
+def test_shared_benign_iis_logs_give_no_findings(tmp_path: Path) -> None:
+    folder = shared_path("benign", "iis-logs")
+    out = tmp_path / "case"
+    doc = scan([folder], ScanOptions(out=out, jobs=2, quiet=True)).document
+    con = connect(out / "store")
+    web = con.execute("SELECT count(*) FROM events WHERE source = 'iis' AND path LIKE '%/W3SVC%'").fetchone()
+    assert web == (78_937,), "every web-server entry of the corpus is parsed"
+    assert [f.check for f in doc.findings if f.category == "compromise"] == []
