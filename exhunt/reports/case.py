@@ -8,6 +8,7 @@ evidence rows in the document, so ``exhunt report findings.json`` still works.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from exhunt.events.store import connect
 from exhunt.findings.model import AssessmentDocument, Finding, Severity
 
 FETCH_ROWS = 5_000
+SORT_MEMORY = "256MB"  # DuckDB memory for --all-events sorts; beyond it DuckDB spills to a temp dir
 
 # Normalized event columns carried into timelines next to each cited row.
 EVENT_COLUMNS = ("kind", "client_ip", "user", "method", "uri", "uri_query", "status", "user_agent",
@@ -138,16 +140,20 @@ def timeline_rows(case: Case, all_events: bool | None = None) -> Iterator[dict[s
             yield {"ts": c.ts, "host": c.host, "source": c.source, "path": c.path, "line": c.line,
                    "record_id": c.record_id, "message": c.excerpt, "finding_ids": list(c.finding_ids)}
         return
-    try:
-        if not has_table(con, "hits"):
-            con.execute(HITS_DDL)
-        con.execute("SET preserve_insertion_order = false")
-        cursor = con.execute(ALL_EVENTS_SQL if every else CITED_SQL)
-        while batch := cursor.fetchmany(FETCH_ROWS):
-            for row in batch:
-                yield dict(zip(ROW_COLUMNS, row, strict=True))
-    finally:
-        con.close()
+    with tempfile.TemporaryDirectory(prefix="exhunt-sort-") as spill:
+        try:
+            if not has_table(con, "hits"):
+                con.execute(HITS_DDL)
+            if every:  # the time sort of a whole store spills to disk instead of growing without bound
+                con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
+                con.execute("SET temp_directory = ?", [spill])
+            con.execute("SET preserve_insertion_order = false")
+            cursor = con.execute(ALL_EVENTS_SQL if every else CITED_SQL)
+            while batch := cursor.fetchmany(FETCH_ROWS):
+                for row in batch:
+                    yield dict(zip(ROW_COLUMNS, row, strict=True))
+        finally:
+            con.close()
 
 
 def cited_events(case: Case) -> Iterator[CitedEvent]:
