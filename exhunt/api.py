@@ -50,6 +50,7 @@ class ScanOptions:
     sigma: list[Path] = field(default_factory=list)  # user Sigma rules (files or folders)
     iocs: list[Path] = field(default_factory=list)  # user IOC lists
     baselines: list[Path] = field(default_factory=list)  # known-good hash baselines
+    html_report: bool = True  # with --out: write report.html next to findings.json
 
 
 @dataclass
@@ -132,6 +133,8 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
         results = parse_all(work, store, options)
         document = assess(store, work, options)
         save_document(case, document)
+        if options.out and options.html_report:
+            save_html_report(case, document)
         return ScanResult(document, case if options.out else Path(), results)
 
 
@@ -215,6 +218,16 @@ def document_bytes(document: AssessmentDocument) -> bytes:
 def save_document(case: Path, document: AssessmentDocument) -> Path:
     path = case / "findings.json"
     path.write_bytes(document_bytes(document))
+    return path
+
+
+def save_html_report(case: Path, document: AssessmentDocument) -> Path:
+    from exhunt.reports.case import Case
+    from exhunt.reports.html import render
+
+    path = case / "report.html"
+    with path.open("wb") as out:
+        render(Case(document, case / "store"), out)
     return path
 
 

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from exhunt.findings.model import AssessmentDocument
+from exhunt.reports.actions import host_actions
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 VERDICT_STYLE = {"compromised": "bold red", "suspicious": "yellow", "clean": "green", "not assessed": "dim"}
 TOP = 30
+TOP_ACTIONS = 3
+QUERY_ROWS = 1_000
 
 
 def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | None = None) -> None:
-    console = Console(no_color=not color, highlight=False, soft_wrap=False)
+    console = Console(color_system="auto" if color else None, highlight=False, soft_wrap=False)
     hosts = Table(title="Hosts", show_lines=False)
     for col in ("host", "verdict", "build", "vulnerable to", "files", "events", "warnings"):
         hosts.add_column(col)
@@ -24,24 +29,51 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
         if h.build and h.build.product:
             build += f" ({h.build.product} {h.build.cu or ''} {h.build.update or ''})".replace("  ", " ")
         vulnerable = ", ".join(c.cve for c in (h.build.cves if h.build else ()) if c.status == "vulnerable")
-        hosts.add_row(h.host, f"[{VERDICT_STYLE.get(h.verdict, '')}]{h.verdict}[/]", build, vulnerable or "-",
+        hosts.add_row(escape(h.host), f"[{VERDICT_STYLE.get(h.verdict, '')}]{h.verdict}[/]", escape(build),
+                      vulnerable or "-",
                       str(h.coverage.files), str(h.coverage.events), str(h.coverage.warnings))
     console.print(hosts)
     if not doc.findings:
         console.print("No findings.")
     else:
         table = Table(title=f"Findings ({len(doc.findings)})")
-        for col in ("severity", "conf.", "host", "finding", "key", "rows", "first seen (UTC)", "CVEs"):
-            table.add_column(col, overflow="fold")
+        many_hosts = len({f.host for f in doc.findings}) > 1
+        host_column = ["host"] if many_hosts else []
+        columns = ["severity", "conf.", *host_column, "finding", "key", "rows", "first seen"]
+        for col in columns:
+            table.add_column(col, overflow="fold", no_wrap=col in ("severity", "conf.", "rows", "first seen"))
         for f in doc.findings[:TOP]:
-            table.add_row(f"[{SEVERITY_STYLE.get(f.severity, '')}]{f.severity}[/]", f.confidence, f.host,
-                          f.title, _short(f.key), str(f.count), f.first_seen or "-", ", ".join(f.cves) or "-")
+            first = (f.first_seen or "-").replace("T", " ")[:16]
+            table.add_row(f"[{SEVERITY_STYLE.get(f.severity, '')}]{f.severity}[/]", f.confidence,
+                          *([escape(f.host)] if many_hosts else []), escape(f.title),
+                          escape(_short(f.key, 40)), str(f.count), first)
         console.print(table)
         if len(doc.findings) > TOP:
             console.print(f"... and {len(doc.findings) - TOP} more (see findings.json)")
+    for h in doc.hosts:
+        actions = host_actions(doc, h, limit=TOP_ACTIONS)
+        if actions and (h.verdict != "clean" or doc.findings):
+            console.print(f"[bold]Next for {h.host}:[/]", highlight=False)
+            for i, action in enumerate(actions, 1):
+                console.print(f"  {i}. {action.text}", markup=False, highlight=False)
     if case_dir is not None:
-        console.print(f"Case written to {case_dir} (findings.json, store/)")
+        console.print(f"Case written to {case_dir} (findings.json, report.html, store/)", markup=False)
 
 
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def print_rows(cursor: Any, color: bool = True, limit: int = QUERY_ROWS) -> None:
+    """A query result as a table; long results are cut with a hint to use CSV or JSON."""
+    console = Console(color_system="auto" if color else None, highlight=False)
+    table = Table(show_lines=False)
+    for d in cursor.description:
+        table.add_column(escape(str(d[0])), overflow="fold")
+    rows = cursor.fetchmany(limit + 1)
+    for row in rows[:limit]:
+        table.add_row(*("" if v is None else escape(str(v)) for v in row))
+    console.print(table)
+    more = " or more" if len(rows) > limit else ""
+    hint = " (use --format csv or json for all)" if more else ""
+    console.print(f"{min(len(rows), limit)}{more} rows{hint}")

@@ -1,0 +1,86 @@
+""""What to do now": the few actions per host that matter most, drawn from the findings.
+
+Each check carries its own remediation steps; a host with ten findings would repeat the same
+advice ten times. Here the steps are deduplicated and ordered by the severity of the first finding
+that asks for them, preceded by the update the build needs and followed by the indicators to hunt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exhunt.findings.model import AssessmentDocument, Finding, HostAssessment, Severity
+
+TOP_ACTIONS = 6
+TOP_INDICATORS = 8
+
+
+@dataclass(frozen=True)
+class Action:
+    text: str
+    why: str  # finding titles or CVEs the action answers
+
+
+def vulnerable_cves(host: HostAssessment) -> list[str]:
+    return [c.cve for c in (host.build.cves if host.build else ()) if c.status == "vulnerable"]
+
+
+def update_to_install(host: HostAssessment) -> str | None:
+    """The update the build needs: the host-level answer, else the newest per-CVE update named."""
+    if host.build is None:
+        return None
+    if host.build.install:
+        return host.build.install
+    updates = [c.update for c in host.build.cves if c.status == "vulnerable" and c.update]
+    return updates[-1] if updates else None
+
+
+def host_findings(doc: AssessmentDocument, host: str) -> list[Finding]:
+    return [f for f in doc.findings if f.host == host]
+
+
+def host_actions(doc: AssessmentDocument, host: HostAssessment, limit: int = TOP_ACTIONS) -> list[Action]:
+    actions: list[Action] = []
+    cves = vulnerable_cves(host)
+    if cves:
+        update = update_to_install(host) or "the latest Cumulative Update and Security Update"
+        actions.append(Action(f"Install {update} on {host.host}.", "vulnerable to " + ", ".join(cves)))
+    findings = sorted(host_findings(doc, host.host),
+                      key=lambda f: (f.category == "hygiene", -Severity(f.severity).rank))
+    seen: dict[str, list[str]] = {}
+    for f in findings:
+        for step in f.remediation:
+            titles = seen.setdefault(step, [])
+            if f.title not in titles:
+                titles.append(f.title)
+    for step, titles in seen.items():
+        actions.append(Action(step, "; ".join(titles[:3]) + (" …" if len(titles) > 3 else "")))
+    ips = indicator_values(findings, "client_ip")
+    if ips:
+        shown = ", ".join(ips[:TOP_INDICATORS]) + (f" and {len(ips) - TOP_INDICATORS} more"
+                                                    if len(ips) > TOP_INDICATORS else "")
+        actions.append(Action(f"Block and hunt for the attacker client IPs across all servers: {shown}.",
+                              "indicators of the findings"))
+    if not actions and host.verdict == "not assessed":
+        actions.append(Action("Collect the Exchange and IIS logs of this server: nothing was read.",
+                              "no evidence"))
+    return _limit(actions, limit)
+
+
+def _limit(actions: list[Action], limit: int) -> list[Action]:
+    """Keep the update and the indicator hunt even when remediation steps are many."""
+    if len(actions) <= limit:
+        return actions
+    tail = [a for a in actions[-1:] if a.why == "indicators of the findings"]
+    return actions[: limit - len(tail)] + tail
+
+
+def indicator_values(findings: list[Finding], name: str) -> list[str]:
+    values: list[str] = []
+    for f in findings:
+        if f.category == "hygiene":
+            continue
+        for value in f.indicators.get(name, []):
+            if value not in values:
+                values.append(value)
+    return values

@@ -1,0 +1,197 @@
+"""What every renderer reads: the assessment document and, when present, the case store.
+
+Renderers are pure functions of a ``Case``. The store gives the full list of cited rows (the
+``hits`` table keeps every evidence row, the document only the first few per finding) and, for
+``--all-events`` outputs, the events themselves. Without a store, renderers fall back to the
+evidence rows in the document, so ``exhunt report findings.json`` still works.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from exhunt.events.store import connect
+from exhunt.findings.model import AssessmentDocument, Finding, Severity
+
+FETCH_ROWS = 5_000
+SORT_MEMORY = "256MB"  # DuckDB memory for --all-events sorts; beyond it DuckDB spills to a temp dir
+
+# Normalized event columns carried into timelines next to each cited row.
+EVENT_COLUMNS = ("kind", "client_ip", "user", "method", "uri", "uri_query", "status", "user_agent",
+                 "cmdlet", "event_id", "channel", "image", "command_line")
+
+
+@dataclass(frozen=True)
+class Case:
+    document: AssessmentDocument
+    store: Path | None = None
+    all_events: bool = False
+
+    @property
+    def findings_by_id(self) -> dict[str, Finding]:
+        return {f.id: f for f in self.document.findings}
+
+    def connect(self) -> duckdb.DuckDBPyConnection | None:
+        """A DuckDB connection over the store, or None when there is no usable store."""
+        if self.store is None or not (self.store / "events").exists():
+            return None
+        return connect(self.store, extra_tables=("findings", "hits"))
+
+
+@dataclass(frozen=True)
+class CitedEvent:
+    """One evidence row cited by one or more findings, with its normalized event fields."""
+
+    ts: datetime | None
+    host: str
+    source: str
+    path: str
+    line: int | None
+    record_id: int | None
+    excerpt: str
+    finding_ids: tuple[str, ...]
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    rows = con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()
+    return bool(rows)
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def iso_utc(ts: datetime | None) -> str:
+    """ISO 8601 in UTC with a ``Z``; empty when unknown."""
+    if ts is None:
+        return ""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+HITS_SQL = """
+    SELECT host, path, source, line, record_id, min(ts) AS ts, any_value(excerpt) AS excerpt,
+           list(DISTINCT finding_id ORDER BY finding_id) AS finding_ids
+    FROM hits GROUP BY host, path, source, line, record_id
+"""
+SAME_ROW = """e.host = h.host AND e.path = h.path AND e.source = h.source
+     AND e.line IS NOT DISTINCT FROM h.line AND e.record_id IS NOT DISTINCT FROM h.record_id"""
+ORDER = "ORDER BY ts NULLS LAST, host, path, line NULLS FIRST, record_id NULLS FIRST"
+CITED_SQL = f"""
+    WITH h AS ({HITS_SQL}), e AS (
+        SELECT host, path, source, line, record_id, ts, {", ".join(EVENT_COLUMNS)},
+               row_number() OVER (PARTITION BY host, path, source, line, record_id ORDER BY ts) AS n
+        FROM events WHERE (host, path, source) IN (SELECT host, path, source FROM h)
+    )
+    SELECT coalesce(h.ts, e.ts) AS ts, h.host, h.source, h.path, h.line, h.record_id, h.excerpt AS message,
+           h.finding_ids, {", ".join("e." + c for c in EVENT_COLUMNS)}
+    FROM h LEFT JOIN e ON e.n = 1 AND {SAME_ROW}
+    {ORDER}
+"""
+# Every event (one message per row built in SQL so Python only formats), plus cited rows that are
+# not events (file inventory hits), each tagged with the findings citing it. Rows stream in
+# batches and DuckDB sorts out of core, so memory stays bounded whatever the store size.
+EVENT_MESSAGE = """coalesce(
+    CASE WHEN kind = 'http' THEN concat_ws(' ', method, uri || coalesce('?' || uri_query, ''),
+         'AnchorMailbox=' || anchor_mailbox, 'status=' || status, 'client=' || client_ip,
+         'user=' || "user", 'UA=' || user_agent) END,
+    CASE WHEN cmdlet IS NOT NULL THEN cmdlet || ' ' || coalesce(parameters, '') END,
+    CASE WHEN command_line IS NOT NULL THEN concat_ws(' ', image, command_line) END,
+    message, uri, '')"""
+ALL_EVENTS_SQL = f"""
+    WITH h AS ({HITS_SQL}), e AS (
+        SELECT host, path, source, line, record_id, ts, {EVENT_MESSAGE} AS message, {", ".join(EVENT_COLUMNS)}
+        FROM events
+    )
+    SELECT coalesce(e.ts, h.ts) AS ts, coalesce(e.host, h.host) AS host,
+           coalesce(e.source, h.source) AS source, coalesce(e.path, h.path) AS path,
+           coalesce(e.line, h.line) AS line, coalesce(e.record_id, h.record_id) AS record_id,
+           coalesce(nullif(e.message, ''), h.excerpt) AS message,
+           coalesce(h.finding_ids, []) AS finding_ids, {", ".join("e." + c for c in EVENT_COLUMNS)}
+    FROM e FULL OUTER JOIN h ON {SAME_ROW}
+    {ORDER}
+"""
+ROW_COLUMNS = ("ts", "host", "source", "path", "line", "record_id", "message", "finding_ids") + EVENT_COLUMNS
+HITS_DDL = ("CREATE TABLE hits (finding_id VARCHAR, host VARCHAR, path VARCHAR, source VARCHAR, line BIGINT, "
+            "record_id BIGINT, ts TIMESTAMPTZ, excerpt VARCHAR)")
+
+
+def timeline_rows(case: Case, all_events: bool | None = None) -> Iterator[dict[str, Any]]:
+    """Cited rows (or, with ``all_events``, every event) as dicts of ``ROW_COLUMNS``, in time order.
+
+    Without a store, the cited rows come from the document's (capped) evidence lists.
+    """
+    every = case.all_events if all_events is None else all_events
+    con = case.connect()
+    if con is None:
+        for c in _cited_from_document(case.document):
+            yield {"ts": c.ts, "host": c.host, "source": c.source, "path": c.path, "line": c.line,
+                   "record_id": c.record_id, "message": c.excerpt, "finding_ids": list(c.finding_ids)}
+        return
+    with tempfile.TemporaryDirectory(prefix="exhunt-sort-") as spill:
+        try:
+            if not has_table(con, "hits"):
+                con.execute(HITS_DDL)
+            if every:  # the time sort of a whole store spills to disk instead of growing without bound
+                con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
+                con.execute("SET temp_directory = ?", [spill])
+            con.execute("SET preserve_insertion_order = false")
+            cursor = con.execute(ALL_EVENTS_SQL if every else CITED_SQL)
+            while batch := cursor.fetchmany(FETCH_ROWS):
+                for row in batch:
+                    yield dict(zip(ROW_COLUMNS, row, strict=True))
+        finally:
+            con.close()
+
+
+def cited_events(case: Case) -> Iterator[CitedEvent]:
+    """Every cited row once, in time order (rows without a time last)."""
+    known = case.findings_by_id
+    for row in timeline_rows(case, all_events=False):
+        ids = tuple(i for i in row["finding_ids"] if i in known)
+        if ids:
+            extra = {k: row[k] for k in EVENT_COLUMNS if row.get(k) is not None}
+            yield CitedEvent(row["ts"], row["host"], row["source"], row["path"], row["line"],
+                             row["record_id"], row["message"] or "", ids, extra)
+
+
+def _cited_from_document(doc: AssessmentDocument) -> Iterator[CitedEvent]:
+    rows: dict[tuple[Any, ...], CitedEvent] = {}
+    for f in doc.findings:
+        for e in f.evidence:
+            key = (f.host, e.path, e.source, e.line, e.record_id, e.ts)
+            old = rows.get(key)
+            ids = (old.finding_ids if old else ()) + (f.id,)
+            rows[key] = CitedEvent(parse_iso(e.ts), f.host, e.source, e.path, e.line, e.record_id,
+                                   e.excerpt, ids)
+    far = datetime.max.replace(tzinfo=UTC)
+    yield from sorted(rows.values(), key=lambda c: (c.ts or far, c.host, c.path, c.line or 0))
+
+
+def worst_finding(event: CitedEvent, findings: dict[str, Finding]) -> Finding:
+    """The most severe finding citing a row: it names and colours the row in timelines."""
+    cited = [findings[i] for i in event.finding_ids]
+    return max(cited, key=lambda f: Severity(f.severity).rank)
+
+
+def timestamp_desc(source: str, kind: str | None = None) -> str:
+    """What the time of a row means, as Timesketch's ``timestamp_desc`` expects."""
+    if source == "files":
+        return "File Modified (mtime)"
+    if kind == "http" or source in ("iis", "httpproxy"):
+        return "Request Time"
+    if source == "webroot":
+        return "File Content"
+    return "Event Logged"

@@ -1,0 +1,130 @@
+"""One self-contained HTML report: verdicts, what to do now, timeline chart, findings, coverage.
+
+Jinja2 with autoescape on renders every value; log excerpts are attacker-controlled and only ever
+reach the page as escaped text. The only script and style are our own, inlined and pinned by
+SHA-256 in a Content-Security-Policy that also forbids every network load, so the file works
+offline and an injection that slipped through escaping still could not run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from importlib import resources
+from itertools import islice
+from typing import Any, BinaryIO
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from exhunt.findings.model import AssessmentDocument, Finding, Severity
+from exhunt.reports.actions import host_actions, host_findings, update_to_install, vulnerable_cves
+from exhunt.reports.case import Case, CitedEvent, cited_events, iso_utc, worst_finding
+from exhunt.reports.chart import build_chart
+
+TIMELINE_ROWS = 500
+ATTACK_RE = re.compile(r"^T(\d{4})(?:\.(\d{3}))?$")
+
+
+def _asset(name: str) -> str:
+    return resources.files("exhunt.reports").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def _sha256(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def content_security_policy(css: str, script: str) -> str:
+    return (f"default-src 'none'; style-src {_sha256(css)}; script-src {_sha256(script)}; img-src data:; "
+            "base-uri 'none'; form-action 'none'")
+
+
+def _environment() -> Environment:
+    return Environment(loader=PackageLoader("exhunt.reports", "templates"), autoescape=True,
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def render(case: Case, out: BinaryIO) -> None:
+    out.write(render_text(case).encode("utf-8"))
+
+
+def render_text(case: Case) -> str:
+    doc = case.document
+    css, script = _asset("report.css"), _asset("timeline.js")
+    events = list(cited_events(case))
+    chart = build_chart(doc, events)
+    anchors = {f.id: f"finding-{i + 1}" for i, f in enumerate(doc.findings)}
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        doc=doc,
+        summary_title=", ".join(f"{h.host}: {h.verdict}" for h in doc.hosts) or "no hosts",
+        hosts=[_host_view(doc, h) for h in doc.hosts],
+        any_build_cves=any(h.build and h.build.cves for h in doc.hosts),
+        chart=chart,
+        severities=[s.value for s in Severity],
+        timeline=[_timeline_row(e, case.findings_by_id, anchors) for e in islice(events, TIMELINE_ROWS)],
+        timeline_total=len(events),
+        findings=[_finding_view(f, anchors[f.id]) for f in doc.findings],
+        rules=_rules_view(doc),
+        css=Markup(css),  # noqa: S704 - our own packaged stylesheet, pinned by hash in the CSP
+        script=Markup(script),  # noqa: S704 - our own packaged script, pinned by hash in the CSP
+        csp=content_security_policy(css, script),
+    )
+
+
+def _host_view(doc: AssessmentDocument, host: Any) -> dict[str, Any]:
+    b = host.build
+    if b and b.build:
+        parts = [p for p in (b.product, b.cu, b.update) if p]
+        build = b.build + (f" ({' '.join(parts)})" if parts else "")
+        build += f", from {b.source}" if b.source else ""
+    else:
+        build = "unknown"
+    findings = host_findings(doc, host.host)
+    worst = max((f.severity for f in findings), key=lambda s: Severity(s).rank, default=None)
+    return {"host": host.host, "verdict": host.verdict, "build": build, "build_known": bool(b and b.build),
+            "vulnerable": vulnerable_cves(host), "install": update_to_install(host),
+            "cves_evaluated": bool(b and b.cves),
+            "findings": len(findings), "worst": worst, "first_seen": host.first_seen,
+            "last_seen": host.last_seen, "actions": host_actions(doc, host)}
+
+
+def _timeline_row(e: CitedEvent, findings: dict[str, Finding], anchors: dict[str, str]) -> dict[str, Any]:
+    f = worst_finding(e, findings)
+    loc = f":{e.line}" if e.line is not None else (f"#{e.record_id}" if e.record_id is not None else "")
+    return {"ts": iso_utc(e.ts), "host": e.host, "title": f.title, "severity": f.severity,
+            "anchor": anchors[f.id], "more": len(e.finding_ids) - 1, "where": e.path + loc,
+            "excerpt": e.excerpt}
+
+
+def attack_url(technique: str) -> str | None:
+    match = ATTACK_RE.match(technique)
+    if not match:
+        return None
+    sub = f"/{match.group(2)}" if match.group(2) else ""
+    return f"https://attack.mitre.org/techniques/T{match.group(1)}{sub}/"
+
+
+def _finding_view(f: Finding, anchor: str) -> dict[str, Any]:
+    # Only http(s) references become links: user rule packs can carry any text there.
+    refs = [{"text": r, "url": r if r.startswith(("https://", "http://")) else None} for r in f.references]
+    return {"f": f, "anchor": anchor, "references": refs,
+            "attack": [{"id": a, "url": attack_url(a)} for a in f.attack]}
+
+
+def _rules_view(doc: AssessmentDocument) -> list[dict[str, Any]]:
+    rows = []
+    for name, report in sorted(doc.rules.items()):
+        if not isinstance(report, dict):
+            rows.append({"name": name, "loaded": "", "details": str(report)})
+            continue
+        details = "; ".join(f"{k}: {_short(v)}" for k, v in report.items() if k not in ("loaded", "ids"))
+        rows.append({"name": name, "loaded": report.get("loaded", ""), "details": details})
+    return rows
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return f"{len(value)} ({', '.join(map(str, value[:5]))}{', …' if len(value) > 5 else ''})"
+    return str(value)

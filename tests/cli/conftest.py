@@ -1,0 +1,3 @@
+"""CLI tests reuse the reports session case."""
+
+from tests.reports.conftest import case, case_dir, scanned  # noqa: F401

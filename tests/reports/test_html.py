@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+from dataclasses import replace
+
+from exhunt.findings.model import AssessmentDocument, Coverage, HostAssessment
+from exhunt.reports.case import Case
+from exhunt.reports.html import attack_url, render_text
+from tests.reports.evidence import XSS_UA
+
+
+def test_evidence_text_is_escaped(case: Case) -> None:
+    page = render_text(case)
+    assert "<script>window.pwned" not in page and "onerror=\"window" not in page
+    assert "&lt;script&gt;window.pwned=1" in page
+    assert page.count("<script>") == 1, "only our own script"
+
+
+def test_self_contained_and_pinned_by_csp(case: Case) -> None:
+    page = render_text(case)
+    assert not re.search(r"<(link|img|iframe|object|embed)\b", page)
+    assert not re.search(r"<[^>]*\ssrc=", page)
+    csp = html.unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1))
+    assert "default-src 'none'" in csp
+    for tag, directive in (("style", "style-src"), ("script", "script-src")):
+        body = re.search(rf"<{tag}>(.*?)</{tag}>", page, re.S).group(1)
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        assert f"{directive} 'sha256-{digest}'" in csp
+    assert "@media print" in page
+
+
+def test_sections_and_content(case: Case) -> None:
+    page = render_text(case)
+    for section in ('id="verdict"', 'id="actions"', 'id="timeline"', 'id="findings"', 'id="coverage"'):
+        assert section in page
+    assert page.count('class="finding sev-') == len(case.document.findings)
+    assert page.count('<circle class="mark') == 6
+    assert "Set-OabVirtualDirectory" in page and "T1505.003" in page
+    assert "https://attack.mitre.org/techniques/T1505/003/" in page
+    assert "Block and hunt for the attacker client IPs" in page
+
+
+def test_user_rule_references_are_not_links(case: Case) -> None:
+    f = replace(case.document.findings[0], references=("javascript:alert(1)", "https://example.org/x"))
+    doc = replace(case.document, findings=(f,) + case.document.findings[1:])
+    page = render_text(Case(doc, case.store))
+    assert 'href="javascript:' not in page and "javascript:alert(1)" in page
+    assert 'href="https://example.org/x"' in page
+
+
+def test_renders_without_store_and_without_findings() -> None:
+    doc = AssessmentDocument("1.0", "0", "2024-01-01T00:00:00Z", (
+        HostAssessment("EMPTY", "not assessed", coverage=Coverage()),), ())
+    page = render_text(Case(doc))
+    assert "not assessed" in page and "No findings." in page and "No dated evidence" in page
+    assert "Collect the Exchange and IIS logs" in page
+
+
+def test_attack_urls() -> None:
+    assert attack_url("T1190") == "https://attack.mitre.org/techniques/T1190/"
+    assert attack_url("T1003.001") == "https://attack.mitre.org/techniques/T1003/001/"
+    assert attack_url("T1190<x>") is None
+
+
+def test_document_fallback_cites_the_kept_evidence(case: Case) -> None:
+    page = render_text(Case(case.document))
+    assert page.count('<circle class="mark') == 6 and "&lt;script&gt;" in page and XSS_UA not in page

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import stix2
+
+from exhunt.reports import stix
+from exhunt.reports.case import Case
+
+
+def _bundle(case: Case) -> bytes:
+    out = io.BytesIO()
+    stix.render(case, out)
+    return out.getvalue()
+
+
+def test_bundle_parses_back_with_stix2(case: Case) -> None:
+    data = _bundle(case)
+    bundle = stix2.parse(data.decode(), allow_custom=False)
+    kinds = Counter(o.type for o in bundle.objects)
+    assert kinds["indicator"] >= 6 and kinds["observed-data"] >= 4
+    assert kinds["ipv4-addr"] == 2 and kinds["file"] == 1 and kinds["vulnerability"] >= 2
+    patterns = {o.pattern for o in bundle.objects if o.type == "indicator"}
+    assert "[ipv4-addr:value = '203.0.113.9']" in patterns
+    assert any("file:hashes.'SHA-256'" in p for p in patterns)
+    assert any("file:name = 'shell.aspx' AND file:parent_directory_ref.path" in p for p in patterns)
+    assert any("'User-Agent' = 'python-requests/2.25.1'" in p for p in patterns)
+    ids = {o.id for o in bundle.objects}
+    for rel in (o for o in bundle.objects if o.type == "relationship"):
+        assert rel.source_ref in ids and rel.target_ref in ids
+    assert _bundle(case) == data, "same document, same bundle"
+
+
+def test_pattern_literals_are_escaped() -> None:
+    assert stix.pattern_for("user_agent", "a'b\\c").endswith("= 'a\\'b\\\\c']")
+    assert stix.pattern_for("client_ip", "2001:db8::1") == "[ipv6-addr:value = '2001:db8::1']"
+    assert stix.pattern_for("client_ip", "not an ip") is None
+    stix2.Indicator(pattern=stix.pattern_for("user_agent", "<script>'x'</script>"), pattern_type="stix",
+                    valid_from="2021-03-03T00:00:00Z")

@@ -1,0 +1,89 @@
+"""CSV timeline and Timesketch JSONL: cited rows by default, every event with all_events."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import replace
+from datetime import datetime
+
+import orjson
+import pytest
+
+from exhunt.events.store import connect
+from exhunt.reports import csv_timeline, timesketch
+from exhunt.reports.case import Case
+from tests.reports.evidence import XSS_UA
+
+# What Timesketch's JSONL/CSV importer requires of every line.
+TIMESKETCH_REQUIRED = {"message": str, "datetime": str, "timestamp_desc": str}
+
+
+def _csv(case: Case) -> list[dict[str, str]]:
+    out = io.BytesIO()
+    csv_timeline.render(case, out)
+    return list(csv.DictReader(io.StringIO(out.getvalue().decode("utf-8"), newline="")))
+
+
+def _jsonl(case: Case) -> list[dict]:
+    out = io.BytesIO()
+    timesketch.render(case, out)
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_csv_has_one_row_per_cited_row_in_time_order(case: Case) -> None:
+    rows = _csv(case)
+    assert list(rows[0])[:3] == ["message", "datetime", "timestamp_desc"]
+    untimed = [r for r in rows if not r["datetime"]]
+    assert [r["source"] for r in untimed] == ["exchange_log"], "only the build evidence has no time; it comes last"
+    assert rows[-1] is untimed[0]
+    rows = rows[:-1]
+    assert len(rows) == 6, "two SSRF rows cited by two findings each appear once"
+    assert [r["datetime"] for r in rows] == sorted(r["datetime"] for r in rows)
+    first = rows[0]
+    assert first["severity"] == "critical" and "proxylogon.ssrf.static_post" in first["finding_ids"]
+    assert first["client_ip"] == "203.0.113.9" and first["line"] == "6"
+    shell = next(r for r in rows if r["source"] == "files")
+    assert shell["timestamp_desc"] == "File Modified (mtime)" and shell["datetime"] == "2021-03-03T02:04:30Z"
+    assert any(r["user_agent"] == XSS_UA for r in rows)
+
+
+def test_csv_all_events_adds_uncited_events(case: Case) -> None:
+    rows = _csv(replace(case, all_events=True))
+    con = connect(case.store)
+    events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert len(rows) == events + 2, "every event plus the cited file-inventory row and build evidence"
+    benign = [r for r in rows if r["client_ip"] == "10.0.0.77"]
+    assert len(benign) == 1 and benign[0]["finding_ids"] == "" and "logo.png" in benign[0]["message"]
+
+
+def test_csv_neutralises_spreadsheet_formulas(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = csv_timeline.timeline_rows
+
+    def rows(c: Case):  # type: ignore[no-untyped-def]
+        for row in real(c):
+            yield {**row, "message": "=HYPERLINK(\"http://x\")", "user_agent": "@SUM(1)"}
+
+    monkeypatch.setattr(csv_timeline, "timeline_rows", rows)
+    out = _csv(case)
+    assert out[0]["message"] == "'=HYPERLINK(\"http://x\")" and out[0]["user_agent"] == "'@SUM(1)"
+
+
+@pytest.mark.parametrize("all_events", [False, True])
+def test_timesketch_lines_have_the_required_fields(case: Case, all_events: bool) -> None:
+    lines = _jsonl(replace(case, all_events=all_events))
+    assert len(lines) == (7 if all_events else 6)
+    for line in lines:
+        for name, kind in TIMESKETCH_REQUIRED.items():
+            assert isinstance(line[name], kind) and line[name], name
+        when = datetime.fromisoformat(line["datetime"].replace("Z", "+00:00"))
+        assert when.utcoffset() is not None
+        assert line["timestamp"] == int(when.timestamp() * 1_000_000)
+    cited = [line for line in lines if line["data_type"] == "exhunt:evidence"]
+    assert len(cited) == 6 and all("exhunt" in line["tag"] for line in cited)
+    assert {"host", "path", "source", "findings"} <= set(cited[0])
+
+
+def test_timelines_without_store_use_the_document_evidence(case: Case) -> None:
+    rows = [r for r in _csv(Case(case.document)) if r["datetime"]]
+    assert len(rows) == 6 and rows[0]["client_ip"] == ""
