@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from exhunt import __version__
-from exhunt.cli import build, scan
+from exhunt.cli import build, scan, verify
 from exhunt.errors import ExhuntError, ExitCode
 
-COMMANDS = (scan, build)
+COMMANDS = (scan, build, verify)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -33,7 +33,8 @@ def normalise_drive_path(rel: str) -> str:
         letter = drive_component(part)
         if letter is not None and (len(part) > 1 or i < 2):
             parts[i] = letter
-    if len(parts) > 2 and drive_component(parts[0]) is None and drive_component(parts[1]) is not None:
+    if (len(parts) > 3 and drive_component(parts[0]) is None and drive_component(parts[1]) is not None
+            and parts[2].lower() in WINDOWS_TOP):
         parts = parts[1:]
     return "/".join(parts)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_DRIVE = re.compile(r"^([A-Za-z])(?::|%3[Aa])$")
+_DRIVE = re.compile(r"^([A-Za-z])(?::|%3[Aa])?$")
 
 
 def _escape_char(ch: str) -> str:

@@ -19,6 +19,7 @@ from urllib.parse import unquote
 from exhunt.evidence.archive import ArchiveSource, list_archive
 from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.names import safe_relative
+from exhunt.evidence.readonly import open_readonly
 
 MARKERS = ("collection_context.json", "uploads.json", "log.json", "client_info.json", "requests.json")
 _DEVICE = re.compile(r"^(?:\\\\[.?]\\)?([A-Za-z]):?$")
@@ -50,7 +51,7 @@ class VelociraptorSource(ArchiveSource):
         if not path.is_file():
             return False
         try:
-            with zipfile.ZipFile(path) as zf:
+            with open_readonly(path) as f, zipfile.ZipFile(f) as zf:
                 names = zf.namelist()
         except (OSError, zipfile.BadZipFile, ValueError):
             return False

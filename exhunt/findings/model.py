@@ -41,6 +41,7 @@ class EvidenceRef:
     record_id: int | None = None
     ts: str | None = None
     excerpt: str = ""
+    input: str | None = None  # manifest id(s) of the evidence input, comma-separated (manifest.json)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class AssessmentDocument:
     hosts: tuple[HostAssessment, ...]
     findings: tuple[Finding, ...]
     rules: dict[str, Any] = field(default_factory=dict)  # loaded / skipped rule packs with reasons
+    inputs: tuple[dict[str, Any], ...] = ()  # evidence roots from the manifest: id, path, sha256, size
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
