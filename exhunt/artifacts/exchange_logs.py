@@ -51,7 +51,10 @@ BUILD_RE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{1,4})\.(\d{1,3})$")
 def split_csv(text: str) -> list[str]:
     if '"' not in text:
         return text.split(",")
-    return next(csv.reader([text]))
+    try:
+        return next(csv.reader([text]))
+    except csv.Error:  # a lone CR inside a quoted line (corrupt or hostile): keep the row, split plainly
+        return text.split(",")
 
 
 def source_for(log_type: str, rel_lower: str) -> str:

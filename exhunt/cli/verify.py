@@ -10,7 +10,7 @@ from exhunt.evidence.verify import verify
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("verify", help="re-hash a case's evidence against its manifest (chain of custody)")
+    p = subparsers.add_parser("verify", help="re-hash a case's evidence against its manifest")
     p.add_argument("case", type=Path, metavar="CASE_DIR", help="case folder written by exhunt scan --out")
     p.set_defaults(func=run)
 

@@ -18,8 +18,8 @@ from typing import Any, BinaryIO
 
 from exhunt.evidence import archive_formats as fmt
 from exhunt.evidence.base import EvidenceFile, Source
-from exhunt.evidence.readonly import open_readonly as _open_readonly
 from exhunt.evidence.names import printable, safe_relative
+from exhunt.evidence.readonly import open_readonly as _open_readonly
 
 MAX_RATIO = 250  # deflate on real IIS/Exchange logs stays well below 100:1
 RATIO_MIN_SIZE = 16 << 20  # small members cannot hurt whatever their ratio

@@ -7,24 +7,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow.parquet as pq
 
 from exhunt.errors import CaseError
 from exhunt.evidence import manifest
-from exhunt.evidence.base import EvidenceFile
 
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
-class _Work(Protocol):
-    host: str
-    evidence: str
-    files: tuple[EvidenceFile, ...]
-
-
-def record_inputs(case: Path, store: Path, work: Sequence[_Work], jobs: int, tool_version: str) -> Path:
+def record_inputs(case: Path, store: Path, work: Sequence[Any], jobs: int, tool_version: str) -> Path:
     """Hash and record every input before anything is parsed."""
     records, refs = manifest.build([(w.host, w.evidence, w.files) for w in work], jobs)
     return manifest.write(case, store, records, refs, tool_version)

@@ -108,7 +108,8 @@ class ImageSource(Source):
     def _walk(self, path: Any, rel: str, mount: str, warn: Callable[[str, str], None],
               depth: int) -> Iterator[EvidenceFile]:
         lower = rel.split("/", 1)[1].lower() if "/" in rel else ""
-        if not any(i.startswith(lower) or lower.startswith(i) for i in INTERESTING) and "exchange" not in lower:
+        wanted = any(i.startswith(lower) or lower.startswith(i) for i in INTERESTING)
+        if not wanted and "exchange" not in lower:
             return
         shown = printable(rel)[0]
         if depth > MAX_DEPTH:

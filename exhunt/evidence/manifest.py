@@ -64,7 +64,9 @@ def real_path(record: InputRecord) -> Path:
 
 
 def _iso(value: float | None) -> str | None:
-    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z") if value is not None else None
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
@@ -125,7 +127,8 @@ def build(hosts: Sequence[tuple[str, str, Sequence[EvidenceFile]]], jobs: int = 
                     lambda f, _r=root, _ids=ids, _h=host, _e=evidence: _file_record(  # type: ignore[misc]
                         _ids[_real_rel(f)], "file-in-folder", _h, _e, _r / _real_rel(f), _real_rel(f)),
                     folder))
-                records.append(_named(root_id, "folder", host, evidence, root, "", sum(m.size for m in members),
+                total = sum(m.size for m in members)
+                records.append(_named(root_id, "folder", host, evidence, root, "", total,
                                       tree_hash((m.rel, m.sha256) for m in members), root.stat()))
                 records.extend(members)
                 for f in files:
@@ -134,8 +137,8 @@ def build(hosts: Sequence[tuple[str, str, Sequence[EvidenceFile]]], jobs: int = 
             else:
                 records.append(_file_record(root_id, "file", host, evidence, root, ""))
                 for i, segment in enumerate(image_segments(root), start=2):
-                    records.append(_file_record(f"{root_id}:{i:06d}", "file", host, evidence, segment.absolute(),
-                                                segment.name))
+                    records.append(_file_record(f"{root_id}:{i:06d}", "file", host, evidence,
+                                                segment.absolute(), segment.name))
                 refs.extend({"host": host, "path": f.rel, "input": root_id} for f in files)
     return records, refs
 

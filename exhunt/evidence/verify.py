@@ -45,7 +45,8 @@ def _check_file(record: InputRecord) -> list[Change]:
         return [Change(record.id, record.path, "changed",
                        f"sha256 was {record.sha256} ({record.size} bytes), now {sha} ({size} bytes)")]
     if mtime != record.mtime:
-        return [Change(record.id, record.path, "touched", f"same bytes, mtime was {record.mtime}, now {mtime}")]
+        detail = f"same bytes, mtime was {record.mtime}, now {mtime}"
+        return [Change(record.id, record.path, "touched", detail)]
     return []
 
 

@@ -6,13 +6,13 @@ Everything is JSON-native (times are ISO-8601 UTC strings) so ``load(dump(doc)) 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 DOCUMENT_SCHEMA_VERSION = "1.0"
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     CRITICAL = "critical"
     HIGH = "high"
     MEDIUM = "medium"
@@ -24,7 +24,7 @@ class Severity(str, Enum):
         return ["info", "low", "medium", "high", "critical"].index(self.value)
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     COMPROMISED = "compromised"
     SUSPICIOUS = "suspicious"
     CLEAN = "clean"

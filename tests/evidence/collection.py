@@ -24,7 +24,8 @@ HTTPPROXY = (
     "2021-03-03T02:02:02.000Z,r2,Owa,/owa/,,Mozilla/5.0,198.51.100.7,200,GET,\r\n"
 )
 IIS = (
-    "#Software: Microsoft Internet Information Services 10.0\r\n#Version: 1.0\r\n#Date: 2021-03-03 02:00:00\r\n"
+    "#Software: Microsoft Internet Information Services 10.0\r\n#Version: 1.0\r\n"
+    "#Date: 2021-03-03 02:00:00\r\n"
     "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) "
     "cs(Referer) sc-status sc-substatus sc-win32-status time-taken\r\n"
     "2021-03-03 02:05:00 10.0.0.5 POST /owa/auth/x.aspx - 443 - 203.0.113.9 curl/7.1 - 200 0 0 15\r\n"

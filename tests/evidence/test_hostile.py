@@ -112,7 +112,8 @@ def test_names_with_bad_bytes_and_controls(tmp_path: Path) -> None:
     (folder / os.fsdecode(b"raw\xff\xfe.log")).write_bytes(b"x\n")
     warnings, _ = _scan(tmp_path, ev, folder)
     shown = {p for p, m in warnings if "characters" in m}
-    assert {"bad\\xff\\xfename.log", "ctl\\x1b[31m\\u202egpj.aspx", "nul\\x07.log", "raw\\xff\\xfe.log"} <= shown
+    expected = {"bad\\xff\\xfename.log", "ctl\\x1b[31m\\u202egpj.aspx", "nul\\x07.log", "raw\\xff\\xfe.log"}
+    assert expected <= shown
 
 
 def test_hundred_megabyte_line_stays_bounded() -> None:
@@ -140,7 +141,8 @@ def test_hundred_megabyte_line_stays_bounded() -> None:
     assert peak < 8 << 20, f"peak {peak} bytes for a 100 MB line"
 
 
-@pytest.mark.parametrize("kind", ["binary-log", "nul-bytes", "truncated-gz", "truncated-7z", "corrupt-zip-member"])
+@pytest.mark.parametrize("kind", ["binary-log", "nul-bytes", "truncated-gz", "truncated-7z",
+                                  "corrupt-zip-member"])
 def test_broken_files_are_warnings_and_the_rest_is_analysed(tmp_path: Path, kind: str) -> None:
     ev = c.write_folder(tmp_path / "ev")
     logs = ev / "C/inetpub/logs/LogFiles/W3SVC1"

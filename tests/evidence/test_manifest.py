@@ -39,7 +39,8 @@ def test_manifest_records_every_input_and_findings_cite_it(case: Path) -> None:
 
 
 @pytest.mark.parametrize("target", ["folder-file", "7z", "single", "added", "removed"])
-def test_verify_detects_a_one_byte_change(case: Path, target: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_detects_a_one_byte_change(case: Path, target: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     root = case.parent
     path = {"folder-file": root / "ev" / next(iter(c.FILES)), "7z": root / "ev.7z",
             "single": root / "u_ex210303.log", "added": root / "ev" / "new.txt",

@@ -69,7 +69,8 @@ def test_kape_paths_use_the_plain_drive_letter(raw: str, expected: str) -> None:
 @pytest.mark.parametrize(("raw", "expected"), [
     ("uploads/auto/C%3A/Program Files/x.log", "C/Program Files/x.log"),
     ("uploads/ntfs/%5C%5C.%5CC%3A/inetpub/a.log", "C/inetpub/a.log"),
-    ("uploads/ntfs/%5C%5C%3F%5CGLOBALROOT%5CDevice%5CHarddiskVolumeShadowCopy1/x", "HarddiskVolumeShadowCopy1/x"),
+    ("uploads/ntfs/%5C%5C%3F%5CGLOBALROOT%5CDevice%5CHarddiskVolumeShadowCopy1/x",
+     "HarddiskVolumeShadowCopy1/x"),
     ("uploads/auto/C%3A/a%2F..%2F..%2Fb", "C/a/b"),
     ("results/Generic.Client.Info.json", "results/Generic.Client.Info.json"),
 ])
@@ -83,7 +84,8 @@ def test_several_sources_merge_into_one_host(tmp_path: Path) -> None:
     archive = tmp_path / "web.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("C/inetpub/wwwroot/aspnet_client/shell.aspx", c.SHELL)
-    doc = scan([folder, archive], ScanOptions(out=tmp_path / "case", host="exch01", jobs=1, quiet=True)).document
+    options = ScanOptions(out=tmp_path / "case", host="exch01", jobs=1, quiet=True)
+    doc = scan([folder, archive], options).document
     assert [h.host for h in doc.hosts] == ["exch01"]
     assert doc.hosts[0].evidence == (str(folder), str(archive))
     placements = {f.key for f in doc.findings if f.check == "webshell.placement"}
