@@ -23,7 +23,7 @@ from exhunt.detections import builds
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.errors import EvidenceError, UsageError
 from exhunt.events.store import StoreWriter, connect, write_table
-from exhunt.evidence import open_evidence
+from exhunt.evidence import custody, open_evidence
 from exhunt.evidence.base import EvidenceFile
 from exhunt.findings.model import (
     DOCUMENT_SCHEMA_VERSION,
@@ -127,14 +127,17 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
         raise UsageError("give at least one evidence folder or file")
     with case_directory(options.out) as case:
         store = case / "store"
-        if store.exists():
-            shutil.rmtree(store)
-        work = plan(evidence, options.host, store)
-        results = parse_all(work, store, options)
-        document = assess(store, work, options)
-        save_document(case, document)
-        if options.out and options.html_report:
-            save_html_report(case, document)
+        with custody.case_writes(case):
+            if store.exists():
+                shutil.rmtree(store)
+            (case / "findings.json").unlink(missing_ok=True)
+            work = plan(evidence, options.host, store)
+            custody.record_inputs(case, store, work, _jobs(options.jobs), __version__)
+            results = parse_all(work, store, options)
+            document = assess(store, work, options)
+            save_document(case, document)
+            if options.out and options.html_report:
+                save_html_report(case, document)
         return ScanResult(document, case if options.out else Path(), results)
 
 
@@ -146,7 +149,7 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     context = DetectContext(store=store, yara=options.yara, sigma=options.sigma, iocs=options.iocs,
                             baselines=options.baselines)
     raw_findings, rules = run_detections(con, context, hit_rows)
-    findings = sort_findings(raw_findings)
+    findings = custody.cite_inputs(store, sort_findings(raw_findings))
     write_table(store, "hits", hit_rows)
     hosts = []
     evidence_by_host: dict[str, list[str]] = {}
@@ -161,6 +164,7 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
         hosts=tuple(hosts),
         findings=tuple(findings),
         rules=rules,
+        inputs=custody.root_inputs(store),
     )
     write_table(store, "findings", [finding_row(f) for f in findings])
     con.close()
@@ -217,7 +221,9 @@ def document_bytes(document: AssessmentDocument) -> bytes:
 
 def save_document(case: Path, document: AssessmentDocument) -> Path:
     path = case / "findings.json"
-    path.write_bytes(document_bytes(document))
+    tmp = case / "findings.json.tmp"
+    tmp.write_bytes(document_bytes(document))
+    os.replace(tmp, path)  # atomic: a case never holds half a document
     return path
 
 

@@ -36,7 +36,12 @@ def process_file(file: EvidenceFile, host: str, store: str) -> FileResult:
             ctx.warn(f"cannot open: {exc.strerror or exc}")
             return FileResult(file.rel, None, 0, 0, ctx.warnings)
         with stream:
-            head = stream.peek(HEAD_BYTES)[:HEAD_BYTES]
+            try:
+                head = stream.peek(HEAD_BYTES)[:HEAD_BYTES]
+            except OSError as exc:  # a corrupt archive member can fail on its first read
+                head = b""
+                ctx.artifact = "files"
+                ctx.warn(f"read error: {exc.strerror or exc}")
             artifact = choose(file.rel_lower, head)
             ctx.artifact = artifact.name if artifact else "files"
             if artifact is not None:

@@ -58,7 +58,10 @@ VERSION_COLUMNS = ("MajorVersion", "MinorVersion", "BuildVersion", "RevisionVers
 def split_csv(text: str) -> list[str]:
     if '"' not in text:
         return text.split(",")
-    return next(csv.reader([text]))
+    try:
+        return next(csv.reader([text]))
+    except csv.Error:  # a lone CR inside a quoted line (corrupt or hostile): keep the row, split plainly
+        return text.split(",")
 
 
 def source_for(log_type: str, rel_lower: str) -> str:

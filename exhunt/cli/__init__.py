@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from exhunt import __version__
-from exhunt.cli import build, probe, query, report, scan
+from exhunt.cli import build, probe, query, report, scan, verify
 from exhunt.errors import ExhuntError, ExitCode
 
-COMMANDS = (scan, build, report, query, probe)
+COMMANDS = (scan, build, report, query, verify, probe)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,6 +19,9 @@ class EvidenceFile:
     mtime: float | None = None
     ctime: float | None = None
     atime: float | None = None
+    # how the source finds the bytes when ``rel`` (a cleaned, printable name) is not enough:
+    # the real relative path, or (container, member, [nested member]) for archives
+    locator: tuple[str, ...] = ()
 
     def open(self) -> BinaryIO:
         """Open read-only, through the source that listed the file."""

@@ -1,4 +1,9 @@
-"""A folder: a copy of a server's drive, a triage collection or loose logs (the fallback source)."""
+"""A folder: a copy of a server's drive, a triage collection or loose logs (the fallback source).
+
+Walks without following links (a link out of the evidence is reported, never read), bounded in
+depth, and with names made printable (an undecodable or control-character name is a warning, the
+file is still read through its real name). Archives found in the folder are listed in place too.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +14,36 @@ from pathlib import Path
 from typing import BinaryIO
 
 from exhunt.evidence.base import EvidenceFile, Source
+from exhunt.evidence.names import printable
+from exhunt.evidence.readonly import open_readonly
 
 MAX_DEPTH = 64
 
-
-def _open_readonly(path: Path) -> BinaryIO:
-    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOATIME", 0)
-    try:
-        fd = os.open(path, flags)
-    except PermissionError:  # O_NOATIME needs ownership; fall back to a plain read-only open
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    return os.fdopen(fd, "rb")
+_open_readonly = open_readonly  # older import name
 
 
 class DirectorySource(Source):
-    """Walks without following links: a link out of the evidence is reported, never read."""
+    """Every regular file under a folder; archives inside it are opened in place (one level)."""
 
     name = "directory"
+    open_archives = True
 
     @classmethod
     def detect(cls, path: Path) -> bool:
         return path.is_dir()
 
+    def present(self, rel: str) -> str:
+        """The name artifacts see for a real relative path (layouts such as KAPE override it)."""
+        return rel
+
     def files(self, warn: Callable[[str, str], None]) -> Iterator[EvidenceFile]:
+        from exhunt.evidence.archive import list_archive, looks_like_archive
+
         root = str(self.root)
         stack: list[tuple[str, int]] = [(root, 0)]
         while stack:
             folder, depth = stack.pop()
-            rel_folder = os.path.relpath(folder, root).replace(os.sep, "/")
+            rel_folder = printable(os.path.relpath(folder, root).replace(os.sep, "/"))[0]
             if depth > MAX_DEPTH:
                 warn(rel_folder, f"folder nesting deeper than {MAX_DEPTH}: not descended")
                 continue
@@ -47,24 +54,31 @@ class DirectorySource(Source):
                 continue
             subdirs = []
             for entry in entries:
-                rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
+                real = os.path.relpath(entry.path, root).replace(os.sep, "/")
+                rel, escaped = printable(self.present(real))
+                if escaped:
+                    warn(rel, "file name has control or undecodable characters: shown escaped")
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError as exc:
                     warn(rel, f"cannot stat: {exc.strerror or exc}")
                     continue
-                if stat.S_ISLNK(st.st_mode):
-                    warn(rel, "symbolic link not followed")
+                if stat.S_ISLNK(st.st_mode) or getattr(entry, "is_junction", lambda: False)():
+                    warn(rel, "symbolic link or junction not followed")
                 elif stat.S_ISDIR(st.st_mode):
                     subdirs.append((entry.path, depth + 1))
                 elif stat.S_ISREG(st.st_mode):
-                    yield EvidenceFile(
-                        self.name, root, rel, st.st_size, st.st_mtime, st.st_ctime, st.st_atime
-                    )
+                    if st.st_nlink > 1:
+                        warn(rel, f"hard link ({st.st_nlink} names): read as a regular file, never written")
+                    locator = (real,) if rel != real else ()
+                    yield EvidenceFile(self.name, root, rel, st.st_size, st.st_mtime, st.st_ctime,
+                                       st.st_atime, locator)
+                    if self.open_archives and looks_like_archive(rel):
+                        yield from list_archive("archive", root, real, Path(entry.path), rel + "/", warn)
                 else:
                     warn(rel, "not a regular file: skipped")
             stack.extend(reversed(subdirs))
 
     @classmethod
     def open_member(cls, member: EvidenceFile) -> BinaryIO:
-        return _open_readonly(Path(member.root) / member.rel)
+        return open_readonly(Path(member.root) / (member.locator[0] if member.locator else member.rel))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from exhunt.evidence.base import EvidenceFile, Source
-from exhunt.evidence.directory import _open_readonly
+from exhunt.evidence.readonly import open_readonly as _open_readonly
 
 
 class SingleFileSource(Source):

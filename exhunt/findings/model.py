@@ -6,13 +6,13 @@ Everything is JSON-native (times are ISO-8601 UTC strings) so ``load(dump(doc)) 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
-DOCUMENT_SCHEMA_VERSION = "1.0"
+DOCUMENT_SCHEMA_VERSION = "1.1"
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     CRITICAL = "critical"
     HIGH = "high"
     MEDIUM = "medium"
@@ -24,7 +24,7 @@ class Severity(str, Enum):
         return ["info", "low", "medium", "high", "critical"].index(self.value)
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     COMPROMISED = "compromised"
     SUSPICIOUS = "suspicious"
     CLEAN = "clean"
@@ -41,6 +41,7 @@ class EvidenceRef:
     record_id: int | None = None
     ts: str | None = None
     excerpt: str = ""
+    input: str | None = None  # manifest id(s) of the evidence input, comma-separated (manifest.json)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class AssessmentDocument:
     hosts: tuple[HostAssessment, ...]
     findings: tuple[Finding, ...]
     rules: dict[str, Any] = field(default_factory=dict)  # loaded / skipped rule packs with reasons
+    inputs: tuple[dict[str, Any], ...] = ()  # evidence roots from the manifest: id, path, sha256, size
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

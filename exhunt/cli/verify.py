@@ -1,0 +1,26 @@
+"""``exhunt verify CASE_DIR``: re-hash every recorded input; exit 1 when anything changed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from exhunt.errors import ExitCode
+from exhunt.evidence.verify import verify
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("verify", help="re-hash a case's evidence against its manifest")
+    p.add_argument("case", type=Path, metavar="CASE_DIR", help="case folder written by exhunt scan --out")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = verify(args.case)
+    for change in result.changes:
+        print(change)
+    if result.ok:
+        print(f"verified: {result.checked} inputs unchanged since the scan")
+        return int(ExitCode.CLEAN)
+    print(f"{len(result.changes)} change(s) in {result.checked} inputs since the scan")
+    return int(ExitCode.FINDINGS)

@@ -1,0 +1,261 @@
+"""Readers for zip, 7z, tar (plain/gz/bz2/xz) and single compressed files, read in place.
+
+Nothing is extracted to disk. zip and tar members are streamed from the archive; a tar.gz is a
+forward stream, so readers are cached per process (``reader_for``) and workers asking for members
+in listing order decompress it about once. py7zr 1.1 can extract one named member through a
+``WriterFactory`` into memory without touching the disk, so a 7z member is read into a bounded
+in-memory buffer (``MAX_7Z_MEMBER``); a larger member is refused with a warning rather than
+spilled to a temporary file outside the case. A solid 7z is decompressed from the start of its
+block for every member: correct, but slow for large solid archives (say so, extract, scan folder).
+"""
+
+from __future__ import annotations
+
+import bz2
+import calendar
+import gzip
+import io
+import lzma
+import stat
+import tarfile
+import zipfile
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+SEVENZ_MAGIC = b"7z\xbc\xaf\x27\x1c"
+COMPRESSED_MAGIC = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+UNSUPPORTED_MAGIC = {b"Rar!\x1a\x07": "RAR", b"MSCF": "CAB"}
+ARCHIVE_SUFFIXES = (".zip", ".7z", ".tar", ".tgz", ".gz", ".tbz2", ".bz2", ".txz", ".xz")
+MAX_7Z_MEMBER = 512 << 20
+CACHE_SIZE = 4
+
+
+class ArchiveFormatError(OSError):
+    """An archive or member that cannot be read: an OSError so workers report it as a warning."""
+
+
+@dataclass(frozen=True)
+class Member:
+    locator: str  # what ``open`` needs: zip index, tar header offset, 7z name
+    name: str  # the raw name as the archive gives it (attacker-controlled)
+    size: int
+    csize: int | None  # compressed size when the format says it
+    kind: str  # file | dir | link | other
+    mtime: float | None = None
+    link: str | None = None
+
+
+def sniff(head: bytes) -> str | None:
+    """Archive format from the first bytes: zip | 7z | tar | gz | bz2 | xz (compressed streams)."""
+    if head.startswith(ZIP_MAGIC):
+        return "zip"
+    if head.startswith(SEVENZ_MAGIC):
+        return "7z"
+    if head[257:262] == b"ustar":
+        return "tar"
+    for magic, fmt in COMPRESSED_MAGIC.items():
+        if head.startswith(magic):
+            return fmt
+    return None
+
+
+def unsupported(head: bytes) -> str | None:
+    return next((name for magic, name in UNSUPPORTED_MAGIC.items() if head.startswith(magic)), None)
+
+
+def _decompressor(fmt: str, stream: BinaryIO) -> BinaryIO:
+    if fmt == "gz":
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    if fmt == "bz2":
+        return bz2.BZ2File(stream)  # type: ignore[return-value]
+    return lzma.LZMAFile(stream)  # type: ignore[return-value]
+
+
+class ZipReader:
+    def __init__(self, stream: BinaryIO) -> None:
+        self.zf = zipfile.ZipFile(stream)
+
+    def members(self) -> Iterator[Member]:
+        for i, info in enumerate(self.zf.infolist()):
+            mode = info.external_attr >> 16
+            kind = "dir" if info.is_dir() else "link" if stat.S_ISLNK(mode) else "file"
+            try:
+                mtime: float | None = float(calendar.timegm((*info.date_time, 0, 0, 0)))
+            except (ValueError, OverflowError):
+                mtime = None
+            yield Member(str(i), info.filename, info.file_size, info.compress_size, kind, mtime)
+
+    def open(self, locator: str) -> BinaryIO:
+        return self.zf.open(self.zf.infolist()[int(locator)])  # type: ignore[return-value]
+
+
+class TarReader:
+    def __init__(self, stream: BinaryIO) -> None:
+        self.tf = tarfile.open(fileobj=stream, mode="r:*")  # noqa: SIM115 - cached, closed with the process
+
+    def members(self) -> Iterator[Member]:
+        for info in self.tf:
+            kind = ("file" if info.isreg() else "dir" if info.isdir()
+                    else "link" if info.issym() or info.islnk() else "other")
+            yield Member(str(info.offset), info.name, info.size, None, kind, float(info.mtime),
+                         info.linkname or None)
+
+    def open(self, locator: str) -> BinaryIO:
+        fileobj = self.tf.fileobj
+        assert fileobj is not None
+        fileobj.seek(int(locator))
+        info = tarfile.TarInfo.fromtarfile(self.tf)
+        if not info.isreg():
+            raise ArchiveFormatError(f"tar member at offset {locator} is not a regular file")
+        extracted = self.tf.extractfile(info)
+        if extracted is None:
+            raise ArchiveFormatError(f"tar member at offset {locator} has no data")
+        return extracted  # type: ignore[return-value]
+
+
+class CompressedReader:
+    """A single gzip/bz2/xz stream: one member, named after the container without its suffix."""
+
+    def __init__(self, stream: BinaryIO, fmt: str, name: str) -> None:
+        self.stream, self.fmt = stream, fmt
+        self.name = name.rsplit(".", 1)[0] if "." in name else name + ".out"
+
+    def members(self) -> Iterator[Member]:
+        size = None
+        if self.fmt == "gz":  # ISIZE trailer: size mod 2**32, a hint only (the read is bounded anyway)
+            self.stream.seek(-4, io.SEEK_END)
+            size = int.from_bytes(self.stream.read(4), "little")
+            self.stream.seek(0)
+        yield Member("0", self.name, size if size is not None else 0, None, "file")
+
+    def open(self, locator: str) -> BinaryIO:
+        self.stream.seek(0)
+        return _decompressor(self.fmt, self.stream)
+
+
+class _MemoryWriter:
+    """py7zr Py7zIO writer into memory with a hard cap (never a file on disk)."""
+
+    def __init__(self, limit: int) -> None:
+        self.buffer = io.BytesIO()
+        self.limit = limit
+        self.overflow = False
+
+    def write(self, data: bytes | bytearray) -> int:
+        if self.buffer.tell() + len(data) > self.limit:
+            self.overflow = True
+            return len(data)
+        return self.buffer.write(data)
+
+    def read(self, size: int | None = None) -> bytes:
+        return self.buffer.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.buffer.seek(offset, whence)
+
+    def flush(self) -> None:
+        return None
+
+    def size(self) -> int:
+        return self.buffer.getbuffer().nbytes
+
+    def close(self) -> None:
+        return None
+
+
+class SevenZipReader:
+    def __init__(self, stream: BinaryIO) -> None:
+        import py7zr
+
+        self.py7zr = py7zr
+        self.sz = py7zr.SevenZipFile(stream, mode="r")
+
+    def members(self) -> Iterator[Member]:
+        for f in self.sz.files:
+            kind = ("dir" if f.is_directory else "link" if (f.is_symlink or f.is_junction)
+                    else "other" if f.is_socket else "file")
+            mtime = None
+            if f.lastwritetime is not None:
+                try:
+                    mtime = f.lastwritetime.totimestamp()
+                except (ValueError, OverflowError, OSError):
+                    mtime = None
+            yield Member(f.filename, f.filename, int(f.uncompressed or 0), None, kind, mtime)
+
+    def open(self, locator: str) -> BinaryIO:
+        from py7zr.io import WriterFactory
+
+        writers: list[_MemoryWriter] = []
+
+        class Factory(WriterFactory):
+            def create(self, filename: str) -> Any:
+                writers.append(_MemoryWriter(MAX_7Z_MEMBER))
+                return writers[-1]
+
+        self.sz.reset()
+        self.sz.extract(targets=[locator], factory=Factory())
+        if not writers:
+            raise ArchiveFormatError(f"7z member not found: {locator!r}")
+        if writers[-1].overflow:
+            raise ArchiveFormatError(f"7z member larger than {MAX_7Z_MEMBER} bytes: not read into memory "
+                                     "(extract the archive and scan the folder)")
+        writers[-1].buffer.seek(0)
+        return writers[-1].buffer
+
+
+Reader = ZipReader | TarReader | CompressedReader | SevenZipReader
+
+
+def make_reader(stream: BinaryIO, name: str) -> Reader:
+    """Open ``stream`` (seekable) with the reader its magic bytes call for."""
+    head = stream.read(512)
+    stream.seek(0)
+    fmt = sniff(head)
+    if fmt is None:
+        raise ArchiveFormatError("not a supported archive (zip, 7z, tar, gz, bz2, xz)")
+    if fmt == "zip":
+        return ZipReader(stream)
+    if fmt == "7z":
+        return SevenZipReader(stream)
+    if fmt in COMPRESSED_MAGIC.values():
+        inner = _decompressor(fmt, stream).read(512)
+        stream.seek(0)
+        if inner[257:262] == b"ustar":
+            return TarReader(stream)
+        return CompressedReader(stream, fmt, name)
+    return TarReader(stream)
+
+
+_CACHE: OrderedDict[tuple[str, tuple[str, ...]], Reader] = OrderedDict()
+
+
+def reader_for(container: Path, chain: tuple[str, ...], open_file: Any) -> Reader:
+    """The reader of ``container`` or of a nested archive inside it (``chain`` of member locators).
+
+    Cached per process: reopening the central directory or rewinding a tar.gz for each member
+    would make a big archive quadratic.
+    """
+    key = (str(container), chain)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    if chain:
+        parent = reader_for(container, chain[:-1], open_file)
+        stream = parent.open(chain[-1])
+        if not stream.seekable():
+            stream = io.BytesIO(stream.read())  # type: ignore[assignment]
+        reader = make_reader(stream, chain[-1])
+    else:
+        reader = make_reader(open_file(container), container.name)
+    _CACHE[key] = reader
+    while len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return reader
+
+
+def clear_cache() -> None:
+    _CACHE.clear()

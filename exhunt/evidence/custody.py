@@ -1,0 +1,65 @@
+"""Glue between the scan pipeline and the manifest: record inputs, cite them, fail cleanly on a full disk."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from exhunt.errors import CaseError
+from exhunt.evidence import manifest
+
+DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def record_inputs(case: Path, store: Path, work: Sequence[Any], jobs: int, tool_version: str) -> Path:
+    """Hash and record every input before anything is parsed."""
+    records, refs = manifest.build([(w.host, w.evidence, w.files) for w in work], jobs)
+    return manifest.write(case, store, records, refs, tool_version)
+
+
+def cite_inputs(store: Path, findings: Sequence[Any]) -> list[Any]:
+    """Fill each evidence reference's ``input`` with the manifest id of the file it came from."""
+    ids = manifest.input_ids(store)
+    if not ids:
+        return list(findings)
+    out = []
+    for f in findings:
+        refs = tuple(replace(r, input=ids.get((f.host, r.path))) for r in f.evidence)
+        out.append(replace(f, evidence=refs))
+    return out
+
+
+def root_inputs(store: Path) -> tuple[dict[str, Any], ...]:
+    """The evidence roots of the manifest, for the findings document."""
+    folder = store / "manifest"
+    if not folder.exists() or not any(folder.glob("*.parquet")):
+        return ()
+    keep = ("id", "kind", "host", "evidence", "path", "size", "sha256")
+    rows = pq.read_table(folder, columns=list(keep)).to_pylist()
+    return tuple(r for r in rows if ":" not in r["id"])
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return (isinstance(exc, OSError) and exc.errno in DISK_FULL) or "No space left on device" in str(exc)
+
+
+@contextmanager
+def case_writes(case: Path) -> Iterator[None]:
+    """A full disk while writing the case becomes one readable line (exit 2), the partial case kept.
+
+    ``findings.json`` is removed before a scan and written last (atomically), so a partial case
+    never shows findings that belong to another run; manifest.json is already complete.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise CaseError(f"disk full while writing the case in {case}: free space or give --out on another "
+                        "disk, then scan again (the partial case has no findings.json)") from exc

@@ -1,0 +1,68 @@
+"""KAPE target output: a folder holding drive folders (``C/...`` or ``C%3A/...``), maybe one level down.
+
+KAPE copies files under ``<target destination>/<drive>/...``; depending on version and options the
+drive folder is ``C`` or the URL-encoded ``C%3A`` (and a timestamped collection folder may sit in
+between). The source presents every path with the plain drive letter, so artifacts always see
+``C/Program Files/Microsoft/Exchange Server/...`` whatever the collection looked like.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from exhunt.evidence.directory import DirectorySource
+from exhunt.evidence.names import drive_component
+
+WINDOWS_TOP = ("windows", "program files", "programdata", "inetpub", "users", "$mft", "exchange server")
+
+
+def _is_drive_folder(path: Path) -> bool:
+    if drive_component(path.name) is None or not path.is_dir():
+        return False
+    try:
+        return any(child.lower() in WINDOWS_TOP for child in os.listdir(path))
+    except OSError:
+        return False
+
+
+def normalise_drive_path(rel: str) -> str:
+    """``C%3A/x`` -> ``C/x``; ``<collection folder>/C%3A/x`` -> ``C/x`` (the folder KAPE nests in)."""
+    parts = rel.split("/")
+    for i, part in enumerate(parts):
+        letter = drive_component(part)
+        if letter is not None and (len(part) > 1 or i < 2):
+            parts[i] = letter
+    if (len(parts) > 3 and drive_component(parts[0]) is None and drive_component(parts[1]) is not None
+            and parts[2].lower() in WINDOWS_TOP):
+        parts = parts[1:]
+    return "/".join(parts)
+
+
+class KapeSource(DirectorySource):
+    """A KAPE target collection folder (drive folders at the top or one level down)."""
+
+    name = "kape"
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        if not path.is_dir():
+            return False
+        try:
+            children = [c for c in path.iterdir() if c.is_dir() and not c.is_symlink()]
+        except OSError:
+            return False
+        if any(_is_drive_folder(c) for c in children):
+            return True
+        return len(children) <= 8 and any(
+            _is_drive_folder(g) for c in children for g in _subdirs(c))
+
+    def present(self, rel: str) -> str:
+        return normalise_drive_path(rel)
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return [c for c in path.iterdir() if c.is_dir() and not c.is_symlink()]
+    except OSError:
+        return []

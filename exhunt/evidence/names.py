@@ -1,0 +1,74 @@
+"""Names an attacker chose: made printable, storable and relative before anything else sees them.
+
+Archive member names and file names are attacker-controlled. Nothing is ever extracted to disk, so
+a zip-slip name cannot write anywhere; the danger is downstream: reports that render a right-to-left
+override, Parquet rejecting lone surrogates, or a path like ``../../x`` shown as if it were inside
+the evidence. Every source passes names through here and warns when a name had to change.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_DRIVE = re.compile(r"^([A-Za-z])(?::|%3[Aa])?$")
+
+
+def _escape_char(ch: str) -> str:
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte kept by surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}"
+
+
+def _unsafe_char(ch: str) -> bool:
+    code = ord(ch)
+    if 0xD800 <= code <= 0xDFFF:  # lone UTF-16 surrogate: invalid UTF-16 or undecodable UTF-8
+        return True
+    return unicodedata.category(ch) in ("Cc", "Cf") and ch != "\u200d"
+
+
+def printable(name: str) -> tuple[str, bool]:
+    """Escape control, format (bidi overrides) and surrogate characters as ``\\xNN``/``\\uNNNN``."""
+    if all(not _unsafe_char(ch) for ch in name):
+        return name, False
+    return "".join(_escape_char(ch) if _unsafe_char(ch) else ch for ch in name), True
+
+
+def drive_component(part: str) -> str | None:
+    """``C``, ``C:`` or ``C%3A`` -> ``C`` (the drive folder layout triage tools use)."""
+    m = _DRIVE.match(part)
+    return m.group(1).upper() if m else None
+
+
+def safe_relative(name: str) -> tuple[str, str | None]:
+    """A member name as a clean relative '/' path, plus why it was changed (zip-slip and friends).
+
+    Backslashes count as separators; absolute paths, drive letters (``C:``), UNC prefixes and
+    ``..`` components are removed so the name can never point outside the evidence.
+    """
+    reasons: list[str] = []
+    text = name.replace("\\", "/")
+    if text.startswith("//"):
+        reasons.append("UNC path")
+    elif text.startswith("/"):
+        reasons.append("absolute path")
+    parts: list[str] = []
+    for i, part in enumerate(text.split("/")):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if "parent-folder (..) component" not in reasons:
+                reasons.append("parent-folder (..) component")
+            continue
+        if i == 0 and len(part) == 2 and part[1] == ":" and part[0].isalpha():
+            reasons.append("drive letter")
+            parts.append(part[0].upper())
+            continue
+        parts.append(part)
+    clean, escaped = printable("/".join(parts) or "_")
+    if escaped:
+        reasons.append("control or undecodable characters")
+    return clean, (", ".join(reasons) if reasons else None)

@@ -1,0 +1,66 @@
+"""Chain of custody: the manifest is written before analysis, findings cite it, verify sees one byte."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from exhunt.cli import main
+from exhunt.evidence.verify import verify
+from tests.evidence import collection as c
+
+
+@pytest.fixture
+def case(tmp_path: Path) -> Path:
+    folder = c.write_folder(tmp_path / "ev")
+    c.write_7z(tmp_path / "ev.7z", folder)
+    (tmp_path / "u_ex210303.log").write_bytes(c.IIS.encode())
+    out = tmp_path / "case"
+    rc = main(["scan", str(folder), str(tmp_path / "ev.7z"), str(tmp_path / "u_ex210303.log"),
+               "--host", "exch01", "--out", str(out), "--jobs", "1", "--quiet"])
+    assert rc == 1
+    return out
+
+
+def test_manifest_records_every_input_and_findings_cite_it(case: Path) -> None:
+    manifest = json.loads((case / "manifest.json").read_text())
+    ids = {r["id"]: r for r in manifest["inputs"]}
+    assert {"E1", "E2", "E3"} <= set(ids) and ids["E1"]["kind"] == "folder"
+    assert len([i for i in ids if i.startswith("E1:")]) == len(c.FILES)
+    assert all(len(r["sha256"]) == 64 and r["mtime"] for r in manifest["inputs"])
+    doc = json.loads((case / "findings.json").read_text())
+    assert [i["id"] for i in doc["inputs"]] == ["E1", "E2", "E3"]
+    shell = next(f for f in doc["findings"] if f["check"] == "webshell.placement")
+    shell_id = next(r["id"] for r in manifest["inputs"] if r["rel"].endswith("x.aspx"))
+    assert {e["input"] for e in shell["evidence"]} == {f"{shell_id},E2"}  # same path in folder and 7z
+    assert verify(case).ok
+
+
+@pytest.mark.parametrize("target", ["folder-file", "7z", "single", "added", "removed"])
+def test_verify_detects_a_one_byte_change(case: Path, target: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    root = case.parent
+    path = {"folder-file": root / "ev" / next(iter(c.FILES)), "7z": root / "ev.7z",
+            "single": root / "u_ex210303.log", "added": root / "ev" / "new.txt",
+            "removed": root / "ev" / next(iter(c.FILES))}[target]
+    if target == "added":
+        path.write_bytes(b"x")
+    elif target == "removed":
+        path.unlink()
+    else:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    result = verify(case)
+    assert len(result.changes) == 1
+    capsys.readouterr()
+    assert main(["verify", str(case)]) == 1
+    out = capsys.readouterr().out
+    assert path.name in out and ("CHANGED" in out or "ADDED" in out or "MISSING" in out)
+
+
+def test_verify_without_a_case_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(tmp_path)]) == 2
+    assert "no manifest" in capsys.readouterr().err
