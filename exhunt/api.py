@@ -21,6 +21,7 @@ import orjson
 from exhunt import __version__
 from exhunt.detections import builds
 from exhunt.detections.runner import DetectContext, run_detections
+from exhunt.detections.yara import DEFAULT_MAX_SIZE, load_rules
 from exhunt.errors import EvidenceError, UsageError
 from exhunt.events.store import StoreWriter, connect, write_table
 from exhunt.evidence import open_evidence
@@ -34,7 +35,7 @@ from exhunt.findings.model import (
 )
 from exhunt.findings.triage import iso, sort_findings, verdict
 from exhunt.progress import Progress
-from exhunt.worker import FileResult, process_file
+from exhunt.worker import FileResult, init_scanner, process_file
 
 WARNING_SAMPLES = 50
 
@@ -50,6 +51,7 @@ class ScanOptions:
     sigma: list[Path] = field(default_factory=list)  # user Sigma rules (files or folders)
     iocs: list[Path] = field(default_factory=list)  # user IOC lists
     baselines: list[Path] = field(default_factory=list)  # known-good hash baselines
+    yara_max_size: int = DEFAULT_MAX_SIZE  # larger files are hashed but not YARA-scanned
 
 
 @dataclass
@@ -105,14 +107,17 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions) -> list[F
     total_bytes = sum(f.size for f, _ in tasks)
     results: list[FileResult] = []
     jobs = _jobs(options.jobs)
+    scanner_args = (load_rules(options.yara).blob, options.yara_max_size)  # compiled once, shipped to workers
     with Progress(enabled=options.progress and not options.quiet) as progress:
         bar = progress.task("parsing evidence", total=total_bytes)
         if jobs == 1 or len(tasks) <= 1:
+            init_scanner(*scanner_args)
             for file, host in tasks:
                 results.append(process_file(file, host, str(store)))
                 progress.advance(bar, file.size)
         else:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                                     initializer=init_scanner, initargs=scanner_args) as pool:
                 futures = {pool.submit(process_file, f, h, str(store)): f for f, h in tasks}
                 for future in as_completed(futures):
                     results.append(future.result())

@@ -12,8 +12,20 @@ from pathlib import Path
 from exhunt.artifacts import choose
 from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.files import HEAD_BYTES, drain, file_row, open_hashing
+from exhunt.detections.filescan import scan_file
+from exhunt.detections.yara import FileScanner
 from exhunt.events.store import StoreWriter
 from exhunt.evidence.base import EvidenceFile
+
+# --- file-scanning hook (YARA, heuristics, archive members): set once per worker process -----------
+_SCANNER: FileScanner | None = None
+
+
+def init_scanner(rules_blob: bytes | None, max_size: int) -> None:
+    """Pool initializer: one yara-x Scanner per worker process, from the serialized rules."""
+    global _SCANNER
+    _SCANNER = FileScanner(rules_blob, max_size) if rules_blob else None
+# ---------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -30,7 +42,7 @@ def process_file(file: EvidenceFile, host: str, store: str) -> FileResult:
     with StoreWriter(Path(store), host) as writer:
         ctx = ParseContext(host=host, file=file, writer=writer)
         try:
-            stream, raw = open_hashing(file)
+            stream, raw = open_hashing(file, capture=_SCANNER is not None and _SCANNER.wants(file.size))
         except OSError as exc:
             ctx.artifact = "files"
             ctx.warn(f"cannot open: {exc.strerror or exc}")
@@ -54,4 +66,8 @@ def process_file(file: EvidenceFile, host: str, store: str) -> FileResult:
             if raw.bytes_read != file.size:
                 ctx.warn(f"file changed while read: listed {file.size} bytes, read {raw.bytes_read}")
             writer.add("files", file_row(host, file, raw, head, artifact.name if artifact else None))
+            if _SCANNER is not None:
+                data = b"".join(raw.chunks) if raw.chunks is not None else None
+                raw.chunks = None
+                scan_file(_SCANNER, ctx, file, data, raw.sha256.hexdigest(), head)
         return FileResult(file.rel, artifact.name if artifact else None, raw.bytes_read, ctx.events, ctx.warnings)

@@ -1,0 +1,263 @@
+"""What a worker does with a file's bytes besides parsing: YARA, content heuristics, archive members.
+
+Called from ``exhunt.worker`` after the file was read once (parsed and hashed); ``data`` is the
+captured content when the file was under the YARA size limit, else ``None`` (hashed, not scanned:
+said in a warning row so coverage shows it). Archives are walked member by member in memory (zip
+and tar with the stdlib, 7z with py7zr when installed) under size, count and ratio limits; members
+become ``files`` rows (``<archive>!<member>``) so hash IOCs reach them too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import re
+import stat
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, BinaryIO
+
+import orjson
+import yara_x
+
+from exhunt.artifacts.base import ParseContext
+from exhunt.detections.yara import FileScanner
+from exhunt.evidence.base import EvidenceFile
+
+SCRIPT_SUFFIXES = (".aspx", ".ashx", ".asmx", ".asp", ".asax", ".cshtml", ".ascx", ".master", ".svc")
+ARCHIVE_MAGIC = (b"PK\x03\x04", b"7z\xbc\xaf\x27\x1c", b"\x1f\x8b")
+MAX_MEMBERS = 20_000
+MAX_ARCHIVE_TOTAL = 2 << 30  # uncompressed bytes read from one archive
+MAX_RATIO = 200  # uncompressed / compressed, above this a large member is a likely bomb
+RATIO_MIN_SIZE = 10 << 20
+MAX_DEPTH = 3
+HEURISTIC_SCORE = 60
+BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]{300,}={0,2}")
+ESCAPES = re.compile(
+    rb"(\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|%[0-9a-fA-F]{2}|chrw?\s*\(\s*\d+\s*\)|&#x?[0-9a-fA-F]+;)", re.I)
+CONCAT = re.compile(rb"[\"']\s*[+&]\s*[\"']")
+FILE_ATTRIBUTE_HIDDEN = 0x2
+FILE_ATTRIBUTE_SYSTEM = 0x4
+
+Member = tuple[str, int, Callable[[], bytes], float | None]  # name, size, read, mtime
+
+
+def entropy(data: bytes) -> float:
+    """Shannon entropy in bits per byte (bytes.count per distinct value: no Python loop per byte)."""
+    if not data:
+        return 0.0
+    n = len(data)
+    total = 0.0
+    for value in set(data):
+        p = data.count(value) / n
+        total -= p * math.log2(p)
+    return total
+
+
+def obfuscation(data: bytes) -> dict[str, Any]:
+    """Scores for a script page: entropy, long base64 runs, escape and concatenation density."""
+    n = max(len(data), 1)
+    b64 = sum(len(m) for m in BASE64_RUN.findall(data))
+    escapes = len(ESCAPES.findall(data))
+    concat = len(CONCAT.findall(data))
+    longest = max((len(line) for line in data.splitlines()), default=0)
+    ent = entropy(data)
+    score = 0
+    score += 35 if ent > 5.8 else 15 if ent > 5.4 else 0
+    score += 35 if b64 / n > 0.3 else 20 if b64 > 2000 else 0
+    score += 25 if escapes / n > 0.02 and escapes > 40 else 0
+    score += 20 if concat / n > 0.01 and concat > 30 else 0
+    score += 10 if longest > 5000 else 0
+    return {"score": min(score, 100), "entropy": round(ent, 3), "base64_bytes": b64, "escapes": escapes,
+            "concatenations": concat, "longest_line": longest}
+
+
+def heuristic_row(host: str, path: str, rule: str, meta: dict[str, Any], sha256: str) -> dict[str, Any]:
+    return {"host": host, "path": path, "engine": "heuristic", "rule": rule, "namespace": "exhunt.heuristics",
+            "tags": "heuristic", "meta": orjson.dumps(meta).decode(), "strings": "[]", "sha256": sha256}
+
+
+def content_heuristics(host: str, rel: str, data: bytes, sha256: str) -> list[dict[str, Any]]:
+    if not rel.lower().endswith(SCRIPT_SUFFIXES):
+        return []
+    scores = obfuscation(data)
+    if scores["score"] < HEURISTIC_SCORE:
+        return []
+    return [heuristic_row(host, rel, "obfuscated_script_page", scores, sha256)]
+
+
+def attribute_heuristics(file: EvidenceFile, host: str, sha256: str) -> list[dict[str, Any]]:
+    """Hidden/system attributes, where the evidence keeps them (a live or mounted NTFS on Windows)."""
+    if file.source not in ("directory", "file"):
+        return []
+    try:
+        st = os.stat(os.path.join(file.root, file.rel), follow_symlinks=False)
+    except OSError:
+        return []
+    attrs = getattr(st, "st_file_attributes", None)
+    if attrs is None or stat.S_ISLNK(st.st_mode):
+        return []
+    bits = (("hidden", FILE_ATTRIBUTE_HIDDEN), ("system", FILE_ATTRIBUTE_SYSTEM))
+    flags = [name for name, bit in bits if attrs & bit]
+    if not flags:
+        return []
+    return [heuristic_row(host, file.rel, "hidden_or_system_file", {"attributes": flags}, sha256)]
+
+
+def scan_bytes(scanner: FileScanner, ctx: ParseContext, rel: str, data: bytes, sha256: str) -> None:
+    try:
+        rows = scanner.scan(data, rel, ctx.host, sha256)
+    except (yara_x.ScanError, yara_x.TimeoutError) as exc:
+        _warn(ctx, f"YARA scan failed for {rel}: {exc}")
+        return
+    ctx.writer.extend("matches", rows)
+    ctx.writer.extend("matches", content_heuristics(ctx.host, rel, data, sha256))
+
+
+def _warn(ctx: ParseContext, message: str) -> None:
+    saved, ctx.artifact = ctx.artifact, "yara"
+    ctx.warn(message)
+    ctx.artifact = saved
+
+
+def scan_file(scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, data: bytes | None, sha256: str,
+              head: bytes) -> None:
+    """The worker hook: YARA + heuristics on the captured bytes, then archive members."""
+    if data is None:
+        _warn(ctx, f"larger than the YARA size limit ({scanner.max_size} bytes): hashed, not YARA-scanned")
+    else:
+        scan_bytes(scanner, ctx, file.rel, data, sha256)
+    ctx.writer.extend("matches", attribute_heuristics(file, ctx.host, sha256))
+    if head.startswith(ARCHIVE_MAGIC) or _is_tar(head, file.rel_lower):
+        try:
+            stream: BinaryIO = io.BytesIO(data) if data is not None else file.open()
+        except OSError as exc:
+            _warn(ctx, f"cannot reopen archive: {exc.strerror or exc}")
+            return
+        with stream:
+            scan_archive(scanner, ctx, file, file.rel, stream, head, depth=1, budget=[MAX_ARCHIVE_TOTAL])
+
+
+def _is_tar(head: bytes, rel_lower: str) -> bool:
+    return len(head) > 262 and head[257:262] == b"ustar" or rel_lower.endswith((".tar", ".tgz", ".tar.gz"))
+
+
+def scan_archive(scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, label: str, stream: BinaryIO,
+                 head: bytes, depth: int, budget: list[int]) -> None:
+    """Every member in memory, never on disk; nested archives down to MAX_DEPTH."""
+    try:
+        for count, (name, size, read, mtime) in enumerate(_members(stream, head), 1):
+            member_path = f"{label}!{name}"
+            if count > MAX_MEMBERS:
+                _warn(ctx, f"{label}: more than {MAX_MEMBERS} members, the rest not scanned")
+                return
+            if size > scanner.max_size or size > budget[0]:
+                _warn(ctx, f"{member_path}: member of {size} bytes over the size limit, not scanned")
+                continue
+            try:
+                data = read()
+            except (OSError, EOFError, ValueError, RuntimeError, zipfile.BadZipFile, tarfile.TarError,
+                    NotImplementedError) as exc:
+                _warn(ctx, f"{member_path}: cannot read member: {exc}")
+                continue
+            budget[0] -= len(data)
+            sha256 = hashlib.sha256(data).hexdigest()
+            ctx.writer.add("files", _member_row(ctx.host, file, member_path, data, sha256, mtime))
+            scan_bytes(scanner, ctx, member_path, data, sha256)
+            if depth < MAX_DEPTH and (data.startswith(ARCHIVE_MAGIC) or _is_tar(data[:512], name.lower())):
+                scan_archive(scanner, ctx, file, member_path, io.BytesIO(data), data[:512], depth + 1, budget)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, tarfile.TarError, RuntimeError) as exc:
+        _warn(ctx, f"{label}: archive unreadable or truncated: {exc}")
+
+
+def _member_row(host: str, file: EvidenceFile, path: str, data: bytes, sha256: str,
+                mtime: float | None) -> dict[str, Any]:
+    return {"host": host, "path": path, "size": len(data),
+            "mtime": datetime.fromtimestamp(mtime, UTC) if mtime else None, "ctime": None, "atime": None,
+            "sha256": sha256, "sha1": hashlib.sha1(data).hexdigest(),  # noqa: S324 - IOC lists use SHA-1/MD5
+            "md5": hashlib.md5(data).hexdigest(), "magic": data[:16].hex(),  # noqa: S324
+            "artifact": "archive_member", "evidence": file.root}
+
+
+def _members(stream: BinaryIO, head: bytes) -> Iterator[Member]:
+    if head.startswith(b"PK\x03\x04"):
+        yield from _zip_members(stream)
+    elif head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        yield from _7z_members(stream)
+    else:
+        yield from _tar_members(stream)
+
+
+def _zip_members(stream: BinaryIO) -> Iterator[Member]:
+    with zipfile.ZipFile(stream) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            if info.flag_bits & 0x1:
+                raise_later = f"encrypted member {info.filename}: not scanned"
+                yield info.filename, 0, _raiser(raise_later), None
+                continue
+            if info.file_size > RATIO_MIN_SIZE and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                yield info.filename, 1 << 62, _raiser("compression ratio too high"), None
+                continue
+            when = _zip_time(info.date_time)
+            yield info.filename, info.file_size, partial(archive.read, info), when
+
+
+def _zip_time(date_time: tuple[int, int, int, int, int, int]) -> float | None:
+    with suppress(ValueError, OverflowError):
+        return datetime(*date_time, tzinfo=UTC).timestamp()
+    return None
+
+
+def _raiser(message: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        raise ValueError(message)
+
+    return read
+
+
+def _tar_members(stream: BinaryIO) -> Iterator[Member]:
+    with tarfile.open(fileobj=stream, mode="r|*") as archive:  # streaming: no seeks, no extraction
+        for info in archive:
+            if not info.isfile():
+                continue
+            handle = archive.extractfile(info)
+            if handle is None:
+                continue
+            yield info.name, info.size, handle.read, float(info.mtime)
+
+
+def _7z_members(stream: BinaryIO) -> Iterator[Member]:
+    try:
+        import py7zr
+        from py7zr.io import BytesIOFactory
+    except ImportError:
+        yield "*", 0, _raiser("7z archive: py7zr not installed, members not scanned"), None
+        return
+    with py7zr.SevenZipFile(stream, mode="r") as archive:
+        if archive.needs_password():
+            yield "*", 0, _raiser("encrypted 7z archive: members not scanned"), None
+            return
+        infos = [i for i in archive.list() if not i.is_directory]
+        total = sum(i.uncompressed or 0 for i in infos)
+        if total > MAX_ARCHIVE_TOTAL:
+            yield "*", total, _raiser("7z archive too large to scan in memory"), None
+            return
+        factory = BytesIOFactory(MAX_ARCHIVE_TOTAL)
+        archive.extract(factory=factory)  # into memory buffers: nothing touches the disk
+        for info in infos:
+            try:
+                buffer = factory.get(info.filename)
+            except KeyError:
+                continue
+            buffer.seek(0)
+            data = buffer.read()
+            when = info.creationtime.timestamp() if info.creationtime else None
+            yield info.filename, len(data), partial(bytes, data), when
