@@ -21,7 +21,8 @@ import orjson
 from exhunt import __version__
 from exhunt.detections import builds
 from exhunt.detections.runner import DetectContext, run_detections
-from exhunt.detections.yara import DEFAULT_MAX_SIZE, load_rules
+from exhunt.detections.filehunt import scan_rules
+from exhunt.detections.yara import DEFAULT_MAX_SIZE
 from exhunt.errors import EvidenceError, UsageError
 from exhunt.events.store import StoreWriter, connect, write_table
 from exhunt.evidence import open_evidence
@@ -107,7 +108,7 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions) -> list[F
     total_bytes = sum(f.size for f, _ in tasks)
     results: list[FileResult] = []
     jobs = _jobs(options.jobs)
-    scanner_args = (load_rules(options.yara).blob, options.yara_max_size)  # compiled once, shipped to workers
+    scanner_args = (scan_rules(options.yara, options.iocs).blob, options.yara_max_size)  # compiled once, shipped to workers
     with Progress(enabled=options.progress and not options.quiet) as progress:
         bar = progress.task("parsing evidence", total=total_bytes)
         if jobs == 1 or len(tasks) <= 1:

@@ -40,7 +40,8 @@ MAX_DEPTH = 3
 HEURISTIC_SCORE = 60
 BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]{300,}={0,2}")
 ESCAPES = re.compile(
-    rb"(\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|%[0-9a-fA-F]{2}|chrw?\s*\(\s*\d+\s*\)|&#x?[0-9a-fA-F]+;)", re.I)
+    rb"(\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|%[0-9a-fA-F]{2}|chrw?\s*\(\s*\d+\s*\)|&#x?[0-9a-fA-F]+;)", re.I
+)
 CONCAT = re.compile(rb"[\"']\s*[+&]\s*[\"']")
 FILE_ATTRIBUTE_HIDDEN = 0x2
 FILE_ATTRIBUTE_SYSTEM = 0x4
@@ -74,13 +75,28 @@ def obfuscation(data: bytes) -> dict[str, Any]:
     score += 25 if escapes / n > 0.02 and escapes > 40 else 0
     score += 20 if concat / n > 0.01 and concat > 30 else 0
     score += 10 if longest > 5000 else 0
-    return {"score": min(score, 100), "entropy": round(ent, 3), "base64_bytes": b64, "escapes": escapes,
-            "concatenations": concat, "longest_line": longest}
+    return {
+        "score": min(score, 100),
+        "entropy": round(ent, 3),
+        "base64_bytes": b64,
+        "escapes": escapes,
+        "concatenations": concat,
+        "longest_line": longest,
+    }
 
 
 def heuristic_row(host: str, path: str, rule: str, meta: dict[str, Any], sha256: str) -> dict[str, Any]:
-    return {"host": host, "path": path, "engine": "heuristic", "rule": rule, "namespace": "exhunt.heuristics",
-            "tags": "heuristic", "meta": orjson.dumps(meta).decode(), "strings": "[]", "sha256": sha256}
+    return {
+        "host": host,
+        "path": path,
+        "engine": "heuristic",
+        "rule": rule,
+        "namespace": "exhunt.heuristics",
+        "tags": "heuristic",
+        "meta": orjson.dumps(meta).decode(),
+        "strings": "[]",
+        "sha256": sha256,
+    }
 
 
 def content_heuristics(host: str, rel: str, data: bytes, sha256: str) -> list[dict[str, Any]]:
@@ -126,8 +142,9 @@ def _warn(ctx: ParseContext, message: str) -> None:
     ctx.artifact = saved
 
 
-def scan_file(scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, data: bytes | None, sha256: str,
-              head: bytes) -> None:
+def scan_file(
+    scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, data: bytes | None, sha256: str, head: bytes
+) -> None:
     """The worker hook: YARA + heuristics on the captured bytes, then archive members."""
     if data is None:
         _warn(ctx, f"larger than the YARA size limit ({scanner.max_size} bytes): hashed, not YARA-scanned")
@@ -148,8 +165,16 @@ def _is_tar(head: bytes, rel_lower: str) -> bool:
     return len(head) > 262 and head[257:262] == b"ustar" or rel_lower.endswith((".tar", ".tgz", ".tar.gz"))
 
 
-def scan_archive(scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, label: str, stream: BinaryIO,
-                 head: bytes, depth: int, budget: list[int]) -> None:
+def scan_archive(
+    scanner: FileScanner,
+    ctx: ParseContext,
+    file: EvidenceFile,
+    label: str,
+    stream: BinaryIO,
+    head: bytes,
+    depth: int,
+    budget: list[int],
+) -> None:
     """Every member in memory, never on disk; nested archives down to MAX_DEPTH."""
     try:
         for count, (name, size, read, mtime) in enumerate(_members(stream, head), 1):
@@ -162,8 +187,15 @@ def scan_archive(scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, la
                 continue
             try:
                 data = read()
-            except (OSError, EOFError, ValueError, RuntimeError, zipfile.BadZipFile, tarfile.TarError,
-                    NotImplementedError) as exc:
+            except (
+                OSError,
+                EOFError,
+                ValueError,
+                RuntimeError,
+                zipfile.BadZipFile,
+                tarfile.TarError,
+                NotImplementedError,
+            ) as exc:
                 _warn(ctx, f"{member_path}: cannot read member: {exc}")
                 continue
             budget[0] -= len(data)
@@ -176,13 +208,23 @@ def scan_archive(scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, la
         _warn(ctx, f"{label}: archive unreadable or truncated: {exc}")
 
 
-def _member_row(host: str, file: EvidenceFile, path: str, data: bytes, sha256: str,
-                mtime: float | None) -> dict[str, Any]:
-    return {"host": host, "path": path, "size": len(data),
-            "mtime": datetime.fromtimestamp(mtime, UTC) if mtime else None, "ctime": None, "atime": None,
-            "sha256": sha256, "sha1": hashlib.sha1(data).hexdigest(),  # noqa: S324 - IOC lists use SHA-1/MD5
-            "md5": hashlib.md5(data).hexdigest(), "magic": data[:16].hex(),  # noqa: S324
-            "artifact": "archive_member", "evidence": file.root}
+def _member_row(
+    host: str, file: EvidenceFile, path: str, data: bytes, sha256: str, mtime: float | None
+) -> dict[str, Any]:
+    return {
+        "host": host,
+        "path": path,
+        "size": len(data),
+        "mtime": datetime.fromtimestamp(mtime, UTC) if mtime else None,
+        "ctime": None,
+        "atime": None,
+        "sha256": sha256,
+        "sha1": hashlib.sha1(data).hexdigest(),  # noqa: S324 - IOC lists use SHA-1/MD5
+        "md5": hashlib.md5(data).hexdigest(),
+        "magic": data[:16].hex(),  # noqa: S324
+        "artifact": "archive_member",
+        "evidence": file.root,
+    }
 
 
 def _members(stream: BinaryIO, head: bytes) -> Iterator[Member]:

@@ -107,8 +107,11 @@ def collect_sources(paths: Sequence[Path]) -> tuple[list[RuleSource], list[dict[
     for path in paths:
         if not path.exists():
             raise UsageError(f"--yara {path}: no such file or folder")
-        files = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in RULE_SUFFIXES)
+        files = (
+            [path]
+            if path.is_file()
+            else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in RULE_SUFFIXES)
+        )
         for file in files:
             try:
                 text = file.read_bytes()
@@ -164,9 +167,14 @@ def compile_sources(sources: Sequence[RuleSource], problems: Iterable[dict[str, 
         for error in compiler.errors()[before:]:
             if error.get("type") == "SyntaxError" or error.get("code") == "E001":
                 failed_files.add(source.origin)
-                skipped.append({"origin": source.origin, "rule": "*",
-                                "reason": f"syntax error at line {error.get('line')}: {error.get('title')}; "
-                                          f"{len(names)} rules of this file skipped"})
+                skipped.append(
+                    {
+                        "origin": source.origin,
+                        "rule": "*",
+                        "reason": f"syntax error at line {error.get('line')}: {error.get('title')}; "
+                        f"{len(names)} rules of this file skipped",
+                    }
+                )
         if source.origin not in failed_files:
             declared += len(names)
     for ignored in compiler.ignored_rules():  # type: ignore[misc]
@@ -182,8 +190,8 @@ def compile_sources(sources: Sequence[RuleSource], problems: Iterable[dict[str, 
         "files": [s.origin for s in sources],
         "declared": declared,
         "loaded": declared - len(per_rule),
-        "skipped_count": len(per_rule) + sum(len(_declared_rules(s.text)) for s in sources
-                                             if s.origin in failed_files),
+        "skipped_count": len(per_rule)
+        + sum(len(_declared_rules(s.text)) for s in sources if s.origin in failed_files),
         "skipped": skipped,
         "warnings": warnings,
         "externals": list(EXTERNALS),
@@ -200,18 +208,22 @@ def _ignored(item: Any) -> tuple[str, str]:
 
 
 def load_rules(
-    user_paths: Sequence[Path] = (), builtin: bool = True, cache: Path | None = None
+    user_paths: Sequence[Path] = (),
+    builtin: bool = True,
+    cache: Path | None = None,
+    extra: Sequence[RuleSource] = (),
 ) -> CompiledRules:
-    """Bundled pack plus user packs, from the cache when the same texts were compiled before."""
+    """Bundled pack plus user packs (and ``extra`` texts such as CHIRP rules), cached by content."""
     user, problems = collect_sources(user_paths)
-    sources = (builtin_sources() if builtin else []) + user
+    sources = (builtin_sources() if builtin else []) + user + list(extra)
     key = cache_key(sources)
     folder = cache if cache is not None else cache_dir()
     blob_path, report_path = folder / f"{key}.yarc", folder / f"{key}.json"
     try:
         cached = CompiledRules(blob_path.read_bytes(), orjson.loads(report_path.read_bytes()))
-        cached.report["skipped"] = list(problems) + [s for s in cached.report["skipped"]
-                                                     if "cannot read" not in s["reason"]]
+        cached.report["skipped"] = list(problems) + [
+            s for s in cached.report["skipped"] if "cannot read" not in s["reason"]
+        ]
         cached.report["cache"] = "hit"
         return cached
     except (OSError, orjson.JSONDecodeError):
@@ -240,8 +252,13 @@ def externals_for(rel: str, head: bytes) -> dict[str, str]:
     win = rel.replace("/", "\\")
     folder, _, name = win.rpartition("\\")
     dot = name.rfind(".")
-    return {"filename": name, "filepath": folder, "extension": name[dot:].lower() if dot > 0 else "",
-            "filetype": filetype(head), "owner": ""}
+    return {
+        "filename": name,
+        "filepath": folder,
+        "extension": name[dot:].lower() if dot > 0 else "",
+        "filetype": filetype(head),
+        "owner": "",
+    }
 
 
 def escape_excerpt(data: bytes) -> str:
@@ -285,12 +302,25 @@ class FileScanner:
                     if len(strings) >= MAX_STRINGS_PER_RULE:
                         break
                     chunk = data[match.offset : match.offset + min(match.length, EXCERPT_BYTES)]
-                    strings.append({"identifier": pattern.identifier, "offset": match.offset,
-                                    "length": match.length, "excerpt": escape_excerpt(chunk)})
-            rows.append({
-                "host": host, "path": rel, "engine": "yara", "rule": rule.identifier,
-                "namespace": rule.namespace, "tags": ",".join(rule.tags),
-                "meta": orjson.dumps({k: _meta_value(v) for k, v in rule.metadata}).decode(),
-                "strings": orjson.dumps(strings).decode(), "sha256": sha256,
-            })
+                    strings.append(
+                        {
+                            "identifier": pattern.identifier,
+                            "offset": match.offset,
+                            "length": match.length,
+                            "excerpt": escape_excerpt(chunk),
+                        }
+                    )
+            rows.append(
+                {
+                    "host": host,
+                    "path": rel,
+                    "engine": "yara",
+                    "rule": rule.identifier,
+                    "namespace": rule.namespace,
+                    "tags": ",".join(rule.tags),
+                    "meta": orjson.dumps({k: _meta_value(v) for k, v in rule.metadata}).decode(),
+                    "strings": orjson.dumps(strings).decode(),
+                    "sha256": sha256,
+                }
+            )
         return rows
