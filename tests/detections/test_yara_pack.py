@@ -117,7 +117,7 @@ POSITIVE = {
 NEGATIVE = {
     "databinder_eval": '<%@ Page Language="C#" %><%# DataBinder.Eval(Container.DataItem, "Name") %>',
     "provider_load": '<%@ Page Language="C#" %><% var a = Assembly.LoadWithPartialName(Request["p"]); %>',
-    "plain_page": '<%@ Page Language="C#" %><script runat="server">void Page_Load(){ L.Text = "hi"; }</script>',
+    "plain_page": '<%@ Page %><script runat="server">void Page_Load(){ L.Text = ""; }</script>',
     "process_list_only": '<%@ Page Language="C#" %><% foreach (var p in Process.GetProcesses()) { } %>',
     "static_html": "<html><body>eval request execute cmd.exe</body></html>",
     "js_eval_no_server": "<script>eval(location.hash.substr(1))</script>",
