@@ -24,6 +24,8 @@ from functools import partial
 from typing import Any, BinaryIO
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 import yara_x
 
 from exhunt.artifacts.base import ParseContext
@@ -38,10 +40,8 @@ MAX_RATIO = 200  # uncompressed / compressed, above this a large member is a lik
 RATIO_MIN_SIZE = 10 << 20
 MAX_DEPTH = 3
 HEURISTIC_SCORE = 60
-BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]{300,}={0,2}")
-ESCAPES = re.compile(
-    rb"(\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|%[0-9a-fA-F]{2}|chrw?\s*\(\s*\d+\s*\)|&#x?[0-9a-fA-F]+;)", re.I
-)
+ESCAPE_MARKERS = (b"\\x", b"\\u", b"&#", b"chr(", b"Chr(", b"CHR(", b"ChrW(", b"chrw(")
+HEURISTIC_BYTES = 4 << 20
 CONCAT = re.compile(rb"[\"']\s*[+&]\s*[\"']")
 FILE_ATTRIBUTE_HIDDEN = 0x2
 FILE_ATTRIBUTE_SYSTEM = 0x4
@@ -50,39 +50,33 @@ Member = tuple[str, int, Callable[[], bytes], float | None]  # name, size, read,
 
 
 def entropy(data: bytes) -> float:
-    """Shannon entropy in bits per byte (bytes.count per distinct value: no Python loop per byte)."""
+    """Shannon entropy in bits per byte (byte histogram by pyarrow: no Python loop over the data)."""
     if not data:
         return 0.0
     n = len(data)
-    total = 0.0
-    for value in set(data):
-        p = data.count(value) / n
-        total -= p * math.log2(p)
-    return total
+    array = pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(data)])
+    counts = pc.value_counts(array).field("counts").to_pylist()
+    return -sum(c / n * math.log2(c / n) for c in counts)
 
 
 def obfuscation(data: bytes) -> dict[str, Any]:
-    """Scores for a script page: entropy, long base64 runs, escape and concatenation density."""
+    """Scores for a script page: entropy, long unbroken tokens (base64/hex blobs), escape and
+    concatenation density. Cheap C-level counts only: it runs on every page."""
+    data = data[:HEURISTIC_BYTES]
     n = max(len(data), 1)
-    b64 = sum(len(m) for m in BASE64_RUN.findall(data))
-    escapes = len(ESCAPES.findall(data))
+    blobs = sum(len(t) for t in data.split() if len(t) >= 300)
+    escapes = sum(data.count(m) for m in ESCAPE_MARKERS)
     concat = len(CONCAT.findall(data))
     longest = max((len(line) for line in data.splitlines()), default=0)
     ent = entropy(data)
     score = 0
     score += 35 if ent > 5.8 else 15 if ent > 5.4 else 0
-    score += 35 if b64 / n > 0.3 else 20 if b64 > 2000 else 0
-    score += 25 if escapes / n > 0.02 and escapes > 40 else 0
+    score += 35 if blobs / n > 0.3 else 20 if blobs > 2000 else 0
+    score += (50 if escapes / n > 0.05 else 30 if escapes / n > 0.02 else 0) if escapes > 40 else 0
     score += 20 if concat / n > 0.01 and concat > 30 else 0
     score += 10 if longest > 5000 else 0
-    return {
-        "score": min(score, 100),
-        "entropy": round(ent, 3),
-        "base64_bytes": b64,
-        "escapes": escapes,
-        "concatenations": concat,
-        "longest_line": longest,
-    }
+    return {"score": min(score, 100), "entropy": round(ent, 3), "blob_bytes": blobs, "escapes": escapes,
+            "concatenations": concat, "longest_line": longest}
 
 
 def heuristic_row(host: str, path: str, rule: str, meta: dict[str, Any], sha256: str) -> dict[str, Any]:
@@ -246,7 +240,7 @@ def _zip_members(stream: BinaryIO) -> Iterator[Member]:
                 yield info.filename, 0, _raiser(raise_later), None
                 continue
             if info.file_size > RATIO_MIN_SIZE and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-                yield info.filename, 1 << 62, _raiser("compression ratio too high"), None
+                yield info.filename, info.file_size, _raiser("compression ratio too high (zip bomb?), not scanned"), None
                 continue
             when = _zip_time(info.date_time)
             yield info.filename, info.file_size, partial(archive.read, info), when

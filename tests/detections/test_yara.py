@@ -130,7 +130,16 @@ def _tar(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("kind", ["zip", "tgz", "nested"])
+def _7z(members: dict[str, bytes]) -> bytes:
+    py7zr = pytest.importorskip("py7zr")
+    buffer = io.BytesIO()
+    with py7zr.SevenZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(data, name)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["zip", "tgz", "nested", "7z"])
 def test_archive_members_are_scanned_in_memory(tmp_path: Path, scanner_on, kind: str) -> None:  # type: ignore[no-untyped-def]
     scanner_on()
     inner = {"stage/help.aspx": SHELL, "readme.txt": b"nothing"}
@@ -138,6 +147,7 @@ def test_archive_members_are_scanned_in_memory(tmp_path: Path, scanner_on, kind:
         "zip": lambda: _zip(inner),
         "tgz": lambda: _tar(inner),
         "nested": lambda: _zip({"outer/in.zip": _zip(inner)}),
+        "7z": lambda: _7z(inner),
     }[kind]()
     con = parse_bytes(tmp_path, "ProgramData/p.bin", data)
     paths = [r[0] for r in con.execute("SELECT DISTINCT path FROM matches").fetchall()]
@@ -165,3 +175,11 @@ def test_whole_signature_base_pack_loads(tmp_path: Path) -> None:
     assert report["declared"] > 700
     assert report["loaded"] + report["skipped_count"] == report["declared"]
     assert report["loaded"] >= report["declared"] - 20
+
+
+def test_zip_bomb_member_is_skipped_with_a_warning(tmp_path: Path, scanner_on) -> None:  # type: ignore[no-untyped-def]
+    scanner_on()
+    con = parse_bytes(tmp_path, "x.zip", _zip({"zeros.bin": bytes(24 << 20), "s.aspx": SHELL}))
+    messages = [m for (m,) in con.execute("SELECT message FROM warnings WHERE artifact = 'yara'").fetchall()]
+    assert any("zeros.bin" in m and "not scanned" in m for m in messages)
+    assert con.execute("SELECT count(*) FROM matches WHERE path = 'x.zip!s.aspx'").fetchone()[0] >= 1
