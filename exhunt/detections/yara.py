@@ -291,6 +291,7 @@ class FileScanner:
 
     def scan(self, data: bytes, rel: str, host: str, sha256: str) -> list[dict[str, Any]]:
         """Match rows for the ``matches`` table; raises yara_x.ScanError/TimeoutError to the caller."""
+        rel = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")  # odd names
         for name, value in externals_for(rel, data[:16]).items():
             self.scanner.set_global(name, value)
         results = self.scanner.scan(data)
