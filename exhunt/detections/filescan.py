@@ -240,7 +240,8 @@ def _zip_members(stream: BinaryIO) -> Iterator[Member]:
                 yield info.filename, 0, _raiser(raise_later), None
                 continue
             if info.file_size > RATIO_MIN_SIZE and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-                yield info.filename, info.file_size, _raiser("compression ratio too high (zip bomb?), not scanned"), None
+                bomb = _raiser("compression ratio too high (zip bomb?), not scanned")
+                yield info.filename, info.file_size, bomb, None
                 continue
             when = _zip_time(info.date_time)
             yield info.filename, info.file_size, partial(archive.read, info), when
