@@ -180,7 +180,11 @@ def compile_sources(sources: Sequence[RuleSource], problems: Iterable[dict[str, 
     for ignored in compiler.ignored_rules():  # type: ignore[misc]
         name, reason = _ignored(ignored)
         skipped.append({"origin": origin_of.get(name, ""), "rule": name, "reason": reason})
-    warnings = len(compiler.warnings())
+    warning_list = compiler.warnings()
+    titles: dict[str, int] = {}
+    for warning in warning_list:
+        title = str(warning.get("title", "")) if isinstance(warning, dict) else str(warning)
+        titles[title] = titles.get(title, 0) + 1
     rules = compiler.build()
     buffer = io.BytesIO()
     rules.serialize_into(buffer)
@@ -193,7 +197,8 @@ def compile_sources(sources: Sequence[RuleSource], problems: Iterable[dict[str, 
         "skipped_count": len(per_rule)
         + sum(len(_declared_rules(s.text)) for s in sources if s.origin in failed_files),
         "skipped": skipped,
-        "warnings": warnings,
+        "warnings": len(warning_list),
+        "warning_kinds": dict(sorted(titles.items(), key=lambda kv: -kv[1])[:10]),
         "externals": list(EXTERNALS),
     }
     return CompiledRules(buffer.getvalue(), report)
