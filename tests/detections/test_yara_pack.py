@@ -111,6 +111,23 @@ POSITIVE = {
         "exhunt_tool_lsass_dump",
     ),
     "procdump": ("procdump64.exe -accepteula -ma lsass.exe C:\\temp\\ls.dmp", "exhunt_tool_lsass_dump"),
+    "codedom_compile": (
+        '<%@ Page Language="C#" %><% var r = new Microsoft.CSharp.CSharpCodeProvider().CompileAssemblyFromSource('
+        'new System.CodeDom.Compiler.CompilerParameters(), Request.Form["src"]); '
+        'r.CompiledAssembly.CreateInstance("X"); %>',
+        "exhunt_webshell_dynamic_compile",
+    ),
+    "jscript_evaluate": (
+        '<%@ Page Language="C#" %><% Microsoft.JScript.Eval.JScriptEvaluate(Request["c"], '
+        "Microsoft.JScript.Vsa.VsaEngine.CreateEngine()); %>",
+        "exhunt_webshell_dynamic_compile",
+    ),
+    "sharpyshell_style_xor": (
+        '<%@ Page Language="C#" %><% byte[] input = Convert.FromBase64String(Request.Form["data"]); '
+        "for (int i = 0; i < input.Length; i++) { output[i] = (byte)(input[i] ^ key[i % key.Length]); } "
+        "Assembly.Load(output); %>",
+        "exhunt_webshell_assembly_loader",
+    ),
     "png_polyglot": ('\x89PNG\r\n\x1a\n....<%execute request("a")%>', "exhunt_webshell_image_polyglot"),
 }
 

@@ -103,7 +103,7 @@ rule exhunt_webshell_assembly_loader : webshell
         $dec2 = "TransformFinalBlock" nocase
         $dec3 = /(RijndaelManaged|AesManaged|AesCryptoServiceProvider|DESCryptoServiceProvider|TripleDES|Aes\.Create)/ nocase
         $dec4 = "FromBase64String" nocase
-        $dec5 = /\^\s*[a-z_][a-z0-9_]{0,20}\s*\[\s*[a-z_][a-z0-9_]{0,20}\s*[+&%]\s*[0-9a-z_]{1,20}\s*(&\s*[0-9]{1,3}\s*)?\]/ nocase
+        $dec5 = /\^\s*[a-z_][a-z0-9_]{0,20}\s*\[\s*[a-z_][a-z0-9_]{0,20}\s*[+&%]\s*[0-9a-z_.]{1,30}\s*(&\s*[0-9]{1,3}\s*)?\]/ nocase
         $dec6 = /\^\s*[a-z_][a-z0-9_]{0,20}\s*\[\s*\(?\s*[a-z_][a-z0-9_]{0,20}\s*\+\s*1\s*\)?\s*&\s*15\s*\]/ nocase
         $req1 = /Request\s*(\.\s*(Item|Form|QueryString|Params|Headers|Cookies)\s*)?[\[\(]/ nocase
         $req2 = /Request\s*\.\s*(BinaryRead|InputStream|ContentLength|TotalBytes)/ nocase
@@ -166,4 +166,23 @@ rule exhunt_webshell_image_polyglot : webshell
     condition:
         (uint32(0) == 0x38464947 or uint16(0) == 0xD8FF or uint32(0) == 0x474E5089 or uint16(0) == 0x4D42)
         and any of them
+}
+
+rule exhunt_webshell_dynamic_compile : webshell
+{
+    meta:
+        description = "Page compiles or evaluates code at run time from request data (CodeDom compilers, Microsoft.JScript.Eval)"
+        severity = "critical"
+        attack = "T1505.003, T1027.004"
+        author = "exhunt"
+    strings:
+        $cc1 = /CompileAssemblyFrom(Source|File|Dom)\s*\(/ nocase
+        $cc2 = /(CSharpCodeProvider|VBCodeProvider|JScriptCodeProvider|CodeDomProvider\s*\.\s*CreateProvider)/ nocase
+        $js1 = /Microsoft\.JScript\.Eval\s*\.\s*JScriptEvaluate/ nocase
+        $js2 = /JScriptEvaluate\s*\(/ nocase
+        $run = /(\.\s*CompiledAssembly|\.\s*CreateInstance\s*\(|\.\s*Invoke\s*\(|GetMethod\s*\()/ nocase
+        $req = /Request\s*(\.\s*(Item|Form|QueryString|Params|Headers|Cookies)\s*)?[\[\(]/ nocase
+        $req2 = /Request\s*\.\s*(BinaryRead|InputStream)/ nocase
+    condition:
+        exhunt_server_page and any of ($req*) and (any of ($js*) or (any of ($cc*) and $run))
 }
