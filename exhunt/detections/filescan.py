@@ -40,7 +40,7 @@ MAX_RATIO = 200  # uncompressed / compressed, above this a large member is a lik
 RATIO_MIN_SIZE = 10 << 20
 MAX_DEPTH = 3
 HEURISTIC_SCORE = 60
-ESCAPE_MARKERS = (b"\\x", b"\\u", b"&#", b"chr(", b"Chr(", b"CHR(", b"ChrW(", b"chrw(")
+CHR_MARKERS = (b"hr(", b"HR(", b"hrW(", b"hrw(")  # Chr( chr( CHR( ChrW( chrw(
 HEURISTIC_BYTES = 4 << 20
 CONCAT = re.compile(rb"[\"']\s*[+&]\s*[\"']")
 FILE_ATTRIBUTE_HIDDEN = 0x2
@@ -61,20 +61,30 @@ def entropy(data: bytes) -> float:
 
 def obfuscation(data: bytes) -> dict[str, Any]:
     """Scores for a script page: entropy, long unbroken tokens (base64/hex blobs), escape and
-    concatenation density. Cheap C-level counts only: it runs on every page."""
+    concatenation density. It runs on every page, so everything is a C-level count or a pyarrow
+    kernel, and the costlier signals are computed only when they could still reach the threshold."""
     data = data[:HEURISTIC_BYTES]
     n = max(len(data), 1)
-    blobs = sum(len(t) for t in data.split() if len(t) >= 300)
-    escapes = sum(data.count(m) for m in ESCAPE_MARKERS)
-    concat = len(CONCAT.findall(data))
-    longest = max((len(line) for line in data.splitlines()), default=0)
     ent = entropy(data)
+    lines = pc.split_pattern(pa.array([data], pa.binary()), b"\n").flatten()
+    lengths = pc.binary_length(lines)
+    longest = int(pc.max(lengths).as_py() or 0)
+    blobs = 0
+    if longest >= 300:  # only long lines can hold a blob
+        long_lines = pc.filter(lines, pc.greater_equal(lengths, 300)).to_pylist()
+        blobs = sum(len(t) for line in long_lines for t in line.split() if len(t) >= 300)
+    escapes = data.count(b"&#") + sum(data.count(m) for m in CHR_MARKERS)
+    if data.count(b"\\") >= 40:
+        escapes += data.count(b"\\x") + data.count(b"\\u")
     score = 0
     score += 35 if ent > 5.8 else 15 if ent > 5.4 else 0
     score += 35 if blobs / n > 0.3 else 20 if blobs > 2000 else 0
     score += (50 if escapes / n > 0.05 else 30 if escapes / n > 0.02 else 0) if escapes > 40 else 0
-    score += 20 if concat / n > 0.01 and concat > 30 else 0
     score += 10 if longest > 5000 else 0
+    concat = 0
+    if HEURISTIC_SCORE - 20 <= score < HEURISTIC_SCORE:  # concatenation can only tip the balance
+        concat = len(CONCAT.findall(data))
+        score += 20 if concat / n > 0.01 and concat > 30 else 0
     return {"score": min(score, 100), "entropy": round(ent, 3), "blob_bytes": blobs, "escapes": escapes,
             "concatenations": concat, "longest_line": longest}
 
