@@ -135,9 +135,12 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions) -> list[F
         bar = progress.task("parsing evidence", total=total_bytes)
         if jobs == 1 or len(tasks) <= 1:
             init_scanner(*scanner_args)
-            for batch, host in batches(tasks, 1):
-                results.extend(process_files(batch, host, str(store)))
-                progress.advance(bar, sum(f.size for f in batch))
+            try:
+                for batch, host in batches(tasks, 1):
+                    results.extend(process_files(batch, host, str(store)))
+                    progress.advance(bar, sum(f.size for f in batch))
+            finally:
+                init_scanner(None, 0)  # the in-process scanner must not outlive this scan
         else:
             with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
                                      initializer=init_scanner, initargs=scanner_args) as pool:
