@@ -112,7 +112,8 @@ POSITIVE = {
     ),
     "procdump": ("procdump64.exe -accepteula -ma lsass.exe C:\\temp\\ls.dmp", "exhunt_tool_lsass_dump"),
     "codedom_compile": (
-        '<%@ Page Language="C#" %><% var r = new Microsoft.CSharp.CSharpCodeProvider().CompileAssemblyFromSource('
+        '<%@ Page Language="C#" %><% var r = new Microsoft.CSharp.CSharpCodeProvider()'
+        '.CompileAssemblyFromSource('
         'new System.CodeDom.Compiler.CompilerParameters(), Request.Form["src"]); '
         'r.CompiledAssembly.CreateInstance("X"); %>',
         "exhunt_webshell_dynamic_compile",
