@@ -38,12 +38,15 @@ NEWER_DAYS = 30
 DOMAIN_TOKEN = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}"
 
 
-def scan_rules(yara_paths: Sequence[Path], ioc_paths: Sequence[Path] = ()) -> CompiledRules:
+def scan_rules(
+    yara_paths: Sequence[Path], ioc_paths: Sequence[Path] = (), iocs: IocSet | None = None
+) -> CompiledRules:
     """The rules every worker runs: exhunt's pack, user packs and YARA rules found in IOC lists."""
-    extra = []
-    if ioc_paths:
-        for n, (origin, text) in enumerate(load_iocs(ioc_paths).yara_rules):
-            extra.append(RuleSource(origin, f"iocs_{n}", text.encode()))
+    if iocs is None:
+        iocs = load_iocs(ioc_paths) if ioc_paths else IocSet()
+    extra = [
+        RuleSource(origin, f"iocs_{n}", text.encode()) for n, (origin, text) in enumerate(iocs.yara_rules)
+    ]
     return load_rules(yara_paths, extra=extra)
 
 
@@ -91,7 +94,7 @@ def file_engine(
 ) -> tuple[list[Finding], dict]:
     ctx = FileHuntContext(con, hit_rows)
     iocs = load_iocs(context.iocs) if context.iocs else IocSet()
-    report: dict[str, Any] = {"rules": scan_rules(context.yara, context.iocs).report, "iocs": iocs.report()}
+    report: dict[str, Any] = {"rules": scan_rules(context.yara, iocs=iocs).report, "iocs": iocs.report()}
     yara_findings(ctx)
     file_ioc_findings(ctx, iocs)
     event_ioc_findings(ctx, iocs)

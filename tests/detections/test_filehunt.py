@@ -94,3 +94,20 @@ def test_rules_report(document) -> None:  # type: ignore[no-untyped-def]
     assert report["iocs"]["by_kind"] == {"sha256": 1, "ip": 1, "domain": 1, "user_agent": 1}
     assert report["baselines"]["hosts"] == {"evidence": "build 15.01.2176.002: 2 deviations"}
     assert report["not_yara_scanned"] == 0
+
+
+def test_chirp_yara_rules_run_in_the_file_pass(tmp_path: Path) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "u_ex210303.log").write_bytes(
+        b"2021-03-03 02:01:02 10.0.0.1 POST /ecp/default.flt - 443 - 1.2.3.4 x 200\n"
+    )
+    (tmp_path / "chirp.yaml").write_text(
+        "---\nname: soap\nioc_type: yara\nindicator:\n  files: x\n  rule: |\n"
+        '    rule unauth { strings: $a = "POST /ecp/default.flt" condition: $a }\n'
+    )
+    document = scan(
+        [ev], ScanOptions(out=tmp_path / "case", quiet=True, jobs=1, iocs=[tmp_path / "chirp.yaml"])
+    ).document
+    assert [f.check for f in document.findings if f.check.startswith("yara.")] == ["yara.iocs_0.unauth"]
+    assert document.rules["yara"]["iocs"]["yara_rules"] == 1
