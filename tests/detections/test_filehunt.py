@@ -4,6 +4,7 @@ list, a baseline and a log, checked through the findings document."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
