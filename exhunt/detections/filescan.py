@@ -9,6 +9,7 @@ become ``files`` rows (``<archive>!<member>``) so hash IOCs reach them too.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import math
@@ -39,6 +40,7 @@ MAX_ARCHIVE_TOTAL = 2 << 30  # uncompressed bytes read from one archive
 MAX_RATIO = 200  # uncompressed / compressed, above this a large member is a likely bomb
 RATIO_MIN_SIZE = 10 << 20
 MAX_DEPTH = 3
+MAX_GZIP_MEMBER = 100 << 20
 HEURISTIC_SCORE = 60
 CHR_MARKERS = (b"hr(", b"HR(", b"hrW(", b"hrw(")  # Chr( chr( CHR( ChrW( chrw(
 HEURISTIC_BYTES = 4 << 20
@@ -236,6 +238,8 @@ def _members(stream: BinaryIO, head: bytes) -> Iterator[Member]:
         yield from _zip_members(stream)
     elif head.startswith(b"7z\xbc\xaf\x27\x1c"):
         yield from _7z_members(stream)
+    elif head.startswith(b"\x1f\x8b"):
+        yield from _gzip_members(stream)
     else:
         yield from _tar_members(stream)
 
@@ -279,6 +283,25 @@ def _tar_members(stream: BinaryIO) -> Iterator[Member]:
             if handle is None:
                 continue
             yield info.name, info.size, handle.read, float(info.mtime)
+
+
+def _gzip_members(stream: BinaryIO) -> Iterator[Member]:
+    """A .tar.gz is walked as a tar; any other gzip (rotated logs, single files) is one member."""
+    with gzip.GzipFile(fileobj=stream) as gz:
+        inner = gz.read(512)
+    stream.seek(0)
+    if len(inner) > 262 and inner[257:262] == b"ustar":
+        yield from _tar_members(stream)
+        return
+
+    def read() -> bytes:
+        with gzip.GzipFile(fileobj=stream) as gz:
+            data = gz.read(MAX_GZIP_MEMBER + 1)
+        if len(data) > MAX_GZIP_MEMBER:
+            raise ValueError(f"decompressed data over {MAX_GZIP_MEMBER} bytes, not scanned")
+        return data
+
+    yield "(gzip content)", 0, read, None
 
 
 def _7z_members(stream: BinaryIO) -> Iterator[Member]:

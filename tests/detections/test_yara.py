@@ -157,6 +157,15 @@ def test_archive_members_are_scanned_in_memory(tmp_path: Path, scanner_on, kind:
     assert not any(p.name.endswith(".aspx") for p in (tmp_path / "evidence").rglob("*"))  # nothing extracted
 
 
+def test_plain_gzip_is_one_member(tmp_path: Path, scanner_on) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+
+    scanner_on()
+    con = parse_bytes(tmp_path, "logs/x.aspx.gz", gzip.compress(SHELL))
+    assert con.execute("SELECT DISTINCT path FROM matches").fetchall() == [("logs/x.aspx.gz!(gzip content)",)]
+    assert con.execute("SELECT count(*) FROM warnings WHERE artifact = 'yara'").fetchone() == (0,)
+
+
 def test_corrupt_archive_is_a_warning(tmp_path: Path, scanner_on) -> None:  # type: ignore[no-untyped-def]
     scanner_on()
     data = _zip({"a.aspx": SHELL})[:40]
