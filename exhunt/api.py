@@ -20,7 +20,9 @@ import orjson
 
 from exhunt import __version__
 from exhunt.detections import builds
+from exhunt.detections.filehunt import scan_rules
 from exhunt.detections.runner import DetectContext, run_detections
+from exhunt.detections.yara import DEFAULT_MAX_SIZE
 from exhunt.errors import EvidenceError, UsageError
 from exhunt.events.store import StoreWriter, connect, write_table
 from exhunt.evidence import custody, open_evidence
@@ -34,7 +36,7 @@ from exhunt.findings.model import (
 )
 from exhunt.findings.triage import iso, sort_findings, verdict
 from exhunt.progress import Progress
-from exhunt.worker import FileResult, process_file
+from exhunt.worker import FileResult, init_scanner, process_files
 
 WARNING_SAMPLES = 50
 
@@ -51,6 +53,7 @@ class ScanOptions:
     iocs: list[Path] = field(default_factory=list)  # user IOC lists
     baselines: list[Path] = field(default_factory=list)  # known-good hash baselines
     html_report: bool = True  # with --out: write report.html next to findings.json
+    yara_max_size: int = DEFAULT_MAX_SIZE  # larger files are hashed but not YARA-scanned
 
 
 @dataclass
@@ -101,23 +104,52 @@ def _jobs(requested: int) -> int:
     return requested if requested > 0 else max(1, os.cpu_count() or 1)
 
 
+BATCH_FILES = 256
+BATCH_BYTES = 64 << 20
+
+
+def batches(tasks: list[tuple[EvidenceFile, str]], jobs: int) -> Iterator[tuple[list[EvidenceFile], str]]:
+    """Consecutive small files of one host in batches (one store part each); large files alone.
+    Batches stay small enough that every worker gets several."""
+    limit = max(1, min(BATCH_FILES, len(tasks) // (jobs * 4) or 1))
+    batch: list[EvidenceFile] = []
+    size, host = 0, None
+    for file, h in tasks:
+        if batch and (h != host or len(batch) >= limit or size + file.size > BATCH_BYTES):
+            yield batch, host or ""
+            batch, size = [], 0
+        batch.append(file)
+        size += file.size
+        host = h
+    if batch:
+        yield batch, host or ""
+
+
 def parse_all(work: list[HostWork], store: Path, options: ScanOptions) -> list[FileResult]:
     tasks = [(f, hw.host) for hw in work for f in hw.files]
     total_bytes = sum(f.size for f, _ in tasks)
     results: list[FileResult] = []
     jobs = _jobs(options.jobs)
+    # YARA rules compiled once (or taken from the cache) and shipped to every worker
+    scanner_args = (scan_rules(options.yara, options.iocs).blob, options.yara_max_size)
     with Progress(enabled=options.progress and not options.quiet) as progress:
         bar = progress.task("parsing evidence", total=total_bytes)
         if jobs == 1 or len(tasks) <= 1:
-            for file, host in tasks:
-                results.append(process_file(file, host, str(store)))
-                progress.advance(bar, file.size)
+            init_scanner(*scanner_args)
+            try:
+                for batch, host in batches(tasks, 1):
+                    results.extend(process_files(batch, host, str(store)))
+                    progress.advance(bar, sum(f.size for f in batch))
+            finally:
+                init_scanner(None, 0)  # the in-process scanner must not outlive this scan
         else:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(process_file, f, h, str(store)): f for f, h in tasks}
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                                     initializer=init_scanner, initargs=scanner_args) as pool:
+                futures = {pool.submit(process_files, batch, h, str(store)): sum(f.size for f in batch)
+                           for batch, h in batches(tasks, jobs)}
                 for future in as_completed(futures):
-                    results.append(future.result())
-                    progress.advance(bar, futures[future].size)
+                    results.extend(future.result())
+                    progress.advance(bar, futures[future])
     results.sort(key=lambda r: r.rel)
     return results
 

@@ -12,8 +12,20 @@ from pathlib import Path
 from exhunt.artifacts import choose
 from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.files import HEAD_BYTES, drain, file_row, open_hashing
+from exhunt.detections.filescan import scan_file
+from exhunt.detections.yara import FileScanner
 from exhunt.events.store import StoreWriter
 from exhunt.evidence.base import EvidenceFile
+
+# --- file-scanning hook (YARA, heuristics, archive members): set once per worker process -----------
+_SCANNER: FileScanner | None = None
+
+
+def init_scanner(rules_blob: bytes | None, max_size: int) -> None:
+    """Pool initializer: one yara-x Scanner per worker process, from the serialized rules."""
+    global _SCANNER
+    _SCANNER = FileScanner(rules_blob, max_size) if rules_blob else None
+# ---------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -27,36 +39,53 @@ class FileResult:
 
 def process_file(file: EvidenceFile, host: str, store: str) -> FileResult:
     """Parse one evidence file into its own Parquet parts; never raises for bad evidence."""
+    return process_files([file], host, store)[0]
+
+
+def process_files(files: list[EvidenceFile], host: str, store: str) -> list[FileResult]:
+    """A batch of (small) files sharing one writer: one Parquet part per table per batch, not per
+    file, so web roots of tens of thousands of small pages do not cost a part file each."""
     with StoreWriter(Path(store), host) as writer:
-        ctx = ParseContext(host=host, file=file, writer=writer)
+        return [_process(file, host, writer) for file in files]
+
+
+def _process(file: EvidenceFile, host: str, writer: StoreWriter) -> FileResult:
+    ctx = ParseContext(host=host, file=file, writer=writer)
+    try:
+        stream, raw = open_hashing(file, capture=_SCANNER is not None and _SCANNER.wants(file.size))
+    except OSError as exc:
+        ctx.artifact = "files"
+        ctx.warn(f"cannot open: {exc.strerror or exc}")
+        return FileResult(file.rel, None, 0, 0, ctx.warnings)
+    with stream:
         try:
-            stream, raw = open_hashing(file)
-        except OSError as exc:
+            head = stream.peek(HEAD_BYTES)[:HEAD_BYTES]
+        except OSError as exc:  # a corrupt archive member can fail on its first read
+            head = b""
             ctx.artifact = "files"
-            ctx.warn(f"cannot open: {exc.strerror or exc}")
-            return FileResult(file.rel, None, 0, 0, ctx.warnings)
-        with stream:
+            ctx.warn(f"read error: {exc.strerror or exc}")
+        artifact = choose(file.rel_lower, head)
+        ctx.artifact = artifact.name if artifact else "files"
+        if artifact is not None:
             try:
-                head = stream.peek(HEAD_BYTES)[:HEAD_BYTES]
-            except OSError as exc:  # a corrupt archive member can fail on its first read
-                head = b""
-                ctx.artifact = "files"
-                ctx.warn(f"read error: {exc.strerror or exc}")
-            artifact = choose(file.rel_lower, head)
-            ctx.artifact = artifact.name if artifact else "files"
-            if artifact is not None:
-                try:
-                    artifact.parse(ctx, stream)
-                except OSError as exc:
-                    ctx.warn(f"read error while parsing: {exc.strerror or exc}")
-                except Exception as exc:  # a parser bug must not lose the rest of the evidence
-                    where = traceback.extract_tb(exc.__traceback__)[-1]
-                    ctx.warn(f"parser error {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})")
-            try:
-                drain(stream)
+                artifact.parse(ctx, stream)
             except OSError as exc:
-                ctx.warn(f"read error while hashing: {exc.strerror or exc}")
-            if raw.bytes_read != file.size:
-                ctx.warn(f"file changed while read: listed {file.size} bytes, read {raw.bytes_read}")
-            writer.add("files", file_row(host, file, raw, head, artifact.name if artifact else None))
-        return FileResult(file.rel, artifact.name if artifact else None, raw.bytes_read, ctx.events, ctx.warnings)
+                ctx.warn(f"read error while parsing: {exc.strerror or exc}")
+            except Exception as exc:  # a parser bug must not lose the rest of the evidence
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                ctx.warn(f"parser error {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})")
+        try:
+            drain(stream)
+        except OSError as exc:
+            ctx.warn(f"read error while hashing: {exc.strerror or exc}")
+        if raw.bytes_read != file.size:
+            ctx.warn(f"file changed while read: listed {file.size} bytes, read {raw.bytes_read}")
+        writer.add("files", file_row(host, file, raw, head, artifact.name if artifact else None))
+        if _SCANNER is not None:
+            data = b"".join(raw.chunks) if raw.chunks is not None else None
+            raw.chunks = None
+            try:
+                scan_file(_SCANNER, ctx, file, data, raw.sha256.hexdigest(), head)
+            except Exception as exc:  # a scanner failure on hostile content loses only this file's scan
+                ctx.warn(f"content scan error {type(exc).__name__}: {exc}")
+    return FileResult(file.rel, artifact.name if artifact else None, raw.bytes_read, ctx.events, ctx.warnings)

@@ -16,8 +16,9 @@ DRAIN_CHUNK = 1 << 20
 class HashingRaw(io.RawIOBase):
     """A raw stream that hashes every byte read through it, so parse and hash share one read."""
 
-    def __init__(self, inner: BinaryIO) -> None:
+    def __init__(self, inner: BinaryIO, capture: bool = False) -> None:
         self.inner = inner
+        self.chunks: list[bytes] | None = [] if capture else None  # the content, for YARA in the same read
         self.sha256 = hashlib.sha256()
         self.sha1 = hashlib.sha1()  # noqa: S324 - IOC lists still use SHA-1/MD5
         self.md5 = hashlib.md5()  # noqa: S324
@@ -35,6 +36,8 @@ class HashingRaw(io.RawIOBase):
             self.sha1.update(data)
             self.md5.update(data)
             self.bytes_read += n
+            if self.chunks is not None:
+                self.chunks.append(data)
         return n
 
     def close(self) -> None:
@@ -42,8 +45,8 @@ class HashingRaw(io.RawIOBase):
         super().close()
 
 
-def open_hashing(file: EvidenceFile) -> tuple[io.BufferedReader, HashingRaw]:
-    raw = HashingRaw(file.open())
+def open_hashing(file: EvidenceFile, capture: bool = False) -> tuple[io.BufferedReader, HashingRaw]:
+    raw = HashingRaw(file.open(), capture)
     return io.BufferedReader(raw, buffer_size=DRAIN_CHUNK), raw
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from exhunt.api import ScanOptions, document_bytes, scan
+from exhunt.detections.yara import DEFAULT_MAX_SIZE
 from exhunt.errors import ExitCode
 from exhunt.reports.terminal import print_summary
 
@@ -23,11 +24,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="extra Sigma rules: a .yml file or a folder of them (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-color", action="store_true", help="plain terminal output")
+    p.add_argument("--yara", type=Path, action="append", default=[], metavar="PATH",
+                   help="extra YARA rules: a file or a folder (repeatable); exhunt's own pack always runs")
+    p.add_argument("--iocs", type=Path, action="append", default=[], metavar="PATH",
+                   help="IOC list: hashes, filename regexes, IPs, domains, user agents; plain, "
+                        "signature-base, Microsoft CSV, CISA CHIRP YAML or STIX 2.1 (repeatable)")
+    p.add_argument("--baseline", type=Path, action="append", default=[], metavar="PATH",
+                   help="CSS-Exchange known-good baseline CSV (hash,build,relative path) or a folder "
+                        "(repeatable)")
+    p.add_argument("--yara-max-size", type=_size, default=DEFAULT_MAX_SIZE, metavar="BYTES",
+                   help="files larger than this are hashed but not YARA-scanned (default 100M; K/M/G)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    options = ScanOptions(out=args.out, host=args.host, jobs=args.jobs, quiet=args.quiet,
+    options = ScanOptions(out=args.out, host=args.host, jobs=args.jobs, quiet=args.quiet, yara=args.yara,
+                          iocs=args.iocs, baselines=args.baseline, yara_max_size=args.yara_max_size,
                           sigma=list(args.sigma))
     result = scan(args.evidence, options)
     if args.json:
@@ -35,3 +47,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_summary(result.document, color=not args.no_color, case_dir=args.out)
     return int(ExitCode.FINDINGS if result.document.has_findings else ExitCode.CLEAN)
+
+
+def _size(text: str) -> int:
+    """``100M``, ``512K``, ``2G`` or plain bytes."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    value = text.strip().lower().removesuffix("b")
+    try:
+        if value and value[-1] in units:
+            return int(float(value[:-1]) * units[value[-1]])
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 100M)") from None

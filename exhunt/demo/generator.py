@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -102,6 +103,16 @@ def _plant(root: Path, rng: Random) -> int:
     _write(root, attack.OAB_EXPORT_PATH, attack.oab_export_page(), t0 + timedelta(seconds=15))
     dump = b"MDMP\x93\xa7\x00\x00" + rng.randbytes(64 * 1024)
     _write(root, attack.LSASS_DUMP_PATH, dump, t0 + timedelta(minutes=25))
-    archive = b"7z\xbc\xaf\x27\x1c\x00\x04" + rng.randbytes(32 * 1024)
-    _write(root, attack.STAGED_ARCHIVE_PATH, archive, t0 + timedelta(minutes=40))
+    _write(root, attack.STAGED_ARCHIVE_PATH, _staged_7z(rng), t0 + timedelta(minutes=40))
     return 6
+
+
+def _staged_7z(rng: Random) -> bytes:
+    """A real 7z archive (as HAFNIUM staged them), renamed to .dat: found by its magic bytes."""
+    import py7zr
+
+    buffer = io.BytesIO()
+    with py7zr.SevenZipFile(buffer, "w") as archive:
+        archive.writestr(b"!BDN" + rng.randbytes(16 * 1024), "alice.pst")
+        archive.writestr(b"!BDN" + rng.randbytes(16 * 1024), "bob.pst")
+    return buffer.getvalue()

@@ -61,7 +61,17 @@ def native_engine(
     return run_checks(con, checks, hit_rows), {"loaded": len(checks), "ids": [c.id for c in checks]}
 
 
-ENGINES: tuple[tuple[str, Engine], ...] = (("native", native_engine), ("sigma", sigma_engine))
+def _file_engine(
+    con: duckdb.DuckDBPyConnection, context: DetectContext, hit_rows: list[dict]
+) -> tuple[list[Finding], dict[str, Any]]:
+    from exhunt.detections.filehunt import file_engine  # yara-x is imported only when the engine runs
+
+    return file_engine(con, context, hit_rows)
+
+
+ENGINES: tuple[tuple[str, Engine], ...] = (
+    ("native", native_engine), ("yara", _file_engine), ("sigma", sigma_engine),
+)
 
 
 def run_detections(

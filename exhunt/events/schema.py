@@ -90,9 +90,24 @@ WARNINGS = pa.schema(
     ]
 )
 
+MATCHES = pa.schema(
+    [
+        ("host", pa.string()),
+        ("path", pa.string()),  # evidence path; archive members as "<archive>!<member>"
+        ("engine", pa.string()),  # yara
+        ("rule", pa.string()),
+        ("namespace", pa.string()),
+        ("tags", pa.string()),  # comma separated
+        ("meta", pa.string()),  # JSON object of the rule's metadata
+        ("strings", pa.string()),  # JSON list of {identifier, offset, length, excerpt (escaped)}
+        ("sha256", pa.string()),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "events": EVENTS,
     "files": FILES,
     "host_facts": HOST_FACTS,
     "warnings": WARNINGS,
+    "matches": MATCHES,
 }

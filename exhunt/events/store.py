@@ -29,6 +29,15 @@ def _safe(name: str) -> str:
     return cleaned or "_"
 
 
+def _printable(row: Row) -> dict[str, Any]:
+    """Undecodable bytes in names become ``\\xNN`` text: kept visible, never a crash."""
+    return {k: _text(v) if isinstance(v, str) else v for k, v in row.items()}
+
+
+def _text(value: str) -> str:
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class TableWriter:
     """Buffers rows of one table and writes them as row groups of one Parquet part."""
 
@@ -57,7 +66,10 @@ class TableWriter:
     def flush(self) -> None:
         if not self._rows:
             return
-        table = pa.Table.from_pylist(self._rows, schema=self.schema)
+        try:
+            table = pa.Table.from_pylist(self._rows, schema=self.schema)
+        except UnicodeEncodeError:  # file names that are not UTF-8 (surrogate-escaped by os.scandir)
+            table = pa.Table.from_pylist([_printable(r) for r in self._rows], schema=self.schema)
         self._rows = []
         self._write(table)
 

@@ -41,7 +41,7 @@ def test_report_json_to_stdout_is_the_document(case_copy: Path, capsysbinary: py
 def test_report_all_events_and_output_file(case_copy: Path, tmp_path: Path) -> None:
     out = tmp_path / "all.jsonl"
     assert main(["report", str(case_copy), "-f", "timesketch", "--all-events", "-o", str(out)]) == 0
-    assert len(out.read_bytes().splitlines()) == 7
+    assert len(out.read_bytes().splitlines()) == 8
 
 
 def test_report_from_findings_json_alone(case_copy: Path, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def test_sections_and_content(case: Case) -> None:
     for section in ('id="verdict"', 'id="actions"', 'id="timeline"', 'id="findings"', 'id="coverage"'):
         assert section in page
     assert page.count('class="finding sev-') == len(case.document.findings)
-    assert page.count('<circle class="mark') == 6
+    assert page.count('<circle class="mark') == 7
     assert "Set-OabVirtualDirectory" in page and "T1505.003" in page
     assert "https://attack.mitre.org/techniques/T1505/003/" in page
     assert "Block and hunt for the attacker client IPs" in page
@@ -67,4 +67,4 @@ def test_attack_urls() -> None:
 
 def test_document_fallback_cites_the_kept_evidence(case: Case) -> None:
     page = render_text(Case(case.document))
-    assert page.count('<circle class="mark') == 6 and "&lt;script&gt;" in page and XSS_UA not in page
+    assert page.count('<circle class="mark') == 7 and "&lt;script&gt;" in page and XSS_UA not in page

@@ -38,7 +38,7 @@ def test_csv_has_one_row_per_cited_row_in_time_order(case: Case) -> None:
     assert [r["source"] for r in untimed] == ["exchange_log"], "only the build evidence has no time; it comes last"
     assert rows[-1] is untimed[0]
     rows = rows[:-1]
-    assert len(rows) == 6, "two SSRF rows cited by two findings each appear once"
+    assert len(rows) == 7, "SSRF rows cited twice appear once; the shell has a file row and a YARA row"
     assert [r["datetime"] for r in rows] == sorted(r["datetime"] for r in rows)
     first = rows[0]
     assert first["severity"] == "critical" and "proxylogon.ssrf.static_post" in first["finding_ids"]
@@ -52,7 +52,7 @@ def test_csv_all_events_adds_uncited_events(case: Case) -> None:
     rows = _csv(replace(case, all_events=True))
     con = connect(case.store)
     events = con.execute("SELECT count(*) FROM events").fetchone()[0]
-    assert len(rows) == events + 2, "every event plus the cited file-inventory row and build evidence"
+    assert len(rows) == events + 3, "every event plus the cited file-inventory, YARA and build evidence rows"
     benign = [r for r in rows if r["client_ip"] == "10.0.0.77"]
     assert len(benign) == 1 and benign[0]["finding_ids"] == "" and "logo.png" in benign[0]["message"]
 
@@ -72,7 +72,7 @@ def test_csv_neutralises_spreadsheet_formulas(case: Case, monkeypatch: pytest.Mo
 @pytest.mark.parametrize("all_events", [False, True])
 def test_timesketch_lines_have_the_required_fields(case: Case, all_events: bool) -> None:
     lines = _jsonl(replace(case, all_events=all_events))
-    assert len(lines) == (7 if all_events else 6)
+    assert len(lines) == (8 if all_events else 7)
     for line in lines:
         for name, kind in TIMESKETCH_REQUIRED.items():
             assert isinstance(line[name], kind) and line[name], name
@@ -80,10 +80,10 @@ def test_timesketch_lines_have_the_required_fields(case: Case, all_events: bool)
         assert when.utcoffset() is not None
         assert line["timestamp"] == int(when.timestamp() * 1_000_000)
     cited = [line for line in lines if line["data_type"] == "exhunt:evidence"]
-    assert len(cited) == 6 and all("exhunt" in line["tag"] for line in cited)
+    assert len(cited) == 7 and all("exhunt" in line["tag"] for line in cited)
     assert {"host", "path", "source", "findings"} <= set(cited[0])
 
 
 def test_timelines_without_store_use_the_document_evidence(case: Case) -> None:
     rows = [r for r in _csv(Case(case.document)) if r["datetime"]]
-    assert len(rows) == 6 and rows[0]["client_ip"] == ""
+    assert len(rows) == 7 and rows[0]["client_ip"] == ""

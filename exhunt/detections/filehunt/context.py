@@ -1,0 +1,57 @@
+"""What the file-hunting parts share: a findings sink and per-list check metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import duckdb
+
+from exhunt.detections.base import Check, Hit
+from exhunt.findings.model import Finding
+from exhunt.findings.triage import group_hits
+
+SHELL_REMEDIATION = (
+    "Preserve the file (hash, copy, timestamps), then remove it; search every Exchange server for the same "
+    "SHA-256 and name.",
+    "Review IIS/HttpProxy logs for requests to the page and everything the requesting clients did.",
+    "Reset credentials usable on the server and look for persistence (tasks, accounts, transport agents).",
+)
+
+
+def make_check(
+    cid: str,
+    title: str,
+    severity: str,
+    description: str,
+    attack: tuple[str, ...] = (),
+    remediation: tuple[str, ...] = SHELL_REMEDIATION,
+    cves: tuple[str, ...] = (),
+) -> Check:
+    cls = type(
+        "FileCheck",
+        (Check,),
+        {
+            "id": cid,
+            "title": title,
+            "severity": severity,
+            "description": description,
+            "attack": attack,
+            "remediation": remediation,
+            "cves": cves,
+        },
+    )
+    check: Check = cls()
+    return check
+
+
+class FileHuntContext:
+    def __init__(self, con: duckdb.DuckDBPyConnection, hit_rows: list[dict]) -> None:
+        self.con = con
+        self.hit_rows = hit_rows
+        self.findings: list[Finding] = []
+        self.flagged: set[tuple[str, str]] = set()  # (host, path) with a YARA or IOC hit
+
+    def emit(self, check: Check, hits: Iterable[Hit]) -> None:
+        hits = list(hits)
+        if hits:
+            self.findings.extend(group_hits(check, hits, self.hit_rows))

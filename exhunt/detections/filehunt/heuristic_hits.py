@@ -1,0 +1,103 @@
+"""Content heuristics (obfuscation, hidden files, pages newer than the install) -> low findings."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+
+import duckdb
+
+from exhunt.detections.base import EXCERPT_CHARS, Hit
+from exhunt.detections.baselines import install_relative
+from exhunt.detections.filehunt.context import FileHuntContext, make_check
+
+NEWER_DAYS = 30
+
+
+OBFUSCATED_CHECK = make_check(
+    "heuristic.obfuscated_page",
+    "Obfuscated or high-entropy script page",
+    "low",
+    "A server-side script page has high entropy, long base64 runs or dense escapes/"
+    "concatenations: common in packed web shells, rare in hand-written pages.",
+    ("T1027",),
+)
+HIDDEN_CHECK = make_check(
+    "heuristic.hidden_file",
+    "Hidden or system attribute on a file in the evidence",
+    "low",
+    "The file carries the hidden/system attribute (kept by this evidence).",
+    ("T1564.001",),
+)
+NEWER_CHECK = make_check(
+    "heuristic.newer_page",
+    "Script page much newer than the Exchange install around it",
+    "low",
+    f"A script page in an Exchange web folder was written more than {NEWER_DAYS} days after "
+    "most files of the install (median modification time): dropped later, not installed.",
+    ("T1505.003",),
+)
+
+
+def heuristic_findings(ctx: FileHuntContext) -> None:
+    rows = ctx.con.execute(
+        "SELECT m.host, m.path, m.rule, m.meta, m.sha256, f.mtime FROM matches m "
+        "LEFT JOIN files f ON f.host = m.host AND f.path = m.path WHERE m.engine = 'heuristic'"
+    ).fetchall()
+    for rule, check in (
+        ("obfuscated_script_page", OBFUSCATED_CHECK),
+        ("hidden_or_system_file", HIDDEN_CHECK),
+    ):
+        ctx.emit(
+            check,
+            (
+                Hit(
+                    check=check.id,
+                    host=h,
+                    key=p,
+                    path=p,
+                    source="heuristic",
+                    ts=mt,
+                    confidence="medium",
+                    excerpt=f"{rule} {meta}"[:EXCERPT_CHARS],
+                    indicators={"sha256": sha or "", "file_path": p},
+                )
+                for h, p, r, meta, sha, mt in rows
+                if r == rule
+            ),
+        )
+    ctx.emit(NEWER_CHECK, _newer_pages(ctx.con))
+
+
+def _newer_pages(con: duckdb.DuckDBPyConnection) -> Iterator[Hit]:
+    rows = con.execute(
+        "SELECT host, path, mtime, sha256 FROM files WHERE mtime IS NOT NULL AND "
+        "regexp_matches(lower(path), '(^|/)v15/') AND position('!' IN path) = 0"
+    ).fetchall()
+    by_host: dict[str, list[tuple]] = defaultdict(list)
+    for row in rows:
+        by_host[row[0]].append(row)
+    for host, items in by_host.items():
+        if len(items) < 20:
+            continue
+        times = sorted(r[2] for r in items)
+        median = times[len(times) // 2]
+        for _h, path, mtime, sha in items:
+            sub = install_relative(path) or ""
+            if (
+                re.search(r"\.(aspx|ashx|asmx|asp|asax|cshtml)$", sub)
+                and sub.startswith(("frontend/", "clientaccess/"))
+                and (mtime - median).days > NEWER_DAYS
+            ):
+                yield Hit(
+                    check=NEWER_CHECK.id,
+                    host=host,
+                    key=path,
+                    path=path,
+                    source="files",
+                    ts=mtime,
+                    confidence="medium",
+                    excerpt=f"{path} mtime {mtime:%Y-%m-%d}, install median {median:%Y-%m-%d}",
+                    indicators={"sha256": sha or "", "file_path": path},
+                )

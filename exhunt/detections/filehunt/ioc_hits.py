@@ -1,0 +1,224 @@
+"""IOC lists against files (hashes, path/filename regexes) and log events (IPs, user agents,
+domains in URIs and referers)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from exhunt.detections.base import EXCERPT_CHARS, Check, Hit
+from exhunt.detections.filehunt.context import FileHuntContext, make_check
+from exhunt.detections.iocs import IocSet
+from exhunt.detections.iocs.pathmatch import PathMatcher, windows_form
+
+DOMAIN_TOKEN = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}"
+
+
+HASH_CHECK = make_check(
+    "ioc.file_hash",
+    "File hash on an IOC list",
+    "critical",
+    "The file's SHA-256/SHA-1/MD5 is listed by an IOC feed given with --iocs.",
+    ("T1505.003",),
+)
+PATH_CHECK = make_check(
+    "ioc.file_path",
+    "File name or path on an IOC list",
+    "high",
+    "The file's path matches a path or filename regex from an IOC list given with --iocs.",
+    ("T1505.003",),
+)
+
+
+def file_ioc_findings(ctx: FileHuntContext, iocs: IocSet) -> None:
+    hashes = iocs.of("md5", "sha1", "sha256")
+    if hashes:
+        table = pa.table(
+            {
+                "kind": [i.kind for i in hashes],
+                "value": [i.value for i in hashes],
+                "name": [i.name for i in hashes],
+                "origin": [i.source for i in hashes],
+            }
+        )
+        ctx.con.register("ioc_hashes", table)
+        rows = ctx.con.execute(
+            "SELECT DISTINCT f.host, f.path, f.sha256, f.mtime, i.kind, i.value, i.name, i.origin "
+            "FROM files f "
+            "JOIN ioc_hashes i ON (i.kind = 'sha256' AND lower(f.sha256) = i.value) "
+            "OR (i.kind = 'sha1' AND lower(f.sha1) = i.value) OR (i.kind = 'md5' AND lower(f.md5) = i.value)"
+        ).fetchall()
+        ctx.con.unregister("ioc_hashes")
+        ctx.flagged.update((r[0], r[1]) for r in rows)
+        ctx.emit(
+            HASH_CHECK,
+            (
+                Hit(
+                    check=HASH_CHECK.id,
+                    host=h,
+                    key=sha,
+                    path=path,
+                    source="iocs",
+                    ts=mtime,
+                    excerpt=f"{kind} {value} listed in {Path(origin).name}: {name}"[:EXCERPT_CHARS],
+                    indicators={"sha256": sha, "file_path": path, "ioc_list": Path(origin).name},
+                )
+                for h, path, sha, mtime, kind, value, name, origin in rows
+            ),
+        )
+    regexes, paths = iocs.of("filename_regex"), iocs.of("path")
+    if not regexes and not paths:
+        return
+    files = ctx.con.execute("SELECT host, path, sha256, mtime FROM files ORDER BY host, path").fetchall()
+    ctx.emit(PATH_CHECK, _path_hits(files, regexes, paths, ctx.flagged))
+
+
+def _path_hits(
+    files: list[tuple], regexes: list, paths: list, flagged: set[tuple[str, str]]
+) -> Iterator[Hit]:
+    seen: set[tuple[int, str]] = set()
+    matched: list[tuple[int, Any]] = []
+    if regexes:
+        matched.extend(PathMatcher(regexes).match([f[1] for f in files]))
+    by_name: dict[str, list] = defaultdict(list)
+    for ind in paths:
+        by_name[ind.value.rsplit("\\", 1)[-1]].append(ind)
+    for n, f in enumerate(files):
+        win = windows_form(f[1]).lower()
+        for ind in by_name.get(win.rsplit("\\", 1)[-1], ()):
+            if win.endswith(ind.value):
+                matched.append((n, ind))
+    for n, ind in matched:
+        if (n, ind.value) in seen:
+            continue
+        seen.add((n, ind.value))
+        host, path, sha, mtime = files[n]
+        score = ind.score if ind.score is not None else 80
+        flagged.add((host, path))
+        yield Hit(
+            check=PATH_CHECK.id,
+            host=host,
+            key=path,
+            path=path,
+            source="iocs",
+            ts=mtime,
+            excerpt=f"{ind.kind} {ind.value} (score {score}) from {Path(ind.source).name}: {ind.name}"[
+                :EXCERPT_CHARS
+            ],
+            confidence="high" if score >= 75 else "medium" if score >= 60 else "low",
+            indicators={"sha256": sha or "", "file_path": path},
+        )
+
+
+IP_CHECK = make_check(
+    "ioc.client_ip",
+    "Requests from an IP address on an IOC list",
+    "high",
+    "IIS/HttpProxy/Exchange log rows whose client IP is listed by an IOC feed.",
+    ("T1190",),
+    ("Review everything the listed address requested; block it at the perimeter.",),
+)
+UA_CHECK = make_check(
+    "ioc.user_agent",
+    "Requests with a user agent on an IOC list",
+    "medium",
+    "Log rows whose user agent is listed by an IOC feed (used by 2021 Exchange exploitation).",
+    ("T1190",),
+    ("Review the requests and what the same clients did next.",),
+)
+DOMAIN_CHECK = make_check(
+    "ioc.domain",
+    "A domain on an IOC list in a request or referer",
+    "high",
+    "A domain listed by an IOC feed appears in a request URI, query or referer.",
+    ("T1071",),
+    ("Block the domain; review the requests and the hosts that made them.",),
+)
+
+
+def _events_hits(ctx: FileHuntContext, check: Check, sql: str, table: pa.Table, what: str) -> None:
+    ctx.con.register("ioc_values", table)
+    cursor = ctx.con.execute(sql)
+    hits = []
+    while batch := cursor.fetchmany(10_000):
+        for host, path, source, ts, line, record_id, excerpt, value, name, origin in batch:
+            hits.append(
+                Hit(
+                    check=check.id,
+                    host=host,
+                    key=value,
+                    path=path,
+                    source=source,
+                    ts=ts,
+                    line=line,
+                    record_id=record_id,
+                    confidence="medium",
+                    excerpt=f"{excerpt} [{what} {value} from {Path(origin).name}: {name}]"[:EXCERPT_CHARS],
+                    indicators={what: value},
+                )
+            )
+    ctx.con.unregister("ioc_values")
+    ctx.emit(check, hits)
+
+
+EVENT_COLUMNS = (
+    "e.host, e.path, e.source, e.ts, e.line, e.record_id, "
+    "concat_ws(' ', e.method, e.uri, e.uri_query, 'status=' || e.status, 'client=' || e.client_ip, "
+    "'UA=' || e.user_agent)"
+)
+
+
+def event_ioc_findings(ctx: FileHuntContext, iocs: IocSet) -> None:
+    def table(kind: str, normalize: Any = str) -> pa.Table | None:
+        items = {normalize(i.value): i for i in iocs.of(kind)}
+        if not items:
+            return None
+        return pa.table(
+            {
+                "value": list(items),
+                "name": [i.name for i in items.values()],
+                "origin": [i.source for i in items.values()],
+            }
+        )
+
+    ips = table("ip")
+    if ips is not None:
+        _events_hits(
+            ctx,
+            IP_CHECK,
+            f"SELECT {EVENT_COLUMNS}, i.value, i.name, i.origin FROM events e "
+            "JOIN ioc_values i ON e.client_ip = i.value",
+            ips,
+            "client_ip",
+        )
+    uas = table("user_agent", lambda v: v.replace("+", " ").strip().lower())
+    if uas is not None:
+        _events_hits(
+            ctx,
+            UA_CHECK,
+            f"SELECT {EVENT_COLUMNS}, i.value, i.name, i.origin FROM events e "
+            "JOIN ioc_values i ON lower(trim(replace(e.user_agent, '+', ' '))) = i.value",
+            uas,
+            "user_agent",
+        )
+    domains = table("domain", lambda v: v.lower())
+    if domains is not None:
+        _events_hits(
+            ctx,
+            DOMAIN_CHECK,
+            f"""
+            WITH tokens AS (
+                SELECT e.*, unnest(regexp_extract_all(lower(concat_ws(' ', e.uri, e.uri_query, e.uri_decoded,
+                       json_extract_string(e.fields, '$."cs(Referer)"'),
+                       json_extract_string(e.fields, '$.Referer'))),
+                       '{DOMAIN_TOKEN}')) AS token
+                FROM events e WHERE e.kind = 'http')
+            SELECT DISTINCT {EVENT_COLUMNS}, i.value, i.name, i.origin FROM tokens e
+            JOIN ioc_values i ON e.token = i.value OR ends_with(e.token, '.' || i.value)""",
+            domains,
+            "domain",
+        )

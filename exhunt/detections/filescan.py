@@ -1,0 +1,328 @@
+"""What a worker does with a file's bytes besides parsing: YARA, content heuristics, archive members.
+
+Called from ``exhunt.worker`` after the file was read once (parsed and hashed); ``data`` is the
+captured content when the file was under the YARA size limit, else ``None`` (hashed, not scanned:
+said in a warning row so coverage shows it). Archives are walked member by member in memory (zip
+and tar with the stdlib, 7z with py7zr when installed) under size, count and ratio limits; members
+become ``files`` rows (``<archive>!<member>``) so hash IOCs reach them too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import math
+import os
+import re
+import stat
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, BinaryIO
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import yara_x
+
+from exhunt.artifacts.base import ParseContext
+from exhunt.detections.yara import FileScanner
+from exhunt.evidence.archive import looks_like_archive
+from exhunt.evidence.base import EvidenceFile
+
+SCRIPT_SUFFIXES = (".aspx", ".ashx", ".asmx", ".asp", ".asax", ".cshtml", ".ascx", ".master", ".svc")
+ARCHIVE_MAGIC = (b"PK\x03\x04", b"7z\xbc\xaf\x27\x1c", b"\x1f\x8b")
+MAX_MEMBERS = 20_000
+MAX_ARCHIVE_TOTAL = 2 << 30  # uncompressed bytes read from one archive
+MAX_RATIO = 200  # uncompressed / compressed, above this a large member is a likely bomb
+RATIO_MIN_SIZE = 10 << 20
+MAX_DEPTH = 3
+MAX_GZIP_MEMBER = 100 << 20
+HEURISTIC_SCORE = 60
+CHR_MARKERS = (b"hr(", b"HR(", b"hrW(", b"hrw(")  # Chr( chr( CHR( ChrW( chrw(
+HEURISTIC_BYTES = 4 << 20
+CONCAT = re.compile(rb"[\"']\s*[+&]\s*[\"']")
+FILE_ATTRIBUTE_HIDDEN = 0x2
+FILE_ATTRIBUTE_SYSTEM = 0x4
+
+Member = tuple[str, int, Callable[[], bytes], float | None]  # name, size, read, mtime
+
+
+def entropy(data: bytes) -> float:
+    """Shannon entropy in bits per byte (byte histogram by pyarrow: no Python loop over the data)."""
+    if not data:
+        return 0.0
+    n = len(data)
+    array = pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(data)])
+    counts = pc.value_counts(array).field("counts").to_pylist()
+    return -sum(c / n * math.log2(c / n) for c in counts)
+
+
+def obfuscation(data: bytes) -> dict[str, Any]:
+    """Scores for a script page: entropy, long unbroken tokens (base64/hex blobs), escape and
+    concatenation density. It runs on every page, so everything is a C-level count or a pyarrow
+    kernel, and the costlier signals are computed only when they could still reach the threshold."""
+    data = data[:HEURISTIC_BYTES]
+    n = max(len(data), 1)
+    ent = entropy(data)
+    lines = pc.split_pattern(pa.array([data], pa.binary()), b"\n").flatten()
+    lengths = pc.binary_length(lines)
+    longest = int(pc.max(lengths).as_py() or 0)
+    blobs = 0
+    if longest >= 300:  # only long lines can hold a blob
+        long_lines = pc.filter(lines, pc.greater_equal(lengths, 300)).to_pylist()
+        blobs = sum(len(t) for line in long_lines for t in line.split() if len(t) >= 300)
+    escapes = data.count(b"&#") + sum(data.count(m) for m in CHR_MARKERS)
+    if data.count(b"\\") >= 40:
+        escapes += data.count(b"\\x") + data.count(b"\\u")
+    score = 0
+    score += 35 if ent > 5.8 else 15 if ent > 5.4 else 0
+    score += 35 if blobs / n > 0.3 else 20 if blobs > 2000 else 0
+    score += (50 if escapes / n > 0.05 else 30 if escapes / n > 0.02 else 0) if escapes > 40 else 0
+    score += 10 if longest > 5000 else 0
+    concat = 0
+    if HEURISTIC_SCORE - 20 <= score < HEURISTIC_SCORE:  # concatenation can only tip the balance
+        concat = len(CONCAT.findall(data))
+        score += 20 if concat / n > 0.01 and concat > 30 else 0
+    return {"score": min(score, 100), "entropy": round(ent, 3), "blob_bytes": blobs, "escapes": escapes,
+            "concatenations": concat, "longest_line": longest}
+
+
+def heuristic_row(host: str, path: str, rule: str, meta: dict[str, Any], sha256: str) -> dict[str, Any]:
+    return {
+        "host": host,
+        "path": path,
+        "engine": "heuristic",
+        "rule": rule,
+        "namespace": "exhunt.heuristics",
+        "tags": "heuristic",
+        "meta": orjson.dumps(meta).decode(),
+        "strings": "[]",
+        "sha256": sha256,
+    }
+
+
+def content_heuristics(host: str, rel: str, data: bytes, sha256: str) -> list[dict[str, Any]]:
+    if not rel.lower().endswith(SCRIPT_SUFFIXES):
+        return []
+    scores = obfuscation(data)
+    if scores["score"] < HEURISTIC_SCORE:
+        return []
+    return [heuristic_row(host, rel, "obfuscated_script_page", scores, sha256)]
+
+
+def attribute_heuristics(file: EvidenceFile, host: str, sha256: str) -> list[dict[str, Any]]:
+    """Hidden/system attributes, where the evidence keeps them (a live or mounted NTFS on Windows)."""
+    if file.source not in ("directory", "file"):
+        return []
+    try:
+        st = os.stat(os.path.join(file.root, file.rel), follow_symlinks=False)
+    except OSError:
+        return []
+    attrs = getattr(st, "st_file_attributes", None)
+    if attrs is None or stat.S_ISLNK(st.st_mode):
+        return []
+    bits = (("hidden", FILE_ATTRIBUTE_HIDDEN), ("system", FILE_ATTRIBUTE_SYSTEM))
+    flags = [name for name, bit in bits if attrs & bit]
+    if not flags:
+        return []
+    return [heuristic_row(host, file.rel, "hidden_or_system_file", {"attributes": flags}, sha256)]
+
+
+def scan_bytes(scanner: FileScanner, ctx: ParseContext, rel: str, data: bytes, sha256: str) -> None:
+    try:
+        rows = scanner.scan(data, rel, ctx.host, sha256)
+    except (yara_x.ScanError, yara_x.TimeoutError) as exc:
+        _warn(ctx, f"YARA scan failed for {rel}: {exc}")
+        return
+    ctx.writer.extend("matches", rows)
+    ctx.writer.extend("matches", content_heuristics(ctx.host, rel, data, sha256))
+
+
+def _warn(ctx: ParseContext, message: str) -> None:
+    saved, ctx.artifact = ctx.artifact, "yara"
+    ctx.warn(message)
+    ctx.artifact = saved
+
+
+def scan_file(
+    scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, data: bytes | None, sha256: str, head: bytes
+) -> None:
+    """The worker hook: YARA + heuristics on the captured bytes, then archive members."""
+    if data is None:
+        _warn(ctx, f"larger than the YARA size limit ({scanner.max_size} bytes): hashed, not YARA-scanned")
+    else:
+        scan_bytes(scanner, ctx, file.rel, data, sha256)
+    ctx.writer.extend("matches", attribute_heuristics(file, ctx.host, sha256))
+    if looks_like_archive(file.rel) and file.source != "file":
+        return  # the evidence layer lists this archive's members as files of their own (parsed, not only scanned)
+    if head.startswith(ARCHIVE_MAGIC) or _is_tar(head, file.rel_lower):
+        try:
+            stream: BinaryIO = io.BytesIO(data) if data is not None else file.open()
+        except OSError as exc:
+            _warn(ctx, f"cannot reopen archive: {exc.strerror or exc}")
+            return
+        with stream:
+            scan_archive(scanner, ctx, file, file.rel, stream, head, depth=1, budget=[MAX_ARCHIVE_TOTAL])
+
+
+def _is_tar(head: bytes, rel_lower: str) -> bool:
+    return len(head) > 262 and head[257:262] == b"ustar" or rel_lower.endswith((".tar", ".tgz", ".tar.gz"))
+
+
+def scan_archive(
+    scanner: FileScanner,
+    ctx: ParseContext,
+    file: EvidenceFile,
+    label: str,
+    stream: BinaryIO,
+    head: bytes,
+    depth: int,
+    budget: list[int],
+) -> None:
+    """Every member in memory, never on disk; nested archives down to MAX_DEPTH."""
+    try:
+        for count, (name, size, read, mtime) in enumerate(_members(stream, head), 1):
+            member_path = f"{label}!{name}"
+            if count > MAX_MEMBERS:
+                _warn(ctx, f"{label}: more than {MAX_MEMBERS} members, the rest not scanned")
+                return
+            if size > scanner.max_size or size > budget[0]:
+                _warn(ctx, f"{member_path}: member of {size} bytes over the size limit, not scanned")
+                continue
+            try:
+                data = read()
+            except Exception as exc:  # any library error on one member loses only that member
+                _warn(ctx, f"{member_path}: cannot read member: {type(exc).__name__}: {exc}")
+                continue
+            budget[0] -= len(data)
+            sha256 = hashlib.sha256(data).hexdigest()
+            ctx.writer.add("files", _member_row(ctx.host, file, member_path, data, sha256, mtime))
+            scan_bytes(scanner, ctx, member_path, data, sha256)
+            if depth < MAX_DEPTH and (data.startswith(ARCHIVE_MAGIC) or _is_tar(data[:512], name.lower())):
+                scan_archive(scanner, ctx, file, member_path, io.BytesIO(data), data[:512], depth + 1, budget)
+    except Exception as exc:  # archive libraries raise their own types on hostile input (py7zr, lzma, zlib)
+        _warn(ctx, f"{label}: archive unreadable or truncated: {type(exc).__name__}: {exc}")
+
+
+def _member_row(
+    host: str, file: EvidenceFile, path: str, data: bytes, sha256: str, mtime: float | None
+) -> dict[str, Any]:
+    return {
+        "host": host,
+        "path": path,
+        "size": len(data),
+        "mtime": datetime.fromtimestamp(mtime, UTC) if mtime else None,
+        "ctime": None,
+        "atime": None,
+        "sha256": sha256,
+        "sha1": hashlib.sha1(data).hexdigest(),  # noqa: S324 - IOC lists use SHA-1/MD5
+        "md5": hashlib.md5(data).hexdigest(),
+        "magic": data[:16].hex(),  # noqa: S324
+        "artifact": "archive_member",
+        "evidence": file.root,
+    }
+
+
+def _members(stream: BinaryIO, head: bytes) -> Iterator[Member]:
+    if head.startswith(b"PK\x03\x04"):
+        yield from _zip_members(stream)
+    elif head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        yield from _7z_members(stream)
+    elif head.startswith(b"\x1f\x8b"):
+        yield from _gzip_members(stream)
+    else:
+        yield from _tar_members(stream)
+
+
+def _zip_members(stream: BinaryIO) -> Iterator[Member]:
+    with zipfile.ZipFile(stream) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            if info.flag_bits & 0x1:
+                raise_later = f"encrypted member {info.filename}: not scanned"
+                yield info.filename, 0, _raiser(raise_later), None
+                continue
+            if info.file_size > RATIO_MIN_SIZE and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                bomb = _raiser("compression ratio too high (zip bomb?), not scanned")
+                yield info.filename, info.file_size, bomb, None
+                continue
+            when = _zip_time(info.date_time)
+            yield info.filename, info.file_size, partial(archive.read, info), when
+
+
+def _zip_time(date_time: tuple[int, int, int, int, int, int]) -> float | None:
+    with suppress(ValueError, OverflowError):
+        return datetime(*date_time, tzinfo=UTC).timestamp()
+    return None
+
+
+def _raiser(message: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        raise ValueError(message)
+
+    return read
+
+
+def _tar_members(stream: BinaryIO) -> Iterator[Member]:
+    with tarfile.open(fileobj=stream, mode="r|*") as archive:  # streaming: no seeks, no extraction
+        for info in archive:
+            if not info.isfile():
+                continue
+            handle = archive.extractfile(info)
+            if handle is None:
+                continue
+            yield info.name, info.size, handle.read, float(info.mtime)
+
+
+def _gzip_members(stream: BinaryIO) -> Iterator[Member]:
+    """A .tar.gz is walked as a tar; any other gzip (rotated logs, single files) is one member."""
+    with gzip.GzipFile(fileobj=stream) as gz:
+        inner = gz.read(512)
+    stream.seek(0)
+    if len(inner) > 262 and inner[257:262] == b"ustar":
+        yield from _tar_members(stream)
+        return
+
+    def read() -> bytes:
+        with gzip.GzipFile(fileobj=stream) as gz:
+            data = gz.read(MAX_GZIP_MEMBER + 1)
+        if len(data) > MAX_GZIP_MEMBER:
+            raise ValueError(f"decompressed data over {MAX_GZIP_MEMBER} bytes, not scanned")
+        return data
+
+    yield "(gzip content)", 0, read, None
+
+
+def _7z_members(stream: BinaryIO) -> Iterator[Member]:
+    try:
+        import py7zr
+        from py7zr.io import BytesIOFactory
+    except ImportError:
+        yield "*", 0, _raiser("7z archive: py7zr not installed, members not scanned"), None
+        return
+    with py7zr.SevenZipFile(stream, mode="r") as archive:
+        if archive.needs_password():
+            yield "*", 0, _raiser("encrypted 7z archive: members not scanned"), None
+            return
+        infos = [i for i in archive.list() if not i.is_directory]
+        total = sum(i.uncompressed or 0 for i in infos)
+        if total > MAX_ARCHIVE_TOTAL:
+            yield "*", total, _raiser("7z archive too large to scan in memory"), None
+            return
+        factory = BytesIOFactory(MAX_ARCHIVE_TOTAL)
+        archive.extract(factory=factory)  # into memory buffers: nothing touches the disk
+        for info in infos:
+            try:
+                buffer = factory.get(info.filename)
+            except KeyError:
+                continue
+            buffer.seek(0)
+            data = buffer.read()
+            when = info.creationtime.timestamp() if info.creationtime else None
+            yield info.filename, len(data), partial(bytes, data), when

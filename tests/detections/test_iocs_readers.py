@@ -1,0 +1,154 @@
+"""IOC list readers, one small fixture per format, written here (data-driven: text in, indicators out)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from exhunt.detections.iocs import load_iocs
+from tests.conftest import shared_path
+
+SHA = "a" * 64
+STIX = orjson.dumps(
+    {
+        "type": "bundle",
+        "id": "bundle--1",
+        "objects": [
+            {
+                "type": "indicator",
+                "id": "indicator--1",
+                "name": "shell",
+                "pattern_type": "stix",
+                "pattern": f"[file:hashes.'SHA-256' = '{SHA.upper()}']",
+            },
+            {
+                "type": "indicator",
+                "id": "indicator--2",
+                "name": "c2",
+                "pattern_type": "stix",
+                "pattern": "[ipv4-addr:value = '198.51.100.7'] OR [domain-name:value = 'Evil.Example']",
+            },
+            {
+                "type": "indicator",
+                "id": "indicator--3",
+                "name": "ua",
+                "pattern_type": "stix",
+                "pattern": "[network-traffic:extensions.'http-request-ext'.request_header.'User-Agent'"
+                " = 'ExchangeBot/1.0']",
+            },
+            {
+                "type": "indicator",
+                "id": "indicator--4",
+                "name": "compound",
+                "pattern_type": "stix",
+                "pattern": "[file:name = 'a.aspx' AND file:size > 10]",
+            },
+            {"type": "malware", "id": "malware--1", "name": "ignored"},
+        ],
+    }
+).decode()
+
+CASES = {
+    "plain hashes with comments": (
+        "hashes.txt",
+        f"# list\n{SHA}\n{'b' * 40} ; sample\n{'c' * 32}\nnot-a-hash\n",
+        {("sha256", SHA), ("sha1", "b" * 40), ("md5", "c" * 32)},
+        1,
+    ),
+    "plain ips and domains": (
+        "c2.txt",
+        "198.51.100.1\n2001:db8::1\nbad.example.com\n",
+        {("ip", "198.51.100.1"), ("ip", "2001:db8::1"), ("domain", "bad.example.com")},
+        0,
+    ),
+    "plain user agents": (
+        "useragents.txt",
+        "Mozilla/5.0+(compatible;+Bingbot/2.0)\n",
+        {("user_agent", "Mozilla/5.0 (compatible; Bingbot/2.0)")},
+        0,
+    ),
+    "plain file names": ("webshell_names.txt", "help.aspx\n", {("filename_regex", r"(?i)\\help\.aspx$")}, 0),
+    "signature-base hashes": (
+        "hash-iocs.txt",
+        f"# APT x\n{SHA};APT x web shell\n{'d' * 32};tool\n",
+        {("sha256", SHA), ("md5", "d" * 32)},
+        0,
+    ),
+    "signature-base filenames": (
+        "filename-iocs.txt",
+        "# shells\n\\\\owa\\\\auth\\\\[a-z]{8}\\.aspx;80\n"
+        "\\\\temp\\\\x\\.exe;60;\\\\good\\\\\n(unclosed;70\n",
+        {("filename_regex", r"\\owa\\auth\\[a-z]{8}\.aspx"), ("filename_regex", r"\\temp\\x\.exe")},
+        1,
+    ),
+    "microsoft csv": (
+        "ms.csv",
+        "DateAdded,FirstSeen,Indicator,IndicatorType,TLP\n"
+        f"2021-03-10,,{SHA},sha256,White\n"
+        "2021-03-09,,C:\\Program Files\\Microsoft\\Exchange Server\\V15\\FrontEnd\\HttpProxy\\owa\\auth"
+        "\\bob.aspx,filepath,White\n2021-03-09,,Evil.Example,domainname,White\n"
+        "2021-03-09,,x,weird,White\n",
+        {
+            ("sha256", SHA),
+            (
+                "path",
+                "\\program files\\microsoft\\exchange server\\v15\\frontend\\httpproxy\\owa\\auth\\bob.aspx",
+            ),
+            ("domain", "evil.example"),
+        },
+        1,
+    ),
+    "chirp yaml": (
+        "AA.yaml",
+        "---\nname: ips\nioc_type: network\nindicator:\n  ips: |\n    203.0.113.5\n"
+        "    203.0.113.6\n---\nname: rule\nioc_type: yara\nindicator:\n  files: x\n  rule: |\n"
+        '    rule r { strings: $a = "zz" condition: $a }\n---\nname: ev\nioc_type: events\n'
+        "indicator:\n  event_type: Application\n",
+        {("ip", "203.0.113.5"), ("ip", "203.0.113.6")},
+        1,
+    ),
+    "stix bundle": (
+        "bundle.json",
+        STIX,
+        {
+            ("sha256", SHA),
+            ("ip", "198.51.100.7"),
+            ("domain", "evil.example"),
+            ("user_agent", "ExchangeBot/1.0"),
+        },
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_reader(tmp_path: Path, case: str) -> None:
+    name, text, expected, skipped = CASES[case]
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    iocs = load_iocs([tmp_path / name])
+    assert {(i.kind, i.value) for i in iocs.indicators} == expected
+    assert len(iocs.skipped) == skipped, iocs.skipped
+    assert all(s["reason"] for s in iocs.skipped)
+
+
+def test_chirp_yara_rules_are_kept_for_the_scan(tmp_path: Path) -> None:
+    _name, text, _e, _s = CASES["chirp yaml"]
+    (tmp_path / "a.yaml").write_text(text)
+    assert [origin.endswith("#rule") for origin, _ in load_iocs([tmp_path]).yara_rules] == [True]
+
+
+def test_signature_base_fp_regex_and_score_are_kept(tmp_path: Path) -> None:
+    _name, text, _e, _s = CASES["signature-base filenames"]
+    (tmp_path / "filename-iocs.txt").write_text(text)
+    by_value = {i.value: i for i in load_iocs([tmp_path]).indicators}
+    assert by_value[r"\\temp\\x\.exe"].exclude == r"\\good\\" and by_value[r"\\temp\\x\.exe"].score == 60
+
+
+def test_shared_feeds_load(tmp_path: Path) -> None:
+    iocs = load_iocs([shared_path("iocs"), shared_path("rules", "signature-base", "iocs")])
+    report = iocs.report()
+    assert report["by_kind"]["sha256"] >= 45 and report["by_kind"]["path"] >= 100
+    assert report["by_kind"]["filename_regex"] > 3000 and report["by_kind"]["ip"] > 10
+    assert report["yara_rules"] == 8
