@@ -11,10 +11,12 @@ are read as ``json_extract_string(fields, '$."Name"')``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
+
+from exhunt.artifacts.timeparse import parse_ts
 
 SYSMON_PROVIDER = "microsoft-windows-sysmon"
 SYSMON_CHANNEL = "microsoft-windows-sysmon/operational"
@@ -28,18 +30,7 @@ EMPTY = (None, "", "-")
 def parse_time(value: Any) -> datetime | None:
     """ISO-8601 with any fraction and offset (``Z``, ``+02:00``) or Sysmon's ``YYYY-MM-DD HH:MM:SS.fff``;
     naive times are UTC (Sysmon UtcTime, EVTX SystemTime). Always returns aware UTC or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    if text.endswith(" UTC"):
-        text = text[:-4]
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return parse_ts(value) if isinstance(value, str) else None
 
 
 def text_of(value: Any) -> Any:
