@@ -160,7 +160,7 @@ def _update_label(build: Build, line: _Line, cu_only_reason: str) -> str | None:
     if build.revision is None:
         return "unknown (CU-level build)"
     if line.exact is not None:
-        return line.exact.update or "none (base build of the CU)"
+        return line.exact.update or "no SU (base build of the CU)"
     below = [r for r in build_rows() if r.product == line.product and r.cu_line == line.base.cu_line
              and r.build <= build]
     after = max(below, key=lambda r: r.build).update if below else ""

@@ -44,11 +44,14 @@ def host_actions(doc: AssessmentDocument, host: HostAssessment, limit: int = TOP
     cves = vulnerable_cves(host)
     if cves:
         update = update_to_install(host) or "the latest Cumulative Update and Security Update"
-        actions.append(Action(f"Install {update} on {host.host}.", "vulnerable to " + ", ".join(cves)))
+        text = update if update.lower().startswith(("install", "upgrade")) else f"Install {update}"
+        actions.append(Action(f"{text.rstrip('.')} on {host.host}.", "vulnerable to " + ", ".join(cves)))
     findings = sorted(host_findings(doc, host.host),
                       key=lambda f: (f.category == "hygiene", -Severity(f.severity).rank))
     seen: dict[str, list[str]] = {}
     for f in findings:
+        if f.category == "exposure" and cves:
+            continue  # the update line above answers the build's exposure; its per-CVE steps are in the finding
         for step in f.remediation:
             titles = seen.setdefault(step, [])
             if f.title not in titles:

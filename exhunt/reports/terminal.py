@@ -27,8 +27,8 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
     for h in doc.hosts:
         build = h.build.build if h.build and h.build.build else "unknown"
         if h.build and h.build.product:
-            build += f" ({h.build.product} {h.build.cu or ''} {h.build.update or ''})".replace("  ", " ")
-        vulnerable = ", ".join(c.cve for c in (h.build.cves if h.build else ()) if c.status == "vulnerable")
+            build += f" ({h.build.product} {h.build.cu or ''}, {h.build.update or ''})".replace(" ,", ",")
+        vulnerable = _vulnerable(h.build.cves if h.build else ())
         hosts.add_row(escape(h.host), f"[{VERDICT_STYLE.get(h.verdict, '')}]{h.verdict}[/]", escape(build),
                       vulnerable or "-",
                       str(h.coverage.files), str(h.coverage.events), str(h.coverage.warnings))
@@ -77,3 +77,14 @@ def print_rows(cursor: Any, color: bool = True, limit: int = QUERY_ROWS) -> None
     more = " or more" if len(rows) > limit else ""
     hint = " (use --format csv or json for all)" if more else ""
     console.print(f"{min(len(rows), limit)}{more} rows{hint}")
+
+
+def _vulnerable(cves: tuple) -> str:  # type: ignore[type-arg]
+    """``15 CVEs (ProxyLogon, ProxyShell, …)``: the campaign names say more than a list of numbers."""
+    open_cves = [c for c in cves if c.status == "vulnerable"]
+    if not open_cves:
+        return ""
+    names = list(dict.fromkeys(c.name for c in open_cves if c.name))
+    if len(open_cves) <= 2:
+        return ", ".join(c.cve for c in open_cves)
+    return f"{len(open_cves)} CVEs" + (f" ({', '.join(names)})" if names else "")

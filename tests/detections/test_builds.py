@@ -27,16 +27,16 @@ def expect(hb: HostBuild, status: str, cves: tuple[str, ...]) -> None:
 
 # (build text, product, cu, update, status per CVE group, install starts with)
 CASES = [
-    ("15.01.2375.007", "Exchange 2016", "CU22", "none (base build of the CU)",
+    ("15.01.2375.007", "Exchange 2016", "CU22", "no SU (base build of the CU)",
      {"fixed": PROXYLOGON + PROXYSHELL, "vulnerable": PROXYNOTSHELL_OWASSRF},
      "Upgrade to Exchange 2016 CU23"),
-    ("15.02.0986.005", "Exchange 2019", "CU11", "none (base build of the CU)",
+    ("15.02.0986.005", "Exchange 2019", "CU11", "no SU (base build of the CU)",
      {"fixed": PROXYLOGON + PROXYSHELL, "vulnerable": PROXYNOTSHELL_OWASSRF},
      "Upgrade to Exchange 2019 CU15"),
     ("15.02.1118.025", "Exchange 2019", "CU12", "Feb23SU",
      {"fixed": PROXYLOGON + PROXYSHELL + PROXYNOTSHELL_OWASSRF + ("CVE-2023-21529",),
       "vulnerable": ("CVE-2024-21410",)}, "Upgrade to Exchange 2019 CU15"),
-    ("15.2.792.3", "Exchange 2019", "CU8", "none (base build of the CU)",
+    ("15.2.792.3", "Exchange 2019", "CU8", "no SU (base build of the CU)",
      {"vulnerable": PROXYLOGON + PROXYSHELL}, "Upgrade"),
     ("15.2.792.10", "Exchange 2019", "CU8", "Mar21SU",
      {"fixed": PROXYLOGON, "vulnerable": PROXYSHELL}, "Upgrade"),
@@ -61,9 +61,9 @@ CASES = [
     # between known lines: unknown build, nearest line named
     ("15.2.1200.3", "Exchange 2019", "unknown: nearest known line Exchange 2019 CU13 (15.2.1258.12)", None,
      {"unknown": PROXYLOGON + PROXYSHELL + PROXYNOTSHELL_OWASSRF}, "Unknown build 15.2.1200.3"),
-    ("15.2.2562.17", "Exchange SE", "RTM", "none (base build of the CU)",
+    ("15.2.2562.17", "Exchange SE", "RTM", "no SU (base build of the CU)",
      {"fixed": PROXYLOGON + PROXYSHELL + PROXYNOTSHELL_OWASSRF + ("CVE-2024-21410",)}, None),
-    ("15.2.1258.12", "Exchange 2019", "CU13", "none (base build of the CU)",
+    ("15.2.1258.12", "Exchange 2019", "CU13", "no SU (base build of the CU)",
      {"fixed": PROXYNOTSHELL_OWASSRF, "unknown": ("CVE-2024-21410",)}, "Make sure Extended Protection"),
     ("14.3.513.0", "Exchange 2010", "SP3", "RU32",
      {"fixed": ("CVE-2021-26857", "CVE-2020-0688", "CVE-2020-17144"), "unknown": ("CVE-2021-26855",)},
