@@ -24,6 +24,7 @@ from exhunt.artifacts.lines import MAX_LINE
 from exhunt.artifacts.w3c import Block, apply_header, iter_records
 
 CHUNK = 16 << 20
+MIN_FAST_BYTES = 64 << 10
 HEADER_RE = re.compile(rb"(?m)^#[^\n]*\n?")
 BOM = b"\xef\xbb\xbf"
 
@@ -51,6 +52,18 @@ def sql_str(value: str | None) -> str:
 
 def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+_CON: duckdb.DuckDBPyConnection | None = None
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per process: opening one costs more than parsing a small log."""
+    global _CON
+    if _CON is None:
+        _CON = duckdb.connect(":memory:", config={"threads": 1})
+        _CON.execute("SET TimeZone = 'UTC'")
+    return _CON
 
 
 class _Chain(io.RawIOBase):
@@ -92,8 +105,7 @@ class W3cEngine:
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            self._con = duckdb.connect(":memory:", config={"threads": 1})
-            self._con.execute("SET TimeZone = 'UTC'")
+            self._con = _connection()
         return self._con
 
     def run(self, stream: BinaryIO) -> None:
@@ -159,6 +171,8 @@ class W3cEngine:
             self.dialect.handle(self.ctx, number, text, rec_block, record)
 
     def _fast(self, data: bytes, lines: int) -> pa.Table | None:
+        if len(data) < MIN_FAST_BYTES:
+            return None  # a query costs a few ms: below this size the reference parser is faster
         block = self.block
         fields = block.fields
         if not fields or len(set(fields)) != len(fields) or b"\x00" in data:

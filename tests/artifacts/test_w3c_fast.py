@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from exhunt.artifacts import w3c_fast
 from exhunt.artifacts.exchange_logs import ExchangeLog
 from exhunt.artifacts.iis import IisLog
 from exhunt.demo import DemoSpec, generate
@@ -46,8 +47,20 @@ def snapshot(tmp: Path, root: Path, rels: list[str]) -> dict[str, list[tuple]]:
     }
 
 
+@contextmanager
+def fast_always() -> Iterator[None]:
+    """Small inputs normally take the reference parser (cheaper): force the fast path to compare."""
+    saved = w3c_fast.MIN_FAST_BYTES
+    w3c_fast.MIN_FAST_BYTES = 0
+    try:
+        yield
+    finally:
+        w3c_fast.MIN_FAST_BYTES = saved
+
+
 def assert_same(tmp_path: Path, root: Path, rels: list[str]) -> dict[str, list[tuple]]:
-    fast = snapshot(tmp_path / "fast", root, rels)
+    with fast_always():
+        fast = snapshot(tmp_path / "fast", root, rels)
     with reference_only():
         slow = snapshot(tmp_path / "slow", root, rels)
     for table in ("events", "warnings", "facts"):
@@ -132,3 +145,21 @@ def test_shared_benign_iis(tmp_path: Path) -> None:
     folder = shared_path("benign", "iis-logs", "know-it-peru-WebKnowIT", "logs", "LogFiles", "W3SVC1")
     rels = sorted(p.name for p in folder.iterdir())[:120]
     assert_same(tmp_path, folder, rels)
+
+
+def test_fast_path_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guard against the comparison above silently comparing the reference with itself."""
+    calls: list[int] = []
+    real = w3c_fast.W3cEngine._fast
+
+    def spy(self: w3c_fast.W3cEngine, data: bytes, lines: int) -> object:
+        result = real(self, data, lines)
+        calls.append(0 if result is None else result.num_rows)
+        return result
+
+    monkeypatch.setattr(w3c_fast.W3cEngine, "_fast", spy)
+    rel = write(tmp_path / "ev", "u_ex1.log", (IIS_HEAD + EDGE_CASES["iis plus and percent encodings"][len(IIS_HEAD):]
+                                               * 1).encode())
+    with fast_always():
+        parse_paths(tmp_path, tmp_path / "ev", [rel])
+    assert calls == [2]
