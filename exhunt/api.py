@@ -33,7 +33,7 @@ from exhunt.findings.model import (
     HostAssessment,
 )
 from exhunt.findings.triage import iso, sort_findings, verdict
-from exhunt.parallel import limits
+from exhunt.parallel import limits, resume
 from exhunt.parallel.limits import DEFAULT_MEMORY_LIMIT
 from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT, PoolOptions, make_units
 from exhunt.parallel.pool import run as run_units
@@ -160,17 +160,30 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
     with case_directory(options.out) as case:
         store = case / "store"
         with custody.case_writes(case):
-            if store.exists():
+            before, key_before = resume.previous(store) if options.resume else ({}, None)
+            if store.exists() and not options.resume:
                 shutil.rmtree(store)
+            resume.drop_listing_parts(store)
             (case / "findings.json").unlink(missing_ok=True)
             work = plan(evidence, options.host, store)
             custody.record_inputs(case, store, work, _jobs(options.jobs), __version__)
-            results = parse_all(work, store, options)
+            current, key = resume.fingerprints(case, work), _resume_key(options)
+            skip = resume.unchanged(current, before, key, key_before)
+            if options.resume:
+                resume.keep_only(store, skip)
+            results = parse_all(work, store, options, skip)
+            resume.save(store, current, key)
             document = assess(store, work, options)
             save_document(case, document)
             if options.out and options.html_report:
                 save_html_report(case, document)
         return ScanResult(document, case if options.out else Path(), results)
+
+
+def _resume_key(options: ScanOptions) -> str:
+    """What else must match for a resumed scan to keep old parts: tool version and rule options."""
+    rules = [str(p.resolve()) for p in (*options.yara, *options.iocs)]
+    return orjson.dumps([__version__, rules, options.yara_max_size]).decode()
 
 
 def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None) -> AssessmentDocument:
