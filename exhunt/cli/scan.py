@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "restarted (default 600; needs --jobs 2 or more)")
     p.add_argument("--resume", action="store_true",
                    help="with --out of an earlier scan: parse only files whose size or SHA-256 changed")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
                           iocs=args.iocs, baselines=args.baseline, yara_max_size=args.yara_max_size,
                           sigma=list(args.sigma), split_size=args.split_size, memory_limit=args.memory_limit,
                           file_timeout=args.file_timeout, resume=args.resume)
+    if not args.evidence and args.fleet is None:
+        args.parser.error("give at least one evidence folder or file, or --fleet DIR")
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out: the case folder of the earlier scan")
     if args.fleet is not None and args.host:
