@@ -9,11 +9,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from multiprocessing import get_context
 from pathlib import Path
 
 import orjson
@@ -35,8 +33,13 @@ from exhunt.findings.model import (
     HostAssessment,
 )
 from exhunt.findings.triage import iso, sort_findings, verdict
+from exhunt.parallel import limits, resume
+from exhunt.parallel.limits import DEFAULT_MEMORY_LIMIT
+from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT, PoolOptions, make_units
+from exhunt.parallel.pool import run as run_units
+from exhunt.parallel.ranges import DEFAULT_SPLIT_SIZE
 from exhunt.progress import Progress
-from exhunt.worker import FileResult, init_scanner, process_files
+from exhunt.worker import FileResult
 
 WARNING_SAMPLES = 50
 
@@ -54,6 +57,11 @@ class ScanOptions:
     baselines: list[Path] = field(default_factory=list)  # known-good hash baselines
     html_report: bool = True  # with --out: write report.html next to findings.json
     yara_max_size: int = DEFAULT_MAX_SIZE  # larger files are hashed but not YARA-scanned
+    split_size: int = DEFAULT_SPLIT_SIZE  # text logs bigger than this are parsed in byte ranges
+    file_timeout: float = DEFAULT_FILE_TIMEOUT  # seconds per file before its worker is killed (jobs > 1)
+    memory_limit: int = DEFAULT_MEMORY_LIMIT  # bytes for the whole scan: chunk, DuckDB and batch sizes follow
+    resume: bool = False  # keep the parts of files unchanged since the last scan into this --out
+    worker_hook: str | None = None  # ``module:function`` run in every worker at start (plugins, tests)
 
 
 @dataclass
@@ -108,14 +116,15 @@ BATCH_FILES = 256
 BATCH_BYTES = 64 << 20
 
 
-def batches(tasks: list[tuple[EvidenceFile, str]], jobs: int) -> Iterator[tuple[list[EvidenceFile], str]]:
+def batches(tasks: list[tuple[EvidenceFile, str]], jobs: int,
+            batch_bytes: int = BATCH_BYTES) -> Iterator[tuple[list[EvidenceFile], str]]:
     """Consecutive small files of one host in batches (one store part each); large files alone.
     Batches stay small enough that every worker gets several."""
     limit = max(1, min(BATCH_FILES, len(tasks) // (jobs * 4) or 1))
     batch: list[EvidenceFile] = []
     size, host = 0, None
     for file, h in tasks:
-        if batch and (h != host or len(batch) >= limit or size + file.size > BATCH_BYTES):
+        if batch and (h != host or len(batch) >= limit or size + file.size > batch_bytes):
             yield batch, host or ""
             batch, size = [], 0
         batch.append(file)
@@ -125,31 +134,22 @@ def batches(tasks: list[tuple[EvidenceFile, str]], jobs: int) -> Iterator[tuple[
         yield batch, host or ""
 
 
-def parse_all(work: list[HostWork], store: Path, options: ScanOptions) -> list[FileResult]:
-    tasks = [(f, hw.host) for hw in work for f in hw.files]
-    total_bytes = sum(f.size for f, _ in tasks)
-    results: list[FileResult] = []
+def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
+              skip: frozenset[tuple[str, str]] = frozenset()) -> list[FileResult]:
+    """Every file (minus ``skip``: (host, path) unchanged since a resumed scan) through the pool."""
+    tasks = [(f, hw.host) for hw in work for f in hw.files if (hw.host, f.rel) not in skip]
     jobs = _jobs(options.jobs)
+    budget = limits.budget(options.memory_limit, jobs)
     # YARA rules compiled once (or taken from the cache) and shipped to every worker
-    scanner_args = (scan_rules(options.yara, options.iocs).blob, options.yara_max_size)
+    scanner_args = (scan_rules(options.yara, options.iocs).blob, min(options.yara_max_size, budget.yara_max))
+    pool_options = PoolOptions(jobs=budget.jobs, split_size=options.split_size,
+                               chunk=budget.chunk, file_timeout=options.file_timeout,
+                               settings=(budget.chunk, budget.duckdb), hook=options.worker_hook)
     with Progress(enabled=options.progress and not options.quiet) as progress:
-        bar = progress.task("parsing evidence", total=total_bytes)
-        if jobs == 1 or len(tasks) <= 1:
-            init_scanner(*scanner_args)
-            try:
-                for batch, host in batches(tasks, 1):
-                    results.extend(process_files(batch, host, str(store)))
-                    progress.advance(bar, sum(f.size for f in batch))
-            finally:
-                init_scanner(None, 0)  # the in-process scanner must not outlive this scan
-        else:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                                     initializer=init_scanner, initargs=scanner_args) as pool:
-                futures = {pool.submit(process_files, batch, h, str(store)): sum(f.size for f in batch)
-                           for batch, h in batches(tasks, jobs)}
-                for future in as_completed(futures):
-                    results.extend(future.result())
-                    progress.advance(bar, futures[future])
+        bar = progress.task("parsing evidence", total=sum(f.size for f, _ in tasks))
+        units, splits = make_units(list(batches(tasks, jobs, budget.batch_bytes)), pool_options)
+        results = run_units(units, splits, store, pool_options, scanner_args,
+                            lambda n: progress.advance(bar, n))
     results.sort(key=lambda r: r.rel)
     return results
 
@@ -160,17 +160,30 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
     with case_directory(options.out) as case:
         store = case / "store"
         with custody.case_writes(case):
-            if store.exists():
+            before, key_before = resume.previous(store) if options.resume else ({}, None)
+            if store.exists() and not options.resume:
                 shutil.rmtree(store)
+            resume.drop_listing_parts(store)
             (case / "findings.json").unlink(missing_ok=True)
             work = plan(evidence, options.host, store)
             custody.record_inputs(case, store, work, _jobs(options.jobs), __version__)
-            results = parse_all(work, store, options)
+            current, key = resume.fingerprints(case, work), _resume_key(options)
+            skip = resume.unchanged(current, before, key, key_before)
+            if options.resume:
+                resume.keep_only(store, skip)
+            results = parse_all(work, store, options, skip)
+            resume.save(store, current, key)
             document = assess(store, work, options)
             save_document(case, document)
             if options.out and options.html_report:
                 save_html_report(case, document)
         return ScanResult(document, case if options.out else Path(), results)
+
+
+def _resume_key(options: ScanOptions) -> str:
+    """What else must match for a resumed scan to keep old parts: tool version and rule options."""
+    rules = [str(p.resolve()) for p in (*options.yara, *options.iocs)]
+    return orjson.dumps([__version__, rules, options.yara_max_size]).decode()
 
 
 def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None) -> AssessmentDocument:

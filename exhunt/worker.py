@@ -49,8 +49,10 @@ def process_files(files: list[EvidenceFile], host: str, store: str) -> list[File
         return [_process(file, host, writer) for file in files]
 
 
-def _process(file: EvidenceFile, host: str, writer: StoreWriter) -> FileResult:
-    ctx = ParseContext(host=host, file=file, writer=writer)
+def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = True,
+             ctx: ParseContext | None = None) -> FileResult:
+    """``parse=False``: hash, inventory and content-scan only (the byte ranges of a split log parse it)."""
+    ctx = ctx or ParseContext(host=host, file=file, writer=writer)
     try:
         stream, raw = open_hashing(file, capture=_SCANNER is not None and _SCANNER.wants(file.size))
     except OSError as exc:
@@ -66,7 +68,7 @@ def _process(file: EvidenceFile, host: str, writer: StoreWriter) -> FileResult:
             ctx.warn(f"read error: {exc.strerror or exc}")
         artifact = choose(file.rel_lower, head)
         ctx.artifact = artifact.name if artifact else "files"
-        if artifact is not None:
+        if artifact is not None and parse:
             try:
                 artifact.parse(ctx, stream)
             except OSError as exc:

@@ -23,7 +23,8 @@ from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.lines import MAX_LINE
 from exhunt.artifacts.w3c import Block, apply_header, iter_records
 
-CHUNK = 16 << 20
+CHUNK = 16 << 20  # read size; workers may lower it under --memory-limit (exhunt.parallel.limits)
+DUCKDB_MEMORY: str | None = None  # per-worker DuckDB memory_limit, set by the worker initializer
 MIN_FAST_BYTES = 64 << 10
 HEADER_RE = re.compile(rb"(?m)^#[^\n]*\n?")
 BOM = b"\xef\xbb\xbf"
@@ -61,7 +62,10 @@ def _connection() -> duckdb.DuckDBPyConnection:
     """One in-memory DuckDB per process: opening one costs more than parsing a small log."""
     global _CON
     if _CON is None:
-        _CON = duckdb.connect(":memory:", config={"threads": 1})
+        config: dict[str, str | bool | int | float | list[str]] = {"threads": 1}
+        if DUCKDB_MEMORY:
+            config["memory_limit"] = DUCKDB_MEMORY
+        _CON = duckdb.connect(":memory:", config=config)
         _CON.execute("SET TimeZone = 'UTC'")
     return _CON
 
@@ -101,6 +105,7 @@ class W3cEngine:
         self._con: duckdb.DuckDBPyConnection | None = None
         self.fast_rows = 0
         self.slow_rows = 0
+        self.chunk = CHUNK  # byte ranges of a split file replay the whole-file chunking exactly
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -108,15 +113,20 @@ class W3cEngine:
             self._con = _connection()
         return self._con
 
-    def run(self, stream: BinaryIO) -> None:
+    def run(self, stream: BinaryIO, first_read: int | None = None, at_start: bool = True) -> None:
+        """Parse ``stream``. A byte range of a split file passes ``at_start=False`` (no BOM there)
+        and ``first_read`` so its chunks end where the whole-file chunks end (same segments, same
+        once-per-segment warnings)."""
         carry = b""
         first = True
+        size = first_read or self.chunk
         while True:
-            data = stream.read(CHUNK)
+            data = stream.read(size)
+            size = self.chunk
             chunk = carry + data
             if first:
                 first = False
-                if chunk.startswith(BOM):
+                if at_start and chunk.startswith(BOM):
                     chunk = chunk[3:]
                     self.offset = 3
             if not data:
@@ -125,7 +135,7 @@ class W3cEngine:
                 return
             cut = chunk.rfind(b"\n") + 1
             if cut == 0:  # one line longer than a chunk: the bounded reference reader takes the rest
-                self._reference(io.BufferedReader(_Chain(chunk, stream)))  # type: ignore[arg-type]
+                self._reference(io.BufferedReader(_Chain(chunk, stream)), block=self.block)  # type: ignore[arg-type]
                 return
             self._chunk(chunk[:cut])
             carry = chunk[cut:]

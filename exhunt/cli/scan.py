@@ -8,13 +8,17 @@ from pathlib import Path
 
 from exhunt.api import ScanOptions, document_bytes, scan
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
-from exhunt.errors import ExitCode
+from exhunt.errors import ExitCode, UsageError
+from exhunt.parallel.fleet import fleet_roots
+from exhunt.parallel.limits import DEFAULT_MEMORY_LIMIT
+from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT
+from exhunt.parallel.ranges import DEFAULT_SPLIT_SIZE
 from exhunt.reports.terminal import print_summary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("scan", help="assess collected evidence of one or more Exchange servers")
-    p.add_argument("evidence", nargs="+", type=Path, metavar="EVIDENCE",
+    p.add_argument("evidence", nargs="*", type=Path, metavar="EVIDENCE",
                    help="a folder (drive copy, triage collection, loose logs) or a single log file")
     p.add_argument("--out", type=Path, metavar="DIR", help="case folder: findings.json and the Parquet store")
     p.add_argument("--host", metavar="NAME", help="host name for the evidence (default: folder name)")
@@ -34,14 +38,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(repeatable)")
     p.add_argument("--yara-max-size", type=_size, default=DEFAULT_MAX_SIZE, metavar="BYTES",
                    help="files larger than this are hashed but not YARA-scanned (default 100M; K/M/G)")
-    p.set_defaults(func=run)
+    p.add_argument("--fleet", type=Path, metavar="DIR",
+                   help="a folder with one child per host (folder or archive), each assessed as a host "
+                        "named after it, into one case and report with cross-host pivots")
+    p.add_argument("--split-size", type=_size, default=DEFAULT_SPLIT_SIZE, metavar="BYTES",
+                   help="text logs bigger than this are parsed by several workers in byte ranges "
+                        "(default 64M; K/M/G)")
+    p.add_argument("--memory-limit", type=_size, default=DEFAULT_MEMORY_LIMIT, metavar="BYTES",
+                   help="memory for the whole scan: worker count, read chunk and DuckDB limits follow "
+                        "(default 1G)")
+    p.add_argument("--file-timeout", type=float, default=DEFAULT_FILE_TIMEOUT, metavar="SECONDS",
+                   help="a file still parsing after this long is skipped with a warning and its worker "
+                        "restarted (default 600; needs --jobs 2 or more)")
+    p.add_argument("--resume", action="store_true",
+                   help="with --out of an earlier scan: parse only files whose size or SHA-256 changed")
+    p.set_defaults(func=run, parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
     options = ScanOptions(out=args.out, host=args.host, jobs=args.jobs, quiet=args.quiet, yara=args.yara,
                           iocs=args.iocs, baselines=args.baseline, yara_max_size=args.yara_max_size,
-                          sigma=list(args.sigma))
-    result = scan(args.evidence, options)
+                          sigma=list(args.sigma), split_size=args.split_size, memory_limit=args.memory_limit,
+                          file_timeout=args.file_timeout, resume=args.resume)
+    if not args.evidence and args.fleet is None:
+        args.parser.error("give at least one evidence folder or file, or --fleet DIR")
+    if args.resume and args.out is None:
+        raise UsageError("--resume needs --out: the case folder of the earlier scan")
+    if args.fleet is not None and args.host:
+        raise UsageError("--fleet names each host after its folder or archive: drop --host")
+    evidence = list(args.evidence) + (fleet_roots(args.fleet) if args.fleet is not None else [])
+    result = scan(evidence, options)
     if args.json:
         sys.stdout.buffer.write(document_bytes(result.document))
     else:

@@ -83,4 +83,9 @@ def run_detections(
         found, report = engine(con, context, hit_rows)
         findings.extend(found)
         rules[name] = report
+    from exhunt.detections.fleet import pivots  # after every engine: it reads their findings
+
+    fleet = pivots(findings, hit_rows)
+    findings.extend(fleet)
+    rules["fleet"] = {"loaded": 1, "pivots": len(fleet)}
     return findings, rules

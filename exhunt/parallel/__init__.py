@@ -1,0 +1,1 @@
+"""Scaling the scan: work units, byte ranges of big logs, the watched pool, resume and fleets."""

@@ -1,0 +1,191 @@
+"""Run work units on a ``spawn`` process pool with a hung-file watchdog; merge split files.
+
+Workers report each file they start on a queue. A file still running after ``file_timeout``
+seconds (pyevtx-rs can spin forever on some corrupt EVTX, inside Rust where no Python signal
+reaches it) gets its worker killed from outside; the pool is then broken, so it is restarted
+with the units that had not finished (each first deletes its own partial parts: part names are
+deterministic), minus the hung file, which becomes a warning row. Nothing else is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from exhunt.events.store import StoreWriter
+from exhunt.evidence.base import EvidenceFile
+from exhunt.parallel import ranges
+from exhunt.parallel.units import (
+    RANGE_ARTIFACTS,
+    FilesUnit,
+    RangeUnit,
+    Unit,
+    UnitResult,
+    WholeUnit,
+    init_worker,
+    part_name,
+    remove_parts,
+    run_unit,
+)
+from exhunt.worker import FileResult
+
+DEFAULT_FILE_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    jobs: int = 1
+    split_size: int = ranges.DEFAULT_SPLIT_SIZE
+    chunk: int = 16 << 20
+    file_timeout: float = DEFAULT_FILE_TIMEOUT
+    settings: tuple[int, str | None] | None = None  # (engine chunk, DuckDB memory limit) per worker
+    hook: str | None = None  # ``module:function`` run in each worker at start (plugins, tests)
+
+
+def make_units(batches: Sequence[tuple[list[EvidenceFile], str]], options: PoolOptions) -> tuple[
+        list[Unit], dict[str, tuple[str, list[str]]]]:
+    """Whole-file batches, and for each big seekable text log its ranges plus a whole-file pass.
+    Returns the units and, per split file, (whole part, range parts) keyed by the merged part name."""
+    units: list[Unit] = []
+    splits: dict[str, tuple[str, list[str]]] = {}
+    for files, host in batches:
+        whole_files = []
+        for f in files:
+            artifact = ranges.splittable(f, options.split_size)
+            planned = ranges.plan_ranges(f, host, artifact, options.split_size, options.chunk,
+                                         RANGE_ARTIFACTS[artifact][1].field_sep) if artifact else []
+            if len(planned) > 1:
+                whole = ranges.whole_unit(f, host)
+                units.extend(planned)
+                units.append(whole)
+                splits[part_name(host, f.rel, "merged")] = (whole.part, [u.part for u in planned])
+            else:
+                whole_files.append(f)
+        if whole_files:
+            units.append(FilesUnit(host, tuple(whole_files), part_name(host, *(f.rel for f in whole_files))))
+    return units, splits
+
+
+def run(units: list[Unit], splits: dict[str, tuple[str, list[str]]], store: Path, options: PoolOptions,
+        scanner_args: tuple[bytes | None, int], advance: Callable[[int], None]) -> list[FileResult]:
+    """Run every unit, then merge split files; returns one FileResult per file parsed."""
+    done = _run_units(units, store, options, scanner_args, advance)
+    split_parts = {p for whole, parts in splits.values() for p in (whole, *parts)}
+    results = [f for part, r in done.items() if part not in split_parts for f in r.files]
+    for merged, (whole, parts) in splits.items():
+        host = next(u.host for u in units if u.part == whole)
+        results.append(ranges.merge([done[p] for p in parts if p in done], done.get(whole), store, host, merged))
+    return results
+
+
+def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_args: tuple[bytes | None, int],
+               advance: Callable[[int], None]) -> dict[str, UnitResult]:
+    done: dict[str, UnitResult] = {}
+    if options.jobs <= 1 or len(units) <= 1:  # in this process: simple and debuggable, but no hung-file watchdog
+        init_worker(scanner_args, None, None, options.hook)
+        try:
+            for unit in units:
+                done[unit.part] = run_unit(unit, str(store))
+                advance(unit.size)
+        finally:
+            init_worker((None, 0))
+        return done
+    pending = {u.part: u for u in units}
+    context = get_context("spawn")
+    while pending:
+        report = context.Queue()
+        hung: list[tuple[str, str]] = []
+        with ProcessPoolExecutor(max_workers=max(1, options.jobs), mp_context=context, initializer=init_worker,
+                                 initargs=(scanner_args, report, options.settings, options.hook)) as pool:
+            futures: dict[Future[UnitResult], str] = {}
+            for part, unit in pending.items():
+                remove_parts(store, part)
+                futures[pool.submit(run_unit, unit, str(store))] = part
+            running: dict[int, tuple[str, str, float]] = {}
+            while futures and not hung:
+                finished, _ = wait(futures, timeout=min(1.0, max(0.05, options.file_timeout / 4)),
+                                   return_when=FIRST_COMPLETED)
+                _drain(report, running)
+                for future in finished:
+                    part = futures.pop(future)
+                    try:
+                        done[part] = future.result()
+                    except BrokenProcessPool:
+                        continue
+                    advance(pending.pop(part).size)
+                    running = {pid: r for pid, r in running.items() if r[0] != part}
+                now = time.time()
+                for pid, (part, rel, started) in list(running.items()):
+                    if options.file_timeout > 0 and now - started > options.file_timeout:
+                        hung.append((part, rel))
+                        _kill(pid)
+            if hung:
+                pool.shutdown(wait=True, cancel_futures=True)
+                for future, part in futures.items():  # finished between the last wait and the kill
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        done[part] = future.result()
+                        advance(pending.pop(part).size)
+        report.close()
+        for part, rel in hung:
+            if part not in pending:
+                continue
+            unit = pending.pop(part)
+            remove_parts(store, part)
+            rest = _without(unit, rel)
+            if rest is not None:
+                pending[rest.part] = rest
+            key, result = _timed_out(unit, rel, options.file_timeout, store)
+            done[key] = result
+            advance(unit.size - (rest.size if rest is not None else 0))
+    return done
+
+
+def _drain(report: Any, running: dict[int, tuple[str, str, float]]) -> None:
+    while True:
+        try:
+            pid, part, rel, started = report.get_nowait()
+        except queue.Empty:
+            return
+        running[pid] = (part, rel, started)
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(OSError):  # already gone
+        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # SIGTERM is TerminateProcess on Windows
+
+
+def _without(unit: Unit, rel: str) -> Unit | None:
+    """The unit minus its hung file (the other files of a batch run again in a new part)."""
+    if not isinstance(unit, FilesUnit):
+        return None
+    files = tuple(f for f in unit.files if f.rel != rel)
+    return replace(unit, files=files, part=part_name(unit.host, *(f.rel for f in files))) if files else None
+
+
+def _timed_out(unit: Unit, rel: str, timeout: float, store: Path) -> tuple[str, UnitResult]:
+    """The hung file as data: one warning row (merged with a split file's other units, else written
+    to a part of its own). Returns the key of the result and the result."""
+    if isinstance(unit, RangeUnit):
+        path, where = unit.file.rel, f" (bytes {unit.start}-{unit.end} not parsed)"
+    elif isinstance(unit, WholeUnit):
+        path, where = unit.file.rel, " (not hashed or content-scanned)"
+    else:
+        path, where = rel, ""
+    message = f"parsing stopped after the --file-timeout of {timeout:g} s: file skipped{where}"
+    row = {"host": unit.host, "artifact": "files", "path": path, "line": None, "offset": None, "message": message}
+    if isinstance(unit, RangeUnit | WholeUnit):
+        return unit.part, UnitResult(unit.part, [FileResult(path, None, 0, 0, 0)], [row], [], 1)
+    part = part_name(unit.host, path, "timeout")
+    with StoreWriter(store, unit.host, part=part) as writer:
+        writer.add("warnings", row)
+    return part, UnitResult(part, [FileResult(path, None, 0, 0, 1)])

@@ -1,0 +1,104 @@
+"""``--resume``: rescanning into the same case parses only files whose size or SHA-256 changed.
+
+The chain-of-custody manifest already hashes every input before parsing, so the change test costs
+no extra read: a file's fingerprint is its manifest SHA-256 and size (an archive or image member:
+its container's SHA-256 plus its own name and size). The ``state`` store table keeps the
+fingerprints of the last scan with a key of the tool version and rule options; a different key
+means a full rescan.
+
+Parts are shared by a batch of files, so instead of dropping whole parts, every parse table part
+is filtered: rows of files that changed or vanished go, rows of unchanged files stay (every row
+a file's parse writes carries its path, or ``path!member`` for archive members scanned in place).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from exhunt.events.schema import TABLES
+from exhunt.evidence import manifest
+from exhunt.evidence.names import printable
+
+STATE = "state"
+
+
+def drop_listing_parts(store: Path) -> None:
+    """Listing warnings are written again by the new plan."""
+    for path in store.glob("*/host=*/listing-*.parquet"):
+        path.unlink()
+
+
+def previous(store: Path) -> tuple[dict[tuple[str, str], str], str | None]:
+    folder = store / STATE
+    if not folder.exists() or not any(folder.glob("*.parquet")):
+        return {}, None
+    rows = pq.read_table(folder).to_pylist()
+    return {(r["host"], r["path"]): r["fingerprint"] for r in rows}, (rows[0]["key"] if rows else None)
+
+
+def fingerprints(case: Path, work: Iterable[Any]) -> dict[tuple[str, str], str]:
+    """(host, path) -> fingerprint of every listed file, from the manifest just written."""
+    records = {(r.host, r.evidence, r.rel): r for r in manifest.load(case)}
+    out: dict[tuple[str, str], str] = {}
+    for hw in work:
+        for f in hw.files:
+            real = f.locator[0] if f.locator else f.rel
+            own = records.get((hw.host, hw.evidence, printable(real)[0]))
+            if own is not None and f.source in manifest.FOLDER_SOURCES:
+                fp = f"{own.sha256}:{own.size}"
+            else:  # a member of an archive or image: its container, then its own name and size
+                container = own or records.get((hw.host, hw.evidence, ""))
+                fp = f"{container.sha256}:{f.rel}:{f.size}" if container else ""
+            if fp and not fp.startswith("unreadable"):
+                out[(hw.host, f.rel)] = fp
+    return out
+
+
+def unchanged(current: dict[tuple[str, str], str], before: dict[tuple[str, str], str],
+              key_now: str, key_before: str | None) -> frozenset[tuple[str, str]]:
+    if key_now != key_before:
+        return frozenset()
+    return frozenset(k for k, fp in current.items() if before.get(k) == fp)
+
+
+def keep_only(store: Path, keep: frozenset[tuple[str, str]]) -> None:
+    """Filter every parse-table part down to the rows of ``keep`` files (empty parts are deleted)."""
+    keys = pa.array(sorted(f"{h}\0{p}" for h, p in keep), pa.string())
+    for table in TABLES:
+        for path in sorted((store / table).glob("host=*/*.parquet")) if (store / table).exists() else []:
+            head = pq.read_table(path, columns=["host", "path"])
+            mask = _kept(head, keys)
+            kept = pc.sum(mask).as_py() or 0
+            if kept == head.num_rows:
+                continue
+            if kept == 0:
+                path.unlink()
+                continue
+            data = pq.read_table(path).filter(mask)
+            tmp = path.with_suffix(".tmp")
+            pq.write_table(data, tmp, compression="zstd")
+            tmp.replace(path)
+
+
+def _kept(head: pa.Table, keys: pa.Array) -> pa.Array:
+    host = pc.fill_null(head.column("host"), "")
+    rel = pc.fill_null(head.column("path"), "")
+    base = pc.list_element(pc.split_pattern(rel, "!", max_splits=1), 0)
+    whole = pc.is_in(pc.binary_join_element_wise(host, rel, "\0"), value_set=keys)
+    member = pc.is_in(pc.binary_join_element_wise(host, base, "\0"), value_set=keys)
+    return pc.or_(whole, member)
+
+
+def save(store: Path, current: dict[tuple[str, str], str], key: str) -> None:
+    folder = store / STATE
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"host": h, "path": p, "fingerprint": fp, "key": key} for (h, p), fp in sorted(current.items())]
+    schema = pa.schema([("host", pa.string()), ("path", pa.string()), ("fingerprint", pa.string()),
+                        ("key", pa.string())])
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "all.parquet", compression="zstd")

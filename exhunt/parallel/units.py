@@ -1,0 +1,242 @@
+"""Work units and the one module-level function that runs any of them in a worker process.
+
+A unit is a small frozen, picklable dataclass (a batch of whole files, one byte range of a big
+text log, or the whole-file pass of a split log: hash + content scan), so the same units run in a
+local ``spawn`` process pool or as Dask tasks. Every unit writes its own Parquet parts under a
+deterministic part name (``unit.part``): a unit that must run again (a restarted pool, a resumed
+scan) first deletes exactly its own parts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from exhunt import worker
+from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE, ParseContext
+from exhunt.artifacts.exchange_logs import ExchangeDialect, ExchangeLog
+from exhunt.artifacts.iis import IisDialect, IisLog
+from exhunt.artifacts.w3c import Block
+from exhunt.artifacts.w3c_fast import W3cEngine
+from exhunt.events.schema import TABLES
+from exhunt.events.store import StoreWriter, _safe
+from exhunt.evidence.base import EvidenceFile
+from exhunt.evidence.readonly import open_readonly
+
+# Artifacts whose files may be parsed in byte ranges: (artifact class, dialect factory).
+RANGE_ARTIFACTS: dict[str, tuple[Any, Any]] = {
+    IisLog.name: (IisLog, IisDialect),
+    ExchangeLog.name: (ExchangeLog, ExchangeDialect),
+}
+
+
+def part_name(*key: str) -> str:
+    """A deterministic part name for a unit: the same unit always writes the same files."""
+    return "u-" + hashlib.sha256("\0".join(key).encode("utf-8", "surrogateescape")).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class FilesUnit:
+    """Whole files of one host (small files batched, big ones alone); one part per table."""
+
+    host: str
+    files: tuple[EvidenceFile, ...]
+    part: str
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True)
+class RangeUnit:
+    """Bytes ``[start, end)`` of one text log, cut at line (and engine chunk) boundaries."""
+
+    host: str
+    file: EvidenceFile
+    artifact: str
+    index: int
+    start: int
+    end: int
+    line0: int  # lines before ``start``
+    directives: tuple[tuple[str, str], ...]  # the header block in force at ``start``
+    fields: tuple[str, ...]
+    first_read: int  # bytes up to the end of the whole-file engine chunk ``start`` opens
+    chunk: int
+    part: str
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class WholeUnit:
+    """The whole-file pass of a split log: one sequential read hashes it (SHA-256/SHA-1/MD5),
+    writes its ``files`` row and runs the content scan; its ranges do the parsing."""
+
+    host: str
+    file: EvidenceFile
+    part: str
+
+    @property
+    def size(self) -> int:
+        return self.file.size
+
+
+Unit = FilesUnit | RangeUnit | WholeUnit
+
+
+@dataclass
+class UnitResult:
+    """What a unit hands back: per-file results, plus for split-file units the warnings and
+    facts the parent merges (so a split file gets the same per-file cap and fact de-duplication)."""
+
+    part: str
+    files: list[worker.FileResult]
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    warning_count: int = 0
+
+
+class CollectingContext(ParseContext):
+    """A parse context that keeps warnings and facts for the parent to merge instead of writing them."""
+
+    def __init__(self, host: str, file: EvidenceFile, writer: StoreWriter) -> None:
+        super().__init__(host=host, file=file, writer=writer)
+        self.warning_rows: list[dict[str, Any]] = []
+        self.fact_rows: list[dict[str, Any]] = []
+
+    def warn(self, message: str, line: int | None = None, offset: int | None = None) -> None:
+        self.warnings += 1
+        if len(self.warning_rows) < MAX_WARNINGS_PER_FILE:
+            self.warning_rows.append({"host": self.host, "artifact": self.artifact, "path": self.file.rel,
+                                      "line": line, "offset": offset, "message": message})
+
+    def fact(self, fact: str, value: str, line: int | None = None, confidence: str = "high") -> None:
+        if (fact, value) in self.facts:
+            return
+        self.facts.append((fact, value))
+        self.fact_rows.append({"host": self.host, "fact": fact, "value": value, "source": self.artifact,
+                               "path": self.file.rel, "line": line, "confidence": confidence})
+
+
+# --- per-worker state, set by ``init_worker`` -------------------------------------------------------
+_REPORT: Any = None  # a multiprocessing queue: (pid, part, rel, start time) when a file starts
+
+
+def init_worker(scanner_args: tuple[bytes | None, int], report: Any = None,
+                settings: tuple[int, str | None] | None = None, hook: str | None = None) -> None:
+    """Pool initializer: content scanner, progress reports for the hung-file watchdog, memory
+    settings (engine chunk, DuckDB memory limit) and an optional ``module:function`` hook."""
+    global _REPORT
+    from exhunt.artifacts import w3c_fast
+
+    worker.init_scanner(*scanner_args)
+    _REPORT = report
+    if settings is not None:
+        w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY = settings
+    if hook:
+        import importlib
+
+        module, _, name = hook.partition(":")
+        getattr(importlib.import_module(module), name)()
+
+
+def _started(part: str, rel: str) -> None:
+    if _REPORT is not None:
+        _REPORT.put((os.getpid(), part, rel, time.time()))
+
+
+def remove_parts(store: Path, part: str) -> None:
+    """Delete every Parquet part a unit may have written (before it runs again)."""
+    for table in TABLES:
+        folder = store / table
+        if folder.exists():
+            for path in folder.glob(f"host=*/{part}.parquet"):
+                path.unlink()
+
+
+def run_unit(unit: Unit, store: str) -> UnitResult:
+    """Run one unit (module-level and picklable: a pool task or a Dask task)."""
+    if isinstance(unit, RangeUnit):
+        return _run_range(unit, Path(store))
+    if isinstance(unit, WholeUnit):
+        return _run_whole(unit, Path(store))
+    with StoreWriter(Path(store), unit.host, part=unit.part) as writer:
+        results = []
+        for file in unit.files:
+            _started(unit.part, file.rel)
+            results.append(worker._process(file, unit.host, writer))
+    return UnitResult(unit.part, results)
+
+
+def _run_whole(unit: WholeUnit, store: Path) -> UnitResult:
+    _started(unit.part, unit.file.rel)
+    with StoreWriter(store, unit.host, part=unit.part) as writer:
+        ctx = CollectingContext(unit.host, unit.file, writer)
+        result = worker._process(unit.file, unit.host, writer, parse=False, ctx=ctx)
+    return UnitResult(unit.part, [result], ctx.warning_rows, ctx.fact_rows, ctx.warnings)
+
+
+class _Window(io.RawIOBase):
+    """``[start, end)`` of a file, read-only."""
+
+    def __init__(self, inner: BinaryIO, start: int, end: int) -> None:
+        self.inner = inner
+        self.left = end - start
+        inner.seek(start)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(min(len(buffer), self.left))
+        n = len(data)
+        buffer[:n] = data
+        self.left -= n
+        return n
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+def _run_range(unit: RangeUnit, store: Path) -> UnitResult:
+    _started(unit.part, f"{unit.file.rel} bytes {unit.start}-{unit.end}")
+    artifact, dialect = RANGE_ARTIFACTS[unit.artifact]
+    with StoreWriter(store, unit.host, part=unit.part) as writer:
+        ctx = CollectingContext(unit.host, unit.file, writer)
+        ctx.artifact = artifact.name
+        try:
+            stream = io.BufferedReader(_Window(open_readonly(_real_path(unit.file)), unit.start, unit.end),
+                                       buffer_size=1 << 20)
+        except OSError as exc:
+            ctx.warn(f"cannot open: {exc.strerror or exc}")
+            return UnitResult(unit.part, [], ctx.warning_rows, [], ctx.warnings)
+        with stream:
+            engine = W3cEngine(ctx, dialect(), use_fast=artifact.fast)
+            engine.chunk = unit.chunk
+            engine.block = Block(dict(unit.directives), list(unit.fields))
+            engine.line, engine.offset = unit.line0, unit.start
+            try:
+                engine.run(stream, first_read=unit.first_read, at_start=unit.start == 0)
+            except OSError as exc:
+                ctx.warn(f"read error while parsing: {exc.strerror or exc}")
+            except Exception as exc:  # as in worker._process: a parser bug loses only this range
+                ctx.warn(f"parser error {type(exc).__name__}: {exc} (bytes {unit.start}-{unit.end})")
+    result = worker.FileResult(unit.file.rel, artifact.name, 0, ctx.events, 0)
+    return UnitResult(unit.part, [result], ctx.warning_rows, ctx.fact_rows, ctx.warnings)
+
+
+def _real_path(file: EvidenceFile) -> Path:
+    return Path(file.root) / (file.locator[0] if file.locator else file.rel)
+
+
+def host_folder(host: str) -> str:
+    return f"host={_safe(host)}"

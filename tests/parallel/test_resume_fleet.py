@@ -1,0 +1,74 @@
+"""--resume re-parses only changed files and equals a fresh scan; --fleet assesses one host per child
+with cross-host pivots that render."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from exhunt.api import ScanOptions, scan
+from exhunt.cli import main
+from exhunt.demo import DemoSpec, generate
+from exhunt.errors import UsageError
+from exhunt.events.store import connect
+from exhunt.parallel.fleet import fleet_roots
+
+SMALL = DemoSpec(days=1, per_day=300)
+TABLES = {"events": "path, line", "warnings": "path, line, message", "host_facts": "path, fact, value",
+          "files": "path", "matches": "path, rule"}
+
+
+def store_rows(case: Path) -> dict[str, list]:
+    con = connect(case / "store")
+    return {t: con.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall() for t, o in TABLES.items()}
+
+
+def test_resume_reparses_only_the_changed_file(tmp_path: Path) -> None:
+    ev = tmp_path / "exch01"
+    generate(ev, SMALL)
+    first = scan([ev], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False))
+    logs = sorted(p for p in ev.rglob("u_ex*.log"))
+    assert len(first.file_results) > 5 and logs
+    with logs[0].open("ab") as f:
+        f.write(b"2021-03-03 23:59:59 10.0.0.5 GET /owa/auth/x.js - 443 - 192.0.2.99 curl/8 200 0 0 5\r\n")
+    again = scan([ev], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False, resume=True))
+    assert [r.rel for r in again.file_results] == [logs[0].relative_to(ev).as_posix()]
+    fresh = scan([ev], ScanOptions(out=tmp_path / "fresh", jobs=1, quiet=True, html_report=False))
+    assert store_rows(tmp_path / "case") == store_rows(tmp_path / "fresh")
+    assert [f.id for f in again.document.findings] == [f.id for f in fresh.document.findings]
+    assert again.document.hosts[0].coverage == fresh.document.hosts[0].coverage
+    nothing = scan([ev], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False, resume=True))
+    assert nothing.file_results == []
+    assert store_rows(tmp_path / "case") == store_rows(tmp_path / "fresh")
+
+
+def test_fleet_one_host_per_child_with_pivots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = tmp_path / "fleet"
+    for host in ("exch01", "exch02"):
+        generate(fleet / host, SMALL)  # same seed: same attacker IP and web shell on both
+    (fleet / "notes.txt").write_text("not a host")
+    assert [p.name for p in fleet_roots(fleet)] == ["exch01", "exch02"]
+    code = main(["scan", "--fleet", str(fleet), "--out", str(tmp_path / "case"), "--json", "--quiet",
+                 "--jobs", "2"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert [h["host"] for h in doc["hosts"]] == ["exch01", "exch02"]
+    pivots = [f for f in doc["findings"] if f["check"] == "fleet-pivot"]
+    assert pivots and all(f["host"] == "exch01,exch02" for f in pivots)
+    assert {f["key"].split("=")[0] for f in pivots} >= {"client_ip", "sha256"}
+    for f in pivots:
+        assert sorted(e["excerpt"].split(":")[0] for e in f["evidence"]) == ["exch01", "exch02"]
+    html = (tmp_path / "case" / "report.html").read_text(encoding="utf-8")
+    assert "Same attacker indicator on several servers" in html and "exch01,exch02" in html
+    findings = orjson.loads((tmp_path / "case" / "findings.json").read_bytes())["findings"]
+    assert len(findings) == len(doc["findings"])
+
+
+def test_fleet_rejects_host_name_clashes(tmp_path: Path) -> None:
+    (tmp_path / "exch01").mkdir()
+    (tmp_path / "exch01.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    with pytest.raises(UsageError):
+        fleet_roots(tmp_path)

@@ -1,0 +1,28 @@
+"""A file that never finishes parsing is killed after --file-timeout, reported, and the scan goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exhunt.api import ScanOptions, scan
+from exhunt.events.store import connect
+
+LOG = (b"#Software: Microsoft Internet Information Services 10.0\r\n#Fields: date time cs-method cs-uri-stem "
+       b"c-ip sc-status\r\n2021-03-03 01:02:03 GET /owa/ 192.0.2.1 200\r\n")
+
+
+def test_hung_file_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    for name in ("u_ex1.log", "u_ex2_hang.log", "u_ex3.log"):
+        (ev / name).write_bytes(LOG)
+    options = ScanOptions(out=tmp_path / "case", jobs=2, quiet=True, html_report=False, file_timeout=2,
+                          worker_hook="tests.parallel.hang_hook:install")
+    result = scan([ev], options)
+    con = connect(tmp_path / "case" / "store")
+    assert sorted(r[0] for r in con.execute("SELECT DISTINCT path FROM events").fetchall()) == [
+        "u_ex1.log", "u_ex3.log"]
+    warnings = con.execute("SELECT path, message FROM warnings").fetchall()
+    assert [(p, "--file-timeout of 2 s" in m) for p, m in warnings] == [("u_ex2_hang.log", True)]
+    assert sorted(r.rel for r in result.file_results) == ["u_ex1.log", "u_ex2_hang.log", "u_ex3.log"]
+    assert result.document.hosts[0].coverage.warnings == 1
