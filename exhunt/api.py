@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +54,7 @@ class ScanOptions:
     baselines: list[Path] = field(default_factory=list)  # known-good hash baselines
     html_report: bool = True  # with --out: write report.html next to findings.json
     yara_max_size: int = DEFAULT_MAX_SIZE  # larger files are hashed but not YARA-scanned
+    scheduler: str | None = None  # Dask scheduler address: run the file work on that cluster
 
 
 @dataclass
@@ -125,6 +126,19 @@ def batches(tasks: list[tuple[EvidenceFile, str]], jobs: int) -> Iterator[tuple[
         yield batch, host or ""
 
 
+def executor(options: ScanOptions, jobs: int, scanner_args: tuple[bytes | None, int], store: Path,
+             work: list[HostWork]) -> tuple[Executor, int]:
+    """The pool the file work runs on, and how many tasks it runs at once: local spawn processes,
+    or a Dask cluster (``--scheduler``, see exhunt/cluster.py)."""
+    if options.scheduler:
+        from exhunt.cluster import DaskExecutor
+
+        cluster = DaskExecutor(options.scheduler, scanner_args, store, [hw.evidence for hw in work])
+        return cluster, cluster.slots
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                               initializer=init_scanner, initargs=scanner_args), jobs
+
+
 def parse_all(work: list[HostWork], store: Path, options: ScanOptions) -> list[FileResult]:
     tasks = [(f, hw.host) for hw in work for f in hw.files]
     total_bytes = sum(f.size for f, _ in tasks)
@@ -134,7 +148,7 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions) -> list[F
     scanner_args = (scan_rules(options.yara, options.iocs).blob, options.yara_max_size)
     with Progress(enabled=options.progress and not options.quiet) as progress:
         bar = progress.task("parsing evidence", total=total_bytes)
-        if jobs == 1 or len(tasks) <= 1:
+        if (jobs == 1 or len(tasks) <= 1) and not options.scheduler:
             init_scanner(*scanner_args)
             try:
                 for batch, host in batches(tasks, 1):
@@ -143,8 +157,8 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions) -> list[F
             finally:
                 init_scanner(None, 0)  # the in-process scanner must not outlive this scan
         else:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                                     initializer=init_scanner, initargs=scanner_args) as pool:
+            pool, jobs = executor(options, jobs, scanner_args, store, work)
+            with pool:
                 futures = {pool.submit(process_files, batch, h, str(store)): sum(f.size for f in batch)
                            for batch, h in batches(tasks, jobs)}
                 for future in as_completed(futures):

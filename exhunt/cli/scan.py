@@ -34,14 +34,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(repeatable)")
     p.add_argument("--yara-max-size", type=_size, default=DEFAULT_MAX_SIZE, metavar="BYTES",
                    help="files larger than this are hashed but not YARA-scanned (default 100M; K/M/G)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the file work on a Dask cluster (tcp://HOST:8786; needs exhunt[cluster]); "
+                        "evidence and --out must be on storage all workers mount at the same path")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    options = ScanOptions(out=args.out, host=args.host, jobs=args.jobs, quiet=args.quiet, yara=args.yara,
+    options = ScanOptions(host=args.host, jobs=args.jobs, quiet=args.quiet, yara=args.yara,
                           iocs=args.iocs, baselines=args.baseline, yara_max_size=args.yara_max_size,
-                          sigma=list(args.sigma))
-    result = scan(args.evidence, options)
+                          sigma=list(args.sigma), scheduler=args.scheduler,
+                          out=args.out.resolve() if args.scheduler and args.out else args.out)
+    evidence = [p.resolve() for p in args.evidence] if args.scheduler else args.evidence
+    result = scan(evidence, options)
     if args.json:
         sys.stdout.buffer.write(document_bytes(result.document))
     else:
