@@ -31,6 +31,11 @@ lint: $(STAMP)
 	$(PY) -m ruff check exhunt tests tools
 	$(PY) -m mypy
 
+# every bench/bench_*.py (quick unless BENCH_FULL=1), then BENCHMARKS.md from bench/results/*.md
+bench: $(STAMP)
+	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b $(if $(BENCH_FULL),,--quick) || exit 1; done
+	$(PY) bench/gather.py
+
 constraints:
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 

@@ -62,6 +62,7 @@ class ScanOptions:
     memory_limit: int = DEFAULT_MEMORY_LIMIT  # bytes for the whole scan: chunk, DuckDB and batch sizes follow
     resume: bool = False  # keep the parts of files unchanged since the last scan into this --out
     worker_hook: str | None = None  # ``module:function`` run in every worker at start (plugins, tests)
+    scheduler: str | None = None  # Dask scheduler address: run the file work on that cluster
 
 
 @dataclass
@@ -144,7 +145,8 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
     scanner_args = (scan_rules(options.yara, options.iocs).blob, min(options.yara_max_size, budget.yara_max))
     pool_options = PoolOptions(jobs=budget.jobs, split_size=options.split_size,
                                chunk=budget.chunk, file_timeout=options.file_timeout,
-                               settings=(budget.chunk, budget.duckdb), hook=options.worker_hook)
+                               settings=(budget.chunk, budget.duckdb), hook=options.worker_hook,
+                               scheduler=options.scheduler, roots=tuple(hw.evidence for hw in work))
     with Progress(enabled=options.progress and not options.quiet) as progress:
         bar = progress.task("parsing evidence", total=sum(f.size for f, _ in tasks))
         units, splits = make_units(list(batches(tasks, jobs, budget.batch_bytes)), pool_options)

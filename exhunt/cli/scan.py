@@ -52,14 +52,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "restarted (default 600; needs --jobs 2 or more)")
     p.add_argument("--resume", action="store_true",
                    help="with --out of an earlier scan: parse only files whose size or SHA-256 changed")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the file work on a Dask cluster (tcp://HOST:8786; needs exhunt[cluster]); "
+                        "evidence and --out must be on storage all workers mount at the same path")
     p.set_defaults(func=run, parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
-    options = ScanOptions(out=args.out, host=args.host, jobs=args.jobs, quiet=args.quiet, yara=args.yara,
+    options = ScanOptions(host=args.host, jobs=args.jobs, quiet=args.quiet, yara=args.yara,
                           iocs=args.iocs, baselines=args.baseline, yara_max_size=args.yara_max_size,
                           sigma=list(args.sigma), split_size=args.split_size, memory_limit=args.memory_limit,
-                          file_timeout=args.file_timeout, resume=args.resume)
+                          file_timeout=args.file_timeout, resume=args.resume,
+                          scheduler=args.scheduler,
+                          out=args.out.resolve() if args.scheduler and args.out else args.out)
     if not args.evidence and args.fleet is None:
         args.parser.error("give at least one evidence folder or file, or --fleet DIR")
     if args.resume and args.out is None:
@@ -67,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if args.fleet is not None and args.host:
         raise UsageError("--fleet names each host after its folder or archive: drop --host")
     evidence = list(args.evidence) + (fleet_roots(args.fleet) if args.fleet is not None else [])
+    if args.scheduler:
+        evidence = [p.resolve() for p in evidence]
     result = scan(evidence, options)
     if args.json:
         sys.stdout.buffer.write(document_bytes(result.document))

@@ -251,7 +251,7 @@ def build_facts(con: duckdb.DuckDBPyConnection, host: str) -> list[BuildFact]:
     """
     rows = con.execute(
         "SELECT value, source, confidence, path, line FROM host_facts "
-        "WHERE host = ? AND fact IN ('build', 'owa_build') ORDER BY path, line",
+        "WHERE host = ? AND fact IN ('build', 'owa_build') ORDER BY path, line, value, source",
         [host],
     ).fetchall()
     groups: dict[tuple[Build, str], list[tuple]] = {}

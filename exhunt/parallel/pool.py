@@ -15,7 +15,7 @@ import queue
 import signal
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
@@ -50,6 +50,8 @@ class PoolOptions:
     file_timeout: float = DEFAULT_FILE_TIMEOUT
     settings: tuple[int, str | None] | None = None  # (engine chunk, DuckDB memory limit) per worker
     hook: str | None = None  # ``module:function`` run in each worker at start (plugins, tests)
+    scheduler: str | None = None  # Dask scheduler address: run the units on that cluster instead
+    roots: tuple[str, ...] = ()  # evidence roots every Dask worker must see
 
 
 def make_units(batches: Sequence[tuple[list[EvidenceFile], str]], options: PoolOptions) -> tuple[
@@ -91,6 +93,8 @@ def run(units: list[Unit], splits: dict[str, tuple[str, list[str]]], store: Path
 def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_args: tuple[bytes | None, int],
                advance: Callable[[int], None]) -> dict[str, UnitResult]:
     done: dict[str, UnitResult] = {}
+    if options.scheduler:
+        return _run_on_dask(units, store, options, scanner_args, advance)
     if options.jobs <= 1 or len(units) <= 1:  # in this process: simple and debuggable, but no hung-file watchdog
         init_worker(scanner_args, None, None, options.hook)
         try:
@@ -189,3 +193,19 @@ def _timed_out(unit: Unit, rel: str, timeout: float, store: Path) -> tuple[str, 
     with StoreWriter(store, unit.host, part=part) as writer:
         writer.add("warnings", row)
     return part, UnitResult(part, [FileResult(path, None, 0, 0, 1)])
+
+
+def _run_on_dask(units: list[Unit], store: Path, options: PoolOptions, scanner_args: tuple[bytes | None, int],
+                 advance: Callable[[int], None]) -> dict[str, UnitResult]:
+    """The same units on a Dask cluster (exhunt.cluster). No hung-file watchdog there: Dask's own
+    worker lifetime settings are the place for that."""
+    from exhunt.cluster import DaskExecutor
+
+    done: dict[str, UnitResult] = {}
+    with DaskExecutor(options.scheduler or "", scanner_args, store, list(options.roots)) as pool:
+        futures = {pool.submit(run_unit, unit, str(store)): unit for unit in units}
+        for future in as_completed(futures):
+            unit = futures[future]
+            done[unit.part] = future.result()
+            advance(unit.size)
+    return done

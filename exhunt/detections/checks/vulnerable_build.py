@@ -63,7 +63,7 @@ class VulnerableBuild(Check):
             summary = f"build {hb.build} = {hb.product} {hb.cu or ''} {hb.update or ''}".replace("  ", " ")
             rows = con.execute(
                 "SELECT value, source, path, line FROM host_facts WHERE host = ? "
-                "AND fact IN ('build', 'owa_build') AND confidence = ? ORDER BY path, line",
+                "AND fact IN ('build', 'owa_build') AND confidence = ? ORDER BY path, line, value, source",
                 [host, best.confidence]).fetchall()
             for value, source, path, line in rows:
                 if _same_build(value, best.build):

@@ -1,0 +1,51 @@
+"""Gathers bench/results/*.md into BENCHMARKS.md under a header describing this machine (``make bench``).
+
+Each result file keeps its own machine line (results may come from different runs); the header
+says where and when the gathering ran and whether the benches ran quick or full.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}")
+
+
+def main() -> None:
+    mode = "full" if os.environ.get("BENCH_FULL") else "quick (--quick; BENCH_FULL=1 for the full sizes)"
+    parts = [
+        "# exhunt benchmarks",
+        "",
+        f"Gathered {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` on: {machine()}. Mode: {mode}.",
+        "Generated corpora live under bench-out/ and are never committed; every section below names its "
+        "corpus, the reference tool and the goal. Numbers from a shared machine: other jobs may have run "
+        "on the same cores.",
+        "",
+    ]
+    for result in sorted((ROOT / "bench" / "results").glob("*.md")):
+        text = result.read_text(encoding="utf-8").strip()
+        parts += [text.replace("\n# ", "\n## ").replace("# ", "## ", 1) if text.startswith("# ") else text, ""]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(parts), encoding="utf-8")
+    print(f"BENCHMARKS.md: {len(parts)} lines from bench/results/", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
