@@ -25,6 +25,13 @@ EXCHANGE_MANAGEMENT = ("msexchange management", "msexchange cmdletlogs")
 
 SYSTEM_KEYS = ("EventID", "Channel", "Provider_Name", "Computer", "EventRecordID", "SystemTime")
 EMPTY = (None, "", "-")
+SECURITY_PROVIDER = "microsoft-windows-security-auditing"
+# The ``events`` columns an event row sets, in the order of ``event_values``.
+ROW_COLUMNS = (
+    "kind", "log_type", "channel", "provider", "event_id", "record_id", "computer", "ts", "user",
+    "image", "command_line", "parent_image", "parent_command_line", "target_filename", "client_ip",
+    "fields", "message", "cmdlet", "parameters",
+)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -66,7 +73,7 @@ def _int(value: Any) -> int | None:
 
 
 def _str(value: Any) -> str | None:
-    if value in EMPTY:
+    if value is None or value == "" or value == "-":  # EMPTY, spelled out: this runs ~10x per event
         return None
     return value if isinstance(value, str) else str(value)
 
@@ -119,8 +126,10 @@ def event_data_of(event: Mapping[str, Any]) -> dict[str, Any]:
     elif isinstance(data, list):  # some converters write EventData as the Data list itself
         _data_elements(data, flat, unnamed)
     for name in ("UserData", "ProcessingErrorData"):
-        for key, value in walk_leaves(event.get(name)):
-            flat.setdefault(key, value)
+        node = event.get(name)
+        if isinstance(node, dict):
+            for key, value in walk_leaves(node):
+                flat.setdefault(key, value)
     if unnamed:
         flat["Data"] = unnamed
     return flat
@@ -143,11 +152,17 @@ def _data_elements(value: Any, flat: dict[str, Any], unnamed: list[Any]) -> None
             unnamed.append(item)
 
 
-def event_row(system: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """Normalized columns from System values and the flat data dict (which gains the System values)."""
+def event_values(system: dict[str, Any], data: dict[str, Any]) -> tuple[Any, ...]:
+    """The ``ROW_COLUMNS`` values of one event, as a tuple: the EVTX reader turns a batch of these
+    into Arrow columns without a dict per event (``event_row`` is the same as a dict).
+
+    Hot path (once per event): provider/channel are lower-cased once and the column lookups are
+    inlined rather than looped."""
     provider = system.get("Provider_Name") or ""
     channel = system.get("Channel") or ""
     event_id = system.get("EventID")
+    provider_l = provider.lower()
+    channel_l = channel.lower()
     fields = dict(data)
     for key in SYSTEM_KEYS:
         value = system.get(key)
@@ -157,43 +172,52 @@ def event_row(system: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
             fields["EventData_" + key] = fields[key]
         fields[key] = value
     ts = None
-    sysmon = provider.lower() == SYSMON_PROVIDER or channel.lower() == SYSMON_CHANNEL
+    sysmon = provider_l == SYSMON_PROVIDER or channel_l == SYSMON_CHANNEL
     if sysmon:
         ts = parse_time(data.get("UtcTime"))
     if ts is None:
         ts = parse_time(system.get("SystemTime"))
     get = data.get
-    row: dict[str, Any] = {
-        "kind": "process" if (event_id == 1 and sysmon) or (event_id == 4688 and _security(provider, channel))
-        else "event",
-        "log_type": channel or None,
-        "channel": channel or None,
-        "provider": provider or None,
-        "event_id": event_id,
-        "record_id": system.get("EventRecordID"),
-        "computer": system.get("Computer"),
-        "ts": ts,
-        "user": _first(get("SubjectUserName"), get("User"), get("TargetUserName")),
-        "image": _first(get("Image"), get("NewProcessName")),
-        "command_line": _str(get("CommandLine")),
-        "parent_image": _first(get("ParentImage"), get("ParentProcessName")),
-        "parent_command_line": _str(get("ParentCommandLine")),
-        "target_filename": _str(get("TargetFilename")),
-        "client_ip": _first(get("IpAddress"), get("SourceIp")),
-        "fields": orjson.dumps(fields, default=str).decode(),
-    }
-    unnamed = data.get("Data")
-    if isinstance(unnamed, list) and unnamed:
+    security = channel_l == "security" or provider_l == SECURITY_PROVIDER
+    kind = "process" if (event_id == 1 and sysmon) or (event_id == 4688 and security) else "event"
+    message = cmdlet = parameters = None
+    unnamed = get("Data")
+    if unnamed and isinstance(unnamed, list):
         texts = ["" if v is None else str(v) for v in unnamed]
-        row["message"] = " ".join(texts)
-        if channel.lower() in EXCHANGE_MANAGEMENT or provider.lower() in EXCHANGE_MANAGEMENT:
-            row["cmdlet"] = texts[0].strip() or None
-            row["parameters"] = texts[1] if len(texts) > 1 else None
-    return row
+        message = " ".join(texts)
+        if channel_l in EXCHANGE_MANAGEMENT or provider_l in EXCHANGE_MANAGEMENT:
+            cmdlet = texts[0].strip() or None
+            parameters = texts[1] if len(texts) > 1 else None
+    return (
+        kind,
+        channel or None,
+        channel or None,
+        provider or None,
+        event_id,
+        system.get("EventRecordID"),
+        system.get("Computer"),
+        ts,
+        _first3(get("SubjectUserName"), get("User"), get("TargetUserName")),
+        _first2(get("Image"), get("NewProcessName")),
+        _str(get("CommandLine")),
+        _first2(get("ParentImage"), get("ParentProcessName")),
+        _str(get("ParentCommandLine")),
+        _str(get("TargetFilename")),
+        _first2(get("IpAddress"), get("SourceIp")),
+        orjson.dumps(fields, default=str).decode(),
+        message,
+        cmdlet,
+        parameters,
+    )
+
+
+def event_row(system: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Normalized columns from System values and the flat data dict (which gains the System values)."""
+    return dict(zip(ROW_COLUMNS, event_values(system, data), strict=True))
 
 
 def _security(provider: str, channel: str) -> bool:
-    return channel.lower() == "security" or provider.lower() == "microsoft-windows-security-auditing"
+    return channel.lower() == "security" or provider.lower() == SECURITY_PROVIDER
 
 
 def _first(*values: Any) -> str | None:
@@ -204,7 +228,25 @@ def _first(*values: Any) -> str | None:
     return None
 
 
+def _first2(a: Any, b: Any) -> str | None:
+    """``_first`` for two values without building a tuple (called several times per event)."""
+    if a is not None and a != "" and a != "-":
+        return a if isinstance(a, str) else str(a)
+    return _str(b)
+
+
+def _first3(a: Any, b: Any, c: Any) -> str | None:
+    if a is not None and a != "" and a != "-":
+        return a if isinstance(a, str) else str(a)
+    return _first2(b, c)
+
+
 def event_record(event: Mapping[str, Any]) -> dict[str, Any]:
     """A row from the ``{"Event": {"System": ..., "EventData": ...}}`` shape (evtx JSON, generic exports)."""
+    return dict(zip(ROW_COLUMNS, event_record_values(event), strict=True))
+
+
+def event_record_values(event: Mapping[str, Any]) -> tuple[Any, ...]:
+    """``event_record`` as a ``ROW_COLUMNS`` tuple."""
     system = event.get("System")
-    return event_row(system_of(system if isinstance(system, dict) else {}), event_data_of(event))
+    return event_values(system_of(system if isinstance(system, dict) else {}), event_data_of(event))

@@ -45,32 +45,88 @@ class TableWriter:
         self.schema = TABLES[table]
         self.path = store / table / f"host={_safe(host)}" / f"{part}.parquet"
         self._rows: list[Row] = []
+        self._pending: list[pa.Table] = []  # Arrow rows not yet written (kept in arrival order)
+        self._pending_rows = 0
+        self._names: tuple[str, ...] = ()
+        self._values: list[tuple[Any, ...]] = []
         self._writer: pq.ParquetWriter | None = None
         self.count = 0
 
     def add(self, row: Row) -> None:
+        if self._values:
+            self._pend(self._values_table())
         self._rows.append(row)
         if len(self._rows) >= BATCH_ROWS:
             self.flush()
 
+    def add_values(self, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+        """One row as a tuple of the columns ``names`` (the same tuple object for every row): the hot
+        paths' way to skip a dict per row; buffered rows become Arrow columns once per batch."""
+        if self._rows:
+            self._pend(self._rows_table())
+        if names is not self._names and self._values:
+            self._pend(self._values_table())
+        self._names = names
+        self._values.append(values)
+        if len(self._values) >= BATCH_ROWS:
+            self.flush()
+
     def add_batch(self, batch: pa.RecordBatch | pa.Table) -> None:
-        self.flush()
+        """Arrow rows from a fast path. Small batches (one short EVTX file each) are buffered and
+        written together, so a part holds row groups of ``BATCH_ROWS``, not one per file."""
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         present = set(table.column_names)
         columns = [
             table.column(f.name).cast(f.type) if f.name in present else pa.nulls(table.num_rows, f.type)
             for f in self.schema
         ]
-        self._write(pa.Table.from_arrays(columns, schema=self.schema))
+        self._pend(self._rows_table())
+        self._pend(pa.Table.from_arrays(columns, schema=self.schema))
+        if self._pending_rows >= BATCH_ROWS:
+            self._write_pending()
 
     def flush(self) -> None:
+        self._pend(self._rows_table())
+        self._pend(self._values_table())
+        self._write_pending()
+
+    def _values_table(self) -> pa.Table | None:
+        if not self._values:
+            return None
+        rows, self._values = self._values, []
+        by_name = dict(zip(self._names, zip(*rows, strict=True), strict=True))
+        try:
+            arrays = [
+                pa.array(by_name[f.name], f.type) if f.name in by_name else pa.nulls(len(rows), f.type)
+                for f in self.schema
+            ]
+        except UnicodeEncodeError:  # surrogate-escaped names: the row path knows how to print them
+            return pa.Table.from_pylist(
+                [_printable(dict(zip(self._names, r, strict=True))) for r in rows], schema=self.schema
+            )
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def _rows_table(self) -> pa.Table | None:
         if not self._rows:
-            return
+            return None
         try:
             table = pa.Table.from_pylist(self._rows, schema=self.schema)
         except UnicodeEncodeError:  # file names that are not UTF-8 (surrogate-escaped by os.scandir)
             table = pa.Table.from_pylist([_printable(r) for r in self._rows], schema=self.schema)
         self._rows = []
+        return table
+
+    def _pend(self, table: pa.Table | None) -> None:
+        if table is not None and table.num_rows:
+            self._pending.append(table)
+            self._pending_rows += table.num_rows
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        table = self._pending[0] if len(self._pending) == 1 else pa.concat_tables(self._pending)
+        self._pending = []
+        self._pending_rows = 0
         self._write(table)
 
     def _write(self, table: pa.Table) -> None:
@@ -112,7 +168,7 @@ class StoreWriter:
             writer.add(row)
 
     def counts(self) -> dict[str, int]:
-        return {name: w.count + len(w._rows) for name, w in self._tables.items()}
+        return {name: w.count + len(w._rows) + len(w._values) + w._pending_rows for name, w in self._tables.items()}
 
     def close(self) -> None:
         for writer in self._tables.values():

@@ -133,3 +133,30 @@ def test_not_evtx_after_magic_is_a_warning(tmp_path: Path) -> None:
     con = parse_bytes(tmp_path, "x.evtx", MAGIC + b"\x01" * 200)
     assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM warnings").fetchone()[0] >= 1
+
+
+def test_fast_rows_equal_the_reference_mapping(tmp_path: Path) -> None:
+    """The tuple-per-event path writes exactly the rows ``event_record`` (the readable mapping) gives."""
+    import orjson
+    import pyarrow as pa
+    from evtx import PyEvtxParser
+
+    from exhunt.artifacts.winevent import event_record
+    from exhunt.events.schema import EVENTS
+
+    root = shared_path("evtx")
+    rels = ["exchange-management/" + p.name for p in sorted((root / "exchange-management").glob("*.evtx"))]
+    rels += sorted(p.relative_to(root).as_posix() for p in (root / "evtx-attack-samples").rglob("*.evtx"))[:40]
+    con = parse_paths(tmp_path, root, rels)
+    expected = []
+    for rel in rels:
+        for record in PyEvtxParser(str(root / rel)).records_json():
+            row = event_record(orjson.loads(record["data"])["Event"])
+            expected.append({**row, "host": "h", "path": rel, "source": "evtx"})
+    reference = pa.Table.from_pylist(expected, schema=EVENTS)
+    con.register("reference", reference)
+    columns = ", ".join(f'"{f.name}"' for f in EVENTS)
+    got = con.execute(f"SELECT {columns} FROM events ORDER BY path, record_id").fetchall()
+    want = con.execute(f"SELECT {columns} FROM reference ORDER BY path, record_id").fetchall()
+    assert len(got) == len(want) > 100
+    assert got == want

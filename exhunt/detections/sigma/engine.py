@@ -9,6 +9,7 @@ its error instead of hiding the others. Correlation rules run one query each.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,6 +26,13 @@ from exhunt.findings.model import Finding
 from exhunt.findings.triage import group_hits
 
 BATCH_RULES = 40
+# Scanned left to right: a string literal is consumed whole (so nothing inside one is rewritten);
+# a raw-field read as fields.json_field writes it (path literal, SQL quotes doubled); lower("col").
+SHARED_RE = re.compile(
+    r"""json_extract_string\("fields", (?P<path>'\$\."(?:[^'"\\]|''|\\")*"')\)"""
+    r"""|lower\("(?P<column>[a-z_]+)"\)"""
+    r"""|'(?:[^']|'')*'"""
+)
 INDICATORS = ("client_ip", "user", "user_agent", "image", "parent_image", "target_filename")
 EVIDENCE = (
     '"host", "source", "path", "line", "record_id", "ts", '
@@ -44,12 +52,43 @@ def _batches(queries: list[CompiledQuery]) -> Iterator[tuple[str, list[CompiledQ
 
 
 def batch_sql(logsource: str, batch: Sequence[CompiledQuery]) -> str:
-    cases = ", ".join(f"CASE WHEN {q.predicate} THEN {i} END" for i, q in enumerate(batch))
+    predicates, paths, lowered = shared_expressions([q.predicate for q in batch])
+    cases = ", ".join(f"CASE WHEN {p} THEN {i} END" for i, p in enumerate(predicates))
+    # Expressions many rules of the batch repeat are computed once per row in the inner select:
+    # the JSON text parsed once for every raw field read (one multi-path extraction, not one parse
+    # per reference) and each lower-cased column once, not once per rule.
+    extra = [f'lower("{c}") AS "sigma_l_{c}"' for c in lowered]
+    if paths:
+        extra.append(f"""json_extract_string("fields", [{", ".join(paths)}]) AS sigma_j""")
+    rows = f"SELECT *{''.join(', ' + e for e in extra)} FROM {fields.TABLE} WHERE {logsource}"
     return (
         f"SELECT {EVIDENCE}, sigma_m FROM "
         f"(SELECT *, list_filter([{cases}], lambda x: x IS NOT NULL) AS sigma_m "
-        f"FROM {fields.TABLE} WHERE {logsource}) WHERE len(sigma_m) > 0"
+        f"FROM ({rows})) WHERE len(sigma_m) > 0"
     )
+
+
+def shared_expressions(predicates: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """Rewrite ``json_extract_string("fields", '<path>')`` into ``sigma_j[n]`` and ``lower("col")``
+    into ``"sigma_l_col"``, outside SQL string literals only (a rule value is never touched).
+    Returns the predicates, the JSON path literals in ``n`` order and the lower-cased columns."""
+    paths: dict[str, int] = {}
+    lowered: dict[str, None] = {}
+
+    def rewrite(match: re.Match[str]) -> str:
+        if match.group("path"):
+            literal = match.group("path")
+            if literal not in paths:
+                paths[literal] = len(paths) + 1
+            return f"sigma_j[{paths[literal]}]"
+        column = match.group("column")
+        if column and column in fields.COLUMNS:
+            lowered[column] = None
+            return f'"sigma_l_{column}"'
+        return match.group(0)  # a string literal, or a column we do not hoist: unchanged
+
+    rewritten = [SHARED_RE.sub(rewrite, p) for p in predicates]
+    return rewritten, list(paths), list(lowered)
 
 
 def correlation_sql(query: CompiledQuery) -> str:

@@ -1,0 +1,50 @@
+"""Store writer: dict rows, tuple rows and Arrow batches land as the same rows, small pieces grouped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from exhunt.events.schema import EVENTS
+from exhunt.events.store import BATCH_ROWS, StoreWriter, connect
+
+NAMES = ("host", "path", "event_id", "message")
+
+
+def _rows(store: Path) -> list[tuple]:
+    con = connect(store)
+    return con.execute('SELECT host, path, event_id, message FROM events ORDER BY event_id').fetchall()
+
+
+def test_tuple_rows_dict_rows_and_batches_mix(tmp_path: Path) -> None:
+    with StoreWriter(tmp_path, "h", part="p") as writer:
+        events = writer.table("events")
+        events.add_values(NAMES, ("h", "a.evtx", 1, "one"))
+        events.add({"host": "h", "path": "b.evtx", "event_id": 2, "message": None})
+        events.add_values(NAMES, ("h", "a.evtx", 3, None))
+        events.add_batch(pa.table({"host": ["h"], "path": ["c"], "event_id": pa.array([4], pa.int32())}))
+        events.add_values(NAMES, ("h", "a.evtx", 5, "five"))
+        assert writer.counts() == {"events": 5}
+    assert _rows(tmp_path) == [
+        ("h", "a.evtx", 1, "one"), ("h", "b.evtx", 2, None), ("h", "a.evtx", 3, None),
+        ("h", "c", 4, None), ("h", "a.evtx", 5, "five"),
+    ]
+
+
+def test_surrogate_escaped_path_in_tuple_rows_is_printed(tmp_path: Path) -> None:
+    name = b"bad-\xff.evtx".decode("utf-8", "surrogateescape")
+    with StoreWriter(tmp_path, "h", part="p") as writer:
+        writer.table("events").add_values(NAMES, ("h", name, 1, "x"))
+    assert _rows(tmp_path) == [("h", "bad-\\xff.evtx", 1, "x")]
+
+
+def test_many_small_batches_share_row_groups(tmp_path: Path) -> None:
+    with StoreWriter(tmp_path, "h", part="p") as writer:
+        for n in range(300):  # one short file each, as EVTX samples are
+            writer.table("events").add_batch(pa.table({"event_id": pa.array([n] * 7, pa.int32())}))
+    meta = pq.ParquetFile(tmp_path / "events" / "host=h" / "p.parquet").metadata
+    assert meta.num_rows == 2100
+    assert meta.num_row_groups == 1 <= -(-2100 // BATCH_ROWS)
+    assert pq.read_schema(tmp_path / "events" / "host=h" / "p.parquet").equals(EVENTS)
