@@ -17,7 +17,6 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m exhunt.demo demo/evidence
 	$(PY) -m exhunt scan demo/evidence --host EXCH01 --out demo/case --quiet; test $$? -le 1
-	@echo "Case written to demo/case (findings.json, store/)."
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -p no:randomly

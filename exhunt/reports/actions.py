@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from exhunt.findings.model import AssessmentDocument, Finding, HostAssessment, Severity
 
 TOP_ACTIONS = 6
+GENERIC_UPDATE_STEP = "Install the latest Exchange Cumulative Update"
 TOP_INDICATORS = 8
 
 
@@ -53,6 +54,8 @@ def host_actions(doc: AssessmentDocument, host: HostAssessment, limit: int = TOP
         if f.category == "exposure" and cves:
             continue  # the update line above answers the build's exposure; its per-CVE steps are in the finding
         for step in f.remediation:
+            if cves and step.startswith(GENERIC_UPDATE_STEP):
+                continue  # the exact update for this build is already the first action
             titles = seen.setdefault(step, [])
             if f.title not in titles:
                 titles.append(f.title)
