@@ -23,13 +23,14 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine_info import machine  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -89,18 +90,6 @@ def run_probe(targets: Path, work: Path, concurrency: int, extra: list[str]) -> 
     return seconds, usage.ru_maxrss / 1024, lines if os.waitstatus_to_exitcode(status) in (0, 1) else -1
 
 
-def machine() -> str:
-    mem = "?"
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            mem = f"{int(fh.readline().split()[1]) // 1024 // 1024} GB"
-    except OSError:
-        pass
-    import aiohttp
-
-    return (f"{os.cpu_count()} cores, {mem} RAM, Python {platform.python_version()}, "
-            f"aiohttp {aiohttp.__version__}, {platform.system()} {platform.release()} "
-            "(shared with other jobs; server and probe on the same cores)")
 
 
 def main() -> int:

@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -41,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from corpus import attacked, corpus_bytes, generate  # noqa: E402
+from machine_info import machine  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from exhunt.demo.attack import PLANTED  # noqa: E402
 
@@ -175,18 +175,6 @@ def dask_cluster(workers: int):  # type: ignore[no-untyped-def]
     return cluster, pids
 
 
-def machine() -> str:
-    mem = psutil.virtual_memory().total / (1 << 30)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
 
 
 def main() -> None:

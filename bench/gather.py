@@ -7,26 +7,15 @@ says where and when the gathering ran and whether the benches ran quick or full.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from machine_info import machine  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
 
 
 def main() -> None:
