@@ -57,6 +57,7 @@ class ScanOptions:
     baselines: list[Path] = field(default_factory=list)  # known-good hash baselines
     html_report: bool = True  # with --out: write report.html next to findings.json
     yara_max_size: int = DEFAULT_MAX_SIZE  # larger files are hashed but not YARA-scanned
+    yara_logs: bool | None = None  # YARA over files parsed as logs too; None: only with user rules
     split_size: int = DEFAULT_SPLIT_SIZE  # text logs bigger than this are parsed in byte ranges
     file_timeout: float = DEFAULT_FILE_TIMEOUT  # seconds per file before its worker is killed (jobs > 1)
     memory_limit: int = DEFAULT_MEMORY_LIMIT  # bytes for the whole scan: chunk, DuckDB and batch sizes follow
@@ -142,7 +143,9 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
     jobs = _jobs(options.jobs)
     budget = limits.budget(options.memory_limit, jobs)
     # YARA rules compiled once (or taken from the cache) and shipped to every worker
-    scanner_args = (scan_rules(options.yara, options.iocs).blob, min(options.yara_max_size, budget.yara_max))
+    rules = scan_rules(options.yara, options.iocs)
+    scan_logs = options.yara_logs if options.yara_logs is not None else bool(options.yara or options.iocs)
+    scanner_args = (rules.blob, min(options.yara_max_size, budget.yara_max), scan_logs)
     pool_options = PoolOptions(jobs=budget.jobs, split_size=options.split_size,
                                chunk=budget.chunk, file_timeout=options.file_timeout,
                                settings=(budget.chunk, budget.duckdb), hook=options.worker_hook,
@@ -185,7 +188,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
 def _resume_key(options: ScanOptions) -> str:
     """What else must match for a resumed scan to keep old parts: tool version and rule options."""
     rules = [str(p.resolve()) for p in (*options.yara, *options.iocs)]
-    return orjson.dumps([__version__, rules, options.yara_max_size]).decode()
+    return orjson.dumps([__version__, rules, options.yara_max_size, options.yara_logs]).decode()
 
 
 def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None) -> AssessmentDocument:

@@ -33,6 +33,7 @@ from typing import Any
 
 from exhunt import __version__, worker
 from exhunt.errors import MissingExtraError, UsageError
+from exhunt.worker import ScannerArgs
 
 CONNECT_TIMEOUT = "15s"
 WAIT_WORKERS_S = 60.0
@@ -46,6 +47,7 @@ class RulesPayload:
     digest: str
     blob: bytes | None
     max_size: int
+    scan_logs: bool = False
 
 
 _LOCK = threading.Lock()
@@ -57,7 +59,7 @@ def run_task(rules: RulesPayload, fn: Callable[..., Any], *args: Any) -> Any:
     (built on first use, rebuilt when the digest changes), run the work unit, take the scanner back."""
     with _LOCK:
         if getattr(_THREAD, "digest", None) != rules.digest:
-            worker.init_scanner(rules.blob, rules.max_size)
+            worker.init_scanner(rules.blob, rules.max_size, rules.scan_logs)
             _THREAD.scanner, _THREAD.digest = worker._SCANNER, rules.digest
         worker._SCANNER = _THREAD.scanner
         try:
@@ -83,7 +85,7 @@ def check_worker(marker: str, token: str, roots: Sequence[str]) -> dict[str, Any
 class DaskExecutor(Executor):
     """The ``concurrent.futures`` face of a Dask cluster, as ``api.parse_all`` expects of its pool."""
 
-    def __init__(self, address: str, scanner_args: tuple[bytes | None, int], store: Path,
+    def __init__(self, address: str, scanner_args: ScannerArgs, store: Path,
                  roots: Sequence[str]) -> None:
         relative = [str(p) for p in (str(store), *roots) if not Path(p).is_absolute()]
         if relative:  # workers run in other folders, on other machines
@@ -99,9 +101,10 @@ class DaskExecutor(Executor):
         try:
             self.client.wait_for_workers(1, timeout=WAIT_WORKERS_S)
             self._check_shared(store, list(roots))
-            blob, max_size = scanner_args
-            digest = hashlib.sha256(blob or b"").hexdigest()
-            self._rules = self.client.scatter(RulesPayload(digest, blob, max_size), broadcast=True, hash=False)
+            blob, max_size, scan_logs = scanner_args
+            digest = hashlib.sha256((blob or b"") + bytes([scan_logs])).hexdigest()
+            self._rules = self.client.scatter(RulesPayload(digest, blob, max_size, scan_logs), broadcast=True,
+                                              hash=False)
             self._pool = self.client.get_executor(pure=False)
         except BaseException:
             self.client.close()

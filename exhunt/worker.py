@@ -19,12 +19,13 @@ from exhunt.evidence.base import EvidenceFile
 
 # --- file-scanning hook (YARA, heuristics, archive members): set once per worker process -----------
 _SCANNER: FileScanner | None = None
+ScannerArgs = tuple[bytes | None, int, bool]  # compiled rules, YARA size limit, scan parsed logs too
 
 
-def init_scanner(rules_blob: bytes | None, max_size: int) -> None:
+def init_scanner(rules_blob: bytes | None, max_size: int, scan_logs: bool = False) -> None:
     """Pool initializer: one yara-x Scanner per worker process, from the serialized rules."""
     global _SCANNER
-    _SCANNER = FileScanner(rules_blob, max_size) if rules_blob else None
+    _SCANNER = FileScanner(rules_blob, max_size, scan_logs) if rules_blob else None
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -68,6 +69,9 @@ def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = T
             ctx.warn(f"read error: {exc.strerror or exc}")
         artifact = choose(file.rel_lower, head)
         ctx.artifact = artifact.name if artifact else "files"
+        content_scan = _SCANNER is not None and not _SCANNER.skips(artifact.name if artifact else None)
+        if not content_scan:
+            raw.chunks = None  # nothing to keep for YARA
         if artifact is not None and parse:
             try:
                 artifact.parse(ctx, stream)
@@ -83,7 +87,7 @@ def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = T
         if raw.bytes_read != file.size:
             ctx.warn(f"file changed while read: listed {file.size} bytes, read {raw.bytes_read}")
         writer.add("files", file_row(host, file, raw, head, artifact.name if artifact else None))
-        if _SCANNER is not None:
+        if _SCANNER is not None and content_scan:
             data = b"".join(raw.chunks) if raw.chunks is not None else None
             raw.chunks = None
             try:

@@ -143,7 +143,6 @@ class ExchangeDialect:
                 return "NULL::VARCHAR"
             return "coalesce(" + ", ".join(f"nullif({n}, '')" for n in names) + ")"
 
-        fields = ", ".join(f"{sql_str(f)}, {ident(f)}" for f in block.fields)
         return f"""
             WITH base AS (
                 SELECT *, {pick('ts')} AS _rawts, {pick('uri')} AS _uri, {pick('uri_query')} AS _query,
@@ -161,7 +160,7 @@ class ExchangeDialect:
                    {pick('user_agent')} AS user_agent, {pick('protocol')} AS protocol,
                    {pick('anchor_mailbox')} AS anchor_mailbox, {pick('target_server')} AS target_server,
                    {pick('computer')} AS computer,
-                   json_object({fields})::VARCHAR AS fields,
+                   __fields AS fields,  -- built by the engine (fields_json)
                    (_decoded IS NOT NULL AND regexp_full_match(_rawts, '{ISO_SQL}')) AS __ok
             FROM base
         """

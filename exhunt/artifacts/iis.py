@@ -102,7 +102,6 @@ class IisDialect:
               f"regexp_full_match({col('time')}, '[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}([.][0-9]{{1,6}})?') THEN "
               f"try_cast({col('date')} || ' ' || {col('time')} || '+00' AS TIMESTAMPTZ) END"
               if {"date", "time"} <= present else "NULL::TIMESTAMPTZ")
-        fields = ", ".join(f"{sql_str(f)}, {ident(f)}" for f in block.fields)
         return f"""
             WITH base AS (
                 SELECT *, {stem} AS _stem, {query} AS _query, {col('sc-status')} AS _status, {ts} AS _ts,
@@ -119,7 +118,7 @@ class IisDialect:
                    CASE WHEN regexp_full_match(_status, '[0-9]{{1,9}}') THEN CAST(_status AS INTEGER) END AS status,
                    replace({dash('cs(User-Agent)')}, '+', ' ') AS user_agent,
                    {dash('s-computername')} AS computer,
-                   json_object({fields})::VARCHAR AS fields,
+                   __fields AS fields,  -- built by the engine (fields_json)
                    (_dstem IS NOT NULL AND (_query IS NULL OR _dquery IS NOT NULL) AND _ts IS NOT NULL) AS __ok
             FROM base
         """

@@ -10,11 +10,11 @@ URL encoding — is handed to the reference parser, so both give the same rows a
 from __future__ import annotations
 
 import io
-import re
-from collections.abc import Callable
-from typing import BinaryIO, Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, Protocol
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -26,7 +26,6 @@ from exhunt.artifacts.w3c import Block, apply_header, iter_records
 CHUNK = 16 << 20  # read size; workers may lower it under --memory-limit (exhunt.parallel.limits)
 DUCKDB_MEMORY: str | None = None  # per-worker DuckDB memory_limit, set by the worker initializer
 MIN_FAST_BYTES = 64 << 10
-HEADER_RE = re.compile(rb"(?m)^#[^\n]*\n?")
 BOM = b"\xef\xbb\xbf"
 
 
@@ -142,17 +141,17 @@ class W3cEngine:
 
     def _chunk(self, chunk: bytes) -> None:
         pos = 0
-        for match in HEADER_RE.finditer(chunk):
-            if match.start() > pos:
-                self._segment(chunk[pos : match.start()])
-            header = match.group(0)
+        for start, end in header_lines(chunk):
+            if start > pos:
+                self._segment(chunk[pos:start])
+            header = chunk[start:end]
             text = header.rstrip(b"\r\n").decode("utf-8", "replace")
             self.block = apply_header(self.ctx, self.block, text, self.line + 1, self.offset, self.dialect.field_sep)
             if text[1:].partition(":")[0].strip().lower() == "fields":
                 self.block_started = False
             self.line += 1
             self.offset += len(header)
-            pos = match.end()
+            pos = end
         if pos < len(chunk):
             self._segment(chunk[pos:])
 
@@ -190,7 +189,7 @@ class W3cEngine:
         sql = self.dialect.fast_sql(self.ctx, block)
         if sql is None or b"\n\n" in data or b"\n\r\n" in data or data.startswith((b"\n", b"\r")):
             return None
-        if _max_line(data) >= MAX_LINE:
+        if _has_line_of(data, MAX_LINE):
             return None
         try:
             raw = pacsv.read_csv(
@@ -210,8 +209,9 @@ class W3cEngine:
         first_line = self.line + 1
         ones = pa.repeat(pa.scalar(1, pa.int64()), raw.num_rows)
         lines_array = pc.add(pc.cumulative_sum(ones), first_line - 1)
-        seg = raw.append_column("__line", lines_array)  # noqa: F841 (scanned by DuckDB by name)
+        seg = raw.append_column("__line", lines_array)
         con = self.con
+        seg = seg.append_column("__fields", fields_json(raw, fields, data, con))
         con.register("seg", seg)
         try:
             try:
@@ -229,21 +229,75 @@ class W3cEngine:
             con.unregister("seg")
 
 
+def header_lines(chunk: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of every line starting with ``#``, newline included: ``bytes.find`` for
+    ``\\n#`` runs at memchr speed where a multiline regex stops at every line start."""
+    size = len(chunk)
+    if chunk.startswith(b"#"):
+        start = 0
+    else:
+        start = chunk.find(b"\n#") + 1
+        if start == 0:
+            return
+    while True:
+        end = chunk.find(b"\n", start) + 1 or size
+        yield start, end
+        if end >= size:
+            return
+        if not chunk.startswith(b"#", end):
+            start = chunk.find(b"\n#", end) + 1
+            if start == 0:
+                return
+        else:
+            start = end
+
+
+# every byte but the control bytes JSON escapes (line ends are gone before values exist; a lone CR
+# also ends a CSV row, so such segments never reach fields_json)
+_NOT_CONTROL = bytes(b for b in range(256) if b >= 32 or b in (10, 13))
+
+
+def fields_json(raw: pa.Table, fields: list[str], data: bytes, con: duckdb.DuckDBPyConnection) -> pa.ChunkedArray:
+    """Every row's fields as a JSON object string, byte-equal to the reference parser's
+    ``orjson.dumps(record)``. Built with one Arrow concatenation kernel: keys are constants, values
+    are escaped only in columns that hold a quote or backslash; a segment with control bytes
+    (which JSON writes as escapes) takes DuckDB's ``json_object`` instead. Measured on HttpProxy
+    logs (74 fields): 38 ms per 10 MB against 100 ms for ``json_object``."""
+    if data.translate(None, _NOT_CONTROL):  # deletes all but control bytes: ~3 ms per 10 MB
+        con.register("raw_seg", raw)
+        try:
+            pairs = ", ".join(f"{sql_str(f)}, {ident(f)}" for f in fields)
+            return con.sql(f"SELECT json_object({pairs})::VARCHAR FROM raw_seg").to_arrow_table().column(0)
+        finally:
+            con.unregister("raw_seg")
+    specials = [s for s in ("\\", '"') if s.encode() in data]
+    parts: list[Any] = []
+    for i, name in enumerate(fields):
+        column = raw.column(i)
+        for special in specials:  # only columns that hold one pay for the replace
+            if pc.any(pc.match_substring(column, special)).as_py():
+                column = pc.replace_substring(column, special, "\\" + special)
+        parts.append(("{" if i == 0 else '",') + orjson.dumps(name).decode() + ':"')
+        parts.append(column)
+    parts.append('"}')
+    return pc.binary_join_element_wise(*parts, "")
+
+
 def _clean(result: pa.Table) -> bool:
     """The query's own verdict: ``__ok`` is false where a value needs the reference parser."""
     return bool(pc.all(result.column("__ok")).as_py())
 
 
-def _max_line(data: bytes) -> int:
-    """Longest line in bytes, computed with Arrow kernels (no Python loop over lines)."""
-    arr = pa.Array.from_buffers(pa.uint8(), len(data), [None, pa.py_buffer(data)])
-    newlines = pc.indices_nonzero(pc.equal(arr, 10))
-    if len(newlines) == 0:
-        return len(data)
-    first = newlines[0].as_py() + 1
-    tail = len(data) - newlines[-1].as_py() - 1
-    gaps = pc.max(pc.pairwise_diff(newlines)).as_py() if len(newlines) > 1 else 0
-    return max(first, tail, gaps or 0)
+def _has_line_of(data: bytes, limit: int) -> bool:
+    """Whether any line (newline included) is ``limit`` bytes or longer. Jumps to the last newline
+    in each window of ``limit`` bytes: about len/limit C-speed searches, no per-line work."""
+    pos, size = 0, len(data)
+    while size - pos >= limit:
+        last = data.rfind(b"\n", pos, pos + limit - 1)
+        if last < 0:
+            return True
+        pos = last + 1
+    return False
 
 
 Runner = Callable[[ParseContext, BinaryIO], None]

@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(repeatable)")
     p.add_argument("--yara-max-size", type=_size, default=DEFAULT_MAX_SIZE, metavar="BYTES",
                    help="files larger than this are hashed but not YARA-scanned (default 100M; K/M/G)")
+    p.add_argument("--yara-logs", action=argparse.BooleanOptionalAction, default=None,
+                   help="also YARA-scan files parsed as logs (IIS/Exchange logs, EVTX, event exports); "
+                        "default: only when --yara or --iocs brings rules")
     p.add_argument("--fleet", type=Path, metavar="DIR",
                    help="a folder with one child per host (folder or archive), each assessed as a host "
                         "named after it, into one case and report with cross-host pivots")
@@ -61,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     options = ScanOptions(host=args.host, jobs=args.jobs, quiet=args.quiet, yara=args.yara,
                           iocs=args.iocs, baselines=args.baseline, yara_max_size=args.yara_max_size,
+                          yara_logs=args.yara_logs,
                           sigma=list(args.sigma), split_size=args.split_size, memory_limit=args.memory_limit,
                           file_timeout=args.file_timeout, resume=args.resume,
                           scheduler=args.scheduler,

@@ -283,16 +283,27 @@ def _meta_value(value: Any) -> Any:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+# artifacts that are logs: records parsed into the events table (names from exhunt.artifacts)
+LOG_ARTIFACTS = frozenset({"iis", "exchange_log", "oab_generator", "evtx", "ndjson"})
+
+
 class FileScanner:
     """One per worker process: a yara-x Scanner over the shipped rules, externals set per file."""
 
-    def __init__(self, blob: bytes, max_size: int = DEFAULT_MAX_SIZE) -> None:
+    def __init__(self, blob: bytes, max_size: int = DEFAULT_MAX_SIZE, scan_logs: bool = False) -> None:
         self.max_size = max_size
+        self.scan_logs = scan_logs  # also scan files parsed as logs (see LOG_ARTIFACTS)
         self.scanner = yara_x.Scanner(yara_x.Rules.deserialize_from(io.BytesIO(blob)))
         self.scanner.set_timeout(SCAN_TIMEOUT_S)
 
     def wants(self, size: int) -> bool:
         return size <= self.max_size
+
+    def skips(self, artifact: str | None) -> bool:
+        """Files parsed as logs are not content-scanned unless asked: exhunt's pack targets pages,
+        tools and dumps, the log detections read every line, and YARA over logs cost more than
+        parsing them (measured: 2.2 of 14.4 CPU seconds on the scale benchmark's corpus)."""
+        return not self.scan_logs and artifact in LOG_ARTIFACTS
 
     def scan(self, data: bytes, rel: str, host: str, sha256: str) -> list[dict[str, Any]]:
         """Match rows for the ``matches`` table; raises yara_x.ScanError/TimeoutError to the caller."""

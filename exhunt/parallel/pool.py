@@ -37,7 +37,7 @@ from exhunt.parallel.units import (
     remove_parts,
     run_unit,
 )
-from exhunt.worker import FileResult
+from exhunt.worker import FileResult, ScannerArgs
 
 DEFAULT_FILE_TIMEOUT = 600.0
 
@@ -79,7 +79,7 @@ def make_units(batches: Sequence[tuple[list[EvidenceFile], str]], options: PoolO
 
 
 def run(units: list[Unit], splits: dict[str, tuple[str, list[str]]], store: Path, options: PoolOptions,
-        scanner_args: tuple[bytes | None, int], advance: Callable[[int], None]) -> list[FileResult]:
+        scanner_args: ScannerArgs, advance: Callable[[int], None]) -> list[FileResult]:
     """Run every unit, then merge split files; returns one FileResult per file parsed."""
     done = _run_units(units, store, options, scanner_args, advance)
     split_parts = {p for whole, parts in splits.values() for p in (whole, *parts)}
@@ -90,7 +90,7 @@ def run(units: list[Unit], splits: dict[str, tuple[str, list[str]]], store: Path
     return results
 
 
-def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_args: tuple[bytes | None, int],
+def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_args: ScannerArgs,
                advance: Callable[[int], None]) -> dict[str, UnitResult]:
     done: dict[str, UnitResult] = {}
     if options.scheduler:
@@ -102,7 +102,7 @@ def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_arg
                 done[unit.part] = run_unit(unit, str(store))
                 advance(unit.size)
         finally:
-            init_worker((None, 0))
+            init_worker((None, 0, False))
         return done
     pending = {u.part: u for u in units}
     context = get_context("spawn")
@@ -195,7 +195,7 @@ def _timed_out(unit: Unit, rel: str, timeout: float, store: Path) -> tuple[str, 
     return part, UnitResult(part, [FileResult(path, None, 0, 0, 1)])
 
 
-def _run_on_dask(units: list[Unit], store: Path, options: PoolOptions, scanner_args: tuple[bytes | None, int],
+def _run_on_dask(units: list[Unit], store: Path, options: PoolOptions, scanner_args: ScannerArgs,
                  advance: Callable[[int], None]) -> dict[str, UnitResult]:
     """The same units on a Dask cluster (exhunt.cluster). No hung-file watchdog there: Dask's own
     worker lifetime settings are the place for that."""

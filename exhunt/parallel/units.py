@@ -27,6 +27,7 @@ from exhunt.events.schema import TABLES
 from exhunt.events.store import StoreWriter, _safe
 from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.readonly import open_readonly
+from exhunt.worker import ScannerArgs
 
 # Artifacts whose files may be parsed in byte ranges: (artifact class, dialect factory).
 RANGE_ARTIFACTS: dict[str, tuple[Any, Any]] = {
@@ -130,7 +131,7 @@ class CollectingContext(ParseContext):
 _REPORT: Any = None  # a multiprocessing queue: (pid, part, rel, start time) when a file starts
 
 
-def init_worker(scanner_args: tuple[bytes | None, int], report: Any = None,
+def init_worker(scanner_args: ScannerArgs, report: Any = None,
                 settings: tuple[int, str | None] | None = None, hook: str | None = None) -> None:
     """Pool initializer: content scanner, progress reports for the hung-file watchdog, memory
     settings (engine chunk, DuckDB memory limit) and an optional ``module:function`` hook."""

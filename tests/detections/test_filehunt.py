@@ -112,3 +112,39 @@ def test_chirp_yara_rules_run_in_the_file_pass(tmp_path: Path) -> None:
     ).document
     assert [f.check for f in document.findings if f.check.startswith("yara.")] == ["yara.iocs_0.unauth"]
     assert document.rules["yara"]["iocs"]["yara_rules"] == 1
+
+
+IIS_WITH_MARKER = (b"#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n"
+                   b"#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip "
+                   b"cs(User-Agent) sc-status\n"
+                   b"2021-03-03 02:01:02 10.0.0.1 GET /owa/auth/x.js exhunt_marker_7f3a 443 - 1.2.3.4 x 200\n")
+
+
+@pytest.mark.parametrize("yara_logs,expected", [(None, ["yara.user.marker"]), (True, ["yara.user.marker"]),
+                                                (False, [])])
+def test_parsed_logs_are_yara_scanned_only_with_user_rules_or_when_asked(
+        tmp_path: Path, yara_logs: bool | None, expected: list[str]) -> None:
+    ev = tmp_path / "ev" / "inetpub" / "logs" / "LogFiles" / "W3SVC1"
+    ev.mkdir(parents=True)
+    (ev / "u_ex210303.log").write_bytes(IIS_WITH_MARKER)
+    (tmp_path / "user.yar").write_text('rule marker { strings: $a = "exhunt_marker_7f3a" condition: $a }\n')
+    document = scan([tmp_path / "ev"], ScanOptions(out=tmp_path / "case", quiet=True, jobs=1,
+                                                   yara=[tmp_path / "user.yar"], yara_logs=yara_logs)).document
+    assert [f.check for f in document.findings if f.check.startswith("yara.")] == expected
+    assert document.hosts[0].coverage.events == 1  # parsed as a log either way
+
+
+def test_the_content_scan_skips_parsed_logs_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exhunt import worker
+
+    ev = tmp_path / "ev" / "inetpub" / "logs" / "LogFiles" / "W3SVC1"
+    ev.mkdir(parents=True)
+    (ev / "u_ex210303.log").write_bytes(IIS_WITH_MARKER)
+    (ev / "page.aspx").write_bytes(b'<%@ Page Language="C#" %>hello')
+    scanned: list[str] = []
+    monkeypatch.setattr(worker, "scan_file", lambda scanner, ctx, file, *a: scanned.append(file.rel))
+    for yara_logs, expected in ((None, ["page.aspx"]), (True, ["page.aspx", "u_ex210303.log"])):
+        scanned.clear()
+        scan([tmp_path / "ev"], ScanOptions(out=tmp_path / f"case-{yara_logs}", quiet=True, jobs=1,
+                                            yara_logs=yara_logs))
+        assert sorted(Path(r).name for r in scanned) == expected
