@@ -194,7 +194,7 @@ def _resume_key(options: ScanOptions) -> str:
 def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None) -> AssessmentDocument:
     """Detections and triage over a finished store: re-runnable without re-parsing."""
     options = options or ScanOptions()
-    con = connect(store)
+    con = connect(store, threads=_jobs(options.jobs), memory_limit=limits.query_memory(options.memory_limit))
     hit_rows: list[dict] = []
     context = DetectContext(store=store, yara=options.yara, sigma=options.sigma, iocs=options.iocs,
                             baselines=options.baselines)

@@ -19,12 +19,15 @@ from exhunt.evidence.base import EvidenceFile
 
 # --- file-scanning hook (YARA, heuristics, archive members): set once per worker process -----------
 _SCANNER: FileScanner | None = None
-ScannerArgs = tuple[bytes | None, int, bool]  # compiled rules, YARA size limit, scan parsed logs too
+# compiled rules (or a file holding them), YARA size limit, scan parsed logs too
+ScannerArgs = tuple[bytes | Path | None, int, bool]
 
 
-def init_scanner(rules_blob: bytes | None, max_size: int, scan_logs: bool = False) -> None:
+def init_scanner(rules_blob: bytes | Path | None, max_size: int, scan_logs: bool = False) -> None:
     """Pool initializer: one yara-x Scanner per worker process, from the serialized rules."""
     global _SCANNER
+    if isinstance(rules_blob, Path):
+        rules_blob = rules_blob.read_bytes()
     _SCANNER = FileScanner(rules_blob, max_size, scan_logs) if rules_blob else None
 # ---------------------------------------------------------------------------------------------------
 

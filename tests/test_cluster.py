@@ -85,13 +85,13 @@ def _loaded_rules() -> str | None:
 
 def test_relative_paths_are_refused_before_connecting(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="absolute paths"):
-        DaskExecutor("tcp://127.0.0.1:9", (None, 0), tmp_path, ["relative/evidence"])
+        DaskExecutor("tcp://127.0.0.1:9", (None, 0, False), tmp_path, ["relative/evidence"])
 
 
 def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(MissingExtraError, match=r"exhunt\[cluster\]"):
-        DaskExecutor("tcp://127.0.0.1:9", (None, 0), tmp_path, [str(tmp_path)])
+        DaskExecutor("tcp://127.0.0.1:9", (None, 0, False), tmp_path, [str(tmp_path)])
 
 
 def test_worker_check_reports_what_it_cannot_see(tmp_path: Path) -> None:

@@ -194,7 +194,8 @@ class W3cEngine:
         try:
             raw = pacsv.read_csv(
                 io.BytesIO(data),
-                read_options=pacsv.ReadOptions(column_names=fields, block_size=max(1 << 20, MAX_LINE * 2)),
+                read_options=pacsv.ReadOptions(column_names=fields, block_size=max(1 << 20, MAX_LINE * 2),
+                                               use_threads=False),  # one core per worker: --jobs says how many
                 parse_options=pacsv.ParseOptions(
                     delimiter=self.dialect.field_sep, quote_char=self.dialect.quote_char, double_quote=True,
                     escape_char=False, newlines_in_values=False, ignore_empty_lines=False),

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, metavar="DIR", help="case folder: findings.json and the Parquet store")
     p.add_argument("--host", metavar="NAME", help="host name for the evidence (default: folder name)")
     p.add_argument("--json", action="store_true", help="print the findings document to stdout")
-    p.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="cores to use: worker processes and query threads (default: all)")
     p.add_argument("--sigma", type=Path, action="append", default=[], metavar="PATH",
                    help="extra Sigma rules: a .yml file or a folder of them (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -194,9 +194,16 @@ def write_table(store: Path, table: str, rows: Sequence[Row], part: str = "all")
         pq.write_table(arrow, folder / f"{part}.parquet", compression="zstd")
 
 
-def connect(store: Path, extra_tables: Iterable[str] = ()) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with one view per store table (empty tables when nothing was written)."""
-    con = duckdb.connect(":memory:")
+def connect(store: Path, extra_tables: Iterable[str] = (), threads: int = 0,
+            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with one view per store table (empty tables when nothing was written).
+    ``threads`` > 0 caps DuckDB's threads (``scan --jobs``: the cores the scan may use);
+    ``memory_limit`` caps its memory, spilling to a folder next to the store (never the evidence)."""
+    config: dict[str, str | bool | int | float | list[str]] = {"threads": threads} if threads > 0 else {}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+        config["temp_directory"] = str(store.parent / "duckdb-spill")
+    con = duckdb.connect(":memory:", config=config)
     names = list(TABLES) + [t for t in extra_tables if t not in TABLES]
     for name in names:
         parts = sorted((store / name).rglob("*.parquet")) if (store / name).exists() else []

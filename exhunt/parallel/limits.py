@@ -28,6 +28,11 @@ class Budget:
     yara_max: int  # files above this are hashed but not held in memory for YARA
 
 
+def query_memory(limit: int) -> str:
+    """DuckDB's limit for the detections, which run in the scan process after the workers ended."""
+    return f"{max(128 * MIB, limit - PARENT) // MIB}MB"
+
+
 def budget(limit: int, jobs: int) -> Budget:
     spare = max(0, limit - PARENT)
     fits = max(1, spare // (WORKER_BASE + CHUNK_COPIES * MIN_CHUNK))

@@ -96,7 +96,7 @@ def split(tmp: Path, root: Path, rel: str, chunk: int, split_size: int, jobs: in
     options = PoolOptions(jobs=jobs, split_size=split_size, chunk=chunk, settings=(chunk, None))
     units, splits = make_units([([_file(root, rel)], "h")], options)
     assert sum(isinstance(u, RangeUnit) for u in units) > 2 and len(splits) == 1
-    results = run(units, splits, tmp / "split", options, (None, 0), lambda n: None)
+    results = run(units, splits, tmp / "split", options, (None, 0, False), lambda n: None)
     assert [r.rel for r in results] == [rel]
     return snapshot(connect(tmp / "split"))
 

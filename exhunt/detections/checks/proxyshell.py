@@ -15,10 +15,14 @@ CISA_PROXYSHELL = "https://www.cisa.gov/news-events/alerts/2021/08/21/urgent-pro
 EVENT_COLUMNS = "host, path, source, ts, line, record_id"
 # Raw and decoded request text of an IIS or HttpProxy row, lower-cased.
 REQUEST = "lower(concat_ws(' ', uri, uri_query, uri_decoded))"
-WEB_SOURCES = "('iis', 'httpproxy')"
 HTTP_EXCERPT = ("concat_ws(' ', method, uri, uri_query, 'status=' || status, 'user=' || \"user\", "
                 "'client=' || client_ip, 'UA=' || user_agent)")
+WEB_SOURCES = "('iis', 'httpproxy')"
 # Cmdlet name and parameters wherever a log recorded them (ECP Server, Rps_Cmdlet, MSExchange Management).
+# IIS and HttpProxy rows never carry one (their fields are the products' fixed names), so
+# the cmdlet checks filter them out first, which DuckDB does inside the Parquet scan and so never
+# parses their fields JSON (measured: 660 -> 15 ms over 794k rows of the scale corpus).
+NOT_WEB = f"source NOT IN {WEB_SOURCES}"
 CMDLET = "coalesce(cmdlet, json_extract_string(fields, '$.Cmdlet'))"
 PARAMETERS = "coalesce(parameters, json_extract_string(fields, '$.Parameters'), message)"
 # Folders IIS serves on an Exchange server (a .pst written there can be fetched, a page can run).
@@ -106,7 +110,7 @@ class MailboxExportToWebFolder(SqlCheck):
     sql = f"""
         WITH c AS (
             SELECT {EVENT_COLUMNS}, "user", {CMDLET} AS name, {PARAMETERS} AS params FROM events
-            WHERE {CMDLET} IS NOT NULL
+            WHERE {NOT_WEB} AND {CMDLET} IS NOT NULL
         )
         SELECT host, path, source, ts, line, record_id,
                coalesce(regexp_extract(params, '(?i)-FilePath[ :]+"?([^"]+)', 1), params) AS key,
@@ -140,6 +144,6 @@ class MailboxImportExportRole(SqlCheck):
         SELECT {EVENT_COLUMNS}, coalesce("user", '') AS key,
                concat_ws(' ', {CMDLET}, {PARAMETERS}, 'user=' || "user") AS excerpt, 'medium' AS confidence
         FROM events
-        WHERE lower({CMDLET}) = 'new-managementroleassignment'
+        WHERE {NOT_WEB} AND lower({CMDLET}) = 'new-managementroleassignment'
           AND regexp_matches({PARAMETERS}, '(?i)mailbox ?import ?export')
     """
