@@ -50,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
         import aiohttp  # noqa: F401
     except ImportError as exc:
         raise MissingExtraError("exhunt probe", "probe") from exc
-    from exhunt.api import document_bytes, save_document
     from exhunt.probe.runner import ProbeOptions
     from exhunt.probe.sweep import sweep
     from exhunt.probe.targets import collect_targets
@@ -69,11 +68,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out} exists and is not a folder")
     with Live(len(targets), enabled=not args.quiet, color=not args.no_color) as live:
         result = sweep(targets, options, jsonl=jsonl, resume=args.resume, on_result=live.add)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        save_document(args.out, result.document)
-    if args.json:
-        sys.stdout.buffer.write(document_bytes(result.document))
+    if args.out is not None or args.json:
+        from exhunt.api import document_bytes, save_document  # the scan stack: only when writing a document
+
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            save_document(args.out, result.document)
+        if args.json:
+            sys.stdout.buffer.write(document_bytes(result.document))
     elif not args.quiet:
         print_tally(result.document, result.probed, result.resumed, color=not args.no_color,
                     case_dir=args.out)

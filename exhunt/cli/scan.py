@@ -6,14 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from exhunt.api import ScanOptions, document_bytes, scan
-from exhunt.detections.yara import DEFAULT_MAX_SIZE
 from exhunt.errors import ExitCode, UsageError
-from exhunt.parallel.fleet import fleet_roots
-from exhunt.parallel.limits import DEFAULT_MEMORY_LIMIT
-from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT
-from exhunt.parallel.ranges import DEFAULT_SPLIT_SIZE
-from exhunt.reports.terminal import print_summary
+
+# The scan machinery (DuckDB, Arrow, YARA) is imported in ``run``: every command's parser is built at
+# start, and ``exhunt probe``/``build``/``--help`` should not pay ~0.3 s to import what only scan uses.
+# Hence the size/time defaults are filled in there too (None here means "the default").
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", type=Path, action="append", default=[], metavar="PATH",
                    help="CSS-Exchange known-good baseline CSV (hash,build,relative path) or a folder "
                         "(repeatable)")
-    p.add_argument("--yara-max-size", type=_size, default=DEFAULT_MAX_SIZE, metavar="BYTES",
+    p.add_argument("--yara-max-size", type=_size, default=None, metavar="BYTES",
                    help="files larger than this are hashed but not YARA-scanned (default 100M; K/M/G)")
     p.add_argument("--yara-logs", action=argparse.BooleanOptionalAction, default=None,
                    help="also YARA-scan files parsed as logs (IIS/Exchange logs, EVTX, event exports); "
@@ -45,13 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fleet", type=Path, metavar="DIR",
                    help="a folder with one child per host (folder or archive), each assessed as a host "
                         "named after it, into one case and report with cross-host pivots")
-    p.add_argument("--split-size", type=_size, default=DEFAULT_SPLIT_SIZE, metavar="BYTES",
+    p.add_argument("--split-size", type=_size, default=None, metavar="BYTES",
                    help="text logs bigger than this are parsed by several workers in byte ranges "
                         "(default 64M; K/M/G)")
-    p.add_argument("--memory-limit", type=_size, default=DEFAULT_MEMORY_LIMIT, metavar="BYTES",
+    p.add_argument("--memory-limit", type=_size, default=None, metavar="BYTES",
                    help="memory for the whole scan: worker count, read chunk and DuckDB limits follow "
                         "(default 1G)")
-    p.add_argument("--file-timeout", type=float, default=DEFAULT_FILE_TIMEOUT, metavar="SECONDS",
+    p.add_argument("--file-timeout", type=float, default=None, metavar="SECONDS",
                    help="a file still parsing after this long is skipped with a warning and its worker "
                         "restarted (default 600; needs --jobs 2 or more)")
     p.add_argument("--resume", action="store_true",
@@ -63,6 +60,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from exhunt.api import ScanOptions, document_bytes, scan
+    from exhunt.parallel.fleet import fleet_roots
+    from exhunt.reports.terminal import print_summary
+
+    fill_defaults(args)
     options = ScanOptions(host=args.host, jobs=args.jobs, quiet=args.quiet, yara=args.yara,
                           iocs=args.iocs, baselines=args.baseline, yara_max_size=args.yara_max_size,
                           yara_logs=args.yara_logs,
@@ -85,6 +87,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_summary(result.document, color=not args.no_color, case_dir=args.out)
     return int(ExitCode.FINDINGS if result.document.has_findings else ExitCode.CLEAN)
+
+
+def fill_defaults(args: argparse.Namespace) -> None:
+    """Options left at None get the scan machinery's defaults (imported only now)."""
+    from exhunt.detections.yara import DEFAULT_MAX_SIZE
+    from exhunt.parallel.limits import DEFAULT_MEMORY_LIMIT
+    from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT
+    from exhunt.parallel.ranges import DEFAULT_SPLIT_SIZE
+
+    for name, default in (("yara_max_size", DEFAULT_MAX_SIZE), ("split_size", DEFAULT_SPLIT_SIZE),
+                          ("memory_limit", DEFAULT_MEMORY_LIMIT), ("file_timeout", DEFAULT_FILE_TIMEOUT)):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
 
 
 def _size(text: str) -> int:

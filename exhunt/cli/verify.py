@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from exhunt.errors import ExitCode
-from exhunt.evidence.verify import verify
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,6 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from exhunt.evidence.verify import verify  # Arrow: imported by this command only
+
     result = verify(args.case)
     for change in result.changes:
         print(change)

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import duckdb
+if TYPE_CHECKING:  # annotations only: the probe's report path imports this without DuckDB
+    import duckdb
 
-if TYPE_CHECKING:
     from exhunt.findings.model import Finding
 
 EXCERPT_CHARS = 400

@@ -14,8 +14,7 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from exhunt.detections.buildtable import (
     Build,
@@ -29,6 +28,9 @@ from exhunt.detections.buildtable import (
 )
 from exhunt.errors import UsageError
 from exhunt.findings.model import CveStatus, HostBuild
+
+if TYPE_CHECKING:  # only annotations: the fleet probe maps builds without loading DuckDB
+    import duckdb
 
 __all__ = ["Build", "BuildFact", "assess_build", "assess_host", "best_build_fact", "build_facts",
            "assess_file", "parse_build"]

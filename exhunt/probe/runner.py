@@ -178,11 +178,18 @@ class Prober:
 
     def _session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=1, ssl=self.ssl, resolver=self.resolver, ttl_dns_cache=None)
-        return aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             timeout=aiohttp.ClientTimeout(total=None), trust_env=False,
         )
+        # aiohttp silently resends an idempotent request once, without back-off, when the server drops
+        # the connection. ``send`` owns retries (counted, backed off, within the host budget), so
+        # that hidden resend doubled every dropped request (the ProxyNotShell trigger on a
+        # mitigated server went out 4 times for "2 attempts"). aiohttp's own test client turns it off
+        # the same way.
+        session._retry_connection = False
+        return session
 
     async def send(self, session: aiohttp.ClientSession, target: Target, spec: RequestSpec,
                    deadline: float) -> Reply:

@@ -60,3 +60,16 @@ def test_probe_streams_host_lines(servers: Running, capsys: pytest.CaptureFixtur
 def test_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith("exhunt: error:")
+
+
+def test_probe_start_does_not_load_the_scan_stack() -> None:
+    """Start-up time counts in a sweep: the probe command's imports stay clear of DuckDB, Arrow, YARA."""
+    import subprocess
+    import sys
+
+    code = ("import sys, exhunt.cli, exhunt.cli.probe, exhunt.probe.runner, exhunt.probe.sweep, "
+            "exhunt.probe.terminal; print(sorted(m for m in ('duckdb', 'pyarrow', 'yara_x', 'exhunt.api') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"

@@ -44,3 +44,16 @@ def test_bad_size_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as exc:
         _parse("--yara-max-size", "lots")
     assert exc.value.code == 2
+
+
+def test_unset_sizes_get_the_scan_defaults() -> None:
+    from exhunt.detections.yara import DEFAULT_MAX_SIZE
+    from exhunt.parallel.limits import DEFAULT_MEMORY_LIMIT
+    from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT
+    from exhunt.parallel.ranges import DEFAULT_SPLIT_SIZE
+
+    args = _parse()
+    scan_cli.fill_defaults(args)
+    assert (args.yara_max_size, args.split_size, args.memory_limit, args.file_timeout) == (
+        DEFAULT_MAX_SIZE, DEFAULT_SPLIT_SIZE, DEFAULT_MEMORY_LIMIT, DEFAULT_FILE_TIMEOUT)
+    assert _parse("--split-size", "1M").split_size == 1 << 20

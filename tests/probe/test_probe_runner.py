@@ -167,3 +167,17 @@ def test_rate_limits_a_run(plain_fixture: Running) -> None:
 def test_bad_options(options: ProbeOptions) -> None:
     with pytest.raises(UsageError):
         options.validate()
+
+
+def test_dropped_trigger_is_sent_exactly_as_often_as_reported() -> None:
+    """aiohttp's hidden resend is off: the mitigated server sees 2 trigger requests for 2 attempts."""
+    running, thread = start_fixture(["mitigated"])
+    try:
+        r = sweep([Target("http", "127.0.0.1", running.ports["mitigated"])],
+                  ProbeOptions(timeout=TIMEOUT, backoff=0.01)).results[0]
+        pns = next(c for c in r["checks"] if c["check"] == "probe.proxynotshell_mitigation")
+        assert pns["verdict"] == NOT_VULNERABLE and pns["replies"][1]["attempts"] == 2
+        assert running.server.requests == 6  # logon, ProxyLogon, ProxyShell, baseline, trigger x2
+        assert running.server.connections == 2  # the retry needs a fresh connection
+    finally:
+        stop_fixture(running, thread)
