@@ -13,7 +13,7 @@ what a per-host script such as the nmap NSE check does) on a 200-target sample, 
 
 No reference tool is installed: nmap's ``http-vuln-cve2021-26855`` script is not in Debian's nmap.
 
-    /work/venv/bin/python bench/bench_probe.py [--quick]
+    .venv/bin/python bench/bench_probe.py [--quick]
 
 Writes bench/results/probe.md. Goal: >= 500 targets/s, < 300 MB.
 """
