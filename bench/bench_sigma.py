@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import shutil
 import sys
@@ -32,6 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from machine_info import machine  # noqa: E402
+
 SHARED = Path(os.environ.get("EXHUNT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 if not SHARED.exists():
     SHARED = Path("/work/shared/data")
@@ -133,13 +135,11 @@ def main() -> None:
         ("exhunt Sigma stage alone (over the store)", events, t_sigma),
     ]
     base_rate = dumped / t_dump if t_dump else 0.0
-    ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     lines = [
         f"# Sigma benchmark{' (quick)' if args.quick else ''}",
         "",
-        f"Machine: {jobs} cores, {ram_gib:.0f} GiB RAM, "
-        f"Python {platform.python_version()}, {platform.machine()}; workers: {jobs} on both sides "
-        f"(raw dump: a pool of {jobs} processes; exhunt: --jobs {jobs}).",
+        f"Machine: {machine()}; load average at the end {os.getloadavg()[0]:.1f} (shared machine). "
+        f"Workers: {jobs} on both sides (raw dump: a pool of {jobs} processes; exhunt: --jobs {jobs}).",
         f"Corpus: shared EVTX set x {copies} copies, "
         f"{len(files)} files, {records:,} records. Rules: {report['converted']} converted "
         f"({report['loaded']} loaded, {len(report['failed'])} failed); Sigma findings: {len(findings)}.",
