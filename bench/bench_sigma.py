@@ -1,24 +1,27 @@
 """Benchmark: all loaded Sigma rules over EVTX vs a plain dump of the same files through ``evtx``.
 
 Corpus: the shared EVTX set (../shared/data/evtx) replicated (hard links, else copies) under
-bench-out/sigma/ until it holds >= 1,000,000 records (``--quick``: >= 60,000). Runs, same files,
-same number of worker processes (all cores):
+bench-out/sigma/ until it holds >= 1,000,000 records (``--quick``: 8 copies, >= 60,000); a corpus
+already there with the same copies is reused. Runs, same files, same machine, and the same number
+of worker processes on both sides (all cores; the parser's own threads left at its default, as
+exhunt leaves them):
 
-1. reference: ``evtx.PyEvtxParser(path).records_json()`` for every file, JSON strings only, no
-   detection (the raw dump the issue compares against);
+1. reference: ``evtx.PyEvtxParser(path).records_json()`` for every file in a process pool, JSON
+   strings only, no detection (the raw dump the issue compares against);
 2. exhunt: ``exhunt scan`` (parse into the Parquet store, native checks, Sigma with exhunt's pack
    plus the 59 shared SigmaHQ rules), end to end;
-3. exhunt Sigma stage alone, re-run over the finished store (what detection itself costs).
+3. exhunt detections alone (``assess``: every engine plus triage), re-run over the finished store,
+   so parse + store ~= (2) - (3);
+4. exhunt Sigma stage alone (rule loading, conversion, queries) over the finished store.
 
 Prints a table (records/s, ratio to the raw dump, peak RSS) and writes it to bench/results/sigma.md.
-Usage: /work/venv/bin/python bench/bench_sigma.py [--quick]
+Usage: .venv/bin/python bench/bench_sigma.py [--quick] [--jobs N]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import shutil
 import sys
@@ -28,6 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from machine_info import machine  # noqa: E402
+
 SHARED = Path(os.environ.get("EXHUNT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 if not SHARED.exists():
     SHARED = Path("/work/shared/data")
@@ -55,24 +61,26 @@ def raw_dump(files: list[Path], jobs: int) -> int:
         return sum(pool.map(dump_file, [str(f) for f in files], chunksize=8))
 
 
-def build_corpus(target: int, out: Path) -> tuple[list[Path], int]:
+def build_corpus(target: int, out: Path, jobs: int) -> tuple[list[Path], int, int]:
+    """(files, records, copies): enough copies of the shared set for ``target`` records."""
     source = SHARED / "evtx"
     base = sorted(source.rglob("*.evtx"))
-    per_copy = raw_dump(base, os.cpu_count() or 1)
+    per_copy = raw_dump(base, jobs)
     copies = max(1, -(-target // per_copy))
-    if out.exists():
-        shutil.rmtree(out)
-    files: list[Path] = []
-    for n in range(copies):
-        for f in base:
-            dest = out / f"copy{n:04d}" / f.relative_to(source)
+    files = [out / f"copy{n:04d}" / f.relative_to(source) for n in range(copies) for f in base]
+    have = sorted(out.rglob("*.evtx")) if out.exists() else []
+    sources = base * copies
+    if have != sorted(files) or any(p.stat().st_size != f.stat().st_size
+                                    for p, f in zip(files, sources, strict=True)):
+        if out.exists():
+            shutil.rmtree(out)
+        for dest, f in zip(files, sources, strict=True):
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(f, dest)
             except OSError:
                 shutil.copyfile(f, dest)
-            files.append(dest)
-    return files, per_copy * copies
+    return files, per_copy * copies, copies
 
 
 def peak_rss_mb() -> float:
@@ -84,18 +92,20 @@ def peak_rss_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small corpus (>= 60k records)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="worker processes for both the raw dump and exhunt (default: all cores)")
     args = parser.parse_args()
     target = 60_000 if args.quick else 1_000_000
-    jobs = os.cpu_count() or 1
+    jobs = max(1, args.jobs)
     work = ROOT / "bench-out" / "sigma"
     corpus = work / "evidence"
-    files, records = build_corpus(target, corpus)
+    files, records, copies = build_corpus(target, corpus, jobs)
 
     t0 = time.perf_counter()
     dumped = raw_dump(files, jobs)
     t_dump = time.perf_counter() - t0
 
-    from exhunt.api import ScanOptions, scan
+    from exhunt.api import ScanOptions, assess, plan, scan
     from exhunt.detections.sigma.engine import run as sigma_run
     from exhunt.events.store import connect
 
@@ -106,6 +116,12 @@ def main() -> None:
     t_scan = time.perf_counter() - t0
     events = result.document.hosts[0].coverage.events if result.document.hosts else 0
 
+    options = ScanOptions(out=case, jobs=jobs, quiet=True, progress=False, sigma=[rules])
+    work_plan = plan([corpus], None, case / "store")
+    t0 = time.perf_counter()
+    assess(case / "store", work_plan, options)
+    t_assess = time.perf_counter() - t0
+
     con = connect(case / "store")
     t0 = time.perf_counter()
     findings, report = sigma_run(con, [rules], True, None)
@@ -113,18 +129,17 @@ def main() -> None:
     con.close()
 
     rows = [
-        ("evtx raw dump (records_json, no detection)", dumped, t_dump),
-        ("exhunt scan: parse + store + checks + Sigma", events, t_scan),
+        (f"evtx raw dump (records_json, no detection, {jobs} processes)", dumped, t_dump),
+        (f"exhunt scan: parse + store + checks + Sigma ({jobs} workers)", events, t_scan),
+        ("exhunt detections alone (assess over the store)", events, t_assess),
         ("exhunt Sigma stage alone (over the store)", events, t_sigma),
     ]
     base_rate = dumped / t_dump if t_dump else 0.0
-    ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    copies = len(files) // max(1, len(list((SHARED / "evtx").rglob("*.evtx"))))
     lines = [
         f"# Sigma benchmark{' (quick)' if args.quick else ''}",
         "",
-        f"Machine: {jobs} cores, {ram_gib:.0f} GiB RAM, "
-        f"Python {platform.python_version()}, {platform.machine()}; workers: {jobs}.",
+        f"Machine: {machine()}; load average at the end {os.getloadavg()[0]:.1f} (shared machine). "
+        f"Workers: {jobs} on both sides (raw dump: a pool of {jobs} processes; exhunt: --jobs {jobs}).",
         f"Corpus: shared EVTX set x {copies} copies, "
         f"{len(files)} files, {records:,} records. Rules: {report['converted']} converted "
         f"({report['loaded']} loaded, {len(report['failed'])} failed); Sigma findings: {len(findings)}.",

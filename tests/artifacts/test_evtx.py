@@ -160,3 +160,17 @@ def test_fast_rows_equal_the_reference_mapping(tmp_path: Path) -> None:
     want = con.execute(f"SELECT {columns} FROM reference ORDER BY path, record_id").fetchall()
     assert len(got) == len(want) > 100
     assert got == want
+
+
+@pytest.mark.parametrize("hint", [0, 1, 99_999, 100_000, 100_001, 10_000_000])
+def test_read_upto_whatever_the_listed_size(hint: int) -> None:
+    """The listed size is only a first read size: a file that grew or shrank is read whole."""
+    import io
+
+    from exhunt.artifacts.evtx import _read_upto
+
+    data = bytes(range(256)) * 400 + b"end"  # 102,403 bytes
+    stream = io.BufferedReader(io.BytesIO(data), buffer_size=1 << 20)
+    assert _read_upto(stream, 1 << 20, hint) == data
+    stream = io.BufferedReader(io.BytesIO(data), buffer_size=4096)
+    assert _read_upto(stream, 70_000, hint) == data[:70_000]

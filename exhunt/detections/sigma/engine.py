@@ -135,6 +135,19 @@ def run_queries(
     return matches
 
 
+def _present(con: duckdb.DuckDBPyConnection, logsources: list[str]) -> dict[str, bool]:
+    """Which logsource predicates select any row: one scan for all (empty when that scan fails,
+    and then every batch simply runs)."""
+    if not logsources:
+        return {}
+    counts = ", ".join(f"count(*) FILTER (WHERE {ls})" for ls in logsources)
+    try:
+        row = con.execute(f"SELECT {counts} FROM {fields.TABLE}").fetchone()
+    except duckdb.Error:
+        return {}
+    return {ls: bool(n) for ls, n in zip(logsources, row or (), strict=False)}
+
+
 def _run(
     con: duckdb.DuckDBPyConnection,
     ruleset: RuleSet,
@@ -142,15 +155,19 @@ def _run(
 ) -> None:
     detections = [q for q in ruleset.queries if q.logsource]
     correlations = [q for q in ruleset.queries if not q.logsource]
+    present = _present(con, sorted({q.logsource for q in detections}))
     for logsource, batch in _batches(detections):
+        # A logsource with no rows still has its batch bound (``WHERE false``), so a rule whose SQL
+        # does not bind is reported as before; only the (far costlier) execution is skipped.
+        where = logsource if present.get(logsource, True) else "false"
         try:
-            rows = _rows(con, batch_sql(logsource, batch))
+            rows = _rows(con, batch_sql(where, batch))
         except duckdb.Error:
             rows = []
             kept = []
             for query in batch:  # find the rule that breaks the batch, keep the others
                 try:
-                    single = _rows(con, batch_sql(logsource, [query]))
+                    single = _rows(con, batch_sql(where, [query]))
                 except duckdb.Error as exc:
                     ruleset.fail(
                         query.rule, rule_path(query.rule), f"query failed: {str(exc).splitlines()[0]}"

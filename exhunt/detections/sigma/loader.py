@@ -24,6 +24,9 @@ from exhunt.detections.sigma.backend import CompiledQuery, DuckDBBackend
 from exhunt.errors import UsageError
 
 PIPELINES = ("windows.yml", "webserver.yml")
+# libyaml's loader builds the same objects as pySigma's ``yaml.safe_load_all`` (same constructor),
+# about 5x faster: rule loading is a fixed cost of every scan.
+SAFE_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Rule = SigmaRule | SigmaCorrelationRule
 
@@ -89,8 +92,9 @@ def load(paths: Sequence[Path], include_builtin: bool = True) -> tuple[list[Rule
     for file in rule_files(inputs):
         try:
             text = file.read_text(encoding="utf-8")
-            collection = SigmaCollection.from_yaml(
-                text, collect_errors=True, source=SigmaRuleLocation(file), resolve_references=False
+            collection = SigmaCollection.from_dicts(
+                list(yaml.load_all(text, Loader=SAFE_LOADER)),
+                collect_errors=True, source=SigmaRuleLocation(file), resolve_references=False,
             )
         except (OSError, UnicodeDecodeError, yaml.YAMLError, SigmaError) as exc:
             ruleset.fail(None, str(file), f"{type(exc).__name__}: {exc}".splitlines()[0])
