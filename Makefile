@@ -20,14 +20,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -p no:randomly
-	$(PY) -m ruff check exhunt tests tools
+	$(PY) -m ruff check exhunt tests tools bench
 	$(PY) -m mypy
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow and not browser"
 
 lint: $(STAMP)
-	$(PY) -m ruff check exhunt tests tools
+	$(PY) -m ruff check exhunt tests tools bench
 	$(PY) -m mypy
 
 # every bench/bench_*.py (quick unless BENCH_FULL=1), then BENCHMARKS.md from bench/results/*.md

@@ -197,7 +197,7 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     con = connect(store, threads=_jobs(options.jobs), memory_limit=limits.query_memory(options.memory_limit))
     hit_rows: list[dict] = []
     context = DetectContext(store=store, yara=options.yara, sigma=options.sigma, iocs=options.iocs,
-                            baselines=options.baselines)
+                            baselines=options.baselines, jobs=_jobs(options.jobs))
     raw_findings, rules = run_detections(con, context, hit_rows)
     findings = custody.cite_inputs(store, sort_findings(raw_findings))
     write_table(store, "hits", hit_rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from exhunt.detections.base import Check
+from exhunt.detections.base import Check, Hit
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.sigma import sigma_engine
 from exhunt.findings.model import Finding
@@ -28,13 +29,31 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
     con.executemany("INSERT INTO known_web_files VALUES (?)", [[n] for n in known_web_files()])
 
 
+def _hits_of(con: duckdb.DuckDBPyConnection, check: Check) -> list[Hit]:
+    """One check on its own cursor (same database, own connection), so checks can run side by side."""
+    cursor = con.cursor()
+    try:
+        return list(check.run(cursor))
+    finally:
+        cursor.close()
+
+
 def run_checks(
-    con: duckdb.DuckDBPyConnection, checks: Iterable[Check] | None = None, hit_rows: list[dict] | None = None
+    con: duckdb.DuckDBPyConnection, checks: Iterable[Check] | None = None, hit_rows: list[dict] | None = None,
+    jobs: int = 1,
 ) -> list[Finding]:
+    """Every check; with ``jobs`` > 1 that many run at once (most are small queries that leave cores
+    idle on their own), and their hits are grouped in the checks' order, so the result is the same."""
     prepare(con)
+    todo = list(checks) if checks is not None else [c() for c in CHECKS]
     findings: list[Finding] = []
-    for check in checks if checks is not None else (c() for c in CHECKS):
-        findings.extend(group_hits(check, check.run(con), hit_rows))
+    if jobs <= 1:
+        for check in todo:
+            findings.extend(group_hits(check, check.run(con), hit_rows))
+        return findings
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # DuckDB releases the GIL while a query runs
+        for check, hits in zip(todo, pool.map(lambda c: _hits_of(con, c), todo), strict=True):
+            findings.extend(group_hits(check, hits, hit_rows))
     return findings
 
 
@@ -47,6 +66,7 @@ class DetectContext:
     sigma: list[Path] = field(default_factory=list)
     iocs: list[Path] = field(default_factory=list)
     baselines: list[Path] = field(default_factory=list)
+    jobs: int = 1  # checks run side by side (scan --jobs)
 
 
 # An engine runs over the store and returns its findings plus a report of the rules it loaded
@@ -58,7 +78,7 @@ def native_engine(
     con: duckdb.DuckDBPyConnection, context: DetectContext, hit_rows: list[dict]
 ) -> tuple[list[Finding], dict[str, Any]]:
     checks = [c() for c in CHECKS]
-    return run_checks(con, checks, hit_rows), {"loaded": len(checks), "ids": [c.id for c in checks]}
+    return run_checks(con, checks, hit_rows, context.jobs), {"loaded": len(checks), "ids": [c.id for c in checks]}
 
 
 def _file_engine(

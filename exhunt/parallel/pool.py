@@ -76,6 +76,7 @@ def make_units(batches: Sequence[tuple[list[EvidenceFile], str]], options: PoolO
                 whole_files.append(f)
         if whole_files:
             units.append(FilesUnit(host, tuple(whole_files), part_name(host, *(f.rel for f in whole_files))))
+    units.sort(key=lambda u: u.size, reverse=True)  # largest first: no big unit left alone at the end
     return units, splits
 
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from exhunt.detections.checks import CHECKS
-from exhunt.detections.runner import prepare
+from exhunt.detections.runner import prepare, run_checks
 from exhunt.events.schema import TABLES
 from exhunt.findings.triage import group_hits
 
@@ -89,3 +89,22 @@ def test_every_check_has_positive_and_negative_cases() -> None:
         seen.setdefault(case["check"], set()).add(case["expect"]["findings"] > 0)
     missing = [check.id for check in CHECKS if seen.get(check.id) != {True, False}]
     assert not missing, f"checks without a positive and a negative case: {missing}"
+
+
+def test_checks_side_by_side_give_the_same_findings() -> None:
+    """``run_checks(jobs=3)`` (one cursor per check, threads) equals the one-at-a-time run on a store
+    holding every case's rows, each case under its own host names."""
+    merged: dict[str, list[dict[str, Any]]] = {}
+    for number, param in enumerate(load_cases()):
+        for table, rows in (param.values[0].get("rows") or {}).items():
+            for row in rows:
+                host = f"{number}-{row.get('host', DEFAULTS['host'])}"
+                merged.setdefault(table, []).append({**row, "host": host} if "host" in TABLES[table].names else row)
+    con = store_of(merged)
+    one_rows: list[dict] = []
+    side_rows: list[dict] = []
+    one = run_checks(con, [c() for c in CHECKS], one_rows)
+    side = run_checks(con, [c() for c in CHECKS], side_rows, jobs=3)
+    assert len(one) > len(CHECKS) // 2  # most checks found something: the comparison means something
+    assert side == one
+    assert side_rows == one_rows

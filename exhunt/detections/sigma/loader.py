@@ -83,6 +83,13 @@ def rule_path(rule: Rule) -> str:
     return str(source.path) if source is not None and source.path is not None else ""
 
 
+def _reason(exc: Exception) -> str:
+    """One line, with the YAML position when the parser knows it."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0] + where
+
+
 def load(paths: Sequence[Path], include_builtin: bool = True) -> tuple[list[Rule], RuleSet]:
     """Parse every file; a file or rule that does not parse becomes a failure with its reason."""
     ruleset = RuleSet()
@@ -92,12 +99,18 @@ def load(paths: Sequence[Path], include_builtin: bool = True) -> tuple[list[Rule
     for file in rule_files(inputs):
         try:
             text = file.read_text(encoding="utf-8")
+            documents = list(yaml.load_all(text, Loader=SAFE_LOADER))
+            not_rules = [i for i, d in enumerate(documents, 1) if d is not None and not isinstance(d, dict)]
+            if not_rules:
+                kind = type(documents[not_rules[0] - 1]).__name__
+                reason = f"not a Sigma rule: YAML document {not_rules[0]} is a {kind}, not a mapping"
+                ruleset.fail(None, str(file), reason)
             collection = SigmaCollection.from_dicts(
-                list(yaml.load_all(text, Loader=SAFE_LOADER)),
+                [d for d in documents if isinstance(d, dict)],
                 collect_errors=True, source=SigmaRuleLocation(file), resolve_references=False,
             )
         except (OSError, UnicodeDecodeError, yaml.YAMLError, SigmaError) as exc:
-            ruleset.fail(None, str(file), f"{type(exc).__name__}: {exc}".splitlines()[0])
+            ruleset.fail(None, str(file), _reason(exc))
             continue
         for rule in collection.rules:
             if not isinstance(rule, (SigmaRule, SigmaCorrelationRule)):
