@@ -60,8 +60,14 @@ class SqlCheck(Check):
     excerpt; optional: confidence, and any ``ioc_*`` column becomes an indicator."""
 
     sql: ClassVar[str]
+    # A WHERE over ``events`` that every hit satisfies (usually the query's own): when no row does,
+    # the query is not run. DuckDB reads every projected column of a row group even when its filter
+    # keeps no row, so a query selecting ``fields`` costs ~1 s per 8 M rows on benign data without it.
+    gate: ClassVar[str] = ""
 
     def run(self, con: duckdb.DuckDBPyConnection) -> Iterator[Hit]:
+        if self.gate and con.execute(f"SELECT 1 FROM events WHERE {self.gate} LIMIT 1").fetchone() is None:
+            return
         cursor = con.execute(self.sql)
         names = [d[0] for d in cursor.description]
         while batch := cursor.fetchmany(10_000):

@@ -35,5 +35,5 @@ class OwaPowerShell(SqlCheck):
                client_ip AS ioc_client_ip, user_agent AS ioc_user_agent, "user" AS ioc_user
         FROM events
         WHERE source IN {WEB_SOURCES}
-          AND regexp_matches(lower(coalesce(uri_decoded, uri)), '^/owa/[^/?]+/powershell([/?]|$)')
+          AND regexp_matches(coalesce(uri_decoded, uri), '^/owa/[^/?]+/powershell([/?]|$)', 'i')
     """

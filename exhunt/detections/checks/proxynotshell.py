@@ -4,7 +4,7 @@ credentials, to reach remote PowerShell and run CVE-2022-41082."""
 from __future__ import annotations
 
 from exhunt.detections.base import SqlCheck
-from exhunt.detections.checks.proxyshell import EVENT_COLUMNS, HTTP_EXCERPT, REQUEST, WEB_SOURCES
+from exhunt.detections.checks.proxyshell import EVENT_COLUMNS, HTTP_EXCERPT, REQUEST, WEB_SOURCES, mentions
 
 MSRC_PROXYNOTSHELL = "https://msrc.microsoft.com/blog/2022/09/customer-guidance-for-reported-zero-day-vulnerabilities-in-microsoft-exchange-server/"
 GTSC = "https://gteltsc.vn/blog/warning-new-attack-campaign-utilized-a-new-0day-rce-vulnerability-on-microsoft-exchange-server-12715.html"
@@ -35,6 +35,6 @@ class ProxyNotShellAutodiscover(SqlCheck):
                     THEN 'high' ELSE 'medium' END AS confidence,
                client_ip AS ioc_client_ip, user_agent AS ioc_user_agent, "user" AS ioc_user
         FROM events
-        WHERE source IN {WEB_SOURCES}
+        WHERE source IN {WEB_SOURCES} AND {mentions('autodiscover.json')}
           AND regexp_matches({REQUEST}, 'autodiscover\\.json.*@.*/powershell')
     """

@@ -12,6 +12,11 @@ COOKIE = ("lower(coalesce(json_extract_string(fields, '$.\"cs(Cookie)\"'), "
           "json_extract_string(fields, '$.Cookie'), ''))")
 
 
+# the regex's own case-insensitive flag, not lower(): 0.47 -> 0.18 s over 8 M web rows
+WHERE = (f"source IN {WEB_SOURCES} AND regexp_matches(coalesce(uri_decoded, uri), "
+         "'^/ecp/[^/]+@[^/]+/ruleseditor/inboxrules\\.svc/newobject', 'i')")
+
+
 class ProxyTokenInboxRule(SqlCheck):
     id = "proxytoken.inbox_rule"
     title = "ProxyToken: inbox rule created through ECP for another mailbox (CVE-2021-33766)"
@@ -37,7 +42,6 @@ class ProxyTokenInboxRule(SqlCheck):
                     WHEN "user" IS NULL OR "user" IN ('-', '') THEN 'medium' ELSE 'low' END AS confidence,
                client_ip AS ioc_client_ip, user_agent AS ioc_user_agent
         FROM events
-        WHERE source IN {WEB_SOURCES}
-          AND regexp_matches(lower(coalesce(uri_decoded, uri)),
-                             '^/ecp/[^/]+@[^/]+/ruleseditor/inboxrules\\.svc/newobject')
+        WHERE {WHERE}
     """
+    gate = WHERE
