@@ -1,12 +1,11 @@
 """Gathers bench/results/*.md into BENCHMARKS.md under a header describing this machine (``make bench``).
 
 Each result file keeps its own machine line (results may come from different runs); the header
-says where and when the gathering ran and whether the benches ran quick or full.
+says where and when the gathering ran; each result says itself whether it was a quick or a full run.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    mode = "full" if os.environ.get("BENCH_FULL") else "quick (--quick; BENCH_FULL=1 for the full sizes)"
+    mode = ("each section's title or corpus line says when it is a --quick run (`make bench` runs quick; "
+            "BENCH_FULL=1 for the full sizes the issues name)")
     parts = [
         "# exhunt benchmarks",
         "",
