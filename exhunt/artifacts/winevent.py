@@ -10,7 +10,7 @@ are read as ``json_extract_string(fields, '$."Name"')``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -178,16 +178,7 @@ def event_values(system: dict[str, Any], data: dict[str, Any]) -> tuple[Any, ...
     if ts is None:
         ts = parse_time(system.get("SystemTime"))
     get = data.get
-    security = channel_l == "security" or provider_l == SECURITY_PROVIDER
-    kind = "process" if (event_id == 1 and sysmon) or (event_id == 4688 and security) else "event"
-    message = cmdlet = parameters = None
-    unnamed = get("Data")
-    if unnamed and isinstance(unnamed, list):
-        texts = ["" if v is None else str(v) for v in unnamed]
-        message = " ".join(texts)
-        if channel_l in EXCHANGE_MANAGEMENT or provider_l in EXCHANGE_MANAGEMENT:
-            cmdlet = texts[0].strip() or None
-            parameters = texts[1] if len(texts) > 1 else None
+    kind, message, cmdlet, parameters = _kind_and_text(event_id, sysmon, channel_l, provider_l, get("Data"))
     return (
         kind,
         channel or None,
@@ -197,6 +188,17 @@ def event_values(system: dict[str, Any], data: dict[str, Any]) -> tuple[Any, ...
         system.get("EventRecordID"),
         system.get("Computer"),
         ts,
+        *_named_columns(get),
+        orjson.dumps(fields, default=str).decode(),
+        message,
+        cmdlet,
+        parameters,
+    )
+
+
+def _named_columns(get: Callable[[str], Any]) -> tuple[Any, ...]:
+    """user, image, command line, parent image and command line, target file, source IP."""
+    return (
         _first3(get("SubjectUserName"), get("User"), get("TargetUserName")),
         _first2(get("Image"), get("NewProcessName")),
         _str(get("CommandLine")),
@@ -204,11 +206,23 @@ def event_values(system: dict[str, Any], data: dict[str, Any]) -> tuple[Any, ...
         _str(get("ParentCommandLine")),
         _str(get("TargetFilename")),
         _first2(get("IpAddress"), get("SourceIp")),
-        orjson.dumps(fields, default=str).decode(),
-        message,
-        cmdlet,
-        parameters,
     )
+
+
+def _kind_and_text(event_id: int | None, sysmon: bool, channel_l: str, provider_l: str,
+                   unnamed: Any) -> tuple[str, str | None, str | None, str | None]:
+    """Row kind, and message, cmdlet and parameters from an unnamed ``<Data>`` array (MSExchange
+    Management events carry the cmdlet and its parameters that way)."""
+    security = channel_l == "security" or provider_l == SECURITY_PROVIDER
+    kind = "process" if (event_id == 1 and sysmon) or (event_id == 4688 and security) else "event"
+    message = cmdlet = parameters = None
+    if unnamed and isinstance(unnamed, list):
+        texts = ["" if v is None else str(v) for v in unnamed]
+        message = " ".join(texts)
+        if channel_l in EXCHANGE_MANAGEMENT or provider_l in EXCHANGE_MANAGEMENT:
+            cmdlet = texts[0].strip() or None
+            parameters = texts[1] if len(texts) > 1 else None
+    return kind, message, cmdlet, parameters
 
 
 def event_row(system: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -310,16 +324,7 @@ def evtx_event_values(event: dict[str, Any], no_at_keys: bool = False) -> tuple[
             ts = parse_ts(utc)
     if ts is None and system_time is not None:
         ts = parse_ts(system_time)
-    security = channel_l == "security" or provider_l == SECURITY_PROVIDER
-    kind = "process" if (event_id == 1 and sysmon) or (event_id == 4688 and security) else "event"
-    message = cmdlet = parameters = None
-    unnamed = get("Data")
-    if unnamed and isinstance(unnamed, list):
-        texts = ["" if v is None else str(v) for v in unnamed]
-        message = " ".join(texts)
-        if channel_l in EXCHANGE_MANAGEMENT or provider_l in EXCHANGE_MANAGEMENT:
-            cmdlet = texts[0].strip() or None
-            parameters = texts[1] if len(texts) > 1 else None
+    kind, message, cmdlet, parameters = _kind_and_text(event_id, sysmon, channel_l, provider_l, get("Data"))
     values = (
         kind,
         channel,
@@ -329,13 +334,7 @@ def evtx_event_values(event: dict[str, Any], no_at_keys: bool = False) -> tuple[
         record_id,
         computer,
         ts,
-        _first3(get("SubjectUserName"), get("User"), get("TargetUserName")),
-        _first2(get("Image"), get("NewProcessName")),
-        _str(get("CommandLine")),
-        _first2(get("ParentImage"), get("ParentProcessName")),
-        _str(get("ParentCommandLine")),
-        _str(get("TargetFilename")),
-        _first2(get("IpAddress"), get("SourceIp")),
+        *_named_columns(get),
     )
     # the stored ``fields``: the flat data plus the System values (a clash keeps the data value
     # as EventData_<key>), exactly as ``event_values`` builds it
