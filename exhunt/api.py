@@ -200,6 +200,7 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
                             baselines=options.baselines, jobs=_jobs(options.jobs))
     raw_findings, rules = run_detections(con, context, hit_rows)
     findings = custody.cite_inputs(store, sort_findings(raw_findings))
+    hit_rows.sort(key=_hit_order)  # the same table on every run, whatever order queries returned
     write_table(store, "hits", hit_rows)
     hosts = []
     evidence_by_host: dict[str, list[str]] = {}
@@ -219,6 +220,12 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     write_table(store, "findings", [finding_row(f) for f in findings])
     con.close()
     return document
+
+
+def _hit_order(row: dict) -> tuple[str, str, str, int, int, str, str]:
+    ts = row.get("ts")
+    return (row["finding_id"], str(ts) if ts is not None else "", row.get("path") or "",
+            row.get("line") or 0, row.get("record_id") or 0, row.get("source") or "", row.get("excerpt") or "")
 
 
 def finding_row(f: Finding) -> dict:

@@ -24,13 +24,32 @@ def finding_id(check: str, host: str, key: str, confidence: str) -> str:
     return f"{check}:{digest[:12]}"
 
 
+def evidence_order(e: EvidenceRef) -> tuple[str, str, int, int, str, str]:
+    return (e.ts or "", e.path, e.line or 0, e.record_id or 0, e.source or "", e.excerpt or "")
+
+
 @dataclass
 class _Group:
+    """Per finding: counts, and the first MAX_EVIDENCE rows (in evidence order) and the smallest
+    MAX_INDICATOR_VALUES values per indicator, whatever order the query returned its rows in
+    (DuckDB's parallel joins do not keep one), so a finding is the same on every run."""
+
     hits: int = 0
     first: datetime | None = None
     last: datetime | None = None
     evidence: list[EvidenceRef] = field(default_factory=list)
-    indicators: dict[str, list[str]] = field(default_factory=dict)
+    indicators: dict[str, set[str]] = field(default_factory=dict)
+
+    def add_evidence(self, ref: EvidenceRef) -> None:
+        self.evidence.append(ref)
+        if len(self.evidence) >= 4 * MAX_EVIDENCE:  # keep memory bounded: the smallest are exact
+            self.evidence = sorted(self.evidence, key=evidence_order)[:MAX_EVIDENCE]
+
+    def add_indicator(self, name: str, value: str) -> None:
+        values = self.indicators.setdefault(name, set())
+        values.add(value)
+        if len(values) >= 4 * MAX_INDICATOR_VALUES:
+            self.indicators[name] = set(sorted(values)[:MAX_INDICATOR_VALUES])
 
 
 def group_hits(check: Check, hits: Iterable[Hit], rows_out: list[dict] | None = None) -> list[Finding]:
@@ -44,19 +63,16 @@ def group_hits(check: Check, hits: Iterable[Hit], rows_out: list[dict] | None = 
             group.first = hit.ts if group.first is None or hit.ts < group.first else group.first
             group.last = hit.ts if group.last is None or hit.ts > group.last else group.last
         ref = EvidenceRef(hit.path, hit.source, hit.line, hit.record_id, iso(hit.ts), hit.excerpt)
-        if len(group.evidence) < MAX_EVIDENCE:
-            group.evidence.append(ref)
+        group.add_evidence(ref)
         for name, value in hit.indicators.items():
-            values = group.indicators.setdefault(name, [])
-            if value not in values and len(values) < MAX_INDICATOR_VALUES:
-                values.append(value)
+            group.add_indicator(name, value)
         if rows_out is not None:
             rows_out.append({"finding_id": finding_id(check.id, *gkey), "host": hit.host, "path": hit.path,
                              "source": hit.source, "line": hit.line, "record_id": hit.record_id,
                              "ts": hit.ts, "excerpt": hit.excerpt})
     findings = []
     for (host, key, confidence), group in groups.items():
-        evidence = sorted(group.evidence, key=lambda e: (e.ts or "", e.path, e.line or 0, e.record_id or 0))
+        evidence = sorted(group.evidence, key=evidence_order)[:MAX_EVIDENCE]
         findings.append(check.refine(
             Finding(
                 id=finding_id(check.id, host, key, confidence),
@@ -76,7 +92,7 @@ def group_hits(check: Check, hits: Iterable[Hit], rows_out: list[dict] | None = 
                 references=tuple(check.references),
                 remediation=tuple(check.remediation),
                 evidence=tuple(evidence),
-                indicators={k: sorted(v) for k, v in sorted(group.indicators.items())},
+                indicators={k: sorted(v)[:MAX_INDICATOR_VALUES] for k, v in sorted(group.indicators.items())},
             )
         ))
     return findings

@@ -43,7 +43,9 @@ class RuleSet:
     def fail(self, rule: Rule | None, path: str, reason: str) -> None:
         title = (rule.title if rule is not None else "") or ""
         rule_id = str(rule.id) if rule is not None and rule.id else ""
-        self.failed.append({"path": path, "id": rule_id, "title": title, "reason": reason})
+        entry = {"path": path, "id": rule_id, "title": title, "reason": reason}
+        if entry not in self.failed:
+            self.failed.append(entry)
 
     def report(self) -> dict[str, Any]:
         return {
@@ -90,6 +92,11 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0] + where
 
 
+# What pySigma and PyYAML raise on hostile or mistyped input besides their own errors (an
+# impossible date, ``id: 5``, ``condition: 5``): a rule file must never stop the scan.
+BAD_RULE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
+
+
 def load(paths: Sequence[Path], include_builtin: bool = True) -> tuple[list[Rule], RuleSet]:
     """Parse every file; a file or rule that does not parse becomes a failure with its reason."""
     ruleset = RuleSet()
@@ -98,46 +105,95 @@ def load(paths: Sequence[Path], include_builtin: bool = True) -> tuple[list[Rule
     rules: list[Rule] = []
     for file in rule_files(inputs):
         try:
-            text = file.read_text(encoding="utf-8")
-            documents = list(yaml.load_all(text, Loader=SAFE_LOADER))
-            not_rules = [i for i, d in enumerate(documents, 1) if d is not None and not isinstance(d, dict)]
-            if not_rules:
-                kind = type(documents[not_rules[0] - 1]).__name__
-                reason = f"not a Sigma rule: YAML document {not_rules[0]} is a {kind}, not a mapping"
-                ruleset.fail(None, str(file), reason)
-            collection = SigmaCollection.from_dicts(
-                [d for d in documents if isinstance(d, dict)],
-                collect_errors=True, source=SigmaRuleLocation(file), resolve_references=False,
-            )
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, SigmaError) as exc:
+            documents = list(yaml.load_all(file.read_text(encoding="utf-8"), Loader=SAFE_LOADER))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, *BAD_RULE_ERRORS) as exc:
             ruleset.fail(None, str(file), _reason(exc))
             continue
-        for rule in collection.rules:
-            if not isinstance(rule, (SigmaRule, SigmaCorrelationRule)):
-                continue
-            ruleset.loaded += 1
-            if rule.errors:
-                ruleset.fail(rule, str(file), "; ".join(str(e) for e in rule.errors))
-            else:
-                rules.append(rule)
-        for error in collection.errors:
-            if not any(error in (r.errors or []) for r in collection.rules):
-                ruleset.fail(None, str(file), str(error))
+        mappings = []
+        for number, document in enumerate(documents, 1):
+            if isinstance(document, dict):
+                mappings.append(document)
+            elif document is not None:
+                kind = type(document).__name__
+                ruleset.fail(None, str(file), f"not a Sigma rule: YAML document {number} is a {kind}, not a mapping")
+        if not documents or not any(d is not None for d in documents):
+            ruleset.fail(None, str(file), "no Sigma rule in the file")
+        for collection in _collections(file, mappings, ruleset):
+            _take(collection, file, rules, ruleset)
     return rules, ruleset
+
+
+def _collections(file: Path, mappings: list[dict], ruleset: RuleSet) -> list[SigmaCollection]:
+    """The file's documents as one collection (``action: global`` spans documents); when that
+    raises, each document alone, so one bad document costs only itself."""
+    def parse(documents: list[dict]) -> SigmaCollection:
+        return SigmaCollection.from_dicts(documents, collect_errors=True, source=SigmaRuleLocation(file),
+                                          resolve_references=False)
+    if not mappings:
+        return []
+    try:
+        return [parse(mappings)]
+    except (SigmaError, *BAD_RULE_ERRORS):
+        pass
+    collections = []
+    for document in mappings:
+        try:
+            collections.append(parse([document]))
+        except (SigmaError, *BAD_RULE_ERRORS) as exc:
+            title = str(document.get("title") or "")
+            ruleset.fail(None, str(file), f"{title + ': ' if title else ''}{_reason(exc)}")
+    return collections
+
+
+def _take(collection: SigmaCollection, file: Path, rules: list[Rule], ruleset: RuleSet) -> None:
+    for rule in collection.rules:
+        if not isinstance(rule, (SigmaRule, SigmaCorrelationRule)):
+            continue
+        ruleset.loaded += 1
+        if rule.errors:
+            ruleset.fail(rule, str(file), "; ".join(str(e) for e in rule.errors))
+        elif isinstance(rule, SigmaRule) and not all(isinstance(c, str) for c in rule.detection.condition):
+            ruleset.fail(rule, str(file), "condition must be text (a string or a list of strings)")
+        else:
+            rules.append(rule)
+    for error in collection.errors:
+        if not any(error in (r.errors or []) for r in collection.rules):
+            ruleset.fail(None, str(file), str(error))
 
 
 def convert(rules: list[Rule], ruleset: RuleSet) -> RuleSet:
     """Convert all rules in one collection (correlations resolve their references across files)."""
+    try:
+        ruleset.queries = _convert(rules, ruleset)
+    except BAD_RULE_ERRORS:  # a rule pySigma trips over: find it alone, then convert the others
+        good = []
+        for rule in rules:
+            if isinstance(rule, SigmaRule):
+                try:
+                    DuckDBBackend(pipeline(), collect_errors=True).convert(SigmaCollection([rule]))  # type: ignore[arg-type]
+                except BAD_RULE_ERRORS as exc:
+                    ruleset.fail(rule, rule_path(rule), _reason(exc))
+                    continue
+            good.append(rule)
+        try:
+            ruleset.queries = _convert(good, ruleset)
+        except BAD_RULE_ERRORS as exc:
+            ruleset.fail(None, "", f"Sigma conversion stopped, no rule converted: {_reason(exc)}")
+            ruleset.queries = []
+    return ruleset
+
+
+def _convert(rules: list[Rule], ruleset: RuleSet) -> list[CompiledQuery]:
     try:
         collection = SigmaCollection(list(rules), resolve_references=True)  # type: ignore[arg-type]
     except SigmaError as exc:  # an unresolvable reference: convert without the correlations
         ruleset.fail(None, "", f"rule references: {exc}")
         collection = SigmaCollection([r for r in rules if isinstance(r, SigmaRule)])
     backend = DuckDBBackend(pipeline(), collect_errors=True)  # type: ignore[arg-type]
-    ruleset.queries = list(backend.convert(collection))
+    queries = list(backend.convert(collection))
     for rule, error in backend.errors:
         ruleset.fail(rule, rule_path(rule), str(error).splitlines()[0])
-    return ruleset
+    return queries
 
 
 def load_and_convert(paths: Sequence[Path], include_builtin: bool = True) -> RuleSet:
