@@ -56,8 +56,31 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
             console.print(f"[bold]Next for {h.host}:[/]", highlight=False)
             for i, action in enumerate(actions, 1):
                 console.print(f"  {i}. {action.text}", markup=False, highlight=False)
+    for line in rule_problems(doc.rules):
+        console.print(line, markup=False, highlight=False)
     if case_dir is not None:
         console.print(f"Case written to {case_dir} (findings.json, report.html, store/)", markup=False)
+
+
+def rule_problems(rules: dict[str, Any], shown: int = 3) -> list[str]:
+    """Rules that did not load, so a responder knows a pack ran only in part (all of them, with
+    reasons, are in findings.json ``rules`` and the HTML report)."""
+    lists = (("Sigma", "sigma", (rules.get("sigma") or {}).get("failed") or []),
+             ("YARA", "yara.rules", ((rules.get("yara") or {}).get("rules") or {}).get("skipped") or []),
+             ("IOC", "yara.iocs", ((rules.get("yara") or {}).get("iocs") or {}).get("skipped") or []))
+    lines = []
+    for name, where, failed in lists:
+        if not failed:
+            continue
+        what = "line(s) skipped" if name == "IOC" else "rule(s) not loaded"
+        lines.append(f"{name}: {len(failed)} {what} (all in findings.json rules.{where}):")
+        for item in failed[:shown]:
+            text = ": ".join(str(item[k]) for k in ("path", "origin", "line", "title", "rule", "reason")
+                            if isinstance(item, dict) and item.get(k) not in (None, ""))
+            lines.append(f"  - {text[:157] + '...' if len(text) > 160 else text}")
+        if len(failed) > shown:
+            lines.append(f"  ... and {len(failed) - shown} more")
+    return lines
 
 
 def _short(text: str, limit: int = 60) -> str:

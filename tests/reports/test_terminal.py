@@ -25,3 +25,20 @@ def test_evidence_text_is_not_rich_markup(case: Case, capsys: pytest.CaptureFixt
     f = replace(case.document.findings[0], key="[/] [bold]x[/bold]")
     print_summary(replace(case.document, findings=(f,)), color=True)
     assert "[/] [bold]x[/bold]" in capsys.readouterr().out
+
+
+def test_rules_that_did_not_load_are_named(case: Case, capsys: pytest.CaptureFixture) -> None:
+    failed = [{"path": f"/rules/r{n}.yml", "id": "", "title": "", "reason": "condition must be text"}
+              for n in range(5)]
+    rules = {**case.document.rules, "sigma": {"loaded": 5, "converted": 0, "failed": failed},
+             "yara": {"rules": {"skipped": [{"origin": "bad.yar", "rule": "*", "reason": "syntax error [x]"}]}}}
+    print_summary(replace(case.document, rules=rules), color=True)
+    out = capsys.readouterr().out
+    assert "Sigma: 5 rule(s) not loaded" in out and "/rules/r0.yml: condition must be text" in out
+    assert "... and 2 more" in out and "/rules/r4.yml" not in out
+    assert "YARA: 1 rule(s) not loaded" in out and "bad.yar: *: syntax error [x]" in out  # no markup eaten
+
+
+def test_nothing_said_when_every_rule_loaded(case: Case, capsys: pytest.CaptureFixture) -> None:
+    print_summary(case.document, color=False)
+    assert "not loaded" not in capsys.readouterr().out
