@@ -101,9 +101,8 @@ class DaskExecutor(Executor):
         try:
             self.client.wait_for_workers(1, timeout=WAIT_WORKERS_S)
             self._check_shared(store, list(roots))
-            blob, max_size, scan_logs = scanner_args
-            if isinstance(blob, Path):
-                blob = blob.read_bytes()
+            shipped, max_size, scan_logs = scanner_args
+            blob = worker.rules_bytes(shipped)
             digest = hashlib.sha256((blob or b"") + bytes([scan_logs])).hexdigest()
             self._rules = self.client.scatter(RulesPayload(digest, blob, max_size, scan_logs), broadcast=True,
                                               hash=False)

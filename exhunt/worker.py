@@ -23,12 +23,16 @@ _SCANNER: FileScanner | None = None
 ScannerArgs = tuple[bytes | Path | None, int, bool]
 
 
+def rules_bytes(rules: bytes | Path | None) -> bytes | None:
+    """The serialized rules, read from their file when the pool shipped a path."""
+    return rules.read_bytes() if isinstance(rules, Path) else rules
+
+
 def init_scanner(rules_blob: bytes | Path | None, max_size: int, scan_logs: bool = False) -> None:
     """Pool initializer: one yara-x Scanner per worker process, from the serialized rules."""
     global _SCANNER
-    if isinstance(rules_blob, Path):
-        rules_blob = rules_blob.read_bytes()
-    _SCANNER = FileScanner(rules_blob, max_size, scan_logs) if rules_blob else None
+    blob = rules_bytes(rules_blob)
+    _SCANNER = FileScanner(blob, max_size, scan_logs) if blob else None
 # ---------------------------------------------------------------------------------------------------
 
 
