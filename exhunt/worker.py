@@ -76,6 +76,9 @@ def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = T
             ctx.warn(f"read error: {exc.strerror or exc}")
         artifact = choose(file.rel_lower, head)
         ctx.artifact = artifact.name if artifact else "files"
+        if artifact is None and file.rel_lower.endswith(".evtx"):  # evidence a responder expects read
+            ctx.warn("named .evtx but " + ("empty" if not head else "without the EVTX signature (ElfFile)")
+                     + ": not parsed as an event log, only inventoried and scanned as a file", offset=0)
         content_scan = _SCANNER is not None and not _SCANNER.skips(artifact.name if artifact else None)
         if not content_scan:
             raw.chunks = None  # nothing to keep for YARA

@@ -9,7 +9,8 @@ it, warn with the chunk and the last good record id, and call ``next()`` again t
 next chunk (a bare ``for`` loop would lose the rest of the file). The parser does not verify
 CRC32 checksums, so we do: a chunk whose header or record checksum does not match is reported
 (its records are still kept, marked only by the warning, because a bad checksum often means a
-log that was being written, not forged data).
+log that was being written, not forged data). A file cut inside a chunk is warned about and its
+complete records still read (``pad_cut_chunk``); the parser alone would drop the chunk silently.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class EvtxLog(Artifact):
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
         with _materialize(stream, ctx.file.size) as data:
+            pad_cut_chunk(ctx, data)
+            data.seek(0)
             verify_checksums(ctx, data)
             data.seek(0)
             events = ctx.writer.table("events")
@@ -150,6 +153,25 @@ def iter_events(ctx: ParseContext, data: IO[bytes]) -> Iterator[tuple[int | None
             ctx.warn(f"record {record_id}: no Event element")
             continue
         yield record_id, event, isinstance(text, str) and "@" not in text  # memchr: fast
+
+
+def pad_cut_chunk(ctx: ParseContext, data: IO[bytes]) -> None:
+    """A file that ends inside a chunk (copied while written, or cut) loses that whole chunk in the
+    parser, silently. Warn, and fill our own copy (memory or a private temporary file, never the
+    evidence) with zeros to the chunk's end, so the chunk's complete records are read."""
+    size = data.seek(0, io.SEEK_END)
+    cut = (size - FILE_HEADER) % CHUNK if size > FILE_HEADER else 0
+    if not cut:
+        return
+    data.seek(size - cut)
+    if data.read(cut) == ZERO_CHUNK[:cut]:
+        return  # unused, zero-filled space: nothing was in it
+    number = (size - FILE_HEADER) // CHUNK
+    ctx.warn(f"file ends {cut:,} bytes into chunk {number} (of {CHUNK:,}): cut short while copied or "
+             "written; the chunk's complete records are read, any record past the cut is lost",
+             offset=size)
+    data.seek(size)
+    data.write(ZERO_CHUNK[cut:])
 
 
 def verify_checksums(ctx: ParseContext, data: IO[bytes]) -> None:

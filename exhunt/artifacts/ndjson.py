@@ -1,23 +1,30 @@
 """Windows events exported as JSON lines: Winlogbeat / Elastic ECS documents and the generic
 ``{"Event": {"System": ..., "EventData": ...}}`` shape (evtx_dump, SIEM exports).
 
-Recognised by content, not name: the first non-empty line is a JSON object of one of those shapes
-(an Elasticsearch hit's ``_source`` is unwrapped; dotted keys such as ``"winlog.channel"`` are
-read like nested ones). Times are always UTC: offsets are applied. Sysmon's ``UtcTime`` is
-preferred over the export's ``@timestamp`` and both are kept in ``fields``.
+Recognised by content, not name: one of the first lines of the file is a JSON object of one of
+those shapes (an Elasticsearch hit's ``_source`` is unwrapped, bulk-format action lines skipped;
+dotted keys such as ``"winlog.channel"`` or ``"winlog.event_data.Image"`` are read like nested
+ones; an epoch-number ``@timestamp`` is read as milliseconds, or seconds when small).
+Times are always UTC: offsets are applied. Sysmon's ``UtcTime`` is preferred over the export's
+``@timestamp`` and both are kept in ``fields``.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import orjson
 
 from exhunt.artifacts.base import Artifact, ParseContext
+from exhunt.artifacts.files import HEAD_BYTES
 from exhunt.artifacts.lines import iter_lines
 from exhunt.artifacts.winevent import event_record, event_row, parse_time, walk_leaves
 
+SNIFF_LINES = 20  # complete lines of the head looked at for one Windows event
+BULK_ACTIONS = frozenset({"index", "create", "update", "delete"})  # Elasticsearch bulk-format lines
+LEVELS = {"critical": 1, "error": 2, "warning": 3, "information": 4, "verbose": 5}
 # A first line longer than the sniffed head cannot be parsed: recognise its opening instead.
 ECS_HINT_RE = re.compile(rb'"winlog"\s*:\s*\{|"winlog\.(?:channel|event_id|event_data|provider_name)"\s*:')
 EVENT_HINT_RE = re.compile(rb'^\{\s*"Event"\s*:\s*\{.*"System"\s*:\s*\{', re.S)
@@ -48,6 +55,41 @@ def _get(doc: Any, *path: str) -> Any:
     return node
 
 
+def _section(node: Any, key: str) -> Any:
+    """A nested object, also when an export flattened it into dotted keys (``"event_data.Image"``)."""
+    if not isinstance(node, dict):
+        return None
+    value = node.get(key)
+    if isinstance(value, dict):
+        return value
+    prefix = key + "."
+    flat = {k[len(prefix):]: v for k, v in node.items() if k.startswith(prefix)}
+    return flat or value
+
+
+def _epoch_text(value: Any) -> str | None:
+    """An epoch number as ISO-8601 UTC (Elasticsearch's ``epoch_millis``, or seconds when small)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    seconds = value / 1000 if abs(value) >= 1e11 else value
+    try:
+        moment = datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _level(doc: dict[str, Any], winlog: dict[str, Any]) -> int | None:
+    """The event level as the record holds it (2 = Error): ECS writes its name (``log.level``)."""
+    for value in (_get(winlog, "level"), _get(doc, "log", "level"), doc.get("level")):
+        number = _to_int(value)
+        if number is not None:
+            return number
+        if isinstance(value, str) and value.strip().lower() in LEVELS:
+            return LEVELS[value.strip().lower()]
+    return None
+
+
 def document_of(obj: Any) -> dict[str, Any] | None:
     """The event document inside a line: the object itself or an Elasticsearch hit's ``_source``."""
     if not isinstance(obj, dict):
@@ -69,14 +111,14 @@ def shape_of(doc: dict[str, Any]) -> str | None:
 
 def ecs_record(doc: dict[str, Any]) -> dict[str, Any]:
     """A row from a Winlogbeat/ECS document."""
-    winlog = _get(doc, "winlog")
+    winlog = _section(doc, "winlog")
     if not isinstance(winlog, dict):
-        winlog = {k[7:]: v for k, v in doc.items() if k.startswith("winlog.")}
+        winlog = {}
     data: dict[str, Any] = {}
-    event_data = _get(winlog, "event_data")
+    event_data = _section(winlog, "event_data")
     if isinstance(event_data, dict):
         data.update(event_data)
-    for key, value in walk_leaves(_get(winlog, "user_data")):
+    for key, value in walk_leaves(_section(winlog, "user_data")):
         data.setdefault(key, value)
     params = sorted(((int(m.group(1)), v) for k, v in data.items() if (m := PARAM_RE.match(k))))
     if params and "Data" not in data:  # Winlogbeat names unnamed <Data> param1, param2, ...
@@ -87,8 +129,9 @@ def ecs_record(doc: dict[str, Any]) -> dict[str, Any]:
             if isinstance(value, str) and value:
                 data[name] = value
     timestamp = doc.get("@timestamp")
-    if isinstance(timestamp, str):
-        data["@timestamp"] = timestamp
+    if isinstance(timestamp, str | int | float) and not isinstance(timestamp, bool):
+        data["@timestamp"] = timestamp  # kept as exported, number or text
+        timestamp = _epoch_text(timestamp) or timestamp
     event_id = _get(winlog, "event_id")
     if event_id in (None, ""):
         event_id = _get(doc, "event", "code")
@@ -99,6 +142,7 @@ def ecs_record(doc: dict[str, Any]) -> dict[str, Any]:
         "Computer": _str(_get(winlog, "computer_name")) or _str(_get(doc, "host", "name")),
         "EventRecordID": _to_int(_get(winlog, "record_id")),
         "SystemTime": _str(_get(winlog, "time_created")) or _str(timestamp),
+        "Level": _level(doc, winlog),
     }
     row = event_row(system, data)
     message = doc.get("message")
@@ -126,17 +170,28 @@ class NdjsonEvents(Artifact):
 
     @classmethod
     def claims(cls, rel_lower: str, head: bytes) -> bool:
+        """JSON lines with a Windows event among the first lines of the head (an export may open
+        with an agent's own status line or Elasticsearch bulk actions; a bad byte is not a veto)."""
         text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
         if not text.startswith(b"{"):
             return False
-        line, newline, _ = text.partition(b"\n")
-        if newline or len(head) < 4096:
+        lines = text.split(b"\n")
+        partial = lines.pop() if len(head) >= HEAD_BYTES else b""  # the head may end mid-line
+        for line in lines[:SNIFF_LINES]:
+            if not line.strip():
+                continue
             try:
-                doc = document_of(orjson.loads(line))
+                obj = orjson.loads(line.decode("utf-8", "replace"))
             except orjson.JSONDecodeError:
                 return False
-            return doc is not None and shape_of(doc) is not None
-        return ECS_HINT_RE.search(line) is not None or EVENT_HINT_RE.match(line) is not None
+            if not isinstance(obj, dict):
+                return False
+            doc = document_of(obj)
+            if doc is not None and shape_of(doc) is not None:
+                return True
+        if len(lines) >= SNIFF_LINES:
+            return False
+        return ECS_HINT_RE.search(partial) is not None or EVENT_HINT_RE.match(partial.lstrip()) is not None
 
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
@@ -153,6 +208,8 @@ class NdjsonEvents(Artifact):
                 continue
             shape = shape_of(doc) if doc is not None else None
             if doc is None or shape is None:
+                if _bulk_action(doc):
+                    continue  # the line that introduces the next document, not evidence itself
                 ctx.warn("JSON line is not a Windows event (no Event/System or winlog)", number, offset)
                 continue
             try:
@@ -165,6 +222,10 @@ class NdjsonEvents(Artifact):
             if row["ts"] is None:
                 ctx.warn("event without a readable time", number, offset)
             ctx.event(row)
+
+
+def _bulk_action(doc: Any) -> bool:
+    return isinstance(doc, dict) and len(doc) == 1 and next(iter(doc)) in BULK_ACTIONS
 
 
 __all__ = ["NdjsonEvents", "ecs_record", "parse_time", "shape_of"]

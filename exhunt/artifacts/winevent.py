@@ -23,7 +23,7 @@ SYSMON_CHANNEL = "microsoft-windows-sysmon/operational"
 # MSExchange Management log (channel) and the provider that writes cmdlet audit entries to it.
 EXCHANGE_MANAGEMENT = ("msexchange management", "msexchange cmdletlogs")
 
-SYSTEM_KEYS = ("EventID", "Channel", "Provider_Name", "Computer", "EventRecordID", "SystemTime")
+SYSTEM_KEYS = ("EventID", "Channel", "Provider_Name", "Computer", "EventRecordID", "SystemTime", "Level")
 EMPTY = (None, "", "-")
 SECURITY_PROVIDER = "microsoft-windows-security-auditing"
 # The ``events`` columns an event row sets, in the order of ``event_values``.
@@ -105,6 +105,7 @@ def system_of(system: Mapping[str, Any]) -> dict[str, Any]:
         "EventRecordID": _int(system.get("EventRecordID")),
         "SystemTime": _str(attr(time_created, "SystemTime")) if isinstance(time_created, dict)
         else _str(time_created),
+        "Level": _int(system.get("Level")),  # Sigma rules match on it (Level: Error)
     }
 
 
@@ -197,16 +198,23 @@ def event_values(system: dict[str, Any], data: dict[str, Any]) -> tuple[Any, ...
 
 
 def _named_columns(get: Callable[[str], Any]) -> tuple[Any, ...]:
-    """user, image, command line, parent image and command line, target file, source IP."""
+    """user, image, command line, parent image and command line, target file, source IP: the first
+    meaningful candidate, else the value as recorded (an empty or '-' value stays itself, never
+    NULL: Sigma's ``CommandLine: ''``, ``'-'`` and ``null`` are three different things)."""
     return (
         _first3(get("SubjectUserName"), get("User"), get("TargetUserName")),
         _first2(get("Image"), get("NewProcessName")),
-        _str(get("CommandLine")),
+        _text(get("CommandLine")),
         _first2(get("ParentImage"), get("ParentProcessName")),
-        _str(get("ParentCommandLine")),
-        _str(get("TargetFilename")),
+        _text(get("ParentCommandLine")),
+        _text(get("TargetFilename")),
         _first2(get("IpAddress"), get("SourceIp")),
     )
+
+
+def _text(value: Any) -> str | None:
+    """A recorded value as text; only a missing one is NULL."""
+    return value if value is None or type(value) is str else str(value)
 
 
 def _kind_and_text(event_id: int | None, sysmon: bool, channel_l: str, provider_l: str,
@@ -230,29 +238,24 @@ def event_row(system: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     return dict(zip(ROW_COLUMNS, event_values(system, data), strict=True))
 
 
-def _security(provider: str, channel: str) -> bool:
-    return channel.lower() == "security" or provider.lower() == SECURITY_PROVIDER
-
-
-def _first(*values: Any) -> str | None:
-    for value in values:
-        text = _str(value)
-        if text is not None:
-            return text
-    return None
-
-
 def _first2(a: Any, b: Any) -> str | None:
-    """``_first`` for two values without building a tuple (called several times per event)."""
+    """The first of two values that is not missing, empty or '-', else the first recorded one as
+    it is (no tuple built: called several times per event)."""
     if a is not None and a != "" and a != "-":
         return a if isinstance(a, str) else str(a)
-    return _str(b)
+    if b is not None and b != "" and b != "-":
+        return b if isinstance(b, str) else str(b)
+    return _text(a if a is not None else b)
 
 
 def _first3(a: Any, b: Any, c: Any) -> str | None:
     if a is not None and a != "" and a != "-":
         return a if isinstance(a, str) else str(a)
-    return _first2(b, c)
+    if b is not None and b != "" and b != "-":
+        return b if isinstance(b, str) else str(b)
+    if c is not None and c != "" and c != "-":
+        return c if isinstance(c, str) else str(c)
+    return _text(a if a is not None else b if b is not None else c)
 
 
 def _node_attr(node: Any, name: str) -> Any:
@@ -299,6 +302,9 @@ def evtx_event_values(event: dict[str, Any], no_at_keys: bool = False) -> tuple[
     provider = _str(_node_attr(provider_node, "Name")) if isinstance(provider_node, dict) else _str(provider_node)
     created = system.get("TimeCreated")
     system_time = _str(_node_attr(created, "SystemTime")) if isinstance(created, dict) else _str(created)
+    level = system.get("Level")
+    if type(level) is not int:
+        level = _int(level)
 
     data = event.get("EventData")
     if (type(data) is dict and "Data" not in data and "#attributes" not in data
@@ -339,7 +345,8 @@ def evtx_event_values(event: dict[str, Any], no_at_keys: bool = False) -> tuple[
     # the stored ``fields``: the flat data plus the System values (a clash keeps the data value
     # as EventData_<key>), exactly as ``event_values`` builds it
     for key, value in (("EventID", event_id), ("Channel", channel), ("Provider_Name", provider),
-                       ("Computer", computer), ("EventRecordID", record_id), ("SystemTime", system_time)):
+                       ("Computer", computer), ("EventRecordID", record_id), ("SystemTime", system_time),
+                       ("Level", level)):
         if value is None:
             continue
         if key in flat and flat[key] != value:

@@ -174,3 +174,61 @@ def test_read_upto_whatever_the_listed_size(hint: int) -> None:
     assert _read_upto(stream, 1 << 20, hint) == data
     stream = io.BufferedReader(io.BytesIO(data), buffer_size=4096)
     assert _read_upto(stream, 70_000, hint) == data[:70_000]
+
+
+@pytest.mark.parametrize("cut_records", [0, 3])
+def test_file_cut_inside_a_chunk_keeps_its_complete_records(tmp_path: Path, cut_records: int) -> None:
+    """A copy cut short mid-chunk: the parser alone drops the whole last chunk without a word; we
+    warn with the offset and read every record that is complete (``cut_records``: also cut into the
+    middle of the records, so the last few are lost, not all of the chunk's)."""
+    source = _multi_chunk_sample()
+    data = source.read_bytes()
+    chunks = 1 + max(n for n in range((len(data) - FILE_HEADER) // CHUNK)
+                     if data.startswith(b"ElfChnk\x00", FILE_HEADER + n * CHUNK))  # zero-filled space after
+    last = FILE_HEADER + (chunks - 1) * CHUNK
+    free = struct.unpack_from("<I", data, last + 48)[0]
+    cut = last + free + 10 if not cut_records else last + 512 + (free - 512) // 2
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "cut.evtx").write_bytes(data[:cut])
+    total = plain_dump_count(source)
+    assert plain_dump_count(evidence / "cut.evtx") < total, "the parser alone loses the cut chunk"
+    con = parse_paths(tmp_path, evidence, ["cut.evtx"])
+    kept = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    first_of_last = struct.unpack_from("<Q", data, last + 24)[0]
+    in_last = con.execute("SELECT count(*) FROM events WHERE record_id >= ?", [first_of_last]).fetchone()[0]
+    if cut_records:
+        assert in_last > 0 and kept < total
+    else:
+        assert kept == total
+    warnings = con.execute("SELECT message, \"offset\" FROM warnings").fetchall()
+    assert any(f"into chunk {chunks - 1}" in m and o == cut for m, o in warnings), warnings
+    assert (evidence / "cut.evtx").read_bytes() == data[:cut], "the evidence is never written"
+
+
+@pytest.mark.parametrize(("content", "says"), [(b"", "empty"), (b"hello\n", "without the EVTX signature")])
+def test_misnamed_evtx_is_a_warning(tmp_path: Path, content: bytes, says: str) -> None:
+    from tests.helpers import parse_bytes
+
+    con = parse_bytes(tmp_path, "Security.evtx", content)
+    assert con.execute("SELECT artifact FROM files").fetchone()[0] is None
+    messages = [m for (m,) in con.execute("SELECT message FROM warnings").fetchall()]
+    assert any(says in m for m in messages), messages
+
+
+def test_system_level_is_kept_for_sigma(tmp_path: Path) -> None:
+    """``Level`` is a System value Sigma rules match on (``Level: Error``): it must reach ``fields``."""
+    import orjson
+    from evtx import PyEvtxParser
+
+    source = _multi_chunk_sample()
+    levels = {}
+    for record in PyEvtxParser(str(source)).records_json():
+        system = orjson.loads(record["data"])["Event"]["System"]
+        levels[system["EventRecordID"]] = system.get("Level")
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    shutil.copyfile(source, evidence / "a.evtx")
+    con = parse_paths(tmp_path, evidence, ["a.evtx"])
+    got = dict(con.execute("SELECT record_id, json_extract(fields, '$.Level')::INTEGER FROM events").fetchall())
+    assert got == levels and set(levels.values()) - {None}

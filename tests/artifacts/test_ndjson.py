@@ -140,3 +140,47 @@ def test_bad_lines_are_warnings_with_line_numbers(tmp_path: Path) -> None:
 )
 def test_claims_by_content(head: bytes, claimed: bool) -> None:
     assert NdjsonEvents.claims("any/name.txt", head[:4096]) is claimed
+
+
+@pytest.mark.parametrize(
+    ("opening", "events"),
+    [(b'{"@timestamp": "2021-03-03T00:00:00Z", "message": "agent started"}\n', 1),  # agent status line
+     (b'{"index": {"_index": "winlogbeat-2021.03.03"}}\n', 1),  # Elasticsearch bulk format
+     (b"", 1)],
+)
+def test_export_opening_with_other_lines_is_still_read(tmp_path: Path, opening: bytes, events: int) -> None:
+    """The first line need not be an event: a status line or bulk action before it, or a bad byte in it."""
+    bulk = b'{"index": {}}\n' if opening.startswith(b'{"index"') else b""
+    data = opening + _ndjson(ECS_SYSMON) + bulk + _ndjson(GENERIC_4624)
+    if not opening:  # an invalid UTF-8 byte inside the first event: replaced and warned, never a veto
+        data = data.replace(b"cmd /c whoami", b"cmd /c who\xffami", 1)
+    assert NdjsonEvents.claims("x.ndjson", data[:4096])
+    con = parse_bytes(tmp_path, "x.ndjson", data)
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == events + 1
+    warnings = [m for (m,) in con.execute("SELECT message FROM warnings").fetchall()]
+    assert not [m for m in warnings if "bulk" in m or "index" in m], warnings
+    if not opening:
+        assert any("invalid UTF-8" in m for m in warnings), warnings
+
+
+def test_flattened_event_data_keys_and_epoch_timestamp(tmp_path: Path) -> None:
+    flat = {"@timestamp": 1614744000000, "winlog.channel": "Microsoft-Windows-Sysmon/Operational",
+            "winlog.provider_name": "Microsoft-Windows-Sysmon", "winlog.event_id": 1,
+            "winlog.event_data.UtcTime": "2021-03-03 01:00:00.456", "winlog.event_data.Image": "C:\\flat.exe",
+            "winlog.event_data.CommandLine": "flatcmd"}
+    epoch_only = {"@timestamp": 1614744000, "winlog": {"channel": "Security", "event_id": 4624,
+                                                       "event_data": {"TargetUserName": "bob"}}}
+    con = parse_bytes(tmp_path, "flat.ndjson", _ndjson(flat, epoch_only))
+    rows = con.execute("SELECT ts, image, command_line, json_extract(fields, '$.\"@timestamp\"')"
+                       " FROM events ORDER BY line").fetchall()
+    assert rows[0][0].isoformat() == "2021-03-03T01:00:00.456000+00:00"  # Sysmon UtcTime preferred
+    assert rows[0][1:3] == ("C:\\flat.exe", "flatcmd") and rows[0][3] == "1614744000000"  # kept as exported
+    assert rows[1][0].isoformat() == "2021-03-03T04:00:00+00:00"  # epoch seconds
+
+
+@pytest.mark.parametrize(("level", "stored"), [("error", 2), ("information", 4), (3, 3), (None, None)])
+def test_ecs_level_reaches_fields(tmp_path: Path, level: object, stored: int | None) -> None:
+    doc = {"@timestamp": "2021-03-03T00:00:00Z", "log": {"level": level},
+           "winlog": {"channel": "Application", "provider_name": "MSExchange Control Panel", "event_id": 4}}
+    con = parse_bytes(tmp_path, "app.ndjson", _ndjson(doc))
+    assert con.execute("SELECT json_extract(fields, '$.Level')::INTEGER FROM events").fetchone()[0] == stored

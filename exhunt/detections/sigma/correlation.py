@@ -3,7 +3,9 @@
 Semantics, chosen to be exact for what the rules mean:
 
 * the events are those matched by the referenced rules (each tagged with its rule name), grouped
-  by ``group-by`` (aliases resolved per rule), rows without a timestamp left out;
+  by ``group-by`` (aliases resolved per rule), rows without a timestamp left out, and rows without
+  a value for a ``group-by`` field too (a missing user is nobody's, not one shared "empty" user);
+* ``event_count`` counts events, not matches: an event two referenced rules match counts once;
 * for ``gt``/``gte`` conditions a window of ``timespan`` starts at every event
   (``RANGE BETWEEN CURRENT ROW AND <timespan> FOLLOWING``): the rule fires when some window holds
   enough events (``event_count``), distinct values (``value_count``) or distinct referenced rules
@@ -74,20 +76,18 @@ def compile_correlation(backend: DuckDBBackend, rule: SigmaCorrelationRule, corr
         )
         for query in queries:
             selects.append(
-                f"SELECT *, {_lit(rule_name)} AS sigma_rule{alias_cols} FROM {fields.TABLE} WHERE {query}"
+                f"SELECT *, rowid AS sigma_event, {_lit(rule_name)} AS sigma_rule{alias_cols} "
+                f"FROM {fields.TABLE} WHERE {query}"
             )
     if not selects:
         raise SigmaConversionError(rule, rule.source, "correlation references no converted rule")
     search = " UNION ALL BY NAME ".join(f"({s})" for s in selects)
 
     group = rule.group_by or []
-    key = (
-        "concat_ws(" + SEPARATOR + ", " + ", ".join(f"coalesce({ref(g)}, '')" for g in group) + ")"
-        if group
-        else "''"
-    )
+    key = "concat_ws(" + SEPARATOR + ", " + ", ".join(ref(g) for g in group) + ")" if group else "''"
+    grouped = "".join(f" AND {ref(g)} IS NOT NULL" for g in group)  # no value: in no group
     if kind == "event_count":
-        metric = "count(*)"
+        metric = "count(DISTINCT sigma_event)"  # one event matched by two referenced rules is one event
     elif kind == "temporal":
         metric = "count(DISTINCT sigma_rule)"
     else:
@@ -123,9 +123,9 @@ def compile_correlation(backend: DuckDBBackend, rule: SigmaCorrelationRule, corr
         inside = "k.ts >= f.w_start AND k.ts < f.w_end"
     return (
         f"WITH s AS ({search}), "
-        f"k AS (SELECT *, {key} AS sigma_key FROM s WHERE ts IS NOT NULL), "
+        f"k AS (SELECT *, {key} AS sigma_key FROM s WHERE ts IS NOT NULL{grouped}), "
         f"{windows}, "
         f"f AS (SELECT DISTINCT sigma_key, w_start, w_end FROM w WHERE sigma_n {op} {condition.count}) "
-        f"SELECT DISTINCT k.* EXCLUDE (sigma_key), k.sigma_key FROM k JOIN f "
+        f"SELECT DISTINCT k.* EXCLUDE (sigma_key, sigma_event), k.sigma_key FROM k JOIN f "
         f"ON k.sigma_key = f.sigma_key AND {inside}"
     )

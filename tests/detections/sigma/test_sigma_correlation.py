@@ -112,3 +112,34 @@ def test_temporal_ordered_is_reported_as_unsupported() -> None:
         BASE, OTHER, correlation("temporal_ordered", "{gte: 2}", "[shell_by_worker, whoami_by_worker]")
     )
     assert any("temporal_ordered" in f["reason"] for f in ruleset.failed)
+
+
+CMD_LINE = """
+title: whoami on a command line
+name: whoami_cmdline
+logsource: {category: process_creation, product: windows}
+detection:
+    sel: {CommandLine|contains: whoami}
+    condition: sel
+"""
+
+
+def test_event_count_counts_an_event_two_rules_match_once() -> None:
+    rows = [{**proc("2024-01-01T10:00:00Z"), "command_line": "cmd /c whoami"},
+            proc("2024-01-01T11:00:00Z")]
+    both = "[shell_by_worker, whoami_cmdline]"
+    rules = ruleset_from_yaml(BASE, CMD_LINE, correlation("event_count", "{gte: 2}", both))
+    assert matched(connect_rows(rows), rules) == {}
+    rows.append(proc("2024-01-01T10:01:00Z"))  # a second event in the window: now it fires
+    assert matched(connect_rows(rows), rules) == {"burst": [1, 3]}
+
+
+def test_events_without_a_group_by_value_are_in_no_group() -> None:
+    """Two unrelated events that both lack the field are not "the same computer"."""
+    rows = [{**proc("2024-01-01T10:00:00Z"), "computer": None},
+            {**proc("2024-01-01T10:01:00Z", image="c:\\whoami.exe"), "computer": None},
+            proc("2024-01-01T10:02:00Z", computer="ex1"),
+            proc("2024-01-01T10:03:00Z", image="c:\\whoami.exe", computer="ex1")]
+    both = "[shell_by_worker, whoami_by_worker]"
+    rules = ruleset_from_yaml(BASE, OTHER, correlation("temporal", "{gte: 2}", both))
+    assert matched(connect_rows(rows), rules) == {"burst": [3, 4]}
