@@ -5,6 +5,7 @@ The CLI and tests call these functions; nothing here prints except through ``pro
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -95,6 +96,25 @@ def plan(evidence: Sequence[Path], host: str | None, store: Path) -> list[HostWo
     return work
 
 
+CASE_NAMES = ("store", "findings.json", "manifest.json", "report.html")  # what a scan writes in --out
+
+
+def refuse_overlap(out: Path | None, evidence: Sequence[Path]) -> None:
+    """The case is never written into the evidence, and never over it: ``--out`` inside (or equal
+    to) an evidence root would be read back as evidence and overwrite its files; evidence inside
+    the case's own store or files would be deleted by the next scan."""
+    if out is None:
+        return
+    case = out.resolve()
+    for path in evidence:
+        root = path.resolve()
+        if case == root or root in case.parents:
+            raise UsageError(f"--out {out} is inside the evidence {path}: write the case somewhere else")
+        if case in root.parents and root.relative_to(case).parts[0] in CASE_NAMES:
+            raise UsageError(f"the evidence {path} lies in the case's own {root.relative_to(case).parts[0]}: "
+                             f"a scan into --out {out} would replace it")
+
+
 @contextmanager
 def case_directory(out: Path | None) -> Iterator[Path]:
     if out is None:
@@ -162,6 +182,7 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
 def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
     if not evidence:
         raise UsageError("give at least one evidence folder or file")
+    refuse_overlap(options.out, evidence)
     with case_directory(options.out) as case:
         store = case / "store"
         with custody.case_writes(case):
@@ -176,6 +197,9 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             skip = resume.unchanged(current, before, key, key_before)
             if options.resume:
                 resume.keep_only(store, skip)
+                # until this run ends, the state vouches only for what is still in the store: an
+                # interrupted run must not leave the old state claiming rows it just deleted
+                resume.save(store, {k: fp for k, fp in current.items() if k in skip}, key)
             results = parse_all(work, store, options, skip)
             resume.save(store, current, key)
             document = assess(store, work, options)
@@ -186,9 +210,25 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
 
 
 def _resume_key(options: ScanOptions) -> str:
-    """What else must match for a resumed scan to keep old parts: tool version and rule options."""
-    rules = [str(p.resolve()) for p in (*options.yara, *options.iocs)]
-    return orjson.dumps([__version__, rules, options.yara_max_size, options.yara_logs]).decode()
+    """What else must match for a resumed scan to keep old parts: the tool version, the content of
+    the YARA and IOC files (an edited rule file must run again), the YARA size limit in force
+    (which --memory-limit and --jobs can lower) and whether logs are content-scanned."""
+    rules = [_content_digest(p) for p in (*options.yara, *options.iocs)]
+    yara_max = min(options.yara_max_size, limits.budget(options.memory_limit, _jobs(options.jobs)).yara_max)
+    return orjson.dumps([__version__, rules, yara_max, options.yara_logs]).decode()
+
+
+def _content_digest(path: Path) -> str:
+    """SHA-256 over a rule file, or over every file of a rule folder (names and bytes, sorted)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode("utf-8", "surrogateescape") if path.is_dir() else b"")
+        try:
+            digest.update(file.read_bytes())
+        except OSError as exc:  # unreadable: the scan itself reports it; the key just differs
+            digest.update(str(exc).encode())
+    return digest.hexdigest()
 
 
 def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None) -> AssessmentDocument:

@@ -48,6 +48,7 @@ class RulesPayload:
     blob: bytes | None
     max_size: int
     scan_logs: bool = False
+    settings: tuple[int, str | None] | None = None  # (engine chunk, DuckDB memory limit), as pool workers get
 
 
 _LOCK = threading.Lock()
@@ -62,6 +63,10 @@ def run_task(rules: RulesPayload, fn: Callable[..., Any], *args: Any) -> Any:
             worker.init_scanner(rules.blob, rules.max_size, rules.scan_logs)
             _THREAD.scanner, _THREAD.digest = worker._SCANNER, rules.digest
         worker._SCANNER = _THREAD.scanner
+        if rules.settings is not None:  # the same chunking as the local pool: the same rows and warnings
+            from exhunt.artifacts import w3c_fast
+
+            w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY = rules.settings
         try:
             return fn(*args)
         finally:
@@ -86,7 +91,7 @@ class DaskExecutor(Executor):
     """The ``concurrent.futures`` face of a Dask cluster, as ``api.parse_all`` expects of its pool."""
 
     def __init__(self, address: str, scanner_args: ScannerArgs, store: Path,
-                 roots: Sequence[str]) -> None:
+                 roots: Sequence[str], settings: tuple[int, str | None] | None = None) -> None:
         relative = [str(p) for p in (str(store), *roots) if not Path(p).is_absolute()]
         if relative:  # workers run in other folders, on other machines
             raise UsageError(f"with a Dask scheduler give absolute paths, not {relative[0]}")
@@ -104,8 +109,8 @@ class DaskExecutor(Executor):
             shipped, max_size, scan_logs = scanner_args
             blob = worker.rules_bytes(shipped)
             digest = hashlib.sha256((blob or b"") + bytes([scan_logs])).hexdigest()
-            self._rules = self.client.scatter(RulesPayload(digest, blob, max_size, scan_logs), broadcast=True,
-                                              hash=False)
+            payload = RulesPayload(digest, blob, max_size, scan_logs, settings)
+            self._rules = self.client.scatter(payload, broadcast=True, hash=False)
             self._pool = self.client.get_executor(pure=False)
         except BaseException:
             self.client.close()

@@ -110,5 +110,5 @@ def _size(text: str) -> int:
         if value and value[-1] in units:
             return int(float(value[:-1]) * units[value[-1]])
         return int(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # "infk" is a float, but no size
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 100M)") from None

@@ -33,6 +33,7 @@ from exhunt.parallel.units import (
     Unit,
     UnitResult,
     WholeUnit,
+    file_key,
     init_worker,
     part_name,
     remove_parts,
@@ -71,11 +72,11 @@ def make_units(batches: Sequence[tuple[list[EvidenceFile], str]], options: PoolO
                 whole = ranges.whole_unit(f, host)
                 units.extend(planned)
                 units.append(whole)
-                splits[part_name(host, f.rel, "merged")] = (whole.part, [u.part for u in planned])
+                splits[part_name(host, file_key(f), "merged")] = (whole.part, [u.part for u in planned])
             else:
                 whole_files.append(f)
         if whole_files:
-            units.append(FilesUnit(host, tuple(whole_files), part_name(host, *(f.rel for f in whole_files))))
+            units.append(FilesUnit(host, tuple(whole_files), part_name(host, *map(file_key, whole_files))))
     units.sort(key=lambda u: u.size, reverse=True)  # largest first: no big unit left alone at the end
     return units, splits
 
@@ -98,13 +99,16 @@ def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_arg
     if options.scheduler:
         return _run_on_dask(units, store, options, scanner_args, advance)
     if options.jobs <= 1 or len(units) <= 1:  # in this process: simple and debuggable, but no hung-file watchdog
-        init_worker(scanner_args, None, None, options.hook)
+        from exhunt.artifacts import w3c_fast
+
+        saved = (w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY)  # the same chunking as pool workers: same rows
+        init_worker(scanner_args, None, options.settings, options.hook)
         try:
             for unit in units:
                 done[unit.part] = run_unit(unit, str(store))
                 advance(unit.size)
         finally:
-            init_worker((None, 0, False))
+            init_worker((None, 0, False), settings=saved)
         return done
     with tempfile.TemporaryDirectory(prefix="exhunt-rules-") as folder:
         return _run_pool(units, store, options, _rules_by_file(scanner_args, Path(folder)), advance)
@@ -194,7 +198,7 @@ def _without(unit: Unit, rel: str) -> Unit | None:
     if not isinstance(unit, FilesUnit):
         return None
     files = tuple(f for f in unit.files if f.rel != rel)
-    return replace(unit, files=files, part=part_name(unit.host, *(f.rel for f in files))) if files else None
+    return replace(unit, files=files, part=part_name(unit.host, *map(file_key, files))) if files else None
 
 
 def _timed_out(unit: Unit, rel: str, timeout: float, store: Path) -> tuple[str, UnitResult]:
@@ -210,7 +214,7 @@ def _timed_out(unit: Unit, rel: str, timeout: float, store: Path) -> tuple[str, 
     row = {"host": unit.host, "artifact": "files", "path": path, "line": None, "offset": None, "message": message}
     if isinstance(unit, RangeUnit | WholeUnit):
         return unit.part, UnitResult(unit.part, [FileResult(path, None, 0, 0, 0)], [row], [], 1)
-    part = part_name(unit.host, path, "timeout")
+    part = part_name(unit.host, *(file_key(f) for f in unit.files if f.rel == path), path, "timeout")
     with StoreWriter(store, unit.host, part=part) as writer:
         writer.add("warnings", row)
     return part, UnitResult(part, [FileResult(path, None, 0, 0, 1)])
@@ -223,7 +227,7 @@ def _run_on_dask(units: list[Unit], store: Path, options: PoolOptions, scanner_a
     from exhunt.cluster import DaskExecutor
 
     done: dict[str, UnitResult] = {}
-    with DaskExecutor(options.scheduler or "", scanner_args, store, list(options.roots)) as pool:
+    with DaskExecutor(options.scheduler or "", scanner_args, store, list(options.roots), options.settings) as pool:
         futures = {pool.submit(run_unit, unit, str(store)): unit for unit in units}
         for future in as_completed(futures):
             unit = futures[future]

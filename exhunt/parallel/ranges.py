@@ -27,7 +27,15 @@ from exhunt.artifacts.w3c_fast import BOM
 from exhunt.events.store import StoreWriter
 from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.readonly import open_readonly
-from exhunt.parallel.units import RANGE_ARTIFACTS, RangeUnit, UnitResult, WholeUnit, _real_path, part_name
+from exhunt.parallel.units import (
+    RANGE_ARTIFACTS,
+    RangeUnit,
+    UnitResult,
+    WholeUnit,
+    _real_path,
+    file_key,
+    part_name,
+)
 from exhunt.worker import FileResult
 
 SEEKABLE_SOURCES = ("directory", "file", "kape")  # archive and image members stay whole
@@ -117,12 +125,12 @@ def plan_ranges(file: EvidenceFile, host: str, artifact: str, split_size: int, c
                 first_read = (-(-start // chunk) + 1) * chunk - start
                 units.append(RangeUnit(
                     host, file, artifact, i, start, end, line0, tuple(block.directives.items()),
-                    tuple(block.fields), first_read, chunk, part_name(host, file.rel, "range", str(i))))
+                    tuple(block.fields), first_read, chunk, part_name(host, file_key(file), "range", str(i))))
     return units
 
 
 def whole_unit(file: EvidenceFile, host: str) -> WholeUnit:
-    return WholeUnit(host, file, part_name(host, file.rel, "whole"))
+    return WholeUnit(host, file, part_name(host, file_key(file), "whole"))
 
 
 def merge(ranges: list[UnitResult], whole: UnitResult | None, store: Path, host: str, part: str) -> FileResult:

@@ -46,6 +46,7 @@ def fingerprints(case: Path, work: Iterable[Any]) -> dict[tuple[str, str], str]:
     """(host, path) -> fingerprint of every listed file, from the manifest just written."""
     records = {(r.host, r.evidence, r.rel): r for r in manifest.load(case)}
     out: dict[tuple[str, str], str] = {}
+    clashes: set[tuple[str, str]] = set()
     for hw in work:
         for f in hw.files:
             real = f.locator[0] if f.locator else f.rel
@@ -55,8 +56,10 @@ def fingerprints(case: Path, work: Iterable[Any]) -> dict[tuple[str, str], str]:
             else:  # a member of an archive or image: its container, then its own name and size
                 container = own or records.get((hw.host, hw.evidence, ""))
                 fp = f"{container.sha256}:{f.rel}:{f.size}" if container else ""
-            if fp and not fp.startswith("unreadable"):
-                out[(hw.host, f.rel)] = fp
+            if fp and not fp.startswith("unreadable") and out.setdefault((hw.host, f.rel), fp) != fp:
+                clashes.add((hw.host, f.rel))
+    for key in clashes:  # one host's two roots hold this path: its rows cannot be told apart, parse again
+        del out[key]
     return out
 
 

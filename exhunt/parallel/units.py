@@ -41,6 +41,12 @@ def part_name(*key: str) -> str:
     return "u-" + hashlib.sha256("\0".join(key).encode("utf-8", "surrogateescape")).hexdigest()[:20]
 
 
+def file_key(file: EvidenceFile) -> str:
+    """A file in part names: its root too, since one host's two roots (a folder and its archive,
+    two collections) may hold the same relative path, and their parts must not replace each other."""
+    return f"{file.root}\0{file.rel}"
+
+
 @dataclass(frozen=True)
 class FilesUnit:
     """Whole files of one host (small files batched, big ones alone); one part per table."""

@@ -1,0 +1,139 @@
+"""The case never lands in or over the evidence; one host's roots never replace each other's files;
+--resume stays exact after an interrupted run and after rule files change; the memory settings
+reach an in-process parse as they reach pool workers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from exhunt import api
+from exhunt.api import ScanOptions, scan
+from exhunt.cli import main
+from exhunt.demo import DemoSpec, generate
+from exhunt.errors import UsageError
+from exhunt.events.store import connect
+
+SMALL = DemoSpec(days=1, per_day=200)
+
+
+def counts(case: Path) -> tuple[int, int, int]:
+    con = connect(case / "store")
+    return tuple(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[return-value]
+                 for t in ("events", "files", "matches"))
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where", [".", "case", "C/store"])
+def test_out_inside_the_evidence_is_refused_and_nothing_written(tmp_path: Path, where: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    ev = tmp_path / "ev"
+    generate(ev, SMALL)
+    (ev / "store").mkdir()
+    (ev / "store" / "important.txt").write_text("evidence")
+    (ev / "findings.json").write_text("{}")
+    before = tree(ev)
+    assert main(["scan", str(ev), "--out", str(ev / where), "--quiet"]) == 2
+    assert "inside the evidence" in capsys.readouterr().err
+    assert tree(ev) == before
+
+
+def test_evidence_inside_the_cases_own_store_is_refused(tmp_path: Path) -> None:
+    case = tmp_path / "case"
+    generate(case / "store" / "ev", SMALL)
+    with pytest.raises(UsageError, match="case's own store"):
+        scan([case / "store" / "ev"], ScanOptions(out=case, quiet=True))
+    generate(case / "evidence", SMALL)  # beside the case's files: a usual layout, allowed
+    assert scan([case / "evidence"], ScanOptions(out=case, jobs=1, quiet=True, html_report=False)).document.hosts
+
+
+def test_one_host_with_the_same_path_in_two_roots_keeps_both(tmp_path: Path) -> None:
+    """A quiet day in one root and the attack day under the same name in another: both are parsed
+    (their store parts were named by host and path alone, so one replaced the other)."""
+    generate(tmp_path / "gen", DemoSpec(days=3, per_day=200))
+    logs = sorted((tmp_path / "gen").rglob("W3SVC1/u_ex*.log"))  # the attack is on the third day
+    assert len(logs) == 3
+    for root, source in (("x/srv", logs[0]), ("z/srv", logs[2])):
+        (tmp_path / root).mkdir(parents=True)
+        shutil.copyfile(source, tmp_path / root / "u_ex.log")
+    both = scan([tmp_path / "x/srv", tmp_path / "z/srv"], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True))
+    alone = scan([tmp_path / "z/srv"], ScanOptions(out=tmp_path / "alone", jobs=1, quiet=True))
+    assert counts(tmp_path / "case")[:2] == (sum(1 for _ in _data_lines(logs[0], logs[2])), 2)
+    assert both.document.hosts[0].verdict == alone.document.hosts[0].verdict == "compromised"
+
+
+def _data_lines(*paths: Path) -> list[bytes]:
+    return [line for p in paths for line in p.read_bytes().splitlines() if line and not line.startswith(b"#")]
+
+
+def test_interrupted_resume_with_other_options_then_resume_equals_fresh(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    ev = tmp_path / "exch01"
+    generate(ev, SMALL)
+    options = ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False)
+    scan([ev], options)
+    full = counts(tmp_path / "case")
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(api, "parse_all", interrupted)
+        with pytest.raises(KeyboardInterrupt):  # other options: every old row was dropped, then Ctrl-C
+            scan([ev], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, resume=True, yara_logs=True))
+    again = scan([ev], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False, resume=True))
+    assert again.file_results, "nothing was kept, so everything is parsed again"
+    assert counts(tmp_path / "case") == full
+
+
+def test_resume_runs_an_edited_yara_file_again(tmp_path: Path) -> None:
+    ev = tmp_path / "exch01"
+    generate(ev, SMALL)
+    rule = tmp_path / "rules.yar"
+    rule.write_text('rule first_rule { strings: $a = "Mozilla" condition: $a }\n')
+    options = {"out": tmp_path / "case", "jobs": 1, "quiet": True, "html_report": False, "yara": [rule]}
+    scan([ev], ScanOptions(**options))  # type: ignore[arg-type]
+    rule.write_text(rule.read_text() + 'rule second_rule { strings: $a = "Mozilla" condition: $a }\n')
+    again = scan([ev], ScanOptions(**options, resume=True))  # type: ignore[arg-type]
+    assert again.file_results, "an edited rule file is another key: every file is scanned again"
+    con = connect(tmp_path / "case" / "store")
+    rules = {r for (r,) in con.execute("SELECT DISTINCT rule FROM matches").fetchall()}
+    assert {"first_rule", "second_rule"} <= {r.rsplit(".", 1)[-1] for r in rules}
+
+
+def test_resume_key_follows_the_yara_size_limit_in_force() -> None:
+    base = ScanOptions(jobs=2)
+    assert api._resume_key(base) == api._resume_key(ScanOptions(jobs=2))
+    assert api._resume_key(base) != api._resume_key(ScanOptions(jobs=2, memory_limit=300 << 20))
+
+
+def test_in_process_parse_gets_the_memory_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exhunt.artifacts import w3c_fast
+    from exhunt.parallel import limits
+
+    ev = tmp_path / "exch01"
+    generate(ev, SMALL)
+    record = tmp_path / "chunk.txt"
+    monkeypatch.setenv("EXHUNT_TEST_CHUNK_FILE", str(record))
+    before = w3c_fast.CHUNK
+    limit = 300 << 20
+    scan([ev], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False, memory_limit=limit,
+                           worker_hook="tests.parallel.settings_hook:record"))
+    assert int(record.read_text()) == limits.budget(limit, 1).chunk != before
+    assert before == w3c_fast.CHUNK, "restored after the scan"
+
+
+@pytest.mark.parametrize("value", ["infk", "nanM", "10x", "-"])
+def test_a_size_that_is_no_size_is_one_line_exit_2(tmp_path: Path, value: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    for option in ("--memory-limit", "--split-size", "--yara-max-size"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["scan", str(tmp_path), option, value])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "not a size" in err and "Traceback" not in err
