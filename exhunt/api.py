@@ -196,7 +196,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             current, key = resume.fingerprints(case, work), _resume_key(options)
             skip = resume.unchanged(current, before, key, key_before)
             if options.resume:
-                resume.keep_only(store, skip)
+                resume.keep_only(store, skip, {(hw.host, f.rel): hw.evidence for hw in work for f in hw.files})
                 # until this run ends, the state vouches only for what is still in the store: an
                 # interrupted run must not leave the old state claiming rows it just deleted
                 resume.save(store, {k: fp for k, fp in current.items() if k in skip}, key)

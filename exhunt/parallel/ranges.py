@@ -140,9 +140,17 @@ def merge(ranges: list[UnitResult], whole: UnitResult | None, store: Path, host:
     warnings: list[dict[str, Any]] = []
     facts: dict[tuple[str, str], dict[str, Any]] = {}
     total = 0
+    seen: set[tuple[Any, ...]] = set()
     for r in ordered:
         total += r.warning_count
-        warnings.extend(r.warnings[: MAX_WARNINGS_PER_FILE - len(warnings)])
+        for warning in r.warnings:
+            key = (warning.get("line"), warning.get("offset"), warning.get("message"))
+            if key in seen:  # e.g. "cannot open" once per range of a file that vanished: said once
+                total -= 1
+                continue
+            seen.add(key)
+            if len(warnings) < MAX_WARNINGS_PER_FILE:
+                warnings.append(warning)
         for fact in r.facts:
             facts.setdefault((fact["fact"], fact["value"]), fact)
     if total >= MAX_WARNINGS_PER_FILE and len(warnings) == MAX_WARNINGS_PER_FILE:

@@ -13,7 +13,7 @@ a file's parse writes carries its path, or ``path!member`` for archive members s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,23 +70,42 @@ def unchanged(current: dict[tuple[str, str], str], before: dict[tuple[str, str],
     return frozenset(k for k, fp in current.items() if before.get(k) == fp)
 
 
-def keep_only(store: Path, keep: frozenset[tuple[str, str]]) -> None:
-    """Filter every parse-table part down to the rows of ``keep`` files (empty parts are deleted)."""
+def keep_only(store: Path, keep: frozenset[tuple[str, str]],
+              roots: Mapping[tuple[str, str], str] | None = None) -> None:
+    """Filter every parse-table part down to the rows of ``keep`` files (empty parts are deleted).
+    ``roots``: (host, path) -> the evidence root it is listed under now; a kept ``files`` row names
+    that root, not the one of the earlier scan (evidence moved or mounted elsewhere)."""
     keys = pa.array(sorted(f"{h}\0{p}" for h, p in keep), pa.string())
     for table in TABLES:
         for path in sorted((store / table).glob("host=*/*.parquet")) if (store / table).exists() else []:
-            head = pq.read_table(path, columns=["host", "path"])
+            head = pq.read_table(path, columns=["host", "path", "evidence"] if table == "files" else ["host", "path"])
             mask = _kept(head, keys)
             kept = pc.sum(mask).as_py() or 0
-            if kept == head.num_rows:
+            moved = table == "files" and roots is not None and _rooted(head, roots) != _column(head, "evidence")
+            if kept == head.num_rows and not moved:
                 continue
             if kept == 0:
                 path.unlink()
                 continue
-            data = pq.read_table(path).filter(mask)
+            data = pq.read_table(path)
+            if moved and roots is not None:
+                index = data.schema.get_field_index("evidence")
+                data = data.set_column(index, "evidence", pa.array(_rooted(data, roots), pa.string()))
+            data = data.filter(mask)
             tmp = path.with_suffix(".tmp")
             pq.write_table(data, tmp, compression="zstd")
             tmp.replace(path)
+
+
+def _column(rows: pa.Table, name: str) -> list[str | None]:
+    return rows.column(name).to_pylist()
+
+
+def _rooted(rows: pa.Table, roots: Mapping[tuple[str, str], str]) -> list[str | None]:
+    pairs = zip(_column(rows, "host"), _column(rows, "path"), _column(rows, "evidence"), strict=True)
+    # a member scanned in place ("archive!member") is listed under its archive's root
+    return [roots.get((h, p), roots.get((h, p.split("!", 1)[0]), e)) if h is not None and p is not None else e
+            for h, p, e in pairs]
 
 
 def _kept(head: pa.Table, keys: pa.Array) -> pa.Array:

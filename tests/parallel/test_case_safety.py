@@ -137,3 +137,16 @@ def test_a_size_that_is_no_size_is_one_line_exit_2(tmp_path: Path, value: str,
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert "not a size" in err and "Traceback" not in err
+
+
+def test_resume_after_the_evidence_moved_names_the_new_root(tmp_path: Path) -> None:
+    ev = tmp_path / "a" / "exch01"
+    generate(ev, SMALL)
+    scan([ev], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False))
+    moved = tmp_path / "b" / "exch01"
+    moved.parent.mkdir()
+    ev.rename(moved)
+    again = scan([moved], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False, resume=True))
+    assert again.file_results == [], "same host, same files: all kept"
+    roots = connect(tmp_path / "case" / "store").execute("SELECT DISTINCT evidence FROM files").fetchall()
+    assert roots == [(str(moved),)]

@@ -142,3 +142,21 @@ def test_ranges_start_on_engine_chunks_and_carry_the_header_block(tmp_path: Path
     assert units[2].fields == ("a", "b") and units[2].line0 == 2  # the #Fields: c d line is inside it
     assert units[3].fields == ("c", "d")
     assert [u.end for u in units[:-1]] == [u.start for u in units[1:]] and units[-1].end == len(data)
+
+
+def test_merge_says_a_repeated_warning_once(tmp_path: Path) -> None:
+    """A split file that vanished before parsing: every range and the whole-file pass say "cannot
+    open"; the merged file says it once, as an unsplit file does."""
+    from exhunt.parallel.ranges import merge
+    from exhunt.parallel.units import UnitResult
+    from exhunt.worker import FileResult
+
+    gone = {"host": "h", "artifact": "iis", "path": "u_ex.log", "line": None, "offset": None,
+            "message": "cannot open: No such file or directory"}
+    other = {**gone, "line": 7, "offset": 700, "message": "invalid UTF-8"}
+    ranges = [UnitResult(f"r{i}", [FileResult("u_ex.log", "iis", 0, 0, 0)], [gone], [], 1) for i in range(3)]
+    whole = UnitResult("w", [FileResult("u_ex.log", "iis", 10, 0, 0)], [{**gone, "artifact": "files"}, other], [], 2)
+    result = merge(ranges, whole, tmp_path, "h", "merged")
+    rows = connect(tmp_path).execute("SELECT line, message FROM warnings ORDER BY message").fetchall()
+    assert rows == [(None, gone["message"]), (7, "invalid UTF-8")]
+    assert result.warnings == 2
