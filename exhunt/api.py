@@ -342,3 +342,5 @@ def load_document(case: Path) -> AssessmentDocument:
         return document_from_dict(orjson.loads(path.read_bytes()))
     except (OSError, orjson.JSONDecodeError) as exc:
         raise EvidenceError(f"cannot read case document {path}: {exc}") from exc
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:  # JSON, but not a findings document
+        raise EvidenceError(f"{path} is not an exhunt findings document ({type(exc).__name__}: {exc})") from exc

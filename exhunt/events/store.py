@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from exhunt.errors import CaseError
 from exhunt.events.schema import TABLES
 
 BATCH_ROWS = 20_000
@@ -209,9 +210,15 @@ def connect(store: Path, extra_tables: Iterable[str] = (), threads: int = 0,
         parts = sorted((store / name).rglob("*.parquet")) if (store / name).exists() else []
         if parts:
             files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
-            con.execute(
-                f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}], union_by_name=true)"
-            )
+            # values come from the files, never from folder names: host folders are sanitized
+            # (host=EXCH01_triage for "EXCH01 triage") and a case may lie under any "x=y" folder
+            view = (f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}], union_by_name=true, "
+                    "hive_partitioning=false)")
+            try:
+                con.execute(view)
+            except duckdb.Error as exc:  # a part truncated or overwritten: one readable line
+                first = str(exc).splitlines()[0]
+                raise CaseError(f"the case store {store} is damaged ({name}): {first}") from None
         elif name in TABLES:
             empty = TABLES[name].empty_table()  # noqa: F841  (referenced by DuckDB below)
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM empty")

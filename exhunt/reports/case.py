@@ -88,7 +88,9 @@ HITS_SQL = """
 """
 SAME_ROW = """e.host = h.host AND e.path = h.path AND e.source = h.source
      AND e.line IS NOT DISTINCT FROM h.line AND e.record_id IS NOT DISTINCT FROM h.record_id"""
-ORDER = "ORDER BY ts NULLS LAST, host, path, line NULLS FIRST, record_id NULLS FIRST"
+# the last keys only break ties (a file's inventory, YARA and web-root rows share its path): the
+# same case always gives the same timeline
+ORDER = "ORDER BY ts NULLS LAST, host, path, line NULLS FIRST, record_id NULLS FIRST, source, message"
 CITED_SQL = f"""
     WITH h AS ({HITS_SQL}), e AS (
         SELECT host, path, source, line, record_id, ts, {", ".join(EVENT_COLUMNS)},

@@ -1,8 +1,9 @@
 """Read-only SQL over a case: the store tables as DuckDB views plus ``hosts`` from the document.
 
-Only one SELECT (or EXPLAIN) statement is accepted; extension auto-loading is off, so a query can
-neither change the case nor reach the network (``read_parquet('https://...')`` fails instead of
-downloading httpfs). Results stream in batches to a table, CSV or a JSON array.
+Only one SELECT statement is accepted; extension auto-loading is off and no file outside the
+case's store can be read, so a query can neither change the case, read the machine's files nor
+reach the network (``read_parquet('https://...')`` fails instead of downloading httpfs).
+Results stream in batches to a table, CSV or a JSON array.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from exhunt.events.store import connect
 from exhunt.findings.model import AssessmentDocument
 from exhunt.reports.case import HITS_DDL, has_table
 
-ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+ALLOWED = {duckdb.StatementType.SELECT}  # not EXPLAIN: EXPLAIN ANALYZE runs the statement it explains
 TABLE_ROWS = 1_000
 FETCH_ROWS = 5_000
 
@@ -60,6 +61,9 @@ def open_case(case_dir: Path, doc: AssessmentDocument | None) -> duckdb.DuckDBPy
     con.execute("CREATE TABLE hosts AS SELECT * FROM hosts")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
+    # files outside the case's store cannot be read (read_text('/etc/passwd'), glob('/*'), ...)
+    con.execute("SET allowed_directories = ?", [[str(store.resolve()) + "/"]])
+    con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
 
@@ -68,7 +72,7 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnec
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as exc:
-        raise UsageError(f"SQL error: {exc}") from exc
+        raise UsageError(f"SQL error: {str(exc).splitlines()[0]}") from exc
     if len(statements) != 1:
         raise UsageError("give exactly one SQL statement")
     if statements[0].type not in ALLOWED:

@@ -34,7 +34,10 @@ def _literal(value: str) -> str:
 
 
 def _split(path: str) -> tuple[str, str]:
-    path = path.replace("\\", "/")
+    """Folder and name. Evidence paths are '/'-separated and may hold backslash escapes of control
+    characters (``cr\\x0dx.aspx``): only a Windows path from a log (no '/') splits at backslashes."""
+    if "/" not in path:
+        path = path.replace("\\", "/")
     folder, _, name = path.rpartition("/")
     return folder, name
 

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from exhunt.evidence.names import printable
 from exhunt.findings.model import AssessmentDocument
 from exhunt.reports.actions import host_actions
 
@@ -29,7 +30,7 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
         if h.build and h.build.product:
             build += f" ({h.build.product} {h.build.cu or ''}, {h.build.update or ''})".replace(" ,", ",")
         vulnerable = _vulnerable(h.build.cves if h.build else ())
-        hosts.add_row(escape(h.host), f"[{VERDICT_STYLE.get(h.verdict, '')}]{h.verdict}[/]", escape(build),
+        hosts.add_row(_safe(h.host), f"[{VERDICT_STYLE.get(h.verdict, '')}]{h.verdict}[/]", _safe(build),
                       vulnerable or "-",
                       str(h.coverage.files), str(h.coverage.events), str(h.coverage.warnings))
     console.print(hosts)
@@ -45,19 +46,19 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
         for f in doc.findings[:TOP]:
             first = (f.first_seen or "-").replace("T", " ")[:16]
             table.add_row(f"[{SEVERITY_STYLE.get(f.severity, '')}]{f.severity}[/]", f.confidence,
-                          *([escape(f.host)] if many_hosts else []), escape(f.title),
-                          escape(_short(f.key, 40)), str(f.count), first)
+                          *([_safe(f.host)] if many_hosts else []), _safe(f.title),
+                          _safe(_short(f.key, 40)), str(f.count), first)
         console.print(table)
         if len(doc.findings) > TOP:
             console.print(f"... and {len(doc.findings) - TOP} more (see findings.json)")
     for h in doc.hosts:
         actions = host_actions(doc, h, limit=TOP_ACTIONS)
         if actions and (h.verdict != "clean" or doc.findings):
-            console.print(f"[bold]Next for {h.host}:[/]", highlight=False)
+            console.print(f"[bold]Next for {_safe(h.host)}:[/]", highlight=False)
             for i, action in enumerate(actions, 1):
-                console.print(f"  {i}. {action.text}", markup=False, highlight=False)
+                console.print(f"  {i}. {printable(action.text)[0]}", markup=False, highlight=False)
     for line in rule_problems(doc.rules):
-        console.print(line, markup=False, highlight=False)
+        console.print(printable(line)[0], markup=False, highlight=False)
     if case_dir is not None:
         console.print(f"Case written to {case_dir} (findings.json, report.html, store/)", markup=False)
 
@@ -83,6 +84,12 @@ def rule_problems(rules: dict[str, Any], shown: int = 3) -> list[str]:
     return lines
 
 
+def _safe(text: str) -> str:
+    """Evidence text for the terminal: control and bidi characters shown as escapes (an ESC from a
+    log line must not drive the terminal), rich markup inert."""
+    return escape(printable(text)[0])
+
+
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
@@ -92,10 +99,10 @@ def print_rows(cursor: Any, color: bool = True, limit: int = QUERY_ROWS) -> None
     console = Console(color_system="auto" if color else None, highlight=False)
     table = Table(show_lines=False)
     for d in cursor.description:
-        table.add_column(escape(str(d[0])), overflow="fold")
+        table.add_column(_safe(str(d[0])), overflow="fold")
     rows = cursor.fetchmany(limit + 1)
     for row in rows[:limit]:
-        table.add_row(*("" if v is None else escape(str(v)) for v in row))
+        table.add_row(*("" if v is None else _safe(str(v)) for v in row))
     console.print(table)
     more = " or more" if len(rows) > limit else ""
     hint = " (use --format csv or json for all)" if more else ""

@@ -41,10 +41,27 @@ def test_every_documented_table_exists(scanned: ScanResult) -> None:
 
 @pytest.mark.parametrize("sql", ["DROP VIEW events", "COPY (SELECT 1) TO 'x.csv'", "SELECT 1; SELECT 2",
                                  "ATTACH ':memory:' AS x", "SET threads = 1", "SELEC nonsense",
-                                 "SELECT * FROM read_parquet('https://example.invalid/x.parquet')"])
+                                 "SELECT * FROM read_parquet('https://example.invalid/x.parquet')",
+                                 "EXPLAIN ANALYZE COPY (SELECT 42 AS x) TO '{case}/findings.json' (FORMAT csv)",
+                                 "EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1",
+                                 "SELECT * FROM read_text('/etc/hostname')", "SELECT * FROM glob('/*')",
+                                 "SELECT * FROM read_csv('{case}/../x.csv')"])
 def test_only_one_read_only_select(scanned: ScanResult, sql: str, capsys: pytest.CaptureFixture) -> None:
-    assert main(["query", str(scanned.case_dir), sql]) == 2
-    assert capsys.readouterr().err.startswith("exhunt: error:")
+    """One SELECT, reading nothing but the case's own store: never a write, never the machine's files."""
+    findings = (scanned.case_dir / "findings.json").read_bytes()
+    (scanned.case_dir.parent / "x.csv").write_text("a\n1\n")
+    assert main(["query", str(scanned.case_dir), sql.format(case=scanned.case_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("exhunt: error:") and err.count("\n") == 1, err
+    assert (scanned.case_dir / "findings.json").read_bytes() == findings
+
+
+def test_control_characters_never_reach_the_terminal(scanned: ScanResult, capsys: pytest.CaptureFixture) -> None:
+    sql = "SELECT 'esc' || chr(27) || '[31mred' || chr(27) || '[0m' || chr(8238) || 'gpj.aspx' AS v, '[bold]x[/]' AS m"
+    assert main(["query", str(scanned.case_dir), sql, "--no-color"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "\\x1b[31mred" in out and "\\u202egpj.aspx" in out and "[bold]x[/]" in out
 
 
 def test_missing_store_is_a_case_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
