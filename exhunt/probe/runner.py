@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import random
 import socket
 import ssl
@@ -63,7 +64,7 @@ USER_AGENT = f"exhunt-probe/{__version__} (non-intrusive Exchange exposure check
 READ_CHUNK = 16 * 1024
 GUARD_SECONDS = 1.0  # the outer per-host guard fires this long after the budget, should requests overrun
 # A first request failing like this means the host cannot be assessed: skip its other requests.
-UNREACHABLE = (TIMEOUT, CONNECT, TLS, PROXY, MALFORMED)
+UNREACHABLE = (TIMEOUT, CONNECT, TLS, PROXY, MALFORMED, DISCONNECTED)
 
 
 @dataclass
@@ -82,8 +83,16 @@ class ProbeOptions:
     def validate(self) -> None:
         if self.concurrency < 1:
             raise UsageError("--concurrency must be at least 1")
+        if not (math.isfinite(self.rate) and math.isfinite(self.timeout)):
+            raise UsageError("--rate and --timeout must be finite numbers")
         if self.rate < 0 or self.timeout <= 0 or self.retries < 0:
             raise UsageError("--rate must be >= 0, --timeout > 0 and --retries >= 0")
+        if self.proxy is not None:
+            proxy = URL(self.proxy)
+            if proxy.scheme not in ("http", "https") or not proxy.host:
+                raise UsageError(f"--proxy {self.proxy!r}: give an http:// or https:// proxy URL with a host")
+            if self.resolve:  # the proxy resolves the name itself: the pinned address would be ignored
+                raise UsageError("--resolve cannot be used with --proxy (the proxy looks the name up itself)")
         if self.insecure and self.ca_bundle:
             raise UsageError("--insecure and --ca-bundle exclude each other")
         if self.ca_bundle and not self.ca_bundle.is_file():
@@ -110,10 +119,29 @@ class TokenBucket:
         self.tat = tat + self.interval
         return max(0.0, tat - now - self.tolerance)
 
-    async def take(self) -> None:
+    async def take(self) -> float:
+        """Wait for a token; returns the seconds waited (not the host's to pay for)."""
         delay = self.reserve()
         if delay > 0:
             await asyncio.sleep(delay)
+        return delay
+
+
+@dataclass
+class HostBudget:
+    """One host's ``--timeout``: a deadline plus the outer guard, both pushed back by the time its
+    requests wait for the shared rate (a capped rate must not turn reachable hosts into timeouts)."""
+
+    deadline: float
+    guard: asyncio.Timeout | None = None
+
+    def extend(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        self.deadline += seconds
+        when = self.guard.when() if self.guard is not None else None
+        if self.guard is not None and when is not None:
+            self.guard.reschedule(when + seconds)
 
 
 class StaticResolver(AbstractResolver):
@@ -144,17 +172,21 @@ def ssl_context(options: ProbeOptions) -> ssl.SSLContext:
     return ctx
 
 
-async def read_capped(stream: aiohttp.StreamReader, cap: int) -> tuple[bytes, bool]:
-    """At most ``cap`` bytes of body, and whether more was left unread."""
+async def read_capped(stream: aiohttp.StreamReader, cap: int) -> tuple[bytes, bool, bool]:
+    """At most ``cap`` bytes of body, whether more was left unread, and whether the body broke off
+    (the bytes that did arrive are kept: a marker in them still counts, its absence proves nothing)."""
     chunks: list[bytes] = []
     size = 0
     while size < cap:
-        chunk = await stream.read(min(READ_CHUNK, cap - size))
+        try:
+            chunk = await stream.read(min(READ_CHUNK, cap - size))
+        except aiohttp.ClientPayloadError:
+            return b"".join(chunks), True, True
         if not chunk:
-            return b"".join(chunks), False
+            return b"".join(chunks), False, False
         chunks.append(chunk)
         size += len(chunk)
-    return b"".join(chunks), not stream.at_eof()
+    return b"".join(chunks), not stream.at_eof(), False
 
 
 class Prober:
@@ -192,28 +224,28 @@ class Prober:
         return session
 
     async def send(self, session: aiohttp.ClientSession, target: Target, spec: RequestSpec,
-                   deadline: float) -> Reply:
+                   budget: HostBudget) -> Reply:
         retries = self.options.retries if spec.retries is None else spec.retries
         started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
-            reply = await self._attempt(session, target, spec, deadline, attempt, started)
+            reply = await self._attempt(session, target, spec, budget, attempt, started)
             if reply.error not in (CONNECT, DISCONNECTED, PROXY) or attempt > retries:
                 return reply
             pause = self.options.backoff * 2 ** (attempt - 1) * (0.5 + random.random())
-            if time.monotonic() + pause >= deadline:
+            if time.monotonic() + pause >= budget.deadline:
                 return reply
             await asyncio.sleep(pause)
 
     async def _attempt(self, session: aiohttp.ClientSession, target: Target, spec: RequestSpec,
-                       deadline: float, attempt: int, started: float) -> Reply:
+                       budget: HostBudget, attempt: int, started: float) -> Reply:
         def fail(kind: str, message: str) -> Reply:
             return Reply(spec, error=kind, message=message, attempts=attempt,
                          elapsed=time.monotonic() - started)
 
-        await self.bucket.take()
-        remaining = deadline - time.monotonic()
+        budget.extend(await self.bucket.take())
+        remaining = budget.deadline - time.monotonic()
         if remaining <= 0:
             return fail(TIMEOUT, f"host time budget of {self.options.timeout:g}s spent")
         try:
@@ -221,15 +253,12 @@ class Prober:
                 async with session.request(spec.method, URL(target.url(spec.path), encoded=True),
                                            headers=dict(spec.headers), allow_redirects=False,
                                            proxy=self.options.proxy) as resp:
-                    try:
-                        body, truncated = await read_capped(resp.content, spec.body_cap)
-                    except aiohttp.ClientPayloadError:
-                        body, truncated = b"", True
+                    body, truncated, incomplete = await read_capped(resp.content, spec.body_cap)
                     if truncated:
                         resp.close()  # drop the socket: never drain an oversized body
                     headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers)
                     return Reply(spec, resp.status, resp.reason or "", headers, body, truncated,
-                                 attempts=attempt, elapsed=time.monotonic() - started)
+                                 attempts=attempt, elapsed=time.monotonic() - started, incomplete=incomplete)
         except TimeoutError:
             return fail(TIMEOUT, f"no complete answer within the {self.options.timeout:g}s host budget")
         except aiohttp.ClientProxyConnectionError as exc:
@@ -250,9 +279,11 @@ class Prober:
     async def probe(self, target: Target) -> dict[str, Any]:
         started = datetime.now(UTC)
         t0 = time.monotonic()
+        budget = HostBudget(t0 + self.options.timeout)
         try:
-            async with asyncio.timeout(self.options.timeout + GUARD_SECONDS):
-                result = await self._probe(target, t0 + self.options.timeout)
+            async with asyncio.timeout(self.options.timeout + GUARD_SECONDS) as guard:
+                budget.guard = guard
+                result = await self._probe(target, budget)
         except TimeoutError:
             result = _unreachable(target, self.options.checks, f"{TIMEOUT}: host guard of "
                                   f"{self.options.timeout + GUARD_SECONDS:g}s fired", ())
@@ -260,22 +291,22 @@ class Prober:
         result["elapsed"] = round(time.monotonic() - t0, 4)
         return result
 
-    async def _probe(self, target: Target, deadline: float) -> dict[str, Any]:
+    async def _probe(self, target: Target, budget: HostBudget) -> dict[str, Any]:
         async with self._session() as session:
-            logon = await self.send(session, target, fpmod.LOGON, deadline)
+            logon = await self.send(session, target, fpmod.LOGON, budget)
             if logon.error in UNREACHABLE:
                 return _unreachable(target, self.options.checks, logon.describe(), (logon,))
             fp = fpmod.from_header(logon)
             seen = [logon]
             if fp is None:
-                export = await self.send(session, target, fpmod.EXPORTTOOL, deadline)
+                export = await self.send(session, target, fpmod.EXPORTTOOL, budget)
                 seen.append(export)
                 fp = fpmod.best((fpmod.from_exporttool(export), fpmod.from_logon_paths(logon)))
             build = fpmod.host_build(fp)
             fp_replies = list(seen)
             answers: list[tuple[ProbeCheck, tuple[Reply, ...]]] = []
             for check in self.options.checks:
-                replies = tuple([await self.send(session, target, s, deadline) for s in check.requests])
+                replies = tuple([await self.send(session, target, s, budget) for s in check.requests])
                 answers.append((check, replies))
                 seen.extend(replies)
         exchange, signals = fpmod.looks_like_exchange(seen)
@@ -330,7 +361,9 @@ async def probe_all(targets: Iterable[Target], options: ProbeOptions,
             for target in it:
                 on_result(await prober.probe(target))
 
-        workers = [asyncio.create_task(worker()) for _ in range(options.concurrency)]
+        pending = targets if isinstance(targets, list | tuple) else None
+        slots = min(options.concurrency, len(pending)) if pending is not None else options.concurrency
+        workers = [asyncio.create_task(worker()) for _ in range(max(1, slots))]
         try:
             await asyncio.gather(*workers)
         finally:

@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 from exhunt.errors import Location, UsageError
 
 MAX_RANGE_HOSTS = 65_536  # a /16: larger sweeps belong to a scanner, not an incident responder's probe
+MAX_TARGETS = MAX_RANGE_HOSTS  # over the whole run: forty /16 lines are not a /16
 DEFAULT_PORT = {"https": 443, "http": 80}
+_PATH = re.compile(r"^[!-~]*$")  # printable ASCII, no space: sent as typed, so it must be encoded
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?$")
 
 
@@ -111,9 +113,13 @@ def _parse_single(text: str, where: Location | None) -> Target:
         raise UsageError(f"bad target {text!r}: expected URL, host or host:port", where)
     if not _valid_host(host):
         raise UsageError(f"bad target {text!r}: {host!r} is not a host name or IP address", where)
+    if port == 0:  # "port or default" would quietly probe another service than the one typed
+        raise UsageError(f"bad target {text!r}: port 0", where)
     if not scheme:
         scheme = "http" if port == 80 else "https"
     base = parts.path.rstrip("/") if explicit_scheme else ""
+    if base and not _PATH.match(base):
+        raise UsageError(f"bad target {text!r}: the path must be URL-encoded ASCII", where)
     if not explicit_scheme and parts.path:
         raise UsageError(f"bad target {text!r}: a path needs a URL with http:// or https://", where)
     return Target(scheme, host.lower(), port or DEFAULT_PORT[scheme], base)
@@ -152,4 +158,7 @@ def collect_targets(args: Iterable[str], files: Iterable[Path] = (),
             if target.origin not in seen:
                 seen.add(target.origin)
                 out.append(target)
+                if len(out) > MAX_TARGETS:
+                    raise UsageError(f"more than {MAX_TARGETS} targets in all (ranges add up; the limit "
+                                     "of one range is the limit of the run)", where)
     return out

@@ -53,6 +53,7 @@ class Reply:
     message: str = ""
     attempts: int = 1
     elapsed: float = 0.0
+    incomplete: bool = False  # the body broke off (reset, short of its Content-Length): partial bytes
 
     @property
     def ok(self) -> bool:

@@ -160,9 +160,23 @@ def test_rate_limits_a_run(plain_fixture: Running) -> None:
     assert time.monotonic() - started >= 4 / 20  # 5 requests at 20/s, burst 1: at least 4 intervals
 
 
+def test_waiting_for_the_rate_is_not_the_hosts_timeout(plain_fixture: Running) -> None:
+    """Ten hosts at 4 requests/s need ~13 s of rate waits in all, far past a 2 s --timeout: each host
+    is still assessed (the waits used to spend its budget, so all ten came out "unreachable")."""
+    port = plain_fixture.ports["vuln2016"]
+    names = [f"vuln2016-r{i}.exhunt.test" for i in range(10)]
+    result = sweep([Target("http", n, port) for n in names],
+                   ProbeOptions(rate=4, timeout=TIMEOUT, resolve=dict.fromkeys(names, "127.0.0.1")))
+    assert [verdicts(r)["proxylogon_ssrf"] for r in result.results] == [VULNERABLE] * 10
+
+
 @pytest.mark.parametrize("options", [
     ProbeOptions(concurrency=0), ProbeOptions(rate=-1), ProbeOptions(timeout=0),
     ProbeOptions(insecure=True, ca_bundle=Path(__file__)),
+    ProbeOptions(timeout=float("nan")), ProbeOptions(timeout=float("inf")), ProbeOptions(rate=float("nan")),
+    ProbeOptions(proxy=""), ProbeOptions(proxy="http://"), ProbeOptions(proxy="127.0.0.1:3128"),
+    ProbeOptions(proxy="socks5://127.0.0.1:1080"),
+    ProbeOptions(proxy="http://127.0.0.1:3128", resolve={"mail.example.org": "127.0.0.1"}),
 ])
 def test_bad_options(options: ProbeOptions) -> None:
     with pytest.raises(UsageError):
@@ -181,3 +195,37 @@ def test_dropped_trigger_is_sent_exactly_as_often_as_reported() -> None:
         assert running.server.connections == 2  # the retry needs a fresh connection
     finally:
         stop_fixture(running, thread)
+
+
+def test_a_body_that_breaks_off_is_unknown_not_patched() -> None:
+    """A ProxyShell answer cut short (Content-Length larger than what came, then the socket closed)
+    proves nothing: the marker may have been in the missing part."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from exhunt.probe.checks.proxyshell import MARKER
+
+    class Short(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server protocol
+            body = b"<html>" if "mapi" in self.path else b"ok"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body) + 500))
+            self.send_header("X-OWA-Version", "15.1.2176.2")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Short)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        r = sweep([Target("http", "127.0.0.1", server.server_address[1])],
+                  ProbeOptions(timeout=TIMEOUT, backoff=0.01)).results[0]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert MARKER not in b"<html>"
+    assert verdicts(r)["proxyshell_path"] == UNKNOWN

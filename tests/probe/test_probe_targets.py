@@ -28,6 +28,7 @@ def test_single_targets(text: str, origin: str) -> None:
 @pytest.mark.parametrize("text", [
     "ftp://mail.example.org", "mail.example.org:99999", "user:pw@mail.example.org", "bad host",
     "mail.example.org/owa", "https://", "-", "a..b",
+    "127.0.0.1:0", "http://mail.example.org:0/", "http://mail.example.org/a b/", "https://mail.example.org/é",
 ])
 def test_bad_targets_are_usage_errors(text: str) -> None:
     with pytest.raises(UsageError):
@@ -67,3 +68,13 @@ def test_missing_targets_file(tmp_path: Path) -> None:
 def test_url_building_keeps_base_path() -> None:
     assert Target("https", "gw", 443, "/exchange").url("/owa/auth/logon.aspx") == \
         "https://gw/exchange/owa/auth/logon.aspx"
+
+
+def test_ranges_add_up_to_one_cap(tmp_path: Path) -> None:
+    """Forty /16 lines are 2.6 million targets: the run's total has the limit one range has."""
+    from exhunt.probe.targets import collect_targets
+
+    listing = tmp_path / "t.txt"
+    listing.write_text("".join(f"10.{i}.0.0/16\n" for i in range(40)))
+    with pytest.raises(UsageError, match="targets in all"):
+        collect_targets([], [listing], allow_ranges=True)
