@@ -62,7 +62,8 @@ def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = T
     """``parse=False``: hash, inventory and content-scan only (the byte ranges of a split log parse it)."""
     ctx = ctx or ParseContext(host=host, file=file, writer=writer)
     try:
-        stream, raw = open_hashing(file, capture=_SCANNER is not None and _SCANNER.wants(file.size))
+        stream, raw = open_hashing(file, capture=_SCANNER is not None and _SCANNER.wants(file.size),
+                                   capture_limit=_SCANNER.max_size if _SCANNER is not None else None)
     except OSError as exc:
         ctx.artifact = "files"
         ctx.warn(f"cannot open: {exc.strerror or exc}")

@@ -16,9 +16,12 @@ DRAIN_CHUNK = 1 << 20
 class HashingRaw(io.RawIOBase):
     """A raw stream that hashes every byte read through it, so parse and hash share one read."""
 
-    def __init__(self, inner: BinaryIO, capture: bool = False) -> None:
+    def __init__(self, inner: BinaryIO, capture: bool = False, capture_limit: int | None = None) -> None:
         self.inner = inner
         self.chunks: list[bytes] | None = [] if capture else None  # the content, for YARA in the same read
+        # a listed size is only a claim (a compressed member's, a file that grew): past the limit the
+        # captured bytes are dropped, so a 1 KB bz2 that expands to gigabytes never fills memory
+        self.capture_limit = capture_limit
         self.sha256 = hashlib.sha256()
         self.sha1 = hashlib.sha1()  # noqa: S324 - IOC lists still use SHA-1/MD5
         self.md5 = hashlib.md5()  # noqa: S324
@@ -38,6 +41,8 @@ class HashingRaw(io.RawIOBase):
             self.bytes_read += n
             if self.chunks is not None:
                 self.chunks.append(data)
+                if self.capture_limit is not None and self.bytes_read > self.capture_limit:
+                    self.chunks = None
         return n
 
     def close(self) -> None:
@@ -45,8 +50,9 @@ class HashingRaw(io.RawIOBase):
         super().close()
 
 
-def open_hashing(file: EvidenceFile, capture: bool = False) -> tuple[io.BufferedReader, HashingRaw]:
-    raw = HashingRaw(file.open(), capture)
+def open_hashing(file: EvidenceFile, capture: bool = False,
+                 capture_limit: int | None = None) -> tuple[io.BufferedReader, HashingRaw]:
+    raw = HashingRaw(file.open(), capture, capture_limit)
     return io.BufferedReader(raw, buffer_size=DRAIN_CHUNK), raw
 
 

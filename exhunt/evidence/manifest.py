@@ -87,13 +87,14 @@ def tree_hash(files: Iterable[tuple[str, str]]) -> str:
 
 
 def _file_record(rid: str, kind: str, host: str, evidence: str, path: Path, rel: str) -> InputRecord:
-    st = path.stat()
+    st: os.stat_result | None = None
     try:
+        st = path.stat()
         sha, size = sha256_file(path)
-    except OSError as exc:
+    except OSError as exc:  # a file of a folder gone or unreadable since it was listed: recorded as such
         if kind != "file-in-folder":
             raise EvidenceError(f"cannot read evidence {path}: {exc.strerror or exc}") from exc
-        sha, size = f"unreadable: {exc.strerror or exc}", st.st_size
+        sha, size = f"unreadable: {exc.strerror or exc}", st.st_size if st else 0
     return _named(rid, kind, host, evidence, path, rel, size, sha, st)
 
 

@@ -38,7 +38,7 @@ def _value(name: str, value: Any) -> Any:
         parsed = datetime.fromisoformat(value)
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if name == "fields" and isinstance(value, dict):
-        return json.dumps(value)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)  # as the parsers write it (orjson)
     return value
 
 

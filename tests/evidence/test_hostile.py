@@ -248,3 +248,53 @@ def test_py7zr_member_read_never_touches_the_disk(tmp_path: Path, monkeypatch: p
         assert reader.open(names[-1]).read()
     assert _tree(tmp_path, tmp_path / "none") == before
     assert isinstance(py7zr.__version__, str)
+
+
+def test_capture_for_yara_stops_at_the_limit_whatever_the_listed_size() -> None:
+    """A member's listed size is a claim: past the YARA limit the captured bytes are dropped."""
+    from exhunt.artifacts.files import HashingRaw
+
+    raw = HashingRaw(io.BytesIO(bytes(300_000)), capture=True, capture_limit=100_000)
+    while raw.read(65_536):
+        pass
+    assert raw.chunks is None and raw.bytes_read == 300_000
+
+
+def test_small_gz_that_lies_about_its_size_is_hashed_not_held(tmp_path: Path) -> None:
+    """A .gz whose size trailer says 100 bytes but expands to 4 MiB: hashed whole, not kept for YARA
+    (a 785-byte bz2 expanding to 1 GiB used to be held in memory until the scan died)."""
+    import gzip
+    import struct
+
+    data = bytearray(gzip.compress(bytes(4 << 20)))
+    struct.pack_into("<I", data, len(data) - 4, 100)  # ISIZE trailer: the lie
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "x.log.gz").write_bytes(bytes(data))
+    scan([ev], ScanOptions(out=tmp_path / "case", host="h", jobs=1, quiet=True, html_report=False,
+                           yara_max_size=1 << 20))
+    con = connect(tmp_path / "case" / "store")
+    messages = [m for (m,) in con.execute("SELECT message FROM warnings").fetchall()]
+    assert any("larger than the YARA size limit" in m for m in messages), messages
+    assert con.execute("SELECT max(size) FROM files").fetchone()[0] == 4 << 20
+
+
+def test_a_file_gone_before_it_is_hashed_is_recorded_not_fatal(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from exhunt import api
+    from exhunt.evidence import manifest
+
+    ev = c.write_folder(tmp_path / "ev")
+    victim = next(p for p in sorted(ev.rglob("*")) if p.is_file())
+    real_plan = api.plan
+
+    def plan_then_vanish(*args: object, **kwargs: object) -> object:
+        work = real_plan(*args, **kwargs)  # type: ignore[arg-type]
+        victim.unlink()  # listed, then gone before the custody hash
+        return work
+
+    monkeypatch.setattr(api, "plan", plan_then_vanish)
+    result = scan([ev], ScanOptions(out=tmp_path / "case", host="h", jobs=1, quiet=True, html_report=False))
+    assert result.document.hosts
+    record = next(r for r in manifest.load(tmp_path / "case") if r.rel.endswith(victim.name))
+    assert record.sha256.startswith("unreadable")

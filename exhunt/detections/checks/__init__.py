@@ -17,6 +17,7 @@ from exhunt.detections.checks import (
 
 CHECKS: tuple[type[Check], ...] = (
     proxylogon.SsrfAnchorMailbox,
+    proxylogon.SsrfBackendCookie,
     proxylogon.SsrfStaticResourcePost,
     proxylogon.EcpVirtualDirectoryScript,
     proxylogon.EcpResetVirtualDirectory,

@@ -54,6 +54,37 @@ class SsrfAnchorMailbox(SqlCheck):
     """
 
 
+class SsrfBackendCookie(SqlCheck):
+    id = "proxylogon.ssrf.backend_cookie"
+    title = "ProxyLogon SSRF (CVE-2021-26855) in a back-end cookie"
+    severity = "critical"
+    description = (
+        "The same server-side request forgery carried in a cookie instead of AnchorMailbox: an HttpProxy "
+        "BackEndCookie 'Server~<x>/<path>~<n>' (Microsoft's Test-ProxyLogon filter 'Server~*/*~*') on an "
+        "unauthenticated request, or an X-BEResource / X-AnonResource-Backend cookie in an IIS cs(Cookie) "
+        "naming a back-end URL ('<x>]@<server>:444/ecp/...')."
+    )
+    cves = ("CVE-2021-26855",)
+    attack = ("T1190",)
+    references = (MS_GUIDANCE, TEST_PROXYLOGON)
+    remediation = SsrfAnchorMailbox.remediation
+    # the cookie lives in the wide ``fields`` JSON: substring tests first (exact spellings the
+    # exploits and Exchange write), the JSON read and regex only on the few rows that pass
+    BACKEND = "json_extract_string(fields, '$.BackEndCookie')"
+    IIS_COOKIE = "json_extract_string(fields, '$.\"cs(Cookie)\"')"
+    sql = f"""
+        SELECT {EVENT_COLUMNS}, coalesce(client_ip, '') AS key,
+               concat_ws(' ', method, uri, 'cookie=' || coalesce({BACKEND}, {IIS_COOKIE}), 'status=' || status,
+                         'client=' || client_ip, 'UA=' || user_agent) AS excerpt,
+               'high' AS confidence, client_ip AS ioc_client_ip, user_agent AS ioc_user_agent
+        FROM events
+        WHERE (source = 'httpproxy' AND "user" IS NULL AND contains(fields, '"BackEndCookie":"Server~')
+               AND regexp_matches({BACKEND}, '^Server~[^~]*/[^~]*~', 'i'))
+           OR (source = 'iis' AND (contains(fields, 'X-BEResource=') OR contains(fields, 'X-AnonResource-Backend='))
+               AND regexp_matches({IIS_COOKIE}, '(X-BEResource|X-AnonResource-Backend)=[^;]*(\\]@|/)', 'i'))
+    """
+
+
 class SsrfStaticResourcePost(SqlCheck):
     id = "proxylogon.ssrf.static_post"
     title = "POST to a static OWA/ECP resource (ProxyLogon SSRF, CVE-2021-26855)"

@@ -15,10 +15,11 @@ class ProxyNotShellAutodiscover(SqlCheck):
     title = "ProxyNotShell autodiscover SSRF to remote PowerShell (CVE-2022-41040)"
     severity = "critical"
     description = (
-        "A request to autodiscover.json carrying '@' that reaches /powershell (Microsoft's hunting pattern "
-        "'autodiscover.json.*@.*Powershell'). With an authenticated user or an X-Rps-CAT token it is the "
-        "ProxyNotShell SSRF (high); an anonymous request of the same shape is also ProxyShell's, so it is "
-        "medium here and the build of the server decides which one applies."
+        "A request to autodiscover.json that names PowerShell after it (Microsoft's hunting pattern "
+        "'autodiscover.json.*@.*Powershell', also as the published 'FooProtocol=Powershell' and the "
+        "mitigation bypasses without '@'). From an authenticated user, with '@' and without ProxyShell's "
+        "forged X-Rps-CAT token, it is the ProxyNotShell SSRF (high); otherwise the same shape may be "
+        "ProxyShell's or a bypass probe, so it is medium and the server's build decides which applies."
     )
     cves = ("CVE-2022-41040", "CVE-2022-41082")
     attack = ("T1190", "T1059.001")
@@ -31,10 +32,11 @@ class ProxyNotShellAutodiscover(SqlCheck):
     )
     sql = f"""
         SELECT {EVENT_COLUMNS}, coalesce(client_ip, '') AS key, {HTTP_EXCERPT} AS excerpt,
-               CASE WHEN ("user" IS NOT NULL AND "user" NOT IN ('-', '')) OR contains({REQUEST}, 'x-rps-cat')
+               CASE WHEN "user" IS NOT NULL AND "user" NOT IN ('-', '') AND contains({REQUEST}, '@')
+                         AND NOT contains({REQUEST}, 'x-rps-cat')
                     THEN 'high' ELSE 'medium' END AS confidence,
                client_ip AS ioc_client_ip, user_agent AS ioc_user_agent, "user" AS ioc_user
         FROM events
         WHERE source IN {WEB_SOURCES} AND {mentions('autodiscover.json')}
-          AND regexp_matches({REQUEST}, 'autodiscover\\.json.*@.*/powershell')
+          AND regexp_matches({REQUEST}, 'autodiscover\\.json.*powershell')
     """
