@@ -167,6 +167,9 @@ class _MemoryWriter:
         return None
 
 
+NTH = "\0#"  # in a 7z locator: "<name>\0#<n>" is the n-th member named <name> (n > 0)
+
+
 class SevenZipReader:
     def __init__(self, stream: BinaryIO) -> None:
         import py7zr
@@ -175,16 +178,21 @@ class SevenZipReader:
         self.sz = py7zr.SevenZipFile(stream, mode="r")
 
     def members(self) -> Iterator[Member]:
+        seen: dict[str, int] = {}
         for f in self.sz.files:
             kind = ("dir" if f.is_directory else "link" if (f.is_symlink or f.is_junction)
                     else "other" if f.is_socket else "file")
+            # the locator is the name plus which of the members of that name it is: py7zr extracts
+            # by name, and a second member of one name must not be read as the first
+            nth = seen[f.filename] = seen.get(f.filename, -1) + 1
             mtime = None
             if f.lastwritetime is not None:
                 try:
                     mtime = f.lastwritetime.totimestamp()
                 except (ValueError, OverflowError, OSError):
                     mtime = None
-            yield Member(f.filename, f.filename, int(f.uncompressed or 0), None, kind, mtime)
+            yield Member(f"{f.filename}{NTH}{nth}" if nth else f.filename, f.filename, int(f.uncompressed or 0),
+                         None, kind, mtime)
 
     def open(self, locator: str) -> BinaryIO:
         from py7zr.io import WriterFactory
@@ -196,15 +204,18 @@ class SevenZipReader:
                 writers.append(_MemoryWriter(MAX_7Z_MEMBER))
                 return writers[-1]
 
+        name, _, nth = locator.partition(NTH)
+        index = int(nth) if nth.isdigit() else 0
         self.sz.reset()
-        self.sz.extract(targets=[locator], factory=Factory())
-        if not writers:
-            raise ArchiveFormatError(f"7z member not found: {locator!r}")
-        if writers[-1].overflow:
+        self.sz.extract(targets=[name], factory=Factory())  # every member of that name, in archive order
+        if len(writers) <= index:
+            raise ArchiveFormatError(f"7z member not found: {name!r}")
+        writer = writers[index]
+        if writer.overflow:
             raise ArchiveFormatError(f"7z member larger than {MAX_7Z_MEMBER} bytes: not read into memory "
                                      "(extract the archive and scan the folder)")
-        writers[-1].buffer.seek(0)
-        return writers[-1].buffer
+        writer.buffer.seek(0)
+        return writer.buffer
 
 
 Reader = ZipReader | TarReader | CompressedReader | SevenZipReader
@@ -248,7 +259,10 @@ def reader_for(container: Path, chain: tuple[str, ...], open_file: Any) -> Reade
         stream = parent.open(chain[-1])
         if not stream.seekable():
             stream = io.BytesIO(stream.read())  # type: ignore[assignment]
-        reader = make_reader(stream, chain[-1])
+        # a gz/bz2/xz member's one file is named after the member ("x.aspx.gz" -> "x.aspx"), not
+        # after its locator (a zip index or tar offset), so path-based detections still see it
+        name = next((m.name for m in parent.members() if m.locator == chain[-1]), chain[-1])
+        reader = make_reader(stream, name.rsplit("/", 1)[-1])
     else:
         reader = make_reader(open_file(container), container.name)
     _CACHE[key] = reader

@@ -9,6 +9,7 @@ The ``inputs`` store table maps every file the scan read to the manifest id find
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
@@ -102,7 +103,8 @@ def image_segments(path: Path) -> list[Path]:
     """Further segments of a split E01/Ex01/L01 image (``x.E02``...), which belong to the input too."""
     if path.suffix.lower() not in (".e01", ".ex01", ".l01"):
         return []
-    return sorted(p for p in path.parent.glob(path.stem + ".*") if _SEGMENT.match(p.suffix) and p != path)
+    pattern = glob.escape(path.stem) + ".*"  # a name like "srv[1].E01" is not a pattern
+    return sorted(p for p in path.parent.glob(pattern) if _SEGMENT.match(p.suffix) and p != path)
 
 
 def _real_rel(file: EvidenceFile) -> str:

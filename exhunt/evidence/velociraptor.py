@@ -28,19 +28,24 @@ _SHADOW = re.compile(r"^\\\\[.?]\\(?:GLOBALROOT\\Device\\)?(HarddiskVolumeShadow
 
 def upload_path(name: str) -> str | None:
     """Map one member name; None for a duplicate-accessor copy is decided by the caller."""
+    return mapped_upload(name)[0]
+
+
+def mapped_upload(name: str) -> tuple[str, str | None]:
+    """The mapped name, and why it had to change beyond decoding (traversal, control characters...).
+    Undecodable percent-escapes stay distinct (``%FF`` and ``%FE`` are two names, shown ``\\xff``)."""
     parts = name.split("/")
     if len(parts) < 4 or parts[0] != "uploads":
-        return name
-    device = unquote(parts[2])
+        return name, None
+    device = unquote(parts[2], errors="surrogateescape")
     m = _DEVICE.match(device)
     if m:
         head = m.group(1).upper()
     else:
         shadow = _SHADOW.match(device)
         head = shadow.group(1) if shadow else device
-    rest = [unquote(p) for p in parts[3:]]
-    clean, _ = safe_relative("/".join([head.replace("\\", "_"), *rest]))
-    return clean
+    rest = [unquote(p, errors="surrogateescape") for p in parts[3:]]
+    return safe_relative("/".join([head.replace("\\", "_"), *rest]))
 
 
 class VelociraptorSource(ArchiveSource):
@@ -58,17 +63,18 @@ class VelociraptorSource(ArchiveSource):
         return any(n.startswith("uploads/") for n in names) and any(n in MARKERS for n in names)
 
     def files(self, warn: Callable[[str, str], None]) -> Iterator[EvidenceFile]:
-        seen: set[str] = set()
+        seen: dict[str, str] = {}  # mapped name -> the accessor that uploaded it first
 
         def rename(clean: str) -> str | None:
-            mapped = upload_path(clean)
-            if mapped is None:
-                return None
+            mapped, reason = mapped_upload(clean)
             if clean.startswith("uploads/"):
-                if mapped.lower() in seen:
+                accessor = clean.split("/", 2)[1]
+                first = seen.setdefault(mapped.lower(), accessor)
+                if first != accessor:  # the same file through another accessor: one copy is enough
                     warn(mapped, f"also uploaded as {clean!r} (another accessor): read once")
                     return None
-                seen.add(mapped.lower())
+                if reason:  # names of one accessor that map alike are kept apart by the archive lister
+                    warn(mapped, f"upload name {clean!r} changed ({reason}): read as {mapped!r}")
             return mapped
 
         yield from list_archive(self.name, str(self.root), "", self.root, "", warn, rename)

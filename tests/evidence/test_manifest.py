@@ -64,3 +64,11 @@ def test_verify_detects_a_one_byte_change(case: Path, target: str,
 def test_verify_without_a_case_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", str(tmp_path)]) == 2
     assert "no manifest" in capsys.readouterr().err
+
+
+def test_split_image_segments_with_glob_characters_in_the_name(tmp_path: Path) -> None:
+    from exhunt.evidence.manifest import image_segments
+
+    for name in ("srv[1].E01", "srv[1].E02", "srv[1].E03", "srv1.E02"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in image_segments(tmp_path / "srv[1].E01")] == ["srv[1].E02", "srv[1].E03"]

@@ -171,3 +171,28 @@ def test_unreadable_evidence_is_one_line(tmp_path: Path, monkeypatch: pytest.Mon
     assert main(["scan", str(path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read evidence" in err and "Permission denied" in err
+
+
+def test_velociraptor_names_that_decode_alike_are_both_read_and_warned(tmp_path: Path) -> None:
+    """%FF and %FE both decoded to U+FFFD, so the second upload was dropped as "another accessor";
+    a name changed beyond decoding (traversal, control characters) is now a warning."""
+    import zipfile
+
+    from exhunt.api import ScanOptions, scan
+    from exhunt.events.store import connect
+
+    archive = tmp_path / "Collection-EXCH01.zip"
+    base = "uploads/auto/C%3A/inetpub/wwwroot/aspnet_client/"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("collection_context.json", "{}")
+        z.writestr(base + "a%FF.aspx", b"benign")
+        z.writestr(base + "a%FE.aspx", b'<%eval(Request.Item["p"],"unsafe");%>')
+        z.writestr("uploads/ntfs/%5C%5C.%5CC%3A/inetpub/wwwroot/aspnet_client/a%FE.aspx", b"same file")
+        z.writestr("uploads/auto/C%3A/..%2F..%2Fetc%2Fpasswd", b"x")
+    scan([archive], ScanOptions(out=tmp_path / "case", host="h", jobs=1, quiet=True, html_report=False))
+    con = connect(tmp_path / "case" / "store")
+    sizes = dict(con.execute("SELECT path, size FROM files WHERE path LIKE '%aspnet_client%'").fetchall())
+    assert sorted(sizes.values()) == [6, 37], sizes  # both uploads of 'auto'; the ntfs copy read once
+    messages = [m for (m,) in con.execute("SELECT message FROM warnings").fetchall()]
+    assert any("another accessor" in m for m in messages)
+    assert any("parent-folder" in m for m in messages) and any("undecodable" in m for m in messages)
