@@ -12,6 +12,11 @@ from exhunt.detections.checks.proxylogon import MS_GUIDANCE, TEST_PROXYLOGON
 WEB_FOLDER_RE = "(^|/)(frontend/httpproxy/(owa|ecp)/auth|inetpub/wwwroot/aspnet_client|clientaccess/oab)/"
 PAGE_RE = "\\.(aspx|ashx|asmx|asp|asax|cshtml)$"
 URL_FOLDER_RE = "^/(owa/auth|ecp/auth|aspnet_client|oab)/(.*/)?[^/]+\\.(aspx|ashx|asmx|asp)$"
+# where the known page names are legitimate: directly in owa\auth or ecp\auth (the baselines hold no
+# page anywhere else in these folders), so logon.aspx under themes\resources or errorFE.aspx in
+# aspnet_client is as unknown as any other name
+KNOWN_FILE_HOME_RE = "(^|/)frontend/httpproxy/(owa|ecp)/auth/[^/]+$"
+KNOWN_URL_HOME_RE = "^/(owa|ecp)/auth/[^/]+$"
 SHELL_REMEDIATION = (
     "Preserve the file (hash, copy, timestamps) and then remove it; search every Exchange server for the "
     "same SHA-256 and name.",
@@ -27,8 +32,9 @@ class WebShellByPlacement(SqlCheck):
     severity = "high"
     description = (
         "ProxyLogon web shells were dropped under FrontEnd\\HttpProxy\\owa\\auth, ...\\ecp\\auth, "
-        "inetpub\\wwwroot\\aspnet_client and ClientAccess\\OAB. This page's name is not in Exchange's "
-        "known-good baselines for those folders."
+        "inetpub\\wwwroot\\aspnet_client and ClientAccess\\OAB. This page is not one of Exchange's "
+        "known-good pages in its place (a known name elsewhere, e.g. logon.aspx under themes\\resources, "
+        "counts as unknown)."
     )
     attack = ("T1505.003",)
     references = (MS_GUIDANCE, TEST_PROXYLOGON)
@@ -40,7 +46,8 @@ class WebShellByPlacement(SqlCheck):
                sha256 AS ioc_sha256, path AS ioc_file_path
         FROM files
         WHERE regexp_matches(lower(path), '{WEB_FOLDER_RE}') AND regexp_matches(lower(path), '{PAGE_RE}')
-          AND lower(regexp_extract(path, '[^/]+$')) NOT IN (SELECT name FROM known_web_files)
+          AND NOT (lower(regexp_extract(path, '[^/]+$')) IN (SELECT name FROM known_web_files)
+                   AND regexp_matches(lower(path), '{KNOWN_FILE_HOME_RE}'))
     """
 
 
@@ -87,5 +94,6 @@ class WebShellRequests(SqlCheck):
                client_ip AS ioc_client_ip, user_agent AS ioc_user_agent, uri AS ioc_url_path
         FROM events
         WHERE source IN ('iis', 'httpproxy') AND regexp_matches(lower(uri), '{URL_FOLDER_RE}')
-          AND lower(regexp_extract(uri, '[^/]+$')) NOT IN (SELECT name FROM known_web_files)
+          AND NOT (lower(regexp_extract(uri, '[^/]+$')) IN (SELECT name FROM known_web_files)
+                   AND regexp_matches(lower(uri), '{KNOWN_URL_HOME_RE}'))
     """
