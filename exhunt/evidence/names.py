@@ -37,6 +37,14 @@ def printable(name: str) -> tuple[str, bool]:
     return "".join(_escape_char(ch) if _unsafe_char(ch) else ch for ch in name), True
 
 
+def visible(text: str) -> str:
+    """Text for a report: control, format (bidi override) and surrogate characters as ``\\xNN`` /
+    ``\\uNNNN``, so a log line cannot reorder or hide what a reader sees; tab and line ends kept."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(_escape_char(ch) if ch not in "\t\n\r" and _unsafe_char(ch) else ch for ch in text)
+
+
 def drive_component(part: str) -> str | None:
     """``C``, ``C:`` or ``C%3A`` -> ``C`` (the drive folder layout triage tools use)."""
     m = _DRIVE.match(part)

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from exhunt.evidence.names import visible
 from exhunt.findings.model import AssessmentDocument, Finding, Severity
 from exhunt.reports.actions import host_actions, host_findings, update_to_install, vulnerable_cves
 from exhunt.reports.case import Case, CitedEvent, cited_events, iso_utc, worst_finding
@@ -42,7 +43,13 @@ def content_security_policy(css: str, script: str) -> str:
 
 def _environment() -> Environment:
     return Environment(loader=PackageLoader("exhunt.reports", "templates"), autoescape=True,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, finalize=_visible)
+
+
+def _visible(value: Any) -> Any:
+    """Every text value the page shows, before escaping: control and bidi characters from evidence as
+    escapes (our own pinned CSS/JS and JSON arrive as Markup and pass untouched)."""
+    return visible(value) if isinstance(value, str) and not isinstance(value, Markup) else value
 
 
 def render(case: Case, out: BinaryIO) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import BinaryIO
 
+from exhunt.evidence.names import visible
 from exhunt.findings.model import AssessmentDocument, Finding
 from exhunt.reports.actions import host_actions, host_findings, update_to_install, vulnerable_cves
 from exhunt.reports.case import Case
@@ -21,13 +22,13 @@ SAFE_URL = re.compile(r"^https?://[^\s<>`|\\]+$")
 
 
 def text(value: object) -> str:
-    """Plain text safe in a Markdown paragraph or table cell."""
-    return MD_SPECIAL.sub(r"\\\1", str(value)).replace("\r", " ").replace("\n", " ")
+    """Plain text safe in a Markdown paragraph or table cell (control and bidi characters escaped)."""
+    return MD_SPECIAL.sub(r"\\\1", visible(str(value))).replace("\r", " ").replace("\n", " ")
 
 
 def code(value: str) -> str:
-    """An inline code span that holds any text literally (newlines folded)."""
-    value = value.replace("\r", " ").replace("\n", " ")
+    """An inline code span that holds any text literally (newlines folded, control characters escaped)."""
+    value = visible(value).replace("\r", " ").replace("\n", " ")
     longest = max((len(m) for m in re.findall(r"`+", value)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if value.startswith("`") or value.endswith("`") or not value.strip() else ""

@@ -55,3 +55,20 @@ def test_a_json_file_that_is_no_findings_document_is_one_line(tmp_path: Path,
 def test_stix_file_pattern_keeps_escaped_names_whole(path: str, name: str, folder: str) -> None:
     assert pattern_for("file_path", path) == (f"[file:name = '{name}' AND "
                                               f"file:parent_directory_ref.path = '{folder}']")
+
+
+def test_control_and_bidi_characters_are_escapes_in_html_and_markdown(scanned: ScanResult) -> None:
+    from dataclasses import replace
+
+    from exhunt.reports import html, markdown
+    from exhunt.reports.case import Case
+
+    hostile = "shell\u202egpj.aspx \x1b[31mred"
+    doc = scanned.document
+    doc = replace(doc, findings=(replace(doc.findings[0], key=hostile, title=hostile), *doc.findings[1:]))
+    page = html.render_text(Case(doc, scanned.case_dir / "store"))
+    text = markdown.render_text(doc)
+    for out in (page, text):
+        assert "\u202e" not in out and "\x1b" not in out
+        assert "\\u202e" in out and "\\x1b" in out
+    assert "<script" in page  # our own pinned script still there, not escaped
