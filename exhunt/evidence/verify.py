@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from exhunt.evidence.manifest import InputRecord, _iso, load, real_path, regular_files, sha256_file
 from exhunt.evidence.names import printable
@@ -50,9 +53,27 @@ def _check_file(record: InputRecord) -> list[Change]:
     return []
 
 
+def _manifest_copies_differ(case: Path, records: list[InputRecord]) -> list[Change]:
+    """manifest.json against the copy the scan wrote into the store at the same moment: an edited
+    (or emptied) manifest.json would otherwise verify whatever it now claims."""
+    folder = case / "store" / "manifest"
+    parts = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not parts:
+        return [] if records else [Change("-", "manifest.json", "changed", "records no input at all")]
+    try:
+        stored = pq.read_table(parts).to_pylist()
+    except (OSError, pa.ArrowInvalid) as exc:
+        return [Change("-", "store/manifest", "unreadable", str(exc).splitlines()[0])]
+    def key(row: dict[str, object]) -> tuple[object, ...]:
+        return (row.get("id"), row.get("path"), row.get("size"), row.get("sha256"))
+    if sorted(map(key, stored), key=str) != sorted((key(asdict(r)) for r in records), key=str):
+        return [Change("-", "manifest.json", "changed", "differs from the copy written into store/manifest")]
+    return []
+
+
 def verify(case: Path) -> VerifyResult:
     records = load(case)
-    changes: list[Change] = []
+    changes: list[Change] = _manifest_copies_differ(case, records)
     checked = 0
     for root in (r for r in records if ":" not in r.id):
         members = [r for r in records if r.id.startswith(root.id + ":")]

@@ -72,3 +72,17 @@ def test_split_image_segments_with_glob_characters_in_the_name(tmp_path: Path) -
     for name in ("srv[1].E01", "srv[1].E02", "srv[1].E03", "srv1.E02"):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in image_segments(tmp_path / "srv[1].E01")] == ["srv[1].E02", "srv[1].E03"]
+
+
+@pytest.mark.parametrize("edit", ["emptied", "one hash"])
+def test_verify_sees_an_edited_manifest_json(case: Path, edit: str) -> None:
+    """manifest.json is checked against the store's copy: emptied, it used to verify "0 inputs, ok"."""
+    path = case / "manifest.json"
+    doc = json.loads(path.read_text())
+    if edit == "emptied":
+        doc["inputs"] = []
+    else:
+        doc["inputs"][1]["sha256"] = "0" * 64
+    path.write_text(json.dumps(doc))
+    result = verify(case)
+    assert not result.ok and any(c.path == "manifest.json" for c in result.changes)
