@@ -34,6 +34,7 @@ FIELD_MAP: dict[str, tuple[str, ...]] = {
     "user_agent": ("UserAgent",),
     "protocol": ("Protocol",),
     "anchor_mailbox": ("AnchorMailbox",),
+    "backend_cookie": ("BackEndCookie",),
     "target_server": ("TargetServer",),
     "computer": ("ServerHostName", "ServerName", "server-hostname"),
 }
@@ -158,7 +159,8 @@ class ExchangeDialect:
                    {pick('method')} AS method, _uri AS uri, _query AS uri_query, _decoded AS uri_decoded,
                    CASE WHEN regexp_full_match(_status, '[0-9]{{1,9}}') THEN CAST(_status AS INTEGER) END AS status,
                    {pick('user_agent')} AS user_agent, {pick('protocol')} AS protocol,
-                   {pick('anchor_mailbox')} AS anchor_mailbox, {pick('target_server')} AS target_server,
+                   {pick('anchor_mailbox')} AS anchor_mailbox, {pick('backend_cookie')} AS backend_cookie,
+                   {pick('target_server')} AS target_server,
                    {pick('computer')} AS computer,
                    __fields AS fields,  -- built by the engine (fields_json)
                    (_decoded IS NOT NULL AND regexp_full_match(_rawts, '{ISO_SQL}')) AS __ok

@@ -33,6 +33,7 @@ EVENTS = pa.schema(
         ("user_agent", pa.string()),  # decoded ('+' -> ' ')
         ("protocol", pa.string()),  # HttpProxy protocol folder (Ecp, Owa, ...)
         ("anchor_mailbox", pa.string()),
+        ("backend_cookie", pa.string()),  # HttpProxy BackEndCookie (ProxyLogon's second SSRF carrier)
         ("target_server", pa.string()),
         ("channel", pa.string()),
         ("provider", pa.string()),

@@ -195,6 +195,19 @@ def write_table(store: Path, table: str, rows: Sequence[Row], part: str = "all")
         pq.write_table(arrow, folder / f"{part}.parquet", compression="zstd")
 
 
+_DUCKDB_TYPES = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN",
+                 pa.float64(): "DOUBLE"}
+
+
+def _missing_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str, str]]:
+    """Columns of the table's schema that its parts do not have (and a DuckDB type for each)."""
+    if name not in TABLES:
+        return []
+    present = {row[0] for row in con.execute(f"DESCRIBE {name}").fetchall()}
+    return [(f.name, _DUCKDB_TYPES.get(f.type, "TIMESTAMPTZ" if pa.types.is_timestamp(f.type) else "VARCHAR"))
+            for f in TABLES[name] if f.name not in present]
+
+
 def connect(store: Path, extra_tables: Iterable[str] = (), threads: int = 0,
             memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with one view per store table (empty tables when nothing was written).
@@ -212,10 +225,14 @@ def connect(store: Path, extra_tables: Iterable[str] = (), threads: int = 0,
             files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
             # values come from the files, never from folder names: host folders are sanitized
             # (host=EXCH01_triage for "EXCH01 triage") and a case may lie under any "x=y" folder
-            view = (f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}], union_by_name=true, "
+            view = (f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}], union_by_name=true, "
                     "hive_partitioning=false)")
             try:
                 con.execute(view)
+                missing = _missing_columns(con, name)
+                if missing:  # parts written by an older exhunt: newer columns read as NULL
+                    extra = ", ".join(f"NULL::{duckdb_type} AS \"{col}\"" for col, duckdb_type in missing)
+                    con.execute(view.replace("SELECT * FROM", f"SELECT *, {extra} FROM", 1))
             except duckdb.Error as exc:  # a part truncated or overwritten: one readable line
                 first = str(exc).splitlines()[0]
                 raise CaseError(f"the case store {store} is damaged ({name}): {first}") from None

@@ -68,20 +68,24 @@ class SsrfBackendCookie(SqlCheck):
     attack = ("T1190",)
     references = (MS_GUIDANCE, TEST_PROXYLOGON)
     remediation = SsrfAnchorMailbox.remediation
-    # the cookie lives in the wide ``fields`` JSON: substring tests first (exact spellings the
-    # exploits and Exchange write), the JSON read and regex only on the few rows that pass
-    BACKEND = "json_extract_string(fields, '$.BackEndCookie')"
+    # HttpProxy's BackEndCookie is a column; an IIS cookie lives in the wide ``fields`` JSON: cheap
+    # columns and substring tests (the spellings the exploits used) first, the JSON read last
+    BACKEND = "backend_cookie"
     IIS_COOKIE = "json_extract_string(fields, '$.\"cs(Cookie)\"')"
+    COLUMNS = f"""{EVENT_COLUMNS}, coalesce(client_ip, '') AS key, 'high' AS confidence,
+               client_ip AS ioc_client_ip, user_agent AS ioc_user_agent"""
+    REQUEST = "concat_ws(' ', method, uri, 'status=' || status, 'client=' || client_ip, 'UA=' || user_agent)"
+    # two selects, not one OR: each source's cheap filters then run before its cookie is read
     sql = f"""
-        SELECT {EVENT_COLUMNS}, coalesce(client_ip, '') AS key,
-               concat_ws(' ', method, uri, 'cookie=' || coalesce({BACKEND}, {IIS_COOKIE}), 'status=' || status,
-                         'client=' || client_ip, 'UA=' || user_agent) AS excerpt,
-               'high' AS confidence, client_ip AS ioc_client_ip, user_agent AS ioc_user_agent
+        SELECT {COLUMNS}, {REQUEST} || ' BackEndCookie=' || {BACKEND} AS excerpt
         FROM events
-        WHERE (source = 'httpproxy' AND "user" IS NULL AND contains(fields, '"BackEndCookie":"Server~')
-               AND regexp_matches({BACKEND}, '^Server~[^~]*/[^~]*~', 'i'))
-           OR (source = 'iis' AND (contains(fields, 'X-BEResource=') OR contains(fields, 'X-AnonResource-Backend='))
-               AND regexp_matches({IIS_COOKIE}, '(X-BEResource|X-AnonResource-Backend)=[^;]*(\\]@|/)', 'i'))
+        WHERE source = 'httpproxy' AND "user" IS NULL AND regexp_matches({BACKEND}, '^Server~[^~]*/[^~]*~', 'i')
+        UNION ALL
+        SELECT {COLUMNS}, {REQUEST} || ' cookie=' || {IIS_COOKIE} AS excerpt
+        FROM events
+        WHERE source = 'iis' AND "user" IS NULL
+          AND (contains(fields, 'X-BEResource=') OR contains(fields, 'X-AnonResource-Backend='))
+          AND regexp_matches({IIS_COOKIE}, '(X-BEResource|X-AnonResource-Backend)=[^;]*(\\]@|/)', 'i')
     """
 
 
