@@ -38,6 +38,9 @@ ECS_FALLBACK = (
     ("TargetFilename", ("file", "path")),
     ("User", ("user", "name")),
     ("SourceIp", ("source", "ip")),
+    ("DestinationIp", ("destination", "ip")),
+    ("DestinationPort", ("destination", "port")),
+    ("SourcePort", ("source", "port")),
 )
 
 
@@ -126,6 +129,8 @@ def ecs_record(doc: dict[str, Any]) -> dict[str, Any]:
     for name, path in ECS_FALLBACK:
         if data.get(name) in (None, ""):
             value = _get(doc, *path)
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)  # ECS ports are numbers; Sysmon writes them as text
             if isinstance(value, str) and value:
                 data[name] = value
     timestamp = doc.get("@timestamp")

@@ -184,3 +184,15 @@ def test_ecs_level_reaches_fields(tmp_path: Path, level: object, stored: int | N
            "winlog": {"channel": "Application", "provider_name": "MSExchange Control Panel", "event_id": 4}}
     con = parse_bytes(tmp_path, "app.ndjson", _ndjson(doc))
     assert con.execute("SELECT json_extract(fields, '$.Level')::INTEGER FROM events").fetchone()[0] == stored
+
+
+def test_ecs_network_fields_stand_in_for_event_data(tmp_path: Path) -> None:
+    doc = {"@timestamp": "2021-03-03T00:00:00Z", "destination": {"ip": "127.0.0.1", "port": 3389},
+           "source": {"ip": "127.0.0.1", "port": 50000},
+           "process": {"executable": "c:\\windows\\system32\\inetsrv\\w3wp.exe"},
+           "winlog": {"channel": "Microsoft-Windows-Sysmon/Operational", "provider_name": "Microsoft-Windows-Sysmon",
+                      "event_id": 3, "event_data": {"UtcTime": "2021-03-03 00:00:00.000"}}}
+    con = parse_bytes(tmp_path, "net.ndjson", _ndjson(doc))
+    got = con.execute("SELECT json_extract_string(fields, '$.DestinationIp'), json_extract_string(fields, "
+                      "'$.DestinationPort'), image FROM events").fetchone()
+    assert got == ("127.0.0.1", "3389", "c:\\windows\\system32\\inetsrv\\w3wp.exe")

@@ -66,9 +66,13 @@ _DATA_LIST = """json_extract_string("fields", '$.Data[*]')"""
 # name can never shadow them.
 VIRTUAL: dict[str, str] = {
     # The requested resource as logged: stem plus '?query' (SigmaHQ's cs-uri-query means that).
+    # (HttpProxy's UrlQuery keeps its own leading '?'; IIS's cs-uri-query has none)
     "x_uri_full": """(CASE WHEN "uri_query" IS NULL OR "uri_query" = '' THEN "uri" """
+    """WHEN starts_with("uri_query", '?') THEN coalesce("uri", '') || "uri_query" """
     """ELSE coalesce("uri", '') || '?' || "uri_query" END)""",
-    "x_user_agent_raw": json_field("cs(User-Agent)", dash_is_null=True),
+    # the user agent as logged ('+' for spaces in IIS); rows without that raw field (HttpProxy) fall
+    # back to the normalized one, so "cs-user-agent: null" means no user agent on every source
+    "x_user_agent_raw": f"""coalesce({json_field("cs(User-Agent)", dash_is_null=True)}, "user_agent")""",
     "x_referer": json_field("cs(Referer)", dash_is_null=True),
     "x_cookie": json_field("cs(Cookie)", dash_is_null=True),
     "x_host_header": json_field("cs-host", dash_is_null=True),

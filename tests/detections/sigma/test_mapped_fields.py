@@ -51,3 +51,20 @@ def test_level_by_name_on_a_mapped_application_event() -> None:
             "detection": {"s1": {"EventID": 4, "Provider_Name": "MSExchange Control Panel", "Level": "Error"},
                           "s2": ["&__VIEWSTATE="], "condition": "all of s*"}}
     assert matched(connect_rows([app(1, 2), app(2, 4)]), ruleset_from_yaml(rule)) == {"viewstate": [1]}
+
+
+def test_web_fields_on_httpproxy_and_iis_rows_alike() -> None:
+    """HttpProxy's UrlQuery keeps its '?' (the full URI had '??'); it has no raw user-agent field, so
+    'cs-user-agent: null' must not be true for every HttpProxy row (it fired SigmaHQ's reGeorg rule)."""
+    rows = [
+        {"source": "httpproxy", "kind": "http", "uri": "/owa/auth/tunnel.aspx", "uri_query": "?cmd=read&x=1",
+         "user_agent": "Mozilla/5.0", "record_id": 1},
+        {"source": "iis", "kind": "http", "uri": "/owa/auth/tunnel.aspx", "uri_query": "cmd=read&x=1",
+         "user_agent": "Mozilla/5.0", "fields": {"cs(User-Agent)": "Mozilla/5.0"}, "record_id": 2},
+        {"source": "iis", "kind": "http", "uri": "/x.aspx", "fields": {"cs(User-Agent)": "-"}, "record_id": 3},
+    ]
+    web = {"category": "webserver"}
+    query = {"title": "q", "logsource": web,
+             "detection": {"s": {"cs-uri-query|contains": "tunnel.aspx?cmd=read"}, "condition": "s"}}
+    no_agent = {"title": "n", "logsource": web, "detection": {"s": {"cs-user-agent": None}, "condition": "s"}}
+    assert matched(connect_rows(rows), ruleset_from_yaml(query, no_agent)) == {"q": [1, 2], "n": [3]}
