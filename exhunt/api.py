@@ -209,13 +209,19 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
         return ScanResult(document, case if options.out else Path(), results)
 
 
+# Raised whenever parsing writes other rows or columns for the same input (a new column, a mapping
+# change), so --resume re-parses a case written before instead of keeping rows without them.
+# 2: backend_cookie column, Level in event fields, '' and '-' kept in the Windows event columns.
+STORE_FORMAT = 2
+
+
 def _resume_key(options: ScanOptions) -> str:
     """What else must match for a resumed scan to keep old parts: the tool version, the content of
     the YARA and IOC files (an edited rule file must run again), the YARA size limit in force
     (which --memory-limit and --jobs can lower) and whether logs are content-scanned."""
     rules = [_content_digest(p) for p in (*options.yara, *options.iocs)]
     yara_max = min(options.yara_max_size, limits.budget(options.memory_limit, _jobs(options.jobs)).yara_max)
-    return orjson.dumps([__version__, rules, yara_max, options.yara_logs]).decode()
+    return orjson.dumps([__version__, STORE_FORMAT, rules, yara_max, options.yara_logs]).decode()
 
 
 def _content_digest(path: Path) -> str:

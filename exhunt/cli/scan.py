@@ -78,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--resume needs --out: the case folder of the earlier scan")
     if args.fleet is not None and args.host:
         raise UsageError("--fleet names each host after its folder or archive: drop --host")
+    if args.fleet is not None:  # before listing it: a case inside the fleet folder would become a "host"
+        from exhunt.api import refuse_overlap
+
+        refuse_overlap(args.out, [args.fleet])
     evidence = list(args.evidence) + (fleet_roots(args.fleet) if args.fleet is not None else [])
     if args.scheduler:
         evidence = [p.resolve() for p in evidence]

@@ -242,6 +242,7 @@ def make_reader(stream: BinaryIO, name: str) -> Reader:
 
 
 _CACHE: OrderedDict[tuple[str, tuple[str, ...]], Reader] = OrderedDict()
+_NAMES: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}  # member locator -> name, per archive
 
 
 def reader_for(container: Path, chain: tuple[str, ...], open_file: Any) -> Reader:
@@ -261,15 +262,18 @@ def reader_for(container: Path, chain: tuple[str, ...], open_file: Any) -> Reade
             stream = io.BytesIO(stream.read())  # type: ignore[assignment]
         # a gz/bz2/xz member's one file is named after the member ("x.aspx.gz" -> "x.aspx"), not
         # after its locator (a zip index or tar offset), so path-based detections still see it
-        name = next((m.name for m in parent.members() if m.locator == chain[-1]), chain[-1])
-        reader = make_reader(stream, name.rsplit("/", 1)[-1])
+        names = _NAMES.get(key[:1] + (chain[:-1],))
+        if names is None:  # once per archive, not once per nested member (a zip of 6,000 .gz logs)
+            names = _NAMES[key[:1] + (chain[:-1],)] = {m.locator: m.name for m in parent.members()}
+        reader = make_reader(stream, names.get(chain[-1], chain[-1]).rsplit("/", 1)[-1])
     else:
         reader = make_reader(open_file(container), container.name)
     _CACHE[key] = reader
     while len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
+        _NAMES.pop(_CACHE.popitem(last=False)[0], None)
     return reader
 
 
 def clear_cache() -> None:
     _CACHE.clear()
+    _NAMES.clear()

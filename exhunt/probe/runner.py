@@ -244,7 +244,10 @@ class Prober:
             return Reply(spec, error=kind, message=message, attempts=attempt,
                          elapsed=time.monotonic() - started)
 
-        budget.extend(await self.bucket.take())
+        wait = self.bucket.reserve()
+        budget.extend(wait)  # before the sleep: the guard must not fire while the host waits its turn
+        if wait > 0:
+            await asyncio.sleep(wait)
         remaining = budget.deadline - time.monotonic()
         if remaining <= 0:
             return fail(TIMEOUT, f"host time budget of {self.options.timeout:g}s spent")

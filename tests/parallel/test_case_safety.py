@@ -150,3 +150,11 @@ def test_resume_after_the_evidence_moved_names_the_new_root(tmp_path: Path) -> N
     assert again.file_results == [], "same host, same files: all kept"
     roots = connect(tmp_path / "case" / "store").execute("SELECT DISTINCT evidence FROM files").fetchall()
     assert roots == [(str(moved),)]
+
+
+def test_out_inside_the_fleet_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    generate(tmp_path / "fleet" / "exch01", SMALL)
+    assert main(["scan", "--fleet", str(tmp_path / "fleet"), "--out", str(tmp_path / "fleet" / "case"),
+                 "--quiet"]) == 2
+    assert "inside the evidence" in capsys.readouterr().err
+    assert not (tmp_path / "fleet" / "case").exists()

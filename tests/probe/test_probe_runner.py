@@ -170,6 +170,18 @@ def test_waiting_for_the_rate_is_not_the_hosts_timeout(plain_fixture: Running) -
     assert [verdicts(r)["proxylogon_ssrf"] for r in result.results] == [VULNERABLE] * 10
 
 
+def test_one_rate_wait_longer_than_the_whole_host_budget(plain_fixture: Running) -> None:
+    """A single wait for the rate (2.5 s) longer than --timeout plus the guard (1 + 1 s) must not
+    fire the host's guard: the budget moves before the host sleeps, not after."""
+    from exhunt.probe.checks import CHECKS
+
+    port = plain_fixture.ports["vuln2016"]
+    result = sweep([Target("http", "127.0.0.1", port)],
+                   ProbeOptions(rate=0.4, timeout=1.0, checks=CHECKS[:1]))
+    r = result.results[0]
+    assert r["error"] is None and verdicts(r) == {"proxylogon_ssrf": VULNERABLE}
+
+
 @pytest.mark.parametrize("options", [
     ProbeOptions(concurrency=0), ProbeOptions(rate=-1), ProbeOptions(timeout=0),
     ProbeOptions(insecure=True, ca_bundle=Path(__file__)),

@@ -38,5 +38,5 @@ class ProxyNotShellAutodiscover(SqlCheck):
                client_ip AS ioc_client_ip, user_agent AS ioc_user_agent, "user" AS ioc_user
         FROM events
         WHERE source IN {WEB_SOURCES} AND {mentions('autodiscover.json')}
-          AND regexp_matches({REQUEST}, 'autodiscover\\.json.*powershell')
+          AND regexp_matches({REQUEST}, 'autodiscover\\.json.*(/powershell([/?&#\\s]|$)|protocol=powershell)')
     """
