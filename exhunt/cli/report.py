@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     case = Case(document, store if store.is_dir() else None, all_events=args.all_events)
     if args.all_events and case.store is None:
         raise CaseError(f"--all-events needs the case store ({store} is missing)")
+    if args.all_events and not any((store / "events").glob("host=*/*.parquet")) and any(
+            h.coverage.events for h in document.hosts):
+        raise CaseError(f"--all-events needs the events the scan stored ({store / 'events'} has none)")
     if args.output is not None and str(args.output) == "-":
         fmt.render(case, sys.stdout.buffer)
         sys.stdout.flush()

@@ -72,3 +72,12 @@ def test_control_and_bidi_characters_are_escapes_in_html_and_markdown(scanned: S
         assert "\u202e" not in out and "\x1b" not in out
         assert "\\u202e" in out and "\\x1b" in out
     assert "<script" in page  # our own pinned script still there, not escaped
+
+
+def test_all_events_without_the_stored_events_is_an_error(scanned: ScanResult, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    case = tmp_path / "case"
+    shutil.copytree(scanned.case_dir, case)
+    shutil.rmtree(case / "store" / "events")
+    assert main(["report", str(case), "-f", "csv", "--all-events", "-o", str(tmp_path / "t.csv")]) == 2
+    assert "has none" in capsys.readouterr().err and not (tmp_path / "t.csv").exists()
