@@ -29,12 +29,15 @@ def _is_drive_folder(path: Path) -> bool:
 def normalise_drive_path(rel: str) -> str:
     """``C%3A/x`` -> ``C/x``; ``<collection folder>/C%3A/x`` -> ``C/x`` (the folder KAPE nests in)."""
     parts = rel.split("/")
+    # "C%3A" or "C:" one level down is KAPE's drive folder whatever lies in it; a bare "C" only
+    # when a Windows top folder follows (a collection may hold any folder named "C")
+    encoded = len(parts) > 1 and len(parts[1]) > 1 and drive_component(parts[1]) is not None
     for i, part in enumerate(parts):
         letter = drive_component(part)
         if letter is not None and (len(part) > 1 or i < 2):
             parts[i] = letter
-    if (len(parts) > 3 and drive_component(parts[0]) is None and drive_component(parts[1]) is not None
-            and parts[2].lower() in WINDOWS_TOP):
+    if (len(parts) > 2 and drive_component(parts[0]) is None and drive_component(parts[1]) is not None
+            and (encoded or (len(parts) > 3 and parts[2].lower() in WINDOWS_TOP))):
         parts = parts[1:]
     return "/".join(parts)
 

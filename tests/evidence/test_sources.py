@@ -61,6 +61,8 @@ def test_sources_are_tried_specific_first_directory_last(tmp_path: Path) -> None
     ("2021-03-05T1200_EXCH01/C%3A/inetpub/a", "C/inetpub/a"),
     ("C/Windows/x", "C/Windows/x"),
     ("Program Files/C/x", "Program Files/C/x"),
+    ("20240101/C%3A/root/lsass.dmp", "C/root/lsass.dmp"),  # an encoded drive folder whatever lies in it
+    ("20240101/C/root/x", "20240101/C/root/x"),  # a bare "C" only before a Windows top folder
 ])
 def test_kape_paths_use_the_plain_drive_letter(raw: str, expected: str) -> None:
     assert normalise_drive_path(raw) == expected
