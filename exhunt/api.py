@@ -227,9 +227,10 @@ def _resume_key(options: ScanOptions) -> str:
 def _content_digest(path: Path) -> str:
     """SHA-256 over a rule file, or over every file of a rule folder (names and bytes, sorted)."""
     digest = hashlib.sha256()
+    base = path if path.is_dir() else path.parent
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:
-        digest.update(file.relative_to(path).as_posix().encode("utf-8", "surrogateescape") if path.is_dir() else b"")
+        digest.update(file.relative_to(base).as_posix().encode("utf-8", "surrogateescape"))
         try:
             digest.update(file.read_bytes())
         except OSError as exc:  # unreadable: the scan itself reports it; the key just differs

@@ -119,13 +119,6 @@ class TokenBucket:
         self.tat = tat + self.interval
         return max(0.0, tat - now - self.tolerance)
 
-    async def take(self) -> float:
-        """Wait for a token; returns the seconds waited (not the host's to pay for)."""
-        delay = self.reserve()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return delay
-
 
 @dataclass
 class HostBudget:
@@ -139,8 +132,7 @@ class HostBudget:
         if seconds <= 0:
             return
         self.deadline += seconds
-        when = self.guard.when() if self.guard is not None else None
-        if self.guard is not None and when is not None:
+        if self.guard is not None and (when := self.guard.when()) is not None:
             self.guard.reschedule(when + seconds)
 
 
