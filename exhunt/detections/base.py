@@ -46,6 +46,13 @@ class Check:
     attack: ClassVar[tuple[str, ...]] = ()
     references: ClassVar[tuple[str, ...]] = ()
     remediation: ClassVar[tuple[str, ...]] = ()
+    # Triage of text logs (IIS, HttpProxy and the other ``#Fields`` logs) parses only the lines a
+    # multi-pattern prefilter selects. A check that reads text-log events lists here regexes
+    # (Hyperscan's subset: no backreferences, no lookaround; matched case-insensitively against the
+    # raw bytes of one line) of which every line it could ever hit matches at least one.
+    # ``None``: the check needs every text-log row it reads, so those logs are parsed in full;
+    # ``()``: the check reads no text-log rows (files, Windows events, host facts only).
+    prefilter: ClassVar[tuple[str, ...] | None] = None
 
     def run(self, con: duckdb.DuckDBPyConnection) -> Iterable[Hit]:
         raise NotImplementedError
