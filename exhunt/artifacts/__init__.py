@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.clixml import CliXml
+from exhunt.artifacts.encoding import text_head
 from exhunt.artifacts.evtx import EvtxLog
 from exhunt.artifacts.exchange_logs import ExchangeLog
 from exhunt.artifacts.iis import IisLog
@@ -17,8 +18,10 @@ ARTIFACTS: tuple[type[Artifact], ...] = (
 
 
 def choose(rel_lower: str, head: bytes) -> type[Artifact] | None:
+    """The first artifact that claims the file; a UTF-16 head is also shown as its UTF-8 transcoding."""
+    text = text_head(head)
     for artifact in ARTIFACTS:
-        if artifact.claims(rel_lower, head):
+        if artifact.claims(rel_lower, head) or (text is not head and artifact.claims(rel_lower, text)):
             return artifact
     return None
 
