@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.clixml import CliXml
+from exhunt.artifacts.cmdlet_exports import CmdletExport
 from exhunt.artifacts.encoding import text_head
 from exhunt.artifacts.evtx import EvtxLog
 from exhunt.artifacts.exchange_logs import ExchangeLog
@@ -13,7 +14,7 @@ from exhunt.artifacts.oabgenerator import OabGeneratorText
 from exhunt.artifacts.webroots import WebPage
 
 ARTIFACTS: tuple[type[Artifact], ...] = (
-    EvtxLog, ExchangeLog, IisLog, OabGeneratorText, NdjsonEvents, CliXml, WebPage,
+    EvtxLog, ExchangeLog, IisLog, OabGeneratorText, NdjsonEvents, CliXml, CmdletExport, WebPage,
 )
 
 

@@ -1,0 +1,345 @@
+"""PowerShell object exports as records: ``Export-Csv``, ``ConvertTo-Json`` and ``Export-Clixml``.
+
+Each reader yields ``PsRecord(line, types, props)``: the 1-based line where the object starts, its
+type names (``#TYPE`` line, CLIXML ``<TN>``; empty for JSON) and its properties, each a string, a
+list of strings (multi-valued) or None. Values are kept as written; only dates are normalised to
+ISO-8601 by ``ps_time``. Bad input is a warning with its position and the rest is read: a row cut
+short, a JSON array cut off (the objects before the cut count), a CLIXML that stops mid-object.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, BinaryIO
+from xml.parsers import expat
+
+Warn = Callable[[str, "int | None", "int | None"], None]
+Value = str | list[str] | None
+MAX_JSON_BYTES = 1 << 30  # ConvertTo-Json output is one document: read whole, up to this size
+CLIXML_READ = 1 << 20
+_SCALARS = frozenset(("S", "B", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "SB", "Db", "D", "Sg", "C", "G",
+                      "DT", "TS", "URI", "Version", "XD", "BA", "SS", "ToString"))
+_LISTS = frozenset(("LST", "IE", "STK", "QUE", "DCT"))
+_KNOWN = _SCALARS | _LISTS | {"Objs", "Obj", "TN", "T", "TNRef", "Props", "MS", "Ref", "Nil", "En", "Key",
+                              "Value", "PR"}
+
+
+@dataclass
+class PsRecord:
+    line: int
+    types: list[str]
+    props: dict[str, Value] = field(default_factory=dict)
+    number: int = 0  # 1-based position in the export
+
+
+# ---- dates -----------------------------------------------------------------------------------------
+MS_DATE_RE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+US_DATE_RE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2}):(\d{2})(?: ?([AP]M))?$", re.I)
+
+
+def ps_time(value: Value) -> str | None:
+    """An ISO-8601 UTC string for the date forms PowerShell writes, or None.
+
+    ``/Date(1614823200000)/`` (Windows PowerShell 5.1 ``ConvertTo-Json``), ISO with or without an
+    offset (PowerShell 7, CLIXML ``DT``) and the en-US ``3/4/2021 2:00:00 AM`` of ``Export-Csv``
+    (no zone: read as UTC; the caller warns)."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    ms = MS_DATE_RE.match(text)
+    if ms:
+        return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(ms[1]))).isoformat()
+    us = US_DATE_RE.match(text)
+    if us:
+        month, day, year, hour, minute, second, ampm = us.groups()
+        h = int(hour) % 12 + (12 if ampm and ampm.upper() == "PM" else 0) if ampm else int(hour)
+        try:
+            return datetime(int(year), int(month), int(day), h, int(minute), int(second), tzinfo=UTC).isoformat()
+        except ValueError:
+            return None
+    if len(text) >= 10 and text[4:5] == "-":
+        if len(text) > 26 and "." in text:  # .NET writes 7 fractional digits; Python reads 6
+            head, _, rest = text.partition(".")
+            digits = re.match(r"\d+", rest)
+            if digits:
+                text = f"{head}.{digits[0][:6]}{rest[len(digits[0]):]}"
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return parsed.isoformat()
+    return None
+
+
+# ---- CSV -------------------------------------------------------------------------------------------
+def csv_header(text: str) -> tuple[list[str], list[str], str]:
+    """``(types, columns, delimiter)`` from the first lines of an Export-Csv file."""
+    lines = [ln for ln in text.lstrip("\ufeff").splitlines() if ln.strip()][:2]
+    types: list[str] = []
+    if lines and lines[0].startswith("#TYPE "):
+        types = [lines.pop(0)[6:].strip()]
+    if not lines:
+        return types, [], ","
+    header = lines[0]
+    delimiter = ";" if header.count('";"') > header.count('","') else ","
+    try:
+        columns = next(csv.reader([header], delimiter=delimiter))
+    except csv.Error:
+        columns = []
+    return types, [c.strip() for c in columns], delimiter
+
+
+def read_csv(stream: BinaryIO, warn: Warn) -> Iterator[PsRecord]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")  # type: ignore[type-var]
+    try:
+        first = text.readline()
+        types: list[str] = []
+        line = 1
+        if first.startswith("#TYPE "):
+            types = [first[6:].strip()]
+            first = text.readline()
+            line = 2
+        _, columns, delimiter = csv_header(first)
+        if not columns:
+            warn("CSV export without a header line", line, None)
+            return
+        reader = csv.reader(text, delimiter=delimiter, strict=False)
+        previous, number, bad_text = line, 0, False
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                warn(f"unreadable CSV record: {exc}", line + reader.line_num, None)
+                previous = line + reader.line_num
+                continue
+            start = previous + 1
+            previous = line + reader.line_num
+            if not values or values == [""]:
+                continue
+            number += 1
+            if len(values) < len(columns):
+                warn(f"CSV record with {len(values)} of {len(columns)} values (cut short?): read as far as "
+                     "it goes", start, None)
+            if not bad_text and any("\ufffd" in v for v in values):
+                bad_text = True
+                warn("bytes that are no UTF-8 in the CSV record: replaced (reported once per file)", start, None)
+            props: dict[str, Value] = {c: v for c, v in zip(columns, values, strict=False) if c}
+            yield PsRecord(start, types, props, number)
+    finally:
+        text.detach()  # the evidence stream stays open for the hashing drain
+
+
+# ---- JSON ------------------------------------------------------------------------------------------
+def _json_value(value: Any) -> Value:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, list):
+        out = [_json_value(v) for v in value]
+        return [v if isinstance(v, str) else json.dumps(v) for v in out if v is not None]
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return str(value)
+
+
+def read_json(stream: BinaryIO, warn: Warn) -> Iterator[PsRecord]:
+    """A ConvertTo-Json document: an array of objects, one object, or one object per line."""
+    data = stream.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        warn(f"JSON export larger than {MAX_JSON_BYTES} bytes: only the objects before that are read", None,
+             MAX_JSON_BYTES)
+        data = data[:MAX_JSON_BYTES]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        warn("bytes that are no UTF-8 in the JSON export: replaced", None, exc.start)
+        text = data.decode("utf-8", errors="replace")
+    decoder = json.JSONDecoder()
+    pos = len(text) - len(text.lstrip("\ufeff \t\r\n"))
+    in_array = text.startswith("[", pos)
+    if in_array:
+        pos += 1
+    line, counted, number = 1, 0, 0
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(text):
+            if in_array:
+                warn(f"JSON array cut off (no closing ']'): {number} objects read", _line(text, pos), _byte(text, pos))
+            return
+        if in_array and text[pos] == "]":
+            return
+        line += text.count("\n", counted, pos)
+        counted = pos
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            warn(f"JSON cut off or malformed ({exc.msg}): {number} objects read before it", exc.lineno,
+                 _byte(text, exc.pos))
+            return
+        pos = end
+        if not isinstance(obj, dict):
+            warn("JSON value that is not an object: skipped", line, _byte(text, counted))
+            continue
+        number += 1
+        yield PsRecord(line, [], {k: _json_value(v) for k, v in obj.items()}, number)
+
+
+def _line(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def _byte(text: str, pos: int) -> int:
+    return len(text[:pos].encode("utf-8", errors="surrogatepass"))
+
+
+# ---- CLIXML ----------------------------------------------------------------------------------------
+class _Obj:
+    __slots__ = ("items", "line", "name", "props", "ref", "text", "types")
+
+    def __init__(self, name: str, ref: str, line: int) -> None:
+        self.name, self.ref, self.line = name, ref, line
+        self.types: list[str] = []
+        self.props: dict[str, Value] = {}
+        self.items: list[str] | None = None
+        self.text: str | None = None
+
+    def value(self) -> Value:
+        if self.items is not None:
+            return self.items
+        if self.text is not None:
+            return self.text
+        return json.dumps(self.props, ensure_ascii=False) if self.props else None
+
+
+class _ClixmlState:
+    """Open elements; every top-level ``Obj`` becomes a record, nested ones the value of a property."""
+
+    def __init__(self, warn: Warn) -> None:
+        self.warn = warn
+        self.parser: Any = None
+        self.tags: list[tuple[str, str]] = []  # (tag, N)
+        self.objs: list[_Obj] = []
+        self.type_refs: dict[str, list[str]] = {}
+        self.values: dict[str, Value] = {}
+        self.buffer: list[str] = []
+        self.done: list[PsRecord] = []
+        self.number = 0
+        self.unknown: set[str] = set()
+        self._tn_ref = ""
+        self._ref_id = ""
+
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        self.tags.append((tag, attrs.get("N", "")))
+        self.buffer = []
+        line = int(self.parser.CurrentLineNumber)
+        if tag == "Obj":
+            self.objs.append(_Obj(attrs.get("N", ""), attrs.get("RefId", ""), line))
+        elif tag == "TN" and self.objs:
+            self.objs[-1].types = []
+            self._tn_ref = attrs.get("RefId", "")
+        elif tag == "TNRef" and self.objs:
+            self.objs[-1].types = list(self.type_refs.get(attrs.get("RefId", ""), []))
+        elif tag in _LISTS and self.objs:
+            self.objs[-1].items = []
+        elif tag not in _KNOWN and tag not in self.unknown:
+            self.unknown.add(tag)
+            self.warn(f"CLIXML element <{tag}> not understood: its value is kept as text", line, None)
+
+    def text(self, data: str) -> None:
+        self.buffer.append(data)
+
+    def end(self, tag: str) -> None:
+        _, name = self.tags.pop()
+        value = "".join(self.buffer)
+        self.buffer = []
+        if not self.objs:
+            return
+        obj = self.objs[-1]
+        if tag == "T":
+            obj.types.append(value)
+        elif tag == "TN":
+            self.type_refs[self._tn_ref] = list(obj.types)
+        elif tag == "ToString":
+            obj.text = value
+        elif tag == "Obj":
+            self.objs.pop()
+            self._place(obj.name, obj.value(), obj)
+        elif tag == "Ref":
+            self._place(name, self.values.get(self._ref_id, None), None)
+        elif tag == "Nil":
+            self._place(name, None, None)
+        elif tag in _SCALARS or tag not in _KNOWN:
+            self._place(name, value, None)
+
+    def _place(self, name: str, value: Value, finished: _Obj | None) -> None:
+        if finished is not None and not self.objs:  # a top-level object: one record
+            self.number += 1
+            self.done.append(PsRecord(finished.line, finished.types, finished.props, self.number))
+            return
+        if finished is not None and finished.ref:
+            self.values[finished.ref] = value
+        if not self.objs:
+            return
+        parent = self.objs[-1]
+        container = self.tags[-1][0] if self.tags else ""
+        if parent.items is not None and container in _LISTS:
+            if isinstance(value, list):
+                parent.items.extend(value)
+            elif value is not None:
+                parent.items.append(value)
+        elif name:
+            parent.props[name] = value
+
+    def start_ref(self, tag: str, attrs: dict[str, str]) -> None:
+        if tag == "Ref":
+            self._ref_id = attrs.get("RefId", "")
+        self.start(tag, attrs)
+
+
+def read_clixml(stream: BinaryIO, warn: Warn) -> Iterator[PsRecord]:
+    """Stream an Export-Clixml document through expat (a document type declaration is refused, so
+    no entity can expand); records are handed out after each read."""
+    state = _ClixmlState(warn)
+    parser = expat.ParserCreate(encoding="utf-8")  # the caller hands UTF-8 (transcoded if need be)
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartDoctypeDeclHandler = _refuse
+    parser.EntityDeclHandler = _refuse
+    parser.StartElementHandler = state.start_ref
+    parser.EndElementHandler = state.end
+    parser.CharacterDataHandler = state.text
+    state.parser = parser
+    while True:
+        data = stream.read(CLIXML_READ)
+        try:
+            parser.Parse(data, not data)
+        except _Refused:
+            warn("CLIXML with a document type declaration refused (not read)", parser.CurrentLineNumber, None)
+            return
+        except expat.ExpatError as exc:
+            yield from state.done
+            warn(f"CLIXML cut off or malformed ({expat.errors.messages.get(exc.code, exc)}): "
+                 f"{state.number} objects read", exc.lineno, parser.CurrentByteIndex)
+            return
+        yield from state.done
+        state.done = []
+        if not data:
+            return
+
+
+class _Refused(Exception):
+    """A construct CLIXML never uses (DTD, entity declaration)."""
+
+
+def _refuse(*_args: Any) -> None:
+    raise _Refused
