@@ -65,6 +65,7 @@ class ScanOptions:
     resume: bool = False  # keep the parts of files unchanged since the last scan into this --out
     worker_hook: str | None = None  # ``module:function`` run in every worker at start (plugins, tests)
     scheduler: str | None = None  # Dask scheduler address: run the file work on that cluster
+    org_domains: list[str] = field(default_factory=list)  # the organisation's mail domains (else from evidence)
 
 
 @dataclass
@@ -244,7 +245,8 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     con = connect(store, threads=_jobs(options.jobs), memory_limit=limits.query_memory(options.memory_limit))
     hit_rows: list[dict] = []
     context = DetectContext(store=store, yara=options.yara, sigma=options.sigma, iocs=options.iocs,
-                            baselines=options.baselines, jobs=_jobs(options.jobs))
+                            baselines=options.baselines, jobs=_jobs(options.jobs),
+                            org_domains=options.org_domains)
     raw_findings, rules = run_detections(con, context, hit_rows)
     findings = custody.cite_inputs(store, sort_findings(raw_findings))
     hit_rows.sort(key=_hit_order)  # the same table on every run, whatever order queries returned

@@ -283,11 +283,20 @@ def _getter(props: dict[str, Value]) -> Any:
     return get
 
 
+VDIR_NAMES = {"oab": "Oab", "ecp": "Ecp", "owa": "Owa", "ews": "WebServices", "mapi": "Mapi",
+              "microsoft-server-activesync": "ActiveSync", "autodiscover": "Autodiscover",
+              "powershell": "PowerShell"}
+
+
 def _cmdlet(kind: Kind, record: PsRecord) -> str:
+    """Which Get-*VirtualDirectory: from the type name, else from the directory's name (``OAB (Default
+    Web Site)``) as CSV and JSON exports carry no type."""
     if kind.name != "virtual_directory":
         return kind.cmdlet
     for name in record.types:
         match = re.search(r"AD(\w+)VirtualDirectory$", name)
         if match:
             return f"Get-{match[1]}VirtualDirectory"
-    return kind.cmdlet
+    name = _flat(record.props.get("Name")) or ""
+    word = name.split(" ")[0].lower()
+    return f"Get-{VDIR_NAMES[word]}VirtualDirectory" if word in VDIR_NAMES else kind.cmdlet
