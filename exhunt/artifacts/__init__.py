@@ -14,7 +14,7 @@ from exhunt.artifacts.oabgenerator import OabGeneratorText
 from exhunt.artifacts.webroots import WebPage
 
 ARTIFACTS: tuple[type[Artifact], ...] = (
-    EvtxLog, ExchangeLog, IisLog, OabGeneratorText, NdjsonEvents, CliXml, CmdletExport, WebPage,
+    EvtxLog, ExchangeLog, IisLog, OabGeneratorText, NdjsonEvents, CmdletExport, CliXml, WebPage,
 )
 
 

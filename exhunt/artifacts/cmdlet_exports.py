@@ -4,7 +4,8 @@ Recognised by content, never by name: the ``#TYPE`` line or CLIXML type names wh
 column / property names (``KINDS``). Every object is one ``events`` row, ``source='cmdlet_export'``,
 ``cmdlet`` the producing cmdlet, ``log_type`` the export form, ``line`` where the object starts,
 ``record_id`` its position in the export, ``fields`` every property as written (multi-valued: a
-JSON list). The columns that matter, per ``kind`` (mailbox = ``anchor_mailbox``):
+JSON list; remote PowerShell's ``SerializationData`` blob dropped). The columns that matter, per
+``kind`` (mailbox = ``anchor_mailbox``):
 
 - ``inbox_rule`` (Get-InboxRule): mailbox MailboxOwnerId (else Identity before ``\\``); ``message``
   the rule name; ForwardTo/RedirectTo/... in ``fields``.
@@ -45,6 +46,9 @@ from exhunt.artifacts.psobjects import PsRecord, Value, csv_header, ps_time, rea
 from exhunt.artifacts.timeparse import parse_ts
 
 FORMS = {"csv": "Export-Csv", "json": "ConvertTo-Json", "clixml": "Export-Clixml"}
+CLIXML_BUILD_KINDS = ("exchange_server", "exsetup_version")
+# base64 of the whole object that remote PowerShell adds to each one (kilobytes, no new fact)
+DROPPED = frozenset(("SerializationData",))
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,9 @@ def sniff(head: bytes) -> str | None:
     """The export form (csv, json, clixml) when the head is a cmdlet export exhunt reads, else None."""
     text = head.decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
     if text.startswith("<Objs") or (text.startswith("<?xml") and "<Objs" in text):
-        types = TYPE_RE.findall(text)
-        return "clixml" if CLIXML_NS in text and kind_for(types, set()) else None
+        kind = kind_for(TYPE_RE.findall(text), set()) if CLIXML_NS in text else None
+        # ExSetup / Get-ExchangeServer CLIXML stays with the CLIXML build artifact (HealthChecker's files)
+        return "clixml" if kind is not None and kind.name not in CLIXML_BUILD_KINDS else None
     if text.startswith(("[", "{")):
         props = {m.decode() for m in PROP_RE.findall(head[:4096])}
         return "json" if kind_for([], props) else None
@@ -186,7 +191,7 @@ class Rows:
                            + " -join ';'}}", record.line)
 
     def add(self, kind: Kind, record: PsRecord) -> None:
-        props = record.props
+        props = {k: v for k, v in record.props.items() if k not in DROPPED}
         row: dict[str, Any]
         if kind.name == "message_tracking":
             fields = {TRACKING_FIELDS.get(k, k): _flat(v) for k, v in props.items()}

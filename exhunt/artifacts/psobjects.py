@@ -23,8 +23,8 @@ Warn = Callable[[str, "int | None", "int | None"], None]
 Value = str | list[str] | None
 MAX_JSON_BYTES = 1 << 30  # ConvertTo-Json output is one document: read whole, up to this size
 CLIXML_READ = 1 << 20
-_SCALARS = frozenset(("S", "B", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "SB", "Db", "D", "Sg", "C", "G",
-                      "DT", "TS", "URI", "Version", "XD", "BA", "SS", "ToString"))
+_SCALARS = frozenset(("S", "B", "By", "SBK", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "SB", "Db", "D", "Sg",
+                      "C", "G", "DT", "TS", "URI", "Version", "XD", "BA", "SS", "ToString"))
 _LISTS = frozenset(("LST", "IE", "STK", "QUE", "DCT"))
 _KNOWN = _SCALARS | _LISTS | {"Objs", "Obj", "TN", "T", "TNRef", "Props", "MS", "Ref", "Nil", "En", "Key",
                               "Value", "PR"}

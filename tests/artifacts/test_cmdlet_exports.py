@@ -180,3 +180,20 @@ def test_build_sources_give_the_same_finding_as_the_log_header(tmp_path: Path, f
                                                                                "ExchangeServer"), host="EXCH01")
     assert con.execute("SELECT value, confidence FROM host_facts").fetchall() == [("15.1.2176", "medium")]
     assert con.execute("SELECT count(*) FROM events WHERE kind = 'exchange_server'").fetchone() == (2,)
+
+
+def test_real_virtual_directory_exports(tmp_path: Path) -> None:
+    """HealthChecker's Export-Clixml of Get-OwaVirtualDirectory/Get-WebServicesVirtualDirectory (remote
+    PowerShell, deserialized types): rows with their URLs, no warning, no finding."""
+    from tests.conftest import shared_path
+    from tests.helpers import parse_paths
+
+    root = shared_path("css-exchange", "healthchecker-testdata")
+    rels = sorted(str(p.relative_to(root)) for p in root.rglob("*VirtualDirectory.xml"))
+    con = parse_paths(tmp_path, root, rels, host="solo-e19a")
+    rows = con.execute("SELECT DISTINCT cmdlet, uri_query LIKE 'https://%' FROM events WHERE kind = 'virtual_directory'"
+                       ).fetchall()
+    assert sorted(rows) == [("Get-OwaVirtualDirectory", True), ("Get-WebServicesVirtualDirectory", True)]
+    assert con.execute("SELECT count(*) FROM warnings").fetchone() == (0,)
+    assert findings_of(con) == set()
+    assert "SerializationData" not in con.execute("SELECT fields FROM events LIMIT 1").fetchone()[0]

@@ -89,3 +89,13 @@ def test_other_structured_files_are_not_claimed(head: bytes) -> None:
 ])
 def test_powershell_dates(value: str, expected: str | None) -> None:
     assert ps_time(value) == expected
+
+
+def test_clixml_virtual_directory_with_admin_display_version_is_an_export(tmp_path: Path) -> None:
+    """A property the build artifact looks for does not take a virtual directory export from this one."""
+    type_name, objects, _, _ = EXPORTS["Get-OabVirtualDirectory"]
+    data = to_clixml([{**objects[0], "AdminDisplayVersion": "Version 15.1 (Build 2176.2)"}], type_name)
+    con = parse_bytes(tmp_path, "oab.xml", data)
+    assert con.execute("SELECT artifact FROM files").fetchone() == ("cmdlet_export",)
+    rows = con.execute("SELECT kind, cmdlet FROM events").fetchall()
+    assert rows == [("virtual_directory", "Get-OabVirtualDirectory")]
