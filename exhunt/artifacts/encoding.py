@@ -33,7 +33,7 @@ SNIFF_BYTES = 512
 READ = 1 << 20
 MAX_MAP_ENTRIES = 1 << 20  # past this many non-ASCII runs (hostile text) offsets are no longer given
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
-_BAD = "exhunt-utf16-record"
+RECORDING = "exhunt-record"  # error handler: U+FFFD, and the position goes to ``recorded``
 
 
 def sniff(head: bytes) -> tuple[str, int]:
@@ -74,12 +74,12 @@ def text_head(head: bytes) -> bytes:
 def _record(exc: UnicodeError) -> tuple[str, int]:
     if not isinstance(exc, UnicodeDecodeError):
         raise exc
-    _pending.append(exc.start)
+    recorded.append(exc.start)
     return "\ufffd", exc.end
 
 
-_pending: list[int] = []  # positions of undecodable units in the chunk being decoded (one thread per process)
-codecs.register_error(_BAD, _record)
+recorded: list[int] = []  # undecodable positions in the chunk being decoded (one parse at a time per process)
+codecs.register_error(RECORDING, _record)
 
 
 class OffsetMap:
@@ -112,7 +112,7 @@ class Utf16Reader(io.RawIOBase):
 
     def __init__(self, inner: BinaryIO, encoding: str, bom: int, warn: Any) -> None:
         self.inner = inner
-        self.decoder = codecs.getincrementaldecoder(encoding)(_BAD)
+        self.decoder = codecs.getincrementaldecoder(encoding)(RECORDING)
         self.label = encoding.upper().replace("UTF-16-", "UTF-16")
         self.map = OffsetMap(bom)
         self.warn = warn
@@ -137,16 +137,16 @@ class Utf16Reader(io.RawIOBase):
     def _fill(self) -> None:
         data = self.inner.read(READ)
         final = not data
-        _pending.clear()
+        recorded.clear()
         held = len(self.decoder.getstate()[0])  # bytes of a cut unit carried from the last read
         text = self.decoder.decode(data, final=final)
-        if _pending:
+        if recorded:
             base = self.original_in - held
-            for position in _pending:
+            for position in recorded:
                 self.bad += 1
                 if self.first_bad is None:
                     self.first_bad = base + position
-            _pending.clear()
+            recorded.clear()
         self.original_in += len(data)
         if final:
             self.done = True

@@ -9,6 +9,7 @@ short, a JSON array cut off (the objects before the cut count), a CLIXML that st
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -19,10 +20,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 from xml.parsers import expat
 
+from exhunt.artifacts.encoding import RECORDING, recorded
+
 Warn = Callable[[str, "int | None", "int | None"], None]
 Value = str | list[str] | None
-MAX_JSON_BYTES = 1 << 30  # ConvertTo-Json output is one document: read whole, up to this size
+JSON_READ = 1 << 20
+MAX_JSON_OBJECT = 64 << 20  # one JSON object bigger than this is taken as malformed (bounded memory)
 CLIXML_READ = 1 << 20
+MAX_REF_VALUES = 200_000  # nested CLIXML values kept for <Ref> (PowerShell refers back to repeated objects)
 _SCALARS = frozenset(("S", "B", "By", "SBK", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "SB", "Db", "D", "Sg",
                       "C", "G", "DT", "TS", "URI", "Version", "XD", "BA", "SS", "ToString"))
 _LISTS = frozenset(("LST", "IE", "STK", "QUE", "DCT"))
@@ -153,54 +158,95 @@ def _json_value(value: Any) -> Value:
 
 
 def read_json(stream: BinaryIO, warn: Warn) -> Iterator[PsRecord]:
-    """A ConvertTo-Json document: an array of objects, one object, or one object per line."""
-    data = stream.read(MAX_JSON_BYTES + 1)
-    if len(data) > MAX_JSON_BYTES:
-        warn(f"JSON export larger than {MAX_JSON_BYTES} bytes: only the objects before that are read", None,
-             MAX_JSON_BYTES)
-        data = data[:MAX_JSON_BYTES]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        warn("bytes that are no UTF-8 in the JSON export: replaced", None, exc.start)
-        text = data.decode("utf-8", errors="replace")
+    """A ConvertTo-Json document: an array of objects, one object, or one object per line. Read in
+    chunks, so a large Get-MessageTrackingLog export costs the memory of one object at a time."""
+    reader = _JsonText(stream, warn)
     decoder = json.JSONDecoder()
-    pos = len(text) - len(text.lstrip("\ufeff \t\r\n"))
-    in_array = text.startswith("[", pos)
+    reader.skip("\ufeff \t\r\n")
+    in_array = reader.startswith("[")
     if in_array:
-        pos += 1
-    line, counted, number = 1, 0, 0
+        reader.pos += 1
+    number = 0
     while True:
-        while pos < len(text) and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= len(text):
+        reader.skip(" \t\r\n,")
+        if reader.at_end():
             if in_array:
-                warn(f"JSON array cut off (no closing ']'): {number} objects read", _line(text, pos), _byte(text, pos))
+                warn(f"JSON array cut off (no closing ']'): {number} objects read", reader.line(), reader.byte())
             return
-        if in_array and text[pos] == "]":
+        if in_array and reader.startswith("]"):
             return
-        line += text.count("\n", counted, pos)
-        counted = pos
         try:
-            obj, end = decoder.raw_decode(text, pos)
+            obj, end = decoder.raw_decode(reader.buf, reader.pos)
+            if end == len(reader.buf) and not reader.eof:
+                raise json.JSONDecodeError("value may go on", reader.buf, end)  # a number cut by the read
         except json.JSONDecodeError as exc:
-            warn(f"JSON cut off or malformed ({exc.msg}): {number} objects read before it", exc.lineno,
-                 _byte(text, exc.pos))
+            if not reader.eof and len(reader.buf) - reader.pos < MAX_JSON_OBJECT:
+                reader.fill()
+                continue
+            at = min(exc.pos, len(reader.buf))
+            warn(f"JSON cut off or malformed ({exc.msg}): {number} objects read before it", reader.line(at),
+                 reader.byte(at))
             return
-        pos = end
+        line = reader.line()
+        reader.pos = end
+        reader.compact()
         if not isinstance(obj, dict):
-            warn("JSON value that is not an object: skipped", line, _byte(text, counted))
+            warn("JSON value that is not an object: skipped", line, None)
             continue
         number += 1
         yield PsRecord(line, [], {k: _json_value(v) for k, v in obj.items()}, number)
 
 
-def _line(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
+class _JsonText:
+    """The decoded text not yet consumed, with the line and byte offset where it starts."""
 
+    def __init__(self, stream: BinaryIO, warn: Warn) -> None:
+        self.stream, self.warn = stream, warn
+        self.decoder = codecs.getincrementaldecoder("utf-8")(RECORDING)
+        self.buf, self.pos, self.eof = "", 0, False
+        self.base_line, self.base_byte, self.bytes_in = 1, 0, 0
+        self.bad_reported = False
 
-def _byte(text: str, pos: int) -> int:
-    return len(text[:pos].encode("utf-8", errors="surrogatepass"))
+    def fill(self) -> None:
+        data = self.stream.read(JSON_READ)
+        self.eof = not data
+        held = len(self.decoder.getstate()[0])
+        recorded.clear()
+        self.buf += self.decoder.decode(data, final=self.eof)
+        if recorded and not self.bad_reported:
+            self.bad_reported = True
+            self.warn("bytes that are no UTF-8 in the JSON export: replaced (reported once per file)", None,
+                      self.bytes_in - held + recorded[0])
+        recorded.clear()
+        self.bytes_in += len(data)
+
+    def skip(self, chars: str) -> None:
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in chars:
+                self.pos += 1
+            if self.pos < len(self.buf) or self.eof:
+                return
+            self.fill()
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.buf) and self.eof
+
+    def startswith(self, text: str) -> bool:
+        return self.buf.startswith(text, self.pos)
+
+    def line(self, at: int | None = None) -> int:
+        return self.base_line + self.buf.count("\n", 0, self.pos if at is None else at)
+
+    def byte(self, at: int | None = None) -> int:
+        return self.base_byte + len(self.buf[: self.pos if at is None else at].encode("utf-8", "surrogatepass"))
+
+    def compact(self) -> None:
+        """Drop consumed text once it is large (the line and byte bases move on)."""
+        if self.pos >= JSON_READ:
+            done = self.buf[: self.pos]
+            self.base_line += done.count("\n")
+            self.base_byte += len(done.encode("utf-8", "surrogatepass"))
+            self.buf, self.pos = self.buf[self.pos:], 0
 
 
 # ---- CLIXML ----------------------------------------------------------------------------------------
@@ -237,6 +283,7 @@ class _ClixmlState:
         self.number = 0
         self.unknown: set[str] = set()
         self._tn_ref = ""
+        self.forgot = self.warned_ref = False
         self._ref_id = ""
 
     def start(self, tag: str, attrs: dict[str, str]) -> None:
@@ -276,6 +323,10 @@ class _ClixmlState:
             self.objs.pop()
             self._place(obj.name, obj.value(), obj)
         elif tag == "Ref":
+            if self._ref_id not in self.values and self.forgot and not self.warned_ref:
+                self.warned_ref = True
+                self.warn("CLIXML reference to an object too far back to be held: read as empty (reported once)",
+                          int(self.parser.CurrentLineNumber), None)
             self._place(name, self.values.get(self._ref_id, None), None)
         elif tag == "Nil":
             self._place(name, None, None)
@@ -288,6 +339,9 @@ class _ClixmlState:
             self.done.append(PsRecord(finished.line, finished.types, finished.props, self.number))
             return
         if finished is not None and finished.ref:
+            if len(self.values) >= MAX_REF_VALUES:  # bounded memory over a huge export: forget older ones
+                self.values.clear()
+                self.forgot = True
             self.values[finished.ref] = value
         if not self.objs:
             return

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from exhunt.artifacts import psobjects
 from exhunt.artifacts.cmdlet_exports import sniff
 from exhunt.artifacts.psobjects import ps_time
 from tests.artifacts.psexport import export, to_clixml
@@ -39,8 +40,12 @@ def test_multivalued_column_written_as_type_name_is_a_warning(tmp_path: Path) ->
     assert con.execute("SELECT count(*) FROM events").fetchone() == (2,)
 
 
+@pytest.mark.parametrize("read", [None, 5], ids=["whole", "5-byte-reads"])
 @pytest.mark.parametrize("utf16", [False, True])
-def test_json_array_cut_off(tmp_path: Path, utf16: bool) -> None:
+def test_json_array_cut_off(tmp_path: Path, utf16: bool, read: int | None,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    if read:  # objects and UTF-8 sequences cut by reads: the same rows and positions
+        monkeypatch.setattr(psobjects, "JSON_READ", read)
     text = json.dumps(RULES, indent=4, default=str)
     cut = text[: text.index('"Invoices"') + 4]
     data = b"\xff\xfe" + cut.encode("utf-16-le") if utf16 else cut.encode()
@@ -99,3 +104,18 @@ def test_clixml_virtual_directory_with_admin_display_version_is_an_export(tmp_pa
     assert con.execute("SELECT artifact FROM files").fetchone() == ("cmdlet_export",)
     rows = con.execute("SELECT kind, cmdlet FROM events").fetchall()
     assert rows == [("virtual_directory", "Get-OabVirtualDirectory")]
+
+
+def test_json_stream_of_many_objects_and_bad_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small reads over an array of 200 objects with non-ASCII text and one byte that is no UTF-8."""
+    monkeypatch.setattr(psobjects, "JSON_READ", 64)
+    rules = [{**RULES[0], "Name": f"règle {n} ✓", "Priority": n} for n in range(200)]
+    data = json.dumps(rules, indent=2, ensure_ascii=False).encode()
+    at = data.index("règle 150".encode()) + 1
+    data = data[:at] + b"\xff" + data[at + 1:]
+    con = parse_bytes(tmp_path, "rules.json", data)
+    assert con.execute("SELECT count(*), count(DISTINCT message) FROM events").fetchone() == (200, 200)
+    first_lines = con.execute("SELECT line FROM events ORDER BY record_id LIMIT 2").fetchall()
+    assert first_lines == [(2,), (2 + json.dumps(rules[0], indent=2).count("\n") + 1,)]
+    ((_, offset, message),) = warnings(con)
+    assert offset == at and "UTF-8" in message
