@@ -42,7 +42,16 @@ from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.clixml import ADMIN_RE, CLIXML_NS, VERSION_RE
 from exhunt.artifacts.encoding import utf8_stream
 from exhunt.artifacts.exchange_logs import normalize
-from exhunt.artifacts.psobjects import PsRecord, Value, csv_header, ps_time, read_clixml, read_csv, read_json
+from exhunt.artifacts.psobjects import (
+    US_DATE_RE,
+    PsRecord,
+    Value,
+    csv_header,
+    ps_time,
+    read_clixml,
+    read_csv,
+    read_json,
+)
 from exhunt.artifacts.timeparse import parse_ts
 
 FORMS = {"csv": "Export-Csv", "json": "ConvertTo-Json", "clixml": "Export-Clixml"}
@@ -178,6 +187,13 @@ class Rows:
             self.add(kind, record)
         self._server_builds()
 
+    def _time(self, value: str | None, line: int) -> str | None:
+        """ISO UTC of a PowerShell date; the zone-less culture form of Export-Csv is said once per file."""
+        if value and US_DATE_RE.match(value.strip()):
+            self._once("zone", "Export-Csv dates carry no zone and follow the collecting machine's culture: "
+                       "read as en-US month/day in UTC (Export-Clixml keeps the zone)", line)
+        return ps_time(value)
+
     def _once(self, key: str, message: str, line: int | None) -> None:
         if key not in self.warned:
             self.warned.add(key)
@@ -195,7 +211,7 @@ class Rows:
         row: dict[str, Any]
         if kind.name == "message_tracking":
             fields = {TRACKING_FIELDS.get(k, k): _flat(v) for k, v in props.items()}
-            fields["date-time"] = ps_time(fields.get("date-time")) or fields.get("date-time")
+            fields["date-time"] = self._time(fields.get("date-time"), record.line) or fields.get("date-time")
             row = normalize({k: v for k, v in fields.items() if v is not None}, "message_tracking")
             row.update(source="message_tracking", log_type="Get-MessageTrackingLog", line=record.line,
                        record_id=record.number, fields=orjson.dumps(fields).decode())
@@ -234,7 +250,8 @@ class Rows:
             self._exsetup_build(get, record.line)
         elif kind.name == "accepted_domain":
             row.update(message=get("DomainName"), parameters=get("DomainType"))
-        row["ts"] = parse_ts(ps_time(get("QueuedTimestamp") or get("WhenCreatedUTC") or get("WhenCreated")))
+        row["ts"] = parse_ts(self._time(get("QueuedTimestamp") or get("WhenCreatedUTC") or get("WhenCreated"),
+                                        record.line))
         self.ctx.event(row)
 
     def _admin_build(self, props: dict[str, Value], get: Any, line: int) -> None:
