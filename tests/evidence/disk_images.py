@@ -1,4 +1,5 @@
-"""Disk images built at test time with no tools to install: a tiny FAT16 writer, MBR, VHD, VMDK.
+"""Disk images built at test time: a tiny FAT16 writer, MBR, VHD, VMDK with no tools to install,
+and NTFS through Debian's mkntfs and ntfs-3g where they are installed and may mount.
 
 Writes long (VFAT) names for every entry, so ``Program Files/Microsoft/Exchange Server`` keeps its
 case and spaces; short names are unique placeholders. FAT timestamps are local time without a zone:
@@ -10,7 +11,11 @@ and ``flat_vmdk`` wrap a disk the way Hyper-V and VMware store one uncompressed.
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import struct
+import subprocess
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -220,3 +225,44 @@ def flat_vmdk(disk: bytes, descriptor: Path) -> Path:
         f"RW {len(disk) // SECTOR} FLAT \"{flat.name}\" 0\n\n"
         "ddb.virtualHWVersion = \"4\"\nddb.adapterType = \"lsilogic\"\n")
     return flat
+
+
+class ToolMissing(Exception):
+    """The Debian tools that build an NTFS volume are missing or cannot mount here (the test skips)."""
+
+
+def ntfs_volume(files: Mapping[str, bytes | tuple[bytes, float]], work: Path, label: str = "EXCHDATA") -> bytes:
+    """An NTFS volume holding ``files``, made by mkntfs and filled through an ntfs-3g (FUSE) mount."""
+    mkntfs, ntfs3g = shutil.which("mkntfs") or shutil.which("mkntfs", path="/usr/sbin:/sbin"), shutil.which("ntfs-3g")
+    if not mkntfs or not ntfs3g:
+        raise ToolMissing("mkntfs/ntfs-3g not installed (Debian ntfs-3g; .ci/run installs it)")
+    image, mount = work / "ntfs.img", work / "ntfs-mount"
+    mount.mkdir()
+    size = sum(len(v[0] if isinstance(v, tuple) else v) for v in files.values())
+    with open(image, "wb") as f:
+        f.truncate(max(8 << 20, size * 2 + (4 << 20)))
+    subprocess.run([mkntfs, "-F", "-Q", "-q", "-L", label, str(image)], check=True, capture_output=True, timeout=60)
+    # no_detach: the process ends only once ntfs-3g has written everything back at unmount
+    daemon = subprocess.Popen([ntfs3g, str(image), str(mount), "-o", "no_detach"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while not os.path.ismount(mount):
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            daemon.kill()
+            err = (daemon.communicate()[1] or b"").decode(errors="replace").strip()
+            raise ToolMissing(f"ntfs-3g cannot mount here: {err[-200:]}")
+        time.sleep(0.05)
+    try:
+        for rel, value in files.items():
+            data, mtime = value if isinstance(value, tuple) else (value, 1614772800.0)
+            path = mount / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            os.utime(path, (mtime, mtime))
+    finally:
+        if subprocess.run(["umount", str(mount)], capture_output=True, timeout=60).returncode:
+            subprocess.run(["fusermount", "-u", str(mount)], capture_output=True, timeout=60)
+        daemon.communicate(timeout=60)
+    data = image.read_bytes()
+    image.unlink()
+    return data

@@ -22,7 +22,7 @@ from exhunt.evidence.image import ImageSource
 from exhunt.evidence.image_volumes import dissect_log, notable, volumes
 from exhunt.evidence.manifest import image_segments
 from exhunt.evidence.manifest import load as load_manifest
-from tests.evidence.disk_images import fat16_volume, fixed_vhd, flat_vmdk, mbr_disk
+from tests.evidence.disk_images import ToolMissing, fat16_volume, fixed_vhd, flat_vmdk, mbr_disk, ntfs_volume
 
 pytest.importorskip("dissect.target", reason="the images extra (dissect.target) is not installed")
 pytest.importorskip("dissect.fat", reason="the images extra (dissect.fat) is not installed")
@@ -62,13 +62,23 @@ def _listing(path: Path) -> tuple[list[tuple[str, int, str]], list[tuple[str, st
     return sorted(out), warnings
 
 
+def _volume(filesystem: str, files: Files, work: Path) -> bytes:
+    if filesystem == "fat16":
+        return fat16_volume(files)
+    try:
+        return ntfs_volume(files, work)
+    except ToolMissing as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.parametrize("filesystem", ["fat16", "ntfs"])
 def test_data_volume_image_gives_the_findings_of_the_same_files_in_a_folder(
-        tmp_path: Path, demo_drive: tuple[Path, Files]) -> None:
-    """A bare FAT volume holding Program Files/Microsoft/Exchange Server, inetpub and ProgramData but
+        tmp_path: Path, demo_drive: tuple[Path, Files], filesystem: str) -> None:
+    """A bare NTFS volume holding Program Files/Microsoft/Exchange Server, inetpub and ProgramData but
     no Windows folder gave 0 files and "not assessed": dissect mounts it at / and / was skipped."""
     folder, files = demo_drive
     image = tmp_path / "exch01-d.img"
-    image.write_bytes(fat16_volume(files))
+    image.write_bytes(_volume(filesystem, files, tmp_path))
     docs = {}
     for name, evidence in (("folder", folder), ("image", image)):
         docs[name] = scan([evidence], ScanOptions(out=tmp_path / name, host="EXCH01", jobs=1, quiet=True,
