@@ -24,6 +24,9 @@ EMPTY_PROBE = 1 << 20  # bytes of an unidentified volume read to tell "empty" fr
 # dissect's own log lines that say nothing the warnings below do not say better
 ROUTINE_LOG = ("Failed to find OS plugin", "Can't identify volume system", "Can't identify filesystem",
                "Failed to import", "Found volume with offset 0")
+# dissect's words -> what they mean for the paths a responder reads
+EXPLAINED = {"Failed to map drive letters": "Windows' drive letters could not be read from the registry (SYSTEM "
+             "hive missing or damaged): volumes other than C are named D, E, ... in the order found"}
 # filesystem -> the dissect module that reads it (dissect.target imports these lazily, and a
 # missing one only shows in its log)
 READERS = {"FAT": "dissect.fat", "exFAT": "dissect.fat", "ext2/3/4": "dissect.extfs", "XFS": "dissect.xfs",
@@ -75,6 +78,7 @@ def notable(records: list[tuple[int, str]]) -> list[str]:
     out: list[str] = []
     for level, message in records:
         text = message.split(": ", 1)[1] if message.startswith("<Target") and ": " in message else message
+        text = EXPLAINED.get(text, text)
         if level >= logging.WARNING and not text.startswith(ROUTINE_LOG) and text not in out:
             out.append(text)
     return out

@@ -4,7 +4,7 @@ and NTFS through Debian's mkntfs and ntfs-3g where they are installed and may mo
 Writes long (VFAT) names for every entry, so ``Program Files/Microsoft/Exchange Server`` keeps its
 case and spaces; short names are unique placeholders. FAT timestamps are local time without a zone:
 they are written as the UTC wall clock of each file's mtime (dissect.fat reads them as UTC).
-``mbr_disk`` puts volumes in partitions, so one disk can hold a D: and an E: volume; ``fixed_vhd``
+``mbr_disk`` and ``gpt_disk`` put volumes in partitions, so one disk can hold a D: and an E: volume; ``fixed_vhd``
 and ``flat_vmdk`` wrap a disk the way Hyper-V and VMware store one uncompressed.
 """
 
@@ -17,6 +17,7 @@ import struct
 import subprocess
 import time
 import uuid
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -199,6 +200,41 @@ def mbr_disk(*volumes: bytes) -> bytes:
     table[510:512] = b"\x55\xaa"
     disk = bytearray(lba * SECTOR)
     disk[0:SECTOR] = table
+    for start, volume in layout:
+        disk[start * SECTOR:start * SECTOR + len(volume)] = volume
+    return bytes(disk)
+
+
+BASIC_DATA = uuid.UUID("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7")  # a Windows data partition's GPT type
+
+
+def gpt_disk(*volumes: bytes) -> bytes:
+    """A GPT disk (protective MBR, primary and backup tables) holding ``volumes`` as basic-data partitions."""
+    entries = bytearray(128 * 128)
+    lba, layout = PARTITION_START, []
+    for i, volume in enumerate(volumes):
+        sectors = math.ceil(len(volume) / SECTOR)
+        struct.pack_into("<16s16sQQQ72s", entries, 128 * i, BASIC_DATA.bytes_le, uuid.UUID(int=i + 1).bytes_le,
+                         lba, lba + sectors - 1, 0, f"Basic data partition {i + 1}".encode("utf-16-le"))
+        layout.append((lba, volume))
+        lba += math.ceil(sectors / PARTITION_START) * PARTITION_START
+    last = lba + 33  # the backup table's 32 sectors of entries and its header
+    disk = bytearray((last + 1) * SECTOR)
+
+    def header(current: int, backup: int, table: int) -> bytes:
+        fields = struct.pack("<8sIIIIQQQQ16sQIII", b"EFI PART", 0x00010000, 92, 0, 0, current, backup,
+                             PARTITION_START, lba - 1, uuid.UUID(int=99).bytes_le, table, 128, 128,
+                             zlib.crc32(entries))
+        return fields[:16] + struct.pack("<I", zlib.crc32(fields)) + fields[20:]
+
+    protective = bytearray(SECTOR)
+    struct.pack_into("<B3sB3sII", protective, 446, 0, b"\x00\x02\x00", 0xEE, b"\xff\xff\xff", 1, min(last, 0xFFFFFFFF))
+    protective[510:512] = b"\x55\xaa"
+    disk[0:SECTOR] = protective
+    disk[SECTOR:SECTOR + 92] = header(1, last, 2)
+    disk[2 * SECTOR:2 * SECTOR + len(entries)] = entries
+    disk[(last - 32) * SECTOR:(last - 32) * SECTOR + len(entries)] = entries
+    disk[last * SECTOR:last * SECTOR + 92] = header(last, 1, last - 32)
     for start, volume in layout:
         disk[start * SECTOR:start * SECTOR + len(volume)] = volume
     return bytes(disk)

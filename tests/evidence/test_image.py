@@ -22,7 +22,15 @@ from exhunt.evidence.image import ImageSource
 from exhunt.evidence.image_volumes import dissect_log, notable, volumes
 from exhunt.evidence.manifest import image_segments
 from exhunt.evidence.manifest import load as load_manifest
-from tests.evidence.disk_images import ToolMissing, fat16_volume, fixed_vhd, flat_vmdk, mbr_disk, ntfs_volume
+from tests.evidence.disk_images import (
+    ToolMissing,
+    fat16_volume,
+    fixed_vhd,
+    flat_vmdk,
+    gpt_disk,
+    mbr_disk,
+    ntfs_volume,
+)
 
 pytest.importorskip("dissect.target", reason="the images extra (dissect.target) is not installed")
 pytest.importorskip("dissect.fat", reason="the images extra (dissect.fat) is not installed")
@@ -93,12 +101,14 @@ def test_data_volume_image_gives_the_findings_of_the_same_files_in_a_folder(
     assert SHELL_PATH.replace("C/", "D/", 1) in placed
 
 
-def test_volumes_of_one_disk_are_drives_d_and_e(tmp_path: Path, demo_drive: tuple[Path, Files]) -> None:
+@pytest.mark.parametrize("table", ["mbr", "gpt"])
+def test_volumes_of_one_disk_are_drives_d_and_e(tmp_path: Path, demo_drive: tuple[Path, Files], table: str) -> None:
     _, files = demo_drive
+    disk = mbr_disk if table == "mbr" else gpt_disk
     exchange = {k: v for k, v in files.items() if not k.startswith("inetpub/")}
     logs = {k: v for k, v in files.items() if k.startswith("inetpub/")}
     image = tmp_path / "exch01.img"
-    image.write_bytes(mbr_disk(fat16_volume(exchange, "EXCHANGE"), fat16_volume(logs, "LOGS")))
+    image.write_bytes(disk(fat16_volume(exchange, "EXCHANGE"), fat16_volume(logs, "LOGS")))
     listed, warnings = _listing(image)
     assert warnings == []
     assert {rel for rel, _, _ in listed} == ({f"D/{k}" for k in exchange} | {f"E/{k}" for k in logs})
@@ -106,6 +116,24 @@ def test_volumes_of_one_disk_are_drives_d_and_e(tmp_path: Path, demo_drive: tupl
     for rel, (data, _) in files.items():
         drive = "E" if rel.startswith("inetpub/") else "D"
         assert by_path[f"{drive}/{rel}"] == hashlib.sha256(data).hexdigest(), rel
+
+
+def test_a_system_disk_keeps_c_and_its_unlettered_data_partition_becomes_d(tmp_path: Path) -> None:
+    """dissect's Windows plugin mounts C: and leaves a partition the registry does not name at
+    /$fs$/fs0, which was dropped as soon as any drive letter existed."""
+    system = fat16_volume({"Windows/System32/winevt/Logs/Security.evtx": b"ElfFile\x00" + bytes(120),
+                           "Windows/System32/drivers/etc/hosts": b"127.0.0.1 localhost"}, "SYSTEM")
+    data = fat16_volume({"Program Files/Microsoft/Exchange Server/V15/Logging/ECP/Server/ECPServer20210303-1.LOG":
+                         b"#Software: Microsoft Exchange Server\r\n"}, "DATA")
+    image = tmp_path / "exch01.img"
+    image.write_bytes(mbr_disk(system, data))
+    listed, warnings = _listing(image)
+    assert warnings == [("exch01.img", "image exch01.img: Windows' drive letters could not be read from the "
+                         "registry (SYSTEM hive missing or damaged): volumes other than C are named D, E, ... "
+                         "in the order found")]
+    assert [rel for rel, _, _ in listed] == [
+        "C/Windows/System32/winevt/Logs/Security.evtx",
+        "D/Program Files/Microsoft/Exchange Server/V15/Logging/ECP/Server/ECPServer20210303-1.LOG"]
 
 
 def _tool(name: str) -> str:
@@ -161,6 +189,8 @@ CONTAINERS: dict[str, Callable[[bytes, Path], Path]] = {
     "vhdx": _qemu("vhdx"),
     "vmdk-sparse": _qemu("vmdk"),
     "vmdk-stream": _qemu("vmdk", ("-o", "subformat=streamOptimized")),
+    "qcow2": _qemu("qcow2"),
+    "vdi": _qemu("vdi"),
     "e01-split": _split_e01,
 }
 
