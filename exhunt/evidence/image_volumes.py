@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import string
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,14 +74,17 @@ def dissect_log() -> Iterator[list[tuple[int, str]]]:
             child.setLevel(level)
 
 
-def notable(records: list[tuple[int, str]]) -> list[str]:
-    """dissect's warnings and errors worth a row; its routine notes on a data volume are left out."""
+def notable(records: list[tuple[int, str]], limit: int = 10) -> list[str]:
+    """dissect's warnings and errors worth a row (at most ``limit``, then a count); its routine notes
+    on a data volume are left out."""
     out: list[str] = []
     for level, message in records:
         text = message.split(": ", 1)[1] if message.startswith("<Target") and ": " in message else message
         text = EXPLAINED.get(text, text)
         if level >= logging.WARNING and not text.startswith(ROUTINE_LOG) and text not in out:
             out.append(text)
+    if len(out) > limit:
+        return out[:limit] + [f"and {len(out) - limit} more warnings from dissect.target"]
     return out
 
 
@@ -145,9 +149,19 @@ def boot_sector_kind(head: bytes) -> str | None:
         return "ext2/3/4"
     if head[:4] == b"XFSB":
         return "XFS"
-    if head[510:512] == b"\x55\xaa" and any(head[446 + 16 * i + 4] for i in range(4)):
+    if head[510:512] == b"\x55\xaa" and _partition_entries_valid(head):
         return "MBR partition table"
     return None
+
+
+def _partition_entries_valid(head: bytes) -> bool:
+    """An MBR's four entries: status 0 or 0x80, and at least one typed entry with a start and a length
+    (so a file that merely has 55 AA at byte 510 is not taken for a disk)."""
+    entries = [struct.unpack_from("<B3sB3sII", head, 446 + 16 * i) for i in range(4)]
+    if any(status not in (0, 0x80) for status, *_ in entries):
+        return False
+    typed = [(start, length) for _, _, kind, _, start, length in entries if kind]
+    return bool(typed) and all(start > 0 and length > 0 for start, length in typed)
 
 
 def unread_volume_reason(volume: Any) -> str | None:
@@ -175,8 +189,9 @@ def unread_volume_reason(volume: Any) -> str | None:
         return f"{where}: ReFS, which dissect.target does not read; copy the files from a mounted copy instead"
     module = READERS.get(kind)
     if module and importlib.util.find_spec(module) is None:
+        install = "'exhunt[images]'" if module == "dissect.fat" else module
         return (f"{where}: {kind} filesystem, but {module}, the dissect module that reads it, is not "
-                "installed: pip install 'exhunt[images]'")
+                f"installed (pip install {install})")
     return f"{where}: {kind} boot sector found, but dissect could not open the filesystem (damaged?)"
 
 

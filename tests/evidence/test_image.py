@@ -294,7 +294,9 @@ def test_detect_raw_volumes_by_content_and_split_segments_by_their_pair(tmp_path
     volume.write_bytes(fat16_volume({"a.txt": b"a"}))
     rotated = tmp_path / "u_ex210303.log.001"
     rotated.write_bytes(b"#Fields: date time\r\n" * 300)
-    assert ImageSource.detect(volume) and not ImageSource.detect(rotated)
+    signed = tmp_path / "dump.bin"  # 55 AA at byte 510 alone is no partition table
+    signed.write_bytes(bytes(range(256)) * 2 + b"\x55\xaa" * 100)
+    assert ImageSource.detect(volume) and not ImageSource.detect(rotated) and not ImageSource.detect(signed)
     (tmp_path / "u_ex210303.log.002").write_bytes(b"x")
     assert ImageSource.detect(rotated)  # a .001 with its .002 is a split image
 
@@ -317,5 +319,7 @@ def test_dissect_log_is_captured_and_its_routine_notes_left_out(capsys: pytest.C
         logger.error("<Target x>: Failed to load child plugin: y (z)")
         logging.getLogger("dissect.target.filesystem").info("Failed to import %s", "FatFilesystem")
     assert notable(records) == ["Failed to load child plugin: y (z)"]
+    many = [(logging.WARNING, f"Failed to open hive {n}") for n in range(12)]
+    assert notable(many)[-2:] == ["Failed to open hive 9", "and 2 more warnings from dissect.target"]
     assert (logger.level, logging.getLogger("dissect.target").propagate) == before
     assert capsys.readouterr().err == ""
