@@ -295,7 +295,7 @@ def test_detect_raw_volumes_by_content_and_split_segments_by_their_pair(tmp_path
     rotated = tmp_path / "u_ex210303.log.001"
     rotated.write_bytes(b"#Fields: date time\r\n" * 300)
     signed = tmp_path / "dump.bin"  # 55 AA at byte 510 alone is no partition table
-    signed.write_bytes(bytes(range(256)) * 2 + b"\x55\xaa" * 100)
+    signed.write_bytes(bytes(range(256)) + bytes(range(190)) + bytes([0x12, 0, 0, 0, 7]) + bytes(59) + b"\x55\xaa")
     assert ImageSource.detect(volume) and not ImageSource.detect(rotated) and not ImageSource.detect(signed)
     (tmp_path / "u_ex210303.log.002").write_bytes(b"x")
     assert ImageSource.detect(rotated)  # a .001 with its .002 is a split image
