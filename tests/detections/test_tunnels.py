@@ -121,3 +121,27 @@ def test_prefilters_compile_for_hyperscan(check: type[Check]) -> None:
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     database.compile(expressions=[p.encode() for p in check.prefilter], ids=list(range(len(check.prefilter))),
                      flags=[hyperscan.HS_FLAG_CASELESS] * len(check.prefilter))
+
+
+def test_scan_of_a_real_format_iis_log_reports_both(tmp_path: Path) -> None:
+    """End to end: an IIS W3C log (the demo's real header and field order) with a reGeorg session."""
+    from datetime import timedelta
+
+    from exhunt.api import ScanOptions, scan
+    from exhunt.demo.formats import iis_log
+
+    page, client = "/aspnet_client/system_web/tunnel.aspx", "203.0.113.7"
+    rows = [{"date": f"{TS:%Y-%m-%d}", "time": f"{TS:%H:%M:%S}", "s-ip": "10.0.0.5", "cs-method": "POST",
+             "cs-uri-stem": page, "cs-uri-query": "cmd=connect&target=10.0.0.20&port=3389", "s-port": "443",
+             "c-ip": client, "cs(User-Agent)": "python-urllib3/1.26.5", "sc-status": "200", "sc-substatus": "0",
+             "sc-win32-status": "0", "time-taken": "3"}]
+    for n in range(1, 301):
+        at = TS + timedelta(seconds=n * 0.5)
+        rows.append({**rows[0], "time": f"{at:%H:%M:%S}", "cs-uri-query": "cmd=read" if n % 2 else "cmd=forward"})
+    logs = tmp_path / "evidence" / "inetpub" / "logs" / "LogFiles" / "W3SVC1"
+    logs.mkdir(parents=True)
+    (logs / "u_ex210303.log").write_bytes(iis_log(TS, rows))
+    document = scan([tmp_path / "evidence"], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True)).document
+    found = {(f.check, f.key, f.count) for f in document.findings if f.check.startswith("webshell.tunnel")}
+    assert found == {("webshell.tunnel_requests", f"{client} {page}", 301),
+                     ("webshell.tunnel_traffic", f"{client} {page}", 301)}
