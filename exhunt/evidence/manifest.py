@@ -29,11 +29,13 @@ from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.directory import MAX_DEPTH
 from exhunt.evidence.names import printable
 from exhunt.evidence.readonly import open_readonly
+from exhunt.utctime import iso_from_epoch, iso_utc
 
 MANIFEST_VERSION = 1
 CHUNK = 1 << 20
 FOLDER_SOURCES = ("directory", "kape")
 _SEGMENT = re.compile(r"^\.(e|ex|l)(0[2-9]|[1-9]\d|[a-z]{2})$", re.I)
+_VMDK_EXTENT = re.compile(rb'^\s*(?:RW|RDONLY|NOACCESS)\s+\d+\s+\w+\s+"([^"\r\n]+)"', re.M)
 
 
 @dataclass(frozen=True)
@@ -56,18 +58,13 @@ def _named(rid: str, kind: str, host: str, evidence: str, path: Path, rel: str, 
            st: os.stat_result | None) -> InputRecord:
     shown_path, escaped = printable(str(path))
     fs_hex = os.fsencode(str(path)).hex() if escaped else None
-    times = (_iso(st.st_mtime), _iso(st.st_ctime), _iso(st.st_atime)) if st else (None, None, None)
-    return InputRecord(rid, kind, host, evidence, shown_path, printable(rel)[0], size, sha, *times, fs_hex)
+    stamps = (st.st_mtime, st.st_ctime, st.st_atime) if st else (None, None, None)
+    mtime, ctime, atime = (iso_from_epoch(t) for t in stamps)
+    return InputRecord(rid, kind, host, evidence, shown_path, printable(rel)[0], size, sha, mtime, ctime, atime, fs_hex)
 
 
 def real_path(record: InputRecord) -> Path:
     return Path(os.fsdecode(bytes.fromhex(record.fs_hex))) if record.fs_hex else Path(record.path)
-
-
-def _iso(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
@@ -100,11 +97,30 @@ def _file_record(rid: str, kind: str, host: str, evidence: str, path: Path, rel:
 
 
 def image_segments(path: Path) -> list[Path]:
-    """Further segments of a split E01/Ex01/L01 image (``x.E02``...), which belong to the input too."""
-    if path.suffix.lower() not in (".e01", ".ex01", ".l01"):
+    """Further files of a multi-file image, which belong to the input too: segments of a split
+    E01/Ex01/L01 (``x.E02``...) or raw image (``x.002``...), the extents a VMDK descriptor names."""
+    suffix = path.suffix.lower()
+    if suffix == ".vmdk":
+        return _vmdk_extents(path)
+    if suffix == ".001":
+        pattern = glob.escape(path.stem) + ".[0-9][0-9][0-9]"
+        return sorted(p for p in path.parent.glob(pattern) if p != path)
+    if suffix not in (".e01", ".ex01", ".l01"):
         return []
     pattern = glob.escape(path.stem) + ".*"  # a name like "srv[1].E01" is not a pattern
     return sorted(p for p in path.parent.glob(pattern) if _SEGMENT.match(p.suffix) and p != path)
+
+
+def _vmdk_extents(descriptor: Path) -> list[Path]:
+    try:
+        with open_readonly(descriptor) as f:
+            head = f.read(64 << 10)
+    except OSError:
+        return []
+    if not head.startswith(b"# Disk DescriptorFile"):
+        return []  # a sparse VMDK holds its own data
+    names = (Path(m.decode("utf-8", "replace")).name for m in _VMDK_EXTENT.findall(head))
+    return [p for p in dict.fromkeys(descriptor.with_name(n) for n in names if n) if p != descriptor and p.is_file()]
 
 
 def _real_rel(file: EvidenceFile) -> str:
@@ -150,7 +166,7 @@ def write(case: Path, store: Path, records: list[InputRecord], refs: list[dict[s
           tool_version: str) -> Path:
     """manifest.json (written atomically) plus the ``manifest`` and ``inputs`` store tables."""
     doc = {"manifest_version": MANIFEST_VERSION, "tool_version": tool_version,
-           "recorded_at": _iso(datetime.now(UTC).timestamp()), "inputs": [asdict(r) for r in records]}
+           "recorded_at": iso_utc(datetime.now(UTC)), "inputs": [asdict(r) for r in records]}
     path = case / "manifest.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
