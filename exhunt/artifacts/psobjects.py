@@ -137,7 +137,8 @@ def read_csv(stream: BinaryIO, warn: Warn) -> Iterator[PsRecord]:
             if not bad_text and any("\ufffd" in v for v in values):
                 bad_text = True
                 warn("bytes that are no UTF-8 in the CSV record: replaced (reported once per file)", start, None)
-            props: dict[str, Value] = {c: v for c, v in zip(columns, values, strict=False) if c}
+            # a record cut short keeps every column (missing ones None): the file's columns name its cmdlet
+            props: dict[str, Value] = {c: values[i] if i < len(values) else None for i, c in enumerate(columns) if c}
             yield PsRecord(start, types, props, number)
     finally:
         text.detach()  # the evidence stream stays open for the hashing drain

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,3 +124,26 @@ def test_utf16_logs_are_claimed_but_never_split(tmp_path: Path) -> None:
     assert choose("any/name.txt", data[:4096]) is not None
     assert splittable(_file(tmp_path, "u_ex1.log", data), split_size=1000) is None
     assert splittable(_file(tmp_path, "u_ex2.log", (IIS * 40).encode()), split_size=1000) == "iis"
+
+
+def _text_cases() -> list[Any]:
+    from tests.artifacts.test_parser_cases import _cases
+
+    return [p for p in _cases() if "text" in p.values[1]]
+
+
+@pytest.mark.parametrize("form", ENCODINGS[1:], ids=IDS[1:])
+@pytest.mark.parametrize(("artifact", "case"), _text_cases())
+def test_parser_cases_in_every_encoding(tmp_path: Path, artifact: str, case: dict[str, Any],
+                                        form: tuple[str, bytes, str]) -> None:
+    """Every text parser case (tests/artifacts/cases) saved in another encoding: the same rows,
+    warnings (lines and messages) and facts as the UTF-8 file."""
+    from tests.artifacts.test_parser_cases import _content
+
+    text = _content(case).decode("utf-8")
+    expected = parse_bytes(tmp_path / "utf8", case["path"], text.encode())
+    got = parse_bytes(tmp_path / form[0], case["path"], encode(text, form))
+    for query in ("SELECT artifact FROM files", "SELECT * EXCLUDE (path) FROM events ORDER BY line",
+                  "SELECT line, message FROM warnings ORDER BY line, message",
+                  "SELECT fact, value, line FROM host_facts ORDER BY ALL"):
+        assert got.execute(query).fetchall() == expected.execute(query).fetchall(), query
