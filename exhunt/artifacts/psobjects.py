@@ -102,32 +102,39 @@ def csv_header(text: str) -> tuple[list[str], list[str], str]:
 
 
 def read_csv(stream: BinaryIO, warn: Warn) -> Iterator[PsRecord]:
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")  # type: ignore[type-var]
+    """Export-Csv rows. Lines are counted at ``\\n`` as everywhere in exhunt (a lone CR inside a
+    record is data or an unreadable record, never a line of its own)."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="\n")  # type: ignore[type-var]
     try:
         first = text.readline()
         types: list[str] = []
-        line = 1
+        consumed = 1
         if first.startswith("#TYPE "):
             types = [first[6:].strip()]
             first = text.readline()
-            line = 2
+            consumed = 2
         _, columns, delimiter = csv_header(first)
         if not columns:
-            warn("CSV export without a header line", line, None)
+            warn("CSV export without a header line", consumed, None)
             return
-        reader = csv.reader(text, delimiter=delimiter, strict=False)
-        previous, number, bad_text = line, 0, False
+
+        def lines() -> Iterator[str]:
+            nonlocal consumed
+            for line in text:
+                consumed += 1
+                yield line
+
+        reader = csv.reader(lines(), delimiter=delimiter, strict=False)
+        number, bad_text = 0, False
         while True:
+            start = consumed + 1
             try:
                 values = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                warn(f"unreadable CSV record: {exc}", line + reader.line_num, None)
-                previous = line + reader.line_num
+                warn(f"unreadable CSV record: {exc}", start, None)
                 continue
-            start = previous + 1
-            previous = line + reader.line_num
             if not values or values == [""]:
                 continue
             number += 1

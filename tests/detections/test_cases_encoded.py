@@ -19,7 +19,7 @@ import pytest
 from exhunt.detections.runner import prepare
 from exhunt.findings.triage import group_hits
 from tests.artifacts.test_encoding import ENCODINGS, IDS, encode
-from tests.detections.test_cases import BY_ID, DEFAULTS, _value, assert_expected, load_cases
+from tests.detections.test_cases import BY_ID, DEFAULTS, _expand, _value, assert_expected, load_cases
 from tests.helpers import parse_paths
 
 DEFAULT_TS = datetime(2021, 3, 3, 2, 0, 0, tzinfo=UTC)
@@ -52,7 +52,7 @@ def iis_log(rows: list[dict[str, Any]]) -> str:
     lines = ["#Software: Microsoft Internet Information Services 10.0", "#Version: 1.0",
              "#Date: 2021-03-03 00:00:00", "#Fields: " + " ".join(names)]
     for row in rows:
-        ts = _value("ts", row["ts"]) if row.get("ts") else DEFAULT_TS
+        ts = _value("ts", row["ts"]) if row.get("ts") else DEFAULT_TS  # IIS writes whole seconds
         values = {name: row.get(column) for name, column in IIS_FIELDS.items() if column}
         values.update({"date": f"{ts:%Y-%m-%d}", "time": f"{ts:%H:%M:%S}", "s-port": 443})
         values.update(row.get("fields") or {})
@@ -80,7 +80,8 @@ def proxy_log(rows: list[dict[str, Any]]) -> str:
 @pytest.mark.parametrize("case", web_cases())
 def test_case_through_encoded_logs(tmp_path: Path, case: dict[str, Any], form: tuple[str, bytes, str]) -> None:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in case["rows"]["events"]:
+    events = _expand(case["rows"]["events"])
+    for row in events:
         groups.setdefault((row.get("host", DEFAULTS["host"]), row["source"]), []).append(row)
     evidence = tmp_path / "evidence"
     con = None
@@ -93,7 +94,7 @@ def test_case_through_encoded_logs(tmp_path: Path, case: dict[str, Any], form: t
         (evidence / rel).write_bytes(encode(text, form))
         con = parse_paths(tmp_path, evidence, [rel], host)
     assert con is not None
-    assert con.execute("SELECT count(*) FROM events").fetchone() == (len(case["rows"]["events"]),)
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (len(events),)
     check = BY_ID[case["check"]]()
     prepare(con)
     assert_expected(case["expect"], group_hits(check, check.run(con)))
