@@ -27,6 +27,7 @@ Value = str | list[str] | None
 JSON_READ = 1 << 20
 MAX_JSON_OBJECT = 64 << 20  # one JSON object bigger than this is taken as malformed (bounded memory)
 CLIXML_READ = 1 << 20
+LONE_CR = re.compile(rb"\r(?!\n)")
 MAX_REF_VALUES = 200_000  # nested CLIXML values kept for <Ref> (PowerShell refers back to repeated objects)
 _SCALARS = frozenset(("S", "B", "By", "SBK", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "SB", "Db", "D", "Sg",
                       "C", "G", "DT", "TS", "URI", "Version", "XD", "BA", "SS", "ToString"))
@@ -381,10 +382,16 @@ def read_clixml(stream: BinaryIO, warn: Warn) -> Iterator[PsRecord]:
     parser.EndElementHandler = state.end
     parser.CharacterDataHandler = state.text
     state.parser = parser
+    carry = b""
     while True:
-        data = stream.read(CLIXML_READ)
+        read = stream.read(CLIXML_READ)
+        data, carry = carry + read, b""
+        if read and data.endswith(b"\r"):  # its LF may start the next read
+            data, carry = data[:-1], b"\r"
+        # XML counts a lone CR as a line end, exhunt counts LFs: a space keeps lines and offsets exact
+        data = LONE_CR.sub(b" ", data)
         try:
-            parser.Parse(data, not data)
+            parser.Parse(data, not read)
         except _Refused:
             warn("CLIXML with a document type declaration refused (not read)", parser.CurrentLineNumber, None)
             return
@@ -395,7 +402,7 @@ def read_clixml(stream: BinaryIO, warn: Warn) -> Iterator[PsRecord]:
             return
         yield from state.done
         state.done = []
-        if not data:
+        if not read:
             return
 
 

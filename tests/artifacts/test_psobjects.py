@@ -119,3 +119,17 @@ def test_json_stream_of_many_objects_and_bad_bytes(tmp_path: Path, monkeypatch: 
     assert first_lines == [(2,), (2 + json.dumps(rules[0], indent=2).count("\n") + 1,)]
     ((_, offset, message),) = warnings(con)
     assert offset == at and "UTF-8" in message
+
+
+@pytest.mark.parametrize("head", [
+    b'#TYPE Deserialized.Microsoft.Exchange.Management.Common.InboxRule\r\n"Name","MailboxOwnerId","ForwardTo"\r\n',
+    b'<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04"><Obj RefId="0"><TN RefId="0">'
+    b"<T>Deserialized.Microsoft.Exchange.Management.Common.InboxRule</T></TN><Props>",
+], ids=["csv", "clixml"])
+def test_a_lone_cr_is_no_line(tmp_path: Path, head: bytes) -> None:
+    """Found by the fuzz run: lines are counted at LF, so nothing is cited past the file's last line."""
+    data = head + b"\r\x00"
+    con = parse_bytes(tmp_path, "x.out", data)
+    lines = data.count(b"\n") + 1
+    cited = con.execute("SELECT line FROM events UNION ALL SELECT line FROM warnings").fetchall()
+    assert cited and all(line is None or 1 <= line <= lines for (line,) in cited)
