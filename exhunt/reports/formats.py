@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from exhunt.reports import csv_timeline, html, json_doc, markdown, stix, timesketch
+from exhunt.reports import csv_timeline, html, impact_csv, json_doc, markdown, stix, timesketch
 from exhunt.reports.case import Case
 
 
@@ -31,6 +31,7 @@ FORMATS: tuple[Format, ...] = (
     Format("timesketch", "timeline.jsonl", timesketch.render, "Timesketch JSONL of cited rows",
            uses_all_events=True),
     Format("stix", "indicators.stix.json", stix.render, "STIX 2.1 bundle of indicators and observed data"),
+    Format("impact-csv", "impact.csv", impact_csv.render, "mailboxes exposed, one row per mailbox (notification list)"),
 )
 
 
