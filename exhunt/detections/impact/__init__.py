@@ -86,7 +86,8 @@ def _pair_sids(con: duckdb.DuckDBPyConnection, accesses: list[Access], aliases: 
         return
     pairs = con.execute("""
         SELECT DISTINCT upper(json_extract_string(fields, '$.ExecutingUserSid')) AS sid, "user" FROM events
-        WHERE source = 'rps_cmdlet' AND list_contains($sids::VARCHAR[], upper(json_extract_string(fields, '$.ExecutingUserSid')))
+        WHERE source = 'rps_cmdlet'
+          AND list_contains($sids::VARCHAR[], upper(json_extract_string(fields, '$.ExecutingUserSid')))
         UNION
         SELECT DISTINCT upper(substr(anchor_mailbox, 5)), "user" FROM events
         WHERE source = 'httpproxy' AND list_contains($sids::VARCHAR[], upper(substr(anchor_mailbox, 5)))

@@ -39,6 +39,8 @@ WEB_TARGET_RE = re.compile(r"(?i)(\.(aspx|ashx|asmx|asp)\b|inetpub|aspnet_client
 ODD_TARGET_RE = re.compile(r"(?i)^\\\\(127\.|localhost|\[?::1)|\\[a-z]\$\\")
 ROLES = {"applicationimpersonation": "impersonation-role", "mailboximportexport": "import-export-role"}
 FORWARD_PARAMS = ("forwardto", "redirectto", "forwardasattachmentto")
+# (mailbox as logged, how, confidence without a linked source or None to skip, remedy, targets)
+Effect = tuple[str, str, str | None, tuple[str, str], tuple[str, ...]]
 EXCERPT = "concat_ws(' ', name, params, 'user=' || actor)"
 
 
@@ -107,8 +109,8 @@ def _labels(row: dict[str, Any], web_rows: list[dict[str, Any]], src: Sources) -
 
 
 def _effects(name: str, p: dict[str, list[str]], row: dict[str, Any], searches: dict[str, list[str]]
-             ) -> list[tuple[str, str, str | None, tuple[str, str], tuple[str, ...]]]:
-    """(mailbox as logged, how, confidence without a linked source or None to skip, remedy, targets)."""
+             ) -> list[Effect]:
+    """What one cmdlet did to which mailboxes (see ``Effect``)."""
     if name == "new-mailboxexportrequest":
         box, path = first(p, "mailbox", "identity"), first(p, "filepath") or ""
         if WEB_TARGET_RE.search(path):
@@ -117,7 +119,8 @@ def _effects(name: str, p: dict[str, list[str]], row: dict[str, Any], searches: 
         return [(box or "*", how, "medium", ("export", path), ())]
     if name == "search-mailbox":
         target = first(p, "targetmailbox")
-        how = "mailbox-search:copy" if target else ("mailbox-search:delete" if "deletecontent" in p else "mailbox-search")
+        how = "mailbox-search:delete" if "deletecontent" in p else "mailbox-search"
+        how = "mailbox-search:copy" if target else how
         return [(box, how, "medium" if target else "low", ("search", target or ""), ())
                 for box in values(p, "identity")[:1]]
     if name in ("new-mailboxsearch", "set-mailboxsearch"):
@@ -138,9 +141,9 @@ def _effects(name: str, p: dict[str, list[str]], row: dict[str, Any], searches: 
         return _permission(name, p)
     if name == "new-managementroleassignment":
         role = re.sub(r"\s+", "", (first(p, "role") or "")).lower()
-        how = ROLES.get(role)
+        role_how = ROLES.get(role)
         grantee = first(p, "user", "securitygroup", "app") or ""
-        return [("*", how, "low", ("role", grantee), ())] if how else []
+        return [("*", role_how, "low", ("role", grantee), ())] if role_how else []
     if name in ("new-inboxrule", "set-inboxrule"):
         return _rule(name, p, row)
     if name == "set-mailbox":
@@ -150,7 +153,7 @@ def _effects(name: str, p: dict[str, list[str]], row: dict[str, Any], searches: 
     return []
 
 
-def _permission(name: str, p: dict[str, list[str]]) -> list[tuple[str, str, str | None, tuple[str, str], tuple[str, ...]]]:
+def _permission(name: str, p: dict[str, list[str]]) -> list[Effect]:
     identity, user = first(p, "identity") or "", first(p, "user") or ""
     if not identity or not user or mailbox.is_system(user) or user.lower().endswith("\\self"):
         return []
@@ -164,7 +167,7 @@ def _permission(name: str, p: dict[str, list[str]]) -> list[tuple[str, str, str 
 
 
 def _rule(name: str, p: dict[str, list[str]], row: dict[str, Any]
-          ) -> list[tuple[str, str, str | None, tuple[str, str], tuple[str, ...]]]:
+          ) -> list[Effect]:
     identity = first(p, "identity") or ""
     box = first(p, "mailbox") or (identity.rsplit("\\", 1)[0] if identity.count("\\") >= 1 else None)
     if not box and row["url"]:

@@ -39,8 +39,9 @@ def steps(box: str, remedies: Iterable[tuple[str, str]], hows: Iterable[str], fi
             out.append(f"Remove the AD permission: Remove-ADPermission -Identity {m} -User {q(detail)} "
                        "-ExtendedRights Receive-As,Send-As -Confirm:$false")
         elif kind == "folder":
-            out.append(f"Remove the folder permission: Get-MailboxFolderPermission -Identity {q(box + ':' + chr(92) + 'Inbox')} ; "
-                       f"Remove-MailboxFolderPermission -Identity {q(box + ':' + chr(92) + 'Inbox')} -User {q(detail)}")
+            inbox = q(box + ":\\Inbox")
+            out.append(f"Remove the folder permission: Get-MailboxFolderPermission -Identity {inbox} ; "
+                       f"Remove-MailboxFolderPermission -Identity {inbox} -User {q(detail)}")
         elif kind == "role":
             out.append(f"Remove the role assignment: Get-ManagementRoleAssignment -RoleAssignee {q(detail)} | "
                        "Where-Object { $_.Role -in 'ApplicationImpersonation','Mailbox Import Export' } | "

@@ -31,7 +31,8 @@ COOKIE = ("lower(coalesce(json_extract_string(fields, '$.\"cs(Cookie)\"'), "
 HTTP_EXCERPT = ("concat_ws(' ', method, uri, uri_query, 'AnchorMailbox=' || anchor_mailbox, 'status=' || status, "
                 "'user=' || \"user\", 'client=' || client_ip, 'UA=' || user_agent)")
 SOURCE_MATCH = ("(list_contains($ips::VARCHAR[], lower(split_part(client_ip, '%', 1))) "
-                "OR list_contains($uas::VARCHAR[], user_agent) OR list_contains($accounts::VARCHAR[], lower(\"user\")))")
+                "OR list_contains($uas::VARCHAR[], user_agent) "
+                "OR list_contains($accounts::VARCHAR[], lower(\"user\")))")
 
 
 def params(src: Sources) -> dict[str, list[str]]:

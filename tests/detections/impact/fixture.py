@@ -24,7 +24,8 @@ ATTACKER = "198.51.100.66"  # behind the ProxyLogon SSRF finding
 SSRF_CLIENT = "192.0.2.99"  # only seen in SSRF-fed SYSTEM back-end calls (no finding names it)
 PROXYTOKEN_CLIENT = "203.0.113.150"
 ATTACKER_UA = "python-requests/2.25.1"
-BROWSER_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/90.0 Safari/537.36"
+BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/90.0 Safari/537.36")
 DROP = "drop@exfil.example"
 T0 = datetime(2021, 4, 6, 1, 0, 0, tzinfo=UTC)
 SID = "S-1-5-21-1111-2222-3333-"
@@ -33,7 +34,7 @@ SID = "S-1-5-21-1111-2222-3333-"
 EXPECTED = {
     f"ceo@{DOMAIN}": ({"ews:FindItem", "ews:GetItem", "ews:ExportItems", "audit:MailboxLogin"}, "high"),
     f"carol@{DOMAIN}": ({"owa:attachment"}, "high"),
-    f"northwind\\dave": ({"mapi"}, "high"),
+    "northwind\\dave": ({"mapi"}, "high"),
     f"frank@{DOMAIN}": ({"autodiscover"}, "high"),
     f"erin@{DOMAIN}": ({"eas"}, "high"),
     f"legal@{DOMAIN}": ({"ews:GetFolder", "ews:GetItem", "audit:FolderBind"}, "high"),
@@ -115,7 +116,8 @@ def _web_logs() -> dict[str, list[dict[str, str]]]:
             ts = at(m + i)
             logs["Owa"].append(proxy(ts, ip, "Owa", "/owa/service.svc", f"NORTHWIND\\{name}", f"SMTP:{name}@{DOMAIN}",
                                      query="?action=GetFileAttachment&app=Mail"))
-            logs["Ews"].append(proxy(ts, ip, "Ews", "/EWS/Exchange.asmx", f"NORTHWIND\\{name}", f"SMTP:{name}@{DOMAIN}"))
+            logs["Ews"].append(proxy(ts, ip, "Ews", "/EWS/Exchange.asmx", f"NORTHWIND\\{name}",
+                                     f"SMTP:{name}@{DOMAIN}"))
             logs["Mapi"].append(proxy(ts, ip, "Mapi", "/mapi/emsmdb/", f"NORTHWIND\\{name}", f"Sid~{SID}{1101 + i}",
                                       hint="WindowsIdentity"))
         logs["Eas"].append(proxy(at(30 + i), f"172.16.0.{20 + i}", "Eas", "/Microsoft-Server-ActiveSync/default.eas",
@@ -128,9 +130,10 @@ def _web_logs() -> dict[str, list[dict[str, str]]]:
                               hint="WindowsIdentity"))
     # the attack: ProxyLogon SSRF (the finding that names ATTACKER and ATTACKER_UA), then mailbox access
     a = ATTACKER
-    logs["Ecp"].append(proxy(at(60), a, "Ecp", "/ecp/y.js", anchor=f"ServerInfo~a]@exch01.{DOMAIN}:444/ews/exchange.asmx?#",
+    ssrf = f"ServerInfo~a]@exch01.{DOMAIN}:444/ews/exchange.asmx?#"
+    logs["Ecp"].append(proxy(at(60), a, "Ecp", "/ecp/y.js", anchor=ssrf,
                              ua=ATTACKER_UA))
-    for k, action in enumerate(("FindItem", "GetItem", "ExportItems")):
+    for k in range(3):  # FindItem, GetItem, ExportItems (the back end logs the action)
         logs["Ews"].append(proxy(at(61 + k), a, "Ews", "/EWS/Exchange.asmx", "NORTHWIND\\helpdesk",
                                  f"SMTP:ceo@{DOMAIN}", ua=ATTACKER_UA, nbytes=5000))
     logs["Owa"].append(proxy(at(70), a, "Owa", "/owa/service.svc/s/GetFileAttachment", "NORTHWIND\\helpdesk",
@@ -138,7 +141,7 @@ def _web_logs() -> dict[str, list[dict[str, str]]]:
     logs["Mapi"].append(proxy(at(72), a, "Mapi", "/mapi/emsmdb/", "NORTHWIND\\helpdesk", f"Sid~{SID}1105",
                               ua=ATTACKER_UA, nbytes=64_000))
     logs["Autodiscover"].append(proxy(at(74), a, "Autodiscover", "/autodiscover/autodiscover.xml", "",
-                                      f"SMTP:Frank@Northwind.Example", ua=ATTACKER_UA))
+                                      "SMTP:Frank@Northwind.Example", ua=ATTACKER_UA))
     logs["Eas"].append(proxy(at(76), a, "Eas", "/Microsoft-Server-ActiveSync/default.eas", "NORTHWIND\\helpdesk",
                              ua=ATTACKER_UA, query=f"?Cmd=Sync&User=erin%40{DOMAIN}&DeviceId=X1&DeviceType=Android"))
     return logs

@@ -32,7 +32,8 @@ def test_system_identities_are_not_mailboxes(value: str) -> None:
 
 
 @pytest.mark.parametrize("value", ["healthmailbox0a1b@corp.example", "corp\\healthmailboxabc",
-                                   "systemmailbox{1f05a927-1b2c}@corp.example", "discoverysearchmailbox{d919}@x.example"])
+                                   "systemmailbox{1f05a927-1b2c}@corp.example",
+                                   "discoverysearchmailbox{d919}@x.example"])
 def test_service_mailboxes(value: str) -> None:
     assert mailbox.is_service(value)
 
