@@ -80,7 +80,7 @@ def test_remediation_names_the_commands(case: tuple[Path, AssessmentDocument]) -
 def test_document_round_trips(case: tuple[Path, AssessmentDocument]) -> None:
     import orjson
 
-    from exhunt.api import document_bytes
+    from exhunt.findings.document import document_bytes
     from exhunt.findings.model import document_from_dict
 
     doc = case[1]
