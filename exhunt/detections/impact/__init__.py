@@ -14,6 +14,7 @@ mailboxes in ``pivot_addresses``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -143,7 +144,7 @@ def _entry(host: str, k: str, group: list[Access], forms: list[str],
     first, last = (iso(min(times)), iso(max(times))) if times else (None, None)
     confidence = max((a.confidence for a in group), key=CONFIDENCE_RANK.__getitem__)
     evidence = sorted({a.ref for a in group}, key=evidence_order)[:MAX_EVIDENCE]
-    evidence = [e.__class__(**{**e.__dict__, "input": inputs.get((host, e.path))}) for e in evidence]
+    evidence = [replace(e, input=inputs.get((host, e.path))) for e in evidence]
     hows = sorted({a.how for a in group})
     return MailboxImpact(
         host=host, mailbox=k, how=tuple(hows), first_seen=first, last_seen=last,

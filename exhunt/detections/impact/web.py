@@ -17,17 +17,17 @@ from urllib.parse import parse_qs, unquote_plus
 import duckdb
 
 from exhunt.detections.impact import mailbox
-from exhunt.detections.impact.access import REF_COLUMNS, Access, ref, rows, to_int
+from exhunt.detections.impact.access import REF_COLUMNS, Access, add_fields, ref, rows, to_int
 from exhunt.detections.impact.sources import SYSTEM_SQL, Sources
 
+EWS_FIELDS = ("SoapAction", "ImpersonatedUser", "ActAsUser", "ProxyAsUser", "ResponseSize", "LocalIdCount",
+              "RemoteIdCount")
 MAILBOX_PROTOCOLS = ("ews", "owa", "mapi", "eas", "autodiscover", "rpchttp")
 ITEM_ACTIONS = {"getitem", "getattachment", "exportitems"}
 ATTACHMENT_RE = re.compile(r"(?i)(getfileattachment|getattachment|attachment\.ashx|getallattachmentsaszip|"
                            r"downloadattachment)")
 PROXYTOKEN_SQL = ("regexp_matches(coalesce(uri_decoded, uri), "
                   "'^/ecp/[^/]+@[^/]+/ruleseditor/inboxrules\\.svc/newobject', 'i')")
-COOKIE = ("lower(coalesce(json_extract_string(fields, '$.\"cs(Cookie)\"'), "
-          "json_extract_string(fields, '$.Cookie'), ''))")
 HTTP_EXCERPT = ("concat_ws(' ', method, uri, uri_query, 'AnchorMailbox=' || anchor_mailbox, 'status=' || status, "
                 "'user=' || \"user\", 'client=' || client_ip, 'UA=' || user_agent)")
 SOURCE_MATCH = ("(list_contains($ips::VARCHAR[], lower(split_part(client_ip, '%', 1))) "
@@ -43,12 +43,14 @@ def attacker_web_rows(con: duckdb.DuckDBPyConnection, src: Sources) -> list[dict
     """Every IIS and HttpProxy row from an attacker source (the cmdlet rows are linked to them too)."""
     if not (src.ips or src.user_agents or src.accounts):
         return []
-    return rows(con.execute(f"""
+    found = rows(con.execute(f"""
         SELECT {REF_COLUMNS}, client_ip, user_agent, "user", method, uri, uri_query, uri_decoded, status,
-               lower(protocol) AS protocol, anchor_mailbox,
-               json_extract_string(fields, '$.ResponseBytes') AS response_bytes,
-               json_extract_string(fields, '$.ProtocolAction') AS protocol_action, {HTTP_EXCERPT} AS excerpt
+               lower(protocol) AS protocol, anchor_mailbox, {HTTP_EXCERPT} AS excerpt
         FROM events WHERE source IN ('iis', 'httpproxy') AND {SOURCE_MATCH}""", params(src)))
+    add_fields(con, found, ("ResponseBytes", "ProtocolAction"))
+    for row in found:
+        row["response_bytes"], row["protocol_action"] = row.pop("responsebytes"), row.pop("protocolaction")
+    return found
 
 
 def frontend(web_rows: list[dict[str, Any]], src: Sources) -> list[Access]:
@@ -85,24 +87,22 @@ def _frontend_mailbox(row: dict[str, Any]) -> str | None:
 
 def backend_ews(con: duckdb.DuckDBPyConnection, src: Sources, grantees: set[str]) -> list[Access]:
     """EWS back-end rows from attacker sources, SSRF-fed SYSTEM calls, and impersonation by grantees."""
-    extract = ", ".join(f"json_extract_string(fields, '$.{n}') AS {n.lower()}" for n in (
-        "SoapAction", "ImpersonatedUser", "ActAsUser", "ProxyAsUser", "ResponseSize", "LocalIdCount",
-        "RemoteIdCount"))
+    # the cheap columns pick the rows; their raw fields are read afterwards (EWS logs are large)
     found = rows(con.execute(f"""
-        WITH ews AS (
-            SELECT {REF_COLUMNS}, client_ip, user_agent, "user", {extract} FROM events
-            WHERE lower(log_type) LIKE 'ews%'
-        )
-        SELECT *, concat_ws(' ', soapaction, 'user=' || "user", 'impersonated=' || nullif(impersonateduser, ''),
-                            'actas=' || nullif(actasuser, ''), 'proxyas=' || nullif(proxyasuser, ''),
-                            'client=' || client_ip, 'UA=' || user_agent) AS excerpt
-        FROM ews
-        WHERE {SOURCE_MATCH} OR regexp_full_match(lower("user"), '{SYSTEM_SQL}')
-           OR (list_contains($grantees::VARCHAR[], lower("user")) AND coalesce(impersonateduser, '') NOT IN ('', '-'))
-        """, params(src) | {"grantees": sorted(grantees)}))
+        SELECT {REF_COLUMNS}, client_ip, user_agent, "user" FROM events
+        WHERE lower(log_type) LIKE 'ews%'
+          AND ({SOURCE_MATCH} OR regexp_full_match(lower("user"), '{SYSTEM_SQL}')
+               OR list_contains($grantees::VARCHAR[], lower("user")))""", params(src) | {"grantees": sorted(grantees)}))
+    add_fields(con, found, EWS_FIELDS)
     out = []
     for row in found:
         labels = src.label(row["client_ip"], row["user_agent"], row["user"])
+        if not labels and not mailbox.is_system(row["user"]) and not mailbox.clean(row["impersonateduser"]):
+            continue  # a granted account's own mailbox use
+        excerpt = " ".join(filter(None, (
+            row["soapaction"], f"user={row['user']}", *(f"{n}={row[n]}" for n in ("impersonateduser", "actasuser",
+                                                                               "proxyasuser") if row[n]),
+            f"client={row['client_ip']}", f"UA={row['user_agent']}")))
         system = mailbox.is_system(row["user"])
         if system and src.is_server(row["client_ip"]) and not labels:
             continue  # the server's own SYSTEM calls (probes, assistants)
@@ -120,18 +120,20 @@ def backend_ews(con: duckdb.DuckDBPyConnection, src: Sources, grantees: set[str]
         if action.lower() in ITEM_ACTIONS:
             counts = [to_int(row["localidcount"]), to_int(row["remoteidcount"])]
             items = sum(c for c in counts if c is not None) if any(c is not None for c in counts) else None
-        out.append(Access(row["host"], raw, f"ews:{action}", confidence, ref(row, row["excerpt"]), row["ts"],
+        out.append(Access(row["host"], raw, f"ews:{action}", confidence, ref(row, excerpt), row["ts"],
                           labels, items=items, bytes=to_int(row["responsesize"]), client_ip=row["client_ip"]))
     return out
 
 
 def proxytoken(con: duckdb.DuckDBPyConnection, src: Sources) -> list[Access]:
     found = rows(con.execute(f"""
-        SELECT {REF_COLUMNS}, client_ip, user_agent, "user", {COOKIE} AS cookie,
+        SELECT {REF_COLUMNS}, client_ip, user_agent, "user",
                regexp_extract(coalesce(uri_decoded, uri), '^/ecp/([^/]+)/', 1) AS target, {HTTP_EXCERPT} AS excerpt
         FROM events WHERE source IN ('iis', 'httpproxy') AND {PROXYTOKEN_SQL}"""))
+    add_fields(con, found, ("cs(Cookie)", "Cookie"))
     out = []
     for row in found:
+        row["cookie"] = (row["cs(cookie)"] or row["cookie"] or "").lower()
         labels = src.label(row["client_ip"], row["user_agent"], row["user"])
         user = mailbox.clean(row["user"])
         if labels or "securitytoken=" in row["cookie"]:
