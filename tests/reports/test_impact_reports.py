@@ -54,3 +54,12 @@ def test_html_without_impact_says_so() -> None:
 def test_terminal_counts_mailboxes_once() -> None:
     line = impact_line(_doc())
     assert line.startswith("Mailboxes exposed: 2 (1 high, 1 low)") and len(line) <= 80
+
+
+def test_markdown_lists_mailboxes_escaped() -> None:
+    from exhunt.reports import markdown
+
+    page = markdown.render_text(_doc())
+    assert "## Mailboxes exposed" in page and "`ceo@x.example`" in page
+    assert f"`{HOSTILE}`" in page, "evidence text reaches Markdown only inside a code span"
+    assert "## Mailboxes exposed" not in markdown.render_text(replace(_doc(), impact=()))

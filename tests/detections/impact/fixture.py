@@ -42,6 +42,7 @@ EXPECTED = {
     f"victim@{DOMAIN}": ({"proxytoken-inbox-rule", "inbox-rule-forward"}, "high"),
     f"sales@{DOMAIN}": ({"mailbox-forwarding", "mail-forwarded-out"}, "medium"),
     f"hr@{DOMAIN}": ({"fullaccess-permission"}, "low"),
+    f"board@{DOMAIN}": ({"ews:GetItem"}, "high"),  # from a row cut off after ImpersonatedUser
     "*": ({"impersonation-role"}, "low"),
 }
 BENIGN = (f"alice@{DOMAIN}", "northwind\\alice", f"bob@{DOMAIN}", "northwind\\bob", f"grace@{DOMAIN}",
@@ -165,6 +166,14 @@ def _ews_backend() -> list[dict[str, str]]:
     return rows
 
 
+def _truncated_ews_row() -> bytes:
+    """The last row of a log copied while Exchange was writing it: cut after ``ImpersonatedUser``."""
+    row = ews(at(85), ATTACKER, "NORTHWIND\\helpdesk", "GetItem", impersonated=f"board@{DOMAIN}", ua=ATTACKER_UA,
+              ids=3)
+    line = ",".join(row.get(f, "") for f in EWS_FIELDS)
+    return line[: line.index(f"board@{DOMAIN}") + len(f"board@{DOMAIN}")].encode()
+
+
 def _rps() -> list[dict[str, str]]:
     return [
         rps(at(2), "NORTHWIND\\HealthMailbox0a1b", f"{SID}1142", "Get-Mailbox", '-ResultSize "1"'),
@@ -262,7 +271,8 @@ def write_case(root: Path) -> Path:
         files[f"{V15}/Logging/HttpProxy/{protocol}/HttpProxy_2021040601-1.LOG"] = exchange_log(
             "15.01.2242.004", "HttpProxy Logs", HTTPPROXY_FIELDS, T0, rows)
     files[f"{V15}/Logging/Ews/Ews_2021040601-1.LOG"] = exchange_log(
-        "15.01.2242.004", "EWS Logs", EWS_FIELDS, T0, sorted(_ews_backend(), key=lambda r: r["DateTime"]))
+        "15.01.2242.004", "EWS Logs", EWS_FIELDS, T0, sorted(_ews_backend(), key=lambda r: r["DateTime"])
+    ) + _truncated_ews_row()
     files[f"{V15}/Logging/CmdletInfra/Rps_Cmdlet/Rps_Cmdlet_2021040601-1.LOG"] = exchange_log(
         "15.01.2242.004", "Rps Cmdlet Logs", RPS_FIELDS, T0, _rps())
     files[f"{V15}/Logging/ECP/Server/ECPServer20210406-1.LOG"] = exchange_log(

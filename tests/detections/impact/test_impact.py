@@ -107,3 +107,8 @@ def test_rows_needed_whatever_their_source_match_the_prefilter(case: tuple[Path,
             assert any(p.search(line) for p in patterns), line
             checked += 1
     assert checked >= 6
+
+
+def test_a_truncated_row_keeps_its_mailbox(case: tuple[Path, AssessmentDocument]) -> None:
+    board = _by_mailbox(case[1])[f"board@{fixture.DOMAIN}"]
+    assert board.items is None, "the item count was cut off: unknown, not zero"
