@@ -6,9 +6,9 @@ their source (``web``, ``admin``, ``audit``), then MessageTracking for mail that
 forwarding change (``tracking``). Rows become one ``MailboxImpact`` per host and mailbox, with the
 confidence of its strongest row and what to do (``remediation``).
 
-``PREFILTER`` lists the raw-line regexes of the text-log rows needed whatever their source; the rows of
-attacker sources come from the triage pivot pass (IPs, user agents), and MessageTracking rows of the
-mailboxes in ``pivot_addresses``.
+``PREFILTER`` lists the raw-line regexes of the text-log rows needed whatever their source. The rows of
+attacker sources come from the triage pivot pass (IPs, user agents), and so must those of
+``pivot_indicators`` (forwarding addresses for MessageTracking, granted accounts for EWS).
 """
 
 from __future__ import annotations
@@ -60,14 +60,17 @@ def assess_impact(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], h
     return _entries(accesses, canonical, aliases, inputs)
 
 
-def pivot_addresses(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Mailboxes with a forwarding change in the cmdlet rows, and the forwarding targets: the
-    MessageTracking rows that mention them are the only ones ``tracking`` reads."""
+def pivot_indicators(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """What the triage pivot pass must store every text-log row of, besides the attacker sources:
+    ``address``: mailboxes with a forwarding change and the forwarding targets (the MessageTracking
+    rows ``tracking`` reads mention them); ``account``: accounts granted FullAccess or impersonation
+    (their EWS rows show which mailboxes they opened). Read from the cmdlet rows, which ``PREFILTER``
+    keeps."""
     src = collect(con, (), ())
-    found, _ = admin.admin_accesses(admin.cmdlet_rows(con), [], src, mailbox.Aliases())
-    out = {mailbox.key(a.mailbox) or "" for a in found if a.how in FORWARDING}
-    out |= {mailbox.key(t) or "" for a in found for t in a.targets}
-    return sorted(k for k in out if mailbox.is_address(k))
+    found, grantees = admin.admin_accesses(admin.cmdlet_rows(con), [], src, mailbox.Aliases())
+    addresses = {mailbox.key(a.mailbox) or "" for a in found if a.how in FORWARDING}
+    addresses |= {mailbox.key(t) or "" for a in found for t in a.targets}
+    return {"address": sorted(k for k in addresses if mailbox.is_address(k)), "account": sorted(grantees)}
 
 
 def _owner_internal(a: Access, canonical: object, domains: set[str]) -> bool:

@@ -112,3 +112,14 @@ def test_rows_needed_whatever_their_source_match_the_prefilter(case: tuple[Path,
 def test_a_truncated_row_keeps_its_mailbox(case: tuple[Path, AssessmentDocument]) -> None:
     board = _by_mailbox(case[1])[f"board@{fixture.DOMAIN}"]
     assert board.items is None, "the item count was cut off: unknown, not zero"
+
+
+def test_pivot_indicators_name_forwarding_addresses_and_grantees(case: tuple[Path, AssessmentDocument]) -> None:
+    from exhunt.detections.impact import pivot_indicators
+    from exhunt.events.store import connect
+
+    evidence, _ = case
+    con = connect(evidence.parent / "case" / "store")
+    found = pivot_indicators(con)
+    assert {f"sales@{fixture.DOMAIN}", f"victim@{fixture.DOMAIN}", fixture.DROP} <= set(found["address"])
+    assert "northwind\\svc-archive" in found["account"] and "northwind\\temp01" in found["account"]
