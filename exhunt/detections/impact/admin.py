@@ -51,7 +51,8 @@ def cmdlet_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
             SELECT {REF_COLUMNS}, client_ip, "user",
                    coalesce(cmdlet, json_extract_string(fields, '$.Cmdlet')) AS name,
                    coalesce(parameters, json_extract_string(fields, '$.Parameters'), message) AS params,
-                   json_extract_string(fields, '$.Data[2]') AS caller,
+                   coalesce(json_extract_string(fields, '$.Data[2]'), json_extract_string(fields, '$.param3'))
+                       AS caller,
                    json_extract_string(fields, '$.ExecutingUserSid') AS sid,
                    json_extract_string(fields, '$.EventData') AS ecp
             FROM events WHERE source NOT IN ('iis', 'httpproxy')

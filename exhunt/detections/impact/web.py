@@ -59,7 +59,8 @@ def frontend(web_rows: list[dict[str, Any]], src: Sources) -> list[Access]:
         if row["source"] != "httpproxy" or row["protocol"] not in MAILBOX_PROTOCOLS:
             continue
         raw = _frontend_mailbox(row)
-        if raw is None:
+        labels = src.label(row["client_ip"], row["user_agent"], row["user"])
+        if raw is None or own_traffic(labels, raw, row["user"]):
             continue
         how = row["protocol"]
         text = " ".join(filter(None, (row["uri"], row["uri_query"], row["protocol_action"])))
@@ -67,10 +68,18 @@ def frontend(web_rows: list[dict[str, Any]], src: Sources) -> list[Access]:
             how = "owa:attachment"
         elif row["protocol_action"]:
             how += ":" + row["protocol_action"].split(":")[0]
-        out.append(Access(row["host"], raw, how, "high", ref(row, row["excerpt"]), row["ts"],
-                          src.label(row["client_ip"], row["user_agent"], row["user"]),
+        out.append(Access(row["host"], raw, how, "high", ref(row, row["excerpt"]), row["ts"], labels,
                           bytes=to_int(row["response_bytes"]), client_ip=row["client_ip"], frontend=True))
     return out
+
+
+def own_traffic(labels: tuple[str, ...], raw: str | None, user: str | None) -> bool:
+    """A row tied to the attacker only by its account, on that account's own mailbox: the owner's
+    own traffic from their usual clients (a row from an attacker IP or user agent is not)."""
+    if not labels or not all(label.startswith("account ") for label in labels):
+        return False
+    box, who = mailbox.key(raw), mailbox.key(user)
+    return bool(box and who) and (box == who or mailbox.local_part(box or "") == mailbox.local_part(who or ""))
 
 
 def _frontend_mailbox(row: dict[str, Any]) -> str | None:
@@ -110,7 +119,7 @@ def backend_ews(con: duckdb.DuckDBPyConnection, src: Sources, grantees: set[str]
             labels = (f"SSRF as {row['user']} from {row['client_ip']}", *labels)
         raw = next((v for v in (row["impersonateduser"], row["actasuser"], row["proxyasuser"], row["user"])
                     if mailbox.clean(v) and not mailbox.is_system(v)), None)
-        if raw is None:
+        if raw is None or own_traffic(labels, raw, row["user"]):
             continue
         confidence = "high" if labels else "medium"
         if not labels:

@@ -46,7 +46,7 @@ EXPECTED = {
     "*": ({"impersonation-role"}, "low"),
 }
 BENIGN = (f"alice@{DOMAIN}", "northwind\\alice", f"bob@{DOMAIN}", "northwind\\bob", f"grace@{DOMAIN}",
-          "northwind\\grace", "healthmailbox")
+          "northwind\\grace", "healthmailbox", "helpdesk")
 FORWARDED_OUT = 3  # sales@ messages redirected to DROP after the change
 FORWARDED_BYTES = 3 * 41_000
 EWS_FIELDS = ("DateTime,RequestId,MajorVersion,MinorVersion,BuildVersion,RevisionVersion,AuthenticationType,"
@@ -126,6 +126,10 @@ def _web_logs() -> dict[str, list[dict[str, str]]]:
     for m in range(0, 600, 15):  # Managed Availability probes
         logs["Ews"].append(proxy(at(m), "127.0.0.1", "Ews", "/EWS/Exchange.asmx", "NORTHWIND\\HealthMailbox0a1b",
                                  f"Sid~{SID}1142", ua="AMProbe/Local/ClientAccess"))
+    # helpdesk's own Outlook from his usual desk: his account is the attacker's too, his traffic is not
+    for m in range(0, 600, 60):
+        logs["Mapi"].append(proxy(at(m + 3), "10.20.1.50", "Mapi", "/mapi/emsmdb/", "NORTHWIND\\helpdesk",
+                                  f"SMTP:helpdesk@{DOMAIN}", ua="Microsoft Office/16.0"))
     # dave's own Outlook: pairs his SID with his account
     logs["Mapi"].append(proxy(at(5), "10.20.1.40", "Mapi", "/mapi/emsmdb/", "NORTHWIND\\dave", f"Sid~{SID}1105",
                               hint="WindowsIdentity"))
