@@ -74,7 +74,8 @@ def impact_line(doc: AssessmentDocument) -> str:
             boxes[e.mailbox] = e.confidence
     counts = ", ".join(f"{n} {c}" for c in ("high", "medium", "low")
                        if (n := sum(1 for v in boxes.values() if v == c)))
-    return f"Mailboxes exposed: {len(boxes)} ({counts}): report --format impact-csv"
+    line = f"Mailboxes exposed: {len(boxes)} ({counts}): report --format impact-csv"
+    return line if len(line) <= 80 else line.split("):")[0] + ")"
 
 
 def rule_problems(rules: dict[str, Any], shown: int = 3) -> list[str]:
