@@ -123,3 +123,33 @@ def test_pivot_indicators_name_forwarding_addresses_and_grantees(case: tuple[Pat
     found = pivot_indicators(con)
     assert {f"sales@{fixture.DOMAIN}", f"victim@{fixture.DOMAIN}", fixture.DROP} <= set(found["address"])
     assert "northwind\\svc-archive" in found["account"] and "northwind\\temp01" in found["account"]
+
+
+def test_document_with_impact_is_valid_against_the_schema(case: tuple[Path, AssessmentDocument]) -> None:
+    import jsonschema
+    import orjson
+
+    from exhunt.reports import json_doc
+
+    evidence, _ = case
+    data = orjson.loads((evidence.parent / "case" / "findings.json").read_bytes())
+    assert data["impact"]
+    jsonschema.validate(data, json_doc.schema())
+    data["impact"][0]["confidence"] = "certain"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, json_doc.schema())
+
+
+def test_report_impact_csv_writes_the_notification_list(case: tuple[Path, AssessmentDocument]) -> None:
+    import csv
+
+    from exhunt.cli import main
+
+    case_dir = case[0].parent / "case"
+    assert main(["report", str(case_dir), "--format", "impact-csv"]) == 0
+    with (case_dir / "impact.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["mailbox"] for r in rows} == set(fixture.EXPECTED)
+    assert list(rows[0]) == ["mailbox", "how", "first_seen", "last_seen", "sources", "confidence"]
+    assert [r["confidence"] for r in rows] == sorted((r["confidence"] for r in rows),
+                                                     key=["high", "medium", "low"].index)
