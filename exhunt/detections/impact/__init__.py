@@ -13,9 +13,10 @@ attacker sources come from the triage pivot pass (IPs, user agents), and so must
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -124,14 +125,19 @@ def _entries(accesses: list[Access], canonical: object, aliases: mailbox.Aliases
 
 def _dedupe(group: list[Access]) -> list[Access]:
     """An HttpProxy row and the EWS back-end row of the same request count once (the back-end one)."""
-    backend = [a for a in group if a.how.startswith("ews:") and not a.frontend]
+    backend: dict[str | None, list[datetime]] = {}
+    for a in group:
+        if a.how.startswith("ews:") and not a.frontend and a.ts is not None:
+            backend.setdefault(a.client_ip, []).append(a.ts)
     if not backend:
         return group
+    for times in backend.values():
+        times.sort()
     keep = []
     for a in group:
-        twin = a.frontend and a.how.startswith("ews") and any(
-            b.client_ip == a.client_ip and a.ts and b.ts and abs(a.ts - b.ts) <= SAME_REQUEST for b in backend)
-        if not twin:
+        times = backend.get(a.client_ip, []) if a.frontend and a.how.startswith("ews") and a.ts else []
+        i = bisect_left(times, a.ts - SAME_REQUEST) if times and a.ts else 0
+        if not (times and a.ts and i < len(times) and times[i] <= a.ts + SAME_REQUEST):
             keep.append(a)
     return keep
 

@@ -12,7 +12,8 @@ might plausibly make.
 from __future__ import annotations
 
 import re
-from datetime import UTC, timedelta
+from bisect import bisect_left, bisect_right
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -76,10 +77,11 @@ def admin_accesses(cmd_rows: list[dict[str, Any]], web_rows: list[dict[str, Any]
             searches.setdefault((first(p, "name") or "").lower(), []).extend(values(p, "exchangelocation"))
     out: list[Access] = []
     grantees: set[str] = set()
+    timeline = WebIndex(web_rows)
     for row in cmd_rows:
         aliases.pair(mailbox.key(row["user"]), mailbox.key(row["sid"]))
         p = parse(row["params"])
-        labels = _labels(row, web_rows, src)
+        labels = _labels(row, timeline, src)
         for raw, how, base, remedy, targets in _effects(row["name"].lower(), p, row, searches):
             if how in ("fullaccess-permission", "ad-permission", "impersonation-role", "import-export-role",
                        "folder-permission") and remedy[1]:
@@ -93,14 +95,31 @@ def admin_accesses(cmd_rows: list[dict[str, Any]], web_rows: list[dict[str, Any]
     return out, grantees
 
 
-def _labels(row: dict[str, Any], web_rows: list[dict[str, Any]], src: Sources) -> tuple[str, ...]:
+class WebIndex:
+    """Attacker web rows per host in time order, to find those near a cmdlet row without a scan."""
+
+    def __init__(self, web_rows: list[dict[str, Any]]) -> None:
+        self._rows: dict[str, list[dict[str, Any]]] = {}
+        for web in web_rows:
+            if web["ts"] is not None:
+                self._rows.setdefault(web["host"], []).append(web)
+        for rows_ in self._rows.values():
+            rows_.sort(key=lambda r: r["ts"])
+        self._times = {h: [r["ts"] for r in rs] for h, rs in self._rows.items()}
+
+    def near(self, host: str, ts: datetime | None) -> list[dict[str, Any]]:
+        if ts is None or host not in self._rows:
+            return []
+        times = self._times[host]
+        return self._rows[host][bisect_left(times, ts - LINK_WINDOW):bisect_right(times, ts + LINK_WINDOW)]
+
+
+def _labels(row: dict[str, Any], timeline: WebIndex, src: Sources) -> tuple[str, ...]:
     labels = list(src.label(row["client_ip"], None, row["actor"]))
     if row["source"] == "ecp_server" and mailbox.is_system(row["actor"]) and row["actor"]:
         labels.append(f"ECP session as {row['actor']} (SSRF)")
-    name, url, ts = row["name"].lower(), (row["url"] or "").lower(), row["ts"]
-    for web in web_rows:
-        if web["host"] != row["host"] or ts is None or web["ts"] is None or abs(web["ts"] - ts) > LINK_WINDOW:
-            continue
+    name, url = row["name"].lower(), (row["url"] or "").lower()
+    for web in timeline.near(row["host"], row["ts"]):
         action = (web.get("protocol_action") or "").split(":")[0].lower()
         if (url and (web["uri"] or "").lower() == url) or action == name:
             labels.append(f"{web['client_ip']} (linked request at {web['ts'].astimezone(UTC):%H:%M:%S}Z)")
