@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 from exhunt.errors import ExitCode
-
-FORMAT_NAMES = ("html", "md", "json", "csv", "timesketch", "stix", "impact-csv")
+from exhunt.reports.formats import NAMES as FORMAT_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
