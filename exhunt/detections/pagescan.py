@@ -6,8 +6,9 @@ bytes hold server-side code and something a normalisation step could undo (``wor
 a handful of literal-prefixed regex searches over the lower-cased page; measured about 20 us per
 small page under load, against about 65 us for the YARA scan of the same page).
 
-Only exhunt's own rules are taken from the view (third-party packs were not written for it), and
-only rules the raw bytes did not match already. For each such match the page is normalised again
+Only exhunt's own rules run over the view (third-party packs were not written for it), and only
+pages the raw bytes did not already flag with them are normalised (such a page is reported; its view
+could only add rules). For each such match the page is normalised again
 without each undone step in turn: the steps whose absence loses the match are the obfuscation the
 page relied on, and the finding names them (``meta.undone``). That costs one normalisation and
 scan per undone step, paid only by pages whose view matched a rule the raw bytes did not.
@@ -32,11 +33,11 @@ LETTER_DEC = rb"0*(?:6[5-9]|[78][0-9]|9[07-9]|1[01][0-9]|12[0-2])\b"
 
 # --- the trigger: run on the lower-cased page --------------------------------------------------------
 TRIGGER_WORDS = (b"fromcharcode", b"frombase64string", b"strreverse")
-TRIGGER_RES = tuple(re.compile(p) for p in (
-    rb"\\x" + LETTER, rb"\\u00" + LETTER, rb"%u00" + LETTER, rb"&#x0*" + LETTER, rb"&#" + LETTER_DEC,
-    rb"%" + LETTER, rb"\"\s*[+&]\s*@?\"", rb"'\s*[+&]\s*'", rb"chrw?\s*\(", rb"new\s+char\s*[\[(]",
+TRIGGER_RES = tuple(re.compile(p) for p in (  # one search each; patterns sharing a first byte merged
+    rb"\\(?:x|u00)" + LETTER, rb"%(?:u00)?" + LETTER, rb"&#(?:x0*" + LETTER + rb"|" + LETTER_DEC + rb")",
+    rb"\"\s*[+&]\s*@?\"", rb"'\s*[+&]\s*'", rb"chrw?\s*\(", rb"new\s+char\s*[\[(]",
     rb"\(\s*char\s*\)", rb"\.\s*reverse\s*\(", rb"\*/(?:[\w\[]|\s*[.(])", rb"//[^\r\n]*\r?\n\s*[.(]",
-    rb"--%>[\w.(]", rb" _[ \t]*(?:\r?\n|')", rb"\t_[ \t]*(?:\r?\n|')",
+    rb"--%>[\w.(]", rb"_[ \t]*(?:\r?\n|')",
 ))
 GLUED_BEFORE = ((b"/*", frozenset(b")]") | WORD), (b"<%--", frozenset(b".(") | WORD))
 SERVER_CODE = (b"<%", b"runat", b"msxsl:script")
@@ -76,14 +77,12 @@ def view_rows(
 ) -> list[dict[str, Any]]:
     """``matches`` rows (engine ``yara_normalised``) for what only the normalised view revealed.
     Raises yara_x.ScanError/TimeoutError to the caller, like ``FileScanner.scan``."""
-    if not is_page(rel) or not worth_normalising(data):
+    if not is_page(rel) or _own(raw_rows) or not worth_normalising(data):
         return []
     view = normalise(data, rel)
     if not view.undone:
         return []
-    seen = _own(raw_rows)
-    found = {rule: row for rule, row in _own(scanner.scan(view.data, rel, host, sha256)).items()
-             if rule not in seen}
+    found = _own(scanner.scan_own(view.data, rel, host, sha256))
     if not found:
         return []
     needed = _needed(scanner, rel, host, sha256, data, view, set(found))
@@ -100,7 +99,7 @@ def _needed(scanner: FileScanner, rel: str, host: str, sha256: str, data: bytes,
     out: dict[str, list[str]] = {rule: [] for rule in rules}
     for step in view.undone:
         without = normalise(data, rel, frozenset({step}))
-        still = _own(scanner.scan(without.data, rel, host, sha256))
+        still = _own(scanner.scan_own(without.data, rel, host, sha256))
         for rule in rules:
             if rule not in still:
                 out[rule].append(step)

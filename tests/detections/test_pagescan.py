@@ -167,3 +167,12 @@ def test_every_shared_web_shell_is_still_flagged(scanner: FileScanner) -> None:
         if not _own(raw + view_rows(scanner, path.name, "h", "0", data, raw)):
             missed.append(path.name)
     assert missed == []
+
+
+def test_user_packs_do_not_run_over_the_view(tmp_path: Path) -> None:
+    (tmp_path / "user.yar").write_text('rule user_eval { strings: $a = "this[\\"eval\\"]" condition: $a }\n')
+    scanner = FileScanner(load_rules([tmp_path / "user.yar"], cache=tmp_path / "cache").blob)
+    _rel, page, rule, _needed = CASES["concatenation with +"]
+    data = page.encode()
+    raw = scanner.scan(data, "a.aspx", "h", "0")
+    assert [r["rule"] for r in view_rows(scanner, "a.aspx", "h", "0", data, raw)] == [rule]
