@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 MAX_VIEW_BYTES = 1 << 20
 MAX_BASE64_LITERALS = 256
-WHITESPACE = b" \t\r\n"
 WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 # Python's re scans fast for a literal first byte and slowly for a leading group or class, so every
@@ -148,6 +147,8 @@ CS_CHARS = rb"new\s+char\s*\[\s*\]\s*\{\s*('(?:[^'\\\r\n]|\\.)'(?:\s*,\s*'(?:[^'
 CS_STRING = re.compile(rb"new\s+(?:System\s*\.\s*)?[Ss]tring\s*\(\s*" + CS_CHARS + rb"\s*\)")
 CS_ARRAY = re.compile(CS_CHARS)
 VB_ARRAY = re.compile(rb"ew\s+[Cc]har\s*\(\s*\)\s*\{\s*(\"[^\"]\"c(?:\s*,\s*\"[^\"]\"c)*)\s*\}")  # after N/n
+GATE_CHR, GATE_CAST = re.compile(rb"chrw?\s*\("), re.compile(rb"\(\s*char\s*\)\s*\d")
+GATE_ARRAY = re.compile(rb"new\s+char\s*[\[(]")
 QUOTED_CHAR = re.compile(rb"'([^'\\\r\n])'|\"([^\"])\"c")
 
 
@@ -174,20 +175,20 @@ def _chars(listing: bytes) -> bytes:
 
 
 def _char_codes(data: bytes, vb: bool) -> tuple[bytes, int]:
-    low = data.lower().translate(None, WHITESPACE)
+    low = data.lower()
     total = 0
-    if b"chr(" in low or b"chrw(" in low:
+    if GATE_CHR.search(low):
         current = data
         data, n = _edit(data, CHR, lambda m: _chr(current, m))
         total += n
-    if b"(char)" in low:
+    if GATE_CAST.search(low):
         data, n = CHAR_CAST.subn(lambda m: _literal(bytes([int(m[1]) & 0xFF]), m[0], b"'"), data)
         total += n
     if b"fromcharcode" in low:
         data, n = FROM_CHAR_CODE.subn(
             lambda m: _literal(bytes(c & 0xFF for c in map(int, m[1].split(b","))), m[0]), data)
         total += n
-    if b"newchar" in low:
+    if GATE_ARRAY.search(low):
         for array in (CS_STRING, CS_ARRAY):
             data, n = array.subn(lambda m: _literal(_chars(m[1]), m[0]), data)
             total += n
@@ -200,8 +201,7 @@ def _char_codes(data: bytes, vb: bool) -> tuple[bytes, int]:
 # --- literals: concatenation, Base64, reversal, decoder calls ----------------------------------------
 
 CONCAT_DOUBLE, CONCAT_SINGLE = re.compile(rb"\"\s*[+&]\s*@?\""), re.compile(rb"'\s*[+&]\s*'")
-CONCAT_MARKERS = (b'"+"', b'"&"', b"'+'", b'"+@"')
-FROM_BASE64 = re.compile(rb"FromBase64String\s*\(\s*\"([A-Za-z0-9+/]{4,}={0,2})\"\s*\)", re.I)
+FROM_BASE64 = re.compile(rb"FromBase64String\s*\(\s*\"([A-Za-z0-9+/]{4,}={0,2})\"\s*\)")
 BASE64_HEAD = re.compile(  # what may precede FromBase64String(: [Encoding.X.GetString(] [System.]Convert.
     rb"((?:System\s*\.\s*)?(?:Text\s*\.\s*)?Encoding\s*\.\s*\w+\s*\.\s*GetString\s*\(\s*)?"
     rb"(?:System\s*\.\s*)?Convert\s*\.\s*\Z", re.I)
@@ -213,16 +213,18 @@ JS_REVERSE = re.compile(rb"([\"'])([^\"'\r\n]*)\1\s*\.\s*split\s*\(\s*([\"'])\3\
                         rb"\s*\.\s*join\s*\(\s*([\"'])\4\s*\)")
 LINQ_REVERSE = re.compile(rb"new\s+(?:System\s*\.\s*)?[Ss]tring\s*\(\s*\"([^\"\r\n]*)\"\s*\.\s*Reverse\s*\(\s*\)"
                           rb"\s*\.\s*ToArray\s*\(\s*\)\s*\)")
+GATE_JS_REVERSE = re.compile(rb"reverse\s*\(\s*\)\s*\.\s*join")
+GATE_LINQ_REVERSE = re.compile(rb"reverse\s*\(\s*\)\s*\.\s*toarray")
+ARRAY_REVERSE = re.compile(rb"Array\s*\.\s*Reverse\s*\(")
 CHAR_ARRAY_LITERAL = re.compile(rb"\"([^\"\r\n]*)\"(\s*\.\s*ToCharArray\s*\(\s*\))")
 DECODER = re.compile(rb"(?:HtmlDecode|UrlDecode|unescape|decodeURIComponent|decodeURI)\s*\(\s*"
                      rb"(\"[^\"\r\n]*\"|'[^'\r\n]*')\s*\)")
+GATE_DECODE = re.compile(rb"decode(?:uricomponent|uri)?\s*\(\s*[\"']")
+GATE_UNESCAPE = re.compile(rb"unescape\s*\(\s*[\"']")
 DECODER_HEAD = re.compile(rb"(?:(?:System\s*\.\s*Web\s*\.\s*)?HttpUtility|Server)\s*\.\s*\Z")
 
 
 def _concatenation(data: bytes, vb: bool) -> tuple[bytes, int]:
-    squeezed = data.translate(None, WHITESPACE)
-    if not any(m in squeezed for m in CONCAT_MARKERS):
-        return data, 0
     data, n = CONCAT_DOUBLE.subn(b"", data)
     data, k = CONCAT_SINGLE.subn(b"", data)
     return data, n + k
@@ -255,7 +257,7 @@ def _base64_call(data: bytes, m: re.Match[bytes]) -> Edit:
 
 
 def _base64(data: bytes, vb: bool) -> tuple[bytes, int]:
-    if b"base64" not in data.lower():
+    if b"frombase64string" not in data.lower():
         return data, 0
     current = data
     data, total = _edit(data, FROM_BASE64, lambda m: _base64_call(current, m))
@@ -274,20 +276,20 @@ def _base64(data: bytes, vb: bool) -> tuple[bytes, int]:
 
 
 def _reversed(data: bytes, vb: bool) -> tuple[bytes, int]:
-    low = data.lower().translate(None, WHITESPACE)
+    low = data.lower()
     total = 0
-    if b"strreverse(" in low:
+    if b"strreverse" in low:
         current = data
         data, n = _edit(data, STR_REVERSE, lambda m: (m.start() - 1, m.end(), b'"' + m[1][::-1] + b'"')
                         if m.start() and current[m.start() - 1] in b"Ss" else None)
         total += n
-    if b".reverse().join(" in low:
+    if GATE_JS_REVERSE.search(low):
         data, n = JS_REVERSE.subn(lambda m: m[1] + m[2][::-1] + m[1], data)
         total += n
-    if b".reverse().toarray()" in low:
+    if GATE_LINQ_REVERSE.search(low):
         data, n = LINQ_REVERSE.subn(lambda m: b'"' + m[1][::-1] + b'"', data)
         total += n
-    if b"array.reverse(" in low:
+    if ARRAY_REVERSE.search(data):
         data, n = CHAR_ARRAY_LITERAL.subn(lambda m: b'"' + m[1][::-1] + b'"' + m[2], data)
         total += n
     return data, total
@@ -295,7 +297,7 @@ def _reversed(data: bytes, vb: bool) -> tuple[bytes, int]:
 
 def _decoder_calls(data: bytes, vb: bool) -> tuple[bytes, int]:
     low = data.lower()
-    if b"decode" not in low and b"unescape" not in low:
+    if not (GATE_DECODE.search(low) or GATE_UNESCAPE.search(low)):
         return data, 0
     current = data
 
@@ -342,10 +344,14 @@ def normalise(data: bytes, rel: str = "", skip: frozenset[str] = frozenset()) ->
     view = data[:MAX_VIEW_BYTES]
     vb = _is_vb(view, rel.lower().endswith((".asp", ".asa")))
     undone: list[str] = []
+    ran: dict[int, int] = {}  # step function -> changes made by all steps when it last ran
+    changes = 0
     for name, step in STEPS:
-        if name in skip:
+        if name in skip or ran.get(id(step)) == changes:  # a repeated step with nothing new to work on
             continue
         view, count = step(view, vb)
+        changes += count
+        ran[id(step)] = changes
         if count and name and name not in undone:
             undone.append(name)
     return PageView(view, tuple(undone))
