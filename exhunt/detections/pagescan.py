@@ -74,9 +74,18 @@ def worth_normalising(data: bytes) -> bool:
         return False
     return (any(w in low for w in TRIGGER_WORDS) or any(r.search(low) for r in TRIGGER_RES)
             or any(_glued(low, m, before) for m, before in GLUED_BEFORE)
-            or any(m.start() == 0 or low[m.start() - 1] not in NOT_COMMENT_AFTER
-                   for m in LINE_COMMENT_SPLIT.finditer(low))
+            or _comment_splits(low)
             or any(_mid_word(low, m.start()) for r in GLUED_LITERALS for m in r.finditer(low)))
+
+
+def _comment_splits(low: bytes, limit: int = 200) -> bool:
+    """A // comment (not http://, "//" or a//b) followed by a line that goes on with .member or (args)."""
+    match = LINE_COMMENT_SPLIT.search(low)
+    while match is not None and limit:
+        if match.start() == 0 or low[match.start() - 1] not in NOT_COMMENT_AFTER:
+            return True
+        match, limit = LINE_COMMENT_SPLIT.search(low, match.start() + 2), limit - 1
+    return False
 
 
 def _mid_word(low: bytes, quote: int) -> bool:

@@ -81,7 +81,7 @@ def _cut(data: bytes, start: bytes, end: bytes) -> tuple[bytes, int]:
     return (b"".join(parts) + data[pos:], count) if count else (data, 0)
 
 
-LINE_COMMENT = re.compile(rb"//[^\r\n]*")
+LINE_COMMENT, REST_OF_LINE = re.compile(rb"//"), re.compile(rb"[^\r\n]*")
 NOT_COMMENT_AFTER = frozenset(b":\"'\\/*") | WORD  # http://, "//", \\server, a//b
 VB_COMMENT = re.compile(rb"'[^\r\n]*")
 CONTINUATION = re.compile(rb"_[ \t]*\r?\n")
@@ -89,8 +89,13 @@ BLANK = frozenset(b" \t")
 
 
 def _line_comments(data: bytes, vb: bool) -> tuple[bytes, int]:
-    data, n = _edit(data, LINE_COMMENT,
-                    lambda m: None if _before(data, m.start(), NOT_COMMENT_AFTER) else (m.start(), m.end(), b""))
+    def line_edit(m: re.Match[bytes]) -> Edit:  # every //, so a comment after "http://x" on its line is seen
+        if _before(data, m.start(), NOT_COMMENT_AFTER):
+            return None
+        end = REST_OF_LINE.match(data, m.end())
+        return m.start(), end.end() if end else m.end(), b""
+
+    data, n = _edit(data, LINE_COMMENT, line_edit)
     if vb and b"'" in data:
         def vb_edit(m: re.Match[bytes]) -> Edit:  # a ' inside a "string" is not a comment
             line = data.rfind(b"\n", 0, m.start()) + 1

@@ -176,3 +176,23 @@ def test_user_packs_do_not_run_over_the_view(tmp_path: Path) -> None:
     data = page.encode()
     raw = scanner.scan(data, "a.aspx", "h", "0")
     assert [r["rule"] for r in view_rows(scanner, "a.aspx", "h", "0", data, raw)] == [rule]
+
+
+def test_no_shared_benign_page_triggers_the_normaliser() -> None:
+    """The trigger is what keeps the view cheap: ordinary pages must not pay for a normalisation."""
+    assert [p.name for p in _pages("benign", "aspx") if worth_normalising(p.read_bytes())] == []
+
+
+@pytest.mark.parametrize(
+    "page,worth",
+    [
+        (CS + '<% var sql = "SELECT a FROM t\\n" +\r\n    "WHERE b = 1"; %>', False),  # a long string split
+        (CS + '<% var t = "System.Diagnostics.Pro" + "cess"; %>', True),  # glued mid-word
+        (CS + '<% var u = "http://example.org/";\r\n(function () {})(); %>', False),
+        (CS + '<% var u = "http://example.org/"; Process // a link\r\n.Start(u); %>', True),
+        (CS + "<% var c = (char) (i + 'a'); %>", False),  # a cast of an expression, not of a code
+        (CS + "<% var c = (char)101; %>", True),
+    ],
+)
+def test_trigger_shapes(page: str, worth: bool) -> None:
+    assert worth_normalising(page.encode()) is worth

@@ -20,6 +20,8 @@ VIEWS: dict[str, tuple[str, bytes, bytes, tuple[str, ...]]] = {
     "block comment": ("a.aspx", b"<% a/* x */.b %>", b"<% a.b %>", ("block comments",)),
     "server comment": ("a.aspx", b"<% a<%-- x --%>.b %>", b"<% a.b %>", ("server comments",)),
     "line comment": ("a.aspx", b"<% a // x\n.b %>", b"<% a \n.b %>", ("line comments",)),
+    "line comment after a url": ("a.aspx", b'<% u = "http://x"; a // x\r\n.b %>', b'<% u = "http://x"; a \r\n.b %>',
+                                 ("line comments",)),
     "vb comment and continuation": ("a.asp", b"<% a _ ' x\r\n b %>", b"<% a   b %>",
                                     ("line comments", "line continuations")),
     "chr": ("a.asp", b'<% x = Chr(101) & ChrW(&H76) & "al" %>', b'<% x = "eval" %>', ("char codes", "concatenation")),
