@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exhunt.detections.pagescan import worth_normalising
 from exhunt.detections.pageview import MAX_VIEW_BYTES, TECHNIQUES, normalise
@@ -91,3 +93,21 @@ def test_trigger_skips_pages_with_nothing_to_undo(page: bytes) -> None:
 def test_work_is_capped() -> None:
     page = b'<% x = "\\x65val" %>' + b"a" * (MAX_VIEW_BYTES + 10)
     assert len(normalise(page).data) <= MAX_VIEW_BYTES
+
+
+ALPHABET = st.sampled_from([b"\\x", b"\\u00", b"%u00", b"&#x", b"&#", b"%", b"41", b"65", b"6c", b"22", b"5c", b"0",
+                            b'"', b"'", b"+", b"&", b" ", b"\r\n", b"_", b"/*", b"*/", b"//", b"<%--", b"--%>", b"<%",
+                            b"Chr(", b"ChrW(&H", b")", b"(char)", b"new char[]{", b"'e'", b",", b"}",
+                            b"String.fromCharCode(",
+                            b"Convert.FromBase64String(", b"ZXZhbA==", b"StrReverse(", b".Reverse().ToArray()",
+                            b"Array.Reverse(", b".ToCharArray()", b"unescape(", b"Server.HtmlDecode(", b"e", b"\xff"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ALPHABET, max_size=60), st.sampled_from(["a.aspx", "a.asp"]))
+def test_any_page_normalises_without_error_and_never_grows(parts: list[bytes], rel: str) -> None:
+    page = b"".join(parts)
+    view = normalise(page, rel)
+    assert len(view.data) <= len(page)
+    assert set(view.undone) <= set(TECHNIQUES)
+    worth_normalising(page)
