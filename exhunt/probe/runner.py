@@ -287,24 +287,31 @@ class Prober:
         return result
 
     async def _probe(self, target: Target, budget: HostBudget) -> dict[str, Any]:
+        """The logon page first (it decides whether the host can be assessed), then each check's
+        requests on the same keep-alive connection, an answer serving two checks where one can
+        (``ProbeCheck.stand_in``), and the export-tool manifest only when no exact build came yet."""
         async with self._session() as session:
             logon = await self.send(session, target, fpmod.LOGON, budget)
             if logon.error in UNREACHABLE:
                 return _unreachable(target, self.options.checks, logon.describe(), (logon,))
-            fp = fpmod.from_header(logon)
-            seen = [logon]
-            if fp is None:
-                export = await self.send(session, target, fpmod.EXPORTTOOL, budget)
-                seen.append(export)
-                fp = fpmod.best((fpmod.from_exporttool(export), fpmod.from_logon_paths(logon)))
-            build = fpmod.host_build(fp)
-            fp_replies = list(seen)
+            sent: dict[str, Reply] = {}
             answers: list[tuple[ProbeCheck, tuple[Reply, ...]]] = []
             for check in self.options.checks:
-                replies = tuple([await self.send(session, target, s, budget) for s in check.requests])
-                answers.append((check, replies))
-                seen.extend(replies)
-        exchange, signals = fpmod.looks_like_exchange(seen)
+                replies = []
+                for spec in check.requests:
+                    reply = check.stand_in(spec, sent)
+                    if reply is None:
+                        reply = sent[spec.name] = await self.send(session, target, spec, budget)
+                    replies.append(reply)
+                answers.append((check, tuple(replies)))
+            fp_replies = [logon]
+            fp = fpmod.from_header(logon) or fpmod.from_mapi_page(sent.values())
+            if fp is None:
+                export = await self.send(session, target, fpmod.EXPORTTOOL, budget)
+                fp_replies.append(export)
+                fp = fpmod.best((fpmod.from_exporttool(export), fpmod.from_logon_paths(logon)))
+            build = fpmod.host_build(fp)
+        exchange, signals = fpmod.looks_like_exchange([*fp_replies, *sent.values()])
         outcomes = [check.classify(replies, build, exchange) for check, replies in answers]
         return _result(target, True, None, exchange, signals, fp, build, outcomes, fp_replies)
 

@@ -14,7 +14,7 @@ from exhunt.probe.runner import GUARD_SECONDS, ProbeOptions, TokenBucket
 from exhunt.probe.sweep import sweep
 from exhunt.probe.targets import Target
 from exhunt.probe.wire import DEFAULT_BODY_CAP, NOT_VULNERABLE, UNKNOWN, VULNERABLE
-from tests.probe.fixture import Running, start_fixture, stop_fixture
+from tests.probe.fixture import EXPECTED, Running, start_fixture, stop_fixture
 
 TIMEOUT = 2.0
 
@@ -23,17 +23,6 @@ def verdicts(result: dict[str, Any]) -> dict[str, str]:
     return {c["check"].removeprefix("probe."): c["verdict"] for c in result["checks"]}
 
 
-EXPECTED = {
-    # profile: (exchange, build, confidence, proxylogon, proxyshell, proxynotshell)
-    "vuln2016": (True, "15.1.2176.2", "high", VULNERABLE, VULNERABLE, VULNERABLE),
-    "patched2019": (True, "15.2.1118.25", "high", NOT_VULNERABLE, NOT_VULNERABLE, NOT_VULNERABLE),
-    "mitigated": (True, "15.2.1118.12", "high", NOT_VULNERABLE, NOT_VULNERABLE, NOT_VULNERABLE),
-    "cuonly": (True, "15.1.2176", "low", NOT_VULNERABLE, NOT_VULNERABLE, VULNERABLE),
-    "iis": (False, None, None, NOT_VULNERABLE, NOT_VULNERABLE, NOT_VULNERABLE),
-    "tarpit": (False, None, None, UNKNOWN, UNKNOWN, UNKNOWN),
-    "malformed": (False, None, None, UNKNOWN, UNKNOWN, UNKNOWN),
-    "hugebody": (True, "15.2.1118.25", "high", NOT_VULNERABLE, NOT_VULNERABLE, NOT_VULNERABLE),
-}
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +39,27 @@ def tls_results(tls_fixture: Running) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("profile", list(EXPECTED))
 def test_profiles_classified_over_tls(tls_results: dict[str, dict[str, Any]], profile: str) -> None:
-    exchange, build, confidence, pl, ps, pns = EXPECTED[profile]
+    exchange, build, confidence, source, pl, ps, pns = EXPECTED[profile]
     r = tls_results[profile]
     assert r["exchange"] is exchange
-    assert (r["fingerprint"]["build"], r["fingerprint"]["confidence"]) == (build, confidence)
+    fingerprint = r["fingerprint"]
+    assert (fingerprint["build"], fingerprint["confidence"], fingerprint["source"]) == (build, confidence, source)
     assert verdicts(r) == {"proxylogon_ssrf": pl, "proxyshell_path": ps, "proxynotshell_mitigation": pns}
     for check in r["checks"]:
         assert check["reason"]
+
+
+def test_requests_one_answer_serves_twice(tls_results: dict[str, dict[str, Any]]) -> None:
+    """The MAPI page's Version line makes the export-tool request unnecessary, and the ProxyShell
+    answer stands in for the ProxyNotShell baseline; a cut-off ProxyShell answer does not."""
+    ps = tls_results["ps2016"]
+    assert [r["request"] for r in ps["fingerprint"]["replies"]] == ["owa-logon"]
+    pns = next(c for c in ps["checks"] if c["check"] == "probe.proxynotshell_mitigation")
+    assert [r["request"] for r in pns["replies"]] == ["proxyshell-path", "proxynotshell-trigger"]
+    cut = tls_results["pscut"]
+    assert [r["request"] for r in cut["fingerprint"]["replies"]] == ["owa-logon", "ecp-exporttool"]
+    pns = next(c for c in cut["checks"] if c["check"] == "probe.proxynotshell_mitigation")
+    assert [r["request"] for r in pns["replies"]] == ["proxynotshell-baseline", "proxynotshell-trigger"]
 
 
 def test_tarpit_never_hangs_past_timeout(tls_results: dict[str, dict[str, Any]]) -> None:
@@ -203,7 +206,9 @@ def test_dropped_trigger_is_sent_exactly_as_often_as_reported() -> None:
                   ProbeOptions(timeout=TIMEOUT, backoff=0.01)).results[0]
         pns = next(c for c in r["checks"] if c["check"] == "probe.proxynotshell_mitigation")
         assert pns["verdict"] == NOT_VULNERABLE and pns["replies"][1]["attempts"] == 2
-        assert running.server.requests == 6  # logon, ProxyLogon, ProxyShell, baseline, trigger x2
+        # logon, ProxyLogon, ProxyShell (whose answer is the ProxyNotShell baseline), trigger x2
+        assert running.server.requests == 5
+        assert pns["replies"][0]["request"] == "proxyshell-path"
         assert running.server.connections == 2  # the retry needs a fresh connection
     finally:
         stop_fixture(running, thread)
