@@ -5,7 +5,8 @@ Sources, most precise first (each is an anonymous GET of a page every OWA/ECP us
 1. ``X-OWA-Version`` response header of ``/owa/auth/logon.aspx``: the full build (SU level). high.
 2. ``/ecp/Current/exporttool/microsoft.exchange.ediscovery.exporttool.application``: the ClickOnce
    manifest of the eDiscovery export tool; its ``assemblyIdentity`` version is the full build and is
-   updated by security updates. high. Only fetched when the header is missing.
+   updated by security updates. high. Only fetched when neither the header nor the MAPI page
+   (3.) gave the build.
 3. The back end's ``/mapi/nspi/`` page, which a ProxyShell-vulnerable front end returns to the
    ProxyShell check's request (no extra request): its ``Version: 15.x.y.z`` line is the exact build
    of the back end that answered. high. Read only from a complete number (an answer cut inside the

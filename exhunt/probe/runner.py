@@ -18,8 +18,11 @@ Limits, each enforced here and nowhere else:
 * bodies: at most ``RequestSpec.body_cap`` bytes are read (aiohttp's reader pauses the socket past
   its buffer), then the connection is dropped; ``Accept-Encoding: identity`` and no automatic
   decompression, so a compressed bomb cannot expand in memory; redirects are never followed;
-* TLS: SNI is the target's host name (also with ``--resolve``); ``--insecure`` skips verification,
-  ``--ca-bundle`` trusts a private CA; ``--proxy`` sends everything through an HTTP proxy.
+* DNS: one lookup per name for the whole run (``dns.SharedDnsCache`` under every host's connector);
+* TLS: one handshake per host (its requests share the keep-alive connection; asyncio and uvloop
+  offer no client session resumption for a new connection); SNI is the target's host name (also
+  with ``--resolve``); ``--insecure`` skips verification, ``--ca-bundle`` trusts a private CA;
+  ``--proxy`` sends everything through an HTTP proxy.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from exhunt.errors import UsageError
 from exhunt.findings.model import HostBuild
 from exhunt.probe import fingerprint as fpmod
 from exhunt.probe.checks import CHECKS, ProbeCheck
+from exhunt.probe.dns import SharedDnsCache
 from exhunt.probe.targets import Target
 from exhunt.probe.wire import (
     CONNECT,
@@ -198,7 +202,7 @@ class Prober:
         self._builds: dict[fpmod.Fingerprint, tuple[HostBuild | None, dict[str, Any] | None]] = {}
 
     async def __aenter__(self) -> Prober:
-        fallback = aiohttp.ThreadedResolver()
+        fallback = SharedDnsCache(aiohttp.ThreadedResolver())
         self.resolver = StaticResolver(self.options.resolve, fallback) if self.options.resolve else fallback
         return self
 
