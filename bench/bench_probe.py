@@ -57,6 +57,12 @@ NSE = ROOT / "bench" / "nse" / "exhunt-proxylogon-ssrf.nse"
 DEFAULT_CONCURRENCY = 50  # exhunt probe's default
 GOAL_RATIO, GOAL_RSS_MB = 2.0, 300
 CHECKS = ("proxylogon_ssrf", "proxyshell_path", "proxynotshell_mitigation")
+PROFILE = ("Where exhunt's time goes (py-spy and cProfile of 1,000 hosts, 2026-12-03, load ~15 on 2 cores): "
+           "about a fifth is interpreter start and imports (aiohttp alone ~0.3 s CPU); most of the rest is the "
+           "kernel's socket work inside aiohttp (send ~0.23 ms and connect per request on loopback), which "
+           "grows with requests per host (4.6 here against nmap's 1 plus its 2 connections); exhunt's own "
+           "per-host Python (checks, fingerprint, result lines) is ~5%. asyncio's own loop costs ~1.2x the "
+           "CPU of uvloop's for the same work and, under that load, ~1.8x the wall time (row below).")
 
 
 @dataclass
@@ -273,9 +279,9 @@ def main() -> int:
             f"ProxyLogon cookie request, the ProxyShell path-confusion request (whose answer is also the "
             f"ProxyNotShell baseline), the ProxyNotShell trigger, and the export-tool manifest only when no "
             f"exact build came yet; nmap sends the one ProxyLogon request after its port scan.\n\n"
-            f"## Side by side (goal: <= {GOAL_RATIO:g}x nmap's time, 0 missed, 0 false, < {GOAL_RSS_MB} MB)\n\n"
+            f"### Side by side (goal: <= {GOAL_RATIO:g}x nmap's time, 0 missed, 0 false, < {GOAL_RSS_MB} MB)\n\n"
             f"{header}{''.join(r.row() + chr(10) for r in side)}\n{' '.join(notes)}\n\nGoal: {goal}.\n\n"
-            f"## Other runs\n\n{header}{''.join(r.row() + chr(10) for r in rows)}")
+            f"### Other runs\n\n{PROFILE}\n\n{header}{''.join(r.row() + chr(10) for r in rows)}")
     print(text)
     out = ROOT / "bench" / "results" / "probe.md"
     out.parent.mkdir(parents=True, exist_ok=True)
