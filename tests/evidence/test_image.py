@@ -323,3 +323,37 @@ def test_dissect_log_is_captured_and_its_routine_notes_left_out(capsys: pytest.C
     assert notable(many)[-2:] == ["Failed to open hive 9", "and 2 more warnings from dissect.target"]
     assert (logger.level, logging.getLogger("dissect.target").propagate) == before
     assert capsys.readouterr().err == ""
+
+
+def _point_folders_at(volume: bytes, folders: list[str], target: str) -> bytes:
+    """A hostile FAT volume: the directory entries of ``folders`` start at ``target``'s cluster."""
+    import io
+    import struct
+
+    from dissect.fat.fat import FATFS
+
+    fs = FATFS(io.BytesIO(volume))
+    image, goal = bytearray(volume), fs.get(target).cluster
+    for folder in folders:
+        cluster = fs.get(folder).cluster
+        for offset in range(0, len(image), 32):  # its entry in the parent; not its own "." entry
+            entry = image[offset:offset + 32]
+            if entry[11] == 0x10 and entry[0] != ord(".") and struct.unpack_from("<H", entry, 26)[0] == cluster:
+                struct.pack_into("<H", image, offset + 26, goal)
+                break
+    return bytes(image)
+
+
+def test_a_folder_loop_in_a_hostile_image_is_walked_once_and_named(tmp_path: Path) -> None:
+    """Two entries of inetpub pointing back at inetpub made the walk 2**64 paths deep and wide."""
+    from itertools import islice
+
+    log = "inetpub/logs/LogFiles/W3SVC1/u_ex210303.log"
+    volume = fat16_volume({"inetpub/a/x.txt": b"x", "inetpub/b/y.txt": b"y", log: b"#Fields: date time\r\n"})
+    image = tmp_path / "loop.img"
+    image.write_bytes(_point_folders_at(volume, ["inetpub/a", "inetpub/b"], "inetpub"))
+    warnings: list[tuple[str, str]] = []
+    files = list(islice(open_evidence(image).files(lambda rel, msg: warnings.append((rel, msg))), 20))
+    assert [f.rel for f in files] == [f"D/{log}"]
+    loop = "folder already walked under another name (a loop in the file system): not descended"
+    assert warnings == [("D/inetpub/a", loop), ("D/inetpub/b", loop)]
