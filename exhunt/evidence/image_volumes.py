@@ -195,13 +195,19 @@ def unread_volume_reason(volume: Any) -> str | None:
     return f"{where}: {kind} boot sector found, but dissect could not open the filesystem (damaged?)"
 
 
-def unread_reasons(target: Any) -> list[str]:
-    """One line per volume dissect found but could not read as a filesystem."""
-    reasons = []
+def unread_reasons(target: Any, limit: int = 10) -> list[str]:
+    """One line per volume dissect found but could not read as a filesystem, for the first ``limit``
+    of them, then a count: a hostile partition table may list thousands of entries (each reason reads
+    up to EMPTY_PROBE bytes and would add a line to the warning)."""
+    reasons: list[str] = []
+    more = 0
     for volume in getattr(target, "volumes", ()):
         if getattr(volume, "fs", None) is not None:
+            continue
+        if len(reasons) >= limit:
+            more += 1
             continue
         reason = unread_volume_reason(volume)
         if reason:
             reasons.append(reason)
-    return reasons
+    return reasons + ([f"and {more} more volumes not read"] if more else [])

@@ -28,6 +28,7 @@ from tests.evidence.disk_images import (
     fixed_vhd,
     flat_vmdk,
     gpt_disk,
+    gpt_repeated_partition,
     mbr_disk,
     ntfs_volume,
 )
@@ -357,3 +358,11 @@ def test_a_folder_loop_in_a_hostile_image_is_walked_once_and_named(tmp_path: Pat
     assert [f.rel for f in files] == [f"D/{log}"]
     loop = "folder already walked under another name (a loop in the file system): not descended"
     assert warnings == [("D/inetpub/a", loop), ("D/inetpub/b", loop)]
+
+
+def test_a_partition_table_of_thousands_of_unreadable_volumes_is_one_short_warning(tmp_path: Path) -> None:
+    """A 3 MB hostile GPT with 4,000 entries made one 450 KB warning (one reason per entry)."""
+    image = tmp_path / "many.img"
+    image.write_bytes(gpt_repeated_partition(os.urandom(1_000_000), 300))
+    (message,) = _warnings_of(image)
+    assert message.count("filesystem not identified") == 10 and message.endswith("and 290 more volumes not read")
