@@ -85,7 +85,8 @@ def _target(root: str) -> OpenedImage:
             except Exception as exc:  # noqa: BLE001 - any loader failure on a hostile image
                 said = "; ".join(notable(records)[:3])
                 raise EvidenceError(f"cannot open image: {_reason(exc)}" + (f" ({said})" if said else "")) from exc
-        _TARGETS[root] = OpenedImage(target, volumes(target), notable(records) + unread_reasons(target))
+        notes = notable(records)
+        _TARGETS[root] = OpenedImage(target, volumes(target, notes), notes + unread_reasons(target))
         while len(_TARGETS) > 2:
             _TARGETS.popitem(last=False)
     return _TARGETS[root]

@@ -366,3 +366,14 @@ def test_a_partition_table_of_thousands_of_unreadable_volumes_is_one_short_warni
     image.write_bytes(gpt_repeated_partition(os.urandom(1_000_000), 300))
     (message,) = _warnings_of(image)
     assert message.count("filesystem not identified") == 10 and message.endswith("and 290 more volumes not read")
+
+
+def test_partition_entries_repeating_one_extent_are_read_once(tmp_path: Path) -> None:
+    """40 GPT entries pointing at one volume listed (and would have parsed and reported) its files 40 times."""
+    log = "inetpub/logs/LogFiles/W3SVC1/u_ex210303.log"
+    image = tmp_path / "repeated.img"
+    image.write_bytes(gpt_repeated_partition(fat16_volume({log: b"#Fields: date time\r\n"}), 40))
+    files, warnings = _listing(image)
+    assert [rel for rel, _, _ in files] == [f"D/{log}"]
+    assert warnings == [("repeated.img", "image repeated.img: 39 partition table entries repeat another "
+                                         "partition's extent: each read once")]
