@@ -16,6 +16,7 @@ from exhunt import __version__
 from exhunt.casefolder import case_directory, refuse_overlap
 from exhunt.detections import builds
 from exhunt.detections.filehunt import scan_rules
+from exhunt.detections.impact import assess_impact
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
 from exhunt.errors import UsageError
@@ -190,6 +191,7 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     findings = custody.cite_inputs(store, sort_findings(raw_findings))
     hit_rows.sort(key=_hit_order)  # the same table on every run, whatever order queries returned
     write_table(store, "hits", hit_rows)
+    impact = assess_impact(con, findings, hit_rows, store)  # whose mail: after every detection
     hosts = []
     evidence_by_host: dict[str, list[str]] = {}
     for hw in work:
@@ -204,6 +206,7 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
         findings=tuple(findings),
         rules=rules,
         inputs=custody.root_inputs(store),
+        impact=impact,
     )
     write_table(store, "findings", [finding_row(f) for f in findings])
     con.close()

@@ -7,12 +7,13 @@ from exhunt.artifacts.clixml import CliXml
 from exhunt.artifacts.evtx import EvtxLog
 from exhunt.artifacts.exchange_logs import ExchangeLog
 from exhunt.artifacts.iis import IisLog
+from exhunt.artifacts.mailbox_audit import MailboxAuditExport
 from exhunt.artifacts.ndjson import NdjsonEvents
 from exhunt.artifacts.oabgenerator import OabGeneratorText
 from exhunt.artifacts.webroots import WebPage
 
 ARTIFACTS: tuple[type[Artifact], ...] = (
-    EvtxLog, ExchangeLog, IisLog, OabGeneratorText, NdjsonEvents, CliXml, WebPage,
+    EvtxLog, ExchangeLog, IisLog, OabGeneratorText, NdjsonEvents, CliXml, MailboxAuditExport, WebPage,
 )
 
 
