@@ -22,12 +22,25 @@ FIELDS = ("sender-address", "recipient-address", "related-recipient-address", "e
 
 
 def org_domains(con: duckdb.DuckDBPyConnection, known: Iterable[str]) -> set[str]:
-    domains = {k.split("@", 1)[1] for k in known if mailbox.is_address(k)}
+    """The organisation's domains: ``scan --org-domain`` alone when given, else what the detections
+    found (``org_domains``: accepted domains, mailbox exports) plus the mailboxes' and the
+    originating senders' domains."""
+    given = _detected_domains(con)
+    if any(origin == "--org-domain" for _, origin in given):
+        return {d for d, _ in given}
+    domains = {k.split("@", 1)[1] for k in known if mailbox.is_address(k)} | {d for d, _ in given}
     found = con.execute("""
         SELECT DISTINCT lower(split_part(json_extract_string(fields, '$."sender-address"'), '@', 2))
         FROM events WHERE source = 'message_tracking'
           AND json_extract_string(fields, '$.directionality') = 'Originating'""").fetchall()
     return domains | {d for (d,) in found if d}
+
+
+def _detected_domains(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    present = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'org_domains'")
+    if not (present.fetchone() or (0,))[0]:  # assessed without the detections' preparation (tests)
+        return []
+    return [(d, o) for d, o in con.execute("SELECT domain, origin FROM org_domains").fetchall() if d]
 
 
 def forwarded_mail(con: duckdb.DuckDBPyConnection, changes: list[Access], domains: set[str],
