@@ -35,12 +35,15 @@ def _text(head: bytes) -> str:
 def header_of(head: bytes) -> tuple[list[str], str] | None:
     """The header's column names and delimiter when the first line names an event id and a time."""
     first_line = _text(head).split("\n", 1)[0].rstrip("\r")
-    if not first_line or first_line.startswith(("{", "[", "<", "#")):
+    if not first_line or first_line.startswith(("{", "[", "<", "#")) or "\x00" in first_line or "\r" in first_line:
         return None
     for delimiter in DELIMITERS:
         if delimiter not in first_line:
             continue
-        names = next(csv.reader([first_line], delimiter=delimiter))
+        try:
+            names = next(csv.reader([first_line], delimiter=delimiter))
+        except csv.Error:
+            return None
         lowered = {n.strip().lower() for n in names}
         if lowered & ID_COLUMNS and lowered & TIME_COLUMNS:
             return [n.strip() for n in names], delimiter

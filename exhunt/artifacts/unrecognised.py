@@ -24,6 +24,7 @@ COLLECTOR_FILES = frozenset({"collection_context.json", "uploads.json", "log.jso
                              "requests.json"})
 SHOWN_KEYS = 6
 XML_ROOT_RE = re.compile(r"<([A-Za-z_][\w.:-]*)")
+CLIXML_TYPE_RE = re.compile(r"<T>([^<]{1,200})</T>")
 WHY_EVENTS = "not recognised as Windows events (no event id with a channel or provider, and no known export shape)"
 
 
@@ -52,11 +53,14 @@ def _first_json(line: str) -> object:
 def _looks_like_csv(lines: list[str], header_only: bool) -> list[str] | None:
     """The header fields when the first lines split alike on one delimiter (2 fields or more);
     a lone header line counts only when ``header_only`` (a .csv named as such)."""
-    sample = [ln for ln in lines[:6] if ln.strip()]
+    sample = [ln.rstrip("\r") for ln in lines[:6] if ln.strip()]
     if not sample or (len(sample) < 2 and not header_only):
         return None
     for delimiter in (",", "\t", ";", "|"):
-        rows = list(csv.reader(sample, delimiter=delimiter))
+        try:
+            rows = list(csv.reader(sample, delimiter=delimiter))
+        except csv.Error:  # a stray carriage return or NUL: not a table
+            return None
         width = len(rows[0])
         if width >= 2 and all(len(r) == width for r in rows[1:]):
             return [c.strip() for c in rows[0]]
@@ -76,9 +80,17 @@ def wanted(rel_lower: str) -> bool:
 
 def reason(rel_lower: str, head: bytes, complete: bool) -> str | None:
     """Why this unclaimed file is worth a warning, or None (not structured, or not an export's
-    place). ``complete``: the head holds the whole file (no line was cut by the head's end)."""
+    place). ``complete``: the head holds the whole file (no line was cut by the head's end).
+    Never raises: hostile bytes must not cost the file its inventory row."""
     if not head or not wanted(rel_lower):
         return None
+    try:
+        return _reason(rel_lower, head, complete)
+    except Exception:  # noqa: BLE001 - a sniff is a courtesy; the file is inventoried and scanned anyway
+        return None
+
+
+def _reason(rel_lower: str, head: bytes, complete: bool) -> str | None:
     text = _text(head).lstrip(" \t\r\n")
     lines = text.split("\n")
     if not complete and len(lines) > 1:
@@ -105,6 +117,10 @@ def reason(rel_lower: str, head: bytes, complete: bool) -> str | None:
                 break
         if root is None:
             return None
+        if root == "Objs":
+            kind = CLIXML_TYPE_RE.search(text)
+            return (f"PowerShell CLIXML{' of ' + kind.group(1) if kind else ''} not read by any artifact "
+                    "(exhunt reads the build from ExSetup/Get-ExchangeServer exports)")
         if root.split(":")[-1] in ("Events", "Event"):
             return f"XML <{root}> (an Event Viewer or wevtutil XML export) is not read: collect the .evtx file"
         return f"XML document <{root}> not recognised by any artifact"
