@@ -24,6 +24,8 @@ COLLECTOR_FILES = frozenset({"collection_context.json", "uploads.json", "log.jso
                              "requests.json"})
 SHOWN_KEYS = 6
 XML_ROOT_RE = re.compile(r"<([A-Za-z_][\w.:-]*)")
+JSON_OBJECT_RE = re.compile(r'\{\s*"')
+JSON_ARRAY_RE = re.compile(r'\[\s*\{\s*"')
 CLIXML_TYPE_RE = re.compile(r"<T>([^<]{1,200})</T>")
 WHY_EVENTS = "not recognised as Windows events (no event id with a channel or provider, and no known export shape)"
 
@@ -103,8 +105,10 @@ def _reason(rel_lower: str, head: bytes, complete: bool) -> str | None:
         whole = _first_json(text) if complete else None
         if isinstance(whole, dict):
             return f"a JSON document{_keys(whole)} {WHY_EVENTS}"
+        if not JSON_OBJECT_RE.match(text):
+            return None
         return f"JSON (its first object is longer than the {len(head)}-byte head or spans lines) {WHY_EVENTS}"
-    if text.startswith("["):
+    if JSON_ARRAY_RE.match(text):  # '[' then an object: a '[03/01/2021 ...]' text log is not one
         obj = _first_json(text) if complete else None
         inner = obj[0] if isinstance(obj, list) and obj else None
         return (f"a JSON array{' of objects' + _keys(inner) if isinstance(inner, dict) else ''}: exhunt reads "
