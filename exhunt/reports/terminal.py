@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from exhunt.evidence.names import printable
-from exhunt.findings.model import AssessmentDocument, Finding, HostAssessment
+from exhunt.findings.model import AssessmentDocument, Finding, HostAssessment, Severity
 from exhunt.reports.actions import host_actions
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
@@ -40,7 +40,8 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
     else:
         console.print(f"Findings ({len(doc.findings)}), most severe first:", markup=False)
         many_hosts = len({f.host for f in doc.findings}) > 1
-        for f in doc.findings[:TOP]:
+        worst_first = sorted(doc.findings, key=lambda f: -Severity(f.severity).rank)  # stable: document order
+        for f in worst_first[:TOP]:
             console.print(finding_line(f, width, many_hosts), markup=False, highlight=False)
         if len(doc.findings) > TOP:
             where = "see report.html" if case_dir is not None else "use --verbose, or --out DIR for report.html"
