@@ -69,7 +69,7 @@ class EventCsv(Artifact):
         names, delimiter = found
         lowered = {n.lower() for n in names}
         utc_columns = ("TimeCreated",) if lowered & EVTXECMD_MARKERS else ()
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")  # type: ignore[arg-type]
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="\n")  # type: ignore[arg-type]
         try:
             _rows(ctx, csv.reader(text, delimiter=delimiter), names, utc_columns)
         finally:
