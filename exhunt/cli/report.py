@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 from exhunt.errors import ExitCode
-
-FORMAT_NAMES = ("html", "md", "json", "csv", "timesketch", "stix")
+from exhunt.reports.formats import NAMES as FORMAT_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from exhunt.api import load_document
     from exhunt.errors import CaseError, UsageError
+    from exhunt.findings.document import load_document
     from exhunt.reports.case import Case
     from exhunt.reports.formats import get
 

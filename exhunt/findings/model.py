@@ -6,6 +6,7 @@ Everything is JSON-native (times are ISO-8601 UTC strings) so ``load(dump(doc)) 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -42,6 +43,23 @@ EXPECTED_EVIDENCE = {
     "event_logs": "Windows event logs (EVTX or event exports)",
 }
 REQUIRED_FOR_CLEAN = ("frontend_logs", "web_folders", "build")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One row a check matched, before grouping (detections make them, triage groups them)."""
+
+    check: str
+    host: str
+    key: str  # grouping key: hits with the same (check, host, key, confidence) make one finding
+    path: str
+    source: str
+    ts: datetime | None = None
+    line: int | None = None
+    record_id: int | None = None
+    excerpt: str = ""
+    confidence: str = "high"
+    indicators: dict[str, str] = field(default_factory=dict)  # e.g. client_ip, user_agent, sha256
 
 
 @dataclass(frozen=True)
