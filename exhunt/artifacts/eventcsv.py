@@ -33,8 +33,11 @@ def _text(head: bytes) -> str:
 
 
 def header_of(head: bytes) -> tuple[list[str], str] | None:
-    """The header's column names and delimiter when the first line names an event id and a time."""
-    first_line = _text(head).split("\n", 1)[0].rstrip("\r")
+    """The header's column names and delimiter when the first line names an event id and a time,
+    and the first row (when the head holds it) has a number there: Get-MessageTrackingLog's CSV
+    has ``EventId`` and ``Timestamp`` columns too, with RECEIVE/DELIVER in them."""
+    lines = _text(head).split("\n", 2)
+    first_line = lines[0].rstrip("\r")
     if not first_line or first_line.startswith(("{", "[", "<", "#")) or "\x00" in first_line or "\r" in first_line:
         return None
     for delimiter in DELIMITERS:
@@ -44,9 +47,18 @@ def header_of(head: bytes) -> tuple[list[str], str] | None:
             names = next(csv.reader([first_line], delimiter=delimiter))
         except csv.Error:
             return None
-        lowered = {n.strip().lower() for n in names}
-        if lowered & ID_COLUMNS and lowered & TIME_COLUMNS:
-            return [n.strip() for n in names], delimiter
+        lowered = [n.strip().lower() for n in names]
+        ids = [i for i, n in enumerate(lowered) if n in ID_COLUMNS]
+        if not ids or not TIME_COLUMNS.intersection(lowered):
+            continue
+        if len(lines) > 2 and "\r" not in lines[1].rstrip("\r"):  # a complete first row: check its id
+            try:
+                row = next(csv.reader([lines[1].rstrip("\r")], delimiter=delimiter), [])
+            except csv.Error:
+                return None
+            if len(row) > ids[0] and not row[ids[0]].strip().isdigit():
+                return None
+        return [n.strip() for n in names], delimiter
     return None
 
 

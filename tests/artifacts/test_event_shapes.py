@@ -133,3 +133,12 @@ def test_csv_claim_needs_an_event_id_and_a_time_column(tmp_path: Path) -> None:
 def _without_excerpts(found: list[tuple[Any, ...]], with_ids: bool = True) -> list[tuple[Any, ...]]:
     """Excerpts quote the raw record, which differs by shape; times, ids and everything else must not."""
     return [(*f[:6], tuple((ts, rid if with_ids else None) for ts, rid, _ in f[6])) for f in found]
+
+
+def test_message_tracking_csv_is_not_an_event_export(tmp_path: Path) -> None:
+    """Get-MessageTrackingLog | Export-Csv has EventId and Timestamp columns, but the ids are words."""
+    text = ('"Timestamp","ClientIp","EventId","Source","Sender"\r\n'
+            '"3/3/2021 2:10:05 AM","10.0.0.5","RECEIVE","SMTP","a@corp.example"\r\n')
+    con = parse_bytes(tmp_path, "exports/tracking.csv", text.encode())
+    assert con.execute("SELECT artifact FROM files").fetchall() != [("eventcsv",)]
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)
