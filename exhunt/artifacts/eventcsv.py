@@ -22,6 +22,8 @@ from exhunt.artifacts.ndjson import TimeProblems
 ID_COLUMNS = frozenset(k.lower() for k in eventshapes.ID_KEYS)
 TIME_COLUMNS = frozenset(k.lower() for k, _ in eventshapes.TIME_KEYS) | {"date", "date and time"}
 DELIMITERS = (",", "\t", ";")
+SOURCE_COLUMNS = frozenset(k.lower() for k in (*eventshapes.CHANNEL_KEYS, *eventshapes.PROVIDER_KEYS,
+                                                *eventshapes.SENTINEL_PROVIDER_KEYS))
 EVTXECMD_MARKERS = frozenset({"payloaddata1", "mapdescription"})
 MAX_FIELD = 1 << 20
 
@@ -51,6 +53,8 @@ def header_of(head: bytes) -> tuple[list[str], str] | None:
         ids = [i for i, n in enumerate(lowered) if n in ID_COLUMNS]
         if not ids or not TIME_COLUMNS.intersection(lowered):
             continue
+        if all(lowered[i] == "id" for i in ids) and not SOURCE_COLUMNS.intersection(lowered):
+            continue  # a bare "Id" is any table's key: an event export names its log or provider too
         if len(lines) > 2 and "\r" not in lines[1].rstrip("\r"):  # a complete first row: check its id
             try:
                 row = next(csv.reader([lines[1].rstrip("\r")], delimiter=delimiter), [])

@@ -142,3 +142,15 @@ def test_message_tracking_csv_is_not_an_event_export(tmp_path: Path) -> None:
     con = parse_bytes(tmp_path, "exports/tracking.csv", text.encode())
     assert con.execute("SELECT artifact FROM files").fetchall() != [("eventcsv",)]
     assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(("header", "claimed"), [
+    ("Id,Name,Date", False),  # any table's key and a date
+    ("Id,Date,LogName", True),
+    ("TimeCreated,EventId", True),
+    ("EventID,Computer", False),  # no time column
+])
+def test_csv_header_claims(header: str, claimed: bool) -> None:
+    from exhunt.artifacts.eventcsv import EventCsv
+
+    assert EventCsv.claims("x.csv", f"{header}\r\n".encode()) is claimed
