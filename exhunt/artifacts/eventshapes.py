@@ -29,13 +29,14 @@ from exhunt.artifacts.timeparse import parse_ts
 from exhunt.artifacts.winevent import (
     SYSMON_CHANNEL,
     SYSMON_PROVIDER,
+    attr,
     event_data_of,
     event_row,
     text_of,
     walk_leaves,
 )
 
-ID_KEYS = ("EventID", "EventId", "event_id", "id", "EventCode", "Event ID", "EventID_", "Id")
+ID_KEYS = ("EventID", "EventId", "event_id", "id", "EventCode", "Event ID", "Id")
 CHANNEL_KEYS = ("Channel", "channel", "LogName", "EventLog", "Log Name")
 PROVIDER_KEYS = ("ProviderName", "Provider_Name", "SourceName", "Provider", "EventSourceName", "provider_name")
 SENTINEL_PROVIDER_KEYS = ("Source", "Source Name")  # generic words: read as the provider only in known shapes
@@ -46,7 +47,7 @@ LEVEL_KEYS = ("Level", "EventLevel")
 TIME_KEYS = (("TimeGenerated", True), ("@timestamp", True), ("SystemTime", True), ("UtcTime", True),
              ("TimeCreated", False), ("EventTime", False), ("_time", False), ("timestamp", False),
              ("Timestamp", False), ("Date and Time", False), ("time", False))
-LEVELS = {"critical": 1, "error": 2, "warning": 3, "information": 4, "informational": 4, "verbose": 5}
+LEVELS = {"critical": 1, "error": 2, "warning": 3, "information": 4, "informational": 4, "info": 4, "verbose": 5}
 PARAM_RE = re.compile(r"^param(\d+)$")
 EPOCH_MIN, EPOCH_MAX = 1e8, 1e10  # plausible epoch seconds (1973..2286); larger: milliseconds
 
@@ -75,10 +76,9 @@ def to_int(value: Any) -> int | None:
 
 
 def _name(value: Any) -> str | None:
-    """A channel/provider as text (a nested ``{"Name": ...}`` provider too)."""
+    """A channel/provider as text (a nested ``{"Name": ...}`` provider too, in any XML spelling)."""
     if isinstance(value, dict):
-        value = value.get("Name", value.get("#attributes", {}).get("Name") if isinstance(
-            value.get("#attributes"), dict) else None) or value.get("@Name")
+        value = attr(value, "Name")
     return value if isinstance(value, str) and value else None
 
 
