@@ -11,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from exhunt.evidence.names import printable
-from exhunt.findings.model import AssessmentDocument, Finding, HostAssessment, Severity
+from exhunt.findings.coverage import UNRECOGNISED
+from exhunt.findings.model import REQUIRED_FOR_CLEAN, AssessmentDocument, Finding, HostAssessment, Severity
 from exhunt.reports.actions import host_actions
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
@@ -33,6 +34,13 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
     pad = min(HOST_WIDTH, max((len(printable(h.host)[0]) for h in doc.hosts), default=0))
     for h in doc.hosts:
         console.print(host_line(h, width, pad), markup=False, highlight=False)
+    for h in doc.hosts:
+        if h.coverage.unrecognised:
+            named = [w["path"] for w in h.coverage.warning_samples if w.get("artifact") == UNRECOGNISED]
+            console.print(_fit(printable(
+                f"{h.host}: {h.coverage.unrecognised} structured file(s) not read"
+                + (f" ({', '.join(named[:2])}{', …' if len(named) > 2 else ''})" if named else "")
+                + ": see the warnings")[0], width), markup=False, highlight=False)
     if verbose:
         _tables(console, doc)
     elif not doc.findings:
@@ -64,8 +72,13 @@ def host_line(h: HostAssessment, width: int, pad: int = 0) -> Text:
     line = Text(h.verdict.ljust(VERDICT_WIDTH), style=VERDICT_STYLE.get(h.verdict, ""))
     line.append("  " + _fit(printable(h.host)[0], HOST_WIDTH).ljust(pad) + "  ")
     details = []
-    if h.verdict == "inconclusive" and h.coverage.missing:
-        details.append("not seen: " + ", ".join(MISSING_SHORT.get(k, k) for k in h.coverage.missing))
+    c = h.coverage
+    required = [k for k in c.missing if k in REQUIRED_FOR_CLEAN]  # event logs: named in the next steps
+    if h.verdict == "inconclusive" and required:
+        details.append("not seen: " + ", ".join(MISSING_SHORT.get(k, k) for k in required))
+    if c.warnings:
+        details.append(f"{c.warnings} warning{'s' if c.warnings != 1 else ''}")
+    details.append(f"{c.files} files, {c.events} events")
     build = h.build.build if h.build and h.build.build else None
     if build:
         details.append(f"build {build}" + (f" ({h.build.product} {h.build.cu or ''})".replace(" )", ")")
@@ -73,8 +86,6 @@ def host_line(h: HostAssessment, width: int, pad: int = 0) -> Text:
     vulnerable = _vulnerable(h.build.cves if h.build else ())
     if vulnerable:
         details.append("vulnerable: " + vulnerable)
-    c = h.coverage
-    details.append(f"{c.files} files, {c.events} events, {c.warnings} warnings")
     line.append(_fit(printable(" · ".join(details))[0], max(1, width - len(line.plain))))
     return line
 

@@ -61,7 +61,7 @@ def test_summary_fits_80_columns_and_the_verdict_is_never_cut(case: Case, capsys
     print_summary(_thirty(case), color=False, case_dir=Path("case"))
     lines = capsys.readouterr().out.splitlines()
     assert all(len(line) <= 80 for line in lines), max(lines, key=len)
-    assert re.match(r"^compromised +exchange-server-wit…  build ", lines[0]), lines[0]
+    assert re.match(r"^compromised +exchange-server-wit…  4 files, 6 events · build ", lines[0]), lines[0]
     finding_lines = [ln for ln in lines if ln.startswith(("critical", "high", "medium", "low"))]
     assert len(finding_lines) == 15 and finding_lines[0].startswith("critical")
     assert finding_lines[-1].startswith("high")  # the most severe first
@@ -85,5 +85,5 @@ def test_inconclusive_host_line_names_what_is_missing(case: Case, capsys: pytest
     doc = replace(case.document, findings=(), hosts=(replace(host, verdict="inconclusive", coverage=coverage),))
     print_summary(doc, color=True)
     out = capsys.readouterr().out
-    assert "inconclusive" in out and "not seen: front-end logs, build, event logs" in out
+    assert "inconclusive" in out and "not seen: front-end logs, build ·" in out
     assert "Collect Exchange front-end logs (HttpProxy or IIS)" in out
