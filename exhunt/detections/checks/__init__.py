@@ -11,6 +11,7 @@ from exhunt.detections.checks import (
     proxynotshell,
     proxyshell,
     proxytoken,
+    tunnels,
     vulnerable_build,
     webshells,
 )
@@ -25,6 +26,8 @@ CHECKS: tuple[type[Check], ...] = (
     webshells.WebShellByPlacement,
     webshells.OabExportWithScript,
     webshells.WebShellRequests,
+    tunnels.TunnelRequests,
+    tunnels.TunnelTraffic,
     postexploit.LsassDump,
     postexploit.StagedArchive,
     proxyshell.ProxyShellAutodiscover,

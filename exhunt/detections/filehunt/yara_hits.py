@@ -7,8 +7,7 @@ from typing import Any
 
 import orjson
 
-from exhunt.detections.base import EXCERPT_CHARS, Hit
-from exhunt.detections.filehunt.context import FileHuntContext, make_check
+from exhunt.detections.filehunt.context import FileHuntContext, file_hit, make_check
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
@@ -57,17 +56,8 @@ def yara_findings(ctx: FileHuntContext) -> None:
         ctx.emit(
             check,
             (
-                Hit(
-                    check=check.id,
-                    host=h,
-                    key=sha or path,
-                    path=path,
-                    source="yara",
-                    ts=mtime,
-                    excerpt=_strings_excerpt(rule, strings)[:EXCERPT_CHARS],
-                    confidence=confidence,
-                    indicators={"sha256": sha or "", "file_path": path, "yara_rule": rule},
-                )
+                file_hit(check, h, path, sha, mtime, _strings_excerpt(rule, strings), "yara", confidence,
+                         key=sha or path, yara_rule=rule)
                 for h, path, _r, _ns, _t, _m, strings, sha, mtime in group
             ),
         )
