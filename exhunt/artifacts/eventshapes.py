@@ -198,7 +198,7 @@ def pick_time(doc: dict[str, Any], data: dict[str, Any], sysmon: bool,
         if why == "local" and problem is None:
             problem = f"{key} {value!r} is a local time without an offset: not used (the time zone is unknown)"
         elif why == "unreadable" and problem is None:
-            problem = f"{key} {value!r} is not a time exhunt reads (ISO 8601 or epoch expected)"
+            problem = f"{key} {value!r} is not an ISO 8601 or epoch time: not used (a date format is never guessed)"
     return None, problem
 
 
@@ -216,6 +216,8 @@ def record(doc: dict[str, Any], shape: str, utc_columns: tuple[str, ...] = ()) -
             continue  # an empty cell: nothing recorded
         data[key] = value
     for key in ("EventData", "UserData", "Payload", "ParameterXml"):
+        if key == "UserData" and isinstance(doc.get(key), dict):
+            continue  # its leaves are read below, by leaf name, as the EVTX reader does
         if key in doc and doc[key] not in (None, ""):
             for name, value in _nested_data(doc[key]).items():
                 if name == "Data" and isinstance(data.get("Data"), list):
