@@ -23,6 +23,7 @@ from exhunt.errors import UsageError
 from exhunt.events.store import StoreWriter, connect, write_table
 from exhunt.evidence import custody, open_evidence
 from exhunt.evidence.base import EvidenceFile
+from exhunt.findings import coverage as expected
 from exhunt.findings.document import save_document
 from exhunt.findings.model import (
     DOCUMENT_SCHEMA_VERSION,
@@ -228,13 +229,13 @@ def finding_row(f: Finding) -> dict:
 
 
 def host_assessment(con, host: str, roots: tuple[str, ...], findings: list[Finding]) -> HostAssessment:  # type: ignore[no-untyped-def]
-    coverage = host_coverage(con, host)
-    first, last = con.execute("SELECT min(ts), max(ts) FROM events WHERE host = ?", [host]).fetchone() or (None, None)
     build = builds.assess_host(con, host)
+    coverage = host_coverage(con, host, build_known=build is not None and bool(build.build))
+    first, last = con.execute("SELECT min(ts), max(ts) FROM events WHERE host = ?", [host]).fetchone() or (None, None)
     assessed = coverage.events > 0 or coverage.files > 0
     return HostAssessment(
         host=host,
-        verdict=verdict(findings, assessed).value,
+        verdict=verdict(findings, assessed, coverage.complete).value,
         evidence=roots,
         build=build,
         coverage=coverage,
@@ -243,7 +244,7 @@ def host_assessment(con, host: str, roots: tuple[str, ...], findings: list[Findi
     )
 
 
-def host_coverage(con, host: str) -> Coverage:  # type: ignore[no-untyped-def]
+def host_coverage(con, host: str, build_known: bool = False) -> Coverage:  # type: ignore[no-untyped-def]
     by_artifact = dict(con.execute(
         "SELECT coalesce(artifact, 'other'), count(*) FROM files WHERE host = ? GROUP BY ALL ORDER BY 1",
         [host]).fetchall())
@@ -262,6 +263,8 @@ def host_coverage(con, host: str) -> Coverage:  # type: ignore[no-untyped-def]
         warnings=int(n_warn),
         warning_samples=tuple({"artifact": a, "path": p, "line": ln, "offset": o, "message": m}
                               for a, p, ln, o, m in samples),
+        missing=expected.missing_evidence(con, host, build_known),
+        unrecognised=expected.unrecognised_files(con, host),
     )
 
 

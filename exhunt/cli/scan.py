@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="extra Sigma rules: a .yml file or a folder of them (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-color", action="store_true", help="plain terminal output")
+    p.add_argument("--verbose", action="store_true",
+                   help="the full host and finding tables instead of the 80-column summary")
     p.add_argument("--yara", type=Path, action="append", default=[], metavar="PATH",
                    help="extra YARA rules: a file or a folder (repeatable); exhunt's own pack always runs")
     p.add_argument("--iocs", type=Path, action="append", default=[], metavar="PATH",
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.buffer.write(document_bytes(result.document))
     else:
-        print_summary(result.document, color=not args.no_color, case_dir=args.out)
+        print_summary(result.document, color=not args.no_color, case_dir=args.out, verbose=args.verbose)
     return int(ExitCode.FINDINGS if result.document.has_findings else ExitCode.CLEAN)
 
 
