@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from exhunt.artifacts import eventshapes
 from exhunt.artifacts.base import Artifact, ParseContext
+from exhunt.artifacts.encoding import utf8_stream
 from exhunt.artifacts.ndjson import TimeProblems
 
 ID_COLUMNS = frozenset(k.lower() for k in eventshapes.ID_KEYS)
@@ -77,6 +78,7 @@ class EventCsv(Artifact):
 
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
+        stream = utf8_stream(ctx, stream)  # a CSV saved by Windows PowerShell 5.1 is UTF-16
         head = stream.peek(4096)[:4096] if hasattr(stream, "peek") else b""
         found = header_of(head)
         if found is None:
