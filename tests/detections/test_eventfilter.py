@@ -3,6 +3,7 @@ rule that needs every event forces a full parse (and says so), ``--index full`` 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from exhunt.detections import eventfilter
@@ -47,3 +48,28 @@ def test_ip_indicators_are_literals(tmp_path: Path) -> None:
     (tmp_path / "ips.txt").write_text("203.0.113.77\n", encoding="utf-8")
     plan = eventfilter.build("triage", CHECKS, [], [tmp_path / "ips.txt"])
     assert plan.literals is not None and "203.0.113.77" in plan.literals
+
+
+WINDOWS_EVENT_SOURCES = {"evtx", "ndjson"}
+
+
+def test_positive_cases_hold_an_event_literal_of_their_check() -> None:
+    """The rows of Windows events a check fires on hold one of its ``event_literals`` (what the EVTX
+    chunk prefilter relies on); a check that reads no Windows event has no such positive row."""
+    from tests.detections.test_cases import load_cases
+
+    by_id = {c.id: c for c in CHECKS}
+    checked = 0
+    for param in load_cases():
+        case = param.values[0]
+        check = by_id.get(case["check"])
+        if check is None or not (case.get("expect") or {}).get("findings"):
+            continue
+        for row in (case.get("rows") or {}).get("events", []):
+            if row.get("source") not in WINDOWS_EVENT_SOURCES:
+                continue
+            text = json.dumps(row, ensure_ascii=False).replace("\\\\", "\\").lower()
+            assert check.event_literals, (check.id, row)
+            assert any(literal.lower() in text for literal in check.event_literals), (check.id, row)
+            checked += 1
+    assert checked >= 2
