@@ -66,14 +66,16 @@ def run_task(rules: RulesPayload, fn: Callable[..., Any], *args: Any) -> Any:
             worker.init_scanner(rules.blob, rules.max_size, rules.scan_logs)
             _THREAD.scanner, _THREAD.digest = worker._SCANNER, rules.digest
         worker._SCANNER = _THREAD.scanner
-        if rules.settings is not None:  # the same chunking as the local pool: the same rows and warnings
-            from exhunt.parallel.units import apply_settings
+        from exhunt.parallel.units import apply_settings, current_settings
 
+        saved = current_settings()  # a worker in the caller's process must give its settings back
+        if rules.settings is not None:  # the same chunking as the local pool: the same rows and warnings
             apply_settings(rules.settings)
         try:
             return fn(*args)
         finally:
             worker._SCANNER = None
+            apply_settings(saved)
 
 
 def loaded_digest() -> str | None:
