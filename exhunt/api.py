@@ -20,12 +20,14 @@ from exhunt.detections import builds, eventfilter
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.eventfilter import EventFilter
 from exhunt.detections.filehunt import scan_rules
+from exhunt.detections.impact import assess_impact
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
 from exhunt.errors import UsageError
 from exhunt.events.store import StoreWriter, connect, write_table
 from exhunt.evidence import custody, open_evidence
 from exhunt.evidence.base import EvidenceFile
+from exhunt.findings import coverage as expected
 from exhunt.findings.document import save_document
 from exhunt.findings.model import (
     DOCUMENT_SCHEMA_VERSION,
@@ -67,6 +69,7 @@ class ScanOptions:
     worker_hook: str | None = None  # ``module:function`` run in every worker at start (plugins, tests)
     scheduler: str | None = None  # Dask scheduler address: run the file work on that cluster
     index: str = "triage"  # EVTX: "triage" parses only chunks some detection can use, "full" every chunk
+    org_domains: list[str] = field(default_factory=list)  # the organisation's mail domains (else from evidence)
 
 
 @dataclass
@@ -205,11 +208,13 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     con = connect(store, threads=_jobs(options.jobs), memory_limit=limits.query_memory(options.memory_limit))
     hit_rows: list[dict] = []
     context = DetectContext(store=store, yara=options.yara, sigma=options.sigma, iocs=options.iocs,
-                            baselines=options.baselines, jobs=_jobs(options.jobs))
+                            baselines=options.baselines, jobs=_jobs(options.jobs),
+                            org_domains=options.org_domains)
     raw_findings, rules = run_detections(con, context, hit_rows)
     findings = custody.cite_inputs(store, sort_findings(raw_findings))
     hit_rows.sort(key=_hit_order)  # the same table on every run, whatever order queries returned
     write_table(store, "hits", hit_rows)
+    impact = assess_impact(con, findings, hit_rows, store)  # whose mail: after every detection
     hosts = []
     evidence_by_host: dict[str, list[str]] = {}
     for hw in work:
@@ -224,6 +229,7 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
         findings=tuple(findings),
         rules=rules,
         inputs=custody.root_inputs(store),
+        impact=impact,
     )
     write_table(store, "findings", [finding_row(f) for f in findings])
     con.close()
@@ -243,16 +249,16 @@ def finding_row(f: Finding) -> dict:
 
 
 def host_assessment(con, host: str, roots: tuple[str, ...], findings: list[Finding]) -> HostAssessment:  # type: ignore[no-untyped-def]
-    coverage = host_coverage(con, host)
+    build = builds.assess_host(con, host)
+    coverage = host_coverage(con, host, build_known=build is not None and bool(build.build))
     first, last = con.execute(  # with the written times of EVTX records triage did not store
         "SELECT min(t), max(t) FROM (SELECT ts AS t FROM events WHERE host = ? UNION ALL "
         "SELECT CAST(value AS TIMESTAMPTZ) FROM host_facts WHERE host = ? AND fact IN (?, ?))",
         [host, host, evtx.FIRST_NOT_STORED, evtx.LAST_NOT_STORED]).fetchone() or (None, None)
-    build = builds.assess_host(con, host)
     assessed = coverage.events > 0 or coverage.files > 0
     return HostAssessment(
         host=host,
-        verdict=verdict(findings, assessed).value,
+        verdict=verdict(findings, assessed, coverage.complete).value,
         evidence=roots,
         build=build,
         coverage=coverage,
@@ -261,7 +267,7 @@ def host_assessment(con, host: str, roots: tuple[str, ...], findings: list[Findi
     )
 
 
-def host_coverage(con, host: str) -> Coverage:  # type: ignore[no-untyped-def]
+def host_coverage(con, host: str, build_known: bool = False) -> Coverage:  # type: ignore[no-untyped-def]
     by_artifact = dict(con.execute(
         "SELECT coalesce(artifact, 'other'), count(*) FROM files WHERE host = ? GROUP BY ALL ORDER BY 1",
         [host]).fetchall())
@@ -282,6 +288,8 @@ def host_coverage(con, host: str) -> Coverage:  # type: ignore[no-untyped-def]
         warnings=int(n_warn),
         warning_samples=tuple({"artifact": a, "path": p, "line": ln, "offset": o, "message": m}
                               for a, p, ln, o, m in samples),
+        missing=expected.missing_evidence(con, host, build_known),
+        unrecognised=expected.unrecognised_files(con, host),
     )
 
 

@@ -20,3 +20,4 @@ def test_shared_benign_iis_logs_give_no_findings(tmp_path: Path) -> None:
     web = con.execute("SELECT count(*) FROM events WHERE source = 'iis' AND path LIKE '%/W3SVC%'").fetchone()
     assert web == (78_937,), "every web-server entry of the corpus is parsed"
     assert [f.check for f in doc.findings if f.category == "compromise"] == []
+    assert doc.impact == (), "no mailbox is listed for benign traffic"

@@ -1,4 +1,4 @@
-"""``exhunt report CASE_DIR --format html|md|json|csv|timesketch|stix [--output FILE] [--all-events]``
+"""``exhunt report CASE_DIR --format html|md|json|csv|timesketch|stix|impact-csv [--output FILE] [--all-events]``
 
 Re-renders a saved case (``findings.json`` plus the ``store/`` folder) without rescanning.
 """

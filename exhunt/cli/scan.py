@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="extra Sigma rules: a .yml file or a folder of them (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-color", action="store_true", help="plain terminal output")
+    p.add_argument("--verbose", action="store_true",
+                   help="the full host and finding tables instead of the 80-column summary")
     p.add_argument("--yara", type=Path, action="append", default=[], metavar="PATH",
                    help="extra YARA rules: a file or a folder (repeatable); exhunt's own pack always runs")
     p.add_argument("--iocs", type=Path, action="append", default=[], metavar="PATH",
@@ -51,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--file-timeout", type=float, default=None, metavar="SECONDS",
                    help="a file still parsing after this long is skipped with a warning and its worker "
                         "restarted (default 600; needs --jobs 2 or more)")
+    p.add_argument("--org-domain", action="append", default=[], metavar="DOMAIN", type=_domain,
+                   help="the organisation's own mail domain (repeatable; default: accepted domains or "
+                        "mailbox addresses in the evidence): forwarding elsewhere is reported")
     p.add_argument("--resume", action="store_true",
                    help="with --out of an earlier scan: parse only files whose size or SHA-256 changed")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                           yara_logs=args.yara_logs,
                           sigma=list(args.sigma), split_size=args.split_size, memory_limit=args.memory_limit,
                           file_timeout=args.file_timeout, resume=args.resume,
-                          scheduler=args.scheduler, index=args.index,
+                          scheduler=args.scheduler, index=args.index, org_domains=args.org_domain,
                           out=args.out.resolve() if args.scheduler and args.out else args.out)
     if not args.evidence and args.fleet is None:
         args.parser.error("give at least one evidence folder or file, or --fleet DIR")
@@ -93,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.buffer.write(document_bytes(result.document))
     else:
-        print_summary(result.document, color=not args.no_color, case_dir=args.out)
+        print_summary(result.document, color=not args.no_color, case_dir=args.out, verbose=args.verbose)
     return int(ExitCode.FINDINGS if result.document.has_findings else ExitCode.CLEAN)
 
 
@@ -108,6 +113,14 @@ def fill_defaults(args: argparse.Namespace) -> None:
                           ("memory_limit", DEFAULT_MEMORY_LIMIT), ("file_timeout", DEFAULT_FILE_TIMEOUT)):
         if getattr(args, name) is None:
             setattr(args, name, default)
+
+
+def _domain(text: str) -> str:
+    """A mail domain such as ``contoso.com`` (``@contoso.com`` and upper case accepted)."""
+    domain = text.strip().lstrip("@").lower().rstrip(".")
+    if not domain or "." not in domain or any(c in domain for c in " /\\@:;,"):
+        raise argparse.ArgumentTypeError(f"not a mail domain: {text!r} (e.g. contoso.com)")
+    return domain
 
 
 def _size(text: str) -> int:

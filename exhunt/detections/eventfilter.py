@@ -1,11 +1,12 @@
 """The texts of which every Windows event some loaded detection could use holds at least one.
 
-Gathered from the native checks' ``event_literals``, the necessary literals of every Sigma rule
-that may select Windows events (or, for a rule with none, the channel and provider names its
-logsource selects on) and the IP indicators (matched against events' client IPs). The EVTX
-artifact parses only the chunks holding one of them (``exhunt.artifacts.evtx_chunks``). Anything
-that needs every event (a check with ``event_literals = None``, a rule with neither literals nor a
-channel name) makes the plan ``None``: every chunk parsed, and the report says why.
+Gathered from the native checks' ``event_literals``, the cmdlets the mailbox impact reads, the
+necessary literals of every Sigma rule that may select Windows events (or, for a rule with none,
+the channel and provider names its logsource selects on) and the IP indicators (matched against
+events' client IPs). The EVTX artifact parses only the chunks holding one of them
+(``exhunt.artifacts.evtx_chunks``). Anything that needs every event (a check with
+``event_literals = None``, a rule with neither literals nor a channel name) makes the plan
+``None``: every chunk parsed, and the report says why.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def build(index: str, checks: Sequence[type[Check]], sigma_paths: Sequence[Path]
         else:
             texts.extend(check.event_literals)
     _sigma(sigma_paths, texts, full)
+    from exhunt.detections.impact.admin import CMDLETS  # the mailbox impact reads these cmdlet events too
+
+    texts.extend(CMDLETS)
     if ioc_paths:
         from exhunt.detections.iocs import load_iocs
 

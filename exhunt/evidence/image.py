@@ -11,6 +11,7 @@ warning with the reason, never an empty host.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import re
@@ -84,7 +85,8 @@ def _target(root: str) -> OpenedImage:
             except Exception as exc:  # noqa: BLE001 - any loader failure on a hostile image
                 said = "; ".join(notable(records)[:3])
                 raise EvidenceError(f"cannot open image: {_reason(exc)}" + (f" ({said})" if said else "")) from exc
-        _TARGETS[root] = OpenedImage(target, volumes(target), notable(records) + unread_reasons(target))
+        notes = notable(records)
+        _TARGETS[root] = OpenedImage(target, volumes(target, notes), notes + unread_reasons(target))
         while len(_TARGETS) > 2:
             _TARGETS.popitem(last=False)
     return _TARGETS[root]
@@ -105,6 +107,28 @@ def _wanted(lower: str) -> bool:
     top = lower.split("/", 1)[0]
     return (any(i.startswith(lower) or lower.startswith(i) for i in INTERESTING)
             or "exchange" in lower or any(k in top for k in TOP_KEYWORDS))
+
+
+class _WalkedFolders:
+    """The folders of one volume walked so far, by inode (NTFS record, FAT cluster). Folders have no
+    hard links on NTFS or FAT: a folder met twice is a damaged or hostile file system whose entries
+    point back up the tree, and walking it again would go on until MAX_DEPTH in every branch (two such
+    entries per folder: 2**64 paths)."""
+
+    def __init__(self, fs: Any) -> None:
+        self.seen: set[int] = set()
+        # an entry pointing at the root is a loop too; a root without stat information only loses that check
+        with contextlib.suppress(Exception):
+            self.first_visit(fs.path("/"))
+
+    def first_visit(self, folder: Any) -> bool:
+        inode = getattr(folder.lstat(), "st_ino", None)
+        if inode is None:  # a file system without inodes: depth is the only bound
+            return True
+        if inode in self.seen:
+            return False
+        self.seen.add(inode)
+        return True
 
 
 class ImageSource(Source):
@@ -156,9 +180,10 @@ class ImageSource(Source):
             names = [p.name for p in tops]
             tops_seen.append(f"{volume.describe()}: " + (", ".join(names[:8]) or "empty")
                              + (", ..." if len(names) > 8 else ""))
+            walked = _WalkedFolders(volume.fs)
             for top in tops:
                 if _wanted(top.name.lower()):
-                    for file in self._walk(top, f"{volume.drive}/{top.name}", str(index), warn, 0):
+                    for file in self._walk(top, f"{volume.drive}/{top.name}", str(index), warn, 0, walked):
                         listed += 1
                         yield file
         if not listed and tops_seen:
@@ -166,7 +191,7 @@ class ImageSource(Source):
                  + "; ".join(tops_seen))
 
     def _walk(self, path: Any, rel: str, volume: str, warn: Callable[[str, str], None],
-              depth: int) -> Iterator[EvidenceFile]:
+              depth: int, walked: _WalkedFolders) -> Iterator[EvidenceFile]:
         lower = rel.split("/", 1)[1].lower() if "/" in rel else ""
         if not _wanted(lower):
             return
@@ -184,12 +209,15 @@ class ImageSource(Source):
                                    getattr(st, "st_mtime", None), getattr(st, "st_ctime", None),
                                    getattr(st, "st_atime", None), (volume, str(path)))
                 return
+            if not walked.first_visit(path):
+                warn(shown, "folder already walked under another name (a loop in the file system): not descended")
+                return
             children = sorted(path.iterdir(), key=lambda p: p.name)
         except Exception as exc:  # noqa: BLE001 - corrupt file system structures are warnings
             warn(shown, f"cannot read: {type(exc).__name__}: {exc}")
             return
         for child in children:
-            yield from self._walk(child, f"{rel}/{child.name}", volume, warn, depth + 1)
+            yield from self._walk(child, f"{rel}/{child.name}", volume, warn, depth + 1, walked)
 
     @classmethod
     def open_member(cls, member: EvidenceFile) -> BinaryIO:

@@ -99,8 +99,21 @@ def _label(fs: Any) -> str:
     return ""
 
 
-def volumes(target: Any) -> list[Volume]:
-    """Every filesystem of the target once, with the drive letter it is presented under."""
+def _extent(fs: Any) -> tuple[int, int, int, str] | None:
+    """Where a filesystem lies on its disk (partition table, offset, size) and its type; None when
+    dissect does not say."""
+    volume = getattr(fs, "volume", None)
+    vs, offset, size = getattr(volume, "vs", None), getattr(volume, "offset", None), getattr(volume, "size", None)
+    if vs is None or not isinstance(offset, int) or not isinstance(size, int):
+        return None
+    return id(vs), offset, size, str(getattr(fs, "__type__", ""))
+
+
+def volumes(target: Any, notes: list[str] | None = None) -> list[Volume]:
+    """Every filesystem of the target once, with the drive letter it is presented under. Partition
+    table entries that repeat another's extent are read once (a hostile table may repeat one entry
+    thousands of times: every file would be listed, parsed and reported once per entry); ``notes``
+    gets a line saying how many were left out."""
     letters: dict[int, str] = {}
     for mount, fs in getattr(target.fs, "mounts", {}).items():
         name = str(mount).lower()
@@ -110,15 +123,27 @@ def volumes(target: Any) -> list[Volume]:
             letters.setdefault(id(fs), "C")
     filesystems: list[Any] = []
     ntfs_seen: set[int] = set()
+    listed: set[int] = set()
+    extents: set[tuple[int, int, int, str]] = set()
+    repeated = 0
     for fs in target.filesystems:
         inner = getattr(fs, "ntfs", None)
-        if any(fs is seen for seen in filesystems):
+        if id(fs) in listed:
+            continue
+        extent = _extent(fs)
+        if extent is not None and extent in extents and id(fs) not in letters:
+            repeated += 1
             continue
         if inner is not None:
             if getattr(fs, "__type__", "") != "ntfs" and id(inner) in ntfs_seen:
                 continue  # dissect's virtual view of an NTFS volume listed already
             ntfs_seen.add(id(inner))
         filesystems.append(fs)
+        listed.add(id(fs))
+        if extent is not None:
+            extents.add(extent)
+    if repeated and notes is not None:
+        notes.append(f"{repeated} partition table entries repeat another partition's extent: each read once")
     used = set(letters.values())
     free = iter(c for c in string.ascii_uppercase if c >= FIRST_DATA_DRIVE and c not in used)
     out: list[Volume] = []
@@ -195,13 +220,19 @@ def unread_volume_reason(volume: Any) -> str | None:
     return f"{where}: {kind} boot sector found, but dissect could not open the filesystem (damaged?)"
 
 
-def unread_reasons(target: Any) -> list[str]:
-    """One line per volume dissect found but could not read as a filesystem."""
-    reasons = []
+def unread_reasons(target: Any, limit: int = 10) -> list[str]:
+    """One line per volume dissect found but could not read as a filesystem, for the first ``limit``
+    of them, then a count: a hostile partition table may list thousands of entries (each reason reads
+    up to EMPTY_PROBE bytes and would add a line to the warning)."""
+    reasons: list[str] = []
+    more = 0
     for volume in getattr(target, "volumes", ()):
         if getattr(volume, "fs", None) is not None:
+            continue
+        if len(reasons) >= limit:
+            more += 1
             continue
         reason = unread_volume_reason(volume)
         if reason:
             reasons.append(reason)
-    return reasons
+    return reasons + ([f"and {more} more volumes not read"] if more else [])

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-DOCUMENT_SCHEMA_VERSION = "1.1"
+DOCUMENT_SCHEMA_VERSION = "1.3"
 
 
 class Severity(StrEnum):
@@ -29,7 +29,20 @@ class Verdict(StrEnum):
     COMPROMISED = "compromised"
     SUSPICIOUS = "suspicious"
     CLEAN = "clean"
+    INCONCLUSIVE = "inconclusive"  # nothing found, but the evidence could not have shown a compromise
     NOT_ASSESSED = "not assessed"
+
+
+# What a compromise leaves and a host's evidence is expected to hold (``Coverage.missing`` names
+# the keys not seen). Only ``REQUIRED_FOR_CLEAN`` decides between clean and inconclusive: event logs
+# are listed when absent, but many collections lack them and the web and log evidence still decides.
+EXPECTED_EVIDENCE = {
+    "frontend_logs": "Exchange front-end logs (HttpProxy or IIS)",
+    "web_folders": "the Exchange web folders (owa\\auth, ecp\\auth, aspnet_client or FrontEnd\\HttpProxy)",
+    "build": "a build source (ExSetup CLIXML, Exchange log headers or OWA paths)",
+    "event_logs": "Windows event logs (EVTX or event exports)",
+}
+REQUIRED_FOR_CLEAN = ("frontend_logs", "web_folders", "build")
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,13 @@ class Coverage:
     events_by_source: dict[str, int] = field(default_factory=dict)
     warnings: int = 0
     warning_samples: tuple[dict[str, Any], ...] = ()
+    missing: tuple[str, ...] = ()  # EXPECTED_EVIDENCE keys not seen for this host
+    unrecognised: int = 0  # files that look like structured data (JSON, CSV, XML) but no artifact read
+
+    @property
+    def complete(self) -> bool:
+        """Whether the evidence could have shown a compromise: what ``clean`` needs was seen."""
+        return not any(key in self.missing for key in REQUIRED_FOR_CLEAN)
 
 
 @dataclass(frozen=True)
@@ -129,6 +149,25 @@ class HostAssessment:
 
 
 @dataclass(frozen=True)
+class MailboxImpact:
+    """One mailbox on one host that the intrusion read, exported, forwarded or opened to others."""
+
+    host: str
+    mailbox: str  # normalised: lower-case address, domain\\user, SID or as logged
+    how: tuple[str, ...]
+    first_seen: str | None
+    last_seen: str | None
+    sources: tuple[str, ...]  # attacker IPs, user agents, accounts, or what links the access to them
+    requests: int
+    items: int | None  # messages/items where the logs count them, else None
+    bytes: int | None
+    confidence: str  # high | medium | low
+    evidence: tuple[EvidenceRef, ...] = ()
+    as_logged: tuple[str, ...] = ()  # the forms the logs used for this mailbox
+    actions: tuple[str, ...] = ()  # what to do, with the commands
+
+
+@dataclass(frozen=True)
 class AssessmentDocument:
     schema_version: str
     tool_version: str
@@ -137,6 +176,7 @@ class AssessmentDocument:
     findings: tuple[Finding, ...]
     rules: dict[str, Any] = field(default_factory=dict)  # loaded / skipped rule packs with reasons
     inputs: tuple[dict[str, Any], ...] = ()  # evidence roots from the manifest: id, path, sha256, size
+    impact: tuple[MailboxImpact, ...] = ()  # mailboxes exposed, by confidence then volume
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,12 +196,13 @@ def _build(cls: type, data: Any) -> Any:
             continue
         value = data[f.name]
         nested = {
-            "evidence": EvidenceRef if cls is Finding else None,
+            "evidence": EvidenceRef if cls in (Finding, MailboxImpact) else None,
             "cves": CveStatus if cls is HostBuild else None,
             "build": HostBuild if cls is HostAssessment else None,
             "coverage": Coverage if cls is HostAssessment else None,
             "hosts": HostAssessment if cls is AssessmentDocument else None,
             "findings": Finding if cls is AssessmentDocument else None,
+            "impact": MailboxImpact if cls is AssessmentDocument else None,
         }.get(f.name)
         if nested is not None:
             value = tuple(_build(nested, v) for v in value) if isinstance(value, list) else _build(nested, value)

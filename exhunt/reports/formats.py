@@ -35,6 +35,7 @@ FORMATS: tuple[Format, ...] = (
     Format("timesketch", "timeline.jsonl", "timesketch", "Timesketch JSONL of cited rows",
            uses_all_events=True),
     Format("stix", "indicators.stix.json", "stix", "STIX 2.1 bundle of indicators and observed data"),
+    Format("impact-csv", "impact.csv", "impact_csv", "mailboxes exposed, one row per mailbox (notification list)"),
 )
 
 

@@ -76,7 +76,11 @@ def test_case(case: dict[str, Any]) -> None:
     con = store_of(case.get("rows") or {})
     prepare(con)
     findings = group_hits(check, check.run(con))
-    expect = case["expect"]
+    assert_expected(case["expect"], findings)
+
+
+def assert_expected(expect: dict[str, Any], findings: list[Any]) -> None:
+    """The case's ``expect`` block against the findings of its check."""
     summary = [(f.key, f.confidence, f.count) for f in findings]
     assert len(findings) == expect["findings"], summary
     if "keys" in expect:

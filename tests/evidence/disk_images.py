@@ -302,3 +302,27 @@ def ntfs_volume(files: Mapping[str, bytes | tuple[bytes, float]], work: Path, la
     data = image.read_bytes()
     image.unlink()
     return data
+
+
+def gpt_repeated_partition(volume: bytes, count: int) -> bytes:
+    """A hostile GPT disk: ``count`` table entries (a table larger than the usual 128) that all point at
+    the one ``volume``."""
+    table_sectors = math.ceil(count * 128 / SECTOR)
+    start = math.ceil((2 + table_sectors) / PARTITION_START) * PARTITION_START
+    end = start + math.ceil(len(volume) / SECTOR) - 1
+    entries = bytearray(table_sectors * SECTOR)
+    for i in range(count):
+        struct.pack_into("<16s16sQQQ", entries, 128 * i, BASIC_DATA.bytes_le, uuid.UUID(int=i + 1).bytes_le,
+                         start, end, 0)
+    last = end + 1
+    disk = bytearray((last + 1) * SECTOR)
+    fields = struct.pack("<8sIIIIQQQQ16sQIII", b"EFI PART", 0x00010000, 92, 0, 0, 1, last, start, end,
+                         uuid.UUID(int=99).bytes_le, 2, count, 128, zlib.crc32(entries[:count * 128]))
+    protective = bytearray(SECTOR)
+    struct.pack_into("<B3sB3sII", protective, 446, 0, b"\x00\x02\x00", 0xEE, b"\xff\xff\xff", 1, last)
+    protective[510:512] = b"\x55\xaa"
+    disk[0:SECTOR] = protective
+    disk[SECTOR:SECTOR + 92] = fields[:16] + struct.pack("<I", zlib.crc32(fields)) + fields[20:]
+    disk[2 * SECTOR:2 * SECTOR + len(entries)] = entries
+    disk[start * SECTOR:start * SECTOR + len(volume)] = volume
+    return bytes(disk)

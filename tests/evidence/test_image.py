@@ -28,6 +28,7 @@ from tests.evidence.disk_images import (
     fixed_vhd,
     flat_vmdk,
     gpt_disk,
+    gpt_repeated_partition,
     mbr_disk,
     ntfs_volume,
 )
@@ -323,3 +324,56 @@ def test_dissect_log_is_captured_and_its_routine_notes_left_out(capsys: pytest.C
     assert notable(many)[-2:] == ["Failed to open hive 9", "and 2 more warnings from dissect.target"]
     assert (logger.level, logging.getLogger("dissect.target").propagate) == before
     assert capsys.readouterr().err == ""
+
+
+def _point_folders_at(volume: bytes, folders: list[str], target: str) -> bytes:
+    """A hostile FAT volume: the directory entries of ``folders`` start at ``target``'s cluster."""
+    import io
+    import struct
+
+    from dissect.fat.fat import FATFS
+
+    fs = FATFS(io.BytesIO(volume))
+    image, goal = bytearray(volume), fs.get(target).cluster
+    for folder in folders:
+        cluster = fs.get(folder).cluster
+        for offset in range(0, len(image), 32):  # its entry in the parent; not its own "." entry
+            entry = image[offset:offset + 32]
+            if entry[11] == 0x10 and entry[0] != ord(".") and struct.unpack_from("<H", entry, 26)[0] == cluster:
+                struct.pack_into("<H", image, offset + 26, goal)
+                break
+    return bytes(image)
+
+
+def test_a_folder_loop_in_a_hostile_image_is_walked_once_and_named(tmp_path: Path) -> None:
+    """Two entries of inetpub pointing back at inetpub made the walk 2**64 paths deep and wide."""
+    from itertools import islice
+
+    log = "inetpub/logs/LogFiles/W3SVC1/u_ex210303.log"
+    volume = fat16_volume({"inetpub/a/x.txt": b"x", "inetpub/b/y.txt": b"y", log: b"#Fields: date time\r\n"})
+    image = tmp_path / "loop.img"
+    image.write_bytes(_point_folders_at(volume, ["inetpub/a", "inetpub/b"], "inetpub"))
+    warnings: list[tuple[str, str]] = []
+    files = list(islice(open_evidence(image).files(lambda rel, msg: warnings.append((rel, msg))), 20))
+    assert [f.rel for f in files] == [f"D/{log}"]
+    loop = "folder already walked under another name (a loop in the file system): not descended"
+    assert warnings == [("D/inetpub/a", loop), ("D/inetpub/b", loop)]
+
+
+def test_a_partition_table_of_thousands_of_unreadable_volumes_is_one_short_warning(tmp_path: Path) -> None:
+    """A 3 MB hostile GPT with 4,000 entries made one 450 KB warning (one reason per entry)."""
+    image = tmp_path / "many.img"
+    image.write_bytes(gpt_repeated_partition(os.urandom(1_000_000), 300))
+    (message,) = _warnings_of(image)
+    assert message.count("filesystem not identified") == 10 and message.endswith("and 290 more volumes not read")
+
+
+def test_partition_entries_repeating_one_extent_are_read_once(tmp_path: Path) -> None:
+    """40 GPT entries pointing at one volume listed (and would have parsed and reported) its files 40 times."""
+    log = "inetpub/logs/LogFiles/W3SVC1/u_ex210303.log"
+    image = tmp_path / "repeated.img"
+    image.write_bytes(gpt_repeated_partition(fat16_volume({log: b"#Fields: date time\r\n"}), 40))
+    files, warnings = _listing(image)
+    assert [rel for rel, _, _ in files] == [f"D/{log}"]
+    assert warnings == [("repeated.img", "image repeated.img: 39 partition table entries repeat another "
+                                         "partition's extent: each read once")]

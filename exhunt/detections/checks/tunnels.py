@@ -6,8 +6,8 @@ Request facts (read from the tools' public sources; the regexes are ours):
 
 * reGeorg: ``POST page?cmd=connect&target=IP&port=N``, then ``?cmd=read``, ``?cmd=forward``,
   ``?cmd=disconnect`` (the ``X-CMD`` header repeats the command; IIS does not log request headers).
-* Tunna: the query starts with ``proxy``: ``?proxy&port=N&ip=IP`` to open, ``?proxy`` for each
-  data POST, ``?proxy&file&upload`` and ``?proxy&close``.
+* Tunna: the query starts with ``proxy``: ``?proxy&port=N&ip=IP`` to open (``&socks`` appended in SOCKS
+  mode), ``?proxy`` for each data POST (idle pings are GETs), ``?proxy&file&upload`` and ``?proxy&close``.
 * Suo5: the client's default user agent claims ``Chrome/109.1.2.3``, a version Chrome never had.
 * Neo-reGeorg (v3: commands in random header names, GET and POST; v5: everything in a base64 POST
   body with a shuffled alphabet), ABPTTS and pystinger (form fields in the POST body, names chosen
@@ -38,7 +38,7 @@ TUNNEL_REMEDIATION = SHELL_REMEDIATION + (
 # Query and user agent without the leading '?' some HttpProxy versions keep, lower-cased.
 QUERY = "lower(ltrim(coalesce(uri_query, ''), '?'))"
 REGEORG_RE = "^cmd=(read|forward|disconnect)$|^cmd=connect&target=[^&]+&port=[0-9]+$"
-TUNNA_RE = "^proxy(&(port|ip)=[^&]*)*$|^proxy&(file|close)(&|$)"
+TUNNA_RE = "^proxy(&(port|ip)=[^&]*)*(&socks)?$|^proxy&(file|close)(&|$)"
 SUO5_UA = "chrome/109.1.2.3"
 
 
@@ -98,10 +98,11 @@ BUSY_PAGES = (
     "/owa/auth/errorfe.aspx",
     "/ecp/auth/timeoutlogout.aspx",
 )
-# A tunnel polls with POSTs while a connection is open (their sources: reGeorg, Neo-reGeorg 5, Tunna and
-# pystinger POST every command and read; ABPTTS sends form parameters in the body): reGeorg asks again
-# 0.1 s after an empty answer (~10/s), Neo-reGeorg every 300 ms (~3/s), ABPTTS backs off to at most one
-# second when idle (>= 300 in 5 minutes). Browsers and web apps POST to one page a few times a minute;
+# A tunnel polls with POSTs while a connection is open (their sources: reGeorg, Neo-reGeorg 5 and
+# pystinger POST every command and read; Tunna POSTs data but pings with GET, its URL check covers it;
+# ABPTTS sends form parameters in the body): reGeorg asks again 0.1 s after an empty answer (~10/s),
+# Neo-reGeorg every 300 ms (~3/s), ABPTTS backs off to at most one second when idle
+# (>= 300 in 5 minutes). Browsers and web apps POST to one page a few times a minute;
 # load-balancer monitors GET every 5 s by default (60 in 5 minutes). 200 POSTs in any 5-minute window
 # (0.67/s sustained) is above anything interactive and below the slowest tool's idle polling.
 BURST_REQUESTS = 200
@@ -173,8 +174,8 @@ class TunnelTraffic(SqlCheck):
         f"One client sent at least {BURST_REQUESTS} POST requests within {BURST_WINDOW_MINUTES} minutes to one "
         "page with server-side code (.aspx, .ashx, .asmx, .asp, .php, .jsp) that is not one of Exchange's "
         "busy endpoints (EWS, OWA's session handlers, the logon pages), wherever the page lives: how every "
-        "HTTP tunnel (reGeorg, Neo-reGeorg, Tunna, ABPTTS, pystinger) polls its page while a connection is "
-        "open (they all poll with POST; GET floods are crawlers and monitors). Counts are exact, per log "
+        "HTTP tunnel (reGeorg, Neo-reGeorg, ABPTTS, pystinger; Tunna while data flows) polls its page while a "
+        "connection is open (with POST; GET floods are crawlers and monitors). Counts are exact, per log "
         "source, over a sliding window. High confidence when at least 90% of the answers are 2xx (a working "
         "tunnel); low otherwise (a scanner or a dead shell)."
     )
