@@ -29,11 +29,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exhunt import __version__, worker
 from exhunt.errors import MissingExtraError, UsageError
 from exhunt.worker import ScannerArgs
+
+if TYPE_CHECKING:
+    from exhunt.parallel.units import WorkerSettings
 
 CONNECT_TIMEOUT = "15s"
 WAIT_WORKERS_S = 60.0
@@ -48,7 +51,7 @@ class RulesPayload:
     blob: bytes | None
     max_size: int
     scan_logs: bool = False
-    settings: tuple[int, str | None] | None = None  # (engine chunk, DuckDB memory limit), as pool workers get
+    settings: WorkerSettings | None = None  # (engine chunk, DuckDB memory limit, EVTX literals), as pool workers get
 
 
 _LOCK = threading.Lock()
@@ -63,14 +66,16 @@ def run_task(rules: RulesPayload, fn: Callable[..., Any], *args: Any) -> Any:
             worker.init_scanner(rules.blob, rules.max_size, rules.scan_logs)
             _THREAD.scanner, _THREAD.digest = worker._SCANNER, rules.digest
         worker._SCANNER = _THREAD.scanner
-        if rules.settings is not None:  # the same chunking as the local pool: the same rows and warnings
-            from exhunt.artifacts import w3c_fast
+        from exhunt.parallel.units import apply_settings, current_settings
 
-            w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY = rules.settings
+        saved = current_settings()  # a worker in the caller's process must give its settings back
+        if rules.settings is not None:  # the same chunking as the local pool: the same rows and warnings
+            apply_settings(rules.settings)
         try:
             return fn(*args)
         finally:
             worker._SCANNER = None
+            apply_settings(saved)
 
 
 def loaded_digest() -> str | None:
@@ -91,7 +96,7 @@ class DaskExecutor(Executor):
     """The ``concurrent.futures`` face of a Dask cluster, as ``api.parse_all`` expects of its pool."""
 
     def __init__(self, address: str, scanner_args: ScannerArgs, store: Path,
-                 roots: Sequence[str], settings: tuple[int, str | None] | None = None) -> None:
+                 roots: Sequence[str], settings: WorkerSettings | None = None) -> None:
         relative = [str(p) for p in (str(store), *roots) if not Path(p).is_absolute()]
         if relative:  # workers run in other folders, on other machines
             raise UsageError(f"with a Dask scheduler give absolute paths, not {relative[0]}")

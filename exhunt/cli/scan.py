@@ -61,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the file work on a Dask cluster (tcp://HOST:8786; needs exhunt[cluster]); "
                         "evidence and --out must be on storage all workers mount at the same path")
+    p.add_argument("--index", choices=("triage", "full"), default="triage",
+                   help="triage (default): only the EVTX chunks holding a text some detection, rule or IOC "
+                        "needs are parsed and stored (all records still counted); full: every record is stored")
     p.set_defaults(func=run, parser=p)
 
 
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                           yara_logs=args.yara_logs,
                           sigma=list(args.sigma), split_size=args.split_size, memory_limit=args.memory_limit,
                           file_timeout=args.file_timeout, resume=args.resume,
-                          scheduler=args.scheduler, org_domains=args.org_domain,
+                          scheduler=args.scheduler, index=args.index, org_domains=args.org_domain,
                           out=args.out.resolve() if args.scheduler and args.out else args.out)
     if not args.evidence and args.fleet is None:
         args.parser.error("give at least one evidence folder or file, or --fleet DIR")

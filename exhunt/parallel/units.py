@@ -29,6 +29,23 @@ from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.readonly import open_readonly
 from exhunt.worker import ScannerArgs
 
+# per worker process: engine chunk, DuckDB memory limit, EVTX chunk literals (None: every chunk)
+WorkerSettings = tuple[int, str | None, tuple[str, ...] | None]
+
+
+def apply_settings(settings: WorkerSettings) -> None:
+    """Set this process's settings (pool initializer, Dask worker, in-process run)."""
+    from exhunt.artifacts import evtx_chunks, w3c_fast
+
+    w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, literals = settings
+    evtx_chunks.configure(literals)
+
+
+def current_settings() -> WorkerSettings:
+    from exhunt.artifacts import evtx_chunks, w3c_fast
+
+    return w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, evtx_chunks.current()
+
 # Artifacts whose files may be parsed in byte ranges: (artifact class, dialect factory).
 RANGE_ARTIFACTS: dict[str, tuple[Any, Any]] = {
     IisLog.name: (IisLog, IisDialect),
@@ -138,16 +155,16 @@ _REPORT: Any = None  # a multiprocessing queue: (pid, part, rel, start time) whe
 
 
 def init_worker(scanner_args: ScannerArgs, report: Any = None,
-                settings: tuple[int, str | None] | None = None, hook: str | None = None) -> None:
+                settings: WorkerSettings | None = None, hook: str | None = None) -> None:
     """Pool initializer: content scanner, progress reports for the hung-file watchdog, memory
-    settings (engine chunk, DuckDB memory limit) and an optional ``module:function`` hook."""
+    settings (engine chunk, DuckDB memory limit, EVTX chunk literals) and an optional
+    ``module:function`` hook."""
     global _REPORT
-    from exhunt.artifacts import w3c_fast
 
     worker.init_scanner(*scanner_args)
     _REPORT = report
     if settings is not None:
-        w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY = settings
+        apply_settings(settings)
     if hook:
         import importlib
 

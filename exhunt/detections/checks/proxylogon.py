@@ -24,6 +24,7 @@ EVENT_COLUMNS = "host, path, source, ts, line, record_id"
 
 class SsrfAnchorMailbox(SqlCheck):
     id = "proxylogon.ssrf.anchormailbox"
+    event_literals = ()
     title = "ProxyLogon SSRF (CVE-2021-26855) in HttpProxy logs"
     severity = "critical"
     description = (
@@ -56,6 +57,7 @@ class SsrfAnchorMailbox(SqlCheck):
 
 class SsrfBackendCookie(SqlCheck):
     id = "proxylogon.ssrf.backend_cookie"
+    event_literals = ()
     title = "ProxyLogon SSRF (CVE-2021-26855) in a back-end cookie"
     severity = "critical"
     description = (
@@ -91,6 +93,7 @@ class SsrfBackendCookie(SqlCheck):
 
 class SsrfStaticResourcePost(SqlCheck):
     id = "proxylogon.ssrf.static_post"
+    event_literals = ()
     title = "POST to a static OWA/ECP resource (ProxyLogon SSRF, CVE-2021-26855)"
     severity = "high"
     description = (
@@ -116,6 +119,7 @@ class SsrfStaticResourcePost(SqlCheck):
 
 class EcpVirtualDirectoryScript(SqlCheck):
     id = "proxylogon.ecp.set_virtualdirectory_script"
+    event_literals = ()
     title = "Virtual directory URL set to a script (CVE-2021-27065)"
     severity = "critical"
     description = (
@@ -149,6 +153,7 @@ class EcpVirtualDirectoryScript(SqlCheck):
 
 class EcpResetVirtualDirectory(SqlCheck):
     id = "proxylogon.ecp.reset_virtualdirectory"
+    event_literals = ()
     title = "Reset*VirtualDirectory request to ECP (CVE-2021-27065 file write)"
     severity = "high"
     description = (
@@ -174,6 +179,7 @@ class EcpResetVirtualDirectory(SqlCheck):
 
 class OabGeneratorDownloadFailed(SqlCheck):
     id = "proxylogon.oabgenerator.file_write"
+    event_literals = ()
     title = "OABGenerator wrote a file outside the OAB folder (CVE-2021-26858)"
     severity = "critical"
     description = (

@@ -12,6 +12,7 @@ GTSC = "https://gteltsc.vn/blog/warning-new-attack-campaign-utilized-a-new-0day-
 
 class ProxyNotShellAutodiscover(SqlCheck):
     id = "proxynotshell.autodiscover_powershell"
+    event_literals = ()
     title = "ProxyNotShell autodiscover SSRF to remote PowerShell (CVE-2022-41040)"
     severity = "critical"
     description = (

@@ -48,6 +48,7 @@ def mentions(text: str) -> str:
 
 class ProxyShellAutodiscover(SqlCheck):
     id = "proxyshell.autodiscover_ssrf"
+    event_literals = ()
     title = "ProxyShell autodiscover path confusion (CVE-2021-34473)"
     severity = "critical"
     description = (
@@ -79,6 +80,7 @@ class ProxyShellAutodiscover(SqlCheck):
 
 class ProxyShellPowerShellSystem(SqlCheck):
     id = "proxyshell.powershell_system"
+    event_literals = ()
     title = "Remote PowerShell back-end session as SYSTEM (ProxyShell CVE-2021-34523)"
     severity = "high"
     description = (
@@ -103,6 +105,7 @@ class ProxyShellPowerShellSystem(SqlCheck):
 
 class MailboxExportToWebFolder(SqlCheck):
     id = "proxyshell.mailbox_export_webshell"
+    event_literals = ("New-MailboxExportRequest",)  # MSExchange Management events
     title = "Mailbox exported to a page or into a web folder (web-shell drop)"
     severity = "critical"
     description = (
@@ -144,6 +147,7 @@ class MailboxExportToWebFolder(SqlCheck):
 
 class MailboxImportExportRole(SqlCheck):
     id = "proxyshell.mailbox_import_export_role"
+    event_literals = ("New-ManagementRoleAssignment",)  # MSExchange Management events
     title = "Mailbox Import Export role assigned"
     severity = "high"
     description = (

@@ -19,6 +19,7 @@ WHERE = (f"source IN {WEB_SOURCES} AND regexp_matches(coalesce(uri_decoded, uri)
 
 class ProxyTokenInboxRule(SqlCheck):
     id = "proxytoken.inbox_rule"
+    event_literals = ()
     title = "ProxyToken: inbox rule created through ECP for another mailbox (CVE-2021-33766)"
     severity = "high"
     description = (

@@ -28,6 +28,7 @@ SHELL_REMEDIATION = (
 
 class WebShellByPlacement(SqlCheck):
     id = "webshell.placement"
+    event_literals = ()
     title = "Unknown page in an Exchange or IIS web folder"
     severity = "high"
     description = (
@@ -53,6 +54,7 @@ class WebShellByPlacement(SqlCheck):
 
 class OabExportWithScript(SqlCheck):
     id = "webshell.oab_export_script"
+    event_literals = ()
     title = "OAB virtual directory export with a script ExternalUrl (China Chopper drop)"
     severity = "critical"
     description = (
@@ -76,6 +78,7 @@ class OabExportWithScript(SqlCheck):
 
 class WebShellRequests(SqlCheck):
     id = "webshell.requests"
+    event_literals = ()
     title = "Requests to an unknown page in an Exchange web folder (web-shell use)"
     severity = "high"
     description = (
