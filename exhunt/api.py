@@ -11,14 +11,16 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
 from exhunt import __version__
-from exhunt.detections import builds
+from exhunt.artifacts.linefilter import TriagePlan
+from exhunt.detections import builds, prefilter
+from exhunt.detections.checks import CHECKS
 from exhunt.detections.filehunt import scan_rules
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
@@ -65,6 +67,7 @@ class ScanOptions:
     resume: bool = False  # keep the parts of files unchanged since the last scan into this --out
     worker_hook: str | None = None  # ``module:function`` run in every worker at start (plugins, tests)
     scheduler: str | None = None  # Dask scheduler address: run the file work on that cluster
+    index: str = "triage"  # text logs: "triage" parses only prefiltered lines, "full" every line
 
 
 @dataclass
@@ -156,8 +159,15 @@ def batches(tasks: list[tuple[EvidenceFile, str]], jobs: int,
         yield batch, host or ""
 
 
+def triage_plan(options: ScanOptions) -> tuple[TriagePlan | None, dict]:
+    """The prefilter of this scan (None with ``--index full``) and its report for the document."""
+    if options.index not in prefilter.INDEX_MODES:
+        raise UsageError(f"--index must be one of {', '.join(prefilter.INDEX_MODES)}, not {options.index!r}")
+    return prefilter.build(options.index, CHECKS, options.sigma, options.iocs)
+
+
 def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
-              skip: frozenset[tuple[str, str]] = frozenset()) -> list[FileResult]:
+              skip: frozenset[tuple[str, str]] = frozenset(), plan: TriagePlan | None = None) -> list[FileResult]:
     """Every file (minus ``skip``: (host, path) unchanged since a resumed scan) through the pool."""
     tasks = [(f, hw.host) for hw in work for f in hw.files if (hw.host, f.rel) not in skip]
     jobs = _jobs(options.jobs)
@@ -168,7 +178,7 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
     scanner_args = (rules.blob, min(options.yara_max_size, budget.yara_max), scan_logs)
     pool_options = PoolOptions(jobs=budget.jobs, split_size=options.split_size,
                                chunk=budget.chunk, file_timeout=options.file_timeout,
-                               settings=(budget.chunk, budget.duckdb), hook=options.worker_hook,
+                               settings=(budget.chunk, budget.duckdb, plan), hook=options.worker_hook,
                                scheduler=options.scheduler, roots=tuple(hw.evidence for hw in work))
     with Progress(enabled=options.progress and not options.quiet) as progress:
         bar = progress.task("parsing evidence", total=sum(f.size for f, _ in tasks))
@@ -193,16 +203,18 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             (case / "findings.json").unlink(missing_ok=True)
             work = plan(evidence, options.host, store)
             custody.record_inputs(case, store, work, _jobs(options.jobs), __version__)
-            current, key = resume.fingerprints(case, work), _resume_key(options)
+            triage, triage_report = triage_plan(options)
+            current, key = resume.fingerprints(case, work), _resume_key(options, triage)
             skip = resume.unchanged(current, before, key, key_before)
             if options.resume:
                 resume.keep_only(store, skip, {(hw.host, f.rel): hw.evidence for hw in work for f in hw.files})
                 # until this run ends, the state vouches only for what is still in the store: an
                 # interrupted run must not leave the old state claiming rows it just deleted
                 resume.save(store, {k: fp for k, fp in current.items() if k in skip}, key)
-            results = parse_all(work, store, options, skip)
+            results = parse_all(work, store, options, skip, triage)
             resume.save(store, current, key)
             document = assess(store, work, options)
+            document = replace(document, rules={**document.rules, "triage": triage_report})
             save_document(case, document)
             if options.out and options.html_report:
                 save_html_report(case, document)
@@ -215,13 +227,17 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
 STORE_FORMAT = 2
 
 
-def _resume_key(options: ScanOptions) -> str:
+def _resume_key(options: ScanOptions, triage: TriagePlan | None = None) -> str:
     """What else must match for a resumed scan to keep old parts: the tool version, the content of
     the YARA and IOC files (an edited rule file must run again), the YARA size limit in force
-    (which --memory-limit and --jobs can lower) and whether logs are content-scanned."""
+    (which --memory-limit and --jobs can lower), whether logs are content-scanned and the triage
+    prefilter (another prefilter selects other lines)."""
     rules = [_content_digest(p) for p in (*options.yara, *options.iocs)]
     yara_max = min(options.yara_max_size, limits.budget(options.memory_limit, _jobs(options.jobs)).yara_max)
-    return orjson.dumps([__version__, STORE_FORMAT, rules, yara_max, options.yara_logs]).decode()
+    prefilter_digest = hashlib.sha256(triage.blob).hexdigest() if triage is not None and triage.blob else None
+    full = sorted(triage.full_sources) if triage is not None else None
+    return orjson.dumps([__version__, STORE_FORMAT, rules, yara_max, options.yara_logs, prefilter_digest,
+                         full]).decode()
 
 
 def _content_digest(path: Path) -> str:

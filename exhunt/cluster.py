@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from exhunt import __version__, worker
+from exhunt.artifacts.w3c_fast import WorkerSettings
 from exhunt.errors import MissingExtraError, UsageError
 from exhunt.worker import ScannerArgs
 
@@ -48,7 +49,7 @@ class RulesPayload:
     blob: bytes | None
     max_size: int
     scan_logs: bool = False
-    settings: tuple[int, str | None] | None = None  # (engine chunk, DuckDB memory limit), as pool workers get
+    settings: WorkerSettings | None = None  # (engine chunk, DuckDB memory limit, triage plan), as pool workers get
 
 
 _LOCK = threading.Lock()
@@ -66,7 +67,7 @@ def run_task(rules: RulesPayload, fn: Callable[..., Any], *args: Any) -> Any:
         if rules.settings is not None:  # the same chunking as the local pool: the same rows and warnings
             from exhunt.artifacts import w3c_fast
 
-            w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY = rules.settings
+            w3c_fast.apply_settings(rules.settings)
         try:
             return fn(*args)
         finally:
@@ -91,7 +92,7 @@ class DaskExecutor(Executor):
     """The ``concurrent.futures`` face of a Dask cluster, as ``api.parse_all`` expects of its pool."""
 
     def __init__(self, address: str, scanner_args: ScannerArgs, store: Path,
-                 roots: Sequence[str], settings: tuple[int, str | None] | None = None) -> None:
+                 roots: Sequence[str], settings: WorkerSettings | None = None) -> None:
         relative = [str(p) for p in (str(store), *roots) if not Path(p).is_absolute()]
         if relative:  # workers run in other folders, on other machines
             raise UsageError(f"with a Dask scheduler give absolute paths, not {relative[0]}")

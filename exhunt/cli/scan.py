@@ -56,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the file work on a Dask cluster (tcp://HOST:8786; needs exhunt[cluster]); "
                         "evidence and --out must be on storage all workers mount at the same path")
+    p.add_argument("--index", choices=("triage", "full"), default="triage",
+                   help="triage (default): text logs are prefiltered and only the lines a detection, rule, "
+                        "IOC or attacker pivot can use are parsed and stored; full: every line is stored")
     p.set_defaults(func=run, parser=p)
 
 
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                           yara_logs=args.yara_logs,
                           sigma=list(args.sigma), split_size=args.split_size, memory_limit=args.memory_limit,
                           file_timeout=args.file_timeout, resume=args.resume,
-                          scheduler=args.scheduler,
+                          scheduler=args.scheduler, index=args.index,
                           out=args.out.resolve() if args.scheduler and args.out else args.out)
     if not args.evidence and args.fleet is None:
         args.parser.error("give at least one evidence folder or file, or --fleet DIR")

@@ -22,7 +22,7 @@ from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE, ParseContext
 from exhunt.artifacts.exchange_logs import ExchangeDialect, ExchangeLog
 from exhunt.artifacts.iis import IisDialect, IisLog
 from exhunt.artifacts.w3c import Block
-from exhunt.artifacts.w3c_fast import W3cEngine
+from exhunt.artifacts.w3c_fast import W3cEngine, WorkerSettings
 from exhunt.events.schema import TABLES
 from exhunt.events.store import StoreWriter, _safe
 from exhunt.evidence.base import EvidenceFile
@@ -138,16 +138,16 @@ _REPORT: Any = None  # a multiprocessing queue: (pid, part, rel, start time) whe
 
 
 def init_worker(scanner_args: ScannerArgs, report: Any = None,
-                settings: tuple[int, str | None] | None = None, hook: str | None = None) -> None:
+                settings: WorkerSettings | None = None, hook: str | None = None) -> None:
     """Pool initializer: content scanner, progress reports for the hung-file watchdog, memory
-    settings (engine chunk, DuckDB memory limit) and an optional ``module:function`` hook."""
+    settings (engine chunk, DuckDB memory limit, triage plan) and an optional ``module:function`` hook."""
     global _REPORT
     from exhunt.artifacts import w3c_fast
 
     worker.init_scanner(*scanner_args)
     _REPORT = report
     if settings is not None:
-        w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY = settings
+        w3c_fast.apply_settings(settings)
     if hook:
         import importlib
 
