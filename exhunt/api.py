@@ -8,26 +8,24 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-
 from exhunt import __version__
 from exhunt.artifacts.linefilter import TriagePlan
+from exhunt.casefolder import case_directory, refuse_overlap
 from exhunt.detections import builds, prefilter
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.filehunt import scan_rules
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
-from exhunt.errors import EvidenceError, UsageError
+from exhunt.errors import UsageError
 from exhunt.events.store import StoreWriter, connect, write_table
 from exhunt.evidence import custody, open_evidence
 from exhunt.evidence.base import EvidenceFile
+from exhunt.findings.document import save_document
 from exhunt.findings.model import (
     DOCUMENT_SCHEMA_VERSION,
     AssessmentDocument,
@@ -97,40 +95,6 @@ def plan(evidence: Sequence[Path], host: str | None, store: Path) -> list[HostWo
             files = tuple(source.files(warn))
         work.append(HostWork(name, str(path), files))
     return work
-
-
-CASE_NAMES = ("store", "findings.json", "manifest.json", "report.html")  # what a scan writes in --out
-
-
-def refuse_overlap(out: Path | None, evidence: Sequence[Path]) -> None:
-    """The case is never written into the evidence, and never over it: ``--out`` inside (or equal
-    to) an evidence root would be read back as evidence and overwrite its files; evidence inside
-    the case's own store or files would be deleted by the next scan."""
-    if out is None:
-        return
-    case = out.resolve()
-    for path in evidence:
-        root = path.resolve()
-        if case == root or root in case.parents:
-            raise UsageError(f"--out {out} is inside the evidence {path}: write the case somewhere else")
-        if case in root.parents and root.relative_to(case).parts[0] in CASE_NAMES:
-            raise UsageError(f"the evidence {path} lies in the case's own {root.relative_to(case).parts[0]}: "
-                             f"a scan into --out {out} would replace it")
-
-
-@contextmanager
-def case_directory(out: Path | None) -> Iterator[Path]:
-    if out is None:
-        tmp = Path(tempfile.mkdtemp(prefix="exhunt-case-"))
-        try:
-            yield tmp
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    yield out
 
 
 def _jobs(requested: int) -> int:
@@ -204,7 +168,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             work = plan(evidence, options.host, store)
             custody.record_inputs(case, store, work, _jobs(options.jobs), __version__)
             triage, triage_report = triage_plan(options)
-            current, key = resume.fingerprints(case, work), _resume_key(options, triage)
+            current, key = resume.fingerprints(case, work), resume_key(options, triage)
             skip = resume.unchanged(current, before, key, key_before)
             if options.resume:
                 resume.keep_only(store, skip, {(hw.host, f.rel): hw.evidence for hw in work for f in hw.files})
@@ -221,37 +185,16 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
         return ScanResult(document, case if options.out else Path(), results)
 
 
-# Raised whenever parsing writes other rows or columns for the same input (a new column, a mapping
-# change), so --resume re-parses a case written before instead of keeping rows without them.
-# 2: backend_cookie column, Level in event fields, '' and '-' kept in the Windows event columns.
-STORE_FORMAT = 2
-
-
-def _resume_key(options: ScanOptions, triage: TriagePlan | None = None) -> str:
-    """What else must match for a resumed scan to keep old parts: the tool version, the content of
-    the YARA and IOC files (an edited rule file must run again), the YARA size limit in force
-    (which --memory-limit and --jobs can lower), whether logs are content-scanned and the triage
-    prefilter (another prefilter selects other lines)."""
-    rules = [_content_digest(p) for p in (*options.yara, *options.iocs)]
+def resume_key(options: ScanOptions, triage: TriagePlan | None = None) -> str:
+    """What else must match for a resumed scan to keep old parts (see ``resume.key``); the YARA size
+    limit is the one in force, which --memory-limit and --jobs can lower; and the triage prefilter
+    (another prefilter selects other lines)."""
     yara_max = min(options.yara_max_size, limits.budget(options.memory_limit, _jobs(options.jobs)).yara_max)
-    prefilter_digest = hashlib.sha256(triage.blob).hexdigest() if triage is not None and triage.blob else None
-    full = sorted(triage.full_sources) if triage is not None else None
-    return orjson.dumps([__version__, STORE_FORMAT, rules, yara_max, options.yara_logs, prefilter_digest,
-                         full]).decode()
-
-
-def _content_digest(path: Path) -> str:
-    """SHA-256 over a rule file, or over every file of a rule folder (names and bytes, sorted)."""
-    digest = hashlib.sha256()
-    base = path if path.is_dir() else path.parent
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(file.relative_to(base).as_posix().encode("utf-8", "surrogateescape"))
-        try:
-            digest.update(file.read_bytes())
-        except OSError as exc:  # unreadable: the scan itself reports it; the key just differs
-            digest.update(str(exc).encode())
-    return digest.hexdigest()
+    key = resume.key(__version__, [*options.yara, *options.iocs], yara_max, options.yara_logs)
+    if triage is None:
+        return key
+    digest = hashlib.sha256(triage.blob).hexdigest() if triage.blob else "all"
+    return f"{key}|triage:{digest}:{','.join(sorted(triage.full_sources))}"
 
 
 def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None) -> AssessmentDocument:
@@ -335,18 +278,6 @@ def host_coverage(con, host: str) -> Coverage:  # type: ignore[no-untyped-def]
     )
 
 
-def document_bytes(document: AssessmentDocument) -> bytes:
-    return orjson.dumps(document.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-
-
-def save_document(case: Path, document: AssessmentDocument) -> Path:
-    path = case / "findings.json"
-    tmp = case / "findings.json.tmp"
-    tmp.write_bytes(document_bytes(document))
-    os.replace(tmp, path)  # atomic: a case never holds half a document
-    return path
-
-
 def save_html_report(case: Path, document: AssessmentDocument) -> Path:
     from exhunt.reports.case import Case
     from exhunt.reports.html import render
@@ -355,15 +286,3 @@ def save_html_report(case: Path, document: AssessmentDocument) -> Path:
     with path.open("wb") as out:
         render(Case(document, case / "store"), out)
     return path
-
-
-def load_document(case: Path) -> AssessmentDocument:
-    from exhunt.findings.model import document_from_dict
-
-    path = case / "findings.json" if case.is_dir() else case
-    try:
-        return document_from_dict(orjson.loads(path.read_bytes()))
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise EvidenceError(f"cannot read case document {path}: {exc}") from exc
-    except (TypeError, KeyError, ValueError, AttributeError) as exc:  # JSON, but not a findings document
-        raise EvidenceError(f"{path} is not an exhunt findings document ({type(exc).__name__}: {exc})") from exc

@@ -19,7 +19,8 @@ import orjson
 from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.timeparse import parse_ts
 from exhunt.artifacts.w3c import Block, header_value
-from exhunt.artifacts.w3c_fast import W3cEngine, ident, sql_str
+from exhunt.artifacts.w3c_fast import W3cEngine
+from exhunt.sqltext import identifier, literal
 
 # Normalized column <- candidate source field names (first non-empty wins).
 FIELD_MAP: dict[str, tuple[str, ...]] = {
@@ -139,7 +140,7 @@ class ExchangeDialect:
         present = set(block.fields)
 
         def pick(column: str) -> str:
-            names = [ident(n) for n in FIELD_MAP[column] if n in present]
+            names = [identifier(n) for n in FIELD_MAP[column] if n in present]
             if not names:
                 return "NULL::VARCHAR"
             return "coalesce(" + ", ".join(f"nullif({n}, '')" for n in names) + ")"
@@ -152,8 +153,8 @@ class ExchangeDialect:
                                               '+', ' '))) AS _decoded
                 FROM seg
             )
-            SELECT {sql_str(ctx.host)} AS host, 'httpproxy' AS source,
-                   {sql_str(block.directives.get('log-type'))} AS log_type, {sql_str(ctx.file.rel)} AS path,
+            SELECT {literal(ctx.host)} AS host, 'httpproxy' AS source,
+                   {literal(block.directives.get('log-type'))} AS log_type, {literal(ctx.file.rel)} AS path,
                    __line AS line, try_cast(_rawts AS TIMESTAMPTZ) AS ts, 'http' AS kind,
                    {pick('client_ip')} AS client_ip, {pick('server_ip')} AS server_ip, {pick('user')} AS "user",
                    {pick('method')} AS method, _uri AS uri, _query AS uri_query, _decoded AS uri_decoded,
@@ -170,7 +171,7 @@ class ExchangeDialect:
     def fast_facts(self, ctx: ParseContext, con: duckdb.DuckDBPyConnection, block: Block) -> None:
         if not set(VERSION_COLUMNS) <= set(block.fields):
             return
-        cols = [ident(c) for c in VERSION_COLUMNS]
+        cols = [identifier(c) for c in VERSION_COLUMNS]
         digits = " AND ".join(f"regexp_full_match({c}, '[0-9]+')" for c in cols)
         rows = con.execute(
             f"SELECT concat_ws('.', {', '.join(cols)}) AS v, min(__line) FROM seg "

@@ -17,7 +17,8 @@ import orjson
 from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.timeparse import parse_ts
 from exhunt.artifacts.w3c import Block, header_value
-from exhunt.artifacts.w3c_fast import W3cEngine, ident, sql_str
+from exhunt.artifacts.w3c_fast import W3cEngine
+from exhunt.sqltext import identifier, literal
 
 OWA_BUILD_PATTERN = r"^/(?:owa|ecp)/(?:auth/)?(15\.\d{1,2}\.\d{1,4}(?:\.\d{1,3})?)/"
 OWA_BUILD_RE = re.compile(OWA_BUILD_PATTERN, re.I | re.A)
@@ -95,7 +96,7 @@ class IisDialect:
         present = set(block.fields)
 
         def col(name: str) -> str:
-            return ident(name) if name in present else "NULL::VARCHAR"
+            return identifier(name) if name in present else "NULL::VARCHAR"
 
         def dash(name: str) -> str:
             return f"CASE WHEN {col(name)} IN ('', '-') THEN NULL ELSE {col(name)} END"
@@ -112,9 +113,9 @@ class IisDialect:
                        try(url_decode(replace({query}, '+', ' '))) AS _dquery
                 FROM seg
             )
-            SELECT {sql_str(ctx.host)} AS host, 'iis' AS source,
-                   {sql_str(block.directives.get('software'))} AS log_type,
-                   {sql_str(ctx.file.rel)} AS path, __line AS line, _ts AS ts, 'http' AS kind,
+            SELECT {literal(ctx.host)} AS host, 'iis' AS source,
+                   {literal(block.directives.get('software'))} AS log_type,
+                   {literal(ctx.file.rel)} AS path, __line AS line, _ts AS ts, 'http' AS kind,
                    {dash('c-ip')} AS client_ip, {dash('s-ip')} AS server_ip, {dash('cs-username')} AS "user",
                    {dash('cs-method')} AS method, _stem AS uri, _query AS uri_query,
                    nullif(_dstem || CASE WHEN _query IS NOT NULL THEN '?' || _dquery ELSE '' END, '') AS uri_decoded,
@@ -129,10 +130,10 @@ class IisDialect:
     def fast_facts(self, ctx: ParseContext, con: duckdb.DuckDBPyConnection, block: Block) -> None:
         if "cs-uri-stem" not in block.fields:
             return
-        status = ident("sc-status") if "sc-status" in block.fields else "NULL"
+        status = identifier("sc-status") if "sc-status" in block.fields else "NULL"
         rows = con.execute(
             f"""SELECT b, min(__line) FROM (
-                    SELECT regexp_extract({ident('cs-uri-stem')}, ?, 1, 'i') AS b, __line FROM seg
+                    SELECT regexp_extract({identifier('cs-uri-stem')}, ?, 1, 'i') AS b, __line FROM seg
                     WHERE coalesce(CASE WHEN regexp_full_match({status}, '[0-9]{{1,9}}')
                                    THEN CAST({status} AS INTEGER) END, 0) < 400)
                 WHERE b <> '' GROUP BY b ORDER BY 2""",

@@ -23,6 +23,7 @@ from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.linefilter import LineSelector, TriagePlan
 from exhunt.artifacts.lines import MAX_LINE
 from exhunt.artifacts.w3c import Block, apply_header, iter_records
+from exhunt.sqltext import identifier, literal
 
 CHUNK = 16 << 20  # read size; workers may lower it under --memory-limit (exhunt.parallel.limits)
 DUCKDB_MEMORY: str | None = None  # per-worker DuckDB memory_limit, set by the worker initializer
@@ -60,14 +61,6 @@ class Dialect(Protocol):
     def fast_facts(self, ctx: ParseContext, con: duckdb.DuckDBPyConnection, block: Block) -> None: ...
 
     def source(self, ctx: ParseContext, block: Block) -> str: ...
-
-
-def sql_str(value: str | None) -> str:
-    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 _CON: duckdb.DuckDBPyConnection | None = None
@@ -366,7 +359,7 @@ def fields_json(raw: pa.Table, fields: list[str], data: bytes, con: duckdb.DuckD
     if data.translate(None, _NOT_CONTROL):  # deletes all but control bytes: ~3 ms per 10 MB
         con.register("raw_seg", raw)
         try:
-            pairs = ", ".join(f"{sql_str(f)}, {ident(f)}" for f in fields)
+            pairs = ", ".join(f"{literal(f)}, {identifier(f)}" for f in fields)
             return con.sql(f"SELECT json_object({pairs})::VARCHAR FROM raw_seg").to_arrow_table().column(0)
         finally:
             con.unregister("raw_seg")

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     with Live(len(targets), enabled=not args.quiet, color=not args.no_color) as live:
         result = sweep(targets, options, jsonl=jsonl, resume=args.resume, on_result=live.add)
     if args.out is not None or args.json:
-        from exhunt.api import document_bytes, save_document  # the scan stack: only when writing a document
+        from exhunt.findings.document import document_bytes, save_document
 
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from exhunt.api import load_document
+    from exhunt.findings.document import load_document
     from exhunt.reports.query import open_case, run_query, write_csv, write_json
 
     doc = load_document(args.case) if (args.case / "findings.json").exists() else None

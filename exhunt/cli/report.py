@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from exhunt.api import load_document
     from exhunt.errors import CaseError, UsageError
+    from exhunt.findings.document import load_document
     from exhunt.reports.case import Case
     from exhunt.reports.formats import get
 

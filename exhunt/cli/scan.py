@@ -63,7 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from exhunt.api import ScanOptions, document_bytes, scan
+    from exhunt.api import ScanOptions, scan
+    from exhunt.findings.document import document_bytes
     from exhunt.parallel.fleet import fleet_roots
     from exhunt.reports.terminal import print_summary
 
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fleet is not None and args.host:
         raise UsageError("--fleet names each host after its folder or archive: drop --host")
     if args.fleet is not None:  # before listing it: a case inside the fleet folder would become a "host"
-        from exhunt.api import refuse_overlap
+        from exhunt.casefolder import refuse_overlap
 
         refuse_overlap(args.out, [args.fleet])
     evidence = list(args.evidence) + (fleet_roots(args.fleet) if args.fleet is not None else [])

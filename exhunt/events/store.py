@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from exhunt.errors import CaseError
 from exhunt.events.schema import TABLES
+from exhunt.sqltext import literal
 
 BATCH_ROWS = 20_000
 
@@ -39,11 +40,19 @@ def _text(value: str) -> str:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def unknown_columns(table: str, names: Iterable[str], known: frozenset[str]) -> None:
+    """Arrow's ``from_pylist`` silently drops a key the schema lacks: a misspelt column would lose its
+    values without a word. A row that names a column the table does not have is a bug: fail loudly."""
+    raise ValueError(f"store table {table!r} has no column(s) {sorted(set(names) - known)}")
+
+
 class TableWriter:
     """Buffers rows of one table and writes them as row groups of one Parquet part."""
 
     def __init__(self, store: Path, table: str, host: str, part: str) -> None:
         self.schema = TABLES[table]
+        self.table = table
+        self._known = frozenset(self.schema.names)
         self.path = store / table / f"host={_safe(host)}" / f"{part}.parquet"
         self._rows: list[Row] = []
         self._pending: list[pa.Table] = []  # Arrow rows not yet written (kept in arrival order)
@@ -54,6 +63,8 @@ class TableWriter:
         self.count = 0
 
     def add(self, row: Row) -> None:
+        if not self._known.issuperset(row):
+            unknown_columns(self.table, row, self._known)
         if self._values:
             self._pend(self._values_table())
         self._rows.append(row)
@@ -65,8 +76,11 @@ class TableWriter:
         paths' way to skip a dict per row; buffered rows become Arrow columns once per batch."""
         if self._rows:
             self._pend(self._rows_table())
-        if names is not self._names and self._values:
-            self._pend(self._values_table())
+        if names is not self._names:
+            if not self._known.issuperset(names):
+                unknown_columns(self.table, names, self._known)
+            if self._values:
+                self._pend(self._values_table())
         self._names = names
         self._values.append(values)
         if len(self._values) >= BATCH_ROWS:
@@ -77,6 +91,8 @@ class TableWriter:
         written together, so a part holds row groups of ``BATCH_ROWS``, not one per file."""
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         present = set(table.column_names)
+        if not self._known.issuperset(present):
+            unknown_columns(self.table, present, self._known)
         columns = [
             table.column(f.name).cast(f.type) if f.name in present else pa.nulls(table.num_rows, f.type)
             for f in self.schema
@@ -190,6 +206,11 @@ def write_table(store: Path, table: str, rows: Sequence[Row], part: str = "all")
             old.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     schema = TABLES.get(table)
+    if schema is not None:
+        known = frozenset(schema.names)
+        for row in rows:
+            if not known.issuperset(row):
+                unknown_columns(table, row, known)
     arrow = pa.Table.from_pylist(list(rows), schema=schema) if schema else pa.Table.from_pylist(list(rows))
     if arrow.num_columns:
         pq.write_table(arrow, folder / f"{part}.parquet", compression="zstd")
@@ -222,7 +243,7 @@ def connect(store: Path, extra_tables: Iterable[str] = (), threads: int = 0,
     for name in names:
         parts = sorted((store / name).rglob("*.parquet")) if (store / name).exists() else []
         if parts:
-            files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+            files = ", ".join(literal(str(p)) for p in parts)
             # values come from the files, never from folder names: host folders are sanitized
             # (host=EXCH01_triage for "EXCH01 triage") and a case may lie under any "x=y" folder
             view = (f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}], union_by_name=true, "

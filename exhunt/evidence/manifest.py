@@ -29,6 +29,7 @@ from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.directory import MAX_DEPTH
 from exhunt.evidence.names import printable
 from exhunt.evidence.readonly import open_readonly
+from exhunt.utctime import iso_from_epoch, iso_utc
 
 MANIFEST_VERSION = 1
 CHUNK = 1 << 20
@@ -56,18 +57,13 @@ def _named(rid: str, kind: str, host: str, evidence: str, path: Path, rel: str, 
            st: os.stat_result | None) -> InputRecord:
     shown_path, escaped = printable(str(path))
     fs_hex = os.fsencode(str(path)).hex() if escaped else None
-    times = (_iso(st.st_mtime), _iso(st.st_ctime), _iso(st.st_atime)) if st else (None, None, None)
-    return InputRecord(rid, kind, host, evidence, shown_path, printable(rel)[0], size, sha, *times, fs_hex)
+    stamps = (st.st_mtime, st.st_ctime, st.st_atime) if st else (None, None, None)
+    mtime, ctime, atime = (iso_from_epoch(t) for t in stamps)
+    return InputRecord(rid, kind, host, evidence, shown_path, printable(rel)[0], size, sha, mtime, ctime, atime, fs_hex)
 
 
 def real_path(record: InputRecord) -> Path:
     return Path(os.fsdecode(bytes.fromhex(record.fs_hex))) if record.fs_hex else Path(record.path)
-
-
-def _iso(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
@@ -150,7 +146,7 @@ def write(case: Path, store: Path, records: list[InputRecord], refs: list[dict[s
           tool_version: str) -> Path:
     """manifest.json (written atomically) plus the ``manifest`` and ``inputs`` store tables."""
     doc = {"manifest_version": MANIFEST_VERSION, "tool_version": tool_version,
-           "recorded_at": _iso(datetime.now(UTC).timestamp()), "inputs": [asdict(r) for r in records]}
+           "recorded_at": iso_utc(datetime.now(UTC)), "inputs": [asdict(r) for r in records]}
     path = case / "manifest.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")

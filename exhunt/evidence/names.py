@@ -32,6 +32,8 @@ def _unsafe_char(ch: str) -> bool:
 
 def printable(name: str) -> tuple[str, bool]:
     """Escape control, format (bidi overrides) and surrogate characters as ``\\xNN``/``\\uNNNN``."""
+    if name.isascii() and name.isprintable():  # nearly every name: one C call, no loop per character
+        return name, False
     if all(not _unsafe_char(ch) for ch in name):
         return name, False
     return "".join(_escape_char(ch) if _unsafe_char(ch) else ch for ch in name), True

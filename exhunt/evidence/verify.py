@@ -8,8 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from exhunt.evidence.manifest import InputRecord, _iso, load, real_path, regular_files, sha256_file
+from exhunt.evidence.manifest import InputRecord, load, real_path, regular_files, sha256_file
 from exhunt.evidence.names import printable
+from exhunt.utctime import iso_from_epoch
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def _check_file(record: InputRecord) -> list[Change]:
         return []
     try:
         sha, size = sha256_file(path)
-        mtime = _iso(path.stat().st_mtime)
+        mtime = iso_from_epoch(path.stat().st_mtime)
     except OSError as exc:
         return [Change(record.id, record.path, "unreadable", exc.strerror or str(exc))]
     if sha != record.sha256 or size != record.size:

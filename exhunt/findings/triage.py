@@ -9,14 +9,11 @@ from datetime import datetime
 
 from exhunt.detections.base import Check, Hit
 from exhunt.findings.model import EvidenceRef, Finding, Severity, Verdict
+from exhunt.utctime import iso_utc as iso  # the name every caller of findings uses
 
 MAX_EVIDENCE = 25
 MAX_INDICATOR_VALUES = 50
 CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
-
-
-def iso(ts: datetime | None) -> str | None:
-    return ts.isoformat().replace("+00:00", "Z") if ts else None
 
 
 def finding_id(check: str, host: str, key: str, confidence: str) -> str:

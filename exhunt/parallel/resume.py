@@ -13,10 +13,12 @@ a file's parse writes carries its path, or ``path!member`` for archive members s
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -26,6 +28,32 @@ from exhunt.evidence import manifest
 from exhunt.evidence.names import printable
 
 STATE = "state"
+# Raised whenever parsing writes other rows or columns for the same input (a new column, a mapping
+# change), so --resume re-parses a case written before instead of keeping rows without them.
+# 2: backend_cookie column, Level in event fields, '' and '-' kept in the Windows event columns.
+STORE_FORMAT = 2
+
+
+def key(version: str, rule_files: Iterable[Path], yara_max: int, yara_logs: bool | None) -> str:
+    """What else must match for a resumed scan to keep old parts: the tool version, the store
+    format, the content of the YARA and IOC files (an edited rule file must run again), the YARA
+    size limit in force and whether logs are content-scanned."""
+    rules = [content_digest(p) for p in rule_files]
+    return orjson.dumps([version, STORE_FORMAT, rules, yara_max, yara_logs]).decode()
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 over a rule file, or over every file of a rule folder (names and bytes, sorted)."""
+    digest = hashlib.sha256()
+    base = path if path.is_dir() else path.parent
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(file.relative_to(base).as_posix().encode("utf-8", "surrogateescape"))
+        try:
+            digest.update(file.read_bytes())
+        except OSError as exc:  # unreadable: the scan itself reports it; the key just differs
+            digest.update(str(exc).encode())
+    return digest.hexdigest()
 
 
 def drop_listing_parts(store: Path) -> None:

@@ -24,7 +24,7 @@ from exhunt.artifacts.iis import IisDialect, IisLog
 from exhunt.artifacts.w3c import Block
 from exhunt.artifacts.w3c_fast import W3cEngine, WorkerSettings
 from exhunt.events.schema import TABLES
-from exhunt.events.store import StoreWriter, _safe
+from exhunt.events.store import StoreWriter
 from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.readonly import open_readonly
 from exhunt.worker import ScannerArgs
@@ -244,6 +244,3 @@ def _run_range(unit: RangeUnit, store: Path) -> UnitResult:
 def _real_path(file: EvidenceFile) -> Path:
     return Path(file.root) / (file.locator[0] if file.locator else file.rel)
 
-
-def host_folder(host: str) -> str:
-    return f"host={_safe(host)}"

@@ -32,6 +32,7 @@ from exhunt.findings.model import (
 from exhunt.findings.triage import finding_id, sort_findings
 from exhunt.probe.checks import CHECKS
 from exhunt.probe.wire import VULNERABLE
+from exhunt.utctime import iso_utc
 
 BUILD_CHECK = "probe.build_exposure"
 REPORT_CVE_LIMIT = 40
@@ -135,7 +136,7 @@ def document(results: Iterable[dict[str, Any]], generated_at: str | None = None)
     }
     return AssessmentDocument(
         schema_version=DOCUMENT_SCHEMA_VERSION, tool_version=__version__,
-        generated_at=generated_at or datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        generated_at=generated_at or iso_utc(datetime.now(UTC)),
         hosts=tuple(hosts), findings=tuple(sort_findings(findings)), rules={"probe": probe_summary},
     )
 

@@ -59,6 +59,7 @@ from exhunt.probe.wire import (
     Reply,
     RequestSpec,
 )
+from exhunt.utctime import iso_utc
 
 USER_AGENT = f"exhunt-probe/{__version__} (non-intrusive Exchange exposure check)"
 READ_CHUNK = 16 * 1024
@@ -282,7 +283,7 @@ class Prober:
         except TimeoutError:
             result = _unreachable(target, self.options.checks, f"{TIMEOUT}: host guard of "
                                   f"{self.options.timeout + GUARD_SECONDS:g}s fired", ())
-        result["started"] = started.isoformat().replace("+00:00", "Z")
+        result["started"] = iso_utc(started)
         result["elapsed"] = round(time.monotonic() - t0, 4)
         return result
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from exhunt import utctime
 from exhunt.events.store import connect
 from exhunt.findings.model import AssessmentDocument, Finding, Severity
 
@@ -74,11 +75,7 @@ def parse_iso(text: str | None) -> datetime | None:
 
 def iso_utc(ts: datetime | None) -> str:
     """ISO 8601 in UTC with a ``Z``; empty when unknown."""
-    if ts is None:
-        return ""
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return utctime.iso_utc(ts) or ""
 
 
 HITS_SQL = """

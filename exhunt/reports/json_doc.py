@@ -10,20 +10,14 @@ import json
 from importlib import resources
 from typing import Any, BinaryIO
 
-import orjson
-
-from exhunt.findings.model import AssessmentDocument
+from exhunt.findings.document import document_bytes
 from exhunt.reports.case import Case
 
 SCHEMA_FILE = ("data", "schema", "findings.schema.json")
 
 
-def document_json(doc: AssessmentDocument) -> bytes:
-    return orjson.dumps(doc.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-
-
 def render(case: Case, out: BinaryIO) -> None:
-    out.write(document_json(case.document))
+    out.write(document_bytes(case.document))
 
 
 def schema() -> dict[str, Any]:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from exhunt.events.schema import EVENTS
-from exhunt.events.store import BATCH_ROWS, StoreWriter, connect
+from exhunt.events.store import BATCH_ROWS, StoreWriter, connect, write_table
 
 NAMES = ("host", "path", "event_id", "message")
 
@@ -48,3 +49,17 @@ def test_many_small_batches_share_row_groups(tmp_path: Path) -> None:
     assert meta.num_rows == 2100
     assert meta.num_row_groups == 1 <= -(-2100 // BATCH_ROWS)
     assert pq.read_schema(tmp_path / "events" / "host=h" / "p.parquet").equals(EVENTS)
+
+
+def test_a_row_naming_a_column_the_table_lacks_fails_loudly(tmp_path: Path) -> None:
+    """Arrow's from_pylist would drop the misspelt key and its value without a word."""
+    with StoreWriter(tmp_path, "h") as writer:
+        with pytest.raises(ValueError, match="client_addr"):
+            writer.add("events", {"host": "h", "client_addr": "203.0.113.9"})
+        with pytest.raises(ValueError, match="client_addr"):
+            writer.table("events").add_values(("host", "client_addr"), ("h", "203.0.113.9"))
+        with pytest.raises(ValueError, match="client_addr"):
+            writer.table("events").add_batch(pa.table({"host": ["h"], "client_addr": ["203.0.113.9"]}))
+        writer.add("events", {"host": "h", "client_ip": "203.0.113.9"})  # known columns still fine
+    with pytest.raises(ValueError, match="mesage"):
+        write_table(tmp_path, "warnings", [{"host": "h", "mesage": "typo"}])

@@ -108,8 +108,8 @@ def test_resume_runs_an_edited_yara_file_again(tmp_path: Path) -> None:
 
 def test_resume_key_follows_the_yara_size_limit_in_force() -> None:
     base = ScanOptions(jobs=2)
-    assert api._resume_key(base) == api._resume_key(ScanOptions(jobs=2))
-    assert api._resume_key(base) != api._resume_key(ScanOptions(jobs=2, memory_limit=300 << 20))
+    assert api.resume_key(base) == api.resume_key(ScanOptions(jobs=2))
+    assert api.resume_key(base) != api.resume_key(ScanOptions(jobs=2, memory_limit=300 << 20))
 
 
 def test_in_process_parse_gets_the_memory_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from exhunt.api import load_document, save_document
+from exhunt.findings.document import load_document, save_document
 from exhunt.probe import output
 from exhunt.probe.fingerprint import Fingerprint, host_build
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from exhunt.api import ScanResult, load_document
+from exhunt.api import ScanResult
+from exhunt.findings.document import load_document
 from exhunt.reports.case import Case
 from tests.reports.evidence import build_case
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from exhunt.api import ScanOptions, load_document, scan
+from exhunt.api import ScanOptions, scan
 from exhunt.demo import DemoSpec, generate
+from exhunt.findings.document import load_document
 from exhunt.reports.case import Case
 from exhunt.reports.html import render
 from tests.reports.evidence import XSS_UA, build_case

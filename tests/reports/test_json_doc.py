@@ -8,8 +8,8 @@ import jsonschema
 import orjson
 import pytest
 
-from exhunt.api import document_bytes, load_document
 from exhunt.findings import model
+from exhunt.findings.document import document_bytes, load_document
 from exhunt.reports import json_doc
 from exhunt.reports.case import Case
 

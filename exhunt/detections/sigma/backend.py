@@ -51,6 +51,7 @@ from sigma.types import (
 )
 
 from exhunt.detections.sigma import fields
+from exhunt.sqltext import literal
 
 LOGSOURCE_STATE = "logsource"
 
@@ -65,10 +66,6 @@ class CompiledQuery:
     predicate: str
     sql: str  # full predicate, or for a correlation rule a whole SELECT
     needs: tuple[str, ...] = ()  # logsource predicates of a correlation's referenced rules
-
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _like_escape(text: str) -> str:
@@ -87,19 +84,19 @@ def string_match(field: str, value: SigmaString, cased: bool = False) -> str:
     plain = [p for p in parts if isinstance(p, str)]
     specials = [p for p in parts if not isinstance(p, str)]
     if not specials:
-        return f"{subject} = {_sql_literal(norm(''.join(plain)))}"
+        return f"{subject} = {literal(norm(''.join(plain)))}"
     star = SpecialChars.WILDCARD_MULTI
     inner = parts[1:-1] if len(parts) >= 2 else []
     if len(parts) == 2 and parts[0] == star and isinstance(parts[1], str):
-        return f"ends_with({subject}, {_sql_literal(norm(parts[1]))})"
+        return f"ends_with({subject}, {literal(norm(parts[1]))})"
     if len(parts) == 2 and parts[1] == star and isinstance(parts[0], str):
-        return f"starts_with({subject}, {_sql_literal(norm(parts[0]))})"
+        return f"starts_with({subject}, {literal(norm(parts[0]))})"
     if len(parts) == 3 and parts[0] == star and parts[2] == star and all(isinstance(p, str) for p in inner):
-        return f"contains({subject}, {_sql_literal(norm(parts[1]))})"
+        return f"contains({subject}, {literal(norm(parts[1]))})"
     pattern = "".join(
         _like_escape(norm(p)) if isinstance(p, str) else ("%" if p == star else "_") for p in parts
     )
-    return f"{subject} LIKE {_sql_literal(pattern)} ESCAPE '\\'"
+    return f"{subject} LIKE {literal(pattern)} ESCAPE '\\'"
 
 
 def _ipv4_int(field: str) -> str:
@@ -210,7 +207,7 @@ class DuckDBBackend(TextQueryBackend):
         column = fields.numeric_column(cond.field)
         if column is not None:
             return f"{column} = {value.number}"
-        return f"{self.escape_and_quote_field(cond.field)} = {_sql_literal(str(value.number))}"
+        return f"{self.escape_and_quote_field(cond.field)} = {literal(str(value.number))}"
 
     def convert_condition_field_eq_val_bool(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
@@ -246,7 +243,7 @@ class DuckDBBackend(TextQueryBackend):
         return string_match(fields.expression(fields.KEYWORDS), keyword)
 
     def convert_condition_val_num(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
-        return f"contains(lower({fields.expression(fields.KEYWORDS)}), {_sql_literal(str(cond.value))})"
+        return f"contains(lower({fields.expression(fields.KEYWORDS)}), {literal(str(cond.value))})"
 
     def convert_condition_val_re(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
         value = cond.value

@@ -31,16 +31,13 @@ from sigma.correlations import (
 from sigma.exceptions import SigmaConversionError, SigmaFeatureNotSupportedByBackendError
 
 from exhunt.detections.sigma import fields
+from exhunt.sqltext import identifier, literal
 
 if TYPE_CHECKING:
     from exhunt.detections.sigma.backend import DuckDBBackend
 
 SLIDING = (SigmaCorrelationConditionOperator.GT, SigmaCorrelationConditionOperator.GTE)
 SEPARATOR = "chr(31)"
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def compile_correlation(backend: DuckDBBackend, rule: SigmaCorrelationRule, correlation_type: str) -> str:
@@ -57,7 +54,7 @@ def compile_correlation(backend: DuckDBBackend, rule: SigmaCorrelationRule, corr
     aliases = {alias.alias: alias for alias in rule.aliases}
 
     def ref(name: str) -> str:
-        return fields.identifier(name) if name in aliases else fields.expression(name)
+        return identifier(name) if name in aliases else fields.expression(name)
 
     selects = []
     for reference in rule.referenced_rules:
@@ -71,12 +68,12 @@ def compile_correlation(backend: DuckDBBackend, rule: SigmaCorrelationRule, corr
         rule_name = str(referenced.name or referenced.id or reference.reference)
         alias_cols = "".join(
             f", {fields.expression(alias.mapping[reference]) if reference in alias.mapping else 'NULL'}"
-            f" AS {fields.identifier(name)}"
+            f" AS {identifier(name)}"
             for name, alias in aliases.items()
         )
         for query in queries:
             selects.append(
-                f"SELECT *, rowid AS sigma_event, {_lit(rule_name)} AS sigma_rule{alias_cols} "
+                f"SELECT *, rowid AS sigma_event, {literal(rule_name)} AS sigma_rule{alias_cols} "
                 f"FROM {fields.TABLE} WHERE {query}"
             )
     if not selects:

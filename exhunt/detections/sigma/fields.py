@@ -9,54 +9,26 @@ equality goes to the typed column instead (``NUMERIC``).
 
 from __future__ import annotations
 
-import re
+import pyarrow as pa
+
+from exhunt.events.schema import EVENTS
+from exhunt.sqltext import json_key_path
 
 TABLE = "sigma_events"  # the engine's in-memory copy of the rows some rule's logsource selects
 SOURCE_TABLE = "events"
 
-# Normalized VARCHAR columns of ``events`` that may be referenced as they are.
-COLUMNS = frozenset(
-    {
-        "host",
-        "source",
-        "log_type",
-        "path",
-        "kind",
-        "client_ip",
-        "server_ip",
-        "user",
-        "method",
-        "uri",
-        "uri_query",
-        "uri_decoded",
-        "user_agent",
-        "protocol",
-        "anchor_mailbox",
-        "target_server",
-        "channel",
-        "provider",
-        "computer",
-        "image",
-        "command_line",
-        "parent_image",
-        "parent_command_line",
-        "target_filename",
-        "cmdlet",
-        "parameters",
-        "message",
-        "fields",
-    }
-)
+# Normalized columns of ``events`` that may be referenced as they are, derived from the store's
+# schema so a new column (backend_cookie was once missing here) is usable by rules at once.
+COLUMNS = frozenset(f.name for f in EVENTS if pa.types.is_string(f.type))
 
 # Typed numeric columns: equality with a number compares the column itself (fast, exact).
-NUMERIC = frozenset({"event_id", "status", "line", "record_id"})
+NUMERIC = frozenset(f.name for f in EVENTS if pa.types.is_integer(f.type))
 
 
 def json_field(name: str, dash_is_null: bool = False) -> str:
     """A raw field by its own name. In W3C logs '-' means empty (as in the normalized columns); in
     Windows events it is a real value that rules match on, so only web fields treat it as null."""
-    quoted = name.replace("'", "''").replace('"', '\\"')
-    raw = f"""json_extract_string("fields", '$."{quoted}"')"""
+    raw = f'json_extract_string("fields", {json_key_path(name)})'
     return f"nullif({raw}, '-')" if dash_is_null else raw
 
 
@@ -92,9 +64,6 @@ VIRTUAL: dict[str, str] = {
 
 KEYWORDS = "x_keywords"
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
 def expression(name: str) -> str:
     """VARCHAR expression for a (mapped) field name."""
     if name in COLUMNS:
@@ -111,11 +80,6 @@ def expression(name: str) -> str:
 def numeric_column(name: str) -> str | None:
     """The typed column for numeric equality, when the field is one."""
     return f'"{name}"' if name in NUMERIC else None
-
-
-def identifier(name: str) -> str:
-    """Quote an alias introduced by a correlation rule."""
-    return f'"{name}"' if _IDENT.match(name) else '"' + name.replace('"', '""') + '"'
 
 
 # Short text cited as evidence: the request line for web rows, else the most telling column.

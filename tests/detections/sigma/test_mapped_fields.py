@@ -68,3 +68,14 @@ def test_web_fields_on_httpproxy_and_iis_rows_alike() -> None:
              "detection": {"s": {"cs-uri-query|contains": "tunnel.aspx?cmd=read"}, "condition": "s"}}
     no_agent = {"title": "n", "logsource": web, "detection": {"s": {"cs-user-agent": None}, "condition": "s"}}
     assert matched(connect_rows(rows), ruleset_from_yaml(query, no_agent)) == {"q": [1, 2], "n": [3]}
+
+
+def test_every_string_column_of_the_store_is_a_rule_field() -> None:
+    """The field list derives from the store schema: backend_cookie (added to the store later)
+    was once missing from it, so no rule could read the ProxyLogon cookie SSRF carrier."""
+    rows = [{"source": "httpproxy", "kind": "http", "uri": "/ecp/y.js", "record_id": 1,
+             "backend_cookie": "Server~exch01.corp.local/ecp/default.flt?~3"},
+            {"source": "httpproxy", "kind": "http", "uri": "/ecp/y.js", "record_id": 2, "backend_cookie": "-"}]
+    rule = {"title": "c", "logsource": {"category": "webserver"},
+            "detection": {"s": {"backend_cookie|startswith": "Server~"}, "condition": "s"}}
+    assert matched(connect_rows(rows), ruleset_from_yaml(rule)) == {"c": [1]}
