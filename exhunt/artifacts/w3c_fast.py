@@ -185,7 +185,10 @@ class W3cEngine:
 
     def _parse(self, data: bytes, lines: int, numbers: pa.Array | None = None) -> bool:
         """Every line of ``data`` through the fast path; False when it must take the reference parser."""
-        table = self._fast(data, lines, numbers) if self.use_fast else None
+        if not self.use_fast:
+            table = None
+        else:
+            table = self._fast(data, lines) if numbers is None else self._fast(data, lines, numbers)
         if table is None:
             if numbers is not None:
                 return False
