@@ -19,6 +19,7 @@ from exhunt.casefolder import case_directory, refuse_overlap
 from exhunt.detections import builds, prefilter
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.filehunt import scan_rules
+from exhunt.detections.impact import assess_impact
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
 from exhunt.errors import UsageError
@@ -66,6 +67,7 @@ class ScanOptions:
     worker_hook: str | None = None  # ``module:function`` run in every worker at start (plugins, tests)
     scheduler: str | None = None  # Dask scheduler address: run the file work on that cluster
     index: str = "triage"  # text logs: "triage" parses only prefiltered lines, "full" every line
+    org_domains: list[str] = field(default_factory=list)  # the organisation's mail domains (else from evidence)
 
 
 @dataclass
@@ -203,11 +205,13 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     con = connect(store, threads=_jobs(options.jobs), memory_limit=limits.query_memory(options.memory_limit))
     hit_rows: list[dict] = []
     context = DetectContext(store=store, yara=options.yara, sigma=options.sigma, iocs=options.iocs,
-                            baselines=options.baselines, jobs=_jobs(options.jobs))
+                            baselines=options.baselines, jobs=_jobs(options.jobs),
+                            org_domains=options.org_domains)
     raw_findings, rules = run_detections(con, context, hit_rows)
     findings = custody.cite_inputs(store, sort_findings(raw_findings))
     hit_rows.sort(key=_hit_order)  # the same table on every run, whatever order queries returned
     write_table(store, "hits", hit_rows)
+    impact = assess_impact(con, findings, hit_rows, store)  # whose mail: after every detection
     hosts = []
     evidence_by_host: dict[str, list[str]] = {}
     for hw in work:
@@ -222,6 +226,7 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
         findings=tuple(findings),
         rules=rules,
         inputs=custody.root_inputs(store),
+        impact=impact,
     )
     write_table(store, "findings", [finding_row(f) for f in findings])
     con.close()

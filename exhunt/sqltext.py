@@ -23,5 +23,6 @@ def identifier(name: str) -> str:
 
 def json_key_path(name: str) -> str:
     """A JSONPath literal selecting one top-level key by its exact name (``'$."cs-uri-stem"'``):
-    raw field names come from log headers and may hold quotes or dots."""
-    return literal('$."' + name.replace('"', '\\"') + '"')
+    raw field names come from log headers and may hold quotes, dots or backslashes (escaped first, or
+    a trailing one would escape the closing quote)."""
+    return literal('$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"')

@@ -24,3 +24,4 @@ def test_shared_benign_iis_logs_give_no_findings(tmp_path: Path, index: str) -> 
     else:
         assert 0 < web < 78_937 // 2, "triage stores the selected entries only"
     assert [f.check for f in doc.findings if f.category == "compromise"] == []
+    assert doc.impact == (), "no mailbox is listed for benign traffic"

@@ -37,7 +37,7 @@ def test_identifier_names_one_column(name: str) -> None:
     assert con.execute(f"SELECT {identifier(name)} FROM t").fetchone() == ("v",)
 
 
-@pytest.mark.parametrize("key", ["cs-uri-stem", "a.b", "it's", 'quo"te', "$", "AnchorMailbox"])
+@pytest.mark.parametrize("key", ["cs-uri-stem", "a.b", "it's", 'quo"te', "$", "AnchorMailbox", "back\\", 'b\\"q'])
 def test_json_key_path_selects_exactly_that_key(key: str) -> None:
     doc = orjson.dumps({key: "hit", "a": {"b": "miss"}, "other": "miss"}).decode()
     assert _one(f"SELECT json_extract_string({literal(doc)}, {json_key_path(key)})") == ("hit",)

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.clixml import CliXml
+from exhunt.artifacts.cmdlet_exports import CmdletExport
+from exhunt.artifacts.encoding import text_head
 from exhunt.artifacts.evtx import EvtxLog
 from exhunt.artifacts.exchange_logs import ExchangeLog
 from exhunt.artifacts.iis import IisLog
+from exhunt.artifacts.mailbox_audit import MailboxAuditExport
 from exhunt.artifacts.ndjson import NdjsonEvents
 from exhunt.artifacts.oabgenerator import OabGeneratorText
 from exhunt.artifacts.webroots import WebPage
 
 ARTIFACTS: tuple[type[Artifact], ...] = (
-    EvtxLog, ExchangeLog, IisLog, OabGeneratorText, NdjsonEvents, CliXml, WebPage,
+    EvtxLog, ExchangeLog, IisLog, OabGeneratorText, NdjsonEvents, MailboxAuditExport, CmdletExport, CliXml,
+    WebPage,
 )
 
 
 def choose(rel_lower: str, head: bytes) -> type[Artifact] | None:
+    """The first artifact that claims the file; a UTF-16 head is also shown as its UTF-8 transcoding."""
+    text = text_head(head)
     for artifact in ARTIFACTS:
-        if artifact.claims(rel_lower, head):
+        if artifact.claims(rel_lower, head) or (text is not head and artifact.claims(rel_lower, text)):
             return artifact
     return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
@@ -23,9 +24,14 @@ class ParseContext:
     warnings: int = 0
     events: int = 0
     facts: list[tuple[str, str]] = field(default_factory=list)
+    # set by ``encoding.utf8_stream`` when the parser reads a transcoding: its offsets -> the file's
+    offset_map: Callable[[int], int | None] | None = None
+    encoding: str = "utf-8"
 
     def warn(self, message: str, line: int | None = None, offset: int | None = None) -> None:
         """Bad input is data: one row in ``warnings`` (capped per file so a bad file stays small)."""
+        if offset is not None and self.offset_map is not None:
+            offset = self.offset_map(offset)
         self.warnings += 1
         if self.warnings > MAX_WARNINGS_PER_FILE:
             return
@@ -36,6 +42,14 @@ class ParseContext:
             {"host": self.host, "artifact": self.artifact, "path": self.file.rel,
              "line": line, "offset": offset, "message": message},
         )
+
+    def warn_original(self, message: str, line: int | None, offset: int | None) -> None:
+        """A warning whose ``offset`` is already a byte offset of the file as it is (the transcoder's)."""
+        offset_map, self.offset_map = self.offset_map, None
+        try:
+            self.warn(message, line, offset)
+        finally:
+            self.offset_map = offset_map
 
     def event(self, row: dict[str, Any]) -> None:
         row["host"] = self.host

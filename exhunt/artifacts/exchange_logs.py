@@ -17,6 +17,7 @@ import duckdb
 import orjson
 
 from exhunt.artifacts.base import Artifact, ParseContext
+from exhunt.artifacts.encoding import utf8_stream
 from exhunt.artifacts.timeparse import parse_ts
 from exhunt.artifacts.w3c import Block, header_value
 from exhunt.artifacts.w3c_fast import W3cEngine
@@ -200,4 +201,5 @@ class ExchangeLog(Artifact):
 
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
+        stream = utf8_stream(ctx, stream)  # UTF-16 (Windows PowerShell's Out-File) is transcoded first
         W3cEngine(ctx, ExchangeDialect(), use_fast=cls.fast).run(stream)

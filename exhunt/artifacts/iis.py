@@ -15,6 +15,7 @@ import duckdb
 import orjson
 
 from exhunt.artifacts.base import Artifact, ParseContext
+from exhunt.artifacts.encoding import utf8_stream
 from exhunt.artifacts.timeparse import parse_ts
 from exhunt.artifacts.w3c import Block, header_value
 from exhunt.artifacts.w3c_fast import W3cEngine
@@ -159,4 +160,5 @@ class IisLog(Artifact):
 
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
+        stream = utf8_stream(ctx, stream)  # UTF-16 (Windows PowerShell's Out-File) is transcoded first
         W3cEngine(ctx, IisDialect(), use_fast=cls.fast).run(stream)

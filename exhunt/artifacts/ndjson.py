@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from exhunt.artifacts.base import Artifact, ParseContext
+from exhunt.artifacts.encoding import utf8_stream
 from exhunt.artifacts.files import HEAD_BYTES
 from exhunt.artifacts.lines import iter_lines
 from exhunt.artifacts.winevent import event_record, event_row, parse_time, walk_leaves
@@ -203,7 +204,7 @@ class NdjsonEvents(Artifact):
         def warn(message: str, line: int | None, offset: int | None) -> None:
             ctx.warn(message, line, offset)
 
-        for number, offset, text in iter_lines(stream, warn):
+        for number, offset, text in iter_lines(utf8_stream(ctx, stream), warn):
             if not text.strip():
                 continue
             try:

@@ -10,6 +10,7 @@ import re
 from typing import BinaryIO
 
 from exhunt.artifacts.base import Artifact, ParseContext
+from exhunt.artifacts.encoding import utf8_stream
 from exhunt.artifacts.lines import iter_lines
 from exhunt.artifacts.timeparse import parse_ts
 
@@ -25,7 +26,7 @@ class OabGeneratorText(Artifact):
         def warn(message: str, line: int | None, offset: int | None) -> None:
             ctx.warn(message, line, offset)
 
-        for number, _offset, text in iter_lines(stream, warn):
+        for number, _offset, text in iter_lines(utf8_stream(ctx, stream), warn):
             if not text.strip() or text.startswith("#"):
                 continue
             match = TS_RE.search(text)

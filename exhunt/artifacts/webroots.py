@@ -11,6 +11,7 @@ import re
 from typing import BinaryIO
 
 from exhunt.artifacts.base import Artifact, ParseContext
+from exhunt.artifacts.encoding import utf8_stream
 
 PAGE_SUFFIXES = (".aspx", ".ashx", ".asmx", ".asp", ".asax", ".cshtml", ".config")
 MAX_PAGE_BYTES = 16 << 20
@@ -28,7 +29,7 @@ class WebPage(Artifact):
 
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
-        data = stream.read(MAX_PAGE_BYTES)
+        data = utf8_stream(ctx, stream).read(MAX_PAGE_BYTES)  # a UTF-16 page is looked at as UTF-8
         if len(data) == MAX_PAGE_BYTES:
             ctx.warn(f"page larger than {MAX_PAGE_BYTES} bytes: only the start was inspected")
         match = OAB_EXPORT_RE.search(data)

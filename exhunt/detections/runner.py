@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
@@ -13,6 +13,7 @@ import duckdb
 
 from exhunt.detections.base import Check, Hit
 from exhunt.detections.checks import CHECKS
+from exhunt.detections.orgdomains import fill_org_domains
 from exhunt.detections.sigma import sigma_engine
 from exhunt.findings.model import Finding
 from exhunt.findings.triage import group_hits
@@ -23,10 +24,11 @@ def known_web_files() -> list[str]:
     return [n.strip().lower() for n in text.splitlines() if n.strip() and not n.startswith("#")]
 
 
-def prepare(con: duckdb.DuckDBPyConnection) -> None:
+def prepare(con: duckdb.DuckDBPyConnection, org_domains: Sequence[str] = ()) -> None:
     """Helper tables that checks join against."""
     con.execute("CREATE OR REPLACE TABLE known_web_files (name VARCHAR)")
     con.executemany("INSERT INTO known_web_files VALUES (?)", [[n] for n in known_web_files()])
+    fill_org_domains(con, org_domains)
 
 
 def _hits_of(con: duckdb.DuckDBPyConnection, check: Check) -> list[Hit]:
@@ -40,11 +42,11 @@ def _hits_of(con: duckdb.DuckDBPyConnection, check: Check) -> list[Hit]:
 
 def run_checks(
     con: duckdb.DuckDBPyConnection, checks: Iterable[Check] | None = None, hit_rows: list[dict] | None = None,
-    jobs: int = 1,
+    jobs: int = 1, org_domains: Sequence[str] = (),
 ) -> list[Finding]:
     """Every check; with ``jobs`` > 1 that many run at once (most are small queries that leave cores
     idle on their own), and their hits are grouped in the checks' order, so the result is the same."""
-    prepare(con)
+    prepare(con, org_domains)
     todo = list(checks) if checks is not None else [c() for c in CHECKS]
     findings: list[Finding] = []
     if jobs <= 1:
@@ -67,6 +69,7 @@ class DetectContext:
     iocs: list[Path] = field(default_factory=list)
     baselines: list[Path] = field(default_factory=list)
     jobs: int = 1  # checks run side by side (scan --jobs)
+    org_domains: list[str] = field(default_factory=list)  # scan --org-domain: the organisation's own
 
 
 # An engine runs over the store and returns its findings plus a report of the rules it loaded
@@ -78,7 +81,8 @@ def native_engine(
     con: duckdb.DuckDBPyConnection, context: DetectContext, hit_rows: list[dict]
 ) -> tuple[list[Finding], dict[str, Any]]:
     checks = [c() for c in CHECKS]
-    return run_checks(con, checks, hit_rows, context.jobs), {"loaded": len(checks), "ids": [c.id for c in checks]}
+    found = run_checks(con, checks, hit_rows, context.jobs, context.org_domains)
+    return found, {"loaded": len(checks), "ids": [c.id for c in checks]}
 
 
 def _file_engine(

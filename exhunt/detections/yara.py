@@ -284,7 +284,7 @@ def _meta_value(value: Any) -> Any:
 
 
 # artifacts that are logs: records parsed into the events table (names from exhunt.artifacts)
-LOG_ARTIFACTS = frozenset({"iis", "exchange_log", "oab_generator", "evtx", "ndjson"})
+LOG_ARTIFACTS = frozenset({"iis", "exchange_log", "oab_generator", "evtx", "ndjson", "mailbox_audit", "cmdlet_export"})
 
 
 class FileScanner:
@@ -295,6 +295,7 @@ class FileScanner:
         self.scan_logs = scan_logs  # also scan files parsed as logs (see LOG_ARTIFACTS)
         self.scanner = yara_x.Scanner(yara_x.Rules.deserialize_from(io.BytesIO(blob)))
         self.scanner.set_timeout(SCAN_TIMEOUT_S)
+        self.own: yara_x.Scanner | None = None  # exhunt's pack alone, see scan_own
 
     def wants(self, size: int) -> bool:
         return size <= self.max_size
@@ -307,10 +308,23 @@ class FileScanner:
 
     def scan(self, data: bytes, rel: str, host: str, sha256: str) -> list[dict[str, Any]]:
         """Match rows for the ``matches`` table; raises yara_x.ScanError/TimeoutError to the caller."""
+        return self._scan(self.scanner, data, rel, host, sha256)
+
+    def scan_own(self, data: bytes, rel: str, host: str, sha256: str) -> list[dict[str, Any]]:
+        """exhunt's own pack alone (for normalised page views, which user packs were not written for);
+        compiled on first use, once per process (about 45 ms)."""
+        if self.own is None:
+            own = yara_x.Rules.deserialize_from(io.BytesIO(compile_sources(builtin_sources()).blob))
+            self.own = yara_x.Scanner(own)
+            self.own.set_timeout(SCAN_TIMEOUT_S)
+        return self._scan(self.own, data, rel, host, sha256)
+
+    @staticmethod
+    def _scan(scanner: yara_x.Scanner, data: bytes, rel: str, host: str, sha256: str) -> list[dict[str, Any]]:
         rel = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")  # odd names
         for name, value in externals_for(rel, data[:16]).items():
-            self.scanner.set_global(name, value)
-        results = self.scanner.scan(data)
+            scanner.set_global(name, value)
+        results = scanner.scan(data)
         rows = []
         for rule in results.matching_rules:
             strings: list[dict[str, Any]] = []

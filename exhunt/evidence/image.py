@@ -1,28 +1,42 @@
-"""Disk and VM images (E01, VMDK, VHD/VHDX, raw) read through dissect.target (extra ``exhunt[images]``).
+"""Disk and VM images (E01, VMDK, VHD/VHDX, raw, split raw) read through dissect.target (extra ``exhunt[images]``).
 
-dissect.target opens the container, the volume system and NTFS itself, read-only and without
-mounting anything. Only the folders where Exchange, IIS and Windows keep what exhunt reads are
-walked (``INTERESTING``), on every drive, plus any top-level folder whose name says Exchange: a
-full walk of a server's system drive lists hundreds of thousands of files nobody parses. Paths are
-presented as ``C/...`` like a KAPE or plain copy.
+dissect.target opens the container, the volume system and NTFS or FAT itself, read-only and without
+mounting anything. Every volume is walked as a drive (``image_volumes``): the OS plugin's letter on
+a system disk, D, E, ... for data volumes. Only the folders where Exchange, IIS and Windows keep what
+exhunt reads are walked (``INTERESTING``), plus any top-level folder whose name says Exchange, IIS or
+logs: a full walk of a server's system drive lists hundreds of thousands of files nobody parses.
+Paths are presented as ``C/...`` like a KAPE or plain copy. An image that gives no file is a
+warning with the reason, never an empty host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from exhunt.errors import EvidenceError, MissingExtraError
 from exhunt.evidence.archive import GuardedStream
 from exhunt.evidence.base import EvidenceFile, Source
+from exhunt.evidence.image_volumes import (
+    Volume,
+    boot_sector_kind,
+    dissect_log,
+    notable,
+    unread_reasons,
+    volumes,
+)
 from exhunt.evidence.names import printable
 from exhunt.evidence.readonly import open_readonly
 
 SUFFIXES = (".e01", ".ex01", ".vmdk", ".vhd", ".vhdx", ".raw", ".dd", ".img", ".qcow2", ".vdi")
+SPLIT_RAW = re.compile(r"\.001$")  # the first segment of a split raw image (x.001, x.dd.001)
 MAGIC = (b"EVF\x09\x0d\x0a\xff\x00", b"LVF\x09\x0d\x0a\xff\x00", b"KDMV", b"# Disk DescriptorFile",
          b"vhdxfile", b"conectix", b"QFI\xfb")
 INTERESTING = (
@@ -34,7 +48,11 @@ INTERESTING = (
     "windows/temp",
     "programdata",
     "perflogs",
+    # the other staging folders the post-exploitation checks name (HAFNIUM's C:\root\lsass.dmp)
+    "root",
+    "users/public",
 )
+TOP_KEYWORDS = ("exchange", "iis", "w3svc", "logs")  # a top-level folder so named is walked whole
 MAX_DEPTH = 64
 FEATURE = "reading disk and VM images (E01, VMDK, VHD/VHDX, raw)"
 
@@ -47,28 +65,70 @@ def _require() -> Any:
     return Target
 
 
-_TARGETS: OrderedDict[str, Any] = OrderedDict()
+@dataclass(frozen=True)
+class OpenedImage:
+    target: Any
+    volumes: list[Volume]
+    notes: list[str]  # what dissect said while opening it that a responder should see
 
 
-def _target(root: str) -> Any:
+_TARGETS: OrderedDict[str, OpenedImage] = OrderedDict()
+
+
+def _target(root: str) -> OpenedImage:
     if root not in _TARGETS:
         target_cls = _require()
-        try:
-            _TARGETS[root] = target_cls.open(root)
-        except Exception as exc:  # noqa: BLE001 - any loader failure on a hostile image
-            raise EvidenceError(f"cannot open image {root}: {type(exc).__name__}: {exc}") from exc
+        with dissect_log() as records:
+            try:
+                target = target_cls.open(root, apply=False)
+                target.apply()
+            except Exception as exc:  # noqa: BLE001 - any loader failure on a hostile image
+                said = "; ".join(notable(records)[:3])
+                raise EvidenceError(f"cannot open image: {_reason(exc)}" + (f" ({said})" if said else "")) from exc
+        notes = notable(records)
+        _TARGETS[root] = OpenedImage(target, volumes(target, notes), notes + unread_reasons(target))
         while len(_TARGETS) > 2:
             _TARGETS.popitem(last=False)
     return _TARGETS[root]
 
 
-def _drives(target: Any) -> list[tuple[str, str]]:
-    """(mount point in target.fs, name presented to artifacts)."""
-    mounts = sorted(str(m) for m in getattr(target.fs, "mounts", {}))
-    drives = [(m, m[0].upper()) for m in mounts if len(m) == 2 and m[1] == ":"]
-    if drives:
-        return drives
-    return [(m, m.strip("/").replace(":", "") or "fs") for m in mounts if m not in ("sysvol", "/")]
+def _reason(exc: BaseException) -> str:
+    """dissect wraps the reason ("Failed to load target" <- container error <- EOFError): name them all."""
+    chain: list[str] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(chain) < 4:
+        chain.append(str(cause) or ("the file ends early" if isinstance(cause, EOFError) else type(cause).__name__))
+        cause = cause.__cause__
+    return ": ".join(chain[1:] or chain)
+
+
+def _wanted(lower: str) -> bool:
+    """Whether a folder or file (path below the drive, lower case) is walked."""
+    top = lower.split("/", 1)[0]
+    return (any(i.startswith(lower) or lower.startswith(i) for i in INTERESTING)
+            or "exchange" in lower or any(k in top for k in TOP_KEYWORDS))
+
+
+class _WalkedFolders:
+    """The folders of one volume walked so far, by inode (NTFS record, FAT cluster). Folders have no
+    hard links on NTFS or FAT: a folder met twice is a damaged or hostile file system whose entries
+    point back up the tree, and walking it again would go on until MAX_DEPTH in every branch (two such
+    entries per folder: 2**64 paths)."""
+
+    def __init__(self, fs: Any) -> None:
+        self.seen: set[int] = set()
+        # an entry pointing at the root is a loop too; a root without stat information only loses that check
+        with contextlib.suppress(Exception):
+            self.first_visit(fs.path("/"))
+
+    def first_visit(self, folder: Any) -> bool:
+        inode = getattr(folder.lstat(), "st_ino", None)
+        if inode is None:  # a file system without inodes: depth is the only bound
+            return True
+        if inode in self.seen:
+            return False
+        self.seen.add(inode)
+        return True
 
 
 class ImageSource(Source):
@@ -86,30 +146,54 @@ class ImageSource(Source):
             return True
         try:
             with open_readonly(path) as f:
-                head = f.read(64)
+                head = f.read(4096)
         except OSError:
             return False
-        return head.startswith(MAGIC)
+        if head.startswith(MAGIC):
+            return True
+        # a bare volume or disk under any name; a ".001" with its ".002" (a lone one may be a rotated log)
+        return boot_sector_kind(head) is not None or (
+            SPLIT_RAW.search(path.name) is not None and path.with_name(path.name[:-3] + "002").is_file())
 
     def files(self, warn: Callable[[str, str], None]) -> Iterator[EvidenceFile]:
-        target = _target(str(self.root))
-        for mount, shown in _drives(target):
-            base = target.fs.path(mount)
+        image = self.root.name
+        try:
+            opened = _target(str(self.root))
+        except EvidenceError as exc:
+            warn(image, f"image {image}: nothing read: {exc}")
+            return
+        if not opened.volumes:
+            warn(image, f"image {image}: nothing read: " + "; ".join(opened.notes or ["no volume found"]))
+            return
+        for note in opened.notes:
+            warn(image, f"image {image}: {note}")
+        listed = 0
+        tops_seen: list[str] = []
+        for index, volume in enumerate(opened.volumes):
             try:
-                tops = sorted(base.iterdir(), key=lambda p: p.name)
+                tops = sorted(volume.fs.path("/").iterdir(), key=lambda p: p.name)
             except Exception as exc:  # noqa: BLE001
-                warn(shown, f"cannot list drive: {type(exc).__name__}: {exc}")
+                warn(volume.drive, f"image {image}: cannot list {volume.describe()}: {type(exc).__name__}: {exc}")
                 continue
-            wanted = [p for p in tops if p.name.lower() in {i.split("/")[0] for i in INTERESTING}
-                      or "exchange" in p.name.lower()]
-            for top in wanted:
-                yield from self._walk(top, f"{shown}/{top.name}", mount, warn, 0)
+            if volume.kind == "fat":  # dissect.fat lists the volume label entry as a file
+                tops = [p for p in tops if p.name != volume.label]
+            names = [p.name for p in tops]
+            tops_seen.append(f"{volume.describe()}: " + (", ".join(names[:8]) or "empty")
+                             + (", ..." if len(names) > 8 else ""))
+            walked = _WalkedFolders(volume.fs)
+            for top in tops:
+                if _wanted(top.name.lower()):
+                    for file in self._walk(top, f"{volume.drive}/{top.name}", str(index), warn, 0, walked):
+                        listed += 1
+                        yield file
+        if not listed and tops_seen:
+            warn(image, f"image {image}: nothing read: no Exchange, IIS or Windows log folder found on "
+                 + "; ".join(tops_seen))
 
-    def _walk(self, path: Any, rel: str, mount: str, warn: Callable[[str, str], None],
-              depth: int) -> Iterator[EvidenceFile]:
+    def _walk(self, path: Any, rel: str, volume: str, warn: Callable[[str, str], None],
+              depth: int, walked: _WalkedFolders) -> Iterator[EvidenceFile]:
         lower = rel.split("/", 1)[1].lower() if "/" in rel else ""
-        wanted = any(i.startswith(lower) or lower.startswith(i) for i in INTERESTING)
-        if not wanted and "exchange" not in lower:
+        if not _wanted(lower):
             return
         shown = printable(rel)[0]
         if depth > MAX_DEPTH:
@@ -121,23 +205,25 @@ class ImageSource(Source):
                 return
             if path.is_file():
                 st = path.lstat()
-                inner = str(path)
                 yield EvidenceFile(self.name, str(self.root), shown, int(st.st_size),
                                    getattr(st, "st_mtime", None), getattr(st, "st_ctime", None),
-                                   getattr(st, "st_atime", None), (inner,))
+                                   getattr(st, "st_atime", None), (volume, str(path)))
+                return
+            if not walked.first_visit(path):
+                warn(shown, "folder already walked under another name (a loop in the file system): not descended")
                 return
             children = sorted(path.iterdir(), key=lambda p: p.name)
         except Exception as exc:  # noqa: BLE001 - corrupt file system structures are warnings
             warn(shown, f"cannot read: {type(exc).__name__}: {exc}")
             return
         for child in children:
-            yield from self._walk(child, f"{rel}/{child.name}", mount, warn, depth + 1)
+            yield from self._walk(child, f"{rel}/{child.name}", volume, warn, depth + 1, walked)
 
     @classmethod
     def open_member(cls, member: EvidenceFile) -> BinaryIO:
         try:
-            target = _target(member.root)
-            inner = target.fs.path(member.locator[0]).open("rb")
+            volume = _target(member.root).volumes[int(member.locator[0])]
+            inner = volume.fs.path(member.locator[1]).open("rb")
         except (EvidenceError, MissingExtraError) as exc:
             raise OSError(str(exc)) from exc
         except OSError:
@@ -147,4 +233,5 @@ class ImageSource(Source):
         return io.BufferedReader(GuardedStream(inner, member.size))  # type: ignore[return-value]
 
     def default_host(self) -> str:
-        return self.root.stem or "host"
+        stem = self.root.stem
+        return (stem.rsplit(".", 1)[0] if SPLIT_RAW.search(self.root.name) else stem) or "host"

@@ -35,6 +35,7 @@ MANIFEST_VERSION = 1
 CHUNK = 1 << 20
 FOLDER_SOURCES = ("directory", "kape")
 _SEGMENT = re.compile(r"^\.(e|ex|l)(0[2-9]|[1-9]\d|[a-z]{2})$", re.I)
+_VMDK_EXTENT = re.compile(rb'^\s*(?:RW|RDONLY|NOACCESS)\s+\d+\s+\w+\s+"([^"\r\n]+)"', re.M)
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,30 @@ def _file_record(rid: str, kind: str, host: str, evidence: str, path: Path, rel:
 
 
 def image_segments(path: Path) -> list[Path]:
-    """Further segments of a split E01/Ex01/L01 image (``x.E02``...), which belong to the input too."""
-    if path.suffix.lower() not in (".e01", ".ex01", ".l01"):
+    """Further files of a multi-file image, which belong to the input too: segments of a split
+    E01/Ex01/L01 (``x.E02``...) or raw image (``x.002``...), the extents a VMDK descriptor names."""
+    suffix = path.suffix.lower()
+    if suffix == ".vmdk":
+        return _vmdk_extents(path)
+    if suffix == ".001":
+        pattern = glob.escape(path.stem) + ".[0-9][0-9][0-9]"
+        return sorted(p for p in path.parent.glob(pattern) if p != path)
+    if suffix not in (".e01", ".ex01", ".l01"):
         return []
     pattern = glob.escape(path.stem) + ".*"  # a name like "srv[1].E01" is not a pattern
     return sorted(p for p in path.parent.glob(pattern) if _SEGMENT.match(p.suffix) and p != path)
+
+
+def _vmdk_extents(descriptor: Path) -> list[Path]:
+    try:
+        with open_readonly(descriptor) as f:
+            head = f.read(64 << 10)
+    except OSError:
+        return []
+    if not head.startswith(b"# Disk DescriptorFile"):
+        return []  # a sparse VMDK holds its own data
+    names = (Path(m.decode("utf-8", "replace")).name for m in _VMDK_EXTENT.findall(head))
+    return [p for p in dict.fromkeys(descriptor.with_name(n) for n in names if n) if p != descriptor and p.is_file()]
 
 
 def _real_rel(file: EvidenceFile) -> str:

@@ -6,10 +6,11 @@ Everything is JSON-native (times are ISO-8601 UTC strings) so ``load(dump(doc)) 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-DOCUMENT_SCHEMA_VERSION = "1.1"
+DOCUMENT_SCHEMA_VERSION = "1.3"
 
 
 class Severity(StrEnum):
@@ -29,6 +30,23 @@ class Verdict(StrEnum):
     SUSPICIOUS = "suspicious"
     CLEAN = "clean"
     NOT_ASSESSED = "not assessed"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One row a check matched, before grouping (detections make them, triage groups them)."""
+
+    check: str
+    host: str
+    key: str  # grouping key: hits with the same (check, host, key, confidence) make one finding
+    path: str
+    source: str
+    ts: datetime | None = None
+    line: int | None = None
+    record_id: int | None = None
+    excerpt: str = ""
+    confidence: str = "high"
+    indicators: dict[str, str] = field(default_factory=dict)  # e.g. client_ip, user_agent, sha256
 
 
 @dataclass(frozen=True)
@@ -111,6 +129,25 @@ class HostAssessment:
 
 
 @dataclass(frozen=True)
+class MailboxImpact:
+    """One mailbox on one host that the intrusion read, exported, forwarded or opened to others."""
+
+    host: str
+    mailbox: str  # normalised: lower-case address, domain\\user, SID or as logged
+    how: tuple[str, ...]
+    first_seen: str | None
+    last_seen: str | None
+    sources: tuple[str, ...]  # attacker IPs, user agents, accounts, or what links the access to them
+    requests: int
+    items: int | None  # messages/items where the logs count them, else None
+    bytes: int | None
+    confidence: str  # high | medium | low
+    evidence: tuple[EvidenceRef, ...] = ()
+    as_logged: tuple[str, ...] = ()  # the forms the logs used for this mailbox
+    actions: tuple[str, ...] = ()  # what to do, with the commands
+
+
+@dataclass(frozen=True)
 class AssessmentDocument:
     schema_version: str
     tool_version: str
@@ -119,6 +156,7 @@ class AssessmentDocument:
     findings: tuple[Finding, ...]
     rules: dict[str, Any] = field(default_factory=dict)  # loaded / skipped rule packs with reasons
     inputs: tuple[dict[str, Any], ...] = ()  # evidence roots from the manifest: id, path, sha256, size
+    impact: tuple[MailboxImpact, ...] = ()  # mailboxes exposed, by confidence then volume
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,12 +176,13 @@ def _build(cls: type, data: Any) -> Any:
             continue
         value = data[f.name]
         nested = {
-            "evidence": EvidenceRef if cls is Finding else None,
+            "evidence": EvidenceRef if cls in (Finding, MailboxImpact) else None,
             "cves": CveStatus if cls is HostBuild else None,
             "build": HostBuild if cls is HostAssessment else None,
             "coverage": Coverage if cls is HostAssessment else None,
             "hosts": HostAssessment if cls is AssessmentDocument else None,
             "findings": Finding if cls is AssessmentDocument else None,
+            "impact": MailboxImpact if cls is AssessmentDocument else None,
         }.get(f.name)
         if nested is not None:
             value = tuple(_build(nested, v) for v in value) if isinstance(value, list) else _build(nested, value)

@@ -6,14 +6,41 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
-from exhunt.detections.base import Check, Hit
-from exhunt.findings.model import EvidenceRef, Finding, Severity, Verdict
+from exhunt.findings.model import EvidenceRef, Finding, Hit, Severity, Verdict
 from exhunt.utctime import iso_utc as iso  # the name every caller of findings uses
 
 MAX_EVIDENCE = 25
 MAX_INDICATOR_VALUES = 50
 CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
+
+
+class CheckInfo(Protocol):
+    """What grouping needs of a check (``exhunt.detections.base.Check`` has it): findings stay a leaf
+    that detections use, not the other way round."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def cves(self) -> tuple[str, ...]: ...
+    @property
+    def attack(self) -> tuple[str, ...]: ...
+    @property
+    def references(self) -> tuple[str, ...]: ...
+    @property
+    def remediation(self) -> tuple[str, ...]: ...
+
+
+    def refine(self, finding: Finding) -> Finding: ...
 
 
 def finding_id(check: str, host: str, key: str, confidence: str) -> str:
@@ -49,7 +76,7 @@ class _Group:
             self.indicators[name] = set(sorted(values)[:MAX_INDICATOR_VALUES])
 
 
-def group_hits(check: Check, hits: Iterable[Hit], rows_out: list[dict] | None = None) -> list[Finding]:
+def group_hits(check: CheckInfo, hits: Iterable[Hit], rows_out: list[dict] | None = None) -> list[Finding]:
     """One finding per (host, key, confidence); every hit also goes to ``rows_out`` for the store."""
     groups: dict[tuple[str, str, str], _Group] = {}
     for hit in hits:

@@ -22,6 +22,7 @@ from typing import Any
 
 from exhunt.artifacts import choose
 from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE
+from exhunt.artifacts.encoding import is_utf16
 from exhunt.artifacts.w3c import Block, apply_header
 from exhunt.artifacts.w3c_fast import BOM
 from exhunt.events.store import StoreWriter
@@ -59,6 +60,8 @@ def splittable(file: EvidenceFile, split_size: int) -> str | None:
             head = f.read(HEAD_BYTES)
     except OSError:
         return None  # the whole-file task reports it
+    if is_utf16(head):  # ranges cut UTF-8 bytes; a UTF-16 log is transcoded whole, streaming
+        return None
     artifact = choose(file.rel_lower, head)
     return artifact.name if artifact is not None and artifact.name in RANGE_ARTIFACTS else None
 

@@ -31,7 +31,8 @@ STATE = "state"
 # Raised whenever parsing writes other rows or columns for the same input (a new column, a mapping
 # change), so --resume re-parses a case written before instead of keeping rows without them.
 # 2: backend_cookie column, Level in event fields, '' and '-' kept in the Windows event columns.
-STORE_FORMAT = 2
+# 3: mailbox audit log exports parsed (artifact mailbox_audit).
+STORE_FORMAT = 3
 
 
 def key(version: str, rule_files: Iterable[Path], yara_max: int, yara_logs: bool | None) -> str:

@@ -5,8 +5,13 @@ Sources, most precise first (each is an anonymous GET of a page every OWA/ECP us
 1. ``X-OWA-Version`` response header of ``/owa/auth/logon.aspx``: the full build (SU level). high.
 2. ``/ecp/Current/exporttool/microsoft.exchange.ediscovery.exporttool.application``: the ClickOnce
    manifest of the eDiscovery export tool; its ``assemblyIdentity`` version is the full build and is
-   updated by security updates. high. Only fetched when the header is missing.
-3. Resource paths in the logon page (``/owa/auth/15.1.2176/themes/...``): Exchange 2013+ put only
+   updated by security updates. high. Only fetched when neither the header nor the MAPI page
+   (3.) gave the build.
+3. The back end's ``/mapi/nspi/`` page, which a ProxyShell-vulnerable front end returns to the
+   ProxyShell check's request (no extra request): its ``Version: 15.x.y.z`` line is the exact build
+   of the back end that answered. high. Read only from a complete number (an answer cut inside the
+   line is not trusted).
+4. Resource paths in the logon page (``/owa/auth/15.1.2176/themes/...``): Exchange 2013+ put only
    major.minor.build there, i.e. the CU. The SU level is unknown, so CVEs that an SU on that CU line
    fixes become ``unknown`` instead of ``vulnerable``; a CVE with no fix on that line stays
    vulnerable. low. Four-part paths (Exchange 2010 ``/owa/14.3.496.0/``) are medium: paths lag behind
@@ -40,8 +45,12 @@ _OWA_PATH = re.compile(rb"/owa/(?:auth/)?(\d{1,2}\.\d{1,2}\.\d{1,5}(?:\.\d{1,5})
 _EXPORT_ID = re.compile(
     rb"<assemblyIdentity\b[^>]*\bname=\"microsoft\.exchange\.ediscovery\.exporttool\.application\"[^>]*>",
     re.I)
+_MAPI_VERSION = re.compile(
+    rb"Exchange MAPI/HTTP Connectivity Endpoint.{0,400}?\bVersion:\s*(\d{1,2}\.\d{1,2}\.\d{1,5}\.\d{1,5})(?=\s*<)",
+    re.I | re.S)
 _VERSION_ATTR = re.compile(rb"\bversion=\"(\d{1,2}\.\d{1,2}\.\d{1,5}\.\d{1,5})\"", re.I)
 
+MAPI_SOURCE = "back-end MAPI page (ProxyShell answer)"
 EXCHANGE_HEADERS = ("x-owa-version", "x-feserver", "x-beserver", "x-calculatedbetarget", "x-diaginfo",
                     "x-owa-diagnosticsinfo", "x-owa-proxyuri")
 EXCHANGE_BODY_MARKERS = (b"/owa/auth/", b"Exchange MAPI/HTTP", b"microsoft.exchange.ediscovery")
@@ -76,6 +85,14 @@ def from_exporttool(reply: Reply) -> Fingerprint | None:
     if version is None:
         return None
     return Fingerprint(version.group(1).decode(), "ECP export tool manifest", "high")
+
+
+def from_mapi_page(replies: Iterable[Reply]) -> Fingerprint | None:
+    """The Version line of a back-end /mapi/nspi/ page among ``replies`` (the ProxyShell answer)."""
+    for reply in replies:
+        if reply.ok and reply.status == 200 and (m := _MAPI_VERSION.search(reply.body)):
+            return Fingerprint(m.group(1).decode(), MAPI_SOURCE, "high")
+    return None
 
 
 def from_logon_paths(reply: Reply) -> Fingerprint | None:

@@ -109,9 +109,13 @@ def document(results: Iterable[dict[str, Any]], generated_at: str | None = None)
     rows: list[dict[str, str]] = []
     tally: dict[str, Counter[str]] = {}
     reachable = exchange = 0
+    builds: dict[int, HostBuild | None] = {}  # by id: a live run's results share one dict per build
     for r in sorted(results, key=lambda x: x["target"]):
         target = r["target"]
-        build = _host_build(r.get("build"))
+        data = r.get("build")
+        if id(data) not in builds:
+            builds[id(data)] = _host_build(data)
+        build = builds[id(data)]
         reachable += bool(r.get("reachable"))
         exchange += bool(r.get("exchange"))
         hosts.append(HostAssessment(host=target, verdict=Verdict.NOT_ASSESSED.value,

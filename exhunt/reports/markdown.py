@@ -61,6 +61,7 @@ def render_text(doc: AssessmentDocument) -> str:
         actions = host_actions(doc, h)
         lines += [f"{i}. {text(a.text)}" for i, a in enumerate(actions, 1)] or ["Nothing urgent."]
         lines.append("")
+    lines += _impact(doc)
     lines += ["## Findings", ""]
     if not doc.findings:
         lines += ["No findings.", ""]
@@ -74,6 +75,18 @@ def render_text(doc: AssessmentDocument) -> str:
                      f"({parsed}), {c.warnings} warnings.")
     lines.append("")
     return "\n".join(lines)
+
+
+def _impact(doc: AssessmentDocument) -> list[str]:
+    """The mailboxes exposed, one table row each (the actions and evidence are in the HTML report)."""
+    if not doc.impact:
+        return []
+    out = ["## Mailboxes exposed", "", "| Confidence | Host | Mailbox | How | First → last | Sources |",
+           "|---|---|---|---|---|---|"]
+    for m in doc.impact:
+        out.append(f"| {m.confidence} | {text(m.host)} | {cell(m.mailbox)} | {text(', '.join(m.how))} | "
+                   f"{m.first_seen or '–'} → {m.last_seen or '–'} | {text('; '.join(m.sources))} |")
+    return [*out, ""]
 
 
 def _finding(n: int, f: Finding) -> list[str]:

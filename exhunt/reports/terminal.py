@@ -51,6 +51,8 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
         console.print(table)
         if len(doc.findings) > TOP:
             console.print(f"... and {len(doc.findings) - TOP} more (see findings.json)")
+    if doc.impact:
+        console.print(impact_line(doc), markup=False, highlight=False)
     for h in doc.hosts:
         actions = host_actions(doc, h, limit=TOP_ACTIONS)
         if actions and (h.verdict != "clean" or doc.findings):
@@ -61,6 +63,19 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
         console.print(printable(line)[0], markup=False, highlight=False)
     if case_dir is not None:
         console.print(f"Case written to {case_dir} (findings.json, report.html, store/)", markup=False)
+
+
+def impact_line(doc: AssessmentDocument) -> str:
+    """How many mailboxes the intrusion exposed, by confidence (the list: report --format impact-csv)."""
+    boxes: dict[str, str] = {}
+    rank = {"low": 0, "medium": 1, "high": 2}
+    for e in doc.impact:
+        if rank[e.confidence] >= rank[boxes.get(e.mailbox, "low")]:
+            boxes[e.mailbox] = e.confidence
+    counts = ", ".join(f"{n} {c}" for c in ("high", "medium", "low")
+                       if (n := sum(1 for v in boxes.values() if v == c)))
+    line = f"Mailboxes exposed: {len(boxes)} ({counts}): report --format impact-csv"
+    return line if len(line) <= 80 else line.split("):")[0] + ")"
 
 
 def rule_problems(rules: dict[str, Any], shown: int = 3) -> list[str]:

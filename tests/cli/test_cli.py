@@ -27,7 +27,8 @@ def test_missing_evidence_is_one_line_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("argv", [["scan"], ["frobnicate"], ["scan", "x", "--jobs", "many"], []])
+@pytest.mark.parametrize("argv", [["scan"], ["frobnicate"], ["scan", "x", "--jobs", "many"], [],
+                                  ["scan", "x", "--org-domain", "not a domain"]])
 def test_usage_errors_exit_2_without_traceback(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -62,3 +63,22 @@ def test_single_log_file_is_evidence(tmp_path: Path) -> None:
     proc = run("scan", str(log), "--json")
     assert proc.returncode == 1
     assert [f["check"] for f in json.loads(proc.stdout)["findings"]] == ["proxylogon.ssrf.static_post"]
+
+
+def test_org_domain_option_decides_what_is_outside(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without accepted domains in the evidence, --org-domain (repeatable) names the organisation."""
+    from tests.artifacts.psexport import export
+    from tests.artifacts.test_cmdlet_exports import EXPORTS
+
+    type_name, objects, _, _ = EXPORTS["Get-InboxRule"]
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "rules.csv").write_bytes(export(objects, "csv", type_name))
+
+    def forwarding(*extra: str) -> set[tuple[str, str]]:
+        assert main(["scan", str(tmp_path / "ev"), "--json", "--quiet", "--jobs", "1", *extra]) == 1
+        doc = json.loads(capsys.readouterr().out)
+        return {(f["key"], f["confidence"]) for f in doc["findings"] if f["check"] == "mailflow.inbox_rule_forwarding"}
+
+    outside = ("corp.example/Users/alice -> mallory@evil.example", "medium")
+    assert forwarding() == {outside, ("corp.example/Users/bob -> carol@corp.example", "medium")}
+    assert forwarding("--org-domain", "@CORP.example", "--org-domain", "other.example") == {(outside[0], "high")}

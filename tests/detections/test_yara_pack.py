@@ -129,6 +129,15 @@ POSITIVE = {
         "Assembly.Load(output); %>",
         "exhunt_webshell_assembly_loader",
     ),
+    "reflection_process_start": (
+        '<%@ Page Language="C#" %><% Type.GetType("System.Diagnostics.Process").GetMethod("Start", '
+        'new[] { typeof(string), typeof(string) }).Invoke(null, new object[] { "cmd.exe", Request.Form["c"] }); %>',
+        "exhunt_webshell_reflection_by_name",
+    ),
+    "eval_by_name": (
+        '<%@ Page Language="JScript" %><% this["eval"](Request.Item["z"], "unsafe"); %>',
+        "exhunt_webshell_eval_request",
+    ),
     "png_polyglot": ('\x89PNG\r\n\x1a\n....<%execute request("a")%>', "exhunt_webshell_image_polyglot"),
 }
 
@@ -139,6 +148,10 @@ NEGATIVE = {
     "process_list_only": '<%@ Page Language="C#" %><% foreach (var p in Process.GetProcesses()) { } %>',
     "static_html": "<html><body>eval request execute cmd.exe</body></html>",
     "js_eval_no_server": "<script>eval(location.hash.substr(1))</script>",
+    "process_type_name_only": '<%@ Page Language="C#" %><% var n = "System.Diagnostics.Process"; '
+    "Response.Write(n + Request.Form[\"x\"]); %>",
+    "reflection_without_request": '<%@ Page Language="C#" %><% Type.GetType("System.Diagnostics.Process")'
+    '.GetMethod("GetProcesses", Type.EmptyTypes); %>',
 }
 
 

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exhunt.artifacts.base import ParseContext
+from exhunt.artifacts.cmdlet_exports import CmdletExport
 from exhunt.artifacts.exchange_logs import ExchangeLog, split_csv
 from exhunt.artifacts.iis import IisLog
 from exhunt.evidence.base import EvidenceFile
@@ -82,6 +83,23 @@ PARSERS = {"exchange": ExchangeLog, "iis": IisLog}
 def test_parsers_never_raise_on_bytes(body: bytes, parser: str) -> None:
     head = EXCHANGE_HEAD if parser == "exchange" else IIS_HEAD
     run(PARSERS[parser], head.encode() + body)
+
+
+EXPORT_HEADS = (
+    b'#TYPE Deserialized.Microsoft.Exchange.Management.Common.InboxRule\r\n"Name","MailboxOwnerId","ForwardTo"\r\n',
+    b'[{"MailboxOwnerId": "a", "ForwardTo": ["x@y.example"], "Name": "r"}, ',
+    b'<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04"><Obj RefId="0"><TN RefId="0">'
+    b"<T>Deserialized.Microsoft.Exchange.Management.Common.InboxRule</T></TN><Props>",
+)
+
+
+@SETTINGS
+@given(body=st.binary(max_size=3000), head=st.sampled_from(EXPORT_HEADS), utf16=st.booleans())
+def test_export_reader_never_raises_on_bytes(body: bytes, head: bytes, utf16: bool) -> None:
+    """Cmdlet exports after any bytes, and the UTF-16 transcoding of IIS logs of any bytes."""
+    run(CmdletExport, head + body)
+    if utf16:
+        run(IisLog, b"\xff\xfe" + IIS_HEAD.encode("utf-16-le") + body)
 
 
 _TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30)

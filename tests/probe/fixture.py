@@ -4,6 +4,13 @@ One raw asyncio HTTP/1.1 server (keep-alive, optional TLS with a ``trustme`` cer
 behaviour is a *profile*, chosen per listening port or per virtual host (``Host: <profile>-<n>.exhunt.test``):
 
   vuln2016   Exchange 2016 CU19 (15.1.2176.2): ProxyLogon cookie honoured, ProxyShell path open, no mitigation
+  ps2016     Exchange 2016 CU19 Mar21SU (15.1.2176.9) behind a proxy that strips X-OWA-Version: ProxyLogon
+             fixed, ProxyShell open (the back end's /mapi/nspi/ page, Version line included)
+  pstitle, psbody, psnover   the same server answering ProxyShell with only the page title, only the
+             page body, or the page without its Version line
+  pscut, psvercut   the same server whose ProxyShell answer breaks off before the page text, or inside
+             the Version line (Content-Length promises more, then the socket closes)
+  ps302      Exchange 2019 CU12 Feb23SU (patched) redirecting the path-confusion request (HTTP 302)
   patched2019  Exchange 2019 CU12 Feb23SU (15.2.1118.25): all fixed, no mitigation (not needed)
   mitigated  Exchange 2019 CU12 Aug22SU (15.2.1118.12): ProxyNotShell unpatched, URL-rewrite rule aborts
   cuonly     Exchange 2016 CU19 behind a proxy that strips X-OWA-Version; export tool blocked: CU-only path
@@ -11,6 +18,8 @@ behaviour is a *profile*, chosen per listening port or per virtual host (``Host:
   tarpit     accepts the connection, never answers
   malformed  answers with a broken status line and headers
   hugebody   Exchange 2019 whose logon page body never ends
+
+``EXPECTED`` says what the probe must report for each profile (the tests and the bench check it).
 
 The server counts open connections (``open_now``/``peak_open``), bytes streamed and SNI names seen.
 It binds loopback only. Written raw (not aiohttp.web) so it can misbehave on purpose.
@@ -27,9 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-# ("respond", status, reason, headers, body) | ("abort",) | ("tarpit",) | ("raw", bytes) | ("stream", headers)
+# ("respond", status, reason, headers, body) | ("short", status, reason, headers, body, promised length)
+# | ("abort",) | ("tarpit",) | ("raw", bytes) | ("stream", headers)
 Action = tuple
 
+# What a ProxyLogon-vulnerable front end answers when it cannot authenticate to the cookie's back end
+# (the public nmap check looks for NegotiateSecurityContext in it).
+SSRF_ERROR = b"NegotiateSecurityContext failed with for host 'localhost' with status 'TargetUnknown'"
 HUGE_CHUNK = b"<!-- filler -->" * 4096  # ~60 KiB
 STREAM_LIMIT = 1 << 30  # "endless" body: 1 GiB, far beyond any cap, so a client that reads it all is caught
 
@@ -51,10 +64,43 @@ def _manifest(build: str) -> bytes:
             f'version="1.2.3.4" /></dependentAssembly></dependency></asmv1:assembly>').encode()
 
 
-def _exchange(build: str, *, ssrf: bool, proxyshell: bool, mitigated: bool, owa_header: bool = True,
+MAPI_TITLE = "Exchange MAPI/HTTP Connectivity Endpoint"
+
+
+def mapi_page(version: str | None, *, title: bool = True, body: bool = True) -> bytes:
+    """The back end's /mapi/nspi/ information page in the shape Exchange's handler writes it (CRLF
+    lines, the title, then one paragraph with the Version and Vdir Path lines, then who is asking)."""
+    head = f"<html>\r\n<head>\r\n<title>{MAPI_TITLE}</title>\r\n</head>\r\n" if title else "<html>\r\n"
+    version_line = f"Version: {version}<br>" if version else ""
+    lines = f"<p>{MAPI_TITLE}<br><br>{version_line}Vdir Path: /mapi/nspi/<br><br></p>" if body else ""
+    who = "<p><b>User:</b> NT AUTHORITY\\SYSTEM<br><b>UPN:</b> <br><b>SID:</b> S-1-5-18<br></p>"
+    return f"{head}<body>\r\n{lines}{who}\r\n</body>\r\n</html>".encode()
+
+
+def _proxyshell_answers(build: str) -> dict[str, Action]:
+    """What a front end sends back for the path-confusion request, one entry per replayed shape."""
+    html = [("Content-Type", "text/html"), ("X-CalculatedBETarget", "exch01.corp.local")]
+    page = mapi_page(build)
+    cut_at = page.index(b"Version: ") + len("Version: 15.1.21")
+    return {
+        "page": ("respond", 200, "OK", html, page),
+        "title": ("respond", 200, "OK", html, mapi_page(build, body=False)),
+        "body": ("respond", 200, "OK", html, mapi_page(build, title=False)),
+        "nover": ("respond", 200, "OK", html, mapi_page(None)),
+        "cut": ("short", 200, "OK", html, page[:40], len(page)),
+        "vercut": ("short", 200, "OK", html, page[:cut_at], len(page)),
+        "302": ("respond", 302, "Found", [("Location", "/owa/auth/errorFE.aspx?httpCode=500")], b""),
+        "400": ("respond", 400, "Bad Request", [("Content-Type", "application/json")],
+                b'{"ErrorCode":"InvalidRequest"}'),
+    }
+
+
+def _exchange(build: str, *, ssrf: bool, proxyshell: str, mitigated: bool, owa_header: bool = True,
               exporttool: bool = True) -> Callable[[str, dict[str, str]], Action]:
+    """An Exchange front end; ``proxyshell`` names its answer to the path-confusion request."""
     cu = build.rsplit(".", 1)[0]
     base = [("Server", "Microsoft-IIS/10.0"), ("X-FEServer", "EXCH01"), ("X-Powered-By", "ASP.NET")]
+    ps_answer = _proxyshell_answers(build)[proxyshell]
 
     def handle(path: str, headers: dict[str, str]) -> Action:
         decoded = unquote(path).lower()
@@ -71,13 +117,12 @@ def _exchange(build: str, *, ssrf: bool, proxyshell: bool, mitigated: bool, owa_
         if path.startswith("/owa/auth/x.js"):
             if ssrf and "X-BEResource=localhost" in headers.get("cookie", ""):
                 return ("respond", 500, "Internal Server Error",
-                        base + [("X-CalculatedBETarget", "localhost"), ("X-BEServer", "EXCH01")], b"")
+                        base + [("X-CalculatedBETarget", "localhost"), ("X-BEServer", "EXCH01")],
+                        SSRF_ERROR)
             return ("respond", 404, "Not Found", base, b"")
         if path.startswith("/autodiscover/autodiscover.json"):
-            if proxyshell and "/mapi/nspi" in decoded and "email=autodiscover/autodiscover.json" in decoded:
-                return ("respond", 200, "OK", base + [("Content-Type", "text/html")],
-                        b"<html><body>Exchange MAPI/HTTP Connector Endpoint<br/>"
-                        b"Version: 15.1.2176.2</body></html>")
+            if "/mapi/nspi" in decoded and "email=autodiscover/autodiscover.json" in decoded:
+                return (ps_answer[0], ps_answer[1], ps_answer[2], base + ps_answer[3], *ps_answer[4:])
             return ("respond", 400, "Bad Request", base + [("Content-Type", "application/json")],
                     b'{"ErrorCode":"InvalidRequest"}')
         return ("respond", 404, "Not Found", base, b"")
@@ -100,11 +145,15 @@ def _huge(path: str, headers: dict[str, str]) -> Action:
 
 
 PROFILES: dict[str, Callable[[str, dict[str, str]], Action]] = {
-    "vuln2016": _exchange("15.1.2176.2", ssrf=True, proxyshell=True, mitigated=False),
-    "patched2019": _exchange("15.2.1118.25", ssrf=False, proxyshell=False, mitigated=False),
-    "mitigated": _exchange("15.2.1118.12", ssrf=False, proxyshell=False, mitigated=True),
-    "cuonly": _exchange("15.1.2176.2", ssrf=False, proxyshell=False, mitigated=False, owa_header=False,
+    "vuln2016": _exchange("15.1.2176.2", ssrf=True, proxyshell="page", mitigated=False),
+    "patched2019": _exchange("15.2.1118.25", ssrf=False, proxyshell="400", mitigated=False),
+    "mitigated": _exchange("15.2.1118.12", ssrf=False, proxyshell="400", mitigated=True),
+    "cuonly": _exchange("15.1.2176.2", ssrf=False, proxyshell="400", mitigated=False, owa_header=False,
                         exporttool=False),
+    **{name: _exchange("15.1.2176.9", ssrf=False, proxyshell=answer, mitigated=False, owa_header=False)
+       for name, answer in (("ps2016", "page"), ("pstitle", "title"), ("psbody", "body"), ("psnover", "nover"),
+                            ("pscut", "cut"), ("psvercut", "vercut"))},
+    "ps302": _exchange("15.2.1118.25", ssrf=False, proxyshell="302", mitigated=False),
     "iis": _iis,
     "tarpit": lambda p, h: ("tarpit",),
     "malformed": lambda p, h: ("raw", b"HTTP/1.1 2OO OK\r\nX-OWA-Version 15.1.2176.2\r\n"
@@ -113,6 +162,27 @@ PROFILES: dict[str, Callable[[str, dict[str, str]], Action]] = {
 }
 
 ALL_PROFILES = list(PROFILES)
+
+_V, _N, _U = "vulnerable", "not vulnerable", "unknown"
+_MAPI, _EXPORT = "back-end MAPI page (ProxyShell answer)", "ECP export tool manifest"
+EXPECTED: dict[str, tuple[bool, str | None, str | None, str | None, str, str, str]] = {
+    # profile: (looks like Exchange, build, confidence, build source, proxylogon, proxyshell, proxynotshell)
+    "vuln2016": (True, "15.1.2176.2", "high", "X-OWA-Version header", _V, _V, _V),
+    "patched2019": (True, "15.2.1118.25", "high", "X-OWA-Version header", _N, _N, _N),
+    "mitigated": (True, "15.2.1118.12", "high", "X-OWA-Version header", _N, _N, _N),
+    "cuonly": (True, "15.1.2176", "low", "OWA resource path", _N, _N, _V),
+    "iis": (False, None, None, None, _N, _N, _N),
+    "tarpit": (False, None, None, None, _U, _U, _U),
+    "malformed": (False, None, None, None, _U, _U, _U),
+    "hugebody": (True, "15.2.1118.25", "high", "X-OWA-Version header", _N, _N, _N),
+    "ps2016": (True, "15.1.2176.9", "high", _MAPI, _N, _V, _V),
+    "pstitle": (True, "15.1.2176.9", "high", _EXPORT, _N, _V, _V),
+    "psbody": (True, "15.1.2176.9", "high", _MAPI, _N, _V, _V),
+    "psnover": (True, "15.1.2176.9", "high", _EXPORT, _N, _V, _V),
+    "pscut": (True, "15.1.2176.9", "high", _EXPORT, _N, _U, _V),
+    "psvercut": (True, "15.1.2176.9", "high", _EXPORT, _N, _V, _V),
+    "ps302": (True, "15.2.1118.25", "high", "X-OWA-Version header", _N, _N, _N),
+}
 
 
 @dataclass
@@ -199,6 +269,12 @@ class FixtureServer:
             writer.write(head.encode("latin-1") + body)
             await writer.drain()
             return True
+        if kind == "short":  # promise more body than is sent, then close: an answer that breaks off
+            _, status, reason, headers, body, promised = action
+            head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+            writer.write(f"{head}Content-Length: {promised}\r\n\r\n".encode("latin-1") + body)
+            await writer.drain()
+            return False
         if kind == "abort":
             writer.transport.abort()
             return False

@@ -10,12 +10,17 @@ from exhunt.probe.checks.proxylogon import ProxyLogonSsrf
 from exhunt.probe.checks.proxynotshell import ProxyNotShellMitigation
 from exhunt.probe.checks.proxyshell import ProxyShellPathConfusion
 from exhunt.probe.wire import DISCONNECTED, NOT_VULNERABLE, TIMEOUT, UNKNOWN, VULNERABLE, Reply
+from tests.probe.fixture import mapi_page
 
 PL, PS, PNS = ProxyLogonSsrf(), ProxyShellPathConfusion(), ProxyNotShellMitigation()
 
 
 def ok(status: int, headers: tuple[tuple[str, str], ...] = (), body: bytes = b"") -> Reply:
     return Reply(PL.requests[0], status, "", headers, body)
+
+
+def cut(body: bytes) -> Reply:
+    return Reply(PL.requests[0], 200, "", (), body, incomplete=True)
 
 
 def err(kind: str) -> Reply:
@@ -37,7 +42,16 @@ CASES = [
     (PL, [ok(404)], None, True, NOT_VULNERABLE, "no X-CalculatedBETarget"),
     (PL, [ok(404)], None, False, NOT_VULNERABLE, "not an Exchange"),
     (PL, [err(TIMEOUT)], None, True, UNKNOWN, "timeout"),
-    (PS, [ok(200, body=b"<b>Exchange MAPI/HTTP Connector Endpoint</b>")], None, True, VULNERABLE, "mapi"),
+    # the back end's /mapi/nspi/ page as Exchange writes it, and the shapes it is seen in
+    (PS, [ok(200, body=mapi_page("15.1.2176.9"))], None, True, VULNERABLE, "mapi"),
+    (PS, [ok(200, body=mapi_page("15.1.2176.9", body=False))], None, True, VULNERABLE, "mapi"),
+    (PS, [ok(200, body=mapi_page("15.1.2176.9", title=False))], None, True, VULNERABLE, "mapi"),
+    (PS, [ok(200, body=mapi_page(None))], None, True, VULNERABLE, "mapi"),
+    (PS, [ok(200, body=mapi_page("15.1.2176.9").upper())], None, False, VULNERABLE, "mapi"),
+    (PS, [cut(mapi_page("15.1.2176.9")[:120])], None, True, VULNERABLE, "mapi"),  # the text did arrive
+    (PS, [cut(mapi_page("15.1.2176.9")[:40])], None, True, UNKNOWN, "broke off"),
+    (PS, [ok(401, body=mapi_page("15.1.2176.9"))], None, True, NOT_VULNERABLE, "401"),
+    (PS, [ok(400, body=b'{"ErrorCode":"InvalidRequest"}')], None, True, NOT_VULNERABLE, "400"),
     (PS, [ok(200, body=b"<html>something else</html>")], None, True, NOT_VULNERABLE, "rejected"),
     (PS, [ok(302)], None, True, NOT_VULNERABLE, "302"),
     (PS, [ok(404)], None, False, NOT_VULNERABLE, "not an Exchange"),
@@ -71,3 +85,17 @@ def test_checks_are_documented_and_read_only(check) -> None:  # type: ignore[no-
     for spec in check.requests:
         assert spec.method == "GET" and spec.path.startswith("/")
         assert spec.path in module.__doc__  # the docstring shows exactly what is sent
+
+
+def test_proxyshell_answer_stands_in_for_the_proxynotshell_baseline() -> None:
+    baseline, trigger = PNS.requests
+    page = Reply(PS.requests[0], 200, "OK", (), mapi_page("15.1.2176.9"))
+    assert PNS.stand_in(baseline, {"proxyshell-path": page}) is page
+    rejected = Reply(PS.requests[0], 400, "Bad Request")
+    assert PNS.stand_in(baseline, {"proxyshell-path": rejected}) is rejected
+    assert PNS.stand_in(trigger, {"proxyshell-path": page}) is None  # the trigger is always sent
+    assert PNS.stand_in(baseline, {}) is None  # ProxyShell not run
+    for unusable in (Reply(PS.requests[0], 403, "Forbidden"), Reply(PS.requests[0], error=DISCONNECTED),
+                     Reply(PS.requests[0], 200, "OK", (), b"<html>", incomplete=True)):
+        assert PNS.stand_in(baseline, {"proxyshell-path": unusable}) is None
+    assert all(c.stand_in(s, {"proxyshell-path": page}) is None for c in (PL, PS) for s in c.requests)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from exhunt.probe import fingerprint as fp
 from exhunt.probe.wire import TIMEOUT, Reply, RequestSpec
-from tests.probe.fixture import _logon_page, _manifest
+from tests.probe.fixture import _logon_page, _manifest, mapi_page
 
 SPEC = RequestSpec("t", "/")
 
@@ -31,6 +31,18 @@ def test_logon_path_is_cu_only_and_says_so() -> None:
     assert "SU" in got.note
     got4 = fp.from_logon_paths(reply(body=b'<link href="/owa/14.3.496.0/themes/base/x.css">'))
     assert got4 is not None and got4.build == "14.3.496.0" and got4.confidence == "medium"
+
+
+def test_mapi_page_version_line_is_an_exact_build() -> None:
+    got = fp.from_mapi_page([reply(status=404), reply(body=mapi_page("15.1.2176.9"))])
+    assert got == fp.Fingerprint("15.1.2176.9", fp.MAPI_SOURCE, "high")
+    assert fp.from_mapi_page([reply(body=mapi_page("15.2.1118.7", title=False))]).build == "15.2.1118.7"  # type: ignore[union-attr]
+    page = mapi_page("15.1.2176.9")
+    cut_in_number = page[:page.index(b"Version: ") + len(b"Version: 15.1.217")]
+    for no in (mapi_page("15.1.2176.9", body=False), mapi_page(None), cut_in_number,
+               b"<p>Version: 15.1.2176.9<br>", page.replace(b"Connectivity", b"Connector")):
+        assert fp.from_mapi_page([reply(body=no)]) is None, no
+    assert fp.from_mapi_page([reply(status=500, body=page), Reply(SPEC, error=TIMEOUT)]) is None
 
 
 def test_best_prefers_precise_sources() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from exhunt.probe.runner import GUARD_SECONDS, ProbeOptions, TokenBucket
 from exhunt.probe.sweep import sweep
 from exhunt.probe.targets import Target
 from exhunt.probe.wire import DEFAULT_BODY_CAP, NOT_VULNERABLE, UNKNOWN, VULNERABLE
-from tests.probe.fixture import Running, start_fixture, stop_fixture
+from tests.probe.fixture import EXPECTED, Running, start_fixture, stop_fixture
 
 TIMEOUT = 2.0
 
@@ -23,17 +24,6 @@ def verdicts(result: dict[str, Any]) -> dict[str, str]:
     return {c["check"].removeprefix("probe."): c["verdict"] for c in result["checks"]}
 
 
-EXPECTED = {
-    # profile: (exchange, build, confidence, proxylogon, proxyshell, proxynotshell)
-    "vuln2016": (True, "15.1.2176.2", "high", VULNERABLE, VULNERABLE, VULNERABLE),
-    "patched2019": (True, "15.2.1118.25", "high", NOT_VULNERABLE, NOT_VULNERABLE, NOT_VULNERABLE),
-    "mitigated": (True, "15.2.1118.12", "high", NOT_VULNERABLE, NOT_VULNERABLE, NOT_VULNERABLE),
-    "cuonly": (True, "15.1.2176", "low", NOT_VULNERABLE, NOT_VULNERABLE, VULNERABLE),
-    "iis": (False, None, None, NOT_VULNERABLE, NOT_VULNERABLE, NOT_VULNERABLE),
-    "tarpit": (False, None, None, UNKNOWN, UNKNOWN, UNKNOWN),
-    "malformed": (False, None, None, UNKNOWN, UNKNOWN, UNKNOWN),
-    "hugebody": (True, "15.2.1118.25", "high", NOT_VULNERABLE, NOT_VULNERABLE, NOT_VULNERABLE),
-}
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +40,54 @@ def tls_results(tls_fixture: Running) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("profile", list(EXPECTED))
 def test_profiles_classified_over_tls(tls_results: dict[str, dict[str, Any]], profile: str) -> None:
-    exchange, build, confidence, pl, ps, pns = EXPECTED[profile]
+    exchange, build, confidence, source, pl, ps, pns = EXPECTED[profile]
     r = tls_results[profile]
     assert r["exchange"] is exchange
-    assert (r["fingerprint"]["build"], r["fingerprint"]["confidence"]) == (build, confidence)
+    fingerprint = r["fingerprint"]
+    assert (fingerprint["build"], fingerprint["confidence"], fingerprint["source"]) == (build, confidence, source)
     assert verdicts(r) == {"proxylogon_ssrf": pl, "proxyshell_path": ps, "proxynotshell_mitigation": pns}
     for check in r["checks"]:
         assert check["reason"]
+
+
+def test_requests_one_answer_serves_twice(tls_results: dict[str, dict[str, Any]]) -> None:
+    """The MAPI page's Version line makes the export-tool request unnecessary, and the ProxyShell
+    answer stands in for the ProxyNotShell baseline; a cut-off ProxyShell answer does not."""
+    ps = tls_results["ps2016"]
+    assert [r["request"] for r in ps["fingerprint"]["replies"]] == ["owa-logon"]
+    pns = next(c for c in ps["checks"] if c["check"] == "probe.proxynotshell_mitigation")
+    assert [r["request"] for r in pns["replies"]] == ["proxyshell-path", "proxynotshell-trigger"]
+    cut = tls_results["pscut"]
+    assert [r["request"] for r in cut["fingerprint"]["replies"]] == ["owa-logon", "ecp-exporttool"]
+    pns = next(c for c in cut["checks"] if c["check"] == "probe.proxynotshell_mitigation")
+    assert [r["request"] for r in pns["replies"]] == ["proxynotshell-baseline", "proxynotshell-trigger"]
+
+
+def test_event_loop_is_uvloop_unless_asked_for_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exhunt.probe.runner import loop_factory
+
+    monkeypatch.setenv("EXHUNT_PROBE_LOOP", "asyncio")
+    assert loop_factory() is None
+    monkeypatch.delenv("EXHUNT_PROBE_LOOP")
+    fast = pytest.importorskip("winloop" if sys.platform == "win32" else "uvloop")
+    assert loop_factory() is fast.new_event_loop
+
+
+def test_asyncio_loop_gives_the_same_answers(tls_fixture: Running, tls_results: dict[str, dict[str, Any]],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every profile over TLS on asyncio's own loop: the verdicts, builds and requests of the default loop."""
+    monkeypatch.setenv("EXHUNT_PROBE_LOOP", "asyncio")
+    profiles = [p for p in tls_fixture.ports if p != "tarpit"]  # the tarpit only costs the timeout
+    targets = [Target("https", "localhost", tls_fixture.ports[p]) for p in profiles]
+    result = sweep(targets, ProbeOptions(timeout=TIMEOUT, ca_bundle=tls_fixture.ca_file, retries=1))
+    by_port = {int(r["target"].rsplit(":", 1)[1]): r for r in result.results}
+
+    def shape(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (verdicts(r), r["fingerprint"]["build"], r["fingerprint"]["source"], r["exchange"],
+                [[rep["request"] for rep in c["replies"]] for c in r["checks"]])
+
+    for profile in profiles:
+        assert shape(by_port[tls_fixture.ports[profile]]) == shape(tls_results[profile]), profile
 
 
 def test_tarpit_never_hangs_past_timeout(tls_results: dict[str, dict[str, Any]]) -> None:
@@ -157,7 +188,7 @@ def test_rate_limits_a_run(plain_fixture: Running) -> None:
     port = plain_fixture.ports["vuln2016"]
     started = time.monotonic()
     sweep([Target("http", "127.0.0.1", port)], ProbeOptions(rate=20, concurrency=1, timeout=TIMEOUT))
-    assert time.monotonic() - started >= 4 / 20  # 5 requests at 20/s, burst 1: at least 4 intervals
+    assert time.monotonic() - started >= 3 / 20  # 4 requests at 20/s, burst 1: at least 3 intervals
 
 
 def test_waiting_for_the_rate_is_not_the_hosts_timeout(plain_fixture: Running) -> None:
@@ -203,7 +234,9 @@ def test_dropped_trigger_is_sent_exactly_as_often_as_reported() -> None:
                   ProbeOptions(timeout=TIMEOUT, backoff=0.01)).results[0]
         pns = next(c for c in r["checks"] if c["check"] == "probe.proxynotshell_mitigation")
         assert pns["verdict"] == NOT_VULNERABLE and pns["replies"][1]["attempts"] == 2
-        assert running.server.requests == 6  # logon, ProxyLogon, ProxyShell, baseline, trigger x2
+        # logon, ProxyLogon, ProxyShell (whose answer is the ProxyNotShell baseline), trigger x2
+        assert running.server.requests == 5
+        assert pns["replies"][0]["request"] == "proxyshell-path"
         assert running.server.connections == 2  # the retry needs a fresh connection
     finally:
         stop_fixture(running, thread)

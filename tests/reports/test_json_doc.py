@@ -37,6 +37,7 @@ def test_load_render_gives_the_same_bytes(case_dir: Path) -> None:
 @pytest.mark.parametrize(("definition", "cls"), [
     ("finding", model.Finding), ("evidence", model.EvidenceRef), ("host", model.HostAssessment),
     ("build", model.HostBuild), ("cve_status", model.CveStatus), ("coverage", model.Coverage),
+    ("impact", model.MailboxImpact),
 ])
 def test_schema_follows_the_model(definition: str, cls: type) -> None:
     """A field added to the model without a schema change (and version bump) fails here."""

@@ -42,6 +42,8 @@ rule exhunt_webshell_eval_request : webshell
         $hex_eval = /\\x65\\x76\\x61\\x6c/ nocase
         $pct_eval = "%65%76%61%6c" nocase
         $uni_eval = /\\u0065\\u0076\\u0061\\u006c/ nocase
+        // eval looked up by its name: this["eval"], what "ev"+"al" or "\x65val" become once undone
+        $name_eval = /\[\s*["'](eval|execute|executeglobal)["']\s*\]/ nocase
         $b64_evalreq = "eval(Request" base64
         $b64_evalreq2 = "eval(Request" base64wide
         $b64_execreq = "execute(request" base64
@@ -49,7 +51,7 @@ rule exhunt_webshell_eval_request : webshell
         exhunt_server_page and (
             $js_eval_req or $js_unsafe or $vb_eval_req or $decode_eval1 or $decode_eval2
             or ($vb_eval_var and $vb_request)
-            or (any of ($split*, $hex_eval, $pct_eval, $uni_eval) and
+            or (any of ($split*, $hex_eval, $pct_eval, $uni_eval, $name_eval) and
                 (filesize < 200KB))
             or any of ($b64_*)
         )
@@ -185,4 +187,21 @@ rule exhunt_webshell_dynamic_compile : webshell
         $req2 = /Request\s*\.\s*(BinaryRead|InputStream)/ nocase
     condition:
         exhunt_server_page and any of ($req*) and (any of ($js*) or (any of ($cc*) and $run))
+}
+
+rule exhunt_webshell_reflection_by_name : webshell
+{
+    meta:
+        description = "Page reaches process, assembly-loading or script-engine types by name through reflection (hides Process.Start, Assembly.Load, JScript eval)"
+        severity = "critical"
+        attack = "T1505.003, T1027"
+        author = "exhunt"
+    strings:
+        $type = /["'](System\.Diagnostics\.Process|System\.Diagnostics\.ProcessStartInfo|System\.Reflection\.Assembly|System\.Management\.Automation\.PowerShell|Microsoft\.JScript\.Eval|Microsoft\.CSharp\.CSharpCodeProvider)["']/ nocase
+        $member = /(GetMethod|InvokeMember|GetMember|GetProperty|CallByName)\s*\(\s*[^;]{0,120}["'](Start|Load|LoadFrom|LoadFile|JScriptEvaluate|CompileAssemblyFromSource|Create|AddScript|Invoke)["']/ nocase
+        $resolve = /(Type\s*\.\s*GetType|Activator\s*\.\s*CreateInstance|GetTypeFromProgID|Assembly\s*\.\s*Load\w*\s*\([^;]{0,200}\.\s*GetType)\s*\(\s*["']/ nocase
+        $req1 = /Request\s*(\.\s*(Item|Form|QueryString|Params|Headers|Cookies)\s*)?[\[\(]/ nocase
+        $req2 = /Request\s*\.\s*(BinaryRead|InputStream)/ nocase
+    condition:
+        exhunt_server_page and $type and ($member or $resolve) and any of ($req*)
 }

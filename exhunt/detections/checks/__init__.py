@@ -5,12 +5,15 @@ from __future__ import annotations
 from exhunt.detections.base import Check
 from exhunt.detections.checks import (
     cve_2020_0688,
+    exchange_config,
+    mailflow,
     owassrf,
     postexploit,
     proxylogon,
     proxynotshell,
     proxyshell,
     proxytoken,
+    tunnels,
     vulnerable_build,
     webshells,
 )
@@ -25,6 +28,8 @@ CHECKS: tuple[type[Check], ...] = (
     webshells.WebShellByPlacement,
     webshells.OabExportWithScript,
     webshells.WebShellRequests,
+    tunnels.TunnelRequests,
+    tunnels.TunnelTraffic,
     postexploit.LsassDump,
     postexploit.StagedArchive,
     proxyshell.ProxyShellAutodiscover,
@@ -36,4 +41,10 @@ CHECKS: tuple[type[Check], ...] = (
     proxytoken.ProxyTokenInboxRule,
     cve_2020_0688.EcpViewState,
     vulnerable_build.VulnerableBuild,
+    mailflow.InboxRuleForwarding,
+    mailflow.MailboxForwarding,
+    mailflow.InboxRuleHiding,
+    exchange_config.MailboxExportRequest,
+    exchange_config.MailboxPermissionGrant,
+    exchange_config.ImpersonationRole,
 )

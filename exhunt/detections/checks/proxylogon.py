@@ -125,10 +125,11 @@ class SsrfStaticResourcePost(SqlCheck):
 class EcpVirtualDirectoryScript(SqlCheck):
     id = "proxylogon.ecp.set_virtualdirectory_script"
     prefilter = (literal("<script"),)  # in the raw EventData the parameters come from
-    title = "Virtual directory set with a script through ECP (CVE-2021-27065)"
+    title = "Virtual directory URL set to a script (CVE-2021-27065)"
     severity = "critical"
     description = (
-        "The ECP Server log records a Set-*VirtualDirectory cmdlet whose parameters hold '<script': the "
+        "The ECP Server log records a Set-*VirtualDirectory cmdlet whose parameters hold '<script', or a "
+        "Get-*VirtualDirectory export shows a URL holding one (the same trace in its current state): the "
         "arbitrary file write of CVE-2021-27065, used to plant a China Chopper shell in the OAB "
         "virtual directory's ExternalUrl and export it to a web folder."
     )
@@ -147,6 +148,11 @@ class EcpVirtualDirectoryScript(SqlCheck):
         FROM events
         WHERE source = 'ecp_server' AND cmdlet ILIKE 'Set-%VirtualDirectory'
           AND parameters ILIKE '%<script%'
+        UNION ALL  -- Get-*VirtualDirectory exports (artifacts.cmdlet_exports): the URL as it is now
+        SELECT {EVENT_COLUMNS}, regexp_replace(cmdlet, '^Get-', 'Set-') AS key,
+               concat_ws(' ', cmdlet, message, 'ExternalUrl=' || uri, 'InternalUrl=' || uri_query) AS excerpt
+        FROM events
+        WHERE kind = 'virtual_directory' AND fields ILIKE '%<script%'
     """
 
 

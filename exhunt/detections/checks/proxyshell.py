@@ -28,6 +28,9 @@ CMDLET = "coalesce(cmdlet, json_extract_string(fields, '$.Cmdlet'))"
 PARAMETERS = "coalesce(parameters, json_extract_string(fields, '$.Parameters'), message)"
 # Folders IIS serves on an Exchange server (a .pst written there can be fetched, a page can run).
 WEB_FOLDERS = "(?i)(inetpub|aspnet_client|frontend.httpproxy|clientaccess|\\\\owa\\\\|\\\\ecp\\\\)"
+# an export request's FilePath (artifacts.cmdlet_exports) that drops a page or a .pst into a web folder
+EXPORT_TO_WEB = ("(regexp_matches(target_filename, '(?i)\\.(aspx|ashx|asmx|asp)$') OR "
+                 f"regexp_matches(target_filename, '{WEB_FOLDERS}'))")
 UPDATE_STEPS = (
     "Install the latest Exchange Cumulative Update and Security Update on every Exchange server; "
     "ProxyShell is fixed from the July 2021 updates (KB5004779 and later).",
@@ -110,7 +113,8 @@ class MailboxExportToWebFolder(SqlCheck):
     description = (
         "New-MailboxExportRequest whose -FilePath ends in .aspx/.ashx/.asmx, or writes a .pst under an IIS "
         "or Exchange web folder: ProxyShell actors saved a mailbox holding a script as a web page. Found "
-        "in MSExchange Management event logs, Rps_Cmdlet and ECP Server logs."
+        "in MSExchange Management event logs, Rps_Cmdlet and ECP Server logs, and in Get-MailboxExportRequest "
+        "exports (the request's FilePath)."
     )
     cves = PROXYSHELL_CVES
     attack = ("T1505.003", "T1114.002")
@@ -133,6 +137,13 @@ class MailboxExportToWebFolder(SqlCheck):
           AND (regexp_matches(params, '(?i)\\.(aspx|ashx|asmx|asp)\\b')
                OR (regexp_matches(params, '(?i)\\.pst\\b')
                    AND regexp_matches(params, '{WEB_FOLDERS}')))
+        UNION ALL  -- Get-MailboxExportRequest(Statistics) exports: the request's FilePath as it is
+        SELECT host, path, source, ts, line, record_id, target_filename AS key,
+               concat_ws(' ', cmdlet, 'mailbox=' || anchor_mailbox, 'FilePath=' || target_filename,
+                         'status=' || message, 'requested by=' || "user") AS excerpt,
+               target_filename AS ioc_file_path
+        FROM events
+        WHERE kind = 'mailbox_export_request' AND {EXPORT_TO_WEB}
     """
 
 

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from exhunt.detections.base import Hit
 from exhunt.detections.baselines import deviations, load_baselines
 from exhunt.detections.builds import best_build_fact
-from exhunt.detections.filehunt.context import FileHuntContext, make_check
+from exhunt.detections.filehunt.context import FileHuntContext, file_hit, make_check
 
 MODIFIED_CHECK = make_check(
     "baseline.modified",
@@ -50,18 +49,10 @@ def baseline_findings(ctx: FileHuntContext, paths: Sequence[Path]) -> dict[str, 
             ctx.emit(
                 check,
                 (
-                    Hit(
-                        check=check.id,
-                        host=host,
-                        key=path,
-                        path=path,
-                        source="baseline",
-                        ts=mtimes[path],
-                        excerpt=f"{sub} sha256={sha[path]} build={build}"
-                        f"{' + YARA/IOC hit on the same file' if (host, path) in ctx.flagged else ''}",
-                        confidence="high" if (host, path) in ctx.flagged else "medium",
-                        indicators={"sha256": sha[path] or "", "file_path": path},
-                    )
+                    file_hit(check, host, path, sha[path], mtimes[path],
+                             f"{sub} sha256={sha[path]} build={build}"
+                             f"{' + YARA/IOC hit on the same file' if (host, path) in ctx.flagged else ''}",
+                             "baseline", "high" if (host, path) in ctx.flagged else "medium")
                     for path, k, sub in found
                     if k == kind
                 ),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 import duckdb
 
-from exhunt.detections.base import Check, Hit
+from exhunt.detections.base import EXCERPT_CHARS, Check, Hit
 from exhunt.findings.model import Finding
 from exhunt.findings.triage import group_hits
 
@@ -42,6 +43,15 @@ def make_check(
     )
     check: Check = cls()
     return check
+
+
+def file_hit(check: Check, host: str, path: str, sha256: str | None, ts: datetime | None, excerpt: str,
+             source: str, confidence: str = "high", key: str | None = None, **indicators: str) -> Hit:
+    """A hit on one file of the evidence: keyed by its path unless said otherwise, citing its SHA-256
+    and path as indicators (plus any others), the excerpt cut to the evidence size."""
+    return Hit(check=check.id, host=host, key=path if key is None else key, path=path, source=source, ts=ts,
+               excerpt=excerpt[:EXCERPT_CHARS], confidence=confidence,
+               indicators={"sha256": sha256 or "", "file_path": path, **indicators})
 
 
 class FileHuntContext:

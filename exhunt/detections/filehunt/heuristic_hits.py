@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import duckdb
 
-from exhunt.detections.base import EXCERPT_CHARS, Hit
+from exhunt.detections.base import Hit
 from exhunt.detections.baselines import install_relative
-from exhunt.detections.filehunt.context import FileHuntContext, make_check
+from exhunt.detections.filehunt.context import FileHuntContext, file_hit, make_check
 
 NEWER_DAYS = 30
 
@@ -52,17 +52,7 @@ def heuristic_findings(ctx: FileHuntContext) -> None:
         ctx.emit(
             check,
             (
-                Hit(
-                    check=check.id,
-                    host=h,
-                    key=p,
-                    path=p,
-                    source="heuristic",
-                    ts=mt,
-                    confidence="medium",
-                    excerpt=f"{rule} {meta}"[:EXCERPT_CHARS],
-                    indicators={"sha256": sha or "", "file_path": p},
-                )
+                file_hit(check, h, p, sha, mt, f"{rule} {meta}", "heuristic", "medium")
                 for h, p, r, meta, sha, mt in rows
                 if r == rule
             ),
@@ -90,14 +80,5 @@ def _newer_pages(con: duckdb.DuckDBPyConnection) -> Iterator[Hit]:
                 and sub.startswith(("frontend/", "clientaccess/"))
                 and (mtime - median).days > NEWER_DAYS
             ):
-                yield Hit(
-                    check=NEWER_CHECK.id,
-                    host=host,
-                    key=path,
-                    path=path,
-                    source="files",
-                    ts=mtime,
-                    confidence="medium",
-                    excerpt=f"{path} mtime {mtime:%Y-%m-%d}, install median {median:%Y-%m-%d}",
-                    indicators={"sha256": sha or "", "file_path": path},
-                )
+                yield file_hit(NEWER_CHECK, host, path, sha, mtime,
+                               f"{path} mtime {mtime:%Y-%m-%d}, install median {median:%Y-%m-%d}", "files", "medium")

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from exhunt.detections.base import EXCERPT_CHARS, Check, Hit
-from exhunt.detections.filehunt.context import FileHuntContext, make_check
+from exhunt.detections.filehunt.context import FileHuntContext, file_hit, make_check
 from exhunt.detections.iocs import IocSet
 from exhunt.detections.iocs.pathmatch import PathMatcher, windows_form
 
@@ -57,16 +57,8 @@ def file_ioc_findings(ctx: FileHuntContext, iocs: IocSet) -> None:
         ctx.emit(
             HASH_CHECK,
             (
-                Hit(
-                    check=HASH_CHECK.id,
-                    host=h,
-                    key=sha,
-                    path=path,
-                    source="iocs",
-                    ts=mtime,
-                    excerpt=f"{kind} {value} listed in {Path(origin).name}: {name}"[:EXCERPT_CHARS],
-                    indicators={"sha256": sha, "file_path": path, "ioc_list": Path(origin).name},
-                )
+                file_hit(HASH_CHECK, h, path, sha, mtime, f"{kind} {value} listed in {Path(origin).name}: {name}",
+                         "iocs", key=sha, ioc_list=Path(origin).name)
                 for h, path, sha, mtime, kind, value, name, origin in rows
             ),
         )
@@ -99,19 +91,9 @@ def _path_hits(
         host, path, sha, mtime = files[n]
         score = ind.score if ind.score is not None else 80
         flagged.add((host, path))
-        yield Hit(
-            check=PATH_CHECK.id,
-            host=host,
-            key=path,
-            path=path,
-            source="iocs",
-            ts=mtime,
-            excerpt=f"{ind.kind} {ind.value} (score {score}) from {Path(ind.source).name}: {ind.name}"[
-                :EXCERPT_CHARS
-            ],
-            confidence="high" if score >= 75 else "medium" if score >= 60 else "low",
-            indicators={"sha256": sha or "", "file_path": path},
-        )
+        yield file_hit(PATH_CHECK, host, path, sha, mtime,
+                       f"{ind.kind} {ind.value} (score {score}) from {Path(ind.source).name}: {ind.name}",
+                       "iocs", "high" if score >= 75 else "medium" if score >= 60 else "low")
 
 
 IP_CHECK = make_check(

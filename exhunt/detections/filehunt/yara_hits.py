@@ -1,4 +1,9 @@
-"""YARA matches (``matches`` table, engine ``yara``) -> one finding per rule and file hash."""
+"""YARA matches (``matches`` table) -> one finding per rule and file hash.
+
+Engine ``yara`` is a match on the bytes as written; ``yara_normalised`` a match of exhunt's own rules
+on a page's normalised view only (``detections.pagescan``): its own check per rule
+(``yara.<namespace>.<rule>.deobfuscated``) whose evidence names the obfuscation undone and quotes the
+view (offsets are in the view, not the file)."""
 
 from __future__ import annotations
 
@@ -7,10 +12,19 @@ from typing import Any
 
 import orjson
 
-from exhunt.detections.base import EXCERPT_CHARS, Hit
-from exhunt.detections.filehunt.context import FileHuntContext, make_check
+from exhunt.detections.filehunt.context import FileHuntContext, file_hit, make_check
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
+VIEW_ENGINE = "yara_normalised"  # pagescan.ENGINE (not imported: the worker side pulls in yara-x scanning)
+VIEW_NOTE = (
+    "The page hides its code (escapes, concatenation, comments between tokens, character codes, Base64 "
+    "or reversed strings); undone, its normalised view matched this rule and the bytes as written did not. "
+)
+
+
+def _undone(meta_json: str | None) -> str:
+    undone = orjson.loads(meta_json or "{}").get("undone")
+    return f"undone: {', '.join(map(str, undone))}; view " if isinstance(undone, list) and undone else ""
 
 
 def _strings_excerpt(rule: str, strings_json: str | None) -> str:
@@ -31,43 +45,41 @@ def _severity(meta: dict[str, Any]) -> tuple[str, str]:
     return "high", "medium"
 
 
+def _attack(meta: dict[str, Any], in_view: bool) -> tuple[str, ...]:
+    ids = [a.strip() for a in str(meta.get("attack", "T1505.003")).split(",") if a.strip()]
+    return tuple(ids + ["T1027"] if in_view and "T1027" not in ids else ids)  # T1027: obfuscated files
+
+
 def yara_findings(ctx: FileHuntContext) -> None:
     rows = ctx.con.execute(
-        "SELECT m.host, m.path, m.rule, m.namespace, m.tags, m.meta, m.strings, m.sha256, f.mtime "
+        "SELECT m.host, m.path, m.rule, m.namespace, m.tags, m.meta, m.strings, m.sha256, f.mtime, m.engine "
         "FROM matches m LEFT JOIN files f ON f.host = m.host AND f.path = m.path "
-        "WHERE m.engine = 'yara' ORDER BY m.namespace, m.rule, m.host, m.path"
+        f"WHERE m.engine IN ('yara', '{VIEW_ENGINE}') ORDER BY m.engine, m.namespace, m.rule, m.host, m.path"
     ).fetchall()
-    by_rule: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    by_rule: dict[tuple[str, str, bool], list[tuple]] = defaultdict(list)
     for row in rows:
-        by_rule[(row[3], row[2])].append(row)
+        by_rule[(row[3], row[2], row[9] == VIEW_ENGINE)].append(row)
         ctx.flagged.add((row[0], row[1]))
-    for (namespace, rule), group in by_rule.items():
+    for (namespace, rule, in_view), group in by_rule.items():
         meta = orjson.loads(group[0][5] or "{}")
         severity, confidence = _severity(meta)
         own = namespace.startswith("exhunt.")
+        about = meta.get("description") or "rule matched"
         check = make_check(
-            f"yara.{namespace}.{rule}",
-            f"YARA {rule}: {meta.get('description') or 'rule matched'}"[:160],
+            f"yara.{namespace}.{rule}" + (".deobfuscated" if in_view else ""),
+            (f"Obfuscated page, YARA {rule} once undone: {about}" if in_view else f"YARA {rule}: {about}")[:160],
             severity,
-            f"File content matched YARA rule {namespace}.{rule}"
+            (VIEW_NOTE if in_view else "")
+            + f"File content matched YARA rule {namespace}.{rule}"
             f"{' (exhunt pack)' if own else ''}. {meta.get('description', '')}".strip(),
-            attack=tuple(a.strip() for a in str(meta.get("attack", "T1505.003")).split(",") if a.strip()),
+            attack=_attack(meta, in_view),
             cves=tuple(c.strip() for c in str(meta.get("cve", "")).split(",") if c.strip()),
         )
         ctx.emit(
             check,
             (
-                Hit(
-                    check=check.id,
-                    host=h,
-                    key=sha or path,
-                    path=path,
-                    source="yara",
-                    ts=mtime,
-                    excerpt=_strings_excerpt(rule, strings)[:EXCERPT_CHARS],
-                    confidence=confidence,
-                    indicators={"sha256": sha or "", "file_path": path, "yara_rule": rule},
-                )
-                for h, path, _r, _ns, _t, _m, strings, sha, mtime in group
+                file_hit(check, h, path, sha, mtime, _undone(m) + _strings_excerpt(rule, strings), "yara",
+                         confidence, key=sha or path, yara_rule=rule)
+                for h, path, _r, _ns, _t, m, strings, sha, mtime, _e in group
             ),
         )

@@ -7,6 +7,7 @@ their reason (they land in the document's ``rules`` report), never fatal.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -36,6 +37,18 @@ def reader_for(path: Path, head: bytes) -> ModuleType:
     return next(r for r in READERS if r.detect(path, head))
 
 
+def decode_list(data: bytes) -> str:
+    """UTF-8 (with or without BOM) or UTF-16 (BOM, or a BOM-less UTF-16LE/BE text as PowerShell
+    5's ``Out-File`` and Notepad write it); bytes that do not decode become U+FFFD."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", "replace")
+    head = data[:512]
+    if len(head) >= 4 and head.count(0) * 3 >= len(head):  # ASCII as UTF-16: every other byte NUL
+        even_nuls = head[0::2].count(0)
+        return data.decode("utf-16-be" if even_nuls > head[1::2].count(0) else "utf-16-le", "replace")
+    return data.decode("utf-8-sig", "replace")
+
+
 def load_file(path: Path) -> IocSet:
     try:
         data = path.read_bytes()
@@ -43,8 +56,9 @@ def load_file(path: Path) -> IocSet:
         out = IocSet()
         out.skip(str(path), f"cannot read: {exc.strerror or exc}")
         return out
-    reader = reader_for(path, data[:HEAD])
-    result: IocSet = reader.read(path, data.decode("utf-8-sig", "replace"))
+    text = decode_list(data)
+    reader = reader_for(path, text[:HEAD].encode("utf-8", "replace"))
+    result: IocSet = reader.read(path, text)
     return result
 
 

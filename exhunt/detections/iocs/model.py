@@ -11,6 +11,12 @@ HASH_KINDS = {32: "md5", 40: "sha1", 64: "sha256"}
 HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{1,62}$", re.I)
 KINDS = ("md5", "sha1", "sha256", "filename_regex", "path", "ip", "domain", "user_agent", "url")
+# how reports defang network values so nobody clicks them: hxxp(s), [.] (.) {.} [dot], [:] [://], [at]
+DEFANGED = re.compile(
+    r"^h[x*]{2}p(s?)(?=[\[:])|\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\)|\[:\]|\[://\]|\[at\]|\(at\)|\[@\]", re.I
+)
+REFANGED = {"[.]": ".", "(.)": ".", "{.}": ".", "[dot]": ".", "(dot)": ".", "[:]": ":", "[://]": "://",
+            "[at]": "@", "(at)": "@", "[@]": "@"}
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,21 @@ def windows_path(value: str) -> str:
     return text.lower()
 
 
+def _refang_one(match: re.Match[str]) -> str:
+    text = match.group(0)
+    return "http" + match.group(1) if text[:1] in "hH" else REFANGED[text.lower()]
+
+
+def refang(value: str) -> str:
+    """``hxxps://evil[.]example[:]443`` -> ``https://evil.example:443``; other text unchanged."""
+    return DEFANGED.sub(_refang_one, value) if ("[" in value or "(" in value or "{" in value
+                                                 or value[:1] in "hH") else value
+
+
 def classify(value: str, source: str, name: str = "", hint: str = "") -> Indicator | None:
-    """A bare value: hash by length, IP, domain, URL, path; a hint (from the file name) decides the rest."""
+    """A bare value: hash by length, IP, domain, URL, path; a hint (from the file name) decides the rest.
+    IPs, domains and URLs are refanged first; paths and file names are taken as written (``[.]`` is
+    a regex class there)."""
     v = value.strip()
     if not v:
         return None
@@ -91,14 +110,15 @@ def classify(value: str, source: str, name: str = "", hint: str = "") -> Indicat
     kind = hash_kind(v)
     if kind:
         return Indicator(kind, v.lower(), source, name)
-    if is_ip(v):
-        return Indicator("ip", str(v), source, name)
-    if re.match(r"^[a-z][a-z0-9+.-]*://", v, re.I):
-        return Indicator("url", v, source, name)
+    net = refang(v)
+    if is_ip(net):
+        return Indicator("ip", net, source, name)
+    if re.match(r"^[a-z][a-z0-9+.-]*://", net, re.I):
+        return Indicator("url", net, source, name)
     if hint == "filename":
         return Indicator("filename_regex", r"(?i)\\" + re.escape(v.strip("\\/")) + "$", source, name)
     if hint == "path" or re.match(r"^([A-Za-z]:|%[A-Za-z_]+%)?\\", v):
         return Indicator("path", windows_path(v), source, name)
-    if DOMAIN_RE.match(v):
-        return Indicator("domain", v.lower().rstrip("."), source, name)
+    if DOMAIN_RE.match(net.rstrip(".")):
+        return Indicator("domain", net.lower().rstrip("."), source, name)
     return None

@@ -1,17 +1,34 @@
-"""Plain lists: one value per line, ``#`` comments, optional ``value;comment`` or ``value,comment``.
+"""Plain lists as people write them: one value per line, with whatever follows it.
 
 The kind of each line is recognised from the value (hash length, IP, domain, URL, Windows path);
 the file name decides what cannot be told from the value alone: ``*agent*`` files hold user
 agents, ``*name*`` files hold file names (the HAFNIUM community lists use both).
+
+A line is a value and an optional comment: ``sha256sum``/``md5sum`` output (``HASH  name``,
+``HASH *name`` in binary mode), ``HASH,comment``, ``HASH;comment``, ``HASH # comment``,
+``HASH<TAB>comment``, leading and trailing spaces; IPs, domains and URLs may be defanged
+(``hxxps://evil[.]example``, see ``model.refang``). Whole-line comments start with ``#``, ``//``
+or ``;``. A line that still cannot be read is listed with its line number.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from exhunt.detections.iocs.model import IocSet, classify
+from exhunt.detections.iocs.model import Indicator, IocSet, classify
 
 SUFFIXES = (".txt", ".csv", ".lst", ".list", ".ioc", ".iocs", ".md5", ".sha1", ".sha256", "")
+# a hash and whatever follows it: sha256sum's "  name" / " *name" (a leading \ when the name was
+# escaped), or a separator and a comment
+HASH_LINE = re.compile(
+    r"^\\?(?P<value>[0-9a-f]{64}|[0-9a-f]{40}|[0-9a-f]{32})(?![0-9a-f])(?:\s*[,;|\t#]|\s+\*?|$)(?P<rest>.*)$",
+    re.I,
+)
+# a value without spaces (IP, domain, URL) and a comment after a separator or a space
+TOKEN_LINE = re.compile(r"^(?P<value>[^\s,;|]+)(?:\s*[,;|\t]|\s+#|\s+|$)(?P<rest>.*)$")
+SEPARATORS = (";", "\t", ",")
+NETWORK_KINDS = ("ip", "domain", "url")
 
 
 def detect(path: Path, head: bytes) -> bool:
@@ -29,24 +46,45 @@ def hint_for(path: Path) -> str:
     return ""
 
 
+def parse_line(line: str, hint: str, origin: str) -> tuple[str, Indicator | None]:
+    """(value, indicator or None). User agents are whole lines; a hash, IP, domain or URL ends at
+    the first separator or space; paths and file names (which may hold spaces) only at ``;``, TAB
+    or ``,``."""
+    if hint == "user_agent":
+        return line, classify(line, origin, "", hint)
+    match = HASH_LINE.match(line)
+    if match:
+        return match["value"], classify(match["value"], origin, match["rest"].strip(), hint)
+    if hint not in ("path", "filename"):
+        match = TOKEN_LINE.match(line)
+        if match:
+            comment = match["rest"].strip().lstrip("#").strip()
+            indicator = classify(match["value"], origin, comment, hint)
+            if indicator is not None and indicator.kind in NETWORK_KINDS:
+                return match["value"], indicator
+    value, comment = line, ""
+    for sep in SEPARATORS:
+        if sep in line:
+            value, _, comment = line.partition(sep)
+            break
+    value = value.strip()
+    if hint == "path" and value.endswith(("\\", "/")):
+        return value, None
+    return value, classify(value, origin, comment.strip(), hint)
+
+
 def read(path: Path, text: str) -> IocSet:
     out = IocSet()
-    hint = hint_for(path)
+    hint, origin = hint_for(path), str(path)
     for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip().lstrip("\ufeff")
+        line = raw.strip().lstrip("\ufeff").strip()
         if not line or line.startswith(("#", "//", ";")):
             continue
-        value, comment = line, ""
-        if hint != "user_agent":
-            for sep in (";", "\t", ","):
-                if sep in line:
-                    value, _, comment = line.partition(sep)
-                    break
-        if hint == "path" and value.endswith(("\\", "/")):
-            out.skip(str(path), f"folder {value!r} is a location, not an indicator", n)
-            continue
-        indicator = classify(value, str(path), comment.strip(), hint)
+        value, indicator = parse_line(line, hint, origin)
         if indicator is None:
-            out.skip(str(path), f"unrecognised value {value[:80]!r}", n)
+            folder = hint == "path" and value.endswith(("\\", "/"))
+            reason = f"folder {value!r} is a location, not an indicator" if folder else (
+                f"unrecognised value {value[:80]!r}")
+            out.skip(origin, reason, n)
         out.add(indicator)
     return out

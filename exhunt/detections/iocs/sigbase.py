@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from exhunt.detections.iocs.model import Indicator, IocSet, hash_kind
+from exhunt.detections.iocs.plain import HASH_LINE as HASH_VALUE
 
 HASH_LINE = re.compile(rb"^\s*[0-9a-fA-F]{32,64}\s*;", re.M)
 REGEX_LINE = re.compile(rb"^[^#\r\n][^;\r\n]*;\s*\d{1,3}\s*(;|$)", re.M)
@@ -36,7 +37,8 @@ def read(path: Path, text: str) -> IocSet:
             comment = line.lstrip("# ").strip() or comment
             continue
         if is_hash:
-            value, _, desc = line.partition(";")
+            listed = HASH_VALUE.match(line)  # also "HASH  name", "HASH,comment" lines in the same list
+            value, desc = (listed["value"], listed["rest"]) if listed else line.partition(";")[::2]
             kind = hash_kind(value)
             if kind is None:
                 out.skip(origin, f"not an MD5/SHA-1/SHA-256: {value[:80]!r}", n)

@@ -14,6 +14,13 @@ The trigger matches every published version of Microsoft's mitigation rule
 whose action aborts the request: a mitigated server drops the connection (or, with a custom rule,
 answers 403) to the trigger while answering the baseline.
 
+The baseline is usually not sent: the ProxyShell check's request
+(``/autodiscover/autodiscover.json?@x/mapi/nspi/?&Email=...``, see proxyshell.py) has the same
+``autodiscover.json?@`` shape, no ``Powershell`` for any mitigation rule to match, and is sent first,
+so its complete answer (any status but 403) shows that such requests are answered just as well. Only
+when that request got no complete answer (or a 403, or the ProxyShell check is not run) is the
+baseline above sent itself.
+
 Verdict: mitigated -> not vulnerable. No mitigation -> depends on the build: vulnerable when the
 build table says the build lacks the November 2022 fixes, not vulnerable when it has them, unknown
 when the build (or its SU level) is unknown.
@@ -21,13 +28,17 @@ when the build (or its SU level) is unknown.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from exhunt.findings.model import HostBuild
 from exhunt.probe.checks.base import ProbeCheck
+from exhunt.probe.checks.proxyshell import ProxyShellPathConfusion
 from exhunt.probe.wire import DISCONNECTED, NOT_VULNERABLE, UNKNOWN, VULNERABLE, Outcome, Reply, RequestSpec
 
 CVES = ("CVE-2022-41040", "CVE-2022-41082")
 BASELINE = "/autodiscover/autodiscover.json?@exhunt.invalid&Protocol=Autodiscoverv1"
 TRIGGER = "/autodiscover/autodiscover.json?@exhunt.invalid&Protocol=Powershell"
+BASELINE_STAND_IN = ProxyShellPathConfusion.requests[0].name
 
 
 class ProxyNotShellMitigation(ProbeCheck):
@@ -50,6 +61,12 @@ class ProxyNotShellMitigation(ProbeCheck):
         RequestSpec("proxynotshell-baseline", BASELINE),
         RequestSpec("proxynotshell-trigger", TRIGGER, retries=1),
     )
+
+    def stand_in(self, spec: RequestSpec, sent: Mapping[str, Reply]) -> Reply | None:
+        earlier = sent.get(BASELINE_STAND_IN) if spec == self.requests[0] else None
+        if earlier is None or not earlier.ok or earlier.incomplete or earlier.status == 403:
+            return None
+        return earlier
 
     def classify(self, replies: tuple[Reply, ...], build: HostBuild | None, exchange: bool) -> Outcome:
         baseline, trigger = replies

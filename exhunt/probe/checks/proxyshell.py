@@ -6,9 +6,15 @@ Sends exactly one request:
 
 Why it is safe: the path confusion makes a vulnerable front end forward the request, as the
 machine account, to the back end's ``/mapi/nspi/`` endpoint; a GET there only returns the static
-"Exchange MAPI/HTTP Connector Endpoint" information page. No MAPI session is opened, no address
-book is read, no PowerShell endpoint is touched and nothing is written. A patched server rejects or
-redirects the request instead.
+information page that Exchange's MAPI/HTTP handler writes: title and first paragraph
+"Exchange MAPI/HTTP Connectivity Endpoint", then ``Version: 15.x.y.z`` (the back end's exact build,
+which the fingerprint reads) and ``Vdir Path: /mapi/nspi/``. No MAPI session is opened, no address
+book is read, no PowerShell endpoint is touched and nothing is written. A patched server rejects
+(400) or redirects (302) the request instead.
+
+Vulnerable: HTTP 200 with that text in the title or the body (the public scanners' matchers look for
+the same words). An answer that breaks off before the text could appear is "unknown", never "not
+vulnerable".
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from exhunt.probe.checks.base import ProbeCheck, failed
 from exhunt.probe.wire import NOT_VULNERABLE, UNKNOWN, VULNERABLE, Outcome, Reply, RequestSpec
 
 PATH = "/autodiscover/autodiscover.json?@x/mapi/nspi/?&Email=autodiscover/autodiscover.json%3F@x"
-MARKER = b"Exchange MAPI/HTTP Connector Endpoint"
+MARKER = b"Exchange MAPI/HTTP Connectivity Endpoint"
 
 
 class ProxyShellPathConfusion(ProbeCheck):
@@ -45,7 +51,7 @@ class ProxyShellPathConfusion(ProbeCheck):
             return self.outcome(UNKNOWN, f"no response to the path-confusion request ({bad.describe()})",
                                 replies)
         reply = replies[0]
-        if reply.status == 200 and MARKER in reply.body:
+        if reply.status == 200 and MARKER.lower() in reply.body.lower():
             return self.outcome(VULNERABLE, "back-end /mapi/nspi/ page returned to an anonymous client "
                                             f"({reply.describe()})", replies)
         if reply.incomplete:  # the marker may have been in the part that never arrived

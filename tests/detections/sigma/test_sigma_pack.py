@@ -57,6 +57,12 @@ def test_shared_evtx_set(tmp_path: Path) -> None:
         "sigma:exhunt_iis_worker_explicit_logon", set()
     )
     assert {p.split("evtx-attack-samples/", 1)[-1] for p in shells} == WEBSHELL_TRACES
+    workers = {c: ps for c, ps in paths.items() if c.startswith("sigma:exhunt_worker_")}
+    assert workers == {  # w3wp opening the cmd.exe it started: the only worker access in the set
+        "sigma:exhunt_worker_process_injection": {
+            "evtx-attack-samples/Lateral Movement/LM_typical_IIS_webshell_sysmon_1_10_traces.evtx"
+        }
+    }
     exchange = {c for c in paths if "exchange" in c}
     assert exchange == {
         "sigma:exhunt_exchange_agents_config_write",

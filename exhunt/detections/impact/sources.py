@@ -1,0 +1,133 @@
+"""Attacker sources of a case: the client IPs, user agents and accounts behind its high or critical
+compromise findings, and the clients of SSRF-fed back-end calls (a back-end request authenticated
+as SYSTEM, S-1-5-18 or the machine account from a client that is not an Exchange server).
+
+A row from one of these sources is the attacker's; a mailbox it touched is exposed at high
+confidence. User agents count only when they are distinctive: one that more than a few other
+clients also send (a stock browser string) would turn the users' own traffic into the attacker's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from exhunt.detections.impact import mailbox
+from exhunt.findings.model import Finding, Severity
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+COMMON_UA_CLIENTS = 3  # a user agent also sent by this many other client IPs is not the attacker's mark
+SYSTEM_SQL = "(nt authority\\\\system|system|s-1-5-18|[^@]*\\\\system|[^@]*\\$)"
+# Back-end logs where the SSRF's SYSTEM identity shows: EWS (Logging\Ews) and HttpProxy rows
+BACKEND_SQL = "(lower(log_type) LIKE 'ews%' OR source = 'httpproxy')"
+
+
+def ip(value: str | None) -> str | None:
+    """A client address as comparable text: no brackets, port or IPv6 zone, lower case."""
+    text = (value or "").strip().lower()
+    if not text or text == "-":
+        return None
+    if text.startswith("["):
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:  # IPv4 with a port
+        text = text.split(":", 1)[0]
+    return text.split("%", 1)[0] or None
+
+
+@dataclass
+class Sources:
+    ips: set[str] = field(default_factory=set)
+    user_agents: set[str] = field(default_factory=set)
+    accounts: set[str] = field(default_factory=set)  # mailbox keys of accounts the attacker used
+    servers: set[str] = field(default_factory=set)  # addresses of the Exchange servers themselves
+    ssrf_ips: set[str] = field(default_factory=set)  # clients of SSRF-fed SYSTEM back-end calls
+
+    def label(self, client_ip: str | None, user_agent: str | None, user: str | None) -> tuple[str, ...]:
+        """What ties a row to the attacker (empty: nothing does)."""
+        out = []
+        addr = ip(client_ip)
+        if addr and addr in self.ips:
+            out.append(addr)
+        if user_agent and user_agent in self.user_agents:
+            out.append(f"UA {user_agent}")
+        k = mailbox.key(user)
+        if k and k in self.accounts:
+            out.append(f"account {user}")
+        return tuple(out)
+
+    def is_server(self, client_ip: str | None) -> bool:
+        addr = ip(client_ip)
+        return addr is None or addr in LOOPBACK or addr in self.servers or addr.startswith("fe80:")
+
+
+def qualifies(f: Finding) -> bool:
+    return (f.category == "compromise" and Severity(f.severity).rank >= Severity.HIGH.rank
+            and f.confidence != "low")
+
+
+def collect(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_rows: Sequence[dict]) -> Sources:
+    src = Sources()
+    src.servers = {a for (v,) in con.execute(
+        "SELECT DISTINCT server_ip FROM events WHERE server_ip IS NOT NULL").fetchall() if (a := ip(v))}
+    chosen = [f for f in findings if qualifies(f)]
+    for f in chosen:
+        src.ips.update(a for v in f.indicators.get("client_ip", ()) if (a := ip(v)) and not src.is_server(a))
+        src.user_agents.update(v for v in f.indicators.get("user_agent", ()) if v and v != "-")
+    _accounts_of_hits(con, {f.id for f in chosen}, hit_rows, src)
+    _ssrf_clients(con, src)
+    _drop_common_user_agents(con, src)
+    return src
+
+
+def _accounts_of_hits(con: duckdb.DuckDBPyConnection, ids: set[str], hit_rows: Sequence[dict],
+                      src: Sources) -> None:
+    """The accounts of the event rows those findings cite (not SYSTEM, not health mailboxes)."""
+    rows = [r for r in hit_rows if r["finding_id"] in ids]
+    if not rows:
+        return
+    table = pa.Table.from_pylist([{k: r.get(k) for k in ("host", "path", "source", "line", "record_id")}
+                                  for r in rows],
+                                 schema=pa.schema([("host", pa.string()), ("path", pa.string()),
+                                                   ("source", pa.string()), ("line", pa.int64()),
+                                                   ("record_id", pa.int64())]))
+    con.register("impact_cited", table)
+    try:
+        users = con.execute("""
+            SELECT DISTINCT e."user" FROM events e JOIN impact_cited h
+              ON e.host = h.host AND e.path = h.path AND e.source = h.source
+             AND e.line IS NOT DISTINCT FROM h.line AND e.record_id IS NOT DISTINCT FROM h.record_id
+            WHERE e."user" IS NOT NULL""").fetchall()
+    finally:
+        con.unregister("impact_cited")
+    for (user,) in users:
+        k = mailbox.key(user)
+        if k and not mailbox.is_system(user) and not mailbox.is_service(k):
+            src.accounts.add(k)
+
+
+def _ssrf_clients(con: duckdb.DuckDBPyConnection, src: Sources) -> None:
+    rows = con.execute(f"""
+        SELECT DISTINCT client_ip FROM events
+        WHERE {BACKEND_SQL} AND client_ip IS NOT NULL
+          AND regexp_full_match(lower("user"), '{SYSTEM_SQL}')""").fetchall()
+    for (value,) in rows:
+        addr = ip(value)
+        if addr and not src.is_server(addr):
+            src.ssrf_ips.add(addr)
+            src.ips.add(addr)
+
+
+def _drop_common_user_agents(con: duckdb.DuckDBPyConnection, src: Sources) -> None:
+    if not src.user_agents:
+        return
+    rows = con.execute("""
+        SELECT user_agent, list(DISTINCT client_ip) FROM events
+        WHERE list_contains(?, user_agent) AND client_ip IS NOT NULL GROUP BY user_agent""",
+                       [sorted(src.user_agents)]).fetchall()
+    for ua, clients in rows:
+        others = {a for c in clients if (a := ip(c)) and a not in src.ips and not src.is_server(a)}
+        if len(others) >= COMMON_UA_CLIENTS:
+            src.user_agents.discard(ua)
