@@ -60,6 +60,16 @@ def from_artifacts(prefilter: Prefilter) -> None:
         prefilter.add(f"artifact {artifact.name}", artifact.triage_patterns)
 
 
+def from_impact(prefilter: Prefilter) -> None:
+    """The mailbox impact's own rows, and every row of the attacker's sources, which only the pivot
+    pass would select (not written yet): until then its log types are parsed in full."""
+    from exhunt.detections.impact import PREFILTER
+
+    prefilter.add("mailbox impact", PREFILTER)
+    prefilter.parse_in_full(ALL, "mailbox impact", "reads every row from the attacker's sources, which the "
+                            "pivot pass would select after the detections; that pass is not written yet")
+
+
 def build(index: str, checks: Sequence[type[Check]], sigma: Sequence[Path] = (),
           iocs: Sequence[Path] = ()) -> tuple[TriagePlan | None, dict[str, Any]]:
     """The plan shipped to the workers (None: ``--index full``) and the document's report of it."""
@@ -70,6 +80,7 @@ def build(index: str, checks: Sequence[type[Check]], sigma: Sequence[Path] = (),
     prefilter = Prefilter()
     from_checks(prefilter, checks)
     from_artifacts(prefilter)
+    from_impact(prefilter)
     from exhunt.detections.sigma.prefilter import from_sigma  # pySigma: loaded only for a scan
 
     from_sigma(prefilter, sigma)  # exhunt's own pack too: a web rule there needs its lines

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from exhunt.artifacts.linefilter import LineSelector, compile_patterns
+from exhunt.detections import prefilter
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.prefilter import build
 from exhunt.detections.runner import prepare
@@ -48,7 +49,7 @@ def test_prefilter_leaves_benign_lines_out() -> None:
     assert selector.spans(benign * 3 + attack + benign) == [(start, start + len(attack))]
 
 
-def test_full_index_and_unusable_rules_are_reported() -> None:
+def test_full_index_and_unusable_rules_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     plan, report = build("full", CHECKS)
     assert plan is None and report["index"] == "full"
 
@@ -59,5 +60,8 @@ def test_full_index_and_unusable_rules_are_reported() -> None:
     plan, report = build("triage", (*CHECKS, NoPrefilter))
     assert plan is not None and plan.blob is None and "*" in plan.full_sources
     assert report["full_parse"][0]["origin"] == "check test.no_prefilter"
+    plan, report = build("triage", CHECKS)  # the mailbox impact needs the pivot pass: in full until it exists
+    assert plan is not None and plan.blob is None and report["full_parse"][-1]["origin"] == "mailbox impact"
+    monkeypatch.setattr(prefilter, "from_impact", lambda p: None)
     plan, report = build("triage", CHECKS)
     assert plan is not None and plan.blob and report["index"] == "triage" and report["patterns"] > 10
