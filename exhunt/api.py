@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from exhunt import __version__
+from exhunt.artifacts import evtx
 from exhunt.artifacts.linefilter import TriagePlan
 from exhunt.casefolder import case_directory, refuse_overlap
-from exhunt.detections import builds, prefilter
+from exhunt.detections import builds, eventfilter, prefilter
 from exhunt.detections.checks import CHECKS
+from exhunt.detections.eventfilter import EventFilter
 from exhunt.detections.filehunt import scan_rules
 from exhunt.detections.impact import assess_impact
 from exhunt.detections.runner import DetectContext, run_detections
@@ -26,6 +28,7 @@ from exhunt.errors import UsageError
 from exhunt.events.store import StoreWriter, connect, write_table
 from exhunt.evidence import custody, open_evidence
 from exhunt.evidence.base import EvidenceFile
+from exhunt.findings import coverage as expected
 from exhunt.findings.document import save_document
 from exhunt.findings.model import (
     DOCUMENT_SCHEMA_VERSION,
@@ -66,7 +69,7 @@ class ScanOptions:
     resume: bool = False  # keep the parts of files unchanged since the last scan into this --out
     worker_hook: str | None = None  # ``module:function`` run in every worker at start (plugins, tests)
     scheduler: str | None = None  # Dask scheduler address: run the file work on that cluster
-    index: str = "triage"  # text logs: "triage" parses only prefiltered lines, "full" every line
+    index: str = "triage"  # "triage": only prefiltered text-log lines and EVTX chunks parsed; "full": all
     org_domains: list[str] = field(default_factory=list)  # the organisation's mail domains (else from evidence)
 
 
@@ -133,7 +136,8 @@ def triage_plan(options: ScanOptions) -> tuple[TriagePlan | None, dict]:
 
 
 def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
-              skip: frozenset[tuple[str, str]] = frozenset(), plan: TriagePlan | None = None) -> list[FileResult]:
+              skip: frozenset[tuple[str, str]] = frozenset(), plan: TriagePlan | None = None,
+              events: EventFilter | None = None) -> list[FileResult]:
     """Every file (minus ``skip``: (host, path) unchanged since a resumed scan) through the pool."""
     tasks = [(f, hw.host) for hw in work for f in hw.files if (hw.host, f.rel) not in skip]
     jobs = _jobs(options.jobs)
@@ -144,7 +148,9 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
     scanner_args = (rules.blob, min(options.yara_max_size, budget.yara_max), scan_logs)
     pool_options = PoolOptions(jobs=budget.jobs, split_size=options.split_size,
                                chunk=budget.chunk, file_timeout=options.file_timeout,
-                               settings=(budget.chunk, budget.duckdb, plan), hook=options.worker_hook,
+                               settings=(budget.chunk, budget.duckdb, events.literals if events else None,
+                                         plan),
+                               hook=options.worker_hook,
                                scheduler=options.scheduler, roots=tuple(hw.evidence for hw in work))
     with Progress(enabled=options.progress and not options.quiet) as progress:
         bar = progress.task("parsing evidence", total=sum(f.size for f, _ in tasks))
@@ -169,34 +175,45 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             (case / "findings.json").unlink(missing_ok=True)
             work = plan(evidence, options.host, store)
             custody.record_inputs(case, store, work, _jobs(options.jobs), __version__)
+            events = event_filter(options)
             triage, triage_report = triage_plan(options)
-            current, key = resume.fingerprints(case, work), resume_key(options, triage)
+            current, key = resume.fingerprints(case, work), resume_key(options, triage, events)
             skip = resume.unchanged(current, before, key, key_before)
             if options.resume:
                 resume.keep_only(store, skip, {(hw.host, f.rel): hw.evidence for hw in work for f in hw.files})
                 # until this run ends, the state vouches only for what is still in the store: an
                 # interrupted run must not leave the old state claiming rows it just deleted
                 resume.save(store, {k: fp for k, fp in current.items() if k in skip}, key)
-            results = parse_all(work, store, options, skip, triage)
+            results = parse_all(work, store, options, skip, triage, events)
             resume.save(store, current, key)
             document = assess(store, work, options)
-            document = replace(document, rules={**document.rules, "triage": triage_report})
+            document = replace(document, rules={**document.rules, "triage": triage_report,
+                                                "evtx_index": events.report(options.index)})
             save_document(case, document)
             if options.out and options.html_report:
                 save_html_report(case, document)
         return ScanResult(document, case if options.out else Path(), results)
 
 
-def resume_key(options: ScanOptions, triage: TriagePlan | None = None) -> str:
+def event_filter(options: ScanOptions) -> EventFilter:
+    """Which EVTX chunks this scan parses (``--index``): the loaded detections' texts, or all."""
+    if options.index not in eventfilter.INDEX_MODES:
+        raise UsageError(f"--index must be one of {', '.join(eventfilter.INDEX_MODES)}, not {options.index!r}")
+    return eventfilter.build(options.index, CHECKS, options.sigma, options.iocs)
+
+
+def resume_key(options: ScanOptions, triage: TriagePlan | None = None, events: EventFilter | None = None) -> str:
     """What else must match for a resumed scan to keep old parts (see ``resume.key``); the YARA size
-    limit is the one in force, which --memory-limit and --jobs can lower; and the triage prefilter
-    (another prefilter selects other lines)."""
+    limit is the one in force, which --memory-limit and --jobs can lower; the text-log prefilter and
+    the EVTX chunk literals (another prefilter selects other lines and chunks)."""
     yara_max = min(options.yara_max_size, limits.budget(options.memory_limit, _jobs(options.jobs)).yara_max)
     key = resume.key(__version__, [*options.yara, *options.iocs], yara_max, options.yara_logs)
-    if triage is None:
-        return key
-    digest = hashlib.sha256(triage.blob).hexdigest() if triage.blob else "all"
-    return f"{key}|triage:{digest}:{','.join(sorted(triage.full_sources))}"
+    if triage is not None:
+        digest = hashlib.sha256(triage.blob).hexdigest() if triage.blob else "all"
+        key = f"{key}|triage:{digest}:{','.join(sorted(triage.full_sources))}"
+    if events is not None and events.literals is not None:
+        key = f"{key}|evtx:{hashlib.sha256(repr(events.literals).encode()).hexdigest()}"
+    return key
 
 
 def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None) -> AssessmentDocument:
@@ -246,13 +263,16 @@ def finding_row(f: Finding) -> dict:
 
 
 def host_assessment(con, host: str, roots: tuple[str, ...], findings: list[Finding]) -> HostAssessment:  # type: ignore[no-untyped-def]
-    coverage = host_coverage(con, host)
-    first, last = con.execute("SELECT min(ts), max(ts) FROM events WHERE host = ?", [host]).fetchone() or (None, None)
     build = builds.assess_host(con, host)
+    coverage = host_coverage(con, host, build_known=build is not None and bool(build.build))
+    first, last = con.execute(  # with the written times of EVTX records triage did not store
+        "SELECT min(t), max(t) FROM (SELECT ts AS t FROM events WHERE host = ? UNION ALL "
+        "SELECT CAST(value AS TIMESTAMPTZ) FROM host_facts WHERE host = ? AND fact IN (?, ?))",
+        [host, host, evtx.FIRST_NOT_STORED, evtx.LAST_NOT_STORED]).fetchone() or (None, None)
     assessed = coverage.events > 0 or coverage.files > 0
     return HostAssessment(
         host=host,
-        verdict=verdict(findings, assessed).value,
+        verdict=verdict(findings, assessed, coverage.complete).value,
         evidence=roots,
         build=build,
         coverage=coverage,
@@ -261,12 +281,14 @@ def host_assessment(con, host: str, roots: tuple[str, ...], findings: list[Findi
     )
 
 
-def host_coverage(con, host: str) -> Coverage:  # type: ignore[no-untyped-def]
+def host_coverage(con, host: str, build_known: bool = False) -> Coverage:  # type: ignore[no-untyped-def]
     by_artifact = dict(con.execute(
         "SELECT coalesce(artifact, 'other'), count(*) FROM files WHERE host = ? GROUP BY ALL ORDER BY 1",
         [host]).fetchall())
-    by_source = dict(con.execute(
-        "SELECT source, count(*) FROM events WHERE host = ? GROUP BY ALL ORDER BY 1", [host]).fetchall())
+    by_source = dict(con.execute(  # with the EVTX records triage counted but did not store
+        "SELECT source, sum(n) FROM (SELECT source, count(*) AS n FROM events WHERE host = ? GROUP BY ALL "
+        "UNION ALL SELECT 'evtx', sum(CAST(value AS BIGINT)) FROM host_facts WHERE host = ? AND fact = ?) "
+        "WHERE n > 0 GROUP BY ALL ORDER BY 1", [host, host, evtx.NOT_STORED]).fetchall())
     files, size = con.execute("SELECT count(*), coalesce(sum(size), 0) FROM files WHERE host = ?",
                               [host]).fetchone() or (0, 0)
     n_warn = (con.execute("SELECT count(*) FROM warnings WHERE host = ?", [host]).fetchone() or (0,))[0]
@@ -280,6 +302,8 @@ def host_coverage(con, host: str) -> Coverage:  # type: ignore[no-untyped-def]
         warnings=int(n_warn),
         warning_samples=tuple({"artifact": a, "path": p, "line": ln, "offset": o, "message": m}
                               for a, p, ln, o, m in samples),
+        missing=expected.missing_evidence(con, host, build_known),
+        unrecognised=expected.unrecognised_files(con, host),
     )
 
 

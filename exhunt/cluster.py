@@ -29,12 +29,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exhunt import __version__, worker
-from exhunt.artifacts.w3c_fast import WorkerSettings
 from exhunt.errors import MissingExtraError, UsageError
 from exhunt.worker import ScannerArgs
+
+if TYPE_CHECKING:
+    from exhunt.parallel.units import WorkerSettings
 
 CONNECT_TIMEOUT = "15s"
 WAIT_WORKERS_S = 60.0
@@ -49,7 +51,7 @@ class RulesPayload:
     blob: bytes | None
     max_size: int
     scan_logs: bool = False
-    settings: WorkerSettings | None = None  # (engine chunk, DuckDB memory limit, triage plan), as pool workers get
+    settings: WorkerSettings | None = None  # (engine chunk, DuckDB memory limit, EVTX literals), as pool workers get
 
 
 _LOCK = threading.Lock()
@@ -64,14 +66,16 @@ def run_task(rules: RulesPayload, fn: Callable[..., Any], *args: Any) -> Any:
             worker.init_scanner(rules.blob, rules.max_size, rules.scan_logs)
             _THREAD.scanner, _THREAD.digest = worker._SCANNER, rules.digest
         worker._SCANNER = _THREAD.scanner
-        if rules.settings is not None:  # the same chunking as the local pool: the same rows and warnings
-            from exhunt.artifacts import w3c_fast
+        from exhunt.parallel.units import apply_settings, current_settings
 
-            w3c_fast.apply_settings(rules.settings)
+        saved = current_settings()  # a worker in the caller's process must give its settings back
+        if rules.settings is not None:  # the same chunking as the local pool: the same rows and warnings
+            apply_settings(rules.settings)
         try:
             return fn(*args)
         finally:
             worker._SCANNER = None
+            apply_settings(saved)
 
 
 def loaded_digest() -> str | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from exhunt.artifacts import choose
 from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.files import HEAD_BYTES, drain, file_row, open_hashing
+from exhunt.artifacts.unrecognised import reason as unrecognised_reason
 from exhunt.detections.filescan import scan_file
 from exhunt.detections.yara import FileScanner
 from exhunt.events.store import StoreWriter
@@ -80,6 +81,10 @@ def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = T
         if artifact is None and file.rel_lower.endswith(".evtx"):  # evidence a responder expects read
             ctx.warn("named .evtx but " + ("empty" if not head else "without the EVTX signature (ElfFile)")
                      + ": not parsed as an event log, only inventoried and scanned as a file", offset=0)
+        elif artifact is None and (why := unrecognised_reason(file.rel_lower, head, file.size <= len(head))):
+            ctx.artifact = "unrecognised"  # counted in the host's coverage (findings/coverage.py)
+            ctx.warn(f"{why}: only inventoried and scanned as a file", offset=0)
+            ctx.artifact = "files"
         content_scan = _SCANNER is not None and not _SCANNER.skips(artifact.name if artifact else None)
         if not content_scan:
             raw.chunks = None  # nothing to keep for YARA

@@ -6,6 +6,7 @@ from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.clixml import CliXml
 from exhunt.artifacts.cmdlet_exports import CmdletExport
 from exhunt.artifacts.encoding import text_head
+from exhunt.artifacts.eventcsv import EventCsv
 from exhunt.artifacts.evtx import EvtxLog
 from exhunt.artifacts.exchange_logs import ExchangeLog
 from exhunt.artifacts.iis import IisLog
@@ -15,8 +16,8 @@ from exhunt.artifacts.oabgenerator import OabGeneratorText
 from exhunt.artifacts.webroots import WebPage
 
 ARTIFACTS: tuple[type[Artifact], ...] = (
-    EvtxLog, ExchangeLog, IisLog, OabGeneratorText, NdjsonEvents, MailboxAuditExport, CmdletExport, CliXml,
-    WebPage,
+    EvtxLog, ExchangeLog, IisLog, OabGeneratorText, NdjsonEvents, EventCsv, MailboxAuditExport, CmdletExport,
+    CliXml, WebPage,
 )
 
 

@@ -11,6 +11,9 @@ CRC32 checksums, so we do: a chunk whose header or record checksum does not matc
 (its records are still kept, marked only by the warning, because a bad checksum often means a
 log that was being written, not forged data). A file cut inside a chunk is warned about and its
 complete records still read (``pad_cut_chunk``); the parser alone would drop the chunk silently.
+
+Triage (the default index): only the chunks holding a text some detection needs are parsed
+(``exhunt.artifacts.evtx_chunks``); the others count their records from their headers.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any, BinaryIO
 
 import orjson
 
+from exhunt.artifacts import evtx_chunks
 from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.winevent import ROW_COLUMNS, evtx_event_values
 
@@ -38,9 +43,14 @@ MAX_IN_MEMORY = 256 << 20  # larger files are spooled to a private temporary fil
 ZERO_CHUNK = bytes(CHUNK)
 MAX_CONSECUTIVE_ERRORS = 1000  # a parser stuck on one spot must not loop for ever
 CHUNK_NUMBER_RE = re.compile(r"chunk number (\d+)")
+FIRST_ID_RE = re.compile(r"record IDs (\d+)\.\.")
 COLUMNS = (*ROW_COLUMNS, "host", "path", "source")  # of the tuples handed to the store
 RECORD_ID = ROW_COLUMNS.index("record_id")
 TS = ROW_COLUMNS.index("ts")
+# host facts of the records triage did not store (api.host_coverage adds them in)
+NOT_STORED = "evtx_records_not_stored"
+FIRST_NOT_STORED, LAST_NOT_STORED = "evtx_first_not_stored", "evtx_last_not_stored"
+FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 
 
 class EvtxLog(Artifact):
@@ -55,14 +65,21 @@ class EvtxLog(Artifact):
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
         with _materialize(stream, ctx.file.size) as data:
-            pad_cut_chunk(ctx, data)
+            must_parse = pad_cut_chunk(ctx, data)
             data.seek(0)
-            verify_checksums(ctx, data)
-            data.seek(0)
+            must_parse |= verify_checksums(ctx, data)
+            selection = evtx_chunks.select(data, must_parse)
+            source: IO[bytes] = data
+            if selection is not None:
+                not_stored(ctx, selection)
+                if selection.data is None:
+                    return
+                source = selection.data
+            source.seek(0)
             events = ctx.writer.table("events")
             extra = (ctx.host, ctx.file.rel, "evtx")
             count = 0
-            for record_id, event, no_at_keys in iter_events(ctx, data):
+            for record_id, event, no_at_keys in iter_events(ctx, source, selection):
                 try:
                     values = evtx_event_values(event, no_at_keys)
                 except (TypeError, ValueError, AttributeError) as exc:
@@ -75,6 +92,29 @@ class EvtxLog(Artifact):
                 events.add_values(COLUMNS, values + extra)  # no dict per event: the hot path
                 count += 1
             ctx.events += count
+
+
+def not_stored(ctx: ParseContext, selection: evtx_chunks.Selection) -> None:
+    """Coverage of the records triage left in their chunks: counted from the chunk headers, their
+    written-time range from the record headers, kept as host facts the coverage adds in."""
+    if not selection.skipped_records:
+        return
+    ctx.events += selection.skipped_records
+    ctx.fact(NOT_STORED, str(selection.skipped_records))
+    for fact, filetime in ((FIRST_NOT_STORED, selection.first_written), (LAST_NOT_STORED, selection.last_written)):
+        when = filetime_iso(filetime)
+        if when:
+            ctx.fact(fact, when)
+
+
+def filetime_iso(filetime: int | None) -> str | None:
+    if not filetime:
+        return None
+    try:
+        when = FILETIME_EPOCH + timedelta(microseconds=filetime // 10)
+    except OverflowError:
+        return None
+    return when.isoformat()
 
 
 @contextmanager
@@ -109,9 +149,11 @@ def _read_upto(stream: BinaryIO, limit: int, size_hint: int) -> bytes:
     return b"".join(parts)
 
 
-def iter_events(ctx: ParseContext, data: IO[bytes]) -> Iterator[tuple[int | None, dict[str, Any], bool]]:
+def iter_events(ctx: ParseContext, data: IO[bytes], selection: evtx_chunks.Selection | None = None,
+                ) -> Iterator[tuple[int | None, dict[str, Any], bool]]:
     """``(record_id, {"System": ..., ...}, no_at_keys)`` for every readable record (``no_at_keys``:
-    the JSON text has no "@", so no key starts with one); bad chunks become warnings."""
+    the JSON text has no "@", so no key starts with one); bad chunks become warnings. ``selection``:
+    of a triage copy, so warnings say what the full parse says (chunk numbers, last record id)."""
     from evtx import PyEvtxParser
 
     try:
@@ -132,9 +174,19 @@ def iter_events(ctx: ParseContext, data: IO[bytes]) -> Iterator[tuple[int | None
             if errors > MAX_CONSECUTIVE_ERRORS:
                 ctx.warn(f"{MAX_CONSECUTIVE_ERRORS} consecutive parse errors: rest of file skipped")
                 return
-            match = CHUNK_NUMBER_RE.search(str(exc))
-            offset = FILE_HEADER + int(match.group(1)) * CHUNK if match else None
-            ctx.warn(f"unreadable records after record id {last_id}: {type(exc).__name__}: {exc}",
+            text = str(exc)
+            match = CHUNK_NUMBER_RE.search(text)
+            number = int(match.group(1)) if match else None
+            if match and selection is not None and number is not None:
+                number = selection.original(number)
+                text = text[: match.start(1)] + str(number) + text[match.end(1):]
+            if selection is not None:  # the last record before this chunk may be in a skipped one
+                ids = FIRST_ID_RE.search(text)
+                where = number if number is not None else selection.by_first_id.get(int(ids.group(1))) if ids else None
+                if where is not None and where in selection.last_before:
+                    last_id = max(last_id or 0, selection.last_before[where])
+            offset = FILE_HEADER + number * CHUNK if number is not None else None
+            ctx.warn(f"unreadable records after record id {last_id}: {type(exc).__name__}: {text}",
                      offset=offset)
             continue
         errors = 0
@@ -155,37 +207,41 @@ def iter_events(ctx: ParseContext, data: IO[bytes]) -> Iterator[tuple[int | None
         yield record_id, event, isinstance(text, str) and "@" not in text  # memchr: fast
 
 
-def pad_cut_chunk(ctx: ParseContext, data: IO[bytes]) -> None:
+def pad_cut_chunk(ctx: ParseContext, data: IO[bytes]) -> set[int]:
     """A file that ends inside a chunk (copied while written, or cut) loses that whole chunk in the
     parser, silently. Warn, and fill our own copy (memory or a private temporary file, never the
-    evidence) with zeros to the chunk's end, so the chunk's complete records are read."""
+    evidence) with zeros to the chunk's end, so the chunk's complete records are read. Returns
+    the cut chunk's number (triage always parses it)."""
     size = data.seek(0, io.SEEK_END)
     cut = (size - FILE_HEADER) % CHUNK if size > FILE_HEADER else 0
     if not cut:
-        return
+        return set()
     data.seek(size - cut)
     if data.read(cut) == ZERO_CHUNK[:cut]:
-        return  # unused, zero-filled space: nothing was in it
+        return set()  # unused, zero-filled space: nothing was in it
     number = (size - FILE_HEADER) // CHUNK
     ctx.warn(f"file ends {cut:,} bytes into chunk {number} (of {CHUNK:,}): cut short while copied or "
              "written; the chunk's complete records are read, any record past the cut is lost",
              offset=size)
     data.seek(size)
     data.write(ZERO_CHUNK[cut:])
+    return {number}
 
 
-def verify_checksums(ctx: ParseContext, data: IO[bytes]) -> None:
-    """Warn for a file or chunk header / record-area CRC32 that does not match (the parser ignores them)."""
+def verify_checksums(ctx: ParseContext, data: IO[bytes]) -> set[int]:
+    """Warn for a file or chunk header / record-area CRC32 that does not match (the parser ignores
+    them). Returns the numbers of the chunks warned about (triage always parses them)."""
+    damaged: set[int] = set()
     header = data.read(FILE_HEADER)
     if len(header) < 128 or not header.startswith(MAGIC):
-        return
+        return damaged
     if zlib.crc32(header[:120]) != struct.unpack_from("<I", header, 124)[0]:
         ctx.warn("EVTX file header checksum mismatch (file edited or not closed cleanly)", offset=0)
     number = 0
     while True:
         chunk = data.read(CHUNK)
         if len(chunk) < 512:
-            return
+            return damaged
         offset = FILE_HEADER + number * CHUNK
         if chunk.startswith(CHUNK_MAGIC):
             free = min(struct.unpack_from("<I", chunk, 48)[0], len(chunk))
@@ -196,6 +252,8 @@ def verify_checksums(ctx: ParseContext, data: IO[bytes]) -> None:
                 what = " and ".join(n for n, ok in (("header", header_ok), ("records", data_ok)) if not ok)
                 ctx.warn(f"chunk {number} (record ids {first}..{last}): {what} checksum mismatch; "
                          "records kept as parsed", offset=offset)
+                damaged.add(number)
         elif chunk != ZERO_CHUNK[: len(chunk)]:  # unused (zero-filled) space is fine; strip() was 40x slower
             ctx.warn(f"chunk {number}: bad chunk signature {chunk[:8]!r}", offset=offset)
+            damaged.add(number)
         number += 1

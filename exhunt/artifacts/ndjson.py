@@ -1,5 +1,6 @@
-"""Windows events exported as JSON lines: Winlogbeat / Elastic ECS documents and the generic
-``{"Event": {"System": ..., "EventData": ...}}`` shape (evtx_dump, SIEM exports).
+"""Windows events exported as JSON lines: Winlogbeat / Elastic ECS documents, the generic
+``{"Event": {"System": ..., "EventData": ...}}`` shape (evtx_dump, SIEM exports) and the flat,
+Sentinel and Velociraptor shapes of ``eventshapes``; each line is recognised by itself.
 
 Recognised by content, not name: one of the first lines of the file is a JSON object of one of
 those shapes (an Elasticsearch hit's ``_source`` is unwrapped, bulk-format action lines skipped;
@@ -17,6 +18,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from exhunt.artifacts import eventshapes
 from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.encoding import utf8_stream
 from exhunt.artifacts.files import HEAD_BYTES
@@ -103,14 +105,15 @@ def document_of(obj: Any) -> dict[str, Any] | None:
 
 
 def shape_of(doc: dict[str, Any]) -> str | None:
-    """'event' for the generic Event/System shape, 'ecs' for Winlogbeat/ECS, None otherwise."""
+    """'event' for the generic Event/System shape, 'ecs' for Winlogbeat/ECS, 'flat', 'sentinel'
+    or 'velociraptor' (``eventshapes``), None otherwise."""
     event = doc.get("Event")
     if isinstance(event, dict) and isinstance(event.get("System"), dict):
         return "event"
     winlog = _get(doc, "winlog")
     if isinstance(winlog, dict) or any(k.startswith("winlog.") for k in doc):
         return "ecs"
-    return None
+    return eventshapes.shape_of(doc)
 
 
 def ecs_record(doc: dict[str, Any]) -> dict[str, Any]:
@@ -204,6 +207,7 @@ class NdjsonEvents(Artifact):
         def warn(message: str, line: int | None, offset: int | None) -> None:
             ctx.warn(message, line, offset)
 
+        times = TimeProblems(ctx)
         for number, offset, text in iter_lines(utf8_stream(ctx, stream), warn):
             if not text.strip():
                 continue
@@ -216,18 +220,48 @@ class NdjsonEvents(Artifact):
             if doc is None or shape is None:
                 if _bulk_action(doc):
                     continue  # the line that introduces the next document, not evidence itself
-                ctx.warn("JSON line is not a Windows event (no Event/System or winlog)", number, offset)
+                keys = ", ".join(list(doc)[:6]) if isinstance(doc, dict) else type(doc).__name__
+                ctx.warn(f"JSON line is not a Windows event (keys {keys}: no Event/System, winlog, or event "
+                         "id with a channel or provider)", number, offset)
                 continue
+            problem = None
             try:
-                row = event_record(doc["Event"]) if shape == "event" else ecs_record(doc)
+                if shape == "event":
+                    row = event_record(doc["Event"])
+                elif shape == "ecs":
+                    row = ecs_record(doc)
+                else:
+                    row, problem = eventshapes.record(doc, shape)
             except (TypeError, ValueError, AttributeError) as exc:
                 ctx.warn(f"unreadable event structure ({exc})", number, offset)
                 continue
             row["source"] = "ndjson"
             row["line"] = number
             if row["ts"] is None:
-                ctx.warn("event without a readable time", number, offset)
+                times.missing(problem, number, offset)
             ctx.event(row)
+        times.finish()
+
+
+class TimeProblems:
+    """Events without a usable time: the first is a warning with its line, the rest one summary
+    (an NXLog export of 10,000 events in local time should not be 10,000 warnings)."""
+
+    def __init__(self, ctx: ParseContext) -> None:
+        self.ctx = ctx
+        self.count = 0
+        self.first_line: int | None = None
+
+    def missing(self, problem: str | None, line: int, offset: int | None) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.first_line = line
+            self.ctx.warn(f"event without a usable time{': ' + problem if problem else ''}", line, offset)
+
+    def finish(self) -> None:
+        if self.count > 1:
+            self.ctx.warn(f"{self.count} events in all without a usable time (the first at line "
+                          f"{self.first_line}): they are stored without a time")
 
 
 def _bulk_action(doc: Any) -> bool:

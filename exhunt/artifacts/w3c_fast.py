@@ -29,20 +29,6 @@ CHUNK = 16 << 20  # read size; workers may lower it under --memory-limit (exhunt
 DUCKDB_MEMORY: str | None = None  # per-worker DuckDB memory_limit, set by the worker initializer
 MIN_FAST_BYTES = 64 << 10
 TRIAGE: TriagePlan | None = None  # the scan's prefilter, set by the worker initializer; None: parse every line
-# what each worker is given: (engine chunk, DuckDB memory limit[, triage plan]); without a plan
-# every line is parsed
-WorkerSettings = tuple[int, str | None] | tuple[int, str | None, TriagePlan | None]
-
-
-def apply_settings(settings: WorkerSettings) -> None:
-    """Set this process's chunk, DuckDB limit and triage plan (pool initializer, Dask task, in-process)."""
-    global CHUNK, DUCKDB_MEMORY, TRIAGE
-    CHUNK, DUCKDB_MEMORY = settings[0], settings[1]
-    TRIAGE = settings[2] if len(settings) > 2 else None  # type: ignore[misc]
-
-
-def current_settings() -> WorkerSettings:
-    return CHUNK, DUCKDB_MEMORY, TRIAGE
 BOM = b"\xef\xbb\xbf"
 
 

@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="extra Sigma rules: a .yml file or a folder of them (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-color", action="store_true", help="plain terminal output")
+    p.add_argument("--verbose", action="store_true",
+                   help="the full host and finding tables instead of the 80-column summary")
     p.add_argument("--yara", type=Path, action="append", default=[], metavar="PATH",
                    help="extra YARA rules: a file or a folder (repeatable); exhunt's own pack always runs")
     p.add_argument("--iocs", type=Path, action="append", default=[], metavar="PATH",
@@ -60,8 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run the file work on a Dask cluster (tcp://HOST:8786; needs exhunt[cluster]); "
                         "evidence and --out must be on storage all workers mount at the same path")
     p.add_argument("--index", choices=("triage", "full"), default="triage",
-                   help="triage (default): text logs are prefiltered and only the lines a detection, rule, "
-                        "IOC or attacker pivot can use are parsed and stored; full: every line is stored")
+                   help="triage (default): only the text-log lines and EVTX chunks holding a text some "
+                        "detection, rule or IOC needs are parsed and stored (every line and record still "
+                        "counted); full: every line and record is stored")
     p.set_defaults(func=run, parser=p)
 
 
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.buffer.write(document_bytes(result.document))
     else:
-        print_summary(result.document, color=not args.no_color, case_dir=args.out)
+        print_summary(result.document, color=not args.no_color, case_dir=args.out, verbose=args.verbose)
     return int(ExitCode.FINDINGS if result.document.has_findings else ExitCode.CLEAN)
 
 

@@ -40,6 +40,11 @@ class Check:
     # ``None``: the check needs every text-log row it reads, so those logs are parsed in full;
     # ``()``: the check reads no text-log rows (files, Windows events, host facts only).
     prefilter: ClassVar[tuple[str, ...] | None] = None
+    # Triage of EVTX files parses only the chunks holding one of the loaded detections' texts
+    # (caseless, as the event stores them: values, channel and provider names). A check that reads
+    # Windows events lists here texts of which every event it could ever hit holds at least one.
+    # ``None``: the check needs every Windows event (every chunk is parsed); ``()``: it reads none.
+    event_literals: ClassVar[tuple[str, ...] | None] = None
 
     def run(self, con: duckdb.DuckDBPyConnection) -> Iterable[Hit]:
         raise NotImplementedError

@@ -284,7 +284,8 @@ def _meta_value(value: Any) -> Any:
 
 
 # artifacts that are logs: records parsed into the events table (names from exhunt.artifacts)
-LOG_ARTIFACTS = frozenset({"iis", "exchange_log", "oab_generator", "evtx", "ndjson", "mailbox_audit", "cmdlet_export"})
+LOG_ARTIFACTS = frozenset({"iis", "exchange_log", "oab_generator", "evtx", "ndjson", "eventcsv", "mailbox_audit",
+                           "cmdlet_export"})
 
 
 class FileScanner:

@@ -29,7 +29,20 @@ class Verdict(StrEnum):
     COMPROMISED = "compromised"
     SUSPICIOUS = "suspicious"
     CLEAN = "clean"
+    INCONCLUSIVE = "inconclusive"  # nothing found, but the evidence could not have shown a compromise
     NOT_ASSESSED = "not assessed"
+
+
+# What a compromise leaves and a host's evidence is expected to hold (``Coverage.missing`` names
+# the keys not seen). Only ``REQUIRED_FOR_CLEAN`` decides between clean and inconclusive: event logs
+# are listed when absent, but many collections lack them and the web and log evidence still decides.
+EXPECTED_EVIDENCE = {
+    "frontend_logs": "Exchange front-end logs (HttpProxy or IIS)",
+    "web_folders": "the Exchange web folders (owa\\auth, ecp\\auth, aspnet_client or FrontEnd\\HttpProxy)",
+    "build": "a build source (ExSetup CLIXML, Exchange log headers or OWA paths)",
+    "event_logs": "Windows event logs (EVTX or event exports)",
+}
+REQUIRED_FOR_CLEAN = ("frontend_logs", "web_folders", "build")
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,13 @@ class Coverage:
     events_by_source: dict[str, int] = field(default_factory=dict)
     warnings: int = 0
     warning_samples: tuple[dict[str, Any], ...] = ()
+    missing: tuple[str, ...] = ()  # EXPECTED_EVIDENCE keys not seen for this host
+    unrecognised: int = 0  # files that look like structured data (JSON, CSV, XML) but no artifact read
+
+    @property
+    def complete(self) -> bool:
+        """Whether the evidence could have shown a compromise: what ``clean`` needs was seen."""
+        return not any(key in self.missing for key in REQUIRED_FOR_CLEAN)
 
 
 @dataclass(frozen=True)

@@ -135,8 +135,10 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
                                            f.host, f.first_seen or "", f.check, f.key))
 
 
-def verdict(findings: Iterable[Finding], assessed: bool) -> Verdict:
-    """Compromised: a high/critical compromise finding of high confidence. Exposure alone is not."""
+def verdict(findings: Iterable[Finding], assessed: bool, complete: bool = True) -> Verdict:
+    """Compromised: a high/critical compromise finding of high confidence. Exposure alone is not.
+    Clean only when the evidence was ``complete`` (it could have shown a compromise: front-end
+    logs, web folders, a build); with nothing found in less than that, inconclusive."""
     if not assessed:
         return Verdict.NOT_ASSESSED
     suspicious = False
@@ -147,4 +149,6 @@ def verdict(findings: Iterable[Finding], assessed: bool) -> Verdict:
             return Verdict.COMPROMISED
         if Severity(f.severity).rank >= Severity.LOW.rank:
             suspicious = True
-    return Verdict.SUSPICIOUS if suspicious else Verdict.CLEAN
+    if suspicious:
+        return Verdict.SUSPICIOUS
+    return Verdict.CLEAN if complete else Verdict.INCONCLUSIVE

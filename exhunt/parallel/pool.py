@@ -23,7 +23,6 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from exhunt.artifacts.w3c_fast import WorkerSettings
 from exhunt.events.store import StoreWriter
 from exhunt.evidence.base import EvidenceFile
 from exhunt.parallel import ranges
@@ -34,6 +33,8 @@ from exhunt.parallel.units import (
     Unit,
     UnitResult,
     WholeUnit,
+    WorkerSettings,
+    current_settings,
     file_key,
     init_worker,
     part_name,
@@ -51,7 +52,7 @@ class PoolOptions:
     split_size: int = ranges.DEFAULT_SPLIT_SIZE
     chunk: int = 16 << 20
     file_timeout: float = DEFAULT_FILE_TIMEOUT
-    settings: WorkerSettings | None = None  # (engine chunk, DuckDB memory limit, triage plan) per worker
+    settings: WorkerSettings | None = None  # (engine chunk, DuckDB memory limit, EVTX literals) per worker
     hook: str | None = None  # ``module:function`` run in each worker at start (plugins, tests)
     scheduler: str | None = None  # Dask scheduler address: run the units on that cluster instead
     roots: tuple[str, ...] = ()  # evidence roots every Dask worker must see
@@ -100,9 +101,7 @@ def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_arg
     if options.scheduler:
         return _run_on_dask(units, store, options, scanner_args, advance)
     if options.jobs <= 1 or len(units) <= 1:  # in this process: simple and debuggable, but no hung-file watchdog
-        from exhunt.artifacts import w3c_fast
-
-        saved = w3c_fast.current_settings()  # the same chunking and triage as pool workers: same rows
+        saved = current_settings()  # the same chunking and EVTX chunks as pool workers: same rows
         init_worker(scanner_args, None, options.settings, options.hook)
         try:
             for unit in units:

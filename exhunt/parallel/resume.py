@@ -32,7 +32,8 @@ STATE = "state"
 # change), so --resume re-parses a case written before instead of keeping rows without them.
 # 2: backend_cookie column, Level in event fields, '' and '-' kept in the Windows event columns.
 # 3: mailbox audit log exports parsed (artifact mailbox_audit).
-STORE_FORMAT = 3
+# 4: flat/Sentinel/Velociraptor/CSV event exports read; unrecognised structured files warned.
+STORE_FORMAT = 4
 
 
 def key(version: str, rule_files: Iterable[Path], yara_max: int, yara_logs: bool | None) -> str:

@@ -15,19 +15,40 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from exhunt import worker
 from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE, ParseContext
 from exhunt.artifacts.exchange_logs import ExchangeDialect, ExchangeLog
 from exhunt.artifacts.iis import IisDialect, IisLog
 from exhunt.artifacts.w3c import Block
-from exhunt.artifacts.w3c_fast import W3cEngine, WorkerSettings
+from exhunt.artifacts.w3c_fast import W3cEngine
 from exhunt.events.schema import TABLES
 from exhunt.events.store import StoreWriter
 from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.readonly import open_readonly
 from exhunt.worker import ScannerArgs
+
+if TYPE_CHECKING:
+    from exhunt.artifacts.linefilter import TriagePlan
+
+# per worker process: engine chunk, DuckDB memory limit, EVTX chunk literals (None: every chunk)
+# (engine chunk, DuckDB memory limit, EVTX chunk literals, text-log triage plan); None: parse everything
+WorkerSettings = tuple[int, str | None, tuple[str, ...] | None, "TriagePlan | None"]
+
+
+def apply_settings(settings: WorkerSettings) -> None:
+    """Set this process's settings (pool initializer, Dask worker, in-process run)."""
+    from exhunt.artifacts import evtx_chunks, w3c_fast
+
+    w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, literals, w3c_fast.TRIAGE = settings
+    evtx_chunks.configure(literals)
+
+
+def current_settings() -> WorkerSettings:
+    from exhunt.artifacts import evtx_chunks, w3c_fast
+
+    return w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, evtx_chunks.current(), w3c_fast.TRIAGE
 
 # Artifacts whose files may be parsed in byte ranges: (artifact class, dialect factory).
 RANGE_ARTIFACTS: dict[str, tuple[Any, Any]] = {
@@ -140,14 +161,14 @@ _REPORT: Any = None  # a multiprocessing queue: (pid, part, rel, start time) whe
 def init_worker(scanner_args: ScannerArgs, report: Any = None,
                 settings: WorkerSettings | None = None, hook: str | None = None) -> None:
     """Pool initializer: content scanner, progress reports for the hung-file watchdog, memory
-    settings (engine chunk, DuckDB memory limit, triage plan) and an optional ``module:function`` hook."""
+    settings (engine chunk, DuckDB memory limit, EVTX chunk literals, triage plan) and an optional
+    ``module:function`` hook."""
     global _REPORT
-    from exhunt.artifacts import w3c_fast
 
     worker.init_scanner(*scanner_args)
     _REPORT = report
     if settings is not None:
-        w3c_fast.apply_settings(settings)
+        apply_settings(settings)
     if hook:
         import importlib
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exhunt.findings.model import AssessmentDocument, Finding, HostAssessment, Severity
+from exhunt.findings.model import EXPECTED_EVIDENCE, AssessmentDocument, Finding, HostAssessment, Severity
 
 TOP_ACTIONS = 6
 GENERIC_UPDATE_STEP = "Install the latest Exchange Cumulative Update"
@@ -34,6 +34,11 @@ def update_to_install(host: HostAssessment) -> str | None:
         return host.build.install
     updates = [c.update for c in host.build.cves if c.status == "vulnerable" and c.update]
     return updates[-1] if updates else None
+
+
+def missing_evidence(host: HostAssessment) -> list[str]:
+    """What was expected in this host's evidence and not seen, in words (``coverage.missing``)."""
+    return [EXPECTED_EVIDENCE.get(key, key) for key in host.coverage.missing]
 
 
 def host_findings(doc: AssessmentDocument, host: str) -> list[Finding]:
@@ -67,6 +72,10 @@ def host_actions(doc: AssessmentDocument, host: HostAssessment, limit: int = TOP
                                                     if len(ips) > TOP_INDICATORS else "")
         actions.append(Action(f"Block and hunt for the attacker client IPs across all servers: {shown}.",
                               "indicators of the findings"))
+    if host.verdict == "inconclusive":
+        actions.insert(0, Action("Collect " + "; ".join(missing_evidence(host)) + f" of {host.host} and scan "
+                                 "again: without them 'nothing found' does not mean clean.",
+                                 "verdict inconclusive"))
     if not actions and host.verdict == "not assessed":
         actions.append(Action("Collect the Exchange and IIS logs of this server: nothing was read.",
                               "no evidence"))

@@ -20,7 +20,13 @@ from markupsafe import Markup
 
 from exhunt.evidence.names import visible
 from exhunt.findings.model import AssessmentDocument, Finding, Severity
-from exhunt.reports.actions import host_actions, host_findings, update_to_install, vulnerable_cves
+from exhunt.reports.actions import (
+    host_actions,
+    host_findings,
+    missing_evidence,
+    update_to_install,
+    vulnerable_cves,
+)
 from exhunt.reports.case import Case, CitedEvent, cited_events, iso_utc, worst_finding
 from exhunt.reports.chart import build_chart
 
@@ -94,7 +100,8 @@ def _host_view(doc: AssessmentDocument, host: Any) -> dict[str, Any]:
             "vulnerable": vulnerable_cves(host), "install": update_to_install(host),
             "cves_evaluated": bool(b and b.cves),
             "findings": len(findings), "worst": worst, "first_seen": host.first_seen,
-            "last_seen": host.last_seen, "actions": host_actions(doc, host)}
+            "last_seen": host.last_seen, "actions": host_actions(doc, host),
+            "missing": missing_evidence(host)}
 
 
 def _timeline_row(e: CitedEvent, findings: dict[str, Finding], anchors: dict[str, str]) -> dict[str, Any]:

@@ -13,7 +13,13 @@ from typing import BinaryIO
 
 from exhunt.evidence.names import visible
 from exhunt.findings.model import AssessmentDocument, Finding
-from exhunt.reports.actions import host_actions, host_findings, update_to_install, vulnerable_cves
+from exhunt.reports.actions import (
+    host_actions,
+    host_findings,
+    missing_evidence,
+    update_to_install,
+    vulnerable_cves,
+)
 from exhunt.reports.case import Case
 
 EVIDENCE_ROWS = 5
@@ -54,6 +60,10 @@ def render_text(doc: AssessmentDocument) -> str:
         lines.append(f"| {text(h.host)} | **{h.verdict}** | {text(build)} | "
                      f"{', '.join(vulnerable_cves(h)) or '–'} | {text(update_to_install(h) or '–')} | "
                      f"{len(host_findings(doc, h.host))} |")
+    for h in doc.hosts:
+        if h.verdict == "inconclusive":
+            lines += ["", f"**{text(h.host)} is inconclusive**: nothing was found, but the evidence lacks "
+                      + "; ".join(text(m) for m in missing_evidence(h)) + "."]
     lines += ["", "## What to do now", ""]
     for h in doc.hosts:
         lines.append(f"**{text(h.host)}**")
@@ -72,7 +82,10 @@ def render_text(doc: AssessmentDocument) -> str:
         c = h.coverage
         parsed = ", ".join(f"{text(k)} {v}" for k, v in sorted(c.events_by_source.items())) or "none"
         lines.append(f"- **{text(h.host)}**: {c.files} files ({c.bytes} bytes), {c.events} events "
-                     f"({parsed}), {c.warnings} warnings.")
+                     f"({parsed}), {c.warnings} warnings"
+                     + (f", {c.unrecognised} structured files not recognised (see warnings)" if c.unrecognised else "")
+                     + (". Not seen: " + "; ".join(text(m) for m in missing_evidence(h)) if c.missing else "")
+                     + ".")
     lines.append("")
     return "\n".join(lines)
 

@@ -8,49 +8,52 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from exhunt.evidence.names import printable
-from exhunt.findings.model import AssessmentDocument
+from exhunt.findings.coverage import UNRECOGNISED
+from exhunt.findings.model import REQUIRED_FOR_CLEAN, AssessmentDocument, Finding, HostAssessment, Severity
 from exhunt.reports.actions import host_actions
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
-VERDICT_STYLE = {"compromised": "bold red", "suspicious": "yellow", "clean": "green", "not assessed": "dim"}
-TOP = 30
+VERDICT_STYLE = {"compromised": "bold red", "suspicious": "yellow", "clean": "green", "inconclusive": "magenta",
+                 "not assessed": "dim"}
+TOP = 15  # findings shown one line each; the rest are counted (--verbose: every finding, as a table)
 TOP_ACTIONS = 3
 QUERY_ROWS = 1_000
+HOST_WIDTH = 20
+VERDICT_WIDTH = max(len(v) for v in VERDICT_STYLE)
 
 
-def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | None = None) -> None:
+def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | None = None,
+                  verbose: bool = False) -> None:
+    """Fits an 80-column screen: one line per host (the verdict first, never cut), the most severe
+    findings one line each, the next steps. ``verbose``: the full host and finding tables."""
     console = Console(color_system="auto" if color else None, highlight=False, soft_wrap=False)
-    hosts = Table(title="Hosts", show_lines=False)
-    for col in ("host", "verdict", "build", "vulnerable to", "files", "events", "warnings"):
-        hosts.add_column(col)
+    width = max(40, console.width)
+    pad = min(HOST_WIDTH, max((len(printable(h.host)[0]) for h in doc.hosts), default=0))
     for h in doc.hosts:
-        build = h.build.build if h.build and h.build.build else "unknown"
-        if h.build and h.build.product:
-            build += f" ({h.build.product} {h.build.cu or ''}, {h.build.update or ''})".replace(" ,", ",")
-        vulnerable = _vulnerable(h.build.cves if h.build else ())
-        hosts.add_row(_safe(h.host), f"[{VERDICT_STYLE.get(h.verdict, '')}]{h.verdict}[/]", _safe(build),
-                      vulnerable or "-",
-                      str(h.coverage.files), str(h.coverage.events), str(h.coverage.warnings))
-    console.print(hosts)
-    if not doc.findings:
+        console.print(host_line(h, width, pad), markup=False, highlight=False)
+    for h in doc.hosts:
+        if h.coverage.unrecognised:
+            named = [w["path"] for w in h.coverage.warning_samples if w.get("artifact") == UNRECOGNISED]
+            console.print(_fit(printable(
+                f"{h.host}: {h.coverage.unrecognised} structured file(s) not read"
+                + (f" ({', '.join(named[:2])}{', …' if len(named) > 2 else ''})" if named else "")
+                + ": see the warnings")[0], width), markup=False, highlight=False)
+    if verbose:
+        _tables(console, doc)
+    elif not doc.findings:
         console.print("No findings.")
     else:
-        table = Table(title=f"Findings ({len(doc.findings)})")
+        console.print(f"Findings ({len(doc.findings)}), most severe first:", markup=False)
         many_hosts = len({f.host for f in doc.findings}) > 1
-        host_column = ["host"] if many_hosts else []
-        columns = ["severity", "conf.", *host_column, "finding", "key", "rows", "first seen"]
-        for col in columns:
-            table.add_column(col, overflow="fold", no_wrap=col in ("severity", "conf.", "rows", "first seen"))
-        for f in doc.findings[:TOP]:
-            first = (f.first_seen or "-").replace("T", " ")[:16]
-            table.add_row(f"[{SEVERITY_STYLE.get(f.severity, '')}]{f.severity}[/]", f.confidence,
-                          *([_safe(f.host)] if many_hosts else []), _safe(f.title),
-                          _safe(_short(f.key, 40)), str(f.count), first)
-        console.print(table)
+        worst_first = sorted(doc.findings, key=lambda f: -Severity(f.severity).rank)  # stable: document order
+        for f in worst_first[:TOP]:
+            console.print(finding_line(f, width, many_hosts), markup=False, highlight=False)
         if len(doc.findings) > TOP:
-            console.print(f"... and {len(doc.findings) - TOP} more (see findings.json)")
+            where = "see report.html" if case_dir is not None else "use --verbose, or --out DIR for report.html"
+            console.print(f"{len(doc.findings) - TOP} more: {where}", markup=False)
     if doc.impact:
         console.print(impact_line(doc), markup=False, highlight=False)
     for h in doc.hosts:
@@ -76,6 +79,83 @@ def impact_line(doc: AssessmentDocument) -> str:
                        if (n := sum(1 for v in boxes.values() if v == c)))
     line = f"Mailboxes exposed: {len(boxes)} ({counts}): report --format impact-csv"
     return line if len(line) <= 80 else line.split("):")[0] + ")"
+
+
+def host_line(h: HostAssessment, width: int, pad: int = 0) -> Text:
+    """``compromised  EXCH01  build 15.1.2176.2 (Exchange 2016 CU19) · 15 CVEs · 35 files ...``:
+    the verdict comes first and is never cut; the host name is shortened, then the details."""
+    line = Text(h.verdict.ljust(VERDICT_WIDTH), style=VERDICT_STYLE.get(h.verdict, ""))
+    line.append("  " + _fit(printable(h.host)[0], HOST_WIDTH).ljust(pad) + "  ")
+    details = []
+    c = h.coverage
+    required = [k for k in c.missing if k in REQUIRED_FOR_CLEAN]  # event logs: named in the next steps
+    if h.verdict == "inconclusive" and required:
+        details.append("not seen: " + ", ".join(MISSING_SHORT.get(k, k) for k in required))
+    if c.warnings:
+        details.append(f"{c.warnings} warning{'s' if c.warnings != 1 else ''}")
+    details.append(f"{c.files} files, {c.events} events")
+    build = h.build.build if h.build and h.build.build else None
+    if build:
+        details.append(f"build {build}" + (f" ({h.build.product} {h.build.cu or ''})".replace(" )", ")")
+                                           if h.build and h.build.product else ""))
+    vulnerable = _vulnerable(h.build.cves if h.build else ())
+    if vulnerable:
+        details.append("vulnerable: " + vulnerable)
+    line.append(_fit(printable(" · ".join(details))[0], max(1, width - len(line.plain))))
+    return line
+
+
+MISSING_SHORT = {"frontend_logs": "front-end logs", "web_folders": "web folders", "build": "build",
+                 "event_logs": "event logs"}
+
+
+def finding_line(f: Finding, width: int, many_hosts: bool) -> Text:
+    """``critical high  Exchange build vulnerable ... · build 15.1.2176.2 · 42 rows · 2021-03-03 02:10``."""
+    line = Text(f.severity.ljust(8), style=SEVERITY_STYLE.get(f.severity, ""))
+    line.append(f" {f.confidence:<6} ")
+    first = (f.first_seen or "").replace("T", " ")[:16]
+    tail = f" · {f.count} row{'s' if f.count != 1 else ''}" + (f" · {first}" if first else "")
+    head = (f"{f.host}: " if many_hosts else "") + f.title + (f" · {f.key}" if f.key else "")
+    room = max(1, width - len(line.plain) - len(tail))
+    line.append(_fit(printable(head)[0], room) + tail)
+    return line
+
+
+def _fit(text: str, width: int) -> str:
+    """One line of at most ``width`` characters: cut at the end with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def _tables(console: Console, doc: AssessmentDocument) -> None:
+    """--verbose: the full host table and every finding (wrapped to the terminal's width)."""
+    hosts = Table(title="Hosts", show_lines=False)
+    for col in ("host", "verdict", "build", "vulnerable to", "files", "events", "warnings", "not seen"):
+        hosts.add_column(col, no_wrap=col == "verdict")
+    for h in doc.hosts:
+        build = h.build.build if h.build and h.build.build else "unknown"
+        if h.build and h.build.product:
+            build += f" ({h.build.product} {h.build.cu or ''}, {h.build.update or ''})".replace(" ,", ",")
+        vulnerable = _vulnerable(h.build.cves if h.build else ())
+        hosts.add_row(_safe(h.host), f"[{VERDICT_STYLE.get(h.verdict, 'default')}]{h.verdict}[/]", _safe(build),
+                      vulnerable or "-", str(h.coverage.files), str(h.coverage.events), str(h.coverage.warnings),
+                      ", ".join(MISSING_SHORT.get(k, k) for k in h.coverage.missing) or "-")
+    console.print(hosts)
+    if not doc.findings:
+        console.print("No findings.")
+        return
+    table = Table(title=f"Findings ({len(doc.findings)})")
+    many_hosts = len({f.host for f in doc.findings}) > 1
+    host_column = ["host"] if many_hosts else []
+    columns = ["severity", "conf.", *host_column, "finding", "key", "rows", "first seen"]
+    for col in columns:
+        table.add_column(col, overflow="fold", no_wrap=col in ("severity", "conf.", "rows", "first seen"))
+    for f in doc.findings:
+        first = (f.first_seen or "-").replace("T", " ")[:16]
+        table.add_row(f"[{SEVERITY_STYLE.get(f.severity, 'default')}]{f.severity}[/]", f.confidence,
+                      *([_safe(f.host)] if many_hosts else []), _safe(f.title),
+                      _safe(_short(f.key, 40)), str(f.count), first)
+    console.print(table)
 
 
 def rule_problems(rules: dict[str, Any], shown: int = 3) -> list[str]:

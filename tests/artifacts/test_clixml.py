@@ -126,4 +126,7 @@ def test_healthchecker_fixtures(tmp_path: Path) -> None:
         ("E19/ExSetup1.xml", "15.02.1118.025", "high"),
         ("E19/GetExchangeServer.xml", "15.2.986", "medium"),
     ]
-    assert warnings(con) == []
+    # the build exports are read without a warning; other cmdlet exports no artifact reads are named
+    problems = con.execute("SELECT path, artifact, message FROM warnings ORDER BY path").fetchall()
+    assert {p for p, _, _ in problems}.isdisjoint({path for path, _, _ in got})
+    assert all(a == "unrecognised" and m.startswith("PowerShell CLIXML of ") for _, a, m in problems)

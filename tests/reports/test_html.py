@@ -68,3 +68,15 @@ def test_attack_urls() -> None:
 def test_document_fallback_cites_the_kept_evidence(case: Case) -> None:
     page = render_text(Case(case.document))
     assert page.count('<circle class="mark') == 7 and "&lt;script&gt;" in page and XSS_UA not in page
+
+
+def test_inconclusive_host_names_what_was_not_seen() -> None:
+    coverage = Coverage(files=9, missing=("frontend_logs", "build", "event_logs"), unrecognised=2, warnings=2)
+    doc = AssessmentDocument("1.2", "0", "2024-01-01T00:00:00Z", (
+        HostAssessment("WEBONLY", "inconclusive", coverage=coverage),), ())
+    page = render_text(Case(doc))
+    assert 'class="badge v-inconclusive"' in page and ".v-inconclusive" in page
+    assert "<b>Inconclusive:</b> nothing was found, but the evidence lacks Exchange front-end logs (HttpProxy " \
+           "or IIS)" in page
+    assert "<b>Expected and not seen:</b>" in page and "2 files</b> looked like structured data" in page
+    assert "Collect Exchange front-end logs" in page

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +44,46 @@ def test_rules_that_did_not_load_are_named(case: Case, capsys: pytest.CaptureFix
 def test_nothing_said_when_every_rule_loaded(case: Case, capsys: pytest.CaptureFixture) -> None:
     print_summary(case.document, color=False)
     assert "not loaded" not in capsys.readouterr().out
+
+
+def _thirty(case: Case):  # type: ignore[no-untyped-def]
+    base = case.document.findings[0]
+    findings = tuple(replace(base, id=f"x{n}", key=f"key{n:02d} " + "k" * 20, title="A long finding title " * 4,
+                             severity=("critical", "high", "medium", "low")[n % 4]) for n in range(30))
+    host = replace(case.document.hosts[0], host="exchange-server-with-a-very-long-name.corp.example",
+                   verdict="compromised")
+    return replace(case.document, findings=findings, hosts=(host,))
+
+
+def test_summary_fits_80_columns_and_the_verdict_is_never_cut(case: Case, capsys: pytest.CaptureFixture,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    print_summary(_thirty(case), color=False, case_dir=Path("case"))
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert re.match(r"^compromised +exchange-server-wit…  4 files, 6 events · build ", lines[0]), lines[0]
+    finding_lines = [ln for ln in lines if ln.startswith(("critical", "high", "medium", "low"))]
+    assert len(finding_lines) == 15 and finding_lines[0].startswith("critical")
+    assert finding_lines[-1].startswith("high")  # the most severe first
+    assert "15 more: see report.html" in lines
+    assert len(lines) < 40
+
+
+def test_verbose_prints_every_finding(case: Case, capsys: pytest.CaptureFixture,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
+    print_summary(_thirty(case), color=False, verbose=True)
+    out = capsys.readouterr().out
+    assert "Findings (30)" in out and "key29" in out and "more: see" not in out
+
+
+def test_inconclusive_host_line_names_what_is_missing(case: Case, capsys: pytest.CaptureFixture,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    host = case.document.hosts[0]
+    coverage = replace(host.coverage, missing=("frontend_logs", "build", "event_logs"))
+    doc = replace(case.document, findings=(), hosts=(replace(host, verdict="inconclusive", coverage=coverage),))
+    print_summary(doc, color=True)
+    out = capsys.readouterr().out
+    assert "inconclusive" in out and "not seen: front-end logs, build ·" in out
+    assert "Collect Exchange front-end logs (HttpProxy or IIS)" in out

@@ -13,6 +13,7 @@ ZDI_0688 = "https://www.zerodayinitiative.com/blog/2020/2/24/cve-2020-0688-remot
 class EcpViewState(SqlCheck):
     id = "cve_2020_0688.ecp_viewstate"
     prefilter = (url_text("__viewstategenerator"),)  # raw, query or decoded URL
+    event_literals = ()
     title = "Serialized __VIEWSTATE sent to /ecp/default.aspx (CVE-2020-0688)"
     severity = "critical"
     description = (

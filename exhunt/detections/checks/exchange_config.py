@@ -27,6 +27,7 @@ MASS_GRANT = 3  # a principal with rights on this many mailboxes is more than on
 
 class MailboxExportRequest(SqlCheck):
     id = "exchange_config.mailbox_export_request"
+    event_literals = ()  # reads cmdlet-export rows, no Windows event
     title = "Mailbox export request"
     severity = "medium"
     description = (
@@ -61,6 +62,7 @@ class MailboxExportRequest(SqlCheck):
 
 class MailboxPermissionGrant(SqlCheck):
     id = "exchange_config.mailbox_permission"
+    event_literals = ()  # reads cmdlet-export rows, no Windows event
     title = "FullAccess or SendAs granted on mailboxes to an unexpected principal"
     severity = "medium"
     description = (
@@ -96,6 +98,7 @@ class MailboxPermissionGrant(SqlCheck):
 
 class ImpersonationRole(SqlCheck):
     id = "exchange_config.impersonation_role"
+    event_literals = ()  # reads cmdlet-export rows, no Windows event
     title = "ApplicationImpersonation or Mailbox Import Export assigned to an unexpected assignee"
     severity = "high"
     description = (

@@ -30,6 +30,7 @@ OBSCURE_FOLDERS = "(rss (feeds|subscriptions)|conversation history|archive|junk 
 
 class InboxRuleForwarding(SqlCheck):
     id = "mailflow.inbox_rule_forwarding"
+    event_literals = ()  # reads cmdlet-export rows, no Windows event
     title = "Inbox rule forwarding or redirecting mail outside the organisation"
     severity = "high"
     description = (
@@ -70,6 +71,7 @@ class InboxRuleForwarding(SqlCheck):
 
 class MailboxForwarding(SqlCheck):
     id = "mailflow.mailbox_forwarding"
+    event_literals = ()  # reads cmdlet-export rows, no Windows event
     title = "Mailbox forwarding outside the organisation"
     severity = "high"
     description = (
@@ -108,6 +110,7 @@ class MailboxForwarding(SqlCheck):
 
 class InboxRuleHiding(SqlCheck):
     id = "mailflow.inbox_rule_hiding"
+    event_literals = ()  # reads cmdlet-export rows, no Windows event
     title = "Inbox rule that hides mail from its owner"
     severity = "medium"
     description = (

@@ -14,6 +14,7 @@ RAPID7_OWASSRF = "https://www.rapid7.com/blog/post/2022/12/21/cve-2022-41080-cve
 class OwaPowerShell(SqlCheck):
     id = "owassrf.owa_powershell"
     prefilter = (url_text("/owa/") + r"[^\r\n]*" + url_text("powershell"),)  # decoded or raw URL
+    event_literals = ()
     title = "OWASSRF: remote PowerShell reached through OWA (CVE-2022-41080)"
     severity = "critical"
     description = (

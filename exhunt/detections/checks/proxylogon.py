@@ -26,6 +26,7 @@ EVENT_COLUMNS = "host, path, source, ts, line, record_id"
 class SsrfAnchorMailbox(SqlCheck):
     id = "proxylogon.ssrf.anchormailbox"
     prefilter = (literal("ServerInfo~"),)  # AnchorMailbox is logged raw
+    event_literals = ()
     title = "ProxyLogon SSRF (CVE-2021-26855) in HttpProxy logs"
     severity = "critical"
     description = (
@@ -60,6 +61,7 @@ class SsrfBackendCookie(SqlCheck):
     id = "proxylogon.ssrf.backend_cookie"
     # BackEndCookie 'Server~<x>/<y>~' (raw, as the regex reads it); IIS cookies searched raw in fields
     prefilter = (r"Server~[^~\r\n]*/[^~\r\n]*~", literal("X-BEResource="), literal("X-AnonResource-Backend="))
+    event_literals = ()
     title = "ProxyLogon SSRF (CVE-2021-26855) in a back-end cookie"
     severity = "critical"
     description = (
@@ -99,6 +101,7 @@ class SsrfStaticResourcePost(SqlCheck):
     prefilter = (either_order(r"\bPOST\b",
                               r"/owa/auth/[^\r\n]*\.js|/ecp/[^/\r\n]*\.js|/ecp/default\.flt|/ecp/main\.css"
                               r"|/owa/auth/current/themes/resources/"),)
+    event_literals = ()
     title = "POST to a static OWA/ECP resource (ProxyLogon SSRF, CVE-2021-26855)"
     severity = "high"
     description = (
@@ -125,6 +128,7 @@ class SsrfStaticResourcePost(SqlCheck):
 class EcpVirtualDirectoryScript(SqlCheck):
     id = "proxylogon.ecp.set_virtualdirectory_script"
     prefilter = (literal("<script"),)  # in the raw EventData the parameters come from
+    event_literals = ()
     title = "Virtual directory URL set to a script (CVE-2021-27065)"
     severity = "critical"
     description = (
@@ -160,6 +164,7 @@ class EcpResetVirtualDirectory(SqlCheck):
     id = "proxylogon.ecp.reset_virtualdirectory"
     # decoded URL or raw AnchorMailbox: every spelling of 'reset' ... 'virtualdirectory'
     prefilter = (url_text("reset") + r"[^\r\n]*" + url_text("virtualdirectory"),)
+    event_literals = ()
     title = "Reset*VirtualDirectory request to ECP (CVE-2021-27065 file write)"
     severity = "high"
     description = (
@@ -186,6 +191,7 @@ class EcpResetVirtualDirectory(SqlCheck):
 class OabGeneratorDownloadFailed(SqlCheck):
     id = "proxylogon.oabgenerator.file_write"
     prefilter = (literal("Download failed and temporary file"),)  # the raw line is the message
+    event_literals = ()
     title = "OABGenerator wrote a file outside the OAB folder (CVE-2021-26858)"
     severity = "critical"
     description = (

@@ -14,6 +14,7 @@ GTSC = "https://gteltsc.vn/blog/warning-new-attack-campaign-utilized-a-new-0day-
 class ProxyNotShellAutodiscover(SqlCheck):
     id = "proxynotshell.autodiscover_powershell"
     prefilter = (url_text("autodiscover.json"),)  # raw, query or decoded URL
+    event_literals = ()
     title = "ProxyNotShell autodiscover SSRF to remote PowerShell (CVE-2022-41040)"
     severity = "critical"
     description = (

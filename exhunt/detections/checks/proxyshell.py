@@ -50,6 +50,7 @@ def mentions(text: str) -> str:
 class ProxyShellAutodiscover(SqlCheck):
     id = "proxyshell.autodiscover_ssrf"
     prefilter = (url_text("autodiscover.json"),)  # raw, query or decoded URL
+    event_literals = ()
     title = "ProxyShell autodiscover path confusion (CVE-2021-34473)"
     severity = "critical"
     description = (
@@ -83,6 +84,7 @@ class ProxyShellPowerShellSystem(SqlCheck):
     id = "proxyshell.powershell_system"
     # a raw /powershell path and a SYSTEM user on one line, in either field order
     prefilter = (either_order(literal("/powershell"), r"system|s-1-5-18"),)
+    event_literals = ()
     title = "Remote PowerShell back-end session as SYSTEM (ProxyShell CVE-2021-34523)"
     severity = "high"
     description = (
@@ -108,6 +110,7 @@ class ProxyShellPowerShellSystem(SqlCheck):
 class MailboxExportToWebFolder(SqlCheck):
     id = "proxyshell.mailbox_export_webshell"
     prefilter = (literal("New-MailboxExportRequest"),)  # the cmdlet name, raw in the log line
+    event_literals = ("New-MailboxExportRequest",)  # MSExchange Management events
     title = "Mailbox exported to a page or into a web folder (web-shell drop)"
     severity = "critical"
     description = (
@@ -150,6 +153,7 @@ class MailboxExportToWebFolder(SqlCheck):
 class MailboxImportExportRole(SqlCheck):
     id = "proxyshell.mailbox_import_export_role"
     prefilter = (literal("New-ManagementRoleAssignment"),)  # the cmdlet name, raw in the log line
+    event_literals = ("New-ManagementRoleAssignment",)  # MSExchange Management events
     title = "Mailbox Import Export role assigned"
     severity = "high"
     description = (

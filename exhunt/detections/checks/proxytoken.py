@@ -21,6 +21,7 @@ WHERE = (f"source IN {WEB_SOURCES} AND regexp_matches(coalesce(uri_decoded, uri)
 class ProxyTokenInboxRule(SqlCheck):
     id = "proxytoken.inbox_rule"
     prefilter = (url_text("inboxrules.svc"),)  # decoded or raw URL
+    event_literals = ()
     title = "ProxyToken: inbox rule created through ECP for another mailbox (CVE-2021-33766)"
     severity = "high"
     description = (

@@ -44,6 +44,7 @@ SUO5_UA = "chrome/109.1.2.3"
 
 class TunnelRequests(SqlCheck):
     id = "webshell.tunnel_requests"
+    event_literals = ()
     title = "Web-shell tunnel requests (reGeorg, Tunna, Suo5)"
     severity = "high"
     description = (
@@ -166,6 +167,7 @@ BUSY_SQL = "(" + ", ".join(f"'{p}'" for p in BUSY_PAGES) + ")"
 
 class TunnelTraffic(SqlCheck):
     id = "webshell.tunnel_traffic"
+    event_literals = ()
     title = "One client POSTing to one page hundreds of times in minutes (web-shell tunnel traffic)"
     severity = "high"
     description = (

@@ -1,0 +1,173 @@
+"""EVTX triage: parse only the chunks that hold a text some loaded rule or check needs.
+
+EVTX chunks (64 KiB after the 4 KiB file header) are self-contained: each has its own string and
+template tables, so every text of its records (values, channel and provider names) is in the
+chunk's own bytes as UTF-16LE. One Hyperscan scan per chunk for the necessary literals of the
+loaded detections (``exhunt.detections.eventfilter``) tells whether any record in it could match;
+the parser is then given a synthetic file (the file header, chunk count and CRC fixed, plus the
+selected chunks), which the ``evtx`` package reads like the original.
+
+Kept exact without parsing: the records of a skipped chunk are counted from its header (first and
+last record id), and chunks the full parse would warn about (checksum mismatch, bad signature, a
+cut chunk) are always parsed. ``configure(None)`` (``--index full``) parses every chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+FILE_HEADER = 4096
+CHUNK = 65536
+CHUNK_MAGIC = b"ElfChnk\x00"
+RECORD_MAGIC = b"\x2a\x2a\x00\x00"
+
+_LITERALS: tuple[str, ...] | None = None  # None: parse every chunk
+_DATABASE: Any = None  # the compiled Hyperscan database of _LITERALS (None when there are none)
+
+
+def configure(literals: tuple[str, ...] | None) -> None:
+    """Set this process's chunk literals (a pool initializer calls it); compiled once per process."""
+    global _LITERALS, _DATABASE
+    if literals == _LITERALS and (not literals or _DATABASE is not None):
+        return
+    _LITERALS = literals
+    _DATABASE = compile_literals(literals) if literals else None
+
+
+def current() -> tuple[str, ...] | None:
+    return _LITERALS
+
+
+def utf16_pattern(text: str) -> bytes:
+    """A Hyperscan regex for ``text`` as UTF-16LE, caseless for ASCII letters."""
+    parts = []
+    for char in text:
+        low, up = char.lower(), char.upper()
+        if low != up and len(low) == len(up) == 1 and ord(low) < 128 and ord(up) < 128:
+            parts.append(f"[\\x{ord(up):02x}\\x{ord(low):02x}]")
+        else:
+            parts.extend(f"\\x{b:02x}" for b in char.encode("utf-16-le")[:1])
+        parts.extend(f"\\x{b:02x}" for b in char.encode("utf-16-le")[1:])
+    return "".join(parts).encode()
+
+
+def compile_literals(literals: tuple[str, ...]) -> Any:
+    import hyperscan
+
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    patterns = [utf16_pattern(text) for text in literals]
+    database.compile(expressions=patterns, ids=list(range(len(patterns))), elements=len(patterns),
+                     flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(patterns))
+    return database
+
+
+def chunk_matches(chunk: bytes) -> bool:
+    """Whether the chunk holds any literal (None configured: every chunk does)."""
+    if _LITERALS is None:
+        return True
+    if _DATABASE is None:
+        return False
+    import hyperscan
+
+    found: list[int] = []
+
+    def on_match(pattern: int, start: int, end: int, flags: int, context: Any) -> bool:
+        found.append(pattern)
+        return True  # stop at the first
+
+    with contextlib.suppress(hyperscan.ScanTerminated):  # how Hyperscan reports a stopped scan
+        _DATABASE.scan(chunk, match_event_handler=on_match)
+    return bool(found)
+
+
+@dataclass
+class Selection:
+    """What to parse of one file: its synthetic copy (None: nothing), the original number of each
+    chunk in it (to report parser errors where they are) and how many records were left out."""
+
+    data: IO[bytes] | None
+    numbers: list[int]
+    skipped_records: int
+    first_written: int | None = None  # FILETIME range of the skipped records (their record headers)
+    last_written: int | None = None
+    last_before: dict[int, int] = field(default_factory=dict)  # chunk -> last record id before it
+    by_first_id: dict[int, int] = field(default_factory=dict)  # first record id -> chunk (parsed ones)
+
+    def original(self, number: int) -> int:
+        """The original number of the triage copy's chunk ``number``."""
+        return self.numbers[number] if 0 <= number < len(self.numbers) else number
+
+
+def select(data: IO[bytes], must_parse: set[int]) -> Selection | None:
+    """The chunks to parse, or None when every chunk is (then parse the file as it is)."""
+    if _LITERALS is None:
+        return None
+    data.seek(0)
+    header = data.read(FILE_HEADER)
+    if len(header) < 128 or zlib.crc32(header[:120]) != struct.unpack_from("<I", header, 124)[0]:
+        return None  # a damaged file header: the parser's own reading of it must decide
+    keep: list[bytes] = []
+    numbers: list[int] = []
+    chunks = skipped = 0
+    written: list[int] = []
+    last_before: dict[int, int] = {}
+    by_first_id: dict[int, int] = {}
+    previous_last: int | None = None
+    while True:
+        chunk = data.read(CHUNK)
+        if len(chunk) < CHUNK:
+            break  # a cut chunk was padded by pad_cut_chunk; anything shorter holds no chunk
+        number = chunks
+        chunks += 1
+        if not chunk.startswith(CHUNK_MAGIC):
+            if number in must_parse:
+                keep.append(chunk)
+                numbers.append(number)
+            continue
+        first, last = struct.unpack_from("<QQ", chunk, 24)
+        if number in must_parse or chunk_matches(chunk):
+            keep.append(chunk)
+            numbers.append(number)
+            by_first_id[first] = number
+            if previous_last is not None:
+                last_before[number] = previous_last
+        else:
+            skipped += max(0, last - first + 1)
+            written.extend(written_range(chunk))
+        previous_last = last
+    if len(keep) == chunks:
+        return None
+    first_written, last_written = (min(written), max(written)) if written else (None, None)
+    if not keep:
+        return Selection(None, [], skipped, first_written, last_written)
+    return Selection(io.BytesIO(synthetic_header(header, len(keep)) + b"".join(keep)), numbers, skipped,
+                     first_written, last_written, last_before, by_first_id)
+
+
+def written_range(chunk: bytes) -> tuple[int, ...]:
+    """Earliest and latest written time (FILETIME) in the chunk's record headers, walked by size."""
+    free = min(struct.unpack_from("<I", chunk, 48)[0], len(chunk))
+    offset, low, high = 512, None, None
+    while offset + 24 <= free and chunk.startswith(RECORD_MAGIC, offset):
+        size, _, written = struct.unpack_from("<IQQ", chunk, offset + 4)
+        if written:  # a zero time (seen in cleared logs) is no time
+            low = written if low is None or written < low else low
+            high = written if high is None or written > high else high
+        if size < 24:
+            break
+        offset += size
+    return () if low is None or high is None else (low, high)
+
+
+def synthetic_header(header: bytes, chunks: int) -> bytes:
+    """The file header with first/last chunk numbers and the chunk count of ``chunks``, CRC fixed."""
+    fixed = bytearray(header.ljust(FILE_HEADER, b"\x00"))
+    struct.pack_into("<QQ", fixed, 8, 0, chunks - 1)
+    struct.pack_into("<H", fixed, 42, min(chunks, 0xFFFF))
+    struct.pack_into("<I", fixed, 124, zlib.crc32(bytes(fixed[:120])))
+    return bytes(fixed)

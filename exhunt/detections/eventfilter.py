@@ -1,0 +1,87 @@
+"""The texts of which every Windows event some loaded detection could use holds at least one.
+
+Gathered from the native checks' ``event_literals``, the cmdlets the mailbox impact reads, the
+necessary literals of every Sigma rule that may select Windows events (or, for a rule with none,
+the channel and provider names its logsource selects on) and the IP indicators (matched against
+events' client IPs). The EVTX artifact parses only the chunks holding one of them
+(``exhunt.artifacts.evtx_chunks``). Anything that needs every event (a check with
+``event_literals = None``, a rule with neither literals nor a channel name) makes the plan
+``None``: every chunk parsed, and the report says why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exhunt.detections.base import Check
+
+INDEX_MODES = ("triage", "full")
+# a logsource predicate selecting only rows of a kind Windows events never have (web server rows)
+OTHER_KIND = re.compile(r"""\(?"kind" = '(?!process'|event')[a-z_]+'\)?""")
+
+
+@dataclass
+class EventFilter:
+    """The literals (None: parse every chunk) and, for the document, what forced a full parse."""
+
+    literals: tuple[str, ...] | None
+    full_because: list[dict[str, str]] = field(default_factory=list)
+
+    def report(self, index: str) -> dict[str, Any]:
+        return {"index": index, "mode": "triage" if self.literals is not None else "full",
+                "literals": len(self.literals or ()), "full_because": self.full_because[:50]}
+
+
+def build(index: str, checks: Sequence[type[Check]], sigma_paths: Sequence[Path],
+          ioc_paths: Sequence[Path] = ()) -> EventFilter:
+    """The EVTX chunk filter of a scan; ``index="full"``: every chunk."""
+    if index == "full":
+        return EventFilter(None, [{"what": "--index full", "why": "every chunk parsed"}])
+    texts: list[str] = []
+    full: list[dict[str, str]] = []
+    for check in checks:
+        if check.event_literals is None:
+            full.append({"what": f"check {check.id}", "why": "reads every Windows event"})
+        else:
+            texts.extend(check.event_literals)
+    _sigma(sigma_paths, texts, full)
+    from exhunt.detections.impact.admin import CMDLETS  # the mailbox impact reads these cmdlet events too
+
+    texts.extend(CMDLETS)
+    if ioc_paths:
+        from exhunt.detections.iocs import load_iocs
+
+        texts.extend(i.value for i in load_iocs(ioc_paths).of("ip"))
+    if full:
+        return EventFilter(None, full)
+    from exhunt.detections.sigma.literals import dedupe
+
+    return EventFilter(dedupe(texts))
+
+
+def _sigma(paths: Sequence[Path], texts: list[str], full: list[dict[str, str]]) -> None:
+    from sigma.rule import SigmaRule
+
+    from exhunt.detections.sigma.literals import logsource_names, rule_literals
+    from exhunt.detections.sigma.loader import load_and_convert
+
+    seen: set[int] = set()
+    for query in load_and_convert(paths).queries:
+        rule = query.rule
+        if not query.logsource or id(rule) in seen or not isinstance(rule, SigmaRule):
+            continue  # correlations: their referenced rules are queries of their own
+        seen.add(id(rule))
+        if OTHER_KIND.fullmatch(query.logsource.strip()):
+            continue
+        found, why = rule_literals(rule)
+        if not found:
+            found = logsource_names(query.logsource)
+        if found:
+            texts.extend(found)
+        else:
+            name = f"sigma {rule.title or rule.id}" + (f" ({rule.source.path})" if rule.source else "")
+            full.append({"what": name, "why": why + "; its logsource names no channel or provider"})

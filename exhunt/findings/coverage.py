@@ -1,0 +1,65 @@
+"""What a host's evidence covered, against what a compromise leaves (``EXPECTED_EVIDENCE``).
+
+Why: "clean" from evidence that could not have shown a compromise (a web root without logs, an
+event export nobody could read) is the most expensive wrong answer. Each expected kind is looked
+for in the ``files`` inventory as well as in ``events``: a log parsed only in part (triage reads
+candidate lines only) still counts as seen, and so does an empty one — it was collected.
+"""
+
+from __future__ import annotations
+
+from exhunt.findings.model import EXPECTED_EVIDENCE
+
+UNRECOGNISED = "unrecognised"  # the ``warnings.artifact`` of a structured file no artifact claimed
+
+# Path fragments (lower case, '/' separated) of the Exchange web folders a web shell is dropped in.
+WEB_FOLDERS = ("/owa/auth/", "/ecp/auth/", "/aspnet_client/", "/frontend/httpproxy/")
+FRONTEND_SOURCES = ("httpproxy", "iis")
+EVENT_LOG_ARTIFACTS = ("evtx", "ndjson", "eventcsv")
+
+_PATH = "lower(replace(path, '\\', '/'))"
+_WEB = " OR ".join(f"contains('/' || {_PATH}, '{frag}')" for frag in WEB_FOLDERS)
+
+
+def _quoted(values: tuple[str, ...]) -> str:
+    """A SQL list of our own constant names (never evidence text)."""
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+QUERIES = {
+    # an IIS log, an HttpProxy log (by folder, or by its rows when it lies elsewhere)
+    "frontend_logs": (
+        f"SELECT (SELECT count(*) FROM files WHERE host = $host AND (artifact = 'iis' OR "
+        f"(artifact = 'exchange_log' AND contains({_PATH}, '/httpproxy/')))) + "
+        f"(SELECT count(*) FROM (SELECT 1 FROM events WHERE host = $host AND source IN "
+        f"{_quoted(FRONTEND_SOURCES)} LIMIT 1))"
+    ),
+    "web_folders": f"SELECT count(*) FROM files WHERE host = $host AND ({_WEB})",
+    "event_logs": (
+        f"SELECT (SELECT count(*) FROM files WHERE host = $host AND artifact IN "
+        f"{_quoted(EVENT_LOG_ARTIFACTS)}) + "
+        f"(SELECT count(*) FROM (SELECT 1 FROM events WHERE host = $host AND source IN "
+        f"{_quoted(EVENT_LOG_ARTIFACTS)} LIMIT 1))"
+    ),
+}
+
+
+def missing_evidence(con, host: str, build_known: bool) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+    """The ``EXPECTED_EVIDENCE`` keys not seen for ``host``, in their declared order."""
+    missing = []
+    for key in EXPECTED_EVIDENCE:
+        if key == "build":
+            seen = build_known
+        else:
+            row = con.execute(QUERIES[key], {"host": host}).fetchone()
+            seen = bool(row and row[0])
+        if not seen:
+            missing.append(key)
+    return tuple(missing)
+
+
+def unrecognised_files(con, host: str) -> int:  # type: ignore[no-untyped-def]
+    """Files that looked like structured data (an export?) that no artifact reads: named in warnings."""
+    row = con.execute("SELECT count(DISTINCT path) FROM warnings WHERE host = ? AND artifact = ?",
+                      [host, UNRECOGNISED]).fetchone()
+    return int(row[0]) if row else 0

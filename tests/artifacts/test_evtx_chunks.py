@@ -1,0 +1,90 @@
+"""EVTX triage: a chunk is parsed when it holds a literal (UTF-16LE, caseless); the records of the
+others are counted from their headers; damaged chunks are always parsed; --index full parses all."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exhunt.artifacts import evtx_chunks
+from exhunt.artifacts.evtx import CHUNK, FILE_HEADER, NOT_STORED
+from tests.artifacts.test_evtx import _multi_chunk_sample, plain_dump_count
+from tests.helpers import parse_paths
+
+
+@pytest.fixture
+def literals() -> Iterator[None]:
+    yield
+    evtx_chunks.configure(None)
+
+
+def test_literals_match_utf16_caseless_only(literals: None) -> None:
+    evtx_chunks.configure(("\\w3wp.exe",))
+    assert evtx_chunks.chunk_matches("C:\\Windows\\W3WP.EXE -ap".encode("utf-16-le"))
+    assert not evtx_chunks.chunk_matches(b"C:\\Windows\\w3wp.exe")  # not UTF-16
+    assert not evtx_chunks.chunk_matches("C:\\Windows\\w3wpxexe".encode("utf-16-le"))
+    evtx_chunks.configure(())
+    assert not evtx_chunks.chunk_matches("anything".encode("utf-16-le"))
+    evtx_chunks.configure(None)
+    assert evtx_chunks.chunk_matches(b"")
+
+
+def _copy(tmp_path: Path) -> tuple[Path, bytes]:
+    source = _multi_chunk_sample()
+    evidence = tmp_path / "evidence"
+    evidence.mkdir(exist_ok=True)
+    shutil.copyfile(source, evidence / "sample.evtx")
+    return evidence, source.read_bytes()
+
+
+def _literal_of_some_chunks(data: bytes) -> tuple[str, set[int]]:
+    """A text (as UTF-16LE, any case) that some of the sample's chunks hold and others do not."""
+    count = (len(data) - FILE_HEADER) // CHUNK
+    chunks = [data[FILE_HEADER + i * CHUNK: FILE_HEADER + (i + 1) * CHUNK] for i in range(count)]
+    used = {i for i, c in enumerate(chunks) if c.startswith(b"ElfChnk")}
+    for word in ("DestAddress", "svchost.exe", "lsass.exe", "cmd.exe", "powershell", "TermService"):
+        needle = word.lower().encode("utf-16-le")
+        having = {i for i in used if needle in chunks[i].lower()}
+        if having and having != used:
+            return word, having
+    pytest.skip("no text present in some chunks only")
+
+
+def test_only_matching_chunks_are_stored_and_every_record_counted(tmp_path: Path, literals: None) -> None:
+    evidence, data = _copy(tmp_path)
+    word, having = _literal_of_some_chunks(data)
+    evtx_chunks.configure((word,))
+    con = parse_paths(tmp_path / "triage", evidence, ["sample.evtx"])
+    stored = {r for (r,) in con.execute("SELECT record_id FROM events").fetchall()}
+    wanted = 0
+    for number in having:
+        first, last = struct.unpack_from("<QQ", data, FILE_HEADER + number * CHUNK + 24)
+        wanted += last - first + 1
+    assert len(stored) == wanted
+    not_stored = con.execute("SELECT sum(CAST(value AS BIGINT)) FROM host_facts WHERE fact = ?",
+                             [NOT_STORED]).fetchone()[0]
+    assert not_stored > 0
+    assert len(stored) + not_stored == plain_dump_count(evidence / "sample.evtx")
+    evtx_chunks.configure(None)
+    full = parse_paths(tmp_path / "full", evidence, ["sample.evtx"])
+    assert stored < {r for (r,) in full.execute("SELECT record_id FROM events").fetchall()}
+    assert full.execute("SELECT count(*) FROM events").fetchone()[0] == plain_dump_count(evidence / "sample.evtx")
+    assert full.execute("SELECT count(*) FROM host_facts WHERE fact = ?", [NOT_STORED]).fetchone()[0] == 0
+
+
+def test_damaged_chunk_is_parsed_and_warned_as_in_full(tmp_path: Path, literals: None) -> None:
+    evidence, data = _copy(tmp_path)
+    damaged = bytearray(data)
+    damaged[FILE_HEADER + CHUNK + 0x300: FILE_HEADER + CHUNK + 0x340] = b"\xff" * 0x40
+    (evidence / "sample.evtx").write_bytes(bytes(damaged))
+    evtx_chunks.configure(("no such text anywhere",))
+    triage = parse_paths(tmp_path / "triage", evidence, ["sample.evtx"])
+    evtx_chunks.configure(None)
+    full = parse_paths(tmp_path / "full", evidence, ["sample.evtx"])
+    query = "SELECT message, \"offset\" FROM warnings ORDER BY ALL"
+    assert triage.execute(query).fetchall() == full.execute(query).fetchall()
+    assert any(o == FILE_HEADER + CHUNK for _, o in full.execute(query).fetchall())

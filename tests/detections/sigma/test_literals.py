@@ -1,0 +1,92 @@
+"""Necessary literals of Sigma rules: AND takes one child, OR all, NOT and rendered values none;
+every behaviour of exhunt's pack that fires holds one of the firing rule's literals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sigma.rule import SigmaRule
+
+from exhunt.detections.sigma.literals import dedupe, logsource_names, regex_literals, rule_literals
+from exhunt.detections.sigma.loader import load_and_convert
+
+CASES = yaml.safe_load((Path(__file__).parent / "cases" / "pack.yml").read_text(encoding="utf-8"))
+
+
+def rule(detection: dict[str, Any]) -> SigmaRule:
+    return SigmaRule.from_dict({"title": "t", "logsource": {"product": "windows", "service": "security"},
+                                "detection": detection})
+
+
+def test_and_takes_the_most_selective_child_or_needs_all() -> None:
+    found, _ = rule_literals(rule({"a": {"Image|endswith": "\\cmd.exe"}, "b": {"CommandLine|contains": "ab"},
+                                   "condition": "a and b"}))
+    assert found == ["\\cmd.exe"]
+    found, _ = rule_literals(rule({"a": {"Image|endswith": ["\\cmd.exe", "\\powershell.exe"]},
+                                   "condition": "a"}))
+    assert found == ["\\cmd.exe", "\\powershell.exe"]
+    found, why = rule_literals(rule({"a": {"Image|endswith": "\\cmd.exe"}, "b": {"User": "x"},
+                                     "condition": "a or b"}))
+    assert found is None and why  # 'x' is too short: the OR has a branch with no literal
+
+
+@pytest.mark.parametrize("detection", [
+    {"a": {"EventID": 4688}, "condition": "a"},  # a number
+    {"a": {"Level": "Error"}, "condition": "a"},  # stored as a number, rendered by the parser
+    {"a": {"AccessMask": "0x1410"}, "condition": "a"},  # may be a binary hex value
+    {"a": {"LogonGuid": "{8f1e1d2c-0000-0000-0000-000000000000}"}, "condition": "a"},
+    {"a": {"Image|re": "c.d|ab"}, "condition": "a"},
+    {"a": {"Image|endswith": "\\cmd.exe"}, "condition": "not a"},
+])
+def test_values_never_stored_as_text_give_no_literal(detection: dict[str, Any]) -> None:
+    assert rule_literals(rule(detection))[0] is None
+
+
+def test_wildcards_split_values_and_only_ascii_runs_count() -> None:
+    found, _ = rule_literals(rule({"a": {"CommandLine": "*-enc* JAB*"}, "condition": "a"}))
+    assert found == ["-enc"]
+    found, _ = rule_literals(rule({"a": {"TargetFilename|contains": "caf\u00e9s\\payload"}, "condition": "a"}))
+    assert found == ["s\\payload"]
+
+
+def test_logsource_names_only_when_every_selected_event_has_one() -> None:
+    sysmon = ("(lower(\"channel\") = 'microsoft-windows-sysmon/operational' OR "
+              "lower(\"provider\") = 'microsoft-windows-sysmon') AND \"event_id\" IN (11)")
+    assert logsource_names(sysmon) == ["microsoft-windows-sysmon/operational", "microsoft-windows-sysmon"]
+    assert logsource_names("\"kind\" = 'process'") == []
+    assert logsource_names("lower(\"channel\") = 'system' OR \"kind\" = 'process'") == []
+
+
+def test_dedupe_keeps_the_shortest_texts() -> None:
+    assert dedupe(["Cmd.exe", "\\cmd.exe", "powershell", "POWERSHELL.EXE"]) == ("cmd.exe", "powershell")
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False).replace("\\\\", "\\").lower()
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["fire"]], ids=[c["name"] for c in CASES if c["fire"]])
+def test_every_firing_pack_case_holds_a_literal_of_the_rule(case: dict[str, Any]) -> None:
+    """What the EVTX prefilter relies on: an event a rule fires on holds one of its literals (the
+    row's channel and provider names stand in for a rule that has none)."""
+    by_name = {q.rule.name: q for q in load_and_convert([], include_builtin=True).queries}
+    texts = [_row_text(row) for row in case["rows"]]
+    for name in case["fire"]:
+        query = by_name[name]
+        assert isinstance(query.rule, SigmaRule)
+        found, _ = rule_literals(query.rule)
+        found = found or logsource_names(query.logsource)
+        assert found, name
+        assert any(literal.lower() in text for literal in found for text in texts), (name, found)
+
+
+def test_regex_literals_top_level_runs_or_alternatives() -> None:
+    assert regex_literals(r"(?i)\\(msexchange[^\\]*|edgetransport|umservice)\.exe$") == [
+        "msexchange", "edgetransport", "umservice"]
+    assert regex_literals(r"(?i)powershell.*-enc") == ["powershell"]
+    assert regex_literals("abc|defg") is None  # a top-level alternative with no group: nothing certain
+    assert regex_literals("(ab|cd)x") is None
