@@ -15,8 +15,9 @@ from pathlib import Path
 
 from exhunt import __version__
 from exhunt.artifacts import evtx
+from exhunt.artifacts.linefilter import TriagePlan
 from exhunt.casefolder import case_directory, refuse_overlap
-from exhunt.detections import builds, eventfilter
+from exhunt.detections import builds, eventfilter, prefilter
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.eventfilter import EventFilter
 from exhunt.detections.filehunt import scan_rules
@@ -65,7 +66,7 @@ class ScanOptions:
     resume: bool = False  # keep the parts of files unchanged since the last scan into this --out
     worker_hook: str | None = None  # ``module:function`` run in every worker at start (plugins, tests)
     scheduler: str | None = None  # Dask scheduler address: run the file work on that cluster
-    index: str = "triage"  # EVTX: "triage" parses only chunks some detection can use, "full" every chunk
+    index: str = "triage"  # "triage": only prefiltered text-log lines and EVTX chunks parsed; "full": all
     org_domains: list[str] = field(default_factory=list)  # the organisation's mail domains (else from evidence)
 
 
@@ -124,8 +125,15 @@ def batches(tasks: list[tuple[EvidenceFile, str]], jobs: int,
         yield batch, host or ""
 
 
+def triage_plan(options: ScanOptions) -> tuple[TriagePlan | None, dict]:
+    """The prefilter of this scan (None with ``--index full``) and its report for the document."""
+    if options.index not in prefilter.INDEX_MODES:
+        raise UsageError(f"--index must be one of {', '.join(prefilter.INDEX_MODES)}, not {options.index!r}")
+    return prefilter.build(options.index, CHECKS, options.sigma, options.iocs)
+
+
 def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
-              skip: frozenset[tuple[str, str]] = frozenset(),
+              skip: frozenset[tuple[str, str]] = frozenset(), plan: TriagePlan | None = None,
               events: EventFilter | None = None) -> list[FileResult]:
     """Every file (minus ``skip``: (host, path) unchanged since a resumed scan) through the pool."""
     tasks = [(f, hw.host) for hw in work for f in hw.files if (hw.host, f.rel) not in skip]
@@ -137,7 +145,8 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
     scanner_args = (rules.blob, min(options.yara_max_size, budget.yara_max), scan_logs)
     pool_options = PoolOptions(jobs=budget.jobs, split_size=options.split_size,
                                chunk=budget.chunk, file_timeout=options.file_timeout,
-                               settings=(budget.chunk, budget.duckdb, events.literals if events else None),
+                               settings=(budget.chunk, budget.duckdb, events.literals if events else None,
+                                         plan),
                                hook=options.worker_hook,
                                scheduler=options.scheduler, roots=tuple(hw.evidence for hw in work))
     with Progress(enabled=options.progress and not options.quiet) as progress:
@@ -164,17 +173,19 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             work = plan(evidence, options.host, store)
             custody.record_inputs(case, store, work, _jobs(options.jobs), __version__)
             events = event_filter(options)
-            current, key = resume.fingerprints(case, work), resume_key(options, events)
+            triage, triage_report = triage_plan(options)
+            current, key = resume.fingerprints(case, work), resume_key(options, triage, events)
             skip = resume.unchanged(current, before, key, key_before)
             if options.resume:
                 resume.keep_only(store, skip, {(hw.host, f.rel): hw.evidence for hw in work for f in hw.files})
                 # until this run ends, the state vouches only for what is still in the store: an
                 # interrupted run must not leave the old state claiming rows it just deleted
                 resume.save(store, {k: fp for k, fp in current.items() if k in skip}, key)
-            results = parse_all(work, store, options, skip, events)
+            results = parse_all(work, store, options, skip, triage, events)
             resume.save(store, current, key)
             document = assess(store, work, options)
-            document = replace(document, rules={**document.rules, "evtx_index": events.report(options.index)})
+            document = replace(document, rules={**document.rules, "triage": triage_report,
+                                                "evtx_index": events.report(options.index)})
             save_document(case, document)
             if options.out and options.html_report:
                 save_html_report(case, document)
@@ -188,15 +199,18 @@ def event_filter(options: ScanOptions) -> EventFilter:
     return eventfilter.build(options.index, CHECKS, options.sigma, options.iocs)
 
 
-def resume_key(options: ScanOptions, events: EventFilter | None = None) -> str:
+def resume_key(options: ScanOptions, triage: TriagePlan | None = None, events: EventFilter | None = None) -> str:
     """What else must match for a resumed scan to keep old parts (see ``resume.key``); the YARA size
-    limit is the one in force, which --memory-limit and --jobs can lower; and the EVTX chunk
-    literals (other literals select other chunks)."""
+    limit is the one in force, which --memory-limit and --jobs can lower; the text-log prefilter and
+    the EVTX chunk literals (another prefilter selects other lines and chunks)."""
     yara_max = min(options.yara_max_size, limits.budget(options.memory_limit, _jobs(options.jobs)).yara_max)
     key = resume.key(__version__, [*options.yara, *options.iocs], yara_max, options.yara_logs)
-    if events is None or events.literals is None:
-        return key
-    return f"{key}|evtx:{hashlib.sha256(repr(events.literals).encode()).hexdigest()}"
+    if triage is not None:
+        digest = hashlib.sha256(triage.blob).hexdigest() if triage.blob else "all"
+        key = f"{key}|triage:{digest}:{','.join(sorted(triage.full_sources))}"
+    if events is not None and events.literals is not None:
+        key = f"{key}|evtx:{hashlib.sha256(repr(events.literals).encode()).hexdigest()}"
+    return key
 
 
 def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None) -> AssessmentDocument:

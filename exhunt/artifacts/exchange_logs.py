@@ -188,6 +188,9 @@ class ExchangeLog(Artifact):
     name = "exchange_log"
     path_globs = ("*/logging/httpproxy/*/*.log", "*/logging/ecp/server/*.log", "*/logging/oabgeneratorlog/*.log")
     fast = True
+    # triage: the build facts come from the #Version header and from the version columns of the
+    # first and last line of every segment, which triage always parses; no extra lines needed
+    triage_patterns: tuple[str, ...] = ()
 
     @classmethod
     def claims(cls, rel_lower: str, head: bytes) -> bool:

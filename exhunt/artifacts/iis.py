@@ -78,6 +78,9 @@ class IisDialect:
     def on_block(self, ctx: ParseContext, block: Block, first_line: int) -> None:
         return None
 
+    def source(self, ctx: ParseContext, block: Block) -> str:
+        return "iis"
+
     def handle(self, ctx: ParseContext, number: int, text: str, block: Block, record: dict[str, str]) -> None:
         row = normalize(record)
         if row["ts"] is None:
@@ -145,6 +148,8 @@ class IisLog(Artifact):
     name = "iis"
     path_globs = ("*u_ex*.log", "u_ex*.log", "*/logfiles/w3svc*/*.log")
     fast = True
+    # triage: lines the parser needs beyond the checks' own, for the ``owa_build`` fact
+    triage_patterns = (r"/(?:owa|ecp)/(?:auth/)?15\.[0-9]",)
 
     @classmethod
     def claims(cls, rel_lower: str, head: bytes) -> bool:

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from exhunt.artifacts.base import ParseContext
+from exhunt.artifacts.linefilter import LineSelector, TriagePlan
 from exhunt.artifacts.lines import MAX_LINE
 from exhunt.artifacts.w3c import Block, apply_header, iter_records
 from exhunt.sqltext import identifier, literal
@@ -27,6 +28,7 @@ from exhunt.sqltext import identifier, literal
 CHUNK = 16 << 20  # read size; workers may lower it under --memory-limit (exhunt.parallel.limits)
 DUCKDB_MEMORY: str | None = None  # per-worker DuckDB memory_limit, set by the worker initializer
 MIN_FAST_BYTES = 64 << 10
+TRIAGE: TriagePlan | None = None  # the scan's prefilter, set by the worker initializer; None: parse every line
 BOM = b"\xef\xbb\xbf"
 
 
@@ -45,6 +47,8 @@ class Dialect(Protocol):
     def fast_sql(self, ctx: ParseContext, block: Block) -> str | None: ...
 
     def fast_facts(self, ctx: ParseContext, con: duckdb.DuckDBPyConnection, block: Block) -> None: ...
+
+    def source(self, ctx: ParseContext, block: Block) -> str: ...
 
 
 _CON: duckdb.DuckDBPyConnection | None = None
@@ -98,6 +102,9 @@ class W3cEngine:
         self.fast_rows = 0
         self.slow_rows = 0
         self.chunk = CHUNK  # byte ranges of a split file replay the whole-file chunking exactly
+        self.triage = TRIAGE
+        self.selector = _selector(TRIAGE)
+        self.selected_rows = 0  # lines the prefilter chose (triage), parsed and stored
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -150,20 +157,71 @@ class W3cEngine:
 
     def _segment(self, data: bytes) -> None:
         lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-        table = self._fast(data, lines) if self.use_fast else None
+        if self.selector is not None and not self._parse_all():
+            self._triage(data)
+        else:
+            self._parse(data, lines)
+        self.line += lines
+        self.offset += len(data)
+
+    def _parse_all(self) -> bool:
+        """Whether this block's log type is parsed in full although triage is on (a rule needs every row)."""
+        full = self.triage.full_sources if self.triage is not None else frozenset()
+        return bool(full) and ("*" in full or self.dialect.source(self.ctx, self.block) in full)
+
+    def _parse(self, data: bytes, lines: int, numbers: pa.Array | None = None) -> bool:
+        """Every line of ``data`` through the fast path; False when it must take the reference parser."""
+        if not self.use_fast:
+            table = None
+        else:
+            table = self._fast(data, lines) if numbers is None else self._fast(data, lines, numbers)
         if table is None:
+            if numbers is not None:
+                return False
             self._reference(io.BytesIO(data), block=self.block)
         else:
             self.fast_rows += table.num_rows
             self.ctx.events += table.num_rows
             self.ctx.writer.table("events").add_batch(table)
-        self.line += lines
-        self.offset += len(data)
+        return True
 
-    def _reference(self, stream: BinaryIO, block: Block | None = None) -> None:
+    def _triage(self, data: bytes) -> None:
+        """Only the lines the prefilter selects, plus the first and the last line of the segment
+        (so every file's first and last time and every block's header facts stay exact); line
+        numbers and offsets stay those of the file."""
+        assert self.selector is not None
+        spans = self.selector.spans(data)
+        spans = _with_ends(spans, data)
+        if not spans:
+            return
+        runs: list[tuple[int, int, int]] = []  # (first line number, start, end) of consecutive lines
+        numbers: list[int] = []
+        before, pos = 0, 0  # newlines before ``pos``
+        for start, end in spans:
+            before += data.count(b"\n", pos, start)
+            pos = start
+            line = self.line + before + 1
+            if runs and runs[-1][2] == start:
+                runs[-1] = (runs[-1][0], runs[-1][1], end)
+            else:
+                runs.append((line, start, end))
+            numbers.append(line)
+        self.selected_rows += len(numbers)
+        joined = b"".join(data[s:e] for _, s, e in runs)
+        if not joined.endswith(b"\n"):
+            joined += b"\n"  # the segment's last line had none: the reference adds nothing either
+        if self._parse(joined, len(numbers), pa.array(numbers, pa.int64())):
+            return
+        for first, start, end in runs:
+            self._reference(io.BytesIO(data[start:end]), block=self.block, line0=first - 1,
+                            offset0=self.offset + start)
+
+    def _reference(self, stream: BinaryIO, block: Block | None = None, line0: int | None = None,
+                   offset0: int | None = None) -> None:
         current = block
         for number, text, rec_block, record in iter_records(
-            self.ctx, stream, self.dialect.split, self.dialect.field_sep, block, self.line, self.offset
+            self.ctx, stream, self.dialect.split, self.dialect.field_sep, block,
+            self.line if line0 is None else line0, self.offset if offset0 is None else offset0,
         ):
             if rec_block is not current or not self.block_started:
                 current = rec_block
@@ -172,7 +230,7 @@ class W3cEngine:
             self.slow_rows += 1
             self.dialect.handle(self.ctx, number, text, rec_block, record)
 
-    def _fast(self, data: bytes, lines: int) -> pa.Table | None:
+    def _fast(self, data: bytes, lines: int, numbers: pa.Array | None = None) -> pa.Table | None:
         if len(data) < MIN_FAST_BYTES:
             return None  # a query costs a few ms: below this size the reference parser is faster
         block = self.block
@@ -200,9 +258,12 @@ class W3cEngine:
             return None
         if raw.num_rows != lines:
             return None
-        first_line = self.line + 1
-        ones = pa.repeat(pa.scalar(1, pa.int64()), raw.num_rows)
-        lines_array = pc.add(pc.cumulative_sum(ones), first_line - 1)
+        if numbers is not None:  # triage: the selected lines' own numbers
+            first_line, lines_array = numbers[0].as_py(), numbers
+        else:
+            first_line = self.line + 1
+            ones = pa.repeat(pa.scalar(1, pa.int64()), raw.num_rows)
+            lines_array = pc.add(pc.cumulative_sum(ones), first_line - 1)
         seg = raw.append_column("__line", lines_array)
         con = self.con
         seg = seg.append_column("__fields", fields_json(raw, fields, data, con))
@@ -221,6 +282,35 @@ class W3cEngine:
             return result.drop_columns(["__ok"])
         finally:
             con.unregister("seg")
+
+
+_SELECTORS: dict[bytes, LineSelector] = {}
+
+
+def _selector(plan: TriagePlan | None) -> LineSelector | None:
+    """The process's selector for this plan's database (loaded once per worker)."""
+    if plan is None or plan.blob is None:
+        return None
+    selector = _SELECTORS.get(plan.blob)
+    if selector is None:
+        _SELECTORS.clear()
+        selector = _SELECTORS[plan.blob] = LineSelector(plan.blob)
+    return selector
+
+
+def _with_ends(spans: list[tuple[int, int]], data: bytes) -> list[tuple[int, int]]:
+    """``spans`` plus the first and the last non-empty line of ``data``, in order, each once."""
+    size = len(data)
+    first_end = data.find(b"\n") + 1 or size
+    last_start = data.rfind(b"\n", 0, size - 1) + 1 if size > 1 else 0
+    extra = [(0, first_end), (last_start, size)]
+    if spans and spans[0][0] == 0:
+        extra.pop(0)
+    if spans and spans[-1][0] == last_start and extra:
+        extra.pop()
+    if not extra:
+        return spans
+    return sorted(set(spans) | set(extra))
 
 
 def header_lines(chunk: bytes) -> Iterator[tuple[int, int]]:

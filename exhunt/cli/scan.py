@@ -62,8 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run the file work on a Dask cluster (tcp://HOST:8786; needs exhunt[cluster]); "
                         "evidence and --out must be on storage all workers mount at the same path")
     p.add_argument("--index", choices=("triage", "full"), default="triage",
-                   help="triage (default): only the EVTX chunks holding a text some detection, rule or IOC "
-                        "needs are parsed and stored (all records still counted); full: every record is stored")
+                   help="triage (default): only the text-log lines and EVTX chunks holding a text some "
+                        "detection, rule or IOC needs are parsed and stored (every line and record still "
+                        "counted); full: every line and record is stored")
     p.set_defaults(func=run, parser=p)
 
 

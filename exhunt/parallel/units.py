@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from exhunt import worker
 from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE, ParseContext
@@ -29,22 +29,26 @@ from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.readonly import open_readonly
 from exhunt.worker import ScannerArgs
 
+if TYPE_CHECKING:
+    from exhunt.artifacts.linefilter import TriagePlan
+
 # per worker process: engine chunk, DuckDB memory limit, EVTX chunk literals (None: every chunk)
-WorkerSettings = tuple[int, str | None, tuple[str, ...] | None]
+# (engine chunk, DuckDB memory limit, EVTX chunk literals, text-log triage plan); None: parse everything
+WorkerSettings = tuple[int, str | None, tuple[str, ...] | None, "TriagePlan | None"]
 
 
 def apply_settings(settings: WorkerSettings) -> None:
     """Set this process's settings (pool initializer, Dask worker, in-process run)."""
     from exhunt.artifacts import evtx_chunks, w3c_fast
 
-    w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, literals = settings
+    w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, literals, w3c_fast.TRIAGE = settings
     evtx_chunks.configure(literals)
 
 
 def current_settings() -> WorkerSettings:
     from exhunt.artifacts import evtx_chunks, w3c_fast
 
-    return w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, evtx_chunks.current()
+    return w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, evtx_chunks.current(), w3c_fast.TRIAGE
 
 # Artifacts whose files may be parsed in byte ranges: (artifact class, dialect factory).
 RANGE_ARTIFACTS: dict[str, tuple[Any, Any]] = {
@@ -157,7 +161,7 @@ _REPORT: Any = None  # a multiprocessing queue: (pid, part, rel, start time) whe
 def init_worker(scanner_args: ScannerArgs, report: Any = None,
                 settings: WorkerSettings | None = None, hook: str | None = None) -> None:
     """Pool initializer: content scanner, progress reports for the hung-file watchdog, memory
-    settings (engine chunk, DuckDB memory limit, EVTX chunk literals) and an optional
+    settings (engine chunk, DuckDB memory limit, EVTX chunk literals, triage plan) and an optional
     ``module:function`` hook."""
     global _REPORT
 

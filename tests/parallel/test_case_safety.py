@@ -61,7 +61,8 @@ def test_one_host_with_the_same_path_in_two_roots_keeps_both(tmp_path: Path) -> 
     for root, source in (("x/srv", logs[0]), ("z/srv", logs[2])):
         (tmp_path / root).mkdir(parents=True)
         shutil.copyfile(source, tmp_path / root / "u_ex.log")
-    both = scan([tmp_path / "x/srv", tmp_path / "z/srv"], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True))
+    both = scan([tmp_path / "x/srv", tmp_path / "z/srv"],  # every line stored: the rows of both roots counted
+                ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, index="full"))
     alone = scan([tmp_path / "z/srv"], ScanOptions(out=tmp_path / "alone", jobs=1, quiet=True))
     assert counts(tmp_path / "case")[:2] == (sum(1 for _ in _data_lines(logs[0], logs[2])), 2)
     assert both.document.hosts[0].verdict == alone.document.hosts[0].verdict == "compromised"

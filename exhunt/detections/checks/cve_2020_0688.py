@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from exhunt.detections.base import SqlCheck
 from exhunt.detections.checks.proxyshell import EVENT_COLUMNS, HTTP_EXCERPT, REQUEST, WEB_SOURCES
+from exhunt.detections.patterns import url_text
 
 MSRC_0688 = "https://msrc.microsoft.com/update-guide/vulnerability/CVE-2020-0688"
 ZDI_0688 = "https://www.zerodayinitiative.com/blog/2020/2/24/cve-2020-0688-remote-code-execution-on-microsoft-exchange-server-through-fixed-cryptographic-keys"
@@ -11,6 +12,7 @@ ZDI_0688 = "https://www.zerodayinitiative.com/blog/2020/2/24/cve-2020-0688-remot
 
 class EcpViewState(SqlCheck):
     id = "cve_2020_0688.ecp_viewstate"
+    prefilter = (url_text("__viewstategenerator"),)  # raw, query or decoded URL
     event_literals = ()
     title = "Serialized __VIEWSTATE sent to /ecp/default.aspx (CVE-2020-0688)"
     severity = "critical"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from exhunt.detections.base import SqlCheck
 from exhunt.detections.checks.proxyshell import EVENT_COLUMNS, HTTP_EXCERPT, WEB_SOURCES
+from exhunt.detections.patterns import url_text
 
 CROWDSTRIKE_OWASSRF = "https://www.crowdstrike.com/blog/owassrf-exploit-analysis-and-recommendations/"
 RAPID7_OWASSRF = "https://www.rapid7.com/blog/post/2022/12/21/cve-2022-41080-cve-2022-41082-rapid7-observed-exploitation-of-owassrf-in-exchange-for-rce/"
@@ -12,6 +13,7 @@ RAPID7_OWASSRF = "https://www.rapid7.com/blog/post/2022/12/21/cve-2022-41080-cve
 
 class OwaPowerShell(SqlCheck):
     id = "owassrf.owa_powershell"
+    prefilter = (url_text("/owa/") + r"[^\r\n]*" + url_text("powershell"),)  # decoded or raw URL
     event_literals = ()
     title = "OWASSRF: remote PowerShell reached through OWA (CVE-2022-41080)"
     severity = "critical"

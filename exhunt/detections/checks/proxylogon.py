@@ -7,6 +7,7 @@ into lower-confidence findings instead of being dropped.
 from __future__ import annotations
 
 from exhunt.detections.base import SqlCheck
+from exhunt.detections.patterns import either_order, literal, url_text
 
 PROXYLOGON_CVES = ("CVE-2021-26855", "CVE-2021-26857", "CVE-2021-26858", "CVE-2021-27065")
 MS_GUIDANCE = "https://www.microsoft.com/security/blog/2021/03/02/hafnium-targeting-exchange-servers/"
@@ -24,6 +25,7 @@ EVENT_COLUMNS = "host, path, source, ts, line, record_id"
 
 class SsrfAnchorMailbox(SqlCheck):
     id = "proxylogon.ssrf.anchormailbox"
+    prefilter = (literal("ServerInfo~"),)  # AnchorMailbox is logged raw
     event_literals = ()
     title = "ProxyLogon SSRF (CVE-2021-26855) in HttpProxy logs"
     severity = "critical"
@@ -57,6 +59,8 @@ class SsrfAnchorMailbox(SqlCheck):
 
 class SsrfBackendCookie(SqlCheck):
     id = "proxylogon.ssrf.backend_cookie"
+    # BackEndCookie 'Server~<x>/<y>~' (raw, as the regex reads it); IIS cookies searched raw in fields
+    prefilter = (r"Server~[^~\r\n]*/[^~\r\n]*~", literal("X-BEResource="), literal("X-AnonResource-Backend="))
     event_literals = ()
     title = "ProxyLogon SSRF (CVE-2021-26855) in a back-end cookie"
     severity = "critical"
@@ -93,6 +97,10 @@ class SsrfBackendCookie(SqlCheck):
 
 class SsrfStaticResourcePost(SqlCheck):
     id = "proxylogon.ssrf.static_post"
+    # the raw uri (not decoded) on a POST line, method before (IIS) or after (HttpProxy) the path
+    prefilter = (either_order(r"\bPOST\b",
+                              r"/owa/auth/[^\r\n]*\.js|/ecp/[^/\r\n]*\.js|/ecp/default\.flt|/ecp/main\.css"
+                              r"|/owa/auth/current/themes/resources/"),)
     event_literals = ()
     title = "POST to a static OWA/ECP resource (ProxyLogon SSRF, CVE-2021-26855)"
     severity = "high"
@@ -119,6 +127,7 @@ class SsrfStaticResourcePost(SqlCheck):
 
 class EcpVirtualDirectoryScript(SqlCheck):
     id = "proxylogon.ecp.set_virtualdirectory_script"
+    prefilter = (literal("<script"),)  # in the raw EventData the parameters come from
     event_literals = ()
     title = "Virtual directory URL set to a script (CVE-2021-27065)"
     severity = "critical"
@@ -153,6 +162,8 @@ class EcpVirtualDirectoryScript(SqlCheck):
 
 class EcpResetVirtualDirectory(SqlCheck):
     id = "proxylogon.ecp.reset_virtualdirectory"
+    # decoded URL or raw AnchorMailbox: every spelling of 'reset' ... 'virtualdirectory'
+    prefilter = (url_text("reset") + r"[^\r\n]*" + url_text("virtualdirectory"),)
     event_literals = ()
     title = "Reset*VirtualDirectory request to ECP (CVE-2021-27065 file write)"
     severity = "high"
@@ -179,6 +190,7 @@ class EcpResetVirtualDirectory(SqlCheck):
 
 class OabGeneratorDownloadFailed(SqlCheck):
     id = "proxylogon.oabgenerator.file_write"
+    prefilter = (literal("Download failed and temporary file"),)  # the raw line is the message
     event_literals = ()
     title = "OABGenerator wrote a file outside the OAB folder (CVE-2021-26858)"
     severity = "critical"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from exhunt.detections.base import SqlCheck
 from exhunt.detections.checks.proxyshell import EVENT_COLUMNS, HTTP_EXCERPT, REQUEST, WEB_SOURCES, mentions
+from exhunt.detections.patterns import url_text
 
 MSRC_PROXYNOTSHELL = "https://msrc.microsoft.com/blog/2022/09/customer-guidance-for-reported-zero-day-vulnerabilities-in-microsoft-exchange-server/"
 GTSC = "https://gteltsc.vn/blog/warning-new-attack-campaign-utilized-a-new-0day-rce-vulnerability-on-microsoft-exchange-server-12715.html"
@@ -12,6 +13,7 @@ GTSC = "https://gteltsc.vn/blog/warning-new-attack-campaign-utilized-a-new-0day-
 
 class ProxyNotShellAutodiscover(SqlCheck):
     id = "proxynotshell.autodiscover_powershell"
+    prefilter = (url_text("autodiscover.json"),)  # raw, query or decoded URL
     event_literals = ()
     title = "ProxyNotShell autodiscover SSRF to remote PowerShell (CVE-2022-41040)"
     severity = "critical"

@@ -8,6 +8,7 @@ both occur in real logs), lower-cased.
 from __future__ import annotations
 
 from exhunt.detections.base import SqlCheck
+from exhunt.detections.patterns import either_order, literal, url_text
 
 PROXYSHELL_CVES = ("CVE-2021-34473", "CVE-2021-34523", "CVE-2021-31207")
 MSRC_PROXYSHELL = "https://techcommunity.microsoft.com/t5/exchange-team-blog/proxyshell-vulnerabilities-and-your-exchange-server/ba-p/2684705"
@@ -48,6 +49,7 @@ def mentions(text: str) -> str:
 
 class ProxyShellAutodiscover(SqlCheck):
     id = "proxyshell.autodiscover_ssrf"
+    prefilter = (url_text("autodiscover.json"),)  # raw, query or decoded URL
     event_literals = ()
     title = "ProxyShell autodiscover path confusion (CVE-2021-34473)"
     severity = "critical"
@@ -80,6 +82,8 @@ class ProxyShellAutodiscover(SqlCheck):
 
 class ProxyShellPowerShellSystem(SqlCheck):
     id = "proxyshell.powershell_system"
+    # a raw /powershell path and a SYSTEM user on one line, in either field order
+    prefilter = (either_order(literal("/powershell"), r"system|s-1-5-18"),)
     event_literals = ()
     title = "Remote PowerShell back-end session as SYSTEM (ProxyShell CVE-2021-34523)"
     severity = "high"
@@ -105,6 +109,7 @@ class ProxyShellPowerShellSystem(SqlCheck):
 
 class MailboxExportToWebFolder(SqlCheck):
     id = "proxyshell.mailbox_export_webshell"
+    prefilter = (literal("New-MailboxExportRequest"),)  # the cmdlet name, raw in the log line
     event_literals = ("New-MailboxExportRequest",)  # MSExchange Management events
     title = "Mailbox exported to a page or into a web folder (web-shell drop)"
     severity = "critical"
@@ -147,6 +152,7 @@ class MailboxExportToWebFolder(SqlCheck):
 
 class MailboxImportExportRole(SqlCheck):
     id = "proxyshell.mailbox_import_export_role"
+    prefilter = (literal("New-ManagementRoleAssignment"),)  # the cmdlet name, raw in the log line
     event_literals = ("New-ManagementRoleAssignment",)  # MSExchange Management events
     title = "Mailbox Import Export role assigned"
     severity = "high"

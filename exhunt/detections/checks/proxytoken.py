@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from exhunt.detections.base import SqlCheck
 from exhunt.detections.checks.proxyshell import EVENT_COLUMNS, HTTP_EXCERPT, WEB_SOURCES
+from exhunt.detections.patterns import url_text
 
 ZDI_PROXYTOKEN = "https://www.zerodayinitiative.com/blog/2021/8/30/proxytoken-an-authentication-bypass-in-microsoft-exchange-server"
 # IIS writes the cookie header only when cs(Cookie) logging is on; the parser keeps it in ``fields``.
@@ -19,6 +20,7 @@ WHERE = (f"source IN {WEB_SOURCES} AND regexp_matches(coalesce(uri_decoded, uri)
 
 class ProxyTokenInboxRule(SqlCheck):
     id = "proxytoken.inbox_rule"
+    prefilter = (url_text("inboxrules.svc"),)  # decoded or raw URL
     event_literals = ()
     title = "ProxyToken: inbox rule created through ECP for another mailbox (CVE-2021-33766)"
     severity = "high"

@@ -26,6 +26,7 @@ class VulnerableBuild(Check):
     """
 
     id = "exposure.vulnerable_build"
+    prefilter = ()  # host facts only (the parsers keep those from every line)
     event_literals = ()
     title = "Exchange build vulnerable to exploited CVEs"
     severity = "critical"  # per finding: critical for ProxyLogon/ProxyShell/ProxyNotShell/OWASSRF, else high

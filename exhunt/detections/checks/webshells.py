@@ -28,6 +28,7 @@ SHELL_REMEDIATION = (
 
 class WebShellByPlacement(SqlCheck):
     id = "webshell.placement"
+    prefilter = ()  # files only
     event_literals = ()
     title = "Unknown page in an Exchange or IIS web folder"
     severity = "high"
@@ -54,6 +55,7 @@ class WebShellByPlacement(SqlCheck):
 
 class OabExportWithScript(SqlCheck):
     id = "webshell.oab_export_script"
+    prefilter = ()  # web-root file events only
     event_literals = ()
     title = "OAB virtual directory export with a script ExternalUrl (China Chopper drop)"
     severity = "critical"
@@ -78,6 +80,8 @@ class OabExportWithScript(SqlCheck):
 
 class WebShellRequests(SqlCheck):
     id = "webshell.requests"
+    # the raw uri: every page in these folders, known names included (the query drops those)
+    prefilter = (r"/(?:owa/auth|ecp/auth|aspnet_client|oab)/[^\r\n]*\.as[phm]",)
     event_literals = ()
     title = "Requests to an unknown page in an Exchange web folder (web-shell use)"
     severity = "high"

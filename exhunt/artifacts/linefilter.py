@@ -1,0 +1,133 @@
+"""The triage prefilter: one Hyperscan multi-pattern scan over a buffer of text-log lines, returning
+the lines that any pattern matches, so that only those are parsed.
+
+Compiled once per scan (in the scan process) into bytes shipped to every worker; each worker loads
+it once. Patterns are matched case-insensitively, ``^``/``$`` at line boundaries; a match that a
+character class carries across a newline only adds a candidate line, never loses one (every match
+inside one line is also a match in the buffer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+try:  # a wheel that cannot load on this platform: triage reports why and the scan parses in full
+    import hyperscan as _hs
+
+    LOAD_ERROR: str | None = None
+except ImportError as exc:  # pragma: no cover - the wheel is a dependency; this is the loud fallback
+    _hs = None  # type: ignore[assignment]
+    LOAD_ERROR = f"the hyperscan module cannot be loaded ({exc})"
+
+FLAGS = ("CASELESS", "MULTILINE")
+
+
+@dataclass(frozen=True)
+class TriagePlan:
+    """What every worker needs for triage: the compiled prefilter (None: parse every line) and the
+    sources (``iis``, ``httpproxy``, ... or ``*``) that are parsed in full anyway."""
+
+    blob: bytes | None
+    full_sources: frozenset[str] = frozenset()
+
+
+class PatternError(ValueError):
+    """A pattern Hyperscan refuses (named by its origin)."""
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A serialized database and the patterns it holds (for the report)."""
+
+    blob: bytes
+    patterns: tuple[str, ...]
+
+
+def available() -> bool:
+    return _hs is not None
+
+
+def _flags() -> int:
+    value = 0
+    for name in FLAGS:
+        value |= getattr(_hs, f"HS_FLAG_{name}")
+    return value
+
+
+def check_pattern(pattern: str) -> str | None:
+    """Why Hyperscan refuses ``pattern`` alone, or None when it compiles."""
+    if _hs is None:
+        return LOAD_ERROR
+    try:
+        _database([pattern])
+    except _hs.error as exc:  # type: ignore[attr-defined]
+        return str(exc)
+    return None
+
+
+def _database(patterns: Sequence[str]):  # type: ignore[no-untyped-def]
+    db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+    db.compile(expressions=[p.encode("utf-8", "surrogateescape") for p in patterns],
+               ids=list(range(len(patterns))), elements=len(patterns), flags=[_flags()] * len(patterns))
+    return db
+
+
+def compile_patterns(patterns: Sequence[str]) -> Compiled:
+    """One database of every pattern (duplicates dropped); raises PatternError naming a bad one."""
+    unique = tuple(dict.fromkeys(patterns))
+    if _hs is None:
+        raise PatternError(LOAD_ERROR or "hyperscan unavailable")
+    if not unique:
+        raise PatternError("no patterns")
+    try:
+        db = _database(unique)
+    except _hs.error as exc:  # type: ignore[attr-defined]
+        bad = [p for p in unique if check_pattern(p)]
+        raise PatternError(f"{exc}: {bad[0] if bad else '?'}") from exc
+    return Compiled(_hs.dumpb(db), unique)
+
+
+class LineSelector:
+    """Finds the lines of a buffer that hold a match of the compiled patterns."""
+
+    def __init__(self, blob: bytes) -> None:
+        if _hs is None:
+            raise PatternError(LOAD_ERROR or "hyperscan unavailable")
+        self.db = _hs.loadb(blob, _hs.HS_MODE_BLOCK)
+        self.db.scratch = _hs.Scratch(self.db)
+
+    def spans(self, data: bytes) -> list[tuple[int, int]]:
+        """(start, end) of every matching line, newline included, in order, each once."""
+        found: list[tuple[int, int]] = []
+        size = len(data)
+        last_end = -1
+
+        def on_match(_id: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            nonlocal last_end
+            if end <= last_end:  # another match in a line already taken
+                return
+            start = data.rfind(b"\n", 0, end) + 1 if end else 0
+            if end and data[end - 1:end] == b"\n":  # a class carried the match up to the newline
+                start = data.rfind(b"\n", 0, end - 1) + 1
+                stop = end
+            else:
+                stop = data.find(b"\n", end)
+                stop = size if stop < 0 else stop + 1
+            if found and start < found[-1][1]:  # out of order: merged below
+                found.append((start, stop))
+                last_end = max(last_end, stop - 1)
+                return
+            found.append((start, stop))
+            last_end = stop - 1
+
+        self.db.scan(data, match_event_handler=on_match)
+        if any(found[i][0] < found[i - 1][1] for i in range(1, len(found))):
+            found = sorted(set(found))
+            merged: list[tuple[int, int]] = []
+            for span in found:
+                if merged and span[0] < merged[-1][1]:
+                    continue
+                merged.append(span)
+            found = merged
+        return found

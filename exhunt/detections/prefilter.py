@@ -1,0 +1,103 @@
+"""The triage prefilter of a scan: which raw text-log lines are parsed and stored.
+
+Gathered from every native check's ``prefilter``, the artifacts' own fact patterns (a build in an
+OWA path), the loaded Sigma rules whose logsource is a web server or proxy log and the IOC values.
+What cannot be turned into patterns makes its log type parsed in full, and the report (the
+document's ``rules.triage``) says which rule or check forced that and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exhunt.artifacts import linefilter
+from exhunt.artifacts.exchange_logs import ExchangeLog
+from exhunt.artifacts.iis import IisLog
+from exhunt.artifacts.linefilter import TriagePlan
+from exhunt.detections.base import Check
+
+INDEX_MODES = ("triage", "full")
+TEXT_LOG_ARTIFACTS = (IisLog, ExchangeLog)
+ALL = "*"  # every text-log source
+
+
+@dataclass
+class Prefilter:
+    """Patterns with where each came from, and the sources parsed in full with the reasons."""
+
+    patterns: dict[str, str] = field(default_factory=dict)  # pattern -> first origin
+    full: list[dict[str, str]] = field(default_factory=list)  # {source, origin, reason}
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {origin, reason}: nothing to search
+
+    def add(self, origin: str, patterns: Sequence[str]) -> None:
+        for pattern in patterns:
+            why = linefilter.check_pattern(pattern)
+            if why is not None:
+                self.parse_in_full(ALL, origin, f"pattern {pattern!r} does not compile: {why}")
+                continue
+            self.patterns.setdefault(pattern, origin)
+
+    def parse_in_full(self, source: str, origin: str, reason: str) -> None:
+        self.full.append({"source": source, "origin": origin, "reason": reason})
+
+    def full_sources(self) -> frozenset[str]:
+        return frozenset(f["source"] for f in self.full)
+
+
+def from_checks(prefilter: Prefilter, checks: Sequence[type[Check]]) -> None:
+    for check in checks:
+        if check.prefilter is None:
+            prefilter.parse_in_full(ALL, f"check {check.id}", "the check states no prefilter: it reads every row")
+        else:
+            prefilter.add(f"check {check.id}", check.prefilter)
+
+
+def from_artifacts(prefilter: Prefilter) -> None:
+    for artifact in TEXT_LOG_ARTIFACTS:
+        prefilter.add(f"artifact {artifact.name}", artifact.triage_patterns)
+
+
+def from_impact(prefilter: Prefilter) -> None:
+    """The mailbox impact's own rows, and every row of the attacker's sources, which only the pivot
+    pass would select (not written yet): until then its log types are parsed in full."""
+    from exhunt.detections.impact import PREFILTER
+
+    prefilter.add("mailbox impact", PREFILTER)
+    prefilter.parse_in_full(ALL, "mailbox impact", "reads every row from the attacker's sources, which the "
+                            "pivot pass would select after the detections; that pass is not written yet")
+
+
+def build(index: str, checks: Sequence[type[Check]], sigma: Sequence[Path] = (),
+          iocs: Sequence[Path] = ()) -> tuple[TriagePlan | None, dict[str, Any]]:
+    """The plan shipped to the workers (None: ``--index full``) and the document's report of it."""
+    if index == "full":
+        return None, {"index": "full", "reason": "--index full: every line of every text log is parsed"}
+    if not linefilter.available():  # loud: the report and the terminal say why nothing was skipped
+        return None, {"index": "full", "reason": f"triage unavailable: {linefilter.LOAD_ERROR}"}
+    prefilter = Prefilter()
+    from_checks(prefilter, checks)
+    from_artifacts(prefilter)
+    from_impact(prefilter)
+    from exhunt.detections.sigma.prefilter import from_sigma  # pySigma: loaded only for a scan
+
+    from_sigma(prefilter, sigma)  # exhunt's own pack too: a web rule there needs its lines
+    if iocs:
+        from exhunt.detections.iocs.prefilter import from_iocs
+
+        from_iocs(prefilter, iocs)
+    full = prefilter.full_sources()
+    report: dict[str, Any] = {"index": "triage", "patterns": len(prefilter.patterns),
+                              "full_parse": prefilter.full, "skipped": prefilter.skipped}
+    if ALL in full:
+        report["index"] = "full"
+        return TriagePlan(None, full), report
+    try:
+        compiled = linefilter.compile_patterns(list(prefilter.patterns))
+    except linefilter.PatternError as exc:
+        report["index"] = "full"
+        report["reason"] = f"the prefilter does not compile: {exc}"
+        return None, report
+    return TriagePlan(compiled.blob, full), report
