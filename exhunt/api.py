@@ -32,7 +32,6 @@ from exhunt.findings.document import save_document
 from exhunt.findings.model import (
     DOCUMENT_SCHEMA_VERSION,
     AssessmentDocument,
-    Coverage,
     Finding,
     HostAssessment,
 )
@@ -44,8 +43,6 @@ from exhunt.parallel.pool import run as run_units
 from exhunt.parallel.ranges import DEFAULT_SPLIT_SIZE
 from exhunt.progress import Progress
 from exhunt.worker import FileResult
-
-WARNING_SAMPLES = 50
 
 
 @dataclass
@@ -250,7 +247,7 @@ def finding_row(f: Finding) -> dict:
 
 def host_assessment(con, host: str, roots: tuple[str, ...], findings: list[Finding]) -> HostAssessment:  # type: ignore[no-untyped-def]
     build = builds.assess_host(con, host)
-    coverage = host_coverage(con, host, build_known=build is not None and bool(build.build))
+    coverage = expected.host_coverage(con, host, build_known=build is not None and bool(build.build))
     first, last = con.execute(  # with the written times of EVTX records triage did not store
         "SELECT min(t), max(t) FROM (SELECT ts AS t FROM events WHERE host = ? UNION ALL "
         "SELECT CAST(value AS TIMESTAMPTZ) FROM host_facts WHERE host = ? AND fact IN (?, ?))",
@@ -264,32 +261,6 @@ def host_assessment(con, host: str, roots: tuple[str, ...], findings: list[Findi
         coverage=coverage,
         first_seen=iso(first),
         last_seen=iso(last),
-    )
-
-
-def host_coverage(con, host: str, build_known: bool = False) -> Coverage:  # type: ignore[no-untyped-def]
-    by_artifact = dict(con.execute(
-        "SELECT coalesce(artifact, 'other'), count(*) FROM files WHERE host = ? GROUP BY ALL ORDER BY 1",
-        [host]).fetchall())
-    by_source = dict(con.execute(  # with the EVTX records triage counted but did not store
-        "SELECT source, sum(n) FROM (SELECT source, count(*) AS n FROM events WHERE host = ? GROUP BY ALL "
-        "UNION ALL SELECT 'evtx', sum(CAST(value AS BIGINT)) FROM host_facts WHERE host = ? AND fact = ?) "
-        "WHERE n > 0 GROUP BY ALL ORDER BY 1", [host, host, evtx.NOT_STORED]).fetchall())
-    files, size = con.execute("SELECT count(*), coalesce(sum(size), 0) FROM files WHERE host = ?",
-                              [host]).fetchone() or (0, 0)
-    n_warn = (con.execute("SELECT count(*) FROM warnings WHERE host = ?", [host]).fetchone() or (0,))[0]
-    samples = con.execute(
-        "SELECT artifact, path, line, \"offset\", message FROM warnings WHERE host = ? "
-        "ORDER BY path, line NULLS FIRST LIMIT ?", [host, WARNING_SAMPLES]).fetchall()
-    return Coverage(
-        files=int(files), bytes=int(size), events=int(sum(by_source.values())),
-        files_by_artifact={str(k): int(v) for k, v in by_artifact.items()},
-        events_by_source={str(k): int(v) for k, v in by_source.items()},
-        warnings=int(n_warn),
-        warning_samples=tuple({"artifact": a, "path": p, "line": ln, "offset": o, "message": m}
-                              for a, p, ln, o, m in samples),
-        missing=expected.missing_evidence(con, host, build_known),
-        unrecognised=expected.unrecognised_files(con, host),
     )
 
 

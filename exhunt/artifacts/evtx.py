@@ -47,7 +47,7 @@ FIRST_ID_RE = re.compile(r"record IDs (\d+)\.\.")
 COLUMNS = (*ROW_COLUMNS, "host", "path", "source")  # of the tuples handed to the store
 RECORD_ID = ROW_COLUMNS.index("record_id")
 TS = ROW_COLUMNS.index("ts")
-# host facts of the records triage did not store (api.host_coverage adds them in)
+# host facts of the records triage did not store (findings.coverage.host_coverage adds them in)
 NOT_STORED = "evtx_records_not_stored"
 FIRST_NOT_STORED, LAST_NOT_STORED = "evtx_first_not_stored", "evtx_last_not_stored"
 FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)

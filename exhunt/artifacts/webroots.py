@@ -12,8 +12,8 @@ from typing import BinaryIO
 
 from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.encoding import utf8_stream
+from exhunt.artifacts.pages import PAGES_AND_CONFIG
 
-PAGE_SUFFIXES = (".aspx", ".ashx", ".asmx", ".asp", ".asax", ".cshtml", ".config")
 MAX_PAGE_BYTES = 16 << 20
 OAB_EXPORT_RE = re.compile(
     rb"ExternalUrl\s*[:=]?\s*[^\r\n]{0,200}?<script[^>]{0,200}runat\s*=\s*[\"']?server", re.I
@@ -25,7 +25,7 @@ class WebPage(Artifact):
 
     @classmethod
     def claims(cls, rel_lower: str, head: bytes) -> bool:
-        return rel_lower.endswith(PAGE_SUFFIXES)
+        return rel_lower.endswith(PAGES_AND_CONFIG)
 
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:

@@ -20,26 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exhunt.artifacts.pages import SERVER_PAGES, WEB_CODE
 from exhunt.errors import UsageError
 
 INSTALL_RE = re.compile(r"(?:^|/)v15/(.+)$")
 ROOTS = ("clientaccess/", "frontend/")
 WEB_ROOTS = ("frontend/httpproxy/", "clientaccess/")
-SCRIPT_SUFFIXES = (
-    ".aspx",
-    ".ashx",
-    ".asmx",
-    ".asp",
-    ".asax",
-    ".ascx",
-    ".master",
-    ".svc",
-    ".cshtml",
-    ".js",
-    ".dll",
-    ".config",
-)
-UNKNOWN_SUFFIXES = (".aspx", ".ashx", ".asmx", ".asp", ".asax", ".ascx", ".master", ".svc", ".cshtml")
 
 
 def build_key(value: str) -> tuple[int, ...] | None:
@@ -121,8 +107,8 @@ def deviations(files: Sequence[tuple[str, str]], baseline: dict[str, set[str]]) 
             continue
         known = baseline.get(sub)
         if known is not None:
-            if sha256 and sha256.lower() not in known and sub.endswith(SCRIPT_SUFFIXES):
+            if sha256 and sha256.lower() not in known and sub.endswith(WEB_CODE):
                 out.append((rel, "modified", sub))
-        elif sub.endswith(UNKNOWN_SUFFIXES):
+        elif sub.endswith(SERVER_PAGES):
             out.append((rel, "unknown", sub))
     return out

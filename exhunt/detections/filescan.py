@@ -30,12 +30,12 @@ import pyarrow.compute as pc
 import yara_x
 
 from exhunt.artifacts.base import ParseContext
+from exhunt.artifacts.pages import SERVER_PAGES
 from exhunt.detections.pagescan import view_rows
 from exhunt.detections.yara import FileScanner
 from exhunt.evidence.archive import looks_like_archive
 from exhunt.evidence.base import EvidenceFile
 
-SCRIPT_SUFFIXES = (".aspx", ".ashx", ".asmx", ".asp", ".asax", ".cshtml", ".ascx", ".master", ".svc")
 ARCHIVE_MAGIC = (b"PK\x03\x04", b"7z\xbc\xaf\x27\x1c", b"\x1f\x8b")
 MAX_MEMBERS = 20_000
 MAX_ARCHIVE_TOTAL = 2 << 30  # uncompressed bytes read from one archive
@@ -116,7 +116,7 @@ def heuristic_row(host: str, path: str, rule: str, meta: dict[str, Any], sha256:
 
 
 def content_heuristics(host: str, rel: str, data: bytes, sha256: str) -> list[dict[str, Any]]:
-    if not rel.lower().endswith(SCRIPT_SUFFIXES):
+    if not rel.lower().endswith(SERVER_PAGES):
         return []
     scores = _obfuscation(data, HEURISTIC_SCORE)
     if scores is None or scores["score"] < HEURISTIC_SCORE:

@@ -22,13 +22,12 @@ from typing import Any
 
 import orjson
 
+from exhunt.artifacts.pages import PAGES_AND_CONFIG
 from exhunt.detections.pageview import MAX_VIEW_BYTES, WORD, PageView, normalise
 from exhunt.detections.yara import FileScanner
 
 ENGINE = "yara_normalised"
 OWN_NAMESPACE = "exhunt."
-PAGE_SUFFIXES = (".aspx", ".ashx", ".asmx", ".asp", ".asa", ".asax", ".ascx", ".cshtml", ".vbhtml",
-                 ".master", ".svc", ".config")
 LETTER = rb"(?:[46][1-9a-f]|[57][0-9a])"  # lower-case hex of an ASCII letter
 LETTER_DEC = rb"0*(?:6[5-9]|[78][0-9]|9[07-9]|1[01][0-9]|12[0-2])\b"
 
@@ -52,7 +51,7 @@ SERVER_CODE = (b"<%", b"runat", b"msxsl:script")
 
 
 def is_page(rel: str) -> bool:
-    return rel.lower().endswith(PAGE_SUFFIXES)
+    return rel.lower().endswith(PAGES_AND_CONFIG)
 
 
 def _glued(low: bytes, marker: bytes, before: frozenset[int], limit: int = 200) -> bool:

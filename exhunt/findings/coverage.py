@@ -8,8 +8,11 @@ candidate lines only) still counts as seen, and so does an empty one — it was 
 
 from __future__ import annotations
 
-from exhunt.findings.model import EXPECTED_EVIDENCE
+from exhunt.artifacts import evtx
+from exhunt.findings.model import EXPECTED_EVIDENCE, Coverage
+from exhunt.sqltext import literal
 
+WARNING_SAMPLES = 50  # warnings cited in the document per host; all stay in the store
 UNRECOGNISED = "unrecognised"  # the ``warnings.artifact`` of a structured file no artifact claimed
 
 # Path fragments (lower case, '/' separated) of the Exchange web folders a web shell is dropped in.
@@ -23,7 +26,7 @@ _WEB = " OR ".join(f"contains('/' || {_PATH}, '{frag}')" for frag in WEB_FOLDERS
 
 def _quoted(values: tuple[str, ...]) -> str:
     """A SQL list of our own constant names (never evidence text)."""
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+    return "(" + ", ".join(literal(v) for v in values) + ")"
 
 
 QUERIES = {
@@ -63,3 +66,31 @@ def unrecognised_files(con, host: str) -> int:  # type: ignore[no-untyped-def]
     row = con.execute("SELECT count(DISTINCT path) FROM warnings WHERE host = ? AND artifact = ?",
                       [host, UNRECOGNISED]).fetchone()
     return int(row[0]) if row else 0
+
+
+def host_coverage(con, host: str, build_known: bool = False) -> Coverage:  # type: ignore[no-untyped-def]
+    """Files, events (with the EVTX records triage counted but did not store), warnings (a sample),
+    what was expected and not seen, and structured files nobody could read."""
+    by_artifact = dict(con.execute(
+        "SELECT coalesce(artifact, 'other'), count(*) FROM files WHERE host = ? GROUP BY ALL ORDER BY 1",
+        [host]).fetchall())
+    by_source = dict(con.execute(  # with the EVTX records triage counted but did not store
+        "SELECT source, sum(n) FROM (SELECT source, count(*) AS n FROM events WHERE host = ? GROUP BY ALL "
+        "UNION ALL SELECT 'evtx', sum(CAST(value AS BIGINT)) FROM host_facts WHERE host = ? AND fact = ?) "
+        "WHERE n > 0 GROUP BY ALL ORDER BY 1", [host, host, evtx.NOT_STORED]).fetchall())
+    files, size = con.execute("SELECT count(*), coalesce(sum(size), 0) FROM files WHERE host = ?",
+                              [host]).fetchone() or (0, 0)
+    n_warn = (con.execute("SELECT count(*) FROM warnings WHERE host = ?", [host]).fetchone() or (0,))[0]
+    samples = con.execute(
+        "SELECT artifact, path, line, \"offset\", message FROM warnings WHERE host = ? "
+        "ORDER BY path, line NULLS FIRST LIMIT ?", [host, WARNING_SAMPLES]).fetchall()
+    return Coverage(
+        files=int(files), bytes=int(size), events=int(sum(by_source.values())),
+        files_by_artifact={str(k): int(v) for k, v in by_artifact.items()},
+        events_by_source={str(k): int(v) for k, v in by_source.items()},
+        warnings=int(n_warn),
+        warning_samples=tuple({"artifact": a, "path": p, "line": ln, "offset": o, "message": m}
+                              for a, p, ln, o, m in samples),
+        missing=missing_evidence(con, host, build_known),
+        unrecognised=unrecognised_files(con, host),
+    )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterator
 
 import duckdb
 
+from exhunt.artifacts.pages import SERVER_PAGES
 from exhunt.detections.base import Hit
 from exhunt.detections.baselines import install_relative
 from exhunt.detections.filehunt.context import FileHuntContext, file_hit, make_check
@@ -76,7 +76,7 @@ def _newer_pages(con: duckdb.DuckDBPyConnection) -> Iterator[Hit]:
         for _h, path, mtime, sha in items:
             sub = install_relative(path) or ""
             if (
-                re.search(r"\.(aspx|ashx|asmx|asp|asax|cshtml)$", sub)
+                sub.endswith(SERVER_PAGES)
                 and sub.startswith(("frontend/", "clientaccess/"))
                 and (mtime - median).days > NEWER_DAYS
             ):
