@@ -32,6 +32,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from machine_info import machine  # noqa: E402  (bench/ is on sys.path when run as a script)
+from small_pages import alternate, generate_pages, missed, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -53,12 +54,18 @@ FOLDERS = (
 )
 
 
-def ensure_yara() -> str:
+def ensure_yara() -> str | None:
+    """The ``yara`` CLI, installed with apt-get when missing; None (with a printed reason) if that fails."""
     found = shutil.which("yara")
     if found:
         return found
-    subprocess.run(["apt-get", "install", "-y", "yara"], check=True, stdout=subprocess.DEVNULL)
-    return shutil.which("yara") or "yara"
+    try:
+        subprocess.run(["apt-get", "install", "-y", "yara"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"skip: yara CLI missing and apt-get install yara failed ({exc})")
+        return None
+    return shutil.which("yara")
 
 
 def generate(target: Path, files: int, total_bytes: int) -> None:
@@ -114,13 +121,21 @@ def run_timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float,
     return elapsed, int(usage.ru_maxrss), text
 
 
-def yara_cli(yara: str, rules: list[Path], corpus: Path, jobs: int) -> tuple[float, int, int]:
+def yara_cli_paths(yara: str, rules: list[Path], corpus: Path, jobs: int) -> tuple[float, int, set[str]]:
+    """Wall seconds, peak RSS (KiB) and the files (relative to ``corpus``) the yara CLI flags."""
     cmd = [yara, "-r", "-w", "-p", str(jobs)]
     for name in EXTERNALS:
         cmd += ["-d", f"{name}="]
     cmd += [f"{r.stem}:{r}" for r in rules] + [str(corpus)]
     elapsed, rss, out = run_timed(cmd)
-    flagged = {line.split(" ", 1)[1] for line in out.splitlines() if " " in line}
+    flagged = {
+        Path(line.split(" ", 1)[1]).relative_to(corpus).as_posix() for line in out.splitlines() if " " in line
+    }
+    return elapsed, rss, flagged
+
+
+def yara_cli(yara: str, rules: list[Path], corpus: Path, jobs: int) -> tuple[float, int, int]:
+    elapsed, rss, flagged = yara_cli_paths(yara, rules, corpus, jobs)
     return elapsed, rss, len(flagged)
 
 
@@ -160,6 +175,12 @@ def exhunt_pass(rules: list[Path], corpus: Path, jobs: int) -> tuple[float, int,
 
 
 def exhunt_scan(rules: list[Path], corpus: Path, jobs: int, out: Path) -> tuple[float, int, int]:
+    elapsed, rss, flagged = exhunt_scan_paths(rules, corpus, jobs, out)
+    return elapsed, rss, len(flagged)
+
+
+def exhunt_scan_paths(rules: list[Path], corpus: Path, jobs: int, out: Path) -> tuple[float, int, set[str]]:
+    """Wall seconds, peak RSS (KiB) and the files (store paths) ``exhunt scan`` flags with YARA."""
     if out.exists():
         shutil.rmtree(out)
     cmd = [
@@ -182,10 +203,8 @@ def exhunt_scan(rules: list[Path], corpus: Path, jobs: int, out: Path) -> tuple[
     from exhunt.events.store import connect
 
     con = connect(out / "store")
-    row = con.execute("SELECT count(DISTINCT path) FROM matches WHERE engine = 'yara'").fetchone()
-    return elapsed, rss, int(row[0]) if row else 0
-
-
+    rows = con.execute("SELECT DISTINCT path FROM matches WHERE engine = 'yara'").fetchall()
+    return elapsed, rss, {str(r[0]) for r in rows}
 
 
 def main() -> None:
@@ -193,15 +212,73 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2,000 files (~100 MB)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out")
+    parser.add_argument(
+        "--rows", choices=("all", "large", "pages"), default="all",
+        help="large: the 1 GB corpus rows; pages: the 20,000 small pages row (issue 19)",
+    )
     args = parser.parse_args()
+    os.environ.setdefault("EXHUNT_CACHE", str(args.out / "cache"))
+    if args.rows in ("all", "pages"):
+        small_pages(args)
+    if args.rows in ("all", "large"):
+        large_files(args)
+
+
+def small_pages(args: argparse.Namespace) -> None:
+    """20,000 small pages, signature-base: ``exhunt scan --jobs N`` vs ``yara -p N``, alternating runs."""
+    if not SIGBASE.is_dir() or not (SHARED / "benign" / "aspx").is_dir():
+        print(f"skip small pages: {SIGBASE} or the shared benign pages are absent")
+        return
+    yara = ensure_yara()
+    if yara is None:
+        return
+    files, rounds = 20_000, (3 if args.quick else 5)
+    corpus = args.out / f"yara-pages-{files}"
+    planted = generate_pages(corpus, SHARED, FOLDERS, files)
+    rules = sorted(SIGBASE.glob("*.yar"))
+    n_files = sum(1 for p in corpus.rglob("*") if p.is_file() and p.name != ".complete")
+    n_bytes = sum(p.stat().st_size for p in corpus.rglob("*") if p.is_file())
+    exhunt_scan_paths(rules, corpus, args.jobs, args.out / "case-pages")  # warm rule cache, page cache
+    version = subprocess.run([yara, "--version"], capture_output=True, text=True).stdout.strip()
+    runs = alternate(
+        {
+            f"yara {version} -p {args.jobs}": lambda: yara_cli_paths(yara, rules, corpus, args.jobs),
+            f"exhunt scan --jobs {args.jobs}": lambda: exhunt_scan_paths(
+                rules, corpus, args.jobs, args.out / "case-pages"
+            ),
+        },
+        rounds,
+    )
+    for name, rs in runs.items():
+        lost = missed(planted, rs[-1][2])
+        if lost:
+            raise SystemExit(f"{name} missed planted shells: {', '.join(lost)}")
+    lines = table(runs, planted, n_files)
+    print("\n".join(lines))
+    note = (
+        f"# YARA benchmark: small pages (issue 19{', --quick' if args.quick else ''})\n\nMachine: {machine()}.\n\n"
+        f"Corpus: {n_files:,} files, {n_bytes / (1 << 20):,.1f} MB: variations of the shared benign ASPX "
+        f"pages (0.5-4 KB) and {len(planted)} planted web shells; signature-base YARA pack; files in the "
+        "page cache. `exhunt scan` includes listing, SHA-256/SHA-1/MD5 of every file, YARA, the Parquet "
+        "store and every detection; its compiled rules come from the cache (warmed by one untimed run), "
+        f"the yara CLI compiles on every run. {rounds} alternating runs per side, medians; 'x yara time' "
+        "< 1 means faster than yara. Every planted shell must be flagged by both sides.\n\n"
+    )
+    results_dir = ROOT / "bench" / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "yara_pages.md").write_text(note + "\n".join(lines) + "\n", encoding="utf-8")
+
+
+def large_files(args: argparse.Namespace) -> None:
     files, size = (2_000, 100 << 20) if args.quick else (20_000, 1 << 30)
     corpus = args.out / f"yara-corpus-{files}"
     generate(corpus, files, size)
     n_files = sum(1 for p in corpus.rglob("*") if p.is_file() and p.name != ".complete")
     n_bytes = sum(p.stat().st_size for p in corpus.rglob("*") if p.is_file())
     yara = ensure_yara()
+    if yara is None:
+        return
     version = subprocess.run([yara, "--version"], capture_output=True, text=True).stdout.strip()
-    os.environ.setdefault("EXHUNT_CACHE", str(args.out / "cache"))
     packs = {"exhunt pack": sorted(OWN.glob("*.yar")), "signature-base": sorted(SIGBASE.glob("*.yar"))}
     rows = []
     for pack, rules in packs.items():

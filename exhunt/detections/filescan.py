@@ -65,26 +65,34 @@ def entropy(data: bytes) -> float:
 
 def obfuscation(data: bytes) -> dict[str, Any]:
     """Scores for a script page: entropy, long unbroken tokens (base64/hex blobs), escape and
-    concatenation density. It runs on every page, so everything is a C-level count or a pyarrow
-    kernel, and the costlier signals are computed only when they could still reach the threshold."""
+    concatenation density (every signal computed; see ``_obfuscation``)."""
+    scores = _obfuscation(data, 0)
+    assert scores is not None  # a threshold of 0 is always reached
+    return scores
+
+
+def _obfuscation(data: bytes, threshold: int) -> dict[str, Any] | None:
+    """The scores, or None as soon as they cannot reach ``threshold``. It runs on every page, so
+    everything is a C-level bytes operation; entropy (the costliest, a pyarrow histogram) and the
+    concatenation count are computed only when they could still tip the score over the threshold."""
     data = data[:HEURISTIC_BYTES]
     n = max(len(data), 1)
-    ent = entropy(data)
-    lines = pc.split_pattern(pa.array([data], pa.binary()), b"\n").flatten()
-    lengths = pc.binary_length(lines)
-    longest = int(pc.max(lengths).as_py() or 0)
+    lines = data.split(b"\n")
+    longest = max(map(len, lines))
     blobs = 0
     if longest >= 300:  # only long lines can hold a blob
-        long_lines = pc.filter(lines, pc.greater_equal(lengths, 300)).to_pylist()
-        blobs = sum(len(t) for line in long_lines for t in line.split() if len(t) >= 300)
+        blobs = sum(len(t) for line in lines if len(line) >= 300 for t in line.split() if len(t) >= 300)
     escapes = data.count(b"&#") + sum(data.count(m) for m in CHR_MARKERS)
     if data.count(b"\\") >= 40:
         escapes += data.count(b"\\x") + data.count(b"\\u")
     score = 0
-    score += 35 if ent > 5.8 else 15 if ent > 5.4 else 0
     score += 35 if blobs / n > 0.3 else 20 if blobs > 2000 else 0
     score += (50 if escapes / n > 0.05 else 30 if escapes / n > 0.02 else 0) if escapes > 40 else 0
     score += 10 if longest > 5000 else 0
+    if score + 35 + 20 < threshold:  # entropy adds at most 35, concatenation 20
+        return None
+    ent = entropy(data)
+    score += 35 if ent > 5.8 else 15 if ent > 5.4 else 0
     concat = 0
     if HEURISTIC_SCORE - 20 <= score < HEURISTIC_SCORE:  # concatenation can only tip the balance
         concat = len(CONCAT.findall(data))
@@ -110,8 +118,8 @@ def heuristic_row(host: str, path: str, rule: str, meta: dict[str, Any], sha256:
 def content_heuristics(host: str, rel: str, data: bytes, sha256: str) -> list[dict[str, Any]]:
     if not rel.lower().endswith(SERVER_PAGES):
         return []
-    scores = obfuscation(data)
-    if scores["score"] < HEURISTIC_SCORE:
+    scores = _obfuscation(data, HEURISTIC_SCORE)
+    if scores is None or scores["score"] < HEURISTIC_SCORE:
         return []
     return [heuristic_row(host, rel, "obfuscated_script_page", scores, sha256)]
 

@@ -47,6 +47,31 @@ def test_shared_benign_pages_score_low() -> None:
     assert noisy == {}
 
 
+def _mixed_page(rng: random.Random) -> bytes:
+    """A page mixing the signals in random doses, many near the threshold."""
+    parts = [b'<%@ Page Language="C#" %>']
+    if rng.random() < 0.7:  # high-entropy text broken by spaces (entropy without blobs)
+        parts.append(b" ".join(base64.b64encode(rng.randbytes(60)) for _ in range(rng.randrange(1, 200))))
+    if rng.random() < 0.5:  # one long line (longest_line)
+        parts.append(b"x" * rng.randrange(4000, 7000))
+    if rng.random() < 0.5:  # string concatenation
+        parts.append(b" + ".join(b'"a"' for _ in range(rng.randrange(10, 400))))
+    if rng.random() < 0.3:  # escapes
+        parts.append(b"&#65;" * rng.randrange(20, 400))
+    return b"\n".join(parts)
+
+
+def test_early_exit_keeps_every_finding() -> None:
+    """content_heuristics stops before entropy when the score cannot reach the threshold: it must
+    report exactly the pages whose full score reaches it."""
+    rng = random.Random(19)
+    pages = [_mixed_page(rng) for _ in range(400)]
+    full = [obfuscation(p)["score"] >= HEURISTIC_SCORE for p in pages]
+    fast = [bool(content_heuristics("h", "a/x.aspx", p, "0")) for p in pages]
+    assert fast == full
+    assert 0 < sum(full) < len(pages)
+
+
 def test_entropy() -> None:
     assert entropy(b"") == 0.0 and entropy(b"aaaa") == 0.0
     assert entropy(bytes(range(256)) * 4) == pytest.approx(8.0)
