@@ -54,7 +54,7 @@ def test_rule_without_literals_forces_a_full_parse(tmp_path: Path) -> None:
   condition: sel and not filter"""
     prefilter = _prefilter(tmp_path, detection, 2)
     assert {f["source"] for f in prefilter.full} == {"iis", "httpproxy"}
-    assert "rule 2" in prefilter.full[0]["origin"] and "no literal" in prefilter.full[0]["reason"]
+    assert "rule 2" in prefilter.full[0]["origin"] and "no text" in prefilter.full[0]["reason"]
 
 
 def test_sigmahq_web_rules_all_give_patterns() -> None:
