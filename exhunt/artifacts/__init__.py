@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.clixml import CliXml
 from exhunt.artifacts.cmdlet_exports import CmdletExport
@@ -21,6 +23,13 @@ ARTIFACTS: tuple[type[Artifact], ...] = (
 )
 
 
+# What the rest of the pipeline asks about artifacts, derived from the artifacts themselves.
+LOG_ARTIFACTS = frozenset(a.name for a in ARTIFACTS if a.is_log)
+EVENT_LOG_ARTIFACTS = tuple(a.name for a in ARTIFACTS if a.is_event_log)
+RANGE_ARTIFACTS: dict[str, tuple[Any, Any]] = {  # (artifact class, dialect factory)
+    a.name: (a, a.range_dialect) for a in ARTIFACTS if a.range_dialect is not None}
+
+
 def choose(rel_lower: str, head: bytes) -> type[Artifact] | None:
     """The first artifact that claims the file; a UTF-16 head is also shown as its UTF-8 transcoding."""
     text = text_head(head)
@@ -30,4 +39,4 @@ def choose(rel_lower: str, head: bytes) -> type[Artifact] | None:
     return None
 
 
-__all__ = ["ARTIFACTS", "Artifact", "ParseContext", "choose"]
+__all__ = ["ARTIFACTS", "EVENT_LOG_ARTIFACTS", "LOG_ARTIFACTS", "RANGE_ARTIFACTS", "Artifact", "ParseContext", "choose"]

@@ -78,6 +78,13 @@ class Artifact:
 
     name: ClassVar[str] = "artifact"
     path_globs: ClassVar[tuple[str, ...]] = ()
+    # A log (text log, event log or export): its rows are the evidence, so its bytes are YARA-scanned
+    # only when the user brings rules or asks (--yara-logs); its own checks run over the rows.
+    is_log: ClassVar[bool] = False
+    # Windows events (EVTX or an export of them): counts as event-log coverage of a host.
+    is_event_log: ClassVar[bool] = False
+    # The W3C dialect (``w3c_fast.Dialect`` factory) when a big file may be parsed in byte ranges.
+    range_dialect: ClassVar[Any] = None
 
     @classmethod
     def claims(cls, rel_lower: str, head: bytes) -> bool:

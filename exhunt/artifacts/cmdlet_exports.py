@@ -147,6 +147,7 @@ class CmdletExport(Artifact):
     """Exchange cmdlet output as CSV, JSON or CLIXML (see the module docstring for the rows)."""
 
     name = "cmdlet_export"
+    is_log = True
 
     @classmethod
     def claims(cls, rel_lower: str, head: bytes) -> bool:

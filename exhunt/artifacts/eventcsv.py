@@ -71,6 +71,8 @@ class EventCsv(Artifact):
     """CSV exports of Windows events (Event Viewer, EvtxECmd, Splunk, Sentinel)."""
 
     name = "eventcsv"
+    is_log = True
+    is_event_log = True
 
     @classmethod
     def claims(cls, rel_lower: str, head: bytes) -> bool:

@@ -57,6 +57,8 @@ class EvtxLog(Artifact):
     """A Windows XML event log file (.evtx)."""
 
     name = "evtx"
+    is_log = True
+    is_event_log = True
 
     @classmethod
     def claims(cls, rel_lower: str, head: bytes) -> bool:

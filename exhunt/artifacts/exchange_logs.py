@@ -186,6 +186,8 @@ class ExchangeLog(Artifact):
     """Any log whose header says ``#Software: Microsoft Exchange Server``."""
 
     name = "exchange_log"
+    is_log = True
+    range_dialect = ExchangeDialect
     path_globs = ("*/logging/httpproxy/*/*.log", "*/logging/ecp/server/*.log", "*/logging/oabgeneratorlog/*.log")
     fast = True
     # triage: the build facts come from the #Version header and from the version columns of the

@@ -146,6 +146,8 @@ class IisDialect:
 
 class IisLog(Artifact):
     name = "iis"
+    is_log = True
+    range_dialect = IisDialect
     path_globs = ("*u_ex*.log", "u_ex*.log", "*/logfiles/w3svc*/*.log")
     fast = True
     # triage: lines the parser needs beyond the checks' own, for the ``owa_build`` fact

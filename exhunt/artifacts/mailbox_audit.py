@@ -58,6 +58,7 @@ def client(text: str | None) -> str | None:
 
 class MailboxAuditExport(Artifact):
     name = "mailbox_audit"
+    is_log = True
 
     @classmethod
     def claims(cls, rel_lower: str, head: bytes) -> bool:

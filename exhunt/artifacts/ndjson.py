@@ -176,6 +176,8 @@ class NdjsonEvents(Artifact):
     """JSON-lines exports of Windows events (Winlogbeat/ECS or generic Event/System)."""
 
     name = "ndjson"
+    is_log = True
+    is_event_log = True
 
     @classmethod
     def claims(cls, rel_lower: str, head: bytes) -> bool:

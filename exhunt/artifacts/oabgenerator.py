@@ -19,6 +19,7 @@ TS_RE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d
 
 class OabGeneratorText(Artifact):
     name = "oab_generator"
+    is_log = True
     path_globs = ("*/oabgeneratorlog/*",)
 
     @classmethod

@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 import yara_x
 
+from exhunt.artifacts import LOG_ARTIFACTS  # each artifact says whether it is a log
 from exhunt.errors import UsageError
 
 EXTERNALS = ("filename", "filepath", "extension", "filetype", "owner")
@@ -283,9 +284,6 @@ def _meta_value(value: Any) -> Any:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-# artifacts that are logs: records parsed into the events table (names from exhunt.artifacts)
-LOG_ARTIFACTS = frozenset({"iis", "exchange_log", "oab_generator", "evtx", "ndjson", "eventcsv", "mailbox_audit",
-                           "cmdlet_export"})
 
 
 class FileScanner:

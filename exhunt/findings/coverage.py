@@ -8,6 +8,7 @@ candidate lines only) still counts as seen, and so does an empty one — it was 
 
 from __future__ import annotations
 
+from exhunt import artifacts
 from exhunt.artifacts import evtx
 from exhunt.findings.model import EXPECTED_EVIDENCE, Coverage
 from exhunt.sqltext import literal
@@ -18,7 +19,7 @@ UNRECOGNISED = "unrecognised"  # the ``warnings.artifact`` of a structured file 
 # Path fragments (lower case, '/' separated) of the Exchange web folders a web shell is dropped in.
 WEB_FOLDERS = ("/owa/auth/", "/ecp/auth/", "/aspnet_client/", "/frontend/httpproxy/")
 FRONTEND_SOURCES = ("httpproxy", "iis")
-EVENT_LOG_ARTIFACTS = ("evtx", "ndjson", "eventcsv")
+EVENT_LOG_ARTIFACTS = artifacts.EVENT_LOG_ARTIFACTS  # each artifact says whether it holds Windows events
 
 _PATH = "lower(replace(path, '\\', '/'))"
 _WEB = " OR ".join(f"contains('/' || {_PATH}, '{frag}')" for frag in WEB_FOLDERS)

@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from exhunt import worker
+from exhunt import artifacts, worker
 from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE, ParseContext
-from exhunt.artifacts.exchange_logs import ExchangeDialect, ExchangeLog
-from exhunt.artifacts.iis import IisDialect, IisLog
 from exhunt.artifacts.w3c import Block
 from exhunt.artifacts.w3c_fast import W3cEngine
 from exhunt.events.schema import TABLES
@@ -50,11 +48,8 @@ def current_settings() -> WorkerSettings:
 
     return w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, evtx_chunks.current(), w3c_fast.TRIAGE
 
-# Artifacts whose files may be parsed in byte ranges: (artifact class, dialect factory).
-RANGE_ARTIFACTS: dict[str, tuple[Any, Any]] = {
-    IisLog.name: (IisLog, IisDialect),
-    ExchangeLog.name: (ExchangeLog, ExchangeDialect),
-}
+# Artifacts whose files may be parsed in byte ranges (each names its dialect): (class, dialect factory).
+RANGE_ARTIFACTS = artifacts.RANGE_ARTIFACTS
 
 
 def part_name(*key: str) -> str:
