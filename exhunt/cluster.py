@@ -63,9 +63,9 @@ def run_task(rules: RulesPayload, fn: Callable[..., Any], *args: Any) -> Any:
     (built on first use, rebuilt when the digest changes), run the work unit, take the scanner back."""
     with _LOCK:
         if getattr(_THREAD, "digest", None) != rules.digest:
-            worker.init_scanner(rules.blob, rules.max_size, rules.scan_logs)
-            _THREAD.scanner, _THREAD.digest = worker._SCANNER, rules.digest
-        worker._SCANNER = _THREAD.scanner
+            _THREAD.scanner = worker.init_scanner(rules.blob, rules.max_size, rules.scan_logs)
+            _THREAD.digest = rules.digest
+        worker.use_scanner(_THREAD.scanner)
         from exhunt.parallel.units import apply_settings, current_settings
 
         saved = current_settings()  # a worker in the caller's process must give its settings back
@@ -74,7 +74,7 @@ def run_task(rules: RulesPayload, fn: Callable[..., Any], *args: Any) -> Any:
         try:
             return fn(*args)
         finally:
-            worker._SCANNER = None
+            worker.use_scanner(None)
             apply_settings(saved)
 
 

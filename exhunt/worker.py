@@ -29,11 +29,18 @@ def rules_bytes(rules: bytes | Path | None) -> bytes | None:
     return rules.read_bytes() if isinstance(rules, Path) else rules
 
 
-def init_scanner(rules_blob: bytes | Path | None, max_size: int, scan_logs: bool = False) -> None:
+def init_scanner(rules_blob: bytes | Path | None, max_size: int, scan_logs: bool = False) -> FileScanner | None:
     """Pool initializer: one yara-x Scanner per worker process, from the serialized rules."""
-    global _SCANNER
     blob = rules_bytes(rules_blob)
-    _SCANNER = FileScanner(blob, max_size, scan_logs) if blob else None
+    return use_scanner(FileScanner(blob, max_size, scan_logs) if blob else None)
+
+
+def use_scanner(scanner: FileScanner | None) -> FileScanner | None:
+    """The scanner the file tasks of this process use from now on (a Dask worker thread swaps in its
+    own: yara-x scanners belong to the thread that built them). The one way to set it."""
+    global _SCANNER
+    _SCANNER = scanner
+    return scanner
 # ---------------------------------------------------------------------------------------------------
 
 
