@@ -49,7 +49,8 @@ def records(case: Case) -> Iterator[dict[str, Any]]:
         yield record
 
 
-def _cell(value: Any) -> Any:
+def spreadsheet_cell(value: Any) -> Any:
+    """A value a spreadsheet shows as text: a leading = + - @ (or tab, CR) would run as a formula."""
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return "" if value is None else value
@@ -61,7 +62,7 @@ def render(case: Case, out: BinaryIO) -> None:
         writer = csv.writer(text)
         writer.writerow(COLUMNS)
         for record in records(case):
-            writer.writerow([_cell(record.get(c)) for c in COLUMNS])
+            writer.writerow([spreadsheet_cell(record.get(c)) for c in COLUMNS])
         text.flush()
     finally:
         text.detach()

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from exhunt.findings.model import MailboxImpact
 from exhunt.reports.case import Case
-from exhunt.reports.csv_timeline import _cell
+from exhunt.reports.csv_timeline import spreadsheet_cell
 
 COLUMNS = ("mailbox", "how", "first_seen", "last_seen", "sources", "confidence")
 RANK = {"low": 0, "medium": 1, "high": 2}
@@ -42,7 +42,7 @@ def render(case: Case, out: BinaryIO) -> None:
         writer = csv.writer(text)
         writer.writerow(COLUMNS)
         for row in merged(case.document.impact):
-            writer.writerow([_cell(row[c]) for c in COLUMNS])
+            writer.writerow([spreadsheet_cell(row[c]) for c in COLUMNS])
         text.flush()
     finally:
         text.detach()
