@@ -127,8 +127,7 @@ def batches(tasks: list[tuple[EvidenceFile, str]], jobs: int,
 
 def triage_plan(options: ScanOptions) -> tuple[TriagePlan | None, dict]:
     """The prefilter of this scan (None with ``--index full``) and its report for the document."""
-    if options.index not in prefilter.INDEX_MODES:
-        raise UsageError(f"--index must be one of {', '.join(prefilter.INDEX_MODES)}, not {options.index!r}")
+    check_index(options)
     return prefilter.build(options.index, CHECKS, options.sigma, options.iocs)
 
 
@@ -192,10 +191,15 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
         return ScanResult(document, case if options.out else Path(), results)
 
 
+def check_index(options: ScanOptions) -> None:
+    """``--index`` selects both the text-log lines and the EVTX chunks: one list of modes."""
+    if options.index not in prefilter.INDEX_MODES:
+        raise UsageError(f"--index must be one of {', '.join(prefilter.INDEX_MODES)}, not {options.index!r}")
+
+
 def event_filter(options: ScanOptions) -> EventFilter:
     """Which EVTX chunks this scan parses (``--index``): the loaded detections' texts, or all."""
-    if options.index not in eventfilter.INDEX_MODES:
-        raise UsageError(f"--index must be one of {', '.join(eventfilter.INDEX_MODES)}, not {options.index!r}")
+    check_index(options)
     return eventfilter.build(options.index, CHECKS, options.sigma, options.iocs)
 
 

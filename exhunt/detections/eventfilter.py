@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from exhunt.detections.base import Check
+from exhunt.detections.prefilter import INDEX_MODES  # one --index for text-log lines and EVTX chunks
 
-INDEX_MODES = ("triage", "full")
+__all__ = ["INDEX_MODES", "EventFilter", "build"]
 # a logsource predicate selecting only rows of a kind Windows events never have (web server rows)
 OTHER_KIND = re.compile(r"""\(?"kind" = '(?!process'|event')[a-z_]+'\)?""")
 
