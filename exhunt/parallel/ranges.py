@@ -16,8 +16,8 @@ MB/s against tens of MB/s for parsing, so it costs little and keeps every range 
 from __future__ import annotations
 
 import mmap
-from dataclasses import replace
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
