@@ -36,7 +36,7 @@ from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.directory import MAX_DEPTH
 from exhunt.evidence.names import printable
 from exhunt.evidence.readonly import open_readonly
-from exhunt.utctime import iso_from_epoch, iso_utc
+from exhunt.utctime import iso_utc
 
 MANIFEST_VERSION = 1
 CHUNK = 1 << 20
@@ -69,13 +69,18 @@ PathHashes = dict[Path, tuple[str, int]]
 Times = tuple[float | None, float | None, float | None]
 
 
-def _record(rid: str, kind: str, host: str, evidence: str, path: Path, rel: str, size: int, sha: str,
+def _iso(value: float | None) -> str | None:
+    """``utctime.iso_from_epoch`` without its checks: called three times per file."""
+    return None if value is None else datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _record(rid: str, kind: str, host: str, evidence: str, path: Path | str, rel: str, size: int, sha: str,
             times: Times) -> dict[str, Any]:
     """One manifest record as a plain dict (the fields of ``InputRecord``, in its order)."""
     shown_path, escaped = printable(str(path))
     return {"id": rid, "kind": kind, "host": host, "evidence": evidence, "path": shown_path,
-            "rel": printable(rel)[0], "size": size, "sha256": sha, "mtime": iso_from_epoch(times[0]),
-            "ctime": iso_from_epoch(times[1]), "atime": iso_from_epoch(times[2]),
+            "rel": printable(rel)[0], "size": size, "sha256": sha, "mtime": _iso(times[0]),
+            "ctime": _iso(times[1]), "atime": _iso(times[2]),
             "fs_hex": os.fsencode(str(path)).hex() if escaped else None}
 
 
@@ -202,12 +207,14 @@ def build(hosts: Sequence[tuple[str, str, Sequence[EvidenceFile]]], read: ReadHa
             folder = [f for f in files if f.source in FOLDER_SOURCES]
             ids = {real_rel(f): f"{root_id}:{i:06d}" for i, f in enumerate(folder, start=1)}
             members = []
+            base = os.path.join(root, "")  # a string join per file: tens of thousands of pages
             for f in folder:
                 real = real_rel(f)
                 sha, size = read.get((f.root, f.rel)) or hashed[root / real]
                 read[(f.root, f.rel)] = (sha, size)
                 size = f.size if sha.startswith("unreadable") else size
-                members.append(_record(ids[real], "file-in-folder", host, evidence, root / real, real,
+                path = base + (real if os.sep == "/" else real.replace("/", os.sep))
+                members.append(_record(ids[real], "file-in-folder", host, evidence, path, real,
                                        size, sha, (f.mtime, f.ctime, f.atime)))
             total = sum(m["size"] for m in members)
             records.append(_record(root_id, "folder", host, evidence, root, "", total,
@@ -243,8 +250,9 @@ def write(case: Path, store: Path, records: list[dict[str, Any]], refs: list[dic
     for table, rows in (("manifest", records), ("inputs", refs)):
         folder = store / table
         folder.mkdir(parents=True, exist_ok=True)
-        if rows:
-            pq.write_table(pa.Table.from_pylist(rows), folder / "all.parquet", compression="zstd")
+        if rows:  # column by column: one list per field, not a dict lookup per row and field in Arrow
+            columns = {name: [r[name] for r in rows] for name in rows[0]}
+            pq.write_table(pa.table(columns), folder / "all.parquet", compression="zstd")
     os.replace(tmp, path)  # last: manifest.json exists only once the store's copy does
     return path
 
