@@ -9,12 +9,12 @@ with this source's ``LIMITS``. The same listing serves archives found inside an 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from exhunt.evidence import archive_formats as fmt
-from exhunt.evidence.archive_members import GuardedStream, Limits, Walk, members
+from exhunt.evidence.archive_members import GuardedStream, Limits, Rename, Walk, Warn, members
 from exhunt.evidence.base import EvidenceFile, Source
 from exhunt.evidence.readonly import open_readonly as _open_readonly
 
@@ -22,9 +22,6 @@ from exhunt.evidence.readonly import open_readonly as _open_readonly
 # log collection is fine, so the total is high; an archive inside an archive is opened (a zip of
 # per-server zips), one inside that is only hashed (each level is one more reader per worker).
 LIMITS = Limits(members=1_000_000, total=256 << 30, depth=1)
-
-Warn = Callable[[str, str], None]
-Rename = Callable[[str], str | None]
 
 
 def looks_like_archive(name: str) -> bool:
