@@ -36,6 +36,7 @@ from exhunt.evidence.base import EvidenceFile
 # and bytes than a listed archive, whose members are streamed; nested archives in memory cost only
 # memory, so two levels below the outermost are opened.
 ARCHIVE_LIMITS = Limits(members=20_000, total=2 << 30, depth=2)
+HOLD_7Z = 512 << 20  # a 7z up to this is decompressed once for all its members (solid blocks: see SevenZipReader)
 HEURISTIC_SCORE = 60
 CHR_MARKERS = (b"hr(", b"HR(", b"hrW(", b"hrw(")  # Chr( chr( CHR( ChrW( chrw(
 HEURISTIC_BYTES = 4 << 20
@@ -182,8 +183,8 @@ def scan_archive(scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, st
     name = file.rel.rsplit("/", 1)[-1]
     walk = Walk(ARCHIVE_LIMITS, lambda where, message: _warn(ctx, f"{where}: {message}"), "!",
                 lambda e: e.data is not None and is_archive(e.data[:512], e.clean),
-                lambda e: make_reader(io.BytesIO(e.data or b""), e.clean.rsplit("/", 1)[-1]))
-    for entry in members(lambda: make_reader(in_memory(stream), name), file.rel, file.rel, walk):
+                lambda e: make_reader(io.BytesIO(e.data or b""), e.clean.rsplit("/", 1)[-1], HOLD_7Z))
+    for entry in members(lambda: make_reader(in_memory(stream), name, HOLD_7Z), file.rel, file.rel, walk):
         member_path, size = entry.rel, entry.member.size
         if size > scanner.max_size:
             _warn(ctx, f"{member_path}: member of {size} bytes over the size limit, not scanned")

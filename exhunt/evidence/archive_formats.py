@@ -190,11 +190,19 @@ NTH = "\0#"  # in a 7z locator: "<name>\0#<n>" is the n-th member named <name> (
 
 
 class SevenZipReader:
-    def __init__(self, stream: BinaryIO) -> None:
+    """``hold``: a 7z whose members expand to at most this many bytes in all (and that names no
+    member twice) is decompressed once, into memory, at the first ``open`` (members read in place,
+    one after the other; each is let go once opened). Otherwise each ``open`` extracts its one
+    member, which decompresses a solid block from its start every time: bounded memory, slow for
+    many members of a large solid archive."""
+
+    def __init__(self, stream: BinaryIO, hold: int = 0) -> None:
         import py7zr
 
         self.py7zr = py7zr
         self.sz = py7zr.SevenZipFile(stream, mode="r")
+        self.hold = hold
+        self.held: dict[str, _MemoryWriter] | None = None
 
     def members(self) -> Iterator[Member]:
         seen: dict[str, int] = {}
@@ -213,26 +221,41 @@ class SevenZipReader:
             yield Member(f"{f.filename}{NTH}{nth}" if nth else f.filename, f.filename, int(f.uncompressed or 0),
                          None, kind, mtime)
 
-    def open(self, locator: str) -> BinaryIO:
+    def _extract(self, targets: list[str] | None) -> list[tuple[str, _MemoryWriter]]:
+        """Members (``targets``, or all) into capped memory buffers, in archive order. py7zr hands
+        the second member of one name over as ``name_0``: only the order tells copies apart."""
         from py7zr.io import WriterFactory
 
-        if self.sz.needs_password():
-            raise ArchiveFormatError("encrypted 7z archive: needs a password, member not read")
-
-        writers: list[_MemoryWriter] = []
+        writers: list[tuple[str, _MemoryWriter]] = []
 
         class Factory(WriterFactory):
             def create(self, filename: str) -> Any:
-                writers.append(_MemoryWriter(MAX_7Z_MEMBER))
-                return writers[-1]
+                writers.append((filename, _MemoryWriter(MAX_7Z_MEMBER)))
+                return writers[-1][1]
 
+        self.sz.reset()
+        self.sz.extract(targets=targets, factory=Factory())
+        return writers
+
+    def _holdable(self) -> bool:
+        """Small enough, and no name twice (held members are found by name)."""
+        names = [f.filename for f in self.sz.files]
+        return sum(int(f.uncompressed or 0) for f in self.sz.files) <= self.hold and len(set(names)) == len(names)
+
+    def open(self, locator: str) -> BinaryIO:
+        if self.sz.needs_password():
+            raise ArchiveFormatError("encrypted 7z archive: needs a password, member not read")
         name, _, nth = locator.partition(NTH)
         index = int(nth) if nth.isdigit() else 0
-        self.sz.reset()
-        self.sz.extract(targets=[name], factory=Factory())  # every member of that name, in archive order
-        if len(writers) <= index:
+        if self.held is None and self._holdable():
+            self.held = dict(self._extract(None))
+        if self.held is not None:
+            writer = self.held.pop(name, None) if index == 0 else None  # opened once: its memory goes too
+        else:  # every member of that name, in archive order
+            found = self._extract([name])
+            writer = found[index][1] if index < len(found) else None
+        if writer is None:
             raise ArchiveFormatError(f"7z member not found: {name!r}")
-        writer = writers[index]
         if writer.overflow:
             raise ArchiveFormatError(f"7z member larger than {MAX_7Z_MEMBER} bytes: not read into memory "
                                      "(extract the archive and scan the folder)")
@@ -248,9 +271,10 @@ def is_archive(head: bytes, name: str) -> bool:
     return sniff(head) is not None or name.lower().endswith(TAR_SUFFIXES)
 
 
-def make_reader(stream: BinaryIO, name: str) -> Reader:
+def make_reader(stream: BinaryIO, name: str, hold_7z: int = 0) -> Reader:
     """Open ``stream`` (seekable) with the reader its magic bytes call for; ``name`` is the
-    archive's file name (a single compressed stream's one member is named after it)."""
+    archive's file name (a single compressed stream's one member is named after it); ``hold_7z``
+    see ``SevenZipReader``."""
     head = stream.read(512)
     stream.seek(0)
     fmt = sniff(head)
@@ -261,7 +285,7 @@ def make_reader(stream: BinaryIO, name: str) -> Reader:
     if fmt == "zip":
         return ZipReader(stream)
     if fmt == "7z":
-        return SevenZipReader(stream)
+        return SevenZipReader(stream, hold_7z)
     if fmt in COMPRESSED_MAGIC.values():
         inner = _decompressor(fmt, stream).read(512)
         stream.seek(0)

@@ -20,7 +20,7 @@ import pytest
 from exhunt.detections import filescan
 from exhunt.detections.yara import load_rules
 from exhunt.evidence import archive
-from exhunt.evidence.archive_formats import TarReader, clear_cache
+from exhunt.evidence.archive_formats import SevenZipReader, TarReader, clear_cache
 from exhunt.worker import init_scanner
 from tests.helpers import parse_bytes
 
@@ -208,3 +208,39 @@ def test_a_compressed_tar_is_not_rewound_for_each_member() -> None:
         return Counting.rewinds
 
     assert rewinds(40) == rewinds(4)
+
+
+def test_a_7z_read_in_place_is_decompressed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A solid 7z is decompressed from its block's start for every member extracted by name: read
+    in place, members come one after another, so the archive is decompressed once and held."""
+    py7zr = pytest.importorskip("py7zr")
+    buffer = io.BytesIO()
+    with py7zr.SevenZipFile(buffer, "w") as z:
+        for i in range(5):
+            z.writestr(bytes([i]) * 1000, f"{i}.aspx")
+    calls: list[object] = []
+    extract = SevenZipReader._extract
+
+    def counted(self: SevenZipReader, targets: list[str] | None) -> object:
+        calls.append(targets)
+        return extract(self, targets)
+
+    monkeypatch.setattr(SevenZipReader, "_extract", counted)
+    for hold, extractions in ((1 << 20, 1), (1000, 5), (0, 5)):
+        calls.clear()
+        reader = SevenZipReader(io.BytesIO(buffer.getvalue()), hold)
+        got = [reader.open(m.locator).read() for m in reader.members()]
+        assert got == [bytes([i]) * 1000 for i in range(5)]
+        assert len(calls) == extractions
+
+
+def test_two_7z_members_of_one_name_are_each_read_in_place(tmp_path: Path, scanner: None,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    py7zr = pytest.importorskip("py7zr")
+    buffer = io.BytesIO()
+    with py7zr.SevenZipFile(buffer, "w") as z:
+        z.writestr(b"first", "a.log")
+        z.writestr(b"the second", "a.log")
+    con = parse_bytes(tmp_path, "p.bin", buffer.getvalue())
+    rows = con.execute("SELECT path, size FROM files WHERE artifact = 'archive_member' ORDER BY path").fetchall()
+    assert rows == [("p.bin!a.log", 5), ("p.bin!a.log~2", 10)]
