@@ -210,20 +210,25 @@ class GuardedStream(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+    def read(self, size: int | None = -1) -> bytes:
+        """At most ``size`` bytes straight from the member (no buffer allocated and copied)."""
         if self.failed or self.left <= 0:
-            return 0
+            return b""
         try:
-            data = self.inner.read(min(len(buffer), self.left))
+            data = self.inner.read(self.left if size is None or size < 0 else min(size, self.left))
         except OSError:
             self.failed = True
             raise
         except Exception as exc:  # noqa: BLE001 - decompressor errors of hostile data
             self.failed = True
             raise OSError(f"corrupt or truncated archive member: {type(exc).__name__}: {exc}") from exc
-        n = len(data)
-        buffer[:n] = data
-        self.left -= n
-        return n
+        self.left -= len(data)
+        return data
 
     def close(self) -> None:
         try:
