@@ -213,8 +213,8 @@ def build(hosts: Sequence[tuple[str, str, Sequence[EvidenceFile]]], read: ReadHa
                 sha, size = read.get((f.root, f.rel)) or hashed[root / real]
                 read[(f.root, f.rel)] = (sha, size)
                 size = f.size if sha.startswith("unreadable") else size
-                path = base + (real if os.sep == "/" else real.replace("/", os.sep))
-                members.append(_record(ids[real], "file-in-folder", host, evidence, path, real,
+                shown = base + (real if os.sep == "/" else real.replace("/", os.sep))
+                members.append(_record(ids[real], "file-in-folder", host, evidence, shown, real,
                                        size, sha, (f.mtime, f.ctime, f.atime)))
             total = sum(m["size"] for m in members)
             records.append(_record(root_id, "folder", host, evidence, root, "", total,
@@ -231,10 +231,10 @@ def build(hosts: Sequence[tuple[str, str, Sequence[EvidenceFile]]], read: ReadHa
         times = (single.mtime, single.ctime, single.atime) if single else _stat_times(root)
         records.append(_record(root_id, "file", host, evidence, root, "", size, sha, times))
         for i, segment in enumerate(image_segments(root), start=2):
-            path = segment.absolute()
-            sha, size = hashed[path]
-            records.append(_record(f"{root_id}:{i:06d}", "file", host, evidence, path, segment.name, size, sha,
-                                   _stat_times(path)))
+            extent = segment.absolute()
+            sha, size = hashed[extent]
+            records.append(_record(f"{root_id}:{i:06d}", "file", host, evidence, extent, segment.name, size, sha,
+                                   _stat_times(extent)))
         refs.extend({"host": host, "path": f.rel, "input": root_id} for f in files)
     return records, refs
 
