@@ -186,6 +186,7 @@ class ExchangeLog(Artifact):
     """Any log whose header says ``#Software: Microsoft Exchange Server``."""
 
     name = "exchange_log"
+    head_marks = (b"#software:", b"#fields:")
     is_log = True
     range_dialect = ExchangeDialect
     path_globs = ("*/logging/httpproxy/*/*.log", "*/logging/ecp/server/*.log", "*/logging/oabgeneratorlog/*.log")

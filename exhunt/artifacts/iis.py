@@ -146,6 +146,7 @@ class IisDialect:
 
 class IisLog(Artifact):
     name = "iis"
+    head_marks = (b"#software:", b"#fields:")
     is_log = True
     range_dialect = IisDialect
     path_globs = ("*u_ex*.log", "u_ex*.log", "*/logfiles/w3svc*/*.log")
