@@ -32,7 +32,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from machine_info import machine  # noqa: E402  (bench/ is on sys.path when run as a script)
-from small_pages import alternate, generate_pages, missed, table  # noqa: E402
+from small_pages import alternate, check_findings, generate_pages, missed, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -216,6 +216,9 @@ def main() -> None:
         "--rows", choices=("all", "large", "pages"), default="all",
         help="large: the 1 GB corpus rows; pages: the 20,000 small pages row (issue 19)",
     )
+    parser.add_argument("--update-findings", action="store_true",
+                        help="rewrite bench/results/yara_pages_findings.json from this run (after a "
+                             "deliberate detection change; otherwise the pages row must equal it)")
     args = parser.parse_args()
     os.environ.setdefault("EXHUNT_CACHE", str(args.out / "cache"))
     if args.rows in ("all", "pages"):
@@ -253,8 +256,11 @@ def small_pages(args: argparse.Namespace) -> None:
         lost = missed(planted, rs[-1][2])
         if lost:
             raise SystemExit(f"{name} missed planted shells: {', '.join(lost)}")
+    same = check_findings(args.out / "case-pages" / "findings.json",
+                          ROOT / "bench" / "results" / "yara_pages_findings.json", args.update_findings)
     lines = table(runs, planted, n_files)
     print("\n".join(lines))
+    print(same)
     note = (
         f"# YARA benchmark: small pages (issue 19{', --quick' if args.quick else ''})\n\nMachine: {machine()}.\n\n"
         f"Corpus: {n_files:,} files, {n_bytes / (1 << 20):,.1f} MB: variations of the shared benign ASPX "
@@ -262,7 +268,8 @@ def small_pages(args: argparse.Namespace) -> None:
         "page cache. `exhunt scan` includes listing, SHA-256/SHA-1/MD5 of every file, YARA, the Parquet "
         "store and every detection; its compiled rules come from the cache (warmed by one untimed run), "
         f"the yara CLI compiles on every run. {rounds} alternating runs per side, medians; 'x yara time' "
-        "< 1 means faster than yara. Every planted shell must be flagged by both sides.\n\n"
+        "< 1 means faster than yara. Every planted shell must be flagged by both sides, and exhunt's "
+        f"findings must equal `bench/results/yara_pages_findings.json` ({same}).\n\n"
     )
     results_dir = ROOT / "bench" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,9 @@ sides see the same machine load; medians are reported, with the goal of issue 19
 
 from __future__ import annotations
 
+import collections
+import hashlib
+import json
 import random
 import shutil
 import statistics
@@ -84,3 +87,32 @@ def table(runs: dict[str, list[tuple[float, int, set[str]]]], planted: list[str]
     verdict = "met" if ratio <= GOAL else "not met"
     lines.append(f"| goal (issue 19) | | | | <= {GOAL:.1f}x: **{verdict}** ({ratio:.2f}x) | | all |")
     return lines
+
+
+def findings_fingerprint(findings_json: Path) -> dict[str, object]:
+    """What must not change when the scan gets faster: every finding's check, key, severity,
+    confidence and row count (not times or ids), as a SHA-256 of the sorted lines and counts per check."""
+    doc = json.loads(findings_json.read_bytes())
+    lines = sorted(
+        f"{f['check']}\t{f['key']}\t{f['severity']}\t{f['confidence']}\t{f['count']}" for f in doc["findings"]
+    )
+    per_check = collections.Counter(f["check"] for f in doc["findings"])
+    return {"findings": len(lines), "sha256": hashlib.sha256("\n".join(lines).encode()).hexdigest(),
+            "per_check": dict(sorted(per_check.items()))}
+
+
+def check_findings(findings_json: Path, reference: Path, update: bool) -> str:
+    """Compare with the committed reference (written when absent or with ``update``); a difference
+    stops the benchmark with the checks whose counts moved (a fast wrong answer does not count)."""
+    got = findings_fingerprint(findings_json)
+    if update or not reference.exists():
+        reference.write_text(json.dumps(got, indent=1) + "\n", encoding="utf-8")
+        return f"findings reference written: {got['findings']} findings"
+    want = json.loads(reference.read_text(encoding="utf-8"))
+    if got != want:
+        moved = {c: (want["per_check"].get(c, 0), got["per_check"].get(c, 0))
+                 for c in set(want["per_check"]) | set(got["per_check"])
+                 if want["per_check"].get(c) != got["per_check"].get(c)}
+        raise SystemExit(f"findings differ from {reference.name}: {got['findings']} vs {want['findings']}; "
+                         f"per check (reference, now): {moved or 'same counts, other keys or severities'}")
+    return f"findings identical to the reference ({got['findings']}, sha256 {str(got['sha256'])[:12]})"
