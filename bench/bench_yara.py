@@ -107,8 +107,9 @@ def generate(target: Path, files: int, total_bytes: int) -> None:
     marker.write_text("ok")
 
 
-def run_timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (KiB, largest process of the tree) and stdout of a command."""
+def run_timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, float]:
+    """Wall seconds, peak RSS (KiB, largest process of the tree), stdout and CPU seconds (user +
+    system of the command and the workers it waited for: steadier than wall time on a shared machine)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env)
@@ -118,24 +119,24 @@ def run_timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float,
         text = out.read().decode("utf-8", "replace")
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise SystemExit(f"command failed ({status}): {' '.join(cmd[:6])} ...")
-    return elapsed, int(usage.ru_maxrss), text
+    return elapsed, int(usage.ru_maxrss), text, usage.ru_utime + usage.ru_stime
 
 
-def yara_cli_paths(yara: str, rules: list[Path], corpus: Path, jobs: int) -> tuple[float, int, set[str]]:
-    """Wall seconds, peak RSS (KiB) and the files (relative to ``corpus``) the yara CLI flags."""
+def yara_cli_paths(yara: str, rules: list[Path], corpus: Path, jobs: int) -> tuple[float, int, set[str], float]:
+    """Wall seconds, peak RSS (KiB), the files (relative to ``corpus``) the yara CLI flags, CPU seconds."""
     cmd = [yara, "-r", "-w", "-p", str(jobs)]
     for name in EXTERNALS:
         cmd += ["-d", f"{name}="]
     cmd += [f"{r.stem}:{r}" for r in rules] + [str(corpus)]
-    elapsed, rss, out = run_timed(cmd)
+    elapsed, rss, out, cpu = run_timed(cmd)
     flagged = {
         Path(line.split(" ", 1)[1]).relative_to(corpus).as_posix() for line in out.splitlines() if " " in line
     }
-    return elapsed, rss, flagged
+    return elapsed, rss, flagged, cpu
 
 
 def yara_cli(yara: str, rules: list[Path], corpus: Path, jobs: int) -> tuple[float, int, int]:
-    elapsed, rss, flagged = yara_cli_paths(yara, rules, corpus, jobs)
+    elapsed, rss, flagged, _ = yara_cli_paths(yara, rules, corpus, jobs)
     return elapsed, rss, len(flagged)
 
 
@@ -175,12 +176,12 @@ def exhunt_pass(rules: list[Path], corpus: Path, jobs: int) -> tuple[float, int,
 
 
 def exhunt_scan(rules: list[Path], corpus: Path, jobs: int, out: Path) -> tuple[float, int, int]:
-    elapsed, rss, flagged = exhunt_scan_paths(rules, corpus, jobs, out)
+    elapsed, rss, flagged, _ = exhunt_scan_paths(rules, corpus, jobs, out)
     return elapsed, rss, len(flagged)
 
 
-def exhunt_scan_paths(rules: list[Path], corpus: Path, jobs: int, out: Path) -> tuple[float, int, set[str]]:
-    """Wall seconds, peak RSS (KiB) and the files (store paths) ``exhunt scan`` flags with YARA."""
+def exhunt_scan_paths(rules: list[Path], corpus: Path, jobs: int, out: Path) -> tuple[float, int, set[str], float]:
+    """Wall seconds, peak RSS (KiB), the files (store paths) ``exhunt scan`` flags with YARA, CPU seconds."""
     if out.exists():
         shutil.rmtree(out)
     cmd = [
@@ -199,12 +200,12 @@ def exhunt_scan_paths(rules: list[Path], corpus: Path, jobs: int, out: Path) -> 
         if not rule.is_relative_to(OWN):
             cmd += ["--yara", str(rule)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    elapsed, rss, _ = run_timed(cmd, env)
+    elapsed, rss, _, cpu = run_timed(cmd, env)
     from exhunt.events.store import connect
 
     con = connect(out / "store")
     rows = con.execute("SELECT DISTINCT path FROM matches WHERE engine = 'yara'").fetchall()
-    return elapsed, rss, {str(r[0]) for r in rows}
+    return elapsed, rss, {str(r[0]) for r in rows}, cpu
 
 
 def main() -> None:

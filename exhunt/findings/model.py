@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import StrEnum
-from functools import cache
 from typing import Any
 
 DOCUMENT_SCHEMA_VERSION = "1.3"
@@ -204,9 +203,14 @@ def shallow_dict(value: Any) -> dict[str, Any]:
     return {name: getattr(value, name) for name in _field_names(type(value))}
 
 
-@cache
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def _build(cls: type, data: Any) -> Any:
