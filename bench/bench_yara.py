@@ -175,6 +175,13 @@ def exhunt_pass(rules: list[Path], corpus: Path, jobs: int) -> tuple[float, int,
     return elapsed, rss, flagged
 
 
+def floor_paths(corpus: Path, jobs: int) -> tuple[float, int, set[str], float]:
+    """The Python floor (bench/pages_floor.py: read, hashes, yara-x scan, nothing else) as a row."""
+    cmd = [sys.executable, str(ROOT / "bench" / "pages_floor.py"), str(corpus), "--jobs", str(jobs)]
+    elapsed, rss, out, cpu = run_timed(cmd, dict(os.environ, PYTHONPATH=str(ROOT)))
+    return elapsed, rss, {line for line in out.splitlines() if line}, cpu
+
+
 def exhunt_scan(rules: list[Path], corpus: Path, jobs: int, out: Path) -> tuple[float, int, int]:
     elapsed, rss, flagged, _ = exhunt_scan_paths(rules, corpus, jobs, out)
     return elapsed, rss, len(flagged)
@@ -247,6 +254,7 @@ def small_pages(args: argparse.Namespace) -> None:
     runs = alternate(
         {
             f"yara {version} -p {args.jobs}": lambda: yara_cli_paths(yara, rules, corpus, args.jobs),
+            f"floor: read + hashes + yara-x, {args.jobs} procs": lambda: floor_paths(corpus, args.jobs),
             f"exhunt scan --jobs {args.jobs}": lambda: exhunt_scan_paths(
                 rules, corpus, args.jobs, args.out / "case-pages"
             ),
@@ -269,8 +277,10 @@ def small_pages(args: argparse.Namespace) -> None:
         "page cache. `exhunt scan` includes listing, SHA-256/SHA-1/MD5 of every file, YARA, the Parquet "
         "store and every detection; its compiled rules come from the cache (warmed by one untimed run), "
         f"the yara CLI compiles on every run. {rounds} alternating runs per side, medians; 'x yara time' "
-        "< 1 means faster than yara. Every planted shell must be flagged by both sides, and exhunt's "
-        f"findings must equal `bench/results/yara_pages_findings.json` ({same}).\n\n"
+        "< 1 means faster than yara. The floor row is `bench/pages_floor.py`: the same rules in a spawned "
+        "Python pool doing only what no design can skip (read, SHA-256/SHA-1/MD5, the yara-x scan), i.e. "
+        "the best a Python per-file loop can do. Every planted shell must be flagged by every row, and "
+        f"exhunt's findings must equal `bench/results/yara_pages_findings.json` ({same}).\n\n"
     )
     results_dir = ROOT / "bench" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)

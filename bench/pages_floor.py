@@ -7,7 +7,8 @@ kept as columns; one Arrow table per worker at the end. No sniffing, parsing, st
 detections or report. ``exhunt scan`` cannot be faster than this with a Python per-file loop; the
 time against ``yara -p N`` says whether the issue-19 goal needs another design (see BENCHMARKS.md).
 
-Usage: python bench/pages_floor.py CORPUS [--jobs N] [--digests all|sha256]
+Usage: python bench/pages_floor.py CORPUS [--jobs N] [--digests all|sha256]; prints the flagged files
+(relative to CORPUS) on stdout and the timing on stderr. ``bench_yara.py --rows pages`` runs it as a row.
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ sys.path.insert(0, str(ROOT))
 SIGBASE = Path(os.environ.get("EXHUNT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "rules" / "signature-base"
 
 
-def _work(args: tuple[bytes, list[str], bool]) -> tuple[int, int, float]:
+def _work(args: tuple[bytes, list[str], bool]) -> tuple[int, list[str], float]:
     import pyarrow as pa
     import yara_x
 
     blob, paths, all_digests = args
     start = time.perf_counter()
     scanner = yara_x.Scanner(yara_x.Rules.deserialize_from(io.BytesIO(blob)))
-    sha, rules, matched = [], [], 0
+    sha: list[str] = []
+    rules: list[str] = []
+    flagged: list[str] = []
     for path in paths:
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -55,10 +58,10 @@ def _work(args: tuple[bytes, list[str], bool]) -> tuple[int, int, float]:
         scanner.set_global("owner", "")
         hits = scanner.scan(data).matching_rules
         if hits:
-            matched += 1
+            flagged.append(path)
             rules.extend(r.identifier for r in hits)
     pa.table({"sha256": sha})
-    return len(paths), matched, time.perf_counter() - start
+    return len(paths), flagged, time.perf_counter() - start
 
 
 def main() -> None:
@@ -78,9 +81,11 @@ def main() -> None:
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         results = list(pool.map(_work, [(blob, s, args.digests == "all") for s in shares]))
     total = time.perf_counter() - t0
-    print(f"files {sum(r[0] for r in results)}, flagged {sum(r[1] for r in results)}; wall {total:.2f} s "
+    flagged = sorted(Path(p).relative_to(args.corpus).as_posix() for r in results for p in r[1])
+    print("\n".join(flagged))
+    print(f"files {sum(r[0] for r in results)}, flagged {len(flagged)}; wall {total:.2f} s "
           f"(rules from cache {t_rules:.2f} s, listing {t_list:.2f} s, worker loops "
-          f"{', '.join(f'{r[2]:.2f}' for r in results)} s)")
+          f"{', '.join(f'{r[2]:.2f}' for r in results)} s)", file=sys.stderr)
 
 
 if __name__ == "__main__":
