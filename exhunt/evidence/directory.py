@@ -85,5 +85,7 @@ class DirectorySource(Source):
 
     @classmethod
     def open_member(cls, member: EvidenceFile) -> BinaryIO:
-        # a string join, not pathlib: 20,000 small pages spent 0.3 s CPU building Path objects here
-        return open_readonly(os.path.join(member.root, member.locator[0] if member.locator else member.rel))
+        # a string join, not pathlib (0.3 s CPU of Path objects over 20,000 pages), and the raw file:
+        # the worker's hashing reader and the archive readers buffer for themselves
+        return open_readonly(os.path.join(member.root, member.locator[0] if member.locator else member.rel),
+                             buffered=False)
