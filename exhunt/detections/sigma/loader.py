@@ -224,6 +224,12 @@ def digest(paths: Sequence[Path], include_builtin: bool = True) -> str:
     return sha.hexdigest()
 
 
+def forget() -> None:
+    """Drop this process's parsed and converted rule sets (a benchmark timing a cold scan)."""
+    _PARSED.clear()
+    _CONVERTED.clear()
+
+
 def _remember(cache: dict, key: str, value: object) -> None:
     cache[key] = value
     while len(cache) > CACHED_SETS:
