@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exhunt.artifacts import evtx_chunks
 from exhunt.artifacts.evtx import CHUNK, FILE_HEADER, NOT_STORED
@@ -22,15 +24,30 @@ def literals() -> Iterator[None]:
     evtx_chunks.configure(None)
 
 
-def test_literals_match_utf16_caseless_only(literals: None) -> None:
+def test_literals_match_utf16_caseless(literals: None) -> None:
     evtx_chunks.configure(("\\w3wp.exe",))
     assert evtx_chunks.chunk_matches("C:\\Windows\\W3WP.EXE -ap".encode("utf-16-le"))
-    assert not evtx_chunks.chunk_matches(b"C:\\Windows\\w3wp.exe")  # not UTF-16
+    assert evtx_chunks.chunk_matches(b"\x01" + "c:\\windows\\w3wp.exe".encode("utf-16-le"))  # odd offset
     assert not evtx_chunks.chunk_matches("C:\\Windows\\w3wpxexe".encode("utf-16-le"))
+    assert not evtx_chunks.chunk_matches("C:\\Windows\\w3wp.ex".encode("utf-16-le"))
     evtx_chunks.configure(())
     assert not evtx_chunks.chunk_matches("anything".encode("utf-16-le"))
     evtx_chunks.configure(None)
     assert evtx_chunks.chunk_matches(b"")
+
+
+@settings(max_examples=300, deadline=None)
+@given(literal=st.text(min_size=1, max_size=12), before=st.binary(max_size=40), after=st.binary(max_size=40),
+       upper=st.booleans())
+def test_a_chunk_holding_a_literal_always_matches(literal: str, before: bytes, after: bytes, upper: bool) -> None:
+    """The filter may select more chunks than hold a literal, never fewer: any text, any case of its
+    ASCII letters, at any offset among any bytes (deleting NULs keeps every occurrence)."""
+    written = "".join(c.upper() if upper and c.isascii() else c for c in literal)
+    try:
+        evtx_chunks.configure((literal,))
+        assert evtx_chunks.chunk_matches(before + written.encode("utf-16-le", "surrogatepass") + after)
+    finally:
+        evtx_chunks.configure(None)
 
 
 def _copy(tmp_path: Path) -> tuple[Path, bytes]:
