@@ -139,7 +139,7 @@ def select(data: IO[bytes], must_parse: set[int]) -> Selection | None:
                 numbers.append(number)
             continue
         first, last = struct.unpack_from("<QQ", chunk, 24)
-        if number in must_parse or chunk_matches(chunk):
+        if number in must_parse or chunk_matches(used_part(chunk)):
             keep.append(chunk)
             numbers.append(number)
             by_first_id[first] = number
@@ -156,6 +156,14 @@ def select(data: IO[bytes], must_parse: set[int]) -> Selection | None:
         return Selection(None, [], skipped, first_written, last_written)
     return Selection(io.BytesIO(synthetic_header(header, len(keep)) + b"".join(keep)), numbers, skipped,
                      first_written, last_written, last_before, by_first_id)
+
+
+def used_part(chunk: bytes) -> bytes:
+    """The chunk up to its free-space offset: the parser reads no record past it (and the records'
+    strings and templates are inside the records), so the rest (a third of the bytes of the shared
+    set's chunks are in use) need not be searched. An offset out of range: the whole chunk."""
+    free = struct.unpack_from("<I", chunk, 48)[0]
+    return chunk[:free] if 512 <= free < len(chunk) else chunk
 
 
 def written_range(chunk: bytes) -> tuple[int, ...]:

@@ -105,3 +105,27 @@ def test_damaged_chunk_is_parsed_and_warned_as_in_full(tmp_path: Path, literals:
     query = "SELECT message, \"offset\" FROM warnings ORDER BY ALL"
     assert triage.execute(query).fetchall() == full.execute(query).fetchall()
     assert any(o == FILE_HEADER + CHUNK for _, o in full.execute(query).fetchall())
+
+
+def test_text_past_the_free_space_offset_selects_no_chunk(tmp_path: Path, literals: None) -> None:
+    """Bytes past a chunk's free-space offset (slack of an earlier use) are never parsed into records,
+    so a literal there must not make the chunk parsed; the same literal inside the records does."""
+    evidence, data = _copy(tmp_path)
+    slack = bytearray(data)
+    word = "exhunt slack marker"
+    number = next(n for n in range((len(data) - FILE_HEADER) // CHUNK)
+                  if struct.unpack_from("<I", data, FILE_HEADER + n * CHUNK + 48)[0] < CHUNK - 200)
+    start = FILE_HEADER + number * CHUNK
+    free = struct.unpack_from("<I", data, start + 48)[0]
+    text = word.upper().encode("utf-16-le")
+    slack[start + free + 8: start + free + 8 + len(text)] = text
+    (evidence / "sample.evtx").write_bytes(bytes(slack))
+    evtx_chunks.configure((word,))
+    triage = parse_paths(tmp_path / "triage", evidence, ["sample.evtx"])
+    assert triage.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    assert triage.execute("SELECT count(*) FROM warnings").fetchone()[0] == 0  # checksums still match
+    evtx_chunks.configure(None)
+    full = parse_paths(tmp_path / "full", evidence, ["sample.evtx"])
+    assert full.execute("SELECT count(*) FROM events WHERE fields ILIKE ?", [f"%{word}%"]).fetchone()[0] == 0
+    evtx_chunks.configure((word,))
+    assert evtx_chunks.chunk_matches(text)  # the text itself is a match: only its place excludes it
