@@ -154,7 +154,7 @@ def select(data: IO[bytes], must_parse: set[int]) -> Selection | None:
     first_written, last_written = (min(written), max(written)) if written else (None, None)
     if not keep:
         return Selection(None, [], skipped, first_written, last_written)
-    return Selection(io.BytesIO(synthetic_header(header, len(keep)) + b"".join(keep)), numbers, skipped,
+    return Selection(io.BytesIO(b"".join([synthetic_header(header, len(keep)), *keep])), numbers, skipped,
                      first_written, last_written, last_before, by_first_id)
 
 
