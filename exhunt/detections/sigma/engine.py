@@ -33,6 +33,10 @@ SHARED_RE = re.compile(
     r"""|lower\("(?P<column>[a-z_]+)"\)"""
     r"""|'(?:[^']|'')*'"""
 )
+VIRTUAL_BY_TEXT = {text: name for name, text in fields.VIRTUAL.items()}
+_VIRTUALS = "|".join(re.escape(t) for t in sorted(VIRTUAL_BY_TEXT, key=len, reverse=True))
+# Left to right like SHARED_RE: a virtual field's expression (lower-cased or not) or a literal.
+VIRTUAL_RE = re.compile(rf"lower\((?P<lvirtual>{_VIRTUALS})\)|(?P<virtual>{_VIRTUALS})|'(?:[^']|'')*'")
 INDICATORS = ("client_ip", "user", "user_agent", "image", "parent_image", "target_filename")
 EVIDENCE = (
     '"host", "source", "path", "line", "record_id", "ts", '
@@ -52,12 +56,16 @@ def _batches(queries: list[CompiledQuery]) -> Iterator[tuple[str, list[CompiledQ
 
 
 def batch_sql(logsource: str, batch: Sequence[CompiledQuery]) -> str:
-    predicates, paths, lowered = shared_expressions([q.predicate for q in batch])
+    hoisted, virtuals = shared_virtuals([q.predicate for q in batch])
+    predicates, paths, lowered = shared_expressions(hoisted)
     cases = ", ".join(f"CASE WHEN {p} THEN {i} END" for i, p in enumerate(predicates))
     # Expressions many rules of the batch repeat are computed once per row in the inner select:
     # the JSON text parsed once for every raw field read (one multi-path extraction, not one parse
-    # per reference) and each lower-cased column once, not once per rule.
-    extra = [f'lower("{c}") AS "sigma_l_{c}"' for c in lowered]
+    # per reference), each lower-cased column once, not once per rule, and each virtual field
+    # (keyword text, the full URI) that two or more references share, once, lower-cased once.
+    extra = [f'{fields.VIRTUAL[name]} AS "sigma_v_{name}"' for name in virtuals]
+    extra += [f'lower("sigma_v_{name}") AS "sigma_lv_{name}"' for name, low in virtuals.items() if low]
+    extra += [f'lower("{c}") AS "sigma_l_{c}"' for c in lowered]
     if paths:
         extra.append(f"""json_extract_string("fields", [{", ".join(paths)}]) AS sigma_j""")
     rows = f"SELECT *{''.join(', ' + e for e in extra)} FROM {fields.TABLE} WHERE {logsource}"
@@ -66,6 +74,32 @@ def batch_sql(logsource: str, batch: Sequence[CompiledQuery]) -> str:
         f"(SELECT *, list_filter([{cases}], lambda x: x IS NOT NULL) AS sigma_m "
         f"FROM ({rows})) WHERE len(sigma_m) > 0"
     )
+
+
+def shared_virtuals(predicates: Sequence[str]) -> tuple[list[str], dict[str, bool]]:
+    """Rewrite each virtual field's expression (``fields.VIRTUAL``) that the predicates repeat into
+    ``"sigma_v_<name>"`` (``lower(<it>)`` into ``"sigma_lv_<name>"``), outside SQL string literals
+    only. Returns the predicates and the hoisted names (True where a lower-cased copy is read).
+    A rule pack's keyword rules repeat the keyword text dozens of times in one batch: the query
+    then takes longer to plan than to run, and each copy parses the row's JSON again."""
+    counts: dict[str, int] = {}
+    for text in predicates:
+        for match in VIRTUAL_RE.finditer(text):
+            name = VIRTUAL_BY_TEXT.get(match.group("virtual") or match.group("lvirtual") or "")
+            if name:
+                counts[name] = counts.get(name, 0) + 1
+    shared = {name for name, n in counts.items() if n >= 2}
+    hoisted: dict[str, bool] = {}
+
+    def rewrite(match: re.Match[str]) -> str:
+        lowered = match.group("lvirtual")
+        name = VIRTUAL_BY_TEXT.get(lowered or match.group("virtual") or "")
+        if name not in shared:
+            return match.group(0)
+        hoisted[name] = hoisted.get(name, False) or lowered is not None
+        return f'"sigma_lv_{name}"' if lowered is not None else f'"sigma_v_{name}"'
+
+    return [VIRTUAL_RE.sub(rewrite, p) for p in predicates], {n: hoisted[n] for n in sorted(hoisted)}
 
 
 def shared_expressions(predicates: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
