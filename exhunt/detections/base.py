@@ -6,7 +6,7 @@ Most checks are one SQL query over the store views (``events``, ``files``, ``hos
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from exhunt.findings.model import Hit
@@ -68,10 +68,44 @@ class SqlCheck(Check):
         if self.gate and con.execute(f"SELECT 1 FROM events WHERE {self.gate} LIMIT 1").fetchone() is None:
             return
         cursor = con.execute(self.sql)
-        names = [d[0] for d in cursor.description]
+        make = self.hit_maker([d[0] for d in cursor.description])
         while batch := cursor.fetchmany(10_000):
             for values in batch:
-                yield self.hit(dict(zip(names, values, strict=True)))
+                yield make(values)
+
+    def hit_maker(self, names: list[str]) -> Callable[[tuple[Any, ...]], Hit]:
+        """``hit`` for the rows of one query, reading columns by position: no dict per row (a check
+        over web-root pages returns one row per page, thousands)."""
+        at = {name: i for i, name in enumerate(names)}  # a repeated name: its last column, as a dict
+        iocs = tuple((name[4:], i) for name, i in at.items() if name.startswith("ioc_"))
+        host, path = at["host"], at["path"]
+        optional = [at.get(n) for n in ("key", "source", "ts", "line", "record_id", "excerpt", "confidence")]
+        key, source, ts, line, record_id, excerpt, confidence = optional
+
+        def get(values: tuple[Any, ...], i: int | None) -> Any:
+            return None if i is None else values[i]
+
+        def make(values: tuple[Any, ...]) -> Hit:
+            indicators = {}
+            for name, i in iocs:
+                value = values[i]
+                if value not in (None, ""):
+                    indicators[name] = str(value)
+            return Hit(
+                check=self.id,
+                host=values[host],
+                key=str(get(values, key) or ""),
+                path=values[path],
+                source=get(values, source) or "",
+                ts=get(values, ts),
+                line=get(values, line),
+                record_id=get(values, record_id),
+                excerpt=(get(values, excerpt) or "")[:EXCERPT_CHARS],
+                confidence=get(values, confidence) or "high",
+                indicators=indicators,
+            )
+
+        return make
 
     def hit(self, row: dict[str, Any]) -> Hit:
         indicators = {k[4:]: str(v) for k, v in row.items() if k.startswith("ioc_") and v not in (None, "")}

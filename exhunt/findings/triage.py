@@ -58,6 +58,7 @@ class _Group:
     MAX_INDICATOR_VALUES values per indicator, whatever order the query returned its rows in
     (DuckDB's parallel joins do not keep one), so a finding is the same on every run."""
 
+    id: str
     hits: int = 0
     first: datetime | None = None
     last: datetime | None = None
@@ -81,7 +82,9 @@ def group_hits(check: CheckInfo, hits: Iterable[Hit], rows_out: list[dict] | Non
     groups: dict[tuple[str, str, str], _Group] = {}
     for hit in hits:
         gkey = (hit.host, hit.key, hit.confidence)
-        group = groups.setdefault(gkey, _Group())
+        group = groups.get(gkey)
+        if group is None:
+            group = groups[gkey] = _Group(finding_id(check.id, *gkey))
         group.hits += 1
         if hit.ts is not None:
             group.first = hit.ts if group.first is None or hit.ts < group.first else group.first
@@ -91,7 +94,7 @@ def group_hits(check: CheckInfo, hits: Iterable[Hit], rows_out: list[dict] | Non
         for name, value in hit.indicators.items():
             group.add_indicator(name, value)
         if rows_out is not None:
-            rows_out.append({"finding_id": finding_id(check.id, *gkey), "host": hit.host, "path": hit.path,
+            rows_out.append({"finding_id": group.id, "host": hit.host, "path": hit.path,
                              "source": hit.source, "line": hit.line, "record_id": hit.record_id,
                              "ts": hit.ts, "excerpt": hit.excerpt})
     findings = []
@@ -99,7 +102,7 @@ def group_hits(check: CheckInfo, hits: Iterable[Hit], rows_out: list[dict] | Non
         evidence = sorted(group.evidence, key=evidence_order)[:MAX_EVIDENCE]
         findings.append(check.refine(
             Finding(
-                id=finding_id(check.id, host, key, confidence),
+                id=group.id,
                 check=check.id,
                 title=check.title,
                 severity=_severity_for(check.severity, confidence),
