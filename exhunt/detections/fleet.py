@@ -47,9 +47,7 @@ def pivots(findings: Sequence[Finding], hit_rows: list[dict] | None = None) -> l
             for value in f.indicators.get(name, ()):
                 seen.setdefault((name, value), {}).setdefault(f.host, []).append(f)
     hits = []
-    for (name, value), by_host in sorted(seen.items()):
-        if len(by_host) < 2:
-            continue
+    for (name, value), by_host in sorted(item for item in seen.items() if len(item[1]) >= 2):
         hosts = ",".join(sorted(by_host))
         label = dict(PIVOTS)[name]
         for host, host_findings in sorted(by_host.items()):
