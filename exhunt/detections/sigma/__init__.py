@@ -18,7 +18,7 @@ def sigma_engine(
 ) -> tuple[list[Finding], dict[str, Any]]:
     from exhunt.detections.sigma.engine import run
 
-    return run(con, list(getattr(context, "sigma", []) or []), True, hit_rows)
+    return run(con, list(getattr(context, "sigma", []) or []), True, hit_rows, int(getattr(context, "jobs", 1) or 1))
 
 
 __all__ = ["sigma_engine"]

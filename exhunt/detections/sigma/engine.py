@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +154,11 @@ def _hit(check_id: str, row: dict[str, Any], confidence: str) -> Hit:
 
 
 def run_queries(
-    con: duckdb.DuckDBPyConnection, ruleset: RuleSet
+    con: duckdb.DuckDBPyConnection, ruleset: RuleSet, jobs: int = 1
 ) -> dict[int, tuple[CompiledQuery, list[dict[str, Any]]]]:
-    """Matched rows per rule (keyed by ``id(rule)``); rules that fail at run time go to ``failed``."""
+    """Matched rows per rule (keyed by ``id(rule)``); rules that fail at run time go to ``failed``.
+    With ``jobs`` > 1 that many queries run at once, each on its own cursor: a copy of a few row
+    groups gives DuckDB nothing to split, so one query alone keeps one core busy."""
     matches: dict[int, tuple[CompiledQuery, list[dict[str, Any]]]] = {}
     logsources = sorted({ls for q in ruleset.queries for ls in (q.logsource, *q.needs) if ls}) or ["false"]
     # One read of the store: every later query scans this in-memory table, not thousands of parts.
@@ -164,9 +168,11 @@ def run_queries(
     where = " OR ".join(f"({ls})" for ls in logsources)
     if con.execute(f"SELECT 1 FROM {fields.SOURCE_TABLE} WHERE {where} LIMIT 1").fetchone() is None:
         where = "false"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {fields.TABLE} AS SELECT * FROM {fields.SOURCE_TABLE} WHERE {where}")
+    # a temporary table is seen by its own connection only; cursors need one of the (in-memory) database
+    kind = "TEMP TABLE" if jobs <= 1 else "TABLE"
+    con.execute(f"CREATE OR REPLACE {kind} {fields.TABLE} AS SELECT * FROM {fields.SOURCE_TABLE} WHERE {where}")
     try:
-        _run(con, ruleset, matches)
+        _run(con, ruleset, matches, jobs)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {fields.TABLE}")
     return matches
@@ -185,48 +191,81 @@ def _present(con: duckdb.DuckDBPyConnection, logsources: list[str]) -> dict[str,
     return {ls: bool(n) for ls, n in zip(logsources, row or (), strict=False)}
 
 
+# What one query of the engine gives back: its rows (``sigma_m`` indexing ``queries``), the queries
+# those indexes name, and the rules that failed with their error.
+Outcome = tuple[list[dict[str, Any]], list[CompiledQuery], list[tuple[CompiledQuery, str]]]
+
+
+def _batch(con: duckdb.DuckDBPyConnection, where: str, batch: list[CompiledQuery]) -> Outcome:
+    try:
+        return _rows(con, batch_sql(where, batch)), batch, []
+    except duckdb.Error:
+        rows: list[dict[str, Any]] = []
+        kept: list[CompiledQuery] = []
+        failed: list[tuple[CompiledQuery, str]] = []
+        for query in batch:  # find the rule that breaks the batch, keep the others
+            try:
+                single = _rows(con, batch_sql(where, [query]))
+            except duckdb.Error as exc:
+                failed.append((query, f"query failed: {str(exc).splitlines()[0]}"))
+                continue
+            kept.append(query)
+            for row in single:
+                row["sigma_m"] = [len(kept) - 1]
+            rows.extend(single)
+        return rows, kept, failed
+
+
+def _correlation(con: duckdb.DuckDBPyConnection, query: CompiledQuery) -> Outcome:
+    try:
+        rows = _rows(con, correlation_sql(query))
+    except duckdb.Error as exc:
+        return [], [], [(query, f"query failed: {str(exc).splitlines()[0]}")]
+    for row in rows:
+        row["sigma_m"] = [0]
+    return rows, [query], []
+
+
+def _on_cursor(con: duckdb.DuckDBPyConnection, task: Callable[[duckdb.DuckDBPyConnection], Outcome]) -> Outcome:
+    cursor = con.cursor()
+    try:
+        return task(cursor)
+    finally:
+        cursor.close()
+
+
 def _run(
     con: duckdb.DuckDBPyConnection,
     ruleset: RuleSet,
     matches: dict[int, tuple[CompiledQuery, list[dict[str, Any]]]],
+    jobs: int = 1,
 ) -> None:
     detections = [q for q in ruleset.queries if q.logsource]
     correlations = [q for q in ruleset.queries if not q.logsource]
     present = _present(con, sorted({q.logsource for q in detections}))
+    tasks: list[Callable[[duckdb.DuckDBPyConnection], Outcome]] = []
     for logsource, batch in _batches(detections):
         # A logsource with no rows still has its batch bound (``WHERE false``), so a rule whose SQL
         # does not bind is reported as before; only the (far costlier) execution is skipped.
         where = logsource if present.get(logsource, True) else "false"
-        try:
-            rows = _rows(con, batch_sql(where, batch))
-        except duckdb.Error:
-            rows = []
-            kept = []
-            for query in batch:  # find the rule that breaks the batch, keep the others
-                try:
-                    single = _rows(con, batch_sql(where, [query]))
-                except duckdb.Error as exc:
-                    ruleset.fail(
-                        query.rule, rule_path(query.rule), f"query failed: {str(exc).splitlines()[0]}"
-                    )
-                    continue
-                kept.append(query)
-                for row in single:
-                    row["sigma_m"] = [len(kept) - 1]
-                rows.extend(single)
-            batch = kept
-        for row in rows:
-            for index in row.pop("sigma_m"):
-                query = batch[index]
-                matches.setdefault(id(query.rule), (query, []))[1].append(row)
-    for query in correlations:
-        try:
-            rows = _rows(con, correlation_sql(query))
-        except duckdb.Error as exc:
-            ruleset.fail(query.rule, rule_path(query.rule), f"query failed: {str(exc).splitlines()[0]}")
-            continue
-        if rows:
-            matches.setdefault(id(query.rule), (query, []))[1].extend(rows)
+        tasks.append(partial(_batch, where=where, batch=list(batch)))
+    tasks.extend(partial(_correlation, query=query) for query in correlations)
+    if jobs <= 1:
+        outcomes: Iterable[Outcome] = (task(con) for task in tasks)
+    else:  # DuckDB releases the GIL while a query runs; outcomes are taken in the tasks' order
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        outcomes = pool.map(partial(_on_cursor, con), tasks)
+    try:
+        for rows, queries, failed in outcomes:  # the same matches and failures in the same order
+            for query, reason in failed:
+                ruleset.fail(query.rule, rule_path(query.rule), reason)
+            for row in rows:
+                for index in row.pop("sigma_m"):
+                    query = queries[index]
+                    matches.setdefault(id(query.rule), (query, []))[1].append(row)
+    finally:
+        if jobs > 1:
+            pool.shutdown()
 
 
 def findings_for(
@@ -256,7 +295,8 @@ def run(
     paths: Sequence[Path] = (),
     include_builtin: bool = True,
     hit_rows: list[dict] | None = None,
+    jobs: int = 1,
 ) -> tuple[list[Finding], dict[str, Any]]:
     ruleset = load_and_convert(paths, include_builtin)
-    matches = run_queries(con, ruleset)
+    matches = run_queries(con, ruleset, jobs)
     return findings_for(matches, hit_rows), ruleset.report()

@@ -36,6 +36,9 @@ def test_batches_match_each_rule_alone(demo_store: Path) -> None:
     con = connect(demo_store)
     matches = run_queries(con, ruleset)
     assert matches, "the demo's planted steps match some built-in rule"
+    side_by_side = run_queries(con, ruleset, jobs=2)  # queries on two cursors: the same, in order
+    assert [(k, q.rule.title, rows) for k, (q, rows) in side_by_side.items()] == \
+        [(k, q.rule.title, rows) for k, (q, rows) in matches.items()]
     batched = {rule: sorted(map(_key, rows)) for rule, (_, rows) in matches.items()}
     logsources = sorted({q.logsource for q in ruleset.queries if q.logsource})
     con.execute(f"CREATE TEMP TABLE {fields.TABLE} AS SELECT * FROM events WHERE "
