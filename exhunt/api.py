@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from exhunt import __version__
-from exhunt.artifacts import evtx
+from exhunt.artifacts import RANGE_ARTIFACTS, evtx
 from exhunt.artifacts.linefilter import TriagePlan
 from exhunt.casefolder import case_directory, refuse_overlap
 from exhunt.detections import builds, eventfilter, prefilter
+from exhunt.detections import pivot as attacker
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.eventfilter import EventFilter
 from exhunt.detections.filehunt import scan_rules
@@ -25,7 +26,7 @@ from exhunt.detections.impact import assess_impact
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
 from exhunt.errors import UsageError
-from exhunt.events.store import StoreWriter, connect, write_table
+from exhunt.events.store import StoreWriter, connect, refresh_views, write_table
 from exhunt.evidence import custody, open_evidence
 from exhunt.evidence.base import EvidenceFile
 from exhunt.findings import coverage as expected
@@ -37,7 +38,7 @@ from exhunt.findings.model import (
     HostAssessment,
 )
 from exhunt.findings.triage import iso, sort_findings, verdict
-from exhunt.parallel import limits, resume
+from exhunt.parallel import limits, pivot, resume
 from exhunt.parallel.limits import DEFAULT_MEMORY_LIMIT
 from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT, PoolOptions, make_units
 from exhunt.parallel.pool import run as run_units
@@ -182,8 +183,11 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 resume.save(store, {k: fp for k, fp in current.items() if k in skip}, key)
             results = parse_all(work, store, options, skip, triage, events)
             resume.save(store, current, key)
-            document = assess(store, work, options)
-            document = replace(document, rules={**document.rules, "triage": triage_report,
+            pivot.drop_parts(store)  # redone on every run, resumed or not: new evidence, new indicators
+            document = assess(store, work, options, triage)
+            triage_report = {**triage_report, "pivot": document.rules.get("pivot", PIVOT_NONE)}
+            document = replace(document, rules={**{k: v for k, v in document.rules.items() if k != "pivot"},
+                                                "triage": triage_report,
                                                 "evtx_index": events.report(options.index)})
             save_document(case, document)
             if options.out and options.html_report:
@@ -217,8 +221,11 @@ def resume_key(options: ScanOptions, triage: TriagePlan | None = None, events: E
     return key
 
 
-def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None) -> AssessmentDocument:
-    """Detections and triage over a finished store: re-runnable without re-parsing."""
+def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None,
+           triage: TriagePlan | None = None) -> AssessmentDocument:
+    """Detections and triage over a finished store: re-runnable without re-parsing. With a triage
+    plan, the pivot pass stores every text-log row of the attacker's indicators before the mailbox
+    impact reads them (``rules["pivot"]`` reports it)."""
     options = options or ScanOptions()
     con = connect(store, threads=_jobs(options.jobs), memory_limit=limits.query_memory(options.memory_limit))
     hit_rows: list[dict] = []
@@ -229,6 +236,8 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     findings = custody.cite_inputs(store, sort_findings(raw_findings))
     hit_rows.sort(key=_hit_order)  # the same table on every run, whatever order queries returned
     write_table(store, "hits", hit_rows)
+    if triage is not None and triage.blob is not None:
+        rules = {**rules, "pivot": pivot_pass(con, store, work, options, triage, findings, hit_rows)}
     impact = assess_impact(con, findings, hit_rows, store)  # whose mail: after every detection
     hosts = []
     evidence_by_host: dict[str, list[str]] = {}
@@ -249,6 +258,36 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     write_table(store, "findings", [finding_row(f) for f in findings])
     con.close()
     return document
+
+
+PIVOT_NONE = {"reason": "--index full or no triage: every line is stored"}
+
+
+def pivot_pass(con, store: Path, work: list[HostWork], options: ScanOptions, triage: TriagePlan,  # type: ignore[no-untyped-def]
+               findings: Sequence[Finding], hit_rows: list[dict]) -> dict:
+    """The triage pivot pass (exhunt.parallel.pivot) over every text log the first pass parsed in
+    part; ``con`` then sees the new rows. Nothing to do when the findings give no indicator."""
+    found = attacker.gather(con, findings, hit_rows)
+    report: dict = {"indicators": found.counts(), "files": 0, "rows": 0, "seconds": 0.0}
+    if not found:
+        return {**report, "reason": "no finding gives an attacker indicator"}
+    names = sorted(RANGE_ARTIFACTS)
+    parsed = {(h, p, a) for h, p, a in con.execute(
+        "SELECT DISTINCT host, path, artifact FROM files WHERE list_contains(?, artifact)", [names]).fetchall()}
+    by_key = {(h, p): a for h, p, a in parsed}
+    logs = [(hw.host, f, by_key[(hw.host, f.rel)]) for hw in work for f in hw.files if (hw.host, f.rel) in by_key]
+    jobs = _jobs(options.jobs)
+    budget = limits.budget(options.memory_limit, jobs)
+    pool_options = PoolOptions(jobs=budget.jobs, split_size=options.split_size, chunk=budget.chunk,
+                               file_timeout=options.file_timeout, settings=(budget.chunk, budget.duckdb, None, triage),
+                               hook=options.worker_hook, scheduler=options.scheduler,
+                               roots=tuple(hw.evidence for hw in work))
+    with Progress(enabled=options.progress and not options.quiet) as progress:
+        bar = progress.task("pivot pass", total=sum(f.size for _, f, _ in logs))
+        report |= pivot.run_pass(store, logs, triage, found.patterns(), pool_options,
+                                 lambda n: progress.advance(bar, n))
+    refresh_views(con, store, ("events", "warnings"))
+    return report
 
 
 def _hit_order(row: dict) -> tuple[str, str, str, int, int, str, str]:

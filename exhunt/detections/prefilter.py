@@ -61,13 +61,11 @@ def from_artifacts(prefilter: Prefilter) -> None:
 
 
 def from_impact(prefilter: Prefilter) -> None:
-    """The mailbox impact's own rows, and every row of the attacker's sources, which only the pivot
-    pass would select (not written yet): until then its log types are parsed in full."""
+    """The mailbox impact's own rows (cmdlets, ProxyToken, SYSTEM back-end calls). The rows of the
+    attacker's sources are stored by the pivot pass after the detections (exhunt.parallel.pivot)."""
     from exhunt.detections.impact import PREFILTER
 
     prefilter.add("mailbox impact", PREFILTER)
-    prefilter.parse_in_full(ALL, "mailbox impact", "reads every row from the attacker's sources, which the "
-                            "pivot pass would select after the detections; that pass is not written yet")
 
 
 def build(index: str, checks: Sequence[type[Check]], sigma: Sequence[Path] = (),

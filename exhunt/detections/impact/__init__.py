@@ -31,7 +31,7 @@ from exhunt.findings.triage import MAX_EVIDENCE, evidence_order, iso
 
 PREFILTER = admin.PREFILTER + (
     r"/ecp/[^/]+@[^/]+/ruleseditor/inboxrules\.svc/newobject",  # ProxyToken (IIS and HttpProxy rows)
-    r",(nt authority\\system|system|s-1-5-18|[^,@]*\$),",  # EWS back-end rows authenticated as SYSTEM
+    r",(nt authority\\system|system|s-1-5-18|[^,@]*\\system|[^,@]*\$),",  # back-end rows authenticated as SYSTEM
 )
 FORWARDING = ("inbox-rule-forward", "mailbox-forwarding", "proxytoken-inbox-rule")
 SAME_REQUEST = timedelta(seconds=5)
