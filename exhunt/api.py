@@ -44,7 +44,7 @@ from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT, PoolOptions, make_units
 from exhunt.parallel.pool import run as run_units
 from exhunt.parallel.ranges import DEFAULT_SPLIT_SIZE
 from exhunt.progress import Progress
-from exhunt.worker import FileResult
+from exhunt.worker import FileResult, ScannerArgs
 
 
 @dataclass
@@ -282,10 +282,15 @@ def pivot_pass(con, store: Path, work: list[HostWork], options: ScanOptions, tri
                                file_timeout=options.file_timeout, settings=(budget.chunk, budget.duckdb, None, triage),
                                hook=options.worker_hook, scheduler=options.scheduler,
                                roots=tuple(hw.evidence for hw in work))
+    scanner_args: ScannerArgs = (None, 0, False)  # no content scan in this pass
+    if options.scheduler:  # Dask workers keep the scan's scanner: the same payload, nothing rebuilt
+        scan_logs = options.yara_logs if options.yara_logs is not None else bool(options.yara or options.iocs)
+        scanner_args = (scan_rules(options.yara, options.iocs).blob, min(options.yara_max_size, budget.yara_max),
+                        scan_logs)
     with Progress(enabled=options.progress and not options.quiet) as progress:
         bar = progress.task("pivot pass", total=sum(f.size for _, f, _ in logs))
         report |= pivot.run_pass(store, logs, triage, found.patterns(), pool_options,
-                                 lambda n: progress.advance(bar, n))
+                                 lambda n: progress.advance(bar, n), scanner_args)
     refresh_views(con, store, ("events", "warnings"))
     return report
 

@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from exhunt.api import ScanOptions, scan
+from exhunt.demo import DemoSpec, generate
 from exhunt.detections.pivot import gather
 from exhunt.events.store import connect
-from exhunt.demo import DemoSpec, generate
 from exhunt.findings.model import AssessmentDocument
 from tests.detections.caselogs import write_case_logs
 from tests.detections.test_cases import load_cases

@@ -26,6 +26,7 @@ from exhunt.parallel import ranges
 from exhunt.parallel.pool import PoolOptions
 from exhunt.parallel.pool import run as run_units
 from exhunt.parallel.units import PivotUnit, Unit, file_key, part_name
+from exhunt.worker import ScannerArgs
 
 PREFIX = "p-"
 BATCH_FILES = 256
@@ -76,7 +77,8 @@ def make_units(logs: list[tuple[str, EvidenceFile, str]], options: PoolOptions) 
 
 
 def run_pass(store: Path, logs: list[tuple[str, EvidenceFile, str]], plan: TriagePlan, patterns: list[str],
-             options: PoolOptions, advance: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
+             options: PoolOptions, advance: Callable[[int], None] = lambda n: None,
+             scanner_args: ScannerArgs = (None, 0, False)) -> dict[str, Any]:
     """Scan ``logs`` (host, file, artifact) for ``patterns``; the report for ``rules.triage.pivot``."""
     start = time.perf_counter()
     drop_parts(store)
@@ -85,6 +87,6 @@ def run_pass(store: Path, logs: list[tuple[str, EvidenceFile, str]], plan: Triag
     chunk, memory = (settings[0], settings[1]) if settings is not None else (options.chunk, None)
     pivot_options = replace(options, settings=(chunk, memory, None, replace(plan, pivot=compiled.blob)))
     units: list[Unit] = list(make_units(logs, pivot_options))
-    results = run_units(units, {}, store, pivot_options, (None, 0, False), advance)
+    results = run_units(units, {}, store, pivot_options, scanner_args, advance)
     return {"files": len({(h, f.root, f.rel) for h, f, _ in logs}), "rows": sum(r.events for r in results),
             "patterns": len(compiled.patterns), "seconds": round(time.perf_counter() - start, 3)}
