@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from exhunt import __version__
-from exhunt.artifacts import RANGE_ARTIFACTS, evtx
+from exhunt.artifacts import evtx
 from exhunt.artifacts.linefilter import TriagePlan
 from exhunt.casefolder import case_directory, refuse_overlap
 from exhunt.detections import builds, eventfilter, prefilter
@@ -26,7 +26,7 @@ from exhunt.detections.impact import assess_impact
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
 from exhunt.errors import UsageError
-from exhunt.events.store import StoreWriter, connect, refresh_views, write_table
+from exhunt.events.store import StoreWriter, connect, write_table
 from exhunt.evidence import custody, open_evidence
 from exhunt.evidence.base import EvidenceFile
 from exhunt.findings import coverage as expected
@@ -265,34 +265,32 @@ PIVOT_NONE = {"reason": "--index full or no triage: every line is stored"}
 
 def pivot_pass(con, store: Path, work: list[HostWork], options: ScanOptions, triage: TriagePlan,  # type: ignore[no-untyped-def]
                findings: Sequence[Finding], hit_rows: list[dict]) -> dict:
-    """The triage pivot pass (exhunt.parallel.pivot) over every text log the first pass parsed in
-    part; ``con`` then sees the new rows. Nothing to do when the findings give no indicator."""
-    found = attacker.gather(con, findings, hit_rows)
-    report: dict = {"indicators": found.counts(), "files": 0, "rows": 0, "seconds": 0.0}
-    if not found:
-        return {**report, "reason": "no finding gives an attacker indicator"}
-    names = sorted(RANGE_ARTIFACTS)
-    parsed = {(h, p, a) for h, p, a in con.execute(
-        "SELECT DISTINCT host, path, artifact FROM files WHERE list_contains(?, artifact)", [names]).fetchall()}
-    by_key = {(h, p): a for h, p, a in parsed}
-    logs = [(hw.host, f, by_key[(hw.host, f.rel)]) for hw in work for f in hw.files if (hw.host, f.rel) in by_key]
-    jobs = _jobs(options.jobs)
-    budget = limits.budget(options.memory_limit, jobs)
-    pool_options = PoolOptions(jobs=budget.jobs, split_size=options.split_size, chunk=budget.chunk,
-                               file_timeout=options.file_timeout, settings=(budget.chunk, budget.duckdb, None, triage),
-                               hook=options.worker_hook, scheduler=options.scheduler,
-                               roots=tuple(hw.evidence for hw in work))
-    scanner_args: ScannerArgs = (None, 0, False)  # no content scan in this pass
-    if options.scheduler:  # Dask workers keep the scan's scanner: the same payload, nothing rebuilt
-        scan_logs = options.yara_logs if options.yara_logs is not None else bool(options.yara or options.iocs)
-        scanner_args = (scan_rules(options.yara, options.iocs).blob, min(options.yara_max_size, budget.yara_max),
-                        scan_logs)
-    with Progress(enabled=options.progress and not options.quiet) as progress:
-        bar = progress.task("pivot pass", total=sum(f.size for _, f, _ in logs))
-        report |= pivot.run_pass(store, logs, triage, found.patterns(), pool_options,
-                                 lambda n: progress.advance(bar, n), scanner_args)
-    refresh_views(con, store, ("events", "warnings"))
-    return report
+    """The triage pivot pass (exhunt.parallel.pivot): every text log searched for the attacker's
+    indicators (exhunt.detections.pivot), in rounds; ``con`` then sees the new rows."""
+
+    def indicators() -> tuple[dict[str, int], list[str]]:
+        found = attacker.gather(con, findings, hit_rows)
+        return found.counts(), found.patterns()
+
+    return pivot.run_rounds(con, store, work, triage, _pivot_pool(work, options, triage), _pivot_scanner(options),
+                            indicators, options.progress and not options.quiet)
+
+
+def _pivot_pool(work: list[HostWork], options: ScanOptions, triage: TriagePlan) -> PoolOptions:
+    budget = limits.budget(options.memory_limit, _jobs(options.jobs))
+    return PoolOptions(jobs=budget.jobs, split_size=options.split_size, chunk=budget.chunk,
+                       file_timeout=options.file_timeout, settings=(budget.chunk, budget.duckdb, None, triage),
+                       hook=options.worker_hook, scheduler=options.scheduler, roots=tuple(hw.evidence for hw in work))
+
+
+def _pivot_scanner(options: ScanOptions) -> ScannerArgs:
+    """No content scan in the pivot pass; Dask workers keep the scan's scanner (the same payload:
+    nothing rebuilt for the next scan)."""
+    if not options.scheduler:
+        return (None, 0, False)
+    budget = limits.budget(options.memory_limit, _jobs(options.jobs))
+    scan_logs = options.yara_logs if options.yara_logs is not None else bool(options.yara or options.iocs)
+    return (scan_rules(options.yara, options.iocs).blob, min(options.yara_max_size, budget.yara_max), scan_logs)
 
 
 def _hit_order(row: dict) -> tuple[str, str, str, int, int, str, str]:

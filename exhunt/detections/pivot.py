@@ -4,7 +4,8 @@ Triage stores only the text-log lines the detections need. After the detections,
 of the high and critical compromise findings (the mailbox impact's attacker sources: client IPs,
 distinctive user agents, accounts, SSRF-fed back-end clients; and the web-shell URL paths) plus
 what the impact reads besides (``impact.pivot_indicators``: forwarding addresses, granted
-accounts) are searched in every text log, so the store holds every row of the intruder, as
+accounts; ``impact.pivot_sids``: the SIDs exposed mailboxes are logged as, known only from the
+attacker's rows, hence a second round) are searched in every text log, so the store holds every row of the intruder, as
 ``--index full`` does, and the mailbox impact reads complete rows.
 
 Patterns are literals on the prefilter's engine (caseless, a superset of what the store queries
@@ -24,13 +25,13 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from exhunt.detections.impact import pivot_indicators
+from exhunt.detections.impact import pivot_indicators, pivot_sids
 from exhunt.detections.impact.sources import collect, qualifies
 from exhunt.detections.iocs.prefilter import user_agent_pattern
 from exhunt.detections.patterns import url_text
 from exhunt.findings.model import Finding
 
-KINDS = ("client_ip", "user_agent", "account", "url_path", "address")
+KINDS = ("client_ip", "user_agent", "account", "url_path", "address", "sid")
 NAME_CHARS = r"a-z0-9._@\\$-"  # what may continue an account or address on either side
 # MessageTracking rows of mail leaving the organisation are judged against the domains of the
 # senders of ``Originating`` mail (impact.tracking.org_domains): needed once a forwarding is found
@@ -76,6 +77,7 @@ PATTERN = {
     "account": name_pattern,
     "address": name_pattern,
     "url_path": url_text,
+    "sid": name_pattern,
 }
 
 
@@ -103,6 +105,7 @@ def gather(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_rows
         "account": sorted(a for a in src.accounts | set(extra["account"]) if _is_name(a)),
         "url_path": sorted(p for p in paths if len(p) > 1),
         "address": sorted(a for a in extra["address"] if _is_name(a)),
+        "sid": pivot_sids(con, findings, hit_rows),
     }
     values["user_agent"] = sorted(set(values["user_agent"]))
     return Indicators(values, [ORIGINATING] if values["address"] else [])

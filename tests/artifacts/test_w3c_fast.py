@@ -163,3 +163,12 @@ def test_fast_path_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     with fast_always():
         parse_paths(tmp_path, tmp_path / "ev", [rel])
     assert calls == [2]
+
+
+@pytest.mark.parametrize("rows", [['"\r'], ['"\t', ""], ['"', ""]])
+def test_open_quote_at_line_end(tmp_path: Path, rows: list[str]) -> None:
+    """A quote left open at the end of a line (found by the property above): Arrow took the line end
+    into the value (or a bare CR at the end of the file), the reference does not."""
+    lines = ["2021-03-03T02:00:00Z," + ",".join([""] * 10 + ([last] if last else [])) for last in rows]
+    rel = write(tmp_path / "ev", "x.LOG", (EXCHANGE_HEAD + "\r\n".join(lines)).encode())
+    assert_same(tmp_path, tmp_path / "ev", [rel])
