@@ -365,14 +365,13 @@ def _with_ends(spans: list[tuple[int, int]], data: bytes) -> list[tuple[int, int
 
 
 def header_lines(chunk: bytes) -> Iterator[tuple[int, int]]:
-    """(start, end) of every line starting with ``#``, newline included: ``bytes.find`` for
-    ``\\n#`` runs at memchr speed where a multiline regex stops at every line start."""
+    """(start, end) of every line starting with ``#``, newline included (``_next_header``)."""
     size = len(chunk)
     if chunk.startswith(b"#"):
         start = 0
     else:
-        start = chunk.find(b"\n#") + 1
-        if start == 0:
+        start = _next_header(chunk, 0)
+        if start < 0:
             return
     while True:
         end = chunk.find(b"\n", start) + 1 or size
@@ -380,11 +379,27 @@ def header_lines(chunk: bytes) -> Iterator[tuple[int, int]]:
         if end >= size:
             return
         if not chunk.startswith(b"#", end):
-            start = chunk.find(b"\n#", end) + 1
-            if start == 0:
+            start = _next_header(chunk, end)
+            if start < 0:
                 return
         else:
             start = end
+
+
+def _next_header(chunk: bytes, pos: int) -> int:
+    """Where the next line starting with ``#`` starts after ``pos``, or -1. ``bytes.find`` of the one
+    byte ``#`` runs at memchr speed (measured: 0.45 s of a 216 MB pivot pass went to finding the
+    two bytes ``\\n#``, which CPython searches byte by byte); a log whose lines hold many ``#``
+    takes the two-byte search after a few misses."""
+    for _ in range(64):
+        i = chunk.find(b"#", pos)
+        if i < 0:
+            return -1
+        if i > 0 and chunk[i - 1] == 10:  # b"\n"
+            return i
+        pos = i + 1
+    i = chunk.find(b"\n#", max(pos - 1, 0))
+    return i + 1 if i >= 0 else -1
 
 
 # every byte but the control bytes JSON escapes (line ends are gone before values exist; a lone CR
