@@ -8,19 +8,24 @@
   recorded as the CU-level build ``15.2.986``, medium confidence.
 
 Files are claimed by content (a ``<Objs`` CLIXML document that carries one of those properties), not by
-name. Parsing streams through expat with line numbers; a document type declaration is refused
-(CLIXML never has one), so no entity expansion or external entity can happen. An IIS
-``applicationHost.config`` is not CLIXML and is never a build source.
+name. The document is read by the one CLIXML reader (``psobjects.read_clixml``: streaming expat
+with line numbers; a document type declaration is refused, so no entity expansion or external
+entity can happen). ``BuildFacts`` turns its objects into build facts, for the cmdlet exports too.
+An IIS ``applicationHost.config`` is not CLIXML and is never a build source.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, BinaryIO
-from xml.parsers import expat
+from types import SimpleNamespace
+from typing import BinaryIO
+
+import orjson
 
 from exhunt.artifacts.base import Artifact, ParseContext
+from exhunt.artifacts.encoding import utf8_stream
+from exhunt.artifacts.psobjects import PsRecord, getter, read_clixml
 
 CLIXML_NS = "schemas.microsoft.com/powershell/2004/04"
 MARKERS = ('N="FileVersion"', 'N="ProductVersion"', 'N="AdminDisplayVersion"',
@@ -28,7 +33,6 @@ MARKERS = ('N="FileVersion"', 'N="ProductVersion"', 'N="AdminDisplayVersion"',
            "Microsoft.Exchange.Data.Directory.Management.ExchangeServer")
 VERSION_RE = re.compile(r"^\s*(1[45])\.0?(\d)\.(\d{1,5})\.(\d{1,4})\s*$")
 ADMIN_RE = re.compile(r"^\s*Version\s+(1[45])\.(\d+)\s*\(\s*Build\s+(\d+)\.(\d+)\s*\)\s*$", re.I)
-FILE_PROPS = ("FileVersion", "ProductVersion", "FileName", "InternalName", "OriginalFilename", "Name", "Fqdn")
 
 
 def _head_text(head: bytes) -> str:
@@ -37,10 +41,6 @@ def _head_text(head: bytes) -> str:
     if len(head) > 1 and head[1:2] == b"\x00":  # UTF-16LE without BOM (Export-Clixml's default encoding)
         return head.decode("utf-16-le", "ignore")
     return head.decode("utf-8", "ignore")
-
-
-class _Refused(Exception):
-    """A construct CLIXML never uses (DTD, entity declaration)."""
 
 
 class CliXml(Artifact):
@@ -55,7 +55,7 @@ class CliXml(Artifact):
 
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
-        read_builds(stream, ctx.fact, ctx.warn, ctx.host)
+        read_builds(utf8_stream(ctx, stream), ctx.fact, ctx.warn, ctx.host)
 
 
 Fact = Callable[[str, str, "int | None", str], None]
@@ -63,109 +63,68 @@ Warn = Callable[[str, "int | None", "int | None"], None]
 
 
 def read_builds(stream: BinaryIO, fact: Fact, warn: Warn, host: str | None = None) -> int:
-    """Stream one CLIXML document, calling ``fact("build", value, line, confidence)`` for each build.
-
-    ``host`` picks the server out of an org-wide Get-ExchangeServer export (None: take every server).
-    Returns the number of builds found.
-    """
-    state = _State(fact, warn, host)
-    parser = expat.ParserCreate()
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    parser.StartDoctypeDeclHandler = _refuse
-    parser.EntityDeclHandler = _refuse
-    parser.StartElementHandler = state.start
-    parser.EndElementHandler = state.end
-    parser.CharacterDataHandler = state.text
-    state.parser = parser
-    try:
-        parser.ParseFile(stream)
-    except _Refused:
-        warn("CLIXML with a document type declaration refused (not read)", parser.CurrentLineNumber, None)
-    except expat.ExpatError as exc:
-        warn(f"malformed CLIXML: {expat.errors.messages.get(exc.code, exc)}", exc.lineno, exc.offset)
-        state.close_open_objects()  # a truncated export still gives the properties read before the cut
-    state.emit_servers()
-    if not state.found:
+    """Read one CLIXML document (UTF-8: see ``utf8_stream``), calling ``fact("build", value, line,
+    confidence)`` for each build. ``host`` picks the server out of an org-wide Get-ExchangeServer
+    export (None: take every server). Returns the number of builds found."""
+    builds = BuildFacts(fact, warn, host)
+    for record in read_clixml(stream, warn, partial=True):  # a truncated export still gives what came before the cut
+        builds.exsetup(record)
+        builds.server(record)
+    found = builds.finish()
+    if not found:
         warn("CLIXML without an Exchange build (no ExSetup FileVersion or AdminDisplayVersion)", None, None)
-    return state.found
+    return found
 
 
-def _refuse(*_args: Any) -> None:
-    raise _Refused
+def read_builds_file(stream: BinaryIO, fact: Fact, warn: Warn, host: str | None = None) -> int:
+    """``read_builds`` of a file read outside a scan (``exhunt build FILE``): UTF-16 transcoded first."""
+    outside_a_scan = SimpleNamespace(warn_original=warn, offset_map=None, encoding=None)
+    return read_builds(utf8_stream(outside_a_scan, stream), fact, warn, host)
 
 
-class _State:
-    """A stack of the open elements; each ``Obj`` collects the properties that name a build."""
+class BuildFacts:
+    """The build facts of ExSetup's FileVersionInfo and of Get-ExchangeServer objects, whatever the
+    export form (this artifact's CLIXML; CSV, JSON and CLIXML in ``cmdlet_exports``)."""
 
     def __init__(self, fact: Fact, warn: Warn, host: str | None) -> None:
         self.fact, self.warn, self.host = fact, warn, host
-        self.parser: Any = None
-        self.stack: list[tuple[str, str]] = []  # (tag, N attribute)
-        self.objs: list[dict[str, tuple[str, int]]] = []
-        self.buffer: list[str] = []
         self.found = 0
-        self.servers: list[tuple[str, str, str, int | None]] = []  # (name, fqdn, cu build, line)
+        self.servers: list[tuple[str, str, str, int]] = []  # (name, fqdn, CU-level build, line)
 
-    def start(self, tag: str, attrs: dict[str, str]) -> None:
-        self.stack.append((tag, attrs.get("N", "")))
-        self.buffer = []
-        if tag == "Obj":
-            self.objs.append({})
-
-    def text(self, data: str) -> None:
-        self.buffer.append(data)
-
-    def end(self, tag: str) -> None:
-        _, name = self.stack.pop()
-        value = "".join(self.buffer)
-        self.buffer = []
-        line = int(self.parser.CurrentLineNumber)
-        if tag == "Obj":
-            props = self.objs.pop()
-            self._finish(name, props)
-            return
-        if not self.objs:
-            return
-        props = self.objs[-1]
-        if tag == "ToString" and self.stack and self.stack[-1] == ("Obj", "AdminDisplayVersion"):
-            props["_admin"] = (value, line)
-        elif tag == "S" and name in FILE_PROPS:
-            props[name] = (value, line)
-        elif tag == "I32" and name in ("Major", "Minor", "Build", "Revision"):
-            props["_" + name] = (value, line)
-
-    def _finish(self, name: str, props: dict[str, tuple[str, int]]) -> None:
-        if name == "AdminDisplayVersion":
-            admin = ADMIN_RE.match(props.get("_admin", ("", 0))[0])
-            keys = ("Major", "Minor", "Build")
-            parts = admin.groups()[:3] if admin else tuple(props.get("_" + k, ("", 0))[0] for k in keys)
-            if all(p.isdigit() for p in parts) and parts[0] in ("14", "15") and self.objs:
-                line = props.get("_admin", props.get("_Build", ("", 0)))[1]
-                self.objs[-1]["_build"] = (".".join(str(int(p)) for p in parts), line)
-            return
-        if "_build" in props:
-            build, line = props["_build"]
-            self.servers.append((props.get("Name", ("", 0))[0], props.get("Fqdn", ("", 0))[0], build, line))
-            return
-        names = " ".join(props.get(k, ("", 0))[0] for k in ("FileName", "InternalName", "OriginalFilename"))
+    def exsetup(self, record: PsRecord) -> None:
+        """FileVersion (else ProductVersion) of ExSetup.exe: the exact build, SU included."""
+        get = getter(record.props)
+        names = " ".join(get(k) or "" for k in ("FileName", "InternalName", "OriginalFilename"))
         if "exsetup.exe" not in names.lower():
             return
         for key in ("FileVersion", "ProductVersion"):
-            value, line = props.get(key, ("", 0))
+            value = get(key) or ""
             if VERSION_RE.match(value):
-                self.fact("build", value.strip(), line, "high")
+                self.fact("build", value.strip(), record.lines.get(key, record.line), "high")
                 self.found += 1
                 return
 
-    def close_open_objects(self) -> None:
-        for tag, name in reversed(self.stack):
-            if tag == "Obj" and self.objs:
-                self._finish(name, self.objs.pop())
-        self.stack = []
+    def server(self, record: PsRecord) -> None:
+        """AdminDisplayVersion shows the CU, never the SU: kept as the CU-level build, medium confidence."""
+        value = record.props.get("AdminDisplayVersion")
+        text = value if isinstance(value, str) else ""
+        match = ADMIN_RE.match(text)
+        parts: tuple[str, ...] | None = match.groups()[:3] if match else None
+        if parts is None and text.startswith("{"):  # the version object (ConvertTo-Json, CLIXML without ToString)
+            try:
+                version = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                return
+            parts = tuple(str(version.get(k, "")) for k in ("Major", "Minor", "Build"))
+        if parts and all(p.isdigit() for p in parts) and parts[0] in ("14", "15"):
+            get = getter(record.props)
+            build = ".".join(str(int(p)) for p in parts)
+            line = record.lines.get("AdminDisplayVersion", record.line)
+            self.servers.append((get("Name") or "", get("Fqdn") or "", build, line))
 
-    def emit_servers(self) -> None:
-        """AdminDisplayVersion of the host's server: an org-wide export lists every server, so when
-        it holds several, only the one named like the host counts."""
+    def finish(self) -> int:
+        """Server builds: an org-wide export lists every server; when it holds several, only the one
+        named like the host counts. Returns the builds found (an ambiguous export counts: warned)."""
         servers = self.servers
         if self.host is not None and len({(n.lower(), f.lower()) for n, f, _, _ in servers}) > 1:
             host = self.host.lower()
@@ -177,3 +136,4 @@ class _State:
         for _, _, build, line in servers:
             self.fact("build", build, line, "medium")
             self.found += 1
+        return self.found

@@ -39,14 +39,15 @@ from typing import Any, BinaryIO
 import orjson
 
 from exhunt.artifacts.base import Artifact, ParseContext
-from exhunt.artifacts.clixml import ADMIN_RE, CLIXML_NS, VERSION_RE
+from exhunt.artifacts.clixml import CLIXML_NS, BuildFacts
 from exhunt.artifacts.encoding import utf8_stream
 from exhunt.artifacts.exchange_logs import normalize
 from exhunt.artifacts.psobjects import (
     US_DATE_RE,
     PsRecord,
-    Value,
     csv_header,
+    flat,
+    getter,
     ps_time,
     read_clixml,
     read_csv,
@@ -171,7 +172,7 @@ class Rows:
         self.ctx, self.form = ctx, form
         self.kinds: dict[frozenset[str], Kind | None] = {}
         self.warned: set[str] = set()
-        self.servers: list[tuple[str, str, str, int]] = []  # (name, fqdn, CU-level build, line)
+        self.builds = BuildFacts(ctx.fact, ctx.warn, ctx.host)
 
     def add_all(self, records: Iterator[PsRecord]) -> None:
         for record in records:
@@ -186,7 +187,7 @@ class Rows:
                 continue
             self._collections(record)
             self.add(kind, record)
-        self._server_builds()
+        self.builds.finish()
 
     def _time(self, value: str | None, line: int) -> str | None:
         """ISO UTC of a PowerShell date; the zone-less culture form of Export-Csv is said once per file."""
@@ -211,7 +212,7 @@ class Rows:
         props = {k: v for k, v in record.props.items() if k not in DROPPED}
         row: dict[str, Any]
         if kind.name == "message_tracking":
-            fields = {TRACKING_FIELDS.get(k, k): _flat(v) for k, v in props.items()}
+            fields = {TRACKING_FIELDS.get(k, k): flat(v) for k, v in props.items()}
             fields["date-time"] = self._time(fields.get("date-time"), record.line) or fields.get("date-time")
             row = normalize({k: v for k, v in fields.items() if v is not None}, "message_tracking")
             row.update(source="message_tracking", log_type="Get-MessageTrackingLog", line=record.line,
@@ -223,7 +224,7 @@ class Rows:
         row = {"kind": kind.name, "source": "cmdlet_export", "log_type": self.form, "line": record.line,
                "record_id": record.number, "cmdlet": _cmdlet(kind, record),
                "fields": orjson.dumps(props).decode()}
-        get = _getter(props)
+        get = getter(props)
         if kind.name == "inbox_rule":
             owner = get("MailboxOwnerId") or (get("Identity") or "").rpartition("\\")[0] or None
             row.update(anchor_mailbox=owner, message=get("Name"))
@@ -245,65 +246,15 @@ class Rows:
                        message=get("Name") or get("Identity"))
         elif kind.name == "exchange_server":
             row.update(computer=get("Fqdn") or get("Name"), message=get("AdminDisplayVersion"))
-            self._admin_build(props, get, record.line)
+            self.builds.server(record)
         elif kind.name == "exsetup_version":
             row.update(message=get("FileVersion") or get("ProductVersion"))
-            self._exsetup_build(get, record.line)
+            self.builds.exsetup(record)
         elif kind.name == "accepted_domain":
             row.update(message=get("DomainName"), parameters=get("DomainType"))
         row["ts"] = parse_ts(self._time(get("QueuedTimestamp") or get("WhenCreatedUTC") or get("WhenCreated"),
                                         record.line))
         self.ctx.event(row)
-
-    def _admin_build(self, props: dict[str, Value], get: Any, line: int) -> None:
-        """AdminDisplayVersion shows the CU, never the SU: the CU-level build, medium confidence, as the
-        CLIXML artifact records it."""
-        value = props.get("AdminDisplayVersion")
-        text = value if isinstance(value, str) else ""
-        match = ADMIN_RE.match(text)
-        parts: tuple[str, ...] | None = match.groups()[:3] if match else None
-        if parts is None and text.startswith("{"):  # ConvertTo-Json writes the version object
-            version = orjson.loads(text)
-            parts = tuple(str(version.get(k, "")) for k in ("Major", "Minor", "Build"))
-        if parts and all(p.isdigit() for p in parts) and parts[0] in ("14", "15"):
-            build = ".".join(str(int(p)) for p in parts)
-            self.servers.append((get("Name") or "", get("Fqdn") or "", build, line))
-
-    def _server_builds(self) -> None:
-        """An org-wide export lists every server: when it holds several, only the one named like the host."""
-        servers = self.servers
-        if len({(n.lower(), f.lower()) for n, f, _, _ in servers}) > 1:
-            host = self.ctx.host.lower()
-            servers = [s for s in servers if host in (s[0].lower(), s[1].lower(), s[1].lower().split(".")[0])]
-            if not servers:
-                self.ctx.warn(f"Get-ExchangeServer export lists {len(self.servers)} servers, none named "
-                              f"{self.ctx.host!r}: no build taken from it", None, None)
-        for _, _, build, line in servers:
-            self.ctx.fact("build", build, line, "medium")
-
-    def _exsetup_build(self, get: Any, line: int) -> None:
-        names = " ".join(get(k) or "" for k in ("FileName", "InternalName", "OriginalFilename"))
-        if "exsetup.exe" not in names.lower():
-            return
-        for key in ("FileVersion", "ProductVersion"):
-            value = get(key) or ""
-            if VERSION_RE.match(value):
-                self.ctx.fact("build", value.strip(), line, "high")
-                return
-
-
-def _flat(value: Value) -> str | None:
-    return ";".join(value) if isinstance(value, list) else value
-
-
-def _getter(props: dict[str, Value]) -> Any:
-    lower = {k.lower(): v for k, v in props.items()}
-
-    def get(name: str) -> str | None:
-        value = _flat(lower.get(name.lower()))
-        return value if value not in (None, "") else None
-
-    return get
 
 
 VDIR_NAMES = {"oab": "Oab", "ecp": "Ecp", "owa": "Owa", "ews": "WebServices", "mapi": "Mapi",
@@ -320,6 +271,6 @@ def _cmdlet(kind: Kind, record: PsRecord) -> str:
         match = re.search(r"AD(\w+)VirtualDirectory$", name)
         if match:
             return f"Get-{match[1]}VirtualDirectory"
-    name = _flat(record.props.get("Name")) or ""
+    name = flat(record.props.get("Name")) or ""
     word = name.split(" ")[0].lower()
     return f"Get-{VDIR_NAMES[word]}VirtualDirectory" if word in VDIR_NAMES else kind.cmdlet

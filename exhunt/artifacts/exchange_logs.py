@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import csv
 import re
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import unquote_plus
 
 import duckdb
 import orjson
 
-from exhunt.artifacts.base import Artifact, ParseContext
-from exhunt.artifacts.encoding import utf8_stream
+from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.timeparse import parse_ts
-from exhunt.artifacts.w3c import Block, header_value
-from exhunt.artifacts.w3c_fast import W3cEngine
+from exhunt.artifacts.w3c import Block
+from exhunt.artifacts.w3c_log import W3cLog, facts_by_first_line, status_code, status_sql
 from exhunt.sqltext import identifier, literal
 
 # Normalized column <- candidate source field names (first non-empty wins).
@@ -77,10 +76,6 @@ def source_for(log_type: str, rel_lower: str) -> str:
     return "exchange_log"
 
 
-def _int(text: str | None) -> int | None:
-    return int(text) if text and len(text) <= 9 and text.isascii() and text.isdigit() else None
-
-
 def normalize(record: dict[str, str], source: str) -> dict[str, Any]:
     """Reference normalization of one record (the fast path's SQL must agree with it)."""
     row: dict[str, Any] = {"kind": "http" if source == "httpproxy" else "log"}
@@ -91,7 +86,7 @@ def normalize(record: dict[str, str], source: str) -> dict[str, Any]:
                 row[column] = value
                 break
     row["ts"] = parse_ts(row.get("ts"))
-    row["status"] = _int(row.get("status"))
+    row["status"] = status_code(row.get("status"))
     if source == "httpproxy":
         row["uri_decoded"] = unquote_plus((row.get("uri") or "") + (row.get("uri_query") or ""))
     return row
@@ -159,7 +154,7 @@ class ExchangeDialect:
                    __line AS line, try_cast(_rawts AS TIMESTAMPTZ) AS ts, 'http' AS kind,
                    {pick('client_ip')} AS client_ip, {pick('server_ip')} AS server_ip, {pick('user')} AS "user",
                    {pick('method')} AS method, _uri AS uri, _query AS uri_query, _decoded AS uri_decoded,
-                   CASE WHEN regexp_full_match(_status, '[0-9]{{1,9}}') THEN CAST(_status AS INTEGER) END AS status,
+                   {status_sql('_status')} AS status,
                    {pick('user_agent')} AS user_agent, {pick('protocol')} AS protocol,
                    {pick('anchor_mailbox')} AS anchor_mailbox, {pick('backend_cookie')} AS backend_cookie,
                    {pick('target_server')} AS target_server,
@@ -174,34 +169,18 @@ class ExchangeDialect:
             return
         cols = [identifier(c) for c in VERSION_COLUMNS]
         digits = " AND ".join(f"regexp_full_match({c}, '[0-9]+')" for c in cols)
-        rows = con.execute(
-            f"SELECT concat_ws('.', {', '.join(cols)}) AS v, min(__line) FROM seg "
-            f"WHERE {cols[0]} = '15' AND {digits} GROUP BY v ORDER BY 2"
-        ).fetchall()
-        for value, line in rows:
-            ctx.fact("build", value, line, "high")
+        sql = (f"SELECT concat_ws('.', {', '.join(cols)}) AS v, min(__line) FROM seg "
+               f"WHERE {cols[0]} = '15' AND {digits} GROUP BY v ORDER BY 2")
+        facts_by_first_line(ctx, con, sql, [], "build", "high")
 
 
-class ExchangeLog(Artifact):
+class ExchangeLog(W3cLog):
     """Any log whose header says ``#Software: Microsoft Exchange Server``."""
 
     name = "exchange_log"
-    is_log = True
+    software = "microsoft exchange"
     range_dialect = ExchangeDialect
     path_globs = ("*/logging/httpproxy/*/*.log", "*/logging/ecp/server/*.log", "*/logging/oabgeneratorlog/*.log")
-    fast = True
     # triage: the build facts come from the #Version header and from the version columns of the
     # first and last line of every segment, which triage always parses; no extra lines needed
-    triage_patterns: tuple[str, ...] = ()
-
-    @classmethod
-    def claims(cls, rel_lower: str, head: bytes) -> bool:
-        software = header_value(head, "Software") or ""
-        if "microsoft exchange" in software.lower():
-            return True
-        return header_value(head, "Fields") is not None and super().claims(rel_lower, head)
-
-    @classmethod
-    def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
-        stream = utf8_stream(ctx, stream)  # UTF-16 (Windows PowerShell's Out-File) is transcoded first
-        W3cEngine(ctx, ExchangeDialect(), use_fast=cls.fast).run(stream)
+    triage_patterns = ()

@@ -8,17 +8,16 @@ build fact (CU level only: an SU does not change the resource folder).
 from __future__ import annotations
 
 import re
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 import duckdb
 import orjson
 
-from exhunt.artifacts.base import Artifact, ParseContext
-from exhunt.artifacts.encoding import utf8_stream
+from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.timeparse import parse_ts
-from exhunt.artifacts.w3c import Block, header_value
-from exhunt.artifacts.w3c_fast import W3cEngine
+from exhunt.artifacts.w3c import Block
+from exhunt.artifacts.w3c_log import W3cLog, facts_by_first_line, status_code, status_sql
 from exhunt.sqltext import identifier, literal
 
 OWA_BUILD_PATTERN = r"^/(?:owa|ecp)/(?:auth/)?(15\.\d{1,2}\.\d{1,4}(?:\.\d{1,3})?)/"
@@ -29,11 +28,6 @@ TIME_RE = re.compile(r"\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?", re.A)
 
 def _dash(value: str | None) -> str | None:
     return None if value in (None, "", "-") else value
-
-
-def status_code(text: str | None) -> int | None:
-    """HTTP status: plain ASCII digits that fit the column, else nothing (the raw value stays in fields)."""
-    return int(text) if text and len(text) <= 9 and text.isascii() and text.isdigit() else None
 
 
 def iis_time(date: str | None, time: str | None) -> Any:
@@ -120,7 +114,7 @@ class IisDialect:
                    {dash('c-ip')} AS client_ip, {dash('s-ip')} AS server_ip, {dash('cs-username')} AS "user",
                    {dash('cs-method')} AS method, _stem AS uri, _query AS uri_query,
                    nullif(_dstem || CASE WHEN _query IS NOT NULL THEN '?' || _dquery ELSE '' END, '') AS uri_decoded,
-                   CASE WHEN regexp_full_match(_status, '[0-9]{{1,9}}') THEN CAST(_status AS INTEGER) END AS status,
+                   {status_sql('_status')} AS status,
                    replace({dash('cs(User-Agent)')}, '+', ' ') AS user_agent,
                    {dash('s-computername')} AS computer,
                    __fields AS fields,  -- built by the engine (fields_json)
@@ -131,36 +125,18 @@ class IisDialect:
     def fast_facts(self, ctx: ParseContext, con: duckdb.DuckDBPyConnection, block: Block) -> None:
         if "cs-uri-stem" not in block.fields:
             return
-        status = identifier("sc-status") if "sc-status" in block.fields else "NULL"
-        rows = con.execute(
-            f"""SELECT b, min(__line) FROM (
-                    SELECT regexp_extract({identifier('cs-uri-stem')}, ?, 1, 'i') AS b, __line FROM seg
-                    WHERE coalesce(CASE WHEN regexp_full_match({status}, '[0-9]{{1,9}}')
-                                   THEN CAST({status} AS INTEGER) END, 0) < 400)
-                WHERE b <> '' GROUP BY b ORDER BY 2""",
-            [OWA_BUILD_PATTERN],
-        ).fetchall()
-        for value, line in rows:
-            ctx.fact("owa_build", value, line, "medium")
+        status = status_sql(identifier("sc-status") if "sc-status" in block.fields else "NULL")
+        sql = f"""SELECT b, min(__line) FROM (
+                      SELECT regexp_extract({identifier('cs-uri-stem')}, ?, 1, 'i') AS b, __line FROM seg
+                      WHERE coalesce({status}, 0) < 400)
+                  WHERE b <> '' GROUP BY b ORDER BY 2"""
+        facts_by_first_line(ctx, con, sql, [OWA_BUILD_PATTERN], "owa_build", "medium")
 
 
-class IisLog(Artifact):
+class IisLog(W3cLog):
     name = "iis"
-    is_log = True
+    software = "internet information services"
     range_dialect = IisDialect
     path_globs = ("*u_ex*.log", "u_ex*.log", "*/logfiles/w3svc*/*.log")
-    fast = True
     # triage: lines the parser needs beyond the checks' own, for the ``owa_build`` fact
     triage_patterns = (r"/(?:owa|ecp)/(?:auth/)?15\.[0-9]",)
-
-    @classmethod
-    def claims(cls, rel_lower: str, head: bytes) -> bool:
-        software = (header_value(head, "Software") or "").lower()
-        if "internet information services" in software:
-            return True
-        return header_value(head, "Fields") is not None and super().claims(rel_lower, head)
-
-    @classmethod
-    def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
-        stream = utf8_stream(ctx, stream)  # UTF-16 (Windows PowerShell's Out-File) is transcoded first
-        W3cEngine(ctx, IisDialect(), use_fast=cls.fast).run(stream)

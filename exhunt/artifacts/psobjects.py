@@ -42,6 +42,23 @@ class PsRecord:
     types: list[str]
     props: dict[str, Value] = field(default_factory=dict)
     number: int = 0  # 1-based position in the export
+    lines: dict[str, int] = field(default_factory=dict)  # CLIXML: the line of each property's value
+
+
+def flat(value: Value) -> str | None:
+    """A multi-valued property as one string (``;``-joined)."""
+    return ";".join(value) if isinstance(value, list) else value
+
+
+def getter(props: dict[str, Value]) -> Callable[[str], str | None]:
+    """Property lookup by case-insensitive name; empty values read as None."""
+    lower = {k.lower(): v for k, v in props.items()}
+
+    def get(name: str) -> str | None:
+        value = flat(lower.get(name.lower()))
+        return value if value not in (None, "") else None
+
+    return get
 
 
 # ---- dates -----------------------------------------------------------------------------------------
@@ -260,14 +277,16 @@ class _JsonText:
 
 # ---- CLIXML ----------------------------------------------------------------------------------------
 class _Obj:
-    __slots__ = ("items", "line", "name", "props", "ref", "text", "types")
+    __slots__ = ("items", "line", "lines", "name", "props", "ref", "text", "text_line", "types")
 
     def __init__(self, name: str, ref: str, line: int) -> None:
         self.name, self.ref, self.line = name, ref, line
         self.types: list[str] = []
         self.props: dict[str, Value] = {}
+        self.lines: dict[str, int] = {}
         self.items: list[str] | None = None
         self.text: str | None = None
+        self.text_line = line
 
     def value(self) -> Value:
         if self.items is not None:
@@ -322,30 +341,39 @@ class _ClixmlState:
         if not self.objs:
             return
         obj = self.objs[-1]
+        line = int(self.parser.CurrentLineNumber)
         if tag == "T":
             obj.types.append(value)
         elif tag == "TN":
             self.type_refs[self._tn_ref] = list(obj.types)
         elif tag == "ToString":
-            obj.text = value
+            obj.text, obj.text_line = value, line
         elif tag == "Obj":
             self.objs.pop()
-            self._place(obj.name, obj.value(), obj)
+            self._place(obj.name, obj.value(), obj, obj.text_line)
         elif tag == "Ref":
             if self._ref_id not in self.values and self.forgot and not self.warned_ref:
                 self.warned_ref = True
                 self.warn("CLIXML reference to an object too far back to be held: read as empty (reported once)",
-                          int(self.parser.CurrentLineNumber), None)
-            self._place(name, self.values.get(self._ref_id, None), None)
+                          line, None)
+            self._place(name, self.values.get(self._ref_id, None), None, line)
         elif tag == "Nil":
-            self._place(name, None, None)
+            self._place(name, None, None, line)
         elif tag in _SCALARS or tag not in _KNOWN:
-            self._place(name, value, None)
+            self._place(name, value, None, line)
 
-    def _place(self, name: str, value: Value, finished: _Obj | None) -> None:
+    def close_open(self) -> None:
+        """At a cut: the objects still open, innermost first, end there with what was read."""
+        while self.objs and self.tags:
+            tag, _ = self.tags.pop()
+            if tag == "Obj":
+                obj = self.objs.pop()
+                self._place(obj.name, obj.value(), obj, obj.text_line)
+
+    def _place(self, name: str, value: Value, finished: _Obj | None, line: int) -> None:
         if finished is not None and not self.objs:  # a top-level object: one record
             self.number += 1
-            self.done.append(PsRecord(finished.line, finished.types, finished.props, self.number))
+            self.done.append(PsRecord(finished.line, finished.types, finished.props, self.number, finished.lines))
             return
         if finished is not None and finished.ref:
             if len(self.values) >= MAX_REF_VALUES:  # bounded memory over a huge export: forget older ones
@@ -363,6 +391,7 @@ class _ClixmlState:
                 parent.items.append(value)
         elif name:
             parent.props[name] = value
+            parent.lines[name] = line
 
     def start_ref(self, tag: str, attrs: dict[str, str]) -> None:
         if tag == "Ref":
@@ -370,9 +399,13 @@ class _ClixmlState:
         self.start(tag, attrs)
 
 
-def read_clixml(stream: BinaryIO, warn: Warn) -> Iterator[PsRecord]:
+def read_clixml(stream: BinaryIO, warn: Warn, partial: bool = False) -> Iterator[PsRecord]:
     """Stream an Export-Clixml document through expat (a document type declaration is refused, so
-    no entity can expand); records are handed out after each read."""
+    no entity can expand); records are handed out after each read. The one CLIXML reader: cmdlet
+    exports and the build sources (``clixml.py``) both read through it.
+
+    ``partial``: at a cut, the objects still open are records too, with the properties read before
+    it (a build source states its version early; a cmdlet row cut in half is left out)."""
     state = _ClixmlState(warn)
     parser = expat.ParserCreate(encoding="utf-8")  # the caller hands UTF-8 (transcoded if need be)
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
@@ -396,6 +429,8 @@ def read_clixml(stream: BinaryIO, warn: Warn) -> Iterator[PsRecord]:
             warn("CLIXML with a document type declaration refused (not read)", parser.CurrentLineNumber, None)
             return
         except expat.ExpatError as exc:
+            if partial:
+                state.close_open()
             yield from state.done
             warn(f"CLIXML cut off or malformed ({expat.errors.messages.get(exc.code, exc)}): "
                  f"{state.number} objects read", exc.lineno, parser.CurrentByteIndex)

@@ -295,7 +295,7 @@ def assess_file(path: Path) -> HostBuild:
     A file naming several builds (an org-wide Get-ExchangeServer export) gives the most trustworthy,
     highest one; the CLI is for one server at a time.
     """
-    from exhunt.artifacts.clixml import CliXml, read_builds
+    from exhunt.artifacts.clixml import CliXml, read_builds_file
 
     try:
         with path.open("rb") as stream:
@@ -305,7 +305,7 @@ def assess_file(path: Path) -> HostBuild:
             stream.seek(0)
             found: list[tuple[str, int | None, str]] = []
             problems: list[str] = []
-            read_builds(stream, lambda _f, value, line, conf: found.append((value, line, conf)),
+            read_builds_file(stream, lambda _f, value, line, conf: found.append((value, line, conf)),
                         lambda message, _line, _offset: problems.append(message))
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc

@@ -2,26 +2,20 @@
 
 Called from ``exhunt.worker`` after the file was read once (parsed and hashed); ``data`` is the
 captured content when the file was under the YARA size limit, else ``None`` (hashed, not scanned:
-said in a warning row so coverage shows it). Archives are walked member by member in memory (zip
-and tar with the stdlib, 7z with py7zr when installed) under size, count and ratio limits; members
-become ``files`` rows (``<archive>!<member>``) so hash IOCs reach them too.
+said in a warning row so coverage shows it). Archives found by their magic bytes are walked member by
+member in memory with the evidence layer's one member reader (``evidence.archive_members``) under
+``ARCHIVE_LIMITS``; members become ``files`` rows (``<archive>!<member>``) so hash IOCs reach them too.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import math
 import os
 import re
 import stat
-import tarfile
-import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import suppress
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, BinaryIO
 
 import orjson
@@ -34,15 +28,15 @@ from exhunt.artifacts.pages import SERVER_PAGES
 from exhunt.detections.pagescan import view_rows
 from exhunt.detections.yara import FileScanner
 from exhunt.evidence.archive import looks_like_archive
+from exhunt.evidence.archive_formats import in_memory, is_archive, make_reader
+from exhunt.evidence.archive_members import Limits, Walk, members, read_whole
 from exhunt.evidence.base import EvidenceFile
 
-ARCHIVE_MAGIC = (b"PK\x03\x04", b"7z\xbc\xaf\x27\x1c", b"\x1f\x8b")
-MAX_MEMBERS = 20_000
-MAX_ARCHIVE_TOTAL = 2 << 30  # uncompressed bytes read from one archive
-MAX_RATIO = 200  # uncompressed / compressed, above this a large member is a likely bomb
-RATIO_MIN_SIZE = 10 << 20
-MAX_DEPTH = 3
-MAX_GZIP_MEMBER = 100 << 20
+# Members found in place are read whole into one worker's memory and YARA-scanned: fewer members
+# and bytes than a listed archive, whose members are streamed; nested archives in memory cost only
+# memory, so two levels below the outermost are opened.
+ARCHIVE_LIMITS = Limits(members=20_000, total=2 << 30, depth=2)
+HOLD_7Z = 512 << 20  # a 7z up to this is decompressed once for all its members (solid blocks: see SevenZipReader)
 HEURISTIC_SCORE = 60
 CHR_MARKERS = (b"hr(", b"HR(", b"hrW(", b"hrw(")  # Chr( chr( CHR( ChrW( chrw(
 HEURISTIC_BYTES = 4 << 20
@@ -50,7 +44,6 @@ CONCAT = re.compile(rb"[\"']\s*[+&]\s*[\"']")
 FILE_ATTRIBUTE_HIDDEN = 0x2
 FILE_ATTRIBUTE_SYSTEM = 0x4
 
-Member = tuple[str, int, Callable[[], bytes], float | None]  # name, size, read, mtime
 
 
 def entropy(data: bytes) -> float:
@@ -173,53 +166,37 @@ def scan_file(
     ctx.writer.extend("matches", attribute_heuristics(file, ctx.host, sha256))
     if looks_like_archive(file.rel) and file.source != "file":
         return  # the evidence layer lists this archive's members as files of their own (parsed, not only scanned)
-    if head.startswith(ARCHIVE_MAGIC) or _is_tar(head, file.rel_lower):
+    if is_archive(head, file.rel):
         try:
             stream: BinaryIO = io.BytesIO(data) if data is not None else file.open()
         except OSError as exc:
             _warn(ctx, f"cannot reopen archive: {exc.strerror or exc}")
             return
         with stream:
-            scan_archive(scanner, ctx, file, file.rel, stream, head, depth=1, budget=[MAX_ARCHIVE_TOTAL])
+            scan_archive(scanner, ctx, file, stream)
 
 
-def _is_tar(head: bytes, rel_lower: str) -> bool:
-    return len(head) > 262 and head[257:262] == b"ustar" or rel_lower.endswith((".tar", ".tgz", ".tar.gz"))
-
-
-def scan_archive(
-    scanner: FileScanner,
-    ctx: ParseContext,
-    file: EvidenceFile,
-    label: str,
-    stream: BinaryIO,
-    head: bytes,
-    depth: int,
-    budget: list[int],
-) -> None:
-    """Every member in memory, never on disk; nested archives down to MAX_DEPTH."""
-    try:
-        for count, (name, size, read, mtime) in enumerate(_members(stream, head), 1):
-            member_path = f"{label}!{name}"
-            if count > MAX_MEMBERS:
-                _warn(ctx, f"{label}: more than {MAX_MEMBERS} members, the rest not scanned")
-                return
-            if size > scanner.max_size or size > budget[0]:
-                _warn(ctx, f"{member_path}: member of {size} bytes over the size limit, not scanned")
-                continue
-            try:
-                data = read()
-            except Exception as exc:  # any library error on one member loses only that member
-                _warn(ctx, f"{member_path}: cannot read member: {type(exc).__name__}: {exc}")
-                continue
-            budget[0] -= len(data)
-            sha256 = hashlib.sha256(data).hexdigest()
-            ctx.writer.add("files", _member_row(ctx.host, file, member_path, data, sha256, mtime))
-            scan_bytes(scanner, ctx, member_path, data, sha256)
-            if depth < MAX_DEPTH and (data.startswith(ARCHIVE_MAGIC) or _is_tar(data[:512], name.lower())):
-                scan_archive(scanner, ctx, file, member_path, io.BytesIO(data), data[:512], depth + 1, budget)
-    except Exception as exc:  # archive libraries raise their own types on hostile input (py7zr, lzma, zlib)
-        _warn(ctx, f"{label}: archive unreadable or truncated: {type(exc).__name__}: {exc}")
+def scan_archive(scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, stream: BinaryIO) -> None:
+    """Every member in memory, never on disk, through the evidence layer's member walk (names,
+    links, count, size, ratio and depth limits: ``ARCHIVE_LIMITS``); nested archives are met by
+    their magic bytes and opened from the bytes already read."""
+    name = file.rel.rsplit("/", 1)[-1]
+    walk = Walk(ARCHIVE_LIMITS, lambda where, message: _warn(ctx, f"{where}: {message}"), "!",
+                lambda e: e.data is not None and is_archive(e.data[:512], e.clean),
+                lambda e: make_reader(io.BytesIO(e.data or b""), e.clean.rsplit("/", 1)[-1], HOLD_7Z))
+    for entry in members(lambda: make_reader(in_memory(stream), name, HOLD_7Z), file.rel, file.rel, walk):
+        member_path, size = entry.rel, entry.member.size
+        if size > scanner.max_size:
+            _warn(ctx, f"{member_path}: member of {size} bytes over the size limit, not scanned")
+            continue
+        try:
+            data = read_whole(entry, scanner.max_size)
+        except OSError as exc:  # any error on one member loses only that member
+            _warn(ctx, f"{member_path}: cannot read member: {exc}")
+            continue
+        sha256 = hashlib.sha256(data).hexdigest()
+        ctx.writer.add("files", _member_row(ctx.host, file, member_path, data, sha256, entry.member.mtime))
+        scan_bytes(scanner, ctx, member_path, data, sha256)
 
 
 def _member_row(
@@ -239,103 +216,3 @@ def _member_row(
         "artifact": "archive_member",
         "evidence": file.root,
     }
-
-
-def _members(stream: BinaryIO, head: bytes) -> Iterator[Member]:
-    if head.startswith(b"PK\x03\x04"):
-        yield from _zip_members(stream)
-    elif head.startswith(b"7z\xbc\xaf\x27\x1c"):
-        yield from _7z_members(stream)
-    elif head.startswith(b"\x1f\x8b"):
-        yield from _gzip_members(stream)
-    else:
-        yield from _tar_members(stream)
-
-
-def _zip_members(stream: BinaryIO) -> Iterator[Member]:
-    with zipfile.ZipFile(stream) as archive:
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            if info.flag_bits & 0x1:
-                raise_later = f"encrypted member {info.filename}: not scanned"
-                yield info.filename, 0, _raiser(raise_later), None
-                continue
-            if info.file_size > RATIO_MIN_SIZE and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-                bomb = _raiser("compression ratio too high (zip bomb?), not scanned")
-                yield info.filename, info.file_size, bomb, None
-                continue
-            when = _zip_time(info.date_time)
-            yield info.filename, info.file_size, partial(archive.read, info), when
-
-
-def _zip_time(date_time: tuple[int, int, int, int, int, int]) -> float | None:
-    with suppress(ValueError, OverflowError):
-        return datetime(*date_time, tzinfo=UTC).timestamp()
-    return None
-
-
-def _raiser(message: str) -> Callable[[], bytes]:
-    def read() -> bytes:
-        raise ValueError(message)
-
-    return read
-
-
-def _tar_members(stream: BinaryIO) -> Iterator[Member]:
-    with tarfile.open(fileobj=stream, mode="r|*") as archive:  # streaming: no seeks, no extraction
-        for info in archive:
-            if not info.isfile():
-                continue
-            handle = archive.extractfile(info)
-            if handle is None:
-                continue
-            yield info.name, info.size, handle.read, float(info.mtime)
-
-
-def _gzip_members(stream: BinaryIO) -> Iterator[Member]:
-    """A .tar.gz is walked as a tar; any other gzip (rotated logs, single files) is one member."""
-    with gzip.GzipFile(fileobj=stream) as gz:
-        inner = gz.read(512)
-    stream.seek(0)
-    if len(inner) > 262 and inner[257:262] == b"ustar":
-        yield from _tar_members(stream)
-        return
-
-    def read() -> bytes:
-        with gzip.GzipFile(fileobj=stream) as gz:
-            data = gz.read(MAX_GZIP_MEMBER + 1)
-        if len(data) > MAX_GZIP_MEMBER:
-            raise ValueError(f"decompressed data over {MAX_GZIP_MEMBER} bytes, not scanned")
-        return data
-
-    yield "(gzip content)", 0, read, None
-
-
-def _7z_members(stream: BinaryIO) -> Iterator[Member]:
-    try:
-        import py7zr
-        from py7zr.io import BytesIOFactory
-    except ImportError:
-        yield "*", 0, _raiser("7z archive: py7zr not installed, members not scanned"), None
-        return
-    with py7zr.SevenZipFile(stream, mode="r") as archive:
-        if archive.needs_password():
-            yield "*", 0, _raiser("encrypted 7z archive: members not scanned"), None
-            return
-        infos = [i for i in archive.list() if not i.is_directory]
-        total = sum(i.uncompressed or 0 for i in infos)
-        if total > MAX_ARCHIVE_TOTAL:
-            yield "*", total, _raiser("7z archive too large to scan in memory"), None
-            return
-        factory = BytesIOFactory(MAX_ARCHIVE_TOTAL)
-        archive.extract(factory=factory)  # into memory buffers: nothing touches the disk
-        for info in infos:
-            try:
-                buffer = factory.get(info.filename)
-            except KeyError:
-                continue
-            buffer.seek(0)
-            data = buffer.read()
-            when = info.creationtime.timestamp() if info.creationtime else None
-            yield info.filename, len(data), partial(bytes, data), when

@@ -28,9 +28,12 @@ from typing import Any, BinaryIO
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 SEVENZ_MAGIC = b"7z\xbc\xaf\x27\x1c"
 COMPRESSED_MAGIC = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+BZ2_BLOCK = (b"1AY&SY", b"\x17rE8P\x90")  # after "BZh1".."BZh9": a block, or the end of an empty stream
 UNSUPPORTED_MAGIC = {b"Rar!\x1a\x07": "RAR", b"MSCF": "CAB"}
 ARCHIVE_SUFFIXES = (".zip", ".7z", ".tar", ".tgz", ".gz", ".tbz2", ".bz2", ".txz", ".xz")
+TAR_SUFFIXES = (".tar", ".tgz", ".tar.gz")  # a pre-POSIX tar has no magic: these names say tar
 MAX_7Z_MEMBER = 512 << 20
+MAX_IN_MEMORY = 256 << 20  # a nested archive in a member stream that cannot seek is read into memory up to this
 CACHE_SIZE = 4
 
 
@@ -58,8 +61,8 @@ def sniff(head: bytes) -> str | None:
     if head[257:262] == b"ustar":
         return "tar"
     for magic, fmt in COMPRESSED_MAGIC.items():
-        if head.startswith(magic):
-            return fmt
+        if head.startswith(magic) and (fmt != "bz2" or (head[3:4] in b"123456789" and head[4:10] in BZ2_BLOCK)):
+            return fmt  # bz2's three magic bytes alone would claim a text file starting "BZh"
     return None
 
 
@@ -90,25 +93,41 @@ class ZipReader:
             yield Member(str(i), info.filename, info.file_size, info.compress_size, kind, mtime)
 
     def open(self, locator: str) -> BinaryIO:
-        return self.zf.open(self.zf.infolist()[int(locator)])  # type: ignore[return-value]
+        info = self.zf.infolist()[int(locator)]
+        if info.flag_bits & 0x1:
+            raise ArchiveFormatError("encrypted zip member: needs a password, not read")
+        return self.zf.open(info)  # type: ignore[return-value]
 
 
 class TarReader:
     def __init__(self, stream: BinaryIO) -> None:
         self.tf = tarfile.open(fileobj=stream, mode="r:*")  # noqa: SIM115 - cached, closed with the process
+        self.listed: tarfile.TarInfo | None = None
 
     def members(self) -> Iterator[Member]:
         for info in self.tf:
+            self.listed = info
             kind = ("file" if info.isreg() else "dir" if info.isdir()
                     else "link" if info.issym() or info.islnk() else "other")
             yield Member(str(info.offset), info.name, info.size, None, kind, float(info.mtime),
                          info.linkname or None)
 
     def open(self, locator: str) -> BinaryIO:
+        """The member whose header is at offset ``locator``. The member just listed is opened from
+        its header as read (seeking back to the header would rewind a compressed tar to its start)."""
+        if self.listed is not None and str(self.listed.offset) == locator:
+            return self._extract(self.listed, locator)
         fileobj = self.tf.fileobj
         assert fileobj is not None
         fileobj.seek(int(locator))
-        info = tarfile.TarInfo.fromtarfile(self.tf)
+        at = self.tf.offset  # reading a header moves the listing's position: keep it
+        try:
+            info = tarfile.TarInfo.fromtarfile(self.tf)
+        finally:
+            self.tf.offset = at
+        return self._extract(info, locator)
+
+    def _extract(self, info: tarfile.TarInfo, locator: str) -> BinaryIO:
         if not info.isreg():
             raise ArchiveFormatError(f"tar member at offset {locator} is not a regular file")
         extracted = self.tf.extractfile(info)
@@ -171,11 +190,19 @@ NTH = "\0#"  # in a 7z locator: "<name>\0#<n>" is the n-th member named <name> (
 
 
 class SevenZipReader:
-    def __init__(self, stream: BinaryIO) -> None:
+    """``hold``: a 7z whose members expand to at most this many bytes in all (and that names no
+    member twice) is decompressed once, into memory, at the first ``open`` (members read in place,
+    one after the other; each is let go once opened). Otherwise each ``open`` extracts its one
+    member, which decompresses a solid block from its start every time: bounded memory, slow for
+    many members of a large solid archive."""
+
+    def __init__(self, stream: BinaryIO, hold: int = 0) -> None:
         import py7zr
 
         self.py7zr = py7zr
         self.sz = py7zr.SevenZipFile(stream, mode="r")
+        self.hold = hold
+        self.held: dict[str, _MemoryWriter] | None = None
 
     def members(self) -> Iterator[Member]:
         seen: dict[str, int] = {}
@@ -194,23 +221,41 @@ class SevenZipReader:
             yield Member(f"{f.filename}{NTH}{nth}" if nth else f.filename, f.filename, int(f.uncompressed or 0),
                          None, kind, mtime)
 
-    def open(self, locator: str) -> BinaryIO:
+    def _extract(self, targets: list[str] | None) -> list[tuple[str, _MemoryWriter]]:
+        """Members (``targets``, or all) into capped memory buffers, in archive order. py7zr hands
+        the second member of one name over as ``name_0``: only the order tells copies apart."""
         from py7zr.io import WriterFactory
 
-        writers: list[_MemoryWriter] = []
+        writers: list[tuple[str, _MemoryWriter]] = []
 
         class Factory(WriterFactory):
             def create(self, filename: str) -> Any:
-                writers.append(_MemoryWriter(MAX_7Z_MEMBER))
-                return writers[-1]
+                writers.append((filename, _MemoryWriter(MAX_7Z_MEMBER)))
+                return writers[-1][1]
 
+        self.sz.reset()
+        self.sz.extract(targets=targets, factory=Factory())
+        return writers
+
+    def _holdable(self) -> bool:
+        """Small enough, and no name twice (held members are found by name)."""
+        names = [f.filename for f in self.sz.files]
+        return sum(int(f.uncompressed or 0) for f in self.sz.files) <= self.hold and len(set(names)) == len(names)
+
+    def open(self, locator: str) -> BinaryIO:
+        if self.sz.needs_password():
+            raise ArchiveFormatError("encrypted 7z archive: needs a password, member not read")
         name, _, nth = locator.partition(NTH)
         index = int(nth) if nth.isdigit() else 0
-        self.sz.reset()
-        self.sz.extract(targets=[name], factory=Factory())  # every member of that name, in archive order
-        if len(writers) <= index:
+        if self.held is None and self._holdable():
+            self.held = dict(self._extract(None))
+        if self.held is not None:
+            writer = self.held.pop(name, None) if index == 0 else None  # opened once: its memory goes too
+        else:  # every member of that name, in archive order
+            found = self._extract([name])
+            writer = found[index][1] if index < len(found) else None
+        if writer is None:
             raise ArchiveFormatError(f"7z member not found: {name!r}")
-        writer = writers[index]
         if writer.overflow:
             raise ArchiveFormatError(f"7z member larger than {MAX_7Z_MEMBER} bytes: not read into memory "
                                      "(extract the archive and scan the folder)")
@@ -221,17 +266,26 @@ class SevenZipReader:
 Reader = ZipReader | TarReader | CompressedReader | SevenZipReader
 
 
-def make_reader(stream: BinaryIO, name: str) -> Reader:
-    """Open ``stream`` (seekable) with the reader its magic bytes call for."""
+def is_archive(head: bytes, name: str) -> bool:
+    """An archive by its first bytes, or a tar by its name (what ``make_reader`` opens)."""
+    return sniff(head) is not None or name.lower().endswith(TAR_SUFFIXES)
+
+
+def make_reader(stream: BinaryIO, name: str, hold_7z: int = 0) -> Reader:
+    """Open ``stream`` (seekable) with the reader its magic bytes call for; ``name`` is the
+    archive's file name (a single compressed stream's one member is named after it); ``hold_7z``
+    see ``SevenZipReader``."""
     head = stream.read(512)
     stream.seek(0)
     fmt = sniff(head)
+    if fmt is None and name.lower().endswith(TAR_SUFFIXES):
+        return TarReader(stream)
     if fmt is None:
         raise ArchiveFormatError("not a supported archive (zip, 7z, tar, gz, bz2, xz)")
     if fmt == "zip":
         return ZipReader(stream)
     if fmt == "7z":
-        return SevenZipReader(stream)
+        return SevenZipReader(stream, hold_7z)
     if fmt in COMPRESSED_MAGIC.values():
         inner = _decompressor(fmt, stream).read(512)
         stream.seek(0)
@@ -257,9 +311,7 @@ def reader_for(container: Path, chain: tuple[str, ...], open_file: Any) -> Reade
         return _CACHE[key]
     if chain:
         parent = reader_for(container, chain[:-1], open_file)
-        stream = parent.open(chain[-1])
-        if not stream.seekable():
-            stream = io.BytesIO(stream.read())  # type: ignore[assignment]
+        stream = in_memory(parent.open(chain[-1]))
         # a gz/bz2/xz member's one file is named after the member ("x.aspx.gz" -> "x.aspx"), not
         # after its locator (a zip index or tar offset), so path-based detections still see it
         names = _NAMES.get(key[:1] + (chain[:-1],))
@@ -272,6 +324,16 @@ def reader_for(container: Path, chain: tuple[str, ...], open_file: Any) -> Reade
     while len(_CACHE) > CACHE_SIZE:
         _NAMES.pop(_CACHE.popitem(last=False)[0], None)
     return reader
+
+
+def in_memory(stream: BinaryIO, limit: int = MAX_IN_MEMORY) -> BinaryIO:
+    """A seekable stream for a reader: ``stream`` itself, or its bytes when it cannot seek."""
+    if stream.seekable():
+        return stream
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ArchiveFormatError(f"archive in a stream that cannot seek and larger than {limit} bytes: not opened")
+    return io.BytesIO(data)
 
 
 def clear_cache() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from exhunt.errors import EvidenceError, MissingExtraError
-from exhunt.evidence.archive import GuardedStream
+from exhunt.evidence.archive_members import GuardedStream
 from exhunt.evidence.base import EvidenceFile, Source
 from exhunt.evidence.image_volumes import (
     Volume,

@@ -64,6 +64,13 @@ def test_admin_display_version_is_cu_level(tmp_path: Path) -> None:
     assert facts(con) == [("build", "15.2.986", 8, "medium", "clixml")]
 
 
+def test_admin_display_version_without_its_text_is_read_from_its_numbers(tmp_path: Path) -> None:
+    data = servers(("EXCH1", "x")).replace("<ToString>Version x</ToString>", "")
+    data = data.replace('<I32 N="Minor">2</I32>', '<I32 N="Minor">2</I32><I32 N="Build">1118</I32>')
+    con = parse_bytes(tmp_path, "GetExchangeServer.xml", data.encode())
+    assert facts(con) == [("build", "15.2.1118", 7, "medium", "clixml")]
+
+
 def test_org_wide_export_keeps_only_the_host(tmp_path: Path) -> None:
     data = servers(("EXCH1", "15.2 (Build 986.5)"), ("EXCH2", "15.2 (Build 1118.7)")).encode()
     con = parse_bytes(tmp_path, "GetExchangeServer.xml", data, host="exch2")
@@ -92,7 +99,7 @@ def test_truncated_clixml_is_a_warning_with_position(tmp_path: Path) -> None:
     con = parse_bytes(tmp_path, "ExSetup.xml", data)
     assert facts(con) == [("build", "15.2.1118.25", 6, "high", "clixml")]  # found before the cut
     rows = con.execute("SELECT message, line FROM warnings").fetchall()
-    assert rows[0][0].startswith("malformed CLIXML") and rows[0][1] is not None
+    assert "CLIXML cut off or malformed" in rows[0][0] and rows[0][1] is not None
 
 
 @pytest.mark.parametrize(("head", "claimed"), [

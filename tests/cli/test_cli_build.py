@@ -52,3 +52,15 @@ def test_clixml_file(capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert (doc["build"], doc["update"], doc["source"], doc["confidence"]) == (
         "15.2.1118.25", "Feb23SU", "ExSetup1.xml:17", "high")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_clixml_file_as_windows_powershell_writes_it(tmp_path: Path, encoding: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Export-Clixml of Windows PowerShell 5.1 writes UTF-16 with a BOM: read through the one CLIXML reader."""
+    source = shared_path("css-exchange", "healthchecker-testdata", "E19", "ExSetup1.xml")
+    path = tmp_path / "ExSetup1.xml"
+    path.write_bytes(source.read_bytes().decode("utf-8-sig").encode(encoding))
+    assert main(["build", str(path), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["build"], doc["source"]) == ("15.2.1118.25", "ExSetup1.xml:17")

@@ -8,6 +8,7 @@ import random
 import tarfile
 import tracemalloc
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import py7zr
@@ -83,7 +84,7 @@ def test_folder_links_are_reported(tmp_path: Path) -> None:
 
 
 def test_archive_bomb_ratio_total_and_nesting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(archive, "RATIO_MIN_SIZE", 1 << 20)
+    monkeypatch.setattr(archive, "LIMITS", replace(archive.LIMITS, ratio_min_size=1 << 20))
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w") as zf:
         zf.writestr("deeper.zip", _zip(tmp_path / "d.zip", {"x.log": b"x"}).read_bytes())
@@ -95,7 +96,7 @@ def test_archive_bomb_ratio_total_and_nesting(tmp_path: Path, monkeypatch: pytes
     assert "possible archive bomb" in messages["zeros.log"]
     assert "nested more than 1 level" in messages["nested.zip/deeper.zip"]
     assert "webshell.placement" in checks
-    monkeypatch.setattr(archive, "MAX_TOTAL", 100)
+    monkeypatch.setattr(archive, "LIMITS", replace(archive.LIMITS, total=100))
     warnings, _ = _scan(tmp_path, ev)
     assert any("more than 100 bytes in total" in m for _, m in warnings)
 

@@ -1,0 +1,60 @@
+"""What the two ``#Fields`` log families share: IIS (``iis.py``) and Exchange's own logs
+(``exchange_logs.py``).
+
+Both are claimed by their ``#Software`` header (or by a path glob when a ``#Fields`` header is
+there), transcoded first when Windows PowerShell re-saved them as UTF-16, parsed by the W3C engine
+(``w3c_fast``, reference parser ``w3c``) with their dialect, and split in byte ranges when big. Each
+subclass states only what differs: its name, the ``#Software`` text, its globs, its dialect and
+the lines triage must parse for its facts. The status-code rule both dialects apply, in Python and
+in SQL, is here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, BinaryIO, ClassVar
+
+import duckdb
+
+from exhunt.artifacts.base import Artifact, ParseContext
+from exhunt.artifacts.encoding import utf8_stream
+from exhunt.artifacts.w3c import header_value
+from exhunt.artifacts.w3c_fast import W3cEngine
+
+
+def status_code(text: str | None) -> int | None:
+    """HTTP status: plain ASCII digits that fit the column, else nothing (the raw value stays in fields)."""
+    return int(text) if text and len(text) <= 9 and text.isascii() and text.isdigit() else None
+
+
+def status_sql(column: str) -> str:
+    """``status_code`` in DuckDB SQL, for the fast path (``column`` is an SQL expression)."""
+    return f"CASE WHEN regexp_full_match({column}, '[0-9]{{1,9}}') THEN CAST({column} AS INTEGER) END"
+
+
+def facts_by_first_line(ctx: ParseContext, con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any],
+                        fact: str, confidence: str) -> None:
+    """One fact per value ``sql`` selects (``value, first line``), in the order the file shows them."""
+    for value, line in con.execute(sql, list(params)).fetchall():
+        ctx.fact(fact, value, line, confidence)
+
+
+class W3cLog(Artifact):
+    """Base of the ``#Fields`` log artifacts; not registered itself."""
+
+    is_log = True
+    fast = True  # tests turn the fast path off to compare it with the reference parser
+    software: ClassVar[str] = ""  # lower-case text of the ``#Software`` header that claims a file
+    # triage: lines the parser needs beyond the checks' own (for its facts)
+    triage_patterns: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def claims(cls, rel_lower: str, head: bytes) -> bool:
+        if cls.software and cls.software in (header_value(head, "Software") or "").lower():
+            return True
+        return header_value(head, "Fields") is not None and super().claims(rel_lower, head)
+
+    @classmethod
+    def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
+        stream = utf8_stream(ctx, stream)  # UTF-16 (Windows PowerShell's Out-File) is transcoded first
+        W3cEngine(ctx, cls.range_dialect(), use_fast=cls.fast).run(stream)
