@@ -169,6 +169,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             if store.exists() and not options.resume:
                 shutil.rmtree(store)
             resume.drop_listing_parts(store)
+            pivot.drop_parts(store)  # redone on every run, resumed or not: new evidence, new indicators
             (case / "findings.json").unlink(missing_ok=True)
             work = plan(evidence, options.host, store)
             custody.record_inputs(case, store, work, _jobs(options.jobs), __version__)
@@ -183,7 +184,6 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 resume.save(store, {k: fp for k, fp in current.items() if k in skip}, key)
             results = parse_all(work, store, options, skip, triage, events)
             resume.save(store, current, key)
-            pivot.drop_parts(store)  # redone on every run, resumed or not: new evidence, new indicators
             document = assess(store, work, options, triage)
             triage_report = {**triage_report, "pivot": document.rules.get("pivot", PIVOT_NONE)}
             document = replace(document, rules={**{k: v for k, v in document.rules.items() if k != "pivot"},
