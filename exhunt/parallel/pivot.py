@@ -134,6 +134,8 @@ def run_rounds(con: duckdb.DuckDBPyConnection, store: Path, work: Sequence[Any],
         searched += new
         report.update(rounds=round_, files=done["files"], rows=report["rows"] + done["rows"],
                       patterns=len(searched), seconds=report["seconds"] + done["seconds"])
+        if not done["rows"]:
+            break  # the store is as it was: the indicators are too
     report["seconds"] = round(report["seconds"], 3)
     if not report["rounds"]:
         report["reason"] = "no finding gives an attacker indicator"
