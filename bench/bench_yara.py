@@ -32,7 +32,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from machine_info import machine  # noqa: E402  (bench/ is on sys.path when run as a script)
-from small_pages import alternate, generate_pages, missed, table  # noqa: E402
+from small_pages import alternate, check_findings, generate_pages, missed, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -107,8 +107,9 @@ def generate(target: Path, files: int, total_bytes: int) -> None:
     marker.write_text("ok")
 
 
-def run_timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (KiB, largest process of the tree) and stdout of a command."""
+def run_timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, float]:
+    """Wall seconds, peak RSS (KiB, largest process of the tree), stdout and CPU seconds (user +
+    system of the command and the workers it waited for: steadier than wall time on a shared machine)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env)
@@ -118,24 +119,24 @@ def run_timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float,
         text = out.read().decode("utf-8", "replace")
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise SystemExit(f"command failed ({status}): {' '.join(cmd[:6])} ...")
-    return elapsed, int(usage.ru_maxrss), text
+    return elapsed, int(usage.ru_maxrss), text, usage.ru_utime + usage.ru_stime
 
 
-def yara_cli_paths(yara: str, rules: list[Path], corpus: Path, jobs: int) -> tuple[float, int, set[str]]:
-    """Wall seconds, peak RSS (KiB) and the files (relative to ``corpus``) the yara CLI flags."""
+def yara_cli_paths(yara: str, rules: list[Path], corpus: Path, jobs: int) -> tuple[float, int, set[str], float]:
+    """Wall seconds, peak RSS (KiB), the files (relative to ``corpus``) the yara CLI flags, CPU seconds."""
     cmd = [yara, "-r", "-w", "-p", str(jobs)]
     for name in EXTERNALS:
         cmd += ["-d", f"{name}="]
     cmd += [f"{r.stem}:{r}" for r in rules] + [str(corpus)]
-    elapsed, rss, out = run_timed(cmd)
+    elapsed, rss, out, cpu = run_timed(cmd)
     flagged = {
         Path(line.split(" ", 1)[1]).relative_to(corpus).as_posix() for line in out.splitlines() if " " in line
     }
-    return elapsed, rss, flagged
+    return elapsed, rss, flagged, cpu
 
 
 def yara_cli(yara: str, rules: list[Path], corpus: Path, jobs: int) -> tuple[float, int, int]:
-    elapsed, rss, flagged = yara_cli_paths(yara, rules, corpus, jobs)
+    elapsed, rss, flagged, _ = yara_cli_paths(yara, rules, corpus, jobs)
     return elapsed, rss, len(flagged)
 
 
@@ -174,13 +175,20 @@ def exhunt_pass(rules: list[Path], corpus: Path, jobs: int) -> tuple[float, int,
     return elapsed, rss, flagged
 
 
+def floor_paths(corpus: Path, jobs: int) -> tuple[float, int, set[str], float]:
+    """The Python floor (bench/pages_floor.py: read, hashes, yara-x scan, nothing else) as a row."""
+    cmd = [sys.executable, str(ROOT / "bench" / "pages_floor.py"), str(corpus), "--jobs", str(jobs)]
+    elapsed, rss, out, cpu = run_timed(cmd, dict(os.environ, PYTHONPATH=str(ROOT)))
+    return elapsed, rss, {line for line in out.splitlines() if line}, cpu
+
+
 def exhunt_scan(rules: list[Path], corpus: Path, jobs: int, out: Path) -> tuple[float, int, int]:
-    elapsed, rss, flagged = exhunt_scan_paths(rules, corpus, jobs, out)
+    elapsed, rss, flagged, _ = exhunt_scan_paths(rules, corpus, jobs, out)
     return elapsed, rss, len(flagged)
 
 
-def exhunt_scan_paths(rules: list[Path], corpus: Path, jobs: int, out: Path) -> tuple[float, int, set[str]]:
-    """Wall seconds, peak RSS (KiB) and the files (store paths) ``exhunt scan`` flags with YARA."""
+def exhunt_scan_paths(rules: list[Path], corpus: Path, jobs: int, out: Path) -> tuple[float, int, set[str], float]:
+    """Wall seconds, peak RSS (KiB), the files (store paths) ``exhunt scan`` flags with YARA, CPU seconds."""
     if out.exists():
         shutil.rmtree(out)
     cmd = [
@@ -199,12 +207,12 @@ def exhunt_scan_paths(rules: list[Path], corpus: Path, jobs: int, out: Path) -> 
         if not rule.is_relative_to(OWN):
             cmd += ["--yara", str(rule)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    elapsed, rss, _ = run_timed(cmd, env)
+    elapsed, rss, _, cpu = run_timed(cmd, env)
     from exhunt.events.store import connect
 
     con = connect(out / "store")
     rows = con.execute("SELECT DISTINCT path FROM matches WHERE engine = 'yara'").fetchall()
-    return elapsed, rss, {str(r[0]) for r in rows}
+    return elapsed, rss, {str(r[0]) for r in rows}, cpu
 
 
 def main() -> None:
@@ -216,6 +224,9 @@ def main() -> None:
         "--rows", choices=("all", "large", "pages"), default="all",
         help="large: the 1 GB corpus rows; pages: the 20,000 small pages row (issue 19)",
     )
+    parser.add_argument("--update-findings", action="store_true",
+                        help="rewrite bench/results/yara_pages_findings.json from this run (after a "
+                             "deliberate detection change; otherwise the pages row must equal it)")
     args = parser.parse_args()
     os.environ.setdefault("EXHUNT_CACHE", str(args.out / "cache"))
     if args.rows in ("all", "pages"):
@@ -243,6 +254,7 @@ def small_pages(args: argparse.Namespace) -> None:
     runs = alternate(
         {
             f"yara {version} -p {args.jobs}": lambda: yara_cli_paths(yara, rules, corpus, args.jobs),
+            f"floor: read + hashes + yara-x, {args.jobs} procs": lambda: floor_paths(corpus, args.jobs),
             f"exhunt scan --jobs {args.jobs}": lambda: exhunt_scan_paths(
                 rules, corpus, args.jobs, args.out / "case-pages"
             ),
@@ -253,8 +265,11 @@ def small_pages(args: argparse.Namespace) -> None:
         lost = missed(planted, rs[-1][2])
         if lost:
             raise SystemExit(f"{name} missed planted shells: {', '.join(lost)}")
+    same = check_findings(args.out / "case-pages" / "findings.json",
+                          ROOT / "bench" / "results" / "yara_pages_findings.json", args.update_findings)
     lines = table(runs, planted, n_files)
     print("\n".join(lines))
+    print(same)
     note = (
         f"# YARA benchmark: small pages (issue 19{', --quick' if args.quick else ''})\n\nMachine: {machine()}.\n\n"
         f"Corpus: {n_files:,} files, {n_bytes / (1 << 20):,.1f} MB: variations of the shared benign ASPX "
@@ -262,7 +277,10 @@ def small_pages(args: argparse.Namespace) -> None:
         "page cache. `exhunt scan` includes listing, SHA-256/SHA-1/MD5 of every file, YARA, the Parquet "
         "store and every detection; its compiled rules come from the cache (warmed by one untimed run), "
         f"the yara CLI compiles on every run. {rounds} alternating runs per side, medians; 'x yara time' "
-        "< 1 means faster than yara. Every planted shell must be flagged by both sides.\n\n"
+        "< 1 means faster than yara. The floor row is `bench/pages_floor.py`: the same rules in a spawned "
+        "Python pool doing only what no design can skip (read, SHA-256/SHA-1/MD5, the yara-x scan), i.e. "
+        "the best a Python per-file loop can do. Every planted shell must be flagged by every row, and "
+        f"exhunt's findings must equal `bench/results/yara_pages_findings.json` ({same}).\n\n"
     )
     results_dir = ROOT / "bench" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from exhunt.artifacts.base import Artifact, ParseContext
@@ -30,8 +31,31 @@ RANGE_ARTIFACTS: dict[str, tuple[Any, Any]] = {  # (artifact class, dialect fact
     a.name: (a, a.range_dialect) for a in ARTIFACTS if a.range_dialect is not None}
 
 
+# One look at the head before the artifacts' own sniffs (web roots are tens of thousands of pages that
+# no log or export sniff can claim): the marks and start patterns the content-sniffing artifacts state.
+# An artifact that states neither is asked about every file, so a missing mark costs time, never a file.
+ALWAYS_ASKED = tuple(a for a in ARTIFACTS if not a.head_marks and not a.head_start)
+HEAD_MARKS = tuple(dict.fromkeys(m for a in ARTIFACTS for m in a.head_marks))
+HEAD_START = re.compile(b"|".join(b"(?:%s)" % a.head_start for a in ARTIFACTS if a.head_start))
+
+
+def may_be_content_claimed(head: bytes) -> bool:
+    """False only when no artifact can claim this head by its content (see ``Artifact.head_marks``)."""
+    if b"\x00" in head or text_head(head) is not head:  # binary or UTF-16: every sniff decides
+        return True
+    low = head.lower()
+    return any(mark in low for mark in HEAD_MARKS) or HEAD_START.match(low) is not None
+
+
 def choose(rel_lower: str, head: bytes) -> type[Artifact] | None:
     """The first artifact that claims the file; a UTF-16 head is also shown as its UTF-8 transcoding."""
+    if not may_be_content_claimed(head):
+        return next((a for a in ALWAYS_ASKED if a.claims(rel_lower, head)), None)
+    return choose_by_sniffing(rel_lower, head)
+
+
+def choose_by_sniffing(rel_lower: str, head: bytes) -> type[Artifact] | None:
+    """``choose`` asking every artifact in turn: the reference the head marks must agree with."""
     text = text_head(head)
     for artifact in ARTIFACTS:
         if artifact.claims(rel_lower, head) or (text is not head and artifact.claims(rel_lower, text)):

@@ -85,6 +85,11 @@ class Artifact:
     is_event_log: ClassVar[bool] = False
     # The W3C dialect (``w3c_fast.Dialect`` factory) when a big file may be parsed in byte ranges.
     range_dialect: ClassVar[Any] = None
+    # What every head this artifact claims holds, as ``choose`` sees it (a NUL-free UTF-8 head,
+    # lower-cased): one of ``head_marks`` anywhere, or a match of ``head_start`` at its start. Both
+    # empty: ``claims`` looks at the path alone. A head none of them fits skips every content sniff.
+    head_marks: ClassVar[tuple[bytes, ...]] = ()
+    head_start: ClassVar[bytes] = b""
 
     @classmethod
     def claims(cls, rel_lower: str, head: bytes) -> bool:

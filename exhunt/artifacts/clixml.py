@@ -47,6 +47,7 @@ class CliXml(Artifact):
     """HealthChecker / Export-Clixml output carrying ExSetup's file version or AdminDisplayVersion."""
 
     name = "clixml"
+    head_marks = (b"<objs ",)
 
     @classmethod
     def claims(cls, rel_lower: str, head: bytes) -> bool:

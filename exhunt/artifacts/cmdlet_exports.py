@@ -148,6 +148,7 @@ class CmdletExport(Artifact):
     """Exchange cmdlet output as CSV, JSON or CLIXML (see the module docstring for the rows)."""
 
     name = "cmdlet_export"
+    head_start = rb"(?:\xef\xbb\xbf|[ \t\r\n])*(?:<objs|<\?xml|\[|\{|#type |\")"
     is_log = True
 
     @classmethod

@@ -71,6 +71,7 @@ class EventCsv(Artifact):
     """CSV exports of Windows events (Event Viewer, EvtxECmd, Splunk, Sentinel)."""
 
     name = "eventcsv"
+    head_start = rb"(?:\xef\xbb\xbf)?[^{\[<#\n][^\n]*[,\t;]"  # a first line with a delimiter
     is_log = True
     is_event_log = True
 

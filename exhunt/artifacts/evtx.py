@@ -57,6 +57,7 @@ class EvtxLog(Artifact):
     """A Windows XML event log file (.evtx)."""
 
     name = "evtx"
+    head_start = rb"elffile"
     is_log = True
     is_event_log = True
 

@@ -4,6 +4,11 @@ EVTX chunks (64 KiB after the 4 KiB file header) are self-contained: each has it
 template tables, so every text of its records (values, channel and provider names) is in the
 chunk's own bytes as UTF-16LE. One Hyperscan scan per chunk for the necessary literals of the
 loaded detections (``exhunt.detections.eventfilter``) tells whether any record in it could match;
+the scan runs over the chunk with its NUL bytes deleted (``bytes.translate``, one C pass) for the
+literals' UTF-16LE bytes with theirs deleted, ASCII-caseless: every chunk holding a literal still
+matches (deleting a byte value from both sides keeps every occurrence), a few more may, and it is
+about twice as fast as the interleaved UTF-16 patterns, whose NULs made Hyperscan's literal
+matcher verify a candidate at nearly every character;
 the parser is then given a synthetic file (the file header, chunk count and CRC fixed, plus the
 selected chunks), which the ``evtx`` package reads like the original.
 
@@ -28,6 +33,7 @@ RECORD_MAGIC = b"\x2a\x2a\x00\x00"
 
 _LITERALS: tuple[str, ...] | None = None  # None: parse every chunk
 _DATABASE: Any = None  # the compiled Hyperscan database of _LITERALS (None when there are none)
+MATCH_ALL = object()  # _DATABASE when a literal has no byte but NUL: every chunk matches
 
 
 def configure(literals: tuple[str, ...] | None) -> None:
@@ -43,26 +49,27 @@ def current() -> tuple[str, ...] | None:
     return _LITERALS
 
 
-def utf16_pattern(text: str) -> bytes:
-    """A Hyperscan regex for ``text`` as UTF-16LE, caseless for ASCII letters."""
-    parts = []
-    for char in text:
-        low, up = char.lower(), char.upper()
-        if low != up and len(low) == len(up) == 1 and ord(low) < 128 and ord(up) < 128:
-            parts.append(f"[\\x{ord(up):02x}\\x{ord(low):02x}]")
-        else:
-            parts.extend(f"\\x{b:02x}" for b in char.encode("utf-16-le")[:1])
-        parts.extend(f"\\x{b:02x}" for b in char.encode("utf-16-le")[1:])
-    return "".join(parts).encode()
+def without_nul(text: str) -> bytes:
+    """``text`` as UTF-16LE with its NUL bytes deleted: what it looks like in a NUL-less chunk."""
+    return text.encode("utf-16-le", "surrogatepass").translate(None, b"\x00")
+
+
+def literal_pattern(text: str) -> bytes:
+    """A Hyperscan expression matching the bytes of ``without_nul(text)`` exactly (ASCII case aside)."""
+    return "".join(f"\\x{b:02x}" for b in without_nul(text)).encode()
 
 
 def compile_literals(literals: tuple[str, ...]) -> Any:
+    """The database of the literals, or MATCH_ALL when one has no byte left (every chunk matches)."""
     import hyperscan
 
+    if any(not without_nul(text) for text in literals):
+        return MATCH_ALL
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    patterns = [utf16_pattern(text) for text in literals]
+    patterns = [literal_pattern(text) for text in literals]
+    flags = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_CASELESS
     database.compile(expressions=patterns, ids=list(range(len(patterns))), elements=len(patterns),
-                     flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(patterns))
+                     flags=[flags] * len(patterns))
     return database
 
 
@@ -72,6 +79,8 @@ def chunk_matches(chunk: bytes) -> bool:
         return True
     if _DATABASE is None:
         return False
+    if _DATABASE is MATCH_ALL:
+        return True
     import hyperscan
 
     found: list[int] = []
@@ -81,7 +90,7 @@ def chunk_matches(chunk: bytes) -> bool:
         return True  # stop at the first
 
     with contextlib.suppress(hyperscan.ScanTerminated):  # how Hyperscan reports a stopped scan
-        _DATABASE.scan(chunk, match_event_handler=on_match)
+        _DATABASE.scan(chunk.translate(None, b"\x00"), match_event_handler=on_match)
     return bool(found)
 
 
@@ -130,7 +139,7 @@ def select(data: IO[bytes], must_parse: set[int]) -> Selection | None:
                 numbers.append(number)
             continue
         first, last = struct.unpack_from("<QQ", chunk, 24)
-        if number in must_parse or chunk_matches(chunk):
+        if number in must_parse or chunk_matches(used_part(chunk)):
             keep.append(chunk)
             numbers.append(number)
             by_first_id[first] = number
@@ -145,8 +154,16 @@ def select(data: IO[bytes], must_parse: set[int]) -> Selection | None:
     first_written, last_written = (min(written), max(written)) if written else (None, None)
     if not keep:
         return Selection(None, [], skipped, first_written, last_written)
-    return Selection(io.BytesIO(synthetic_header(header, len(keep)) + b"".join(keep)), numbers, skipped,
+    return Selection(io.BytesIO(b"".join([synthetic_header(header, len(keep)), *keep])), numbers, skipped,
                      first_written, last_written, last_before, by_first_id)
+
+
+def used_part(chunk: bytes) -> bytes:
+    """The chunk up to its free-space offset: the parser reads no record past it (and the records'
+    strings and templates are inside the records), so the rest (a third of the bytes of the shared
+    set's chunks are in use) need not be searched. An offset out of range: the whole chunk."""
+    free = struct.unpack_from("<I", chunk, 48)[0]
+    return chunk[:free] if 512 <= free < len(chunk) else chunk
 
 
 def written_range(chunk: bytes) -> tuple[int, ...]:

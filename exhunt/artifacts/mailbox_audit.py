@@ -58,6 +58,8 @@ def client(text: str | None) -> str | None:
 
 class MailboxAuditExport(Artifact):
     name = "mailbox_audit"
+    head_marks = (b"<searchresults",)
+    head_start = rb"[^\n]*(?:\n[^\n]*)?mailboxownerupn"  # the CSV's first two lines
     is_log = True
 
     @classmethod

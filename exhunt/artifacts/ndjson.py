@@ -176,6 +176,7 @@ class NdjsonEvents(Artifact):
     """JSON-lines exports of Windows events (Winlogbeat/ECS or generic Event/System)."""
 
     name = "ndjson"
+    head_start = rb"[\xef\xbb\xbf \t\r\n]*\{"
     is_log = True
     is_event_log = True
 

@@ -43,6 +43,7 @@ class W3cLog(Artifact):
     """Base of the ``#Fields`` log artifacts; not registered itself."""
 
     is_log = True
+    head_marks = (b"#software:", b"#fields:")  # ``claims`` needs one of the two headers
     fast = True  # tests turn the fast path off to compare it with the reference parser
     software: ClassVar[str] = ""  # lower-case text of the ``#Software`` header that claims a file
     # triage: lines the parser needs beyond the checks' own (for its facts)

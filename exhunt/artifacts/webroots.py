@@ -15,6 +15,7 @@ from exhunt.artifacts.encoding import utf8_stream
 from exhunt.artifacts.pages import PAGES_AND_CONFIG
 
 MAX_PAGE_BYTES = 16 << 20
+READ = 64 << 10  # a BufferedReader allocates the whole size asked for: 16 MiB per 2 KB page cost 35 us
 OAB_EXPORT_RE = re.compile(
     rb"ExternalUrl\s*[:=]?\s*[^\r\n]{0,200}?<script[^>]{0,200}runat\s*=\s*[\"']?server", re.I
 )
@@ -29,10 +30,11 @@ class WebPage(Artifact):
 
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
-        data = utf8_stream(ctx, stream).read(MAX_PAGE_BYTES)  # a UTF-16 page is looked at as UTF-8
+        data = read_upto(utf8_stream(ctx, stream), MAX_PAGE_BYTES)  # a UTF-16 page is looked at as UTF-8
         if len(data) == MAX_PAGE_BYTES:
             ctx.warn(f"page larger than {MAX_PAGE_BYTES} bytes: only the start was inspected")
-        match = OAB_EXPORT_RE.search(data)
+        # the case-blind regex costs ~40 us a page; its literal is a necessary condition and one C scan
+        match = OAB_EXPORT_RE.search(data) if b"externalurl" in data.lower() else None
         if match:
             line = data.count(b"\n", 0, match.start()) + 1
             start = data.rfind(b"\n", 0, match.start()) + 1
@@ -40,3 +42,16 @@ class WebPage(Artifact):
             excerpt = data[start : end if end != -1 else len(data)][:400].decode("utf-8", "replace")
             ctx.event({"kind": "file", "log_type": "oab_export_script", "line": line,
                        "message": excerpt.strip()})
+
+
+def read_upto(stream: BinaryIO, limit: int) -> bytes:
+    """At most ``limit`` bytes, read ``READ`` at a time (small pages pay for what they hold)."""
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = stream.read(min(READ, left))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

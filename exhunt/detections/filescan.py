@@ -43,6 +43,7 @@ HEURISTIC_BYTES = 4 << 20
 CONCAT = re.compile(rb"[\"']\s*[+&]\s*[\"']")
 FILE_ATTRIBUTE_HIDDEN = 0x2
 FILE_ATTRIBUTE_SYSTEM = 0x4
+HAS_FILE_ATTRIBUTES = hasattr(os.stat_result, "st_file_attributes")  # Windows only: elsewhere no stat per file
 
 
 
@@ -119,7 +120,7 @@ def content_heuristics(host: str, rel: str, data: bytes, sha256: str) -> list[di
 
 def attribute_heuristics(file: EvidenceFile, host: str, sha256: str) -> list[dict[str, Any]]:
     """Hidden/system attributes, where the evidence keeps them (a live or mounted NTFS on Windows)."""
-    if file.source not in ("directory", "file"):
+    if not HAS_FILE_ATTRIBUTES or file.source not in ("directory", "file"):
         return []
     try:
         st = os.stat(os.path.join(file.root, file.rel), follow_symlinks=False)

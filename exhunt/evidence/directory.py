@@ -43,7 +43,11 @@ class DirectorySource(Source):
         stack: list[tuple[str, int]] = [(root, 0)]
         while stack:
             folder, depth = stack.pop()
-            rel_folder = printable(os.path.relpath(folder, root).replace(os.sep, "/"))[0]
+            real_folder = os.path.relpath(folder, root).replace(os.sep, "/")
+            rel_folder = printable(real_folder)[0]
+            # each entry's relative path from its folder's, computed once per folder: relpath per
+            # file cost 0.5 s of serial listing over 20,000 pages
+            prefix = "" if real_folder == "." else real_folder + "/"
             if depth > MAX_DEPTH:
                 warn(rel_folder, f"folder nesting deeper than {MAX_DEPTH}: not descended")
                 continue
@@ -54,7 +58,7 @@ class DirectorySource(Source):
                 continue
             subdirs = []
             for entry in entries:
-                real = os.path.relpath(entry.path, root).replace(os.sep, "/")
+                real = prefix + entry.name
                 rel, escaped = printable(self.present(real))
                 if escaped:
                     warn(rel, "file name has control or undecodable characters: shown escaped")
@@ -81,4 +85,7 @@ class DirectorySource(Source):
 
     @classmethod
     def open_member(cls, member: EvidenceFile) -> BinaryIO:
-        return open_readonly(Path(member.root) / (member.locator[0] if member.locator else member.rel))
+        # a string join, not pathlib (0.3 s CPU of Path objects over 20,000 pages), and the raw file:
+        # the worker's hashing reader and the archive readers buffer for themselves
+        return open_readonly(os.path.join(member.root, member.locator[0] if member.locator else member.rel),
+                             buffered=False)

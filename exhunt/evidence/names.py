@@ -12,6 +12,9 @@ import re
 import unicodedata
 
 _DRIVE = re.compile(r"^([A-Za-z])(?::|%3[Aa])?$")
+# the only unsafe characters of ASCII text are its C0 controls and DEL (category Cc): one C search
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ASCII_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, \n, \r kept
 
 
 def _escape_char(ch: str) -> str:
@@ -32,7 +35,7 @@ def _unsafe_char(ch: str) -> bool:
 
 def printable(name: str) -> tuple[str, bool]:
     """Escape control, format (bidi overrides) and surrogate characters as ``\\xNN``/``\\uNNNN``."""
-    if name.isascii() and name.isprintable():  # nearly every name: one C call, no loop per character
+    if name.isascii() and not _ASCII_CONTROL.search(name):  # nearly every name: C calls, no loop per character
         return name, False
     if all(not _unsafe_char(ch) for ch in name):
         return name, False
@@ -42,7 +45,7 @@ def printable(name: str) -> tuple[str, bool]:
 def visible(text: str) -> str:
     """Text for a report: control, format (bidi override) and surrogate characters as ``\\xNN`` /
     ``\\uNNNN``, so a log line cannot reorder or hide what a reader sees; tab and line ends kept."""
-    if text.isascii() and text.isprintable():
+    if text.isascii() and not _ASCII_CONTROL_BUT_LINES.search(text):  # multi-line text too, in C
         return text
     return "".join(_escape_char(ch) if ch not in "\t\n\r" and _unsafe_char(ch) else ch for ch in text)
 

@@ -12,11 +12,15 @@ from pathlib import Path
 import orjson
 
 from exhunt.errors import EvidenceError
-from exhunt.findings.model import AssessmentDocument, document_from_dict
+from exhunt.findings.model import AssessmentDocument, document_from_dict, shallow_dict
+
+OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def document_bytes(document: AssessmentDocument) -> bytes:
-    return orjson.dumps(document.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    """The same bytes as ``to_dict`` dumped with sorted keys; dataclasses reach orjson one level at a
+    time through ``shallow_dict`` (orjson does not sort a dataclass's own fields)."""
+    return orjson.dumps(document, default=shallow_dict, option=OPTIONS) + b"\n"
 
 
 def save_document(case: Path, document: AssessmentDocument) -> Path:

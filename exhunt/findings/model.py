@@ -5,7 +5,7 @@ Everything is JSON-native (times are ISO-8601 UTC strings) so ``load(dump(doc)) 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -179,11 +179,38 @@ class AssessmentDocument:
     impact: tuple[MailboxImpact, ...] = ()  # mailboxes exposed, by confidence then volume
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain(self)
 
     @property
     def has_findings(self) -> bool:
         return any(f.category != "hygiene" for f in self.findings)
+
+
+def plain(value: Any) -> Any:
+    """``dataclasses.asdict`` without its deep copy of every value (the document is frozen)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {name: plain(getattr(value, name)) for name in _field_names(type(value))}
+    if isinstance(value, list | tuple):
+        return type(value)(map(plain, value)) if type(value) in (list, tuple) else [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    return value
+
+
+def shallow_dict(value: Any) -> dict[str, Any]:
+    """A dataclass's fields, values as they are: orjson's ``default``, so the recursion runs in C
+    (findings.json of 7,300 findings: 0.56 s through ``asdict``, 0.08 s)."""
+    return {name: getattr(value, name) for name in _field_names(type(value))}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def _build(cls: type, data: Any) -> Any:

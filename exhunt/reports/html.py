@@ -31,6 +31,10 @@ from exhunt.reports.case import Case, CitedEvent, cited_events, iso_utc, worst_f
 from exhunt.reports.chart import build_chart
 
 TIMELINE_ROWS = 500
+# Findings shown in full per check, in document order (most severe first); past that, one row per kind
+# of finding with its count (a web root of 7,000 unknown pages made a 21 MB page that buried the YARA
+# hits under them; findings.json, the store and the CSV/JSON exports keep every finding).
+FINDING_DETAILS = 50
 ATTACK_RE = re.compile(r"^T(\d{4})(?:\.(\d{3}))?$")
 
 
@@ -67,7 +71,9 @@ def render_text(case: Case) -> str:
     css, script = _asset("report.css"), _asset("timeline.js")
     events = list(cited_events(case))
     chart = build_chart(doc, events)
-    anchors = {f.id: f"finding-{i + 1}" for i, f in enumerate(doc.findings)}
+    shown, rest = _split_findings(doc.findings)
+    anchors = {f.id: f"finding-{i + 1}" for i, f in enumerate(shown)}
+    by_id = case.findings_by_id  # a property that builds the dict: once, not once per timeline row
     template = _environment().get_template("report.html.j2")
     return template.render(
         doc=doc,
@@ -76,9 +82,11 @@ def render_text(case: Case) -> str:
         any_build_cves=any(h.build and h.build.cves for h in doc.hosts),
         chart=chart,
         severities=[s.value for s in Severity],
-        timeline=[_timeline_row(e, case.findings_by_id, anchors) for e in islice(events, TIMELINE_ROWS)],
+        timeline=[_timeline_row(e, by_id, anchors) for e in islice(events, TIMELINE_ROWS)],
         timeline_total=len(events),
-        findings=[_finding_view(f, anchors[f.id]) for f in doc.findings],
+        findings=[_finding_view(f, anchors[f.id]) for f in shown],
+        more_findings=_more_findings(rest),
+        finding_details=FINDING_DETAILS,
         rules=_rules_view(doc),
         css=Markup(css),  # noqa: S704 - our own packaged stylesheet, pinned by hash in the CSP
         script=Markup(script),  # noqa: S704 - our own packaged script, pinned by hash in the CSP
@@ -108,7 +116,7 @@ def _timeline_row(e: CitedEvent, findings: dict[str, Finding], anchors: dict[str
     f = worst_finding(e, findings)
     loc = f":{e.line}" if e.line is not None else (f"#{e.record_id}" if e.record_id is not None else "")
     return {"ts": iso_utc(e.ts), "host": e.host, "title": f.title, "severity": f.severity,
-            "anchor": anchors[f.id], "more": len(e.finding_ids) - 1, "where": e.path + loc,
+            "anchor": anchors.get(f.id), "more": len(e.finding_ids) - 1, "where": e.path + loc,
             "excerpt": e.excerpt}
 
 
@@ -125,6 +133,28 @@ def _finding_view(f: Finding, anchor: str) -> dict[str, Any]:
     refs = [{"text": r, "url": r if r.startswith(("https://", "http://")) else None} for r in f.references]
     return {"f": f, "anchor": anchor, "references": refs,
             "attack": [{"id": a, "url": attack_url(a)} for a in f.attack]}
+
+
+def _split_findings(findings: tuple[Finding, ...]) -> tuple[list[Finding], list[Finding]]:
+    """The first ``FINDING_DETAILS`` findings of each check, and the rest."""
+    shown: list[Finding] = []
+    rest: list[Finding] = []
+    per_check: dict[str, int] = {}
+    for f in findings:
+        n = per_check[f.check] = per_check.get(f.check, 0) + 1
+        (shown if n <= FINDING_DETAILS else rest).append(f)
+    return shown, rest
+
+
+def _more_findings(rest: list[Finding]) -> list[dict[str, Any]]:
+    """The findings not shown in full: one row per (severity, check, title), in document order."""
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for f in rest:
+        row = groups.setdefault((f.severity, f.check, f.title), {
+            "severity": f.severity, "check": f.check, "title": f.title, "count": 0, "hosts": set()})
+        row["count"] += 1
+        row["hosts"].add(f.host)
+    return [{**row, "hosts": ", ".join(sorted(row["hosts"]))} for row in groups.values()]
 
 
 def _rules_view(doc: AssessmentDocument) -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exhunt.artifacts import evtx_chunks
 from exhunt.artifacts.evtx import CHUNK, FILE_HEADER, NOT_STORED
@@ -22,15 +24,30 @@ def literals() -> Iterator[None]:
     evtx_chunks.configure(None)
 
 
-def test_literals_match_utf16_caseless_only(literals: None) -> None:
+def test_literals_match_utf16_caseless(literals: None) -> None:
     evtx_chunks.configure(("\\w3wp.exe",))
     assert evtx_chunks.chunk_matches("C:\\Windows\\W3WP.EXE -ap".encode("utf-16-le"))
-    assert not evtx_chunks.chunk_matches(b"C:\\Windows\\w3wp.exe")  # not UTF-16
+    assert evtx_chunks.chunk_matches(b"\x01" + "c:\\windows\\w3wp.exe".encode("utf-16-le"))  # odd offset
     assert not evtx_chunks.chunk_matches("C:\\Windows\\w3wpxexe".encode("utf-16-le"))
+    assert not evtx_chunks.chunk_matches("C:\\Windows\\w3wp.ex".encode("utf-16-le"))
     evtx_chunks.configure(())
     assert not evtx_chunks.chunk_matches("anything".encode("utf-16-le"))
     evtx_chunks.configure(None)
     assert evtx_chunks.chunk_matches(b"")
+
+
+@settings(max_examples=300, deadline=None)
+@given(literal=st.text(min_size=1, max_size=12), before=st.binary(max_size=40), after=st.binary(max_size=40),
+       upper=st.booleans())
+def test_a_chunk_holding_a_literal_always_matches(literal: str, before: bytes, after: bytes, upper: bool) -> None:
+    """The filter may select more chunks than hold a literal, never fewer: any text, any case of its
+    ASCII letters, at any offset among any bytes (deleting NULs keeps every occurrence)."""
+    written = "".join(c.upper() if upper and c.isascii() else c for c in literal)
+    try:
+        evtx_chunks.configure((literal,))
+        assert evtx_chunks.chunk_matches(before + written.encode("utf-16-le", "surrogatepass") + after)
+    finally:
+        evtx_chunks.configure(None)
 
 
 def _copy(tmp_path: Path) -> tuple[Path, bytes]:
@@ -88,3 +105,27 @@ def test_damaged_chunk_is_parsed_and_warned_as_in_full(tmp_path: Path, literals:
     query = "SELECT message, \"offset\" FROM warnings ORDER BY ALL"
     assert triage.execute(query).fetchall() == full.execute(query).fetchall()
     assert any(o == FILE_HEADER + CHUNK for _, o in full.execute(query).fetchall())
+
+
+def test_text_past_the_free_space_offset_selects_no_chunk(tmp_path: Path, literals: None) -> None:
+    """Bytes past a chunk's free-space offset (slack of an earlier use) are never parsed into records,
+    so a literal there must not make the chunk parsed; the same literal inside the records does."""
+    evidence, data = _copy(tmp_path)
+    slack = bytearray(data)
+    word = "exhunt slack marker"
+    number = next(n for n in range((len(data) - FILE_HEADER) // CHUNK)
+                  if struct.unpack_from("<I", data, FILE_HEADER + n * CHUNK + 48)[0] < CHUNK - 200)
+    start = FILE_HEADER + number * CHUNK
+    free = struct.unpack_from("<I", data, start + 48)[0]
+    text = word.upper().encode("utf-16-le")
+    slack[start + free + 8: start + free + 8 + len(text)] = text
+    (evidence / "sample.evtx").write_bytes(bytes(slack))
+    evtx_chunks.configure((word,))
+    triage = parse_paths(tmp_path / "triage", evidence, ["sample.evtx"])
+    assert triage.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    assert triage.execute("SELECT count(*) FROM warnings").fetchone()[0] == 0  # checksums still match
+    evtx_chunks.configure(None)
+    full = parse_paths(tmp_path / "full", evidence, ["sample.evtx"])
+    assert full.execute("SELECT count(*) FROM events WHERE fields ILIKE ?", [f"%{word}%"]).fetchone()[0] == 0
+    evtx_chunks.configure((word,))
+    assert evtx_chunks.chunk_matches(text)  # the text itself is a match: only its place excludes it

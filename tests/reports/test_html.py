@@ -80,3 +80,20 @@ def test_inconclusive_host_names_what_was_not_seen() -> None:
            "or IIS)" in page
     assert "<b>Expected and not seen:</b>" in page and "2 files</b> looked like structured data" in page
     assert "Collect Exchange front-end logs" in page
+
+
+def test_many_findings_of_one_check_are_counted_past_the_first_ones(case: Case) -> None:
+    """A web root of thousands of unknown pages: each check shows FINDING_DETAILS findings in full and
+    counts the rest, so the rarer findings (YARA hits) are not buried; the document keeps all."""
+    from exhunt.reports.html import FINDING_DETAILS
+
+    first = case.document.findings[0]
+    many = tuple(replace(first, id=f"{first.check}:{n:04d}", key=f"page{n}.aspx")
+                 for n in range(FINDING_DETAILS + 7))
+    doc = replace(case.document, findings=many + case.document.findings[1:])
+    page = render_text(Case(doc, case.store))
+    assert page.count('class="finding sev-') == FINDING_DETAILS + len(case.document.findings) - 1
+    assert "7 more findings, by kind" in page
+    row = re.search(r'<table class="more-findings">.*?</table>', page, re.S).group(0)
+    assert f"<td>{html.escape(first.title, quote=False)}</td>" in row and "<td>7</td>" in row
+    assert all(f.title in page for f in case.document.findings)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import io
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import jsonschema
@@ -32,6 +32,15 @@ def test_load_render_gives_the_same_bytes(case_dir: Path) -> None:
     out = io.BytesIO()
     json_doc.render(Case(load_document(case_dir)), out)
     assert out.getvalue() == original == document_bytes(load_document(case_dir))
+
+
+def test_document_bytes_equal_the_asdict_form(case_dir: Path) -> None:
+    """The shallow dataclass hook writes what ``dataclasses.asdict`` + sorted keys wrote."""
+    doc = load_document(case_dir)
+    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+    assert doc.findings and doc.hosts
+    assert doc.to_dict() == asdict(doc)
+    assert document_bytes(doc) == orjson.dumps(asdict(doc), option=option) + b"\n"
 
 
 @pytest.mark.parametrize(("definition", "cls"), [

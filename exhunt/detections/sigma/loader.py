@@ -3,12 +3,20 @@
 Every rule that fails to parse or convert is kept with its reason, never dropped silently:
 YAML and Sigma errors are collected per file (``collect_errors=True``), conversion errors per
 rule by the backend.
+
+One scan needs the rules three times (the text-log prefilter, the EVTX chunk filter, the
+detections): ``parsed`` and ``load_and_convert`` keep their result per process, keyed by the
+digest of every rule file's path and bytes, so each rule set is parsed and converted once (an
+edited file is a new key). pySigma's pipelines change rules in place while converting, so the
+conversion works on a deep copy and ``parsed`` keeps the rules as written.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -196,6 +204,54 @@ def _convert(rules: list[Rule], ruleset: RuleSet) -> list[CompiledQuery]:
     return queries
 
 
+CACHED_SETS = 4  # rule sets kept per process (a scan uses one; tests use many)
+_PARSED: dict[str, tuple[list[Rule], RuleSet]] = {}
+_CONVERTED: dict[str, RuleSet] = {}
+
+
+def digest(paths: Sequence[Path], include_builtin: bool = True) -> str:
+    """What a loaded rule set depends on: every rule file's path and bytes (an unreadable file by
+    its error, which ``load`` reports the same way)."""
+    inputs = ([builtin_rules()] if include_builtin else []) + list(paths)
+    sha = hashlib.sha256(repr([str(p) for p in inputs]).encode("utf-8", "surrogateescape"))
+    for file in rule_files(inputs):
+        sha.update(str(file).encode("utf-8", "surrogateescape") + b"\0")
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            data = f"unreadable: {exc}".encode("utf-8", "surrogateescape")
+        sha.update(len(data).to_bytes(8, "little") + data)
+    return sha.hexdigest()
+
+
+def forget() -> None:
+    """Drop this process's parsed and converted rule sets (a benchmark timing a cold scan)."""
+    _PARSED.clear()
+    _CONVERTED.clear()
+
+
+def _remember(cache: dict, key: str, value: object) -> None:
+    cache[key] = value
+    while len(cache) > CACHED_SETS:
+        cache.pop(next(iter(cache)))
+
+
+def parsed(paths: Sequence[Path], include_builtin: bool = True) -> tuple[list[Rule], RuleSet]:
+    """``load`` once per rule set and process: the rules as written (callers must not change them)."""
+    key = digest(paths, include_builtin)
+    if key not in _PARSED:
+        _remember(_PARSED, key, load(paths, include_builtin))
+    rules, ruleset = _PARSED[key]
+    return list(rules), replace(ruleset, failed=list(ruleset.failed), sources=list(ruleset.sources))
+
+
 def load_and_convert(paths: Sequence[Path], include_builtin: bool = True) -> RuleSet:
-    rules, ruleset = load(paths, include_builtin)
-    return convert(rules, ruleset)
+    """Parsed and converted once per rule set and process; each caller gets its own RuleSet (the
+    engine adds run-time failures to it), sharing the compiled queries."""
+    key = digest(paths, include_builtin)
+    if key not in _CONVERTED:
+        rules, ruleset = parsed(paths, include_builtin)
+        _remember(_CONVERTED, key, convert(*copy.deepcopy((rules, ruleset))))
+    ruleset = _CONVERTED[key]
+    return replace(ruleset, queries=list(ruleset.queries), failed=list(ruleset.failed),
+                   sources=list(ruleset.sources))

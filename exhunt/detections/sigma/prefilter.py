@@ -17,7 +17,7 @@ from sigma.rule import SigmaRule
 
 from exhunt.detections.patterns import url_text
 from exhunt.detections.sigma.literals import rule_literals
-from exhunt.detections.sigma.loader import load
+from exhunt.detections.sigma.loader import parsed
 
 if TYPE_CHECKING:
     from exhunt.detections.prefilter import Prefilter
@@ -39,7 +39,7 @@ def rule_patterns(rule: SigmaRule) -> tuple[list[str] | None, str]:
 
 def from_sigma(prefilter: Prefilter, paths: Sequence[Path]) -> None:
     """The builtin pack and ``paths``: each web rule's literals, or its log types parsed in full."""
-    rules, _ = load(paths)
+    rules, _ = parsed(paths)  # the scan's one parse of the rules, as written
     for rule in rules:
         if not is_web_rule(rule):
             continue
