@@ -23,11 +23,12 @@ from exhunt.detections.checks import CHECKS
 from exhunt.detections.eventfilter import EventFilter
 from exhunt.detections.filehunt import scan_rules
 from exhunt.detections.impact import assess_impact
+from exhunt.detections.iocs import load_iocs
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
 from exhunt.errors import UsageError
 from exhunt.events.store import StoreWriter, connect, write_table
-from exhunt.evidence import custody, open_evidence
+from exhunt.evidence import custody, manifest, open_evidence
 from exhunt.evidence.base import EvidenceFile
 from exhunt.findings import coverage as expected
 from exhunt.findings.document import save_document
@@ -146,7 +147,7 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
     pool_options = PoolOptions(jobs=budget.jobs, split_size=options.split_size,
                                chunk=budget.chunk, file_timeout=options.file_timeout,
                                settings=(budget.chunk, budget.duckdb, events.literals if events else None,
-                                         plan),
+                                         plan, all_digests(options.iocs)),
                                hook=options.worker_hook,
                                scheduler=options.scheduler, roots=tuple(hw.evidence for hw in work))
     with Progress(enabled=options.progress and not options.quiet) as progress:
@@ -158,6 +159,11 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
     return results
 
 
+def all_digests(iocs: Sequence[Path]) -> bool:
+    """SHA-1 and MD5 of every file, logs too, only when a loaded IOC list holds such hashes."""
+    return bool(iocs) and bool(load_iocs(iocs).of("md5", "sha1"))
+
+
 def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
     if not evidence:
         raise UsageError("give at least one evidence folder or file")
@@ -165,25 +171,32 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
     with case_directory(options.out) as case:
         store = case / "store"
         with custody.case_writes(case):
-            before, key_before = resume.previous(store) if options.resume else ({}, None)
+            before, stats_before, key_before = resume.previous(store) if options.resume else ({}, {}, None)
             if store.exists() and not options.resume:
                 shutil.rmtree(store)
             resume.drop_listing_parts(store)
             pivot.drop_parts(store)  # redone on every run, resumed or not: new evidence, new indicators
             (case / "findings.json").unlink(missing_ok=True)
+            manifest.remove(case, store)
             work = plan(evidence, options.host, store)
-            custody.record_inputs(case, store, work, _jobs(options.jobs), __version__)
             events = event_filter(options)
             triage, triage_report = triage_plan(options)
-            current, key = resume.fingerprints(case, work), resume_key(options, triage, events)
-            skip = resume.unchanged(current, before, key, key_before)
+            key, stats = resume_key(options, triage, events), resume.listed_stats(work)
+            read: manifest.ReadHashes = {}  # (root, rel) -> SHA-256 and size of the one read of each file
+            hashed: manifest.PathHashes = {}  # containers hashed in this process
+            skip: frozenset[tuple[str, str]] = frozenset()
+            if options.resume and key == key_before:
+                resume.check_unchanged_looking(work, stats_before, read, hashed, _jobs(options.jobs))
+                skip = resume.unchanged(resume.fingerprints(work, read, hashed), before, key, key_before)
             if options.resume:
                 resume.keep_only(store, skip, {(hw.host, f.rel): hw.evidence for hw in work for f in hw.files})
                 # until this run ends, the state vouches only for what is still in the store: an
                 # interrupted run must not leave the old state claiming rows it just deleted
-                resume.save(store, {k: fp for k, fp in current.items() if k in skip}, key)
+                resume.save(store, {k: before[k] for k in skip}, key, stats)
             results = parse_all(work, store, options, skip, triage, events)
-            resume.save(store, current, key)
+            read.update(custody.read_hashes(results))  # the parse's own read wins over the pre-check
+            custody.record_inputs(case, store, work, read, hashed, _jobs(options.jobs), __version__)
+            resume.save(store, resume.fingerprints(work, read, hashed), key, stats)
             document = assess(store, work, options, triage)
             triage_report = {**triage_report, "pivot": document.rules.get("pivot", PIVOT_NONE)}
             document = replace(document, rules={**{k: v for k, v in document.rules.items() if k != "pivot"},
@@ -279,7 +292,7 @@ def pivot_pass(con, store: Path, work: list[HostWork], options: ScanOptions, tri
 def _pivot_pool(work: list[HostWork], options: ScanOptions, triage: TriagePlan) -> PoolOptions:
     budget = limits.budget(options.memory_limit, _jobs(options.jobs))
     return PoolOptions(jobs=budget.jobs, split_size=options.split_size, chunk=budget.chunk,
-                       file_timeout=options.file_timeout, settings=(budget.chunk, budget.duckdb, None, triage),
+                       file_timeout=options.file_timeout, settings=(budget.chunk, budget.duckdb, None, triage, False),
                        hook=options.worker_hook, scheduler=options.scheduler, roots=tuple(hw.evidence for hw in work))
 
 

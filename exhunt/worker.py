@@ -11,7 +11,7 @@ from pathlib import Path
 
 from exhunt.artifacts import choose
 from exhunt.artifacts.base import ParseContext
-from exhunt.artifacts.files import HEAD_BYTES, drain, file_row, open_hashing
+from exhunt.artifacts.files import HEAD_BYTES, drain, extra_digests_for, file_row, open_hashing
 from exhunt.artifacts.unrecognised import reason as unrecognised_reason
 from exhunt.detections.filescan import scan_file
 from exhunt.detections.yara import FileScanner
@@ -51,6 +51,10 @@ class FileResult:
     size: int
     events: int
     warnings: int
+    # the custody hash of the one read (manifest.json is built from it): None when this result did
+    # not read the whole file (a byte range, a timed-out file), "unreadable: why" when it could not
+    sha256: str | None = None
+    root: str = ""  # the file's evidence root, with ``rel`` its identity in the listing
 
 
 def process_file(file: EvidenceFile, host: str, store: str) -> FileResult:
@@ -75,7 +79,7 @@ def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = T
     except OSError as exc:
         ctx.artifact = "files"
         ctx.warn(f"cannot open: {exc.strerror or exc}")
-        return FileResult(file.rel, None, 0, 0, ctx.warnings)
+        return FileResult(file.rel, None, 0, 0, ctx.warnings, f"unreadable: {exc.strerror or exc}", file.root)
     with stream:
         try:
             head = stream.peek(HEAD_BYTES)[:HEAD_BYTES]
@@ -84,6 +88,7 @@ def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = T
             ctx.artifact = "files"
             ctx.warn(f"read error: {exc.strerror or exc}")
         artifact = choose(file.rel_lower, head)
+        raw.want_extra_digests(extra_digests_for(artifact))
         ctx.artifact = artifact.name if artifact else "files"
         if artifact is None and file.rel_lower.endswith(".evtx"):  # evidence a responder expects read
             ctx.warn("named .evtx but " + ("empty" if not head else "without the EVTX signature (ElfFile)")
@@ -103,18 +108,22 @@ def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = T
             except Exception as exc:  # a parser bug must not lose the rest of the evidence
                 where = traceback.extract_tb(exc.__traceback__)[-1]
                 ctx.warn(f"parser error {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})")
+        read_error = None
         try:
             drain(stream)
         except OSError as exc:
+            read_error = f"unreadable: {exc.strerror or exc}"  # the manifest claims no hash of a partial read
             ctx.warn(f"read error while hashing: {exc.strerror or exc}")
         if raw.bytes_read != file.size:
             ctx.warn(f"file changed while read: listed {file.size} bytes, read {raw.bytes_read}")
-        writer.add("files", file_row(host, file, raw, head, artifact.name if artifact else None))
+        sha256 = raw.sha256.hexdigest()
+        writer.add("files", file_row(host, file, raw, head, artifact.name if artifact else None, sha256))
         if _SCANNER is not None and content_scan:
             data = b"".join(raw.chunks) if raw.chunks is not None else None
             raw.chunks = None
             try:
-                scan_file(_SCANNER, ctx, file, data, raw.sha256.hexdigest(), head)
+                scan_file(_SCANNER, ctx, file, data, sha256, head)
             except Exception as exc:  # a scanner failure on hostile content loses only this file's scan
                 ctx.warn(f"content scan error {type(exc).__name__}: {exc}")
-    return FileResult(file.rel, artifact.name if artifact else None, raw.bytes_read, ctx.events, ctx.warnings)
+    return FileResult(file.rel, artifact.name if artifact else None, raw.bytes_read, ctx.events, ctx.warnings,
+                      read_error or sha256, file.root)

@@ -1,4 +1,12 @@
-"""File inventory: every file read once, hashed (SHA-256/SHA-1/MD5) while its parser reads it."""
+"""File inventory: every file read once; SHA-256 of every byte while its parser reads it, SHA-1 and
+MD5 only where they serve.
+
+SHA-256 is the custody hash (manifest.json) and the ``files`` row's key. SHA-1 and MD5 exist for IOC
+lists that still name files by them, so they are computed for files other than logs and event logs
+(pages, scripts, binaries, archives, unknown files) and for every file when a loaded IOC list holds
+such values (``ALL_DIGESTS``, set per worker). MD5 costs more per byte than SHA-256 on SHA-NI CPUs,
+so skipping it on gigabytes of logs is most of the saving. Where not computed, the columns are NULL.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +19,42 @@ from exhunt.evidence.base import EvidenceFile
 
 HEAD_BYTES = 4096
 DRAIN_CHUNK = 1 << 20
+# SHA-1 and MD5 of every file (a loaded IOC list names files by them); set per worker process
+ALL_DIGESTS = False
+UNDECIDED_LIMIT = 2 * DRAIN_CHUNK
 
 
 class HashingRaw(io.RawIOBase):
-    """A raw stream that hashes every byte read through it, so parse and hash share one read."""
+    """A raw stream that hashes every byte read through it, so parse and hash share one read.
 
-    def __init__(self, inner: BinaryIO, capture: bool = False, capture_limit: int | None = None) -> None:
+    Whether SHA-1/MD5 are wanted is known only once the file's head has been seen (its artifact);
+    until ``want_extra_digests`` decides, the bytes read so far (the first buffer fill) are kept."""
+
+    def __init__(self, inner: BinaryIO, capture: bool = False, capture_limit: int | None = None,
+                 extra_digests: bool | None = None) -> None:
         self.inner = inner
         self.chunks: list[bytes] | None = [] if capture else None  # the content, for YARA in the same read
         # a listed size is only a claim (a compressed member's, a file that grew): past the limit the
         # captured bytes are dropped, so a 1 KB bz2 that expands to gigabytes never fills memory
         self.capture_limit = capture_limit
         self.sha256 = hashlib.sha256()
+        self.sha1: Any = None
+        self.md5: Any = None
+        self._undecided: list[bytes] | None = []
+        self.bytes_read = 0
+        if extra_digests is not None:
+            self.want_extra_digests(extra_digests)
+
+    def want_extra_digests(self, wanted: bool) -> None:
+        """Compute SHA-1 and MD5 too (from the first byte) or never."""
+        pending, self._undecided = self._undecided, None
+        if not wanted or pending is None:
+            return
         self.sha1 = hashlib.sha1()  # noqa: S324 - IOC lists still use SHA-1/MD5
         self.md5 = hashlib.md5()  # noqa: S324
-        self.bytes_read = 0
+        for data in pending:
+            self.sha1.update(data)
+            self.md5.update(data)
 
     def readable(self) -> bool:
         return True
@@ -36,8 +65,13 @@ class HashingRaw(io.RawIOBase):
         buffer[:n] = data
         if n:
             self.sha256.update(data)
-            self.sha1.update(data)
-            self.md5.update(data)
+            if self.md5 is not None:
+                self.sha1.update(data)
+                self.md5.update(data)
+            elif self._undecided is not None:
+                self._undecided.append(data)
+                if self.bytes_read + n > UNDECIDED_LIMIT:  # nobody decided: all digests, bounded memory
+                    self.want_extra_digests(True)
             self.bytes_read += n
             if self.chunks is not None:
                 self.chunks.append(data)
@@ -48,6 +82,12 @@ class HashingRaw(io.RawIOBase):
     def close(self) -> None:
         self.inner.close()
         super().close()
+
+
+def extra_digests_for(artifact: Any) -> bool:
+    """SHA-1/MD5 for this file? Not for logs and event logs (their rows are the evidence), unless an
+    IOC list holds such hashes."""
+    return ALL_DIGESTS or artifact is None or not (artifact.is_log or artifact.is_event_log)
 
 
 def open_hashing(file: EvidenceFile, capture: bool = False,
@@ -65,7 +105,8 @@ def _ts(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
-def file_row(host: str, file: EvidenceFile, raw: HashingRaw, head: bytes, artifact: str | None) -> dict[str, Any]:
+def file_row(host: str, file: EvidenceFile, raw: HashingRaw, head: bytes, artifact: str | None,
+             sha256: str | None = None) -> dict[str, Any]:
     return {
         "host": host,
         "path": file.rel,
@@ -73,9 +114,9 @@ def file_row(host: str, file: EvidenceFile, raw: HashingRaw, head: bytes, artifa
         "mtime": _ts(file.mtime),
         "ctime": _ts(file.ctime),
         "atime": _ts(file.atime),
-        "sha256": raw.sha256.hexdigest(),
-        "sha1": raw.sha1.hexdigest(),
-        "md5": raw.md5.hexdigest(),
+        "sha256": sha256 or raw.sha256.hexdigest(),
+        "sha1": raw.sha1.hexdigest() if raw.sha1 is not None else None,
+        "md5": raw.md5.hexdigest() if raw.md5 is not None else None,
         "magic": head[:16].hex(),
         "artifact": artifact,
         "evidence": file.root,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -17,9 +17,17 @@ from exhunt.evidence import manifest
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
-def record_inputs(case: Path, store: Path, work: Sequence[Any], jobs: int, tool_version: str) -> Path:
-    """Hash and record every input before anything is parsed."""
-    records, refs = manifest.build([(w.host, w.evidence, w.files) for w in work], jobs)
+def read_hashes(results: Iterable[Any]) -> manifest.ReadHashes:
+    """(root, rel) -> (SHA-256, size) of every file a worker read whole (``worker.FileResult``)."""
+    return {(r.root, r.rel): (r.sha256, r.size) for r in results if r.sha256 is not None}
+
+
+def record_inputs(case: Path, store: Path, work: Sequence[Any], read: manifest.ReadHashes,
+                  hashed: manifest.PathHashes, jobs: int, tool_version: str) -> Path:
+    """Record every input once parsing has ended, from the hashes of the workers' one read (``read``)
+    and the containers hashed in this process (``hashed``); both are completed in place with what
+    had to be hashed here (files no worker read)."""
+    records, refs = manifest.build([(w.host, w.evidence, w.files) for w in work], read, hashed, jobs)
     return manifest.write(case, store, records, refs, tool_version)
 
 
@@ -53,8 +61,8 @@ def is_disk_full(exc: BaseException) -> bool:
 def case_writes(case: Path) -> Iterator[None]:
     """A full disk while writing the case becomes one readable line (exit 2), the partial case kept.
 
-    ``findings.json`` is removed before a scan and written last (atomically), so a partial case
-    never shows findings that belong to another run; manifest.json is already complete.
+    ``findings.json`` and ``manifest.json`` are removed before a scan and written once their part
+    is done (atomically), so a partial case never shows findings or hashes of another run.
     """
     try:
         yield

@@ -1,4 +1,10 @@
-"""Chain of custody: every input hashed and recorded in the case before analysis, re-checked by verify.
+"""Chain of custody: every input hashed as it is read and recorded in the case, re-checked by verify.
+
+Each input is read once: the workers hash every file while they parse it (artifacts/files.py) and
+hand the SHA-256 back; the manifest is built from those results when parsing ends, and written
+then (a scan that dies midway leaves no manifest claiming hashes of files it never read). The main
+process hashes only what no worker reads whole: containers (an archive's or image's own bytes; the
+workers read members), image segments, and files listed but never processed (a timed-out file).
 
 ``case/manifest.json`` (and the ``manifest`` store table) holds one record per evidence root and,
 for folders, one per regular file: path, size, SHA-256 and times. A folder root's hash is a tree
@@ -16,9 +22,10 @@ import re
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -29,11 +36,12 @@ from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.directory import MAX_DEPTH
 from exhunt.evidence.names import printable
 from exhunt.evidence.readonly import open_readonly
-from exhunt.utctime import iso_from_epoch, iso_utc
+from exhunt.utctime import iso_utc
 
 MANIFEST_VERSION = 1
 CHUNK = 1 << 20
 FOLDER_SOURCES = ("directory", "kape")
+SINGLE_SOURCE = "file"
 _SEGMENT = re.compile(r"^\.(e|ex|l)(0[2-9]|[1-9]\d|[a-z]{2})$", re.I)
 _VMDK_EXTENT = re.compile(rb'^\s*(?:RW|RDONLY|NOACCESS)\s+\d+\s+\w+\s+"([^"\r\n]+)"', re.M)
 
@@ -54,13 +62,26 @@ class InputRecord:
     fs_hex: str | None = None  # hex of the raw file-system name when ``path`` had to be escaped
 
 
-def _named(rid: str, kind: str, host: str, evidence: str, path: Path, rel: str, size: int, sha: str,
-           st: os.stat_result | None) -> InputRecord:
+# (evidence root as listed, rel) of a listed file -> (SHA-256 or "unreadable: why", bytes read)
+ReadHashes = dict[tuple[str, str], tuple[str, int]]
+# absolute path of a container (archive, image and its segments, a root file) -> (SHA-256, size)
+PathHashes = dict[Path, tuple[str, int]]
+Times = tuple[float | None, float | None, float | None]
+
+
+def _iso(value: float | None) -> str | None:
+    """``utctime.iso_from_epoch`` without its checks: called three times per file."""
+    return None if value is None else datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _record(rid: str, kind: str, host: str, evidence: str, path: Path | str, rel: str, size: int, sha: str,
+            times: Times) -> dict[str, Any]:
+    """One manifest record as a plain dict (the fields of ``InputRecord``, in its order)."""
     shown_path, escaped = printable(str(path))
-    fs_hex = os.fsencode(str(path)).hex() if escaped else None
-    stamps = (st.st_mtime, st.st_ctime, st.st_atime) if st else (None, None, None)
-    mtime, ctime, atime = (iso_from_epoch(t) for t in stamps)
-    return InputRecord(rid, kind, host, evidence, shown_path, printable(rel)[0], size, sha, mtime, ctime, atime, fs_hex)
+    return {"id": rid, "kind": kind, "host": host, "evidence": evidence, "path": shown_path,
+            "rel": printable(rel)[0], "size": size, "sha256": sha, "mtime": _iso(times[0]),
+            "ctime": _iso(times[1]), "atime": _iso(times[2]),
+            "fs_hex": os.fsencode(str(path)).hex() if escaped else None}
 
 
 def real_path(record: InputRecord) -> Path:
@@ -77,6 +98,14 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def hash_or_reason(path: Path) -> tuple[str, int]:
+    """SHA-256 and size, or ``unreadable: why`` for a file gone or unreadable since it was listed."""
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}", 0
+
+
 def tree_hash(files: Iterable[tuple[str, str]]) -> str:
     digest = hashlib.sha256()
     for rel, sha in sorted(files):
@@ -84,16 +113,12 @@ def tree_hash(files: Iterable[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
-def _file_record(rid: str, kind: str, host: str, evidence: str, path: Path, rel: str) -> InputRecord:
-    st: os.stat_result | None = None
+def _stat_times(path: Path) -> Times:
     try:
         st = path.stat()
-        sha, size = sha256_file(path)
-    except OSError as exc:  # a file of a folder gone or unreadable since it was listed: recorded as such
-        if kind != "file-in-folder":
-            raise EvidenceError(f"cannot read evidence {path}: {exc.strerror or exc}") from exc
-        sha, size = f"unreadable: {exc.strerror or exc}", st.st_size if st else 0
-    return _named(rid, kind, host, evidence, path, rel, size, sha, st)
+    except OSError:
+        return None, None, None
+    return st.st_mtime, st.st_ctime, st.st_atime
 
 
 def image_segments(path: Path) -> list[Path]:
@@ -123,60 +148,122 @@ def _vmdk_extents(descriptor: Path) -> list[Path]:
     return [p for p in dict.fromkeys(descriptor.with_name(n) for n in names if n) if p != descriptor and p.is_file()]
 
 
-def _real_rel(file: EvidenceFile) -> str:
+def real_rel(file: EvidenceFile) -> str:
+    """The real path of a folder file under its root (``rel`` is the cleaned name artifacts see)."""
     return file.locator[0] if file.locator else file.rel
 
 
-def build(hosts: Sequence[tuple[str, str, Sequence[EvidenceFile]]], jobs: int = 1) -> tuple[
-        list[InputRecord], list[dict[str, str]]]:
-    """Hash every input. ``hosts``: (host, evidence path as given, files listed from it).
+def single_file(files: Sequence[EvidenceFile]) -> EvidenceFile | None:
+    """The listed file of a root that is itself the one file read (a log or page given alone)."""
+    return files[0] if len(files) == 1 and files[0].source == SINGLE_SOURCE else None
 
-    Returns the manifest records and the ``inputs`` rows (host, path, input id) that findings cite.
+
+def to_hash(hosts: Sequence[tuple[str, str, Sequence[EvidenceFile]]], read: ReadHashes,
+            containers_only: bool = False) -> list[Path]:
+    """What the main process must hash itself: containers (archives, images and their segments: the
+    workers read their members, never the container's bytes) and, unless ``containers_only``, the
+    inputs no worker read whole (a timed-out file, one listed but never processed)."""
+    paths: list[Path] = []
+    for _host, evidence, files in hosts:
+        root = Path(evidence).absolute()
+        if root.is_dir():
+            if not containers_only:
+                paths.extend(root / real_rel(f) for f in files
+                             if f.source in FOLDER_SOURCES and (f.root, f.rel) not in read)
+            continue
+        single = single_file(files)
+        if single is None or (not containers_only and (single.root, single.rel) not in read):
+            paths.append(root)
+        paths.extend(p.absolute() for p in image_segments(root))
+    return paths
+
+
+def hash_paths(paths: Iterable[Path], hashed: PathHashes, jobs: int = 1) -> None:
+    """SHA-256 of every path not yet in ``hashed``, on threads (hashlib releases the GIL)."""
+    todo = [p for p in dict.fromkeys(paths) if p not in hashed]
+    if not todo:
+        return
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        hashed.update(zip(todo, pool.map(hash_or_reason, todo), strict=True))
+
+
+def build(hosts: Sequence[tuple[str, str, Sequence[EvidenceFile]]], read: ReadHashes,
+          hashed: PathHashes | None = None, jobs: int = 1) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The manifest from what the scan read. ``hosts``: (host, evidence path as given, files listed
+    from it); ``read``: the hashes of the workers' one read of each file; ``hashed``: containers
+    hashed before. Whatever neither holds is hashed here (``read``/``hashed`` are completed in place).
+
+    Returns the manifest records (dicts, ``InputRecord`` fields) and the ``inputs`` rows (host,
+    path, input id) that findings cite.
     """
-    records: list[InputRecord] = []
+    hashed = {} if hashed is None else hashed
+    hash_paths(to_hash(hosts, read), hashed, jobs)
+    records: list[dict[str, Any]] = []
     refs: list[dict[str, str]] = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # hashlib releases the GIL
-        for n, (host, evidence, files) in enumerate(hosts, start=1):
-            root_id = f"E{n}"
-            root = Path(evidence).absolute()
-            if root.is_dir():
-                folder = [f for f in files if f.source in FOLDER_SOURCES]
-                ids = {_real_rel(f): f"{root_id}:{i:06d}" for i, f in enumerate(folder, start=1)}
-                members = list(pool.map(
-                    lambda f, _r=root, _ids=ids, _h=host, _e=evidence: _file_record(  # type: ignore[misc]
-                        _ids[_real_rel(f)], "file-in-folder", _h, _e, _r / _real_rel(f), _real_rel(f)),
-                    folder))
-                total = sum(m.size for m in members)
-                records.append(_named(root_id, "folder", host, evidence, root, "", total,
-                                      tree_hash((m.rel, m.sha256) for m in members), root.stat()))
-                records.extend(members)
-                for f in files:
-                    rid = ids.get(_real_rel(f)) if f.source in FOLDER_SOURCES else ids.get(f.locator[0])
-                    refs.append({"host": host, "path": f.rel, "input": rid or root_id})
-            else:
-                records.append(_file_record(root_id, "file", host, evidence, root, ""))
-                for i, segment in enumerate(image_segments(root), start=2):
-                    records.append(_file_record(f"{root_id}:{i:06d}", "file", host, evidence,
-                                                segment.absolute(), segment.name))
-                refs.extend({"host": host, "path": f.rel, "input": root_id} for f in files)
+    for n, (host, evidence, files) in enumerate(hosts, start=1):
+        root_id = f"E{n}"
+        root = Path(evidence).absolute()
+        if root.is_dir():
+            folder = [f for f in files if f.source in FOLDER_SOURCES]
+            ids = {real_rel(f): f"{root_id}:{i:06d}" for i, f in enumerate(folder, start=1)}
+            members = []
+            base = os.path.join(root, "")  # a string join per file: tens of thousands of pages
+            for f in folder:
+                real = real_rel(f)
+                sha, size = read.get((f.root, f.rel)) or hashed[root / real]
+                read[(f.root, f.rel)] = (sha, size)
+                size = f.size if sha.startswith("unreadable") else size
+                shown = base + (real if os.sep == "/" else real.replace("/", os.sep))
+                members.append(_record(ids[real], "file-in-folder", host, evidence, shown, real,
+                                       size, sha, (f.mtime, f.ctime, f.atime)))
+            total = sum(m["size"] for m in members)
+            records.append(_record(root_id, "folder", host, evidence, root, "", total,
+                                   tree_hash((m["rel"], m["sha256"]) for m in members), _stat_times(root)))
+            records.extend(members)
+            for f in files:
+                rid = ids.get(real_rel(f)) if f.source in FOLDER_SOURCES else ids.get(f.locator[0])
+                refs.append({"host": host, "path": f.rel, "input": rid or root_id})
+            continue
+        single = single_file(files)
+        sha, size = (read.get((single.root, single.rel)) if single else None) or hashed[root]
+        if sha.startswith("unreadable"):
+            raise EvidenceError(f"cannot read evidence {root}: {sha.removeprefix('unreadable: ')}")
+        times = (single.mtime, single.ctime, single.atime) if single else _stat_times(root)
+        records.append(_record(root_id, "file", host, evidence, root, "", size, sha, times))
+        for i, segment in enumerate(image_segments(root), start=2):
+            extent = segment.absolute()
+            sha, size = hashed[extent]
+            records.append(_record(f"{root_id}:{i:06d}", "file", host, evidence, extent, segment.name, size, sha,
+                                   _stat_times(extent)))
+        refs.extend({"host": host, "path": f.rel, "input": root_id} for f in files)
     return records, refs
 
 
-def write(case: Path, store: Path, records: list[InputRecord], refs: list[dict[str, str]],
+def write(case: Path, store: Path, records: list[dict[str, Any]], refs: list[dict[str, str]],
           tool_version: str) -> Path:
     """manifest.json (written atomically) plus the ``manifest`` and ``inputs`` store tables."""
     doc = {"manifest_version": MANIFEST_VERSION, "tool_version": tool_version,
-           "recorded_at": iso_utc(datetime.now(UTC)), "inputs": [asdict(r) for r in records]}
+           "recorded_at": iso_utc(datetime.now(UTC)), "inputs": records}
     path = case / "manifest.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
-    os.replace(tmp, path)
-    for table, rows in (("manifest", [asdict(r) for r in records]), ("inputs", refs)):
+    for table, rows in (("manifest", records), ("inputs", refs)):
         folder = store / table
         folder.mkdir(parents=True, exist_ok=True)
-        if rows:
-            pq.write_table(pa.Table.from_pylist(rows), folder / "all.parquet", compression="zstd")
+        if rows:  # column by column: one list per field, not a dict lookup per row and field in Arrow
+            columns = {name: [r[name] for r in rows] for name in rows[0]}
+            pq.write_table(pa.table(columns), folder / "all.parquet", compression="zstd")
+    os.replace(tmp, path)  # last: manifest.json exists only once the store's copy does
     return path
+
+
+def remove(case: Path, store: Path) -> None:
+    """Drop the manifest of an earlier scan into this case: until this scan has read its inputs, no
+    manifest may claim hashes for them."""
+    (case / "manifest.json").unlink(missing_ok=True)
+    for table in ("manifest", "inputs"):
+        for part in (store / table).glob("*.parquet") if (store / table).is_dir() else ():
+            part.unlink()
 
 
 def load(case: Path) -> list[InputRecord]:

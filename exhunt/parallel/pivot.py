@@ -97,8 +97,8 @@ def run_pass(store: Path, logs: list[tuple[str, EvidenceFile, str]], plan: Triag
     before = linefilter.compile_patterns(searched).blob if searched else None
     settings = options.settings
     chunk, memory = (settings[0], settings[1]) if settings is not None else (options.chunk, None)
-    pivot_options = replace(options, settings=(chunk, memory, None,
-                                               replace(plan, pivot=compiled.blob, searched=before)))
+    pivot_options = replace(options, settings=(chunk, memory, None,  # no EVTX, no file hashes in this pass
+                                               replace(plan, pivot=compiled.blob, searched=before), False))
     if options.scheduler is None and sum(f.size for _, f, _ in logs) < IN_PROCESS_BYTES:
         pivot_options = replace(pivot_options, jobs=1)  # starting a pool costs more than the pass
     units: list[Unit] = list(make_units(logs, pivot_options, round_))

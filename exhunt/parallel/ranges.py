@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import mmap
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -164,4 +165,4 @@ def merge(ranges: list[UnitResult], whole: UnitResult | None, store: Path, host:
         writer.extend("host_facts", facts.values())
     events = sum(f.events for r in ordered for f in r.files)
     base = whole.files[0] if whole is not None and whole.files else ranges[0].files[0]
-    return FileResult(base.rel, base.artifact, base.size, events, total)
+    return replace(base, events=events, warnings=total)  # the whole-file pass's size and custody hash

@@ -1,10 +1,26 @@
 """``--resume``: rescanning into the same case parses only files whose size or SHA-256 changed.
 
-The chain-of-custody manifest already hashes every input before parsing, so the change test costs
-no extra read: a file's fingerprint is its manifest SHA-256 and size (an archive or image member:
-its container's SHA-256 plus its own name and size). The ``state`` store table keeps the
-fingerprints of the last scan with a key of the tool version and rule options; a different key
-means a full rescan.
+A file's fingerprint is its SHA-256 and size (an archive or image member: its container's SHA-256
+plus its own name and size). The ``state`` store table keeps the fingerprints of the last scan, each
+file's listed size and mtime, and a key of the tool version and rule options; a different key means
+a full rescan.
+
+How a resumed scan learns what changed without reading every input twice (issue 18: the custody
+hash now comes from the workers' one read, after parsing, so there is no hash before parsing to
+compare): a size + mtime pre-check, then a hash that decides.
+
+* A file whose listed size or mtime differs from the last scan, or that is new, changed: it goes
+  to the workers, whose one read parses and hashes it. (A file touched without a change is parsed
+  again: more work, never a wrong row.)
+* A file whose size and mtime are the same is hashed here, before parsing (its one read in this
+  scan: it is not parsed), and kept only when its SHA-256 equals the last scan's. So a file whose
+  content changed with size and mtime kept (an editor that restores the mtime, a copy tool) is
+  still parsed again: the guarantee is the same as when every input was hashed up front. Only
+  such files are read twice (the check, then the parse).
+* Containers (archives, images) are hashed before parsing, as their members' fingerprints need it.
+
+size + mtime rather than ctime too: ctime is the creation time on Windows and changes on every copy
+on Linux, so evidence moved to another disk would look changed; the hash decides anyway.
 
 Parts are shared by a batch of files, so instead of dropping whole parts, every parse table part
 is filtered: rows of files that changed or vanished go, rows of unchanged files stay (every row
@@ -14,7 +30,7 @@ a file's parse writes carries its path, or ``path!member`` for archive members s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +41,7 @@ import pyarrow.parquet as pq
 
 from exhunt.events.schema import TABLES
 from exhunt.evidence import manifest
-from exhunt.evidence.names import printable
+from exhunt.evidence.base import EvidenceFile
 
 STATE = "state"
 # Raised whenever parsing writes other rows or columns for the same input (a new column, a mapping
@@ -64,28 +80,77 @@ def drop_listing_parts(store: Path) -> None:
         path.unlink()
 
 
-def previous(store: Path) -> tuple[dict[tuple[str, str], str], str | None]:
+Key = tuple[str, str]  # (host, path as listed)
+
+
+def previous(store: Path) -> tuple[dict[Key, str], dict[Key, str], str | None]:
+    """The last scan's fingerprints, listed size:mtime per file and key."""
     folder = store / STATE
     if not folder.exists() or not any(folder.glob("*.parquet")):
-        return {}, None
+        return {}, {}, None
     rows = pq.read_table(folder).to_pylist()
-    return {(r["host"], r["path"]): r["fingerprint"] for r in rows}, (rows[0]["key"] if rows else None)
+    stats = {(r["host"], r["path"]): r["stat"] for r in rows if r.get("stat")}
+    return ({(r["host"], r["path"]): r["fingerprint"] for r in rows}, stats,
+            rows[0]["key"] if rows else None)
 
 
-def fingerprints(case: Path, work: Iterable[Any]) -> dict[tuple[str, str], str]:
-    """(host, path) -> fingerprint of every listed file, from the manifest just written."""
-    records = {(r.host, r.evidence, r.rel): r for r in manifest.load(case)}
-    out: dict[tuple[str, str], str] = {}
-    clashes: set[tuple[str, str]] = set()
+def stat_of(file: EvidenceFile) -> str:
+    return f"{file.size}:{file.mtime!r}"
+
+
+def listed_stats(work: Iterable[Any]) -> dict[Key, str]:
+    return {(hw.host, f.rel): stat_of(f) for hw in work for f in hw.files}
+
+
+def _own_files(hw: Any) -> Iterator[EvidenceFile]:
+    """Files of a root that its workers read whole (folder files, a file given alone)."""
+    single = manifest.single_file(hw.files)
+    if single is not None:
+        yield single
+        return
+    yield from (f for f in hw.files if f.source in manifest.FOLDER_SOURCES)
+
+
+def check_unchanged_looking(work: Sequence[Any], stats_before: Mapping[Key, str], read: manifest.ReadHashes,
+                            hashed: manifest.PathHashes, jobs: int) -> None:
+    """Before parsing: hash the containers, and the files whose size and mtime are those of the last
+    scan (into ``read``), so their fingerprints can decide whether they are parsed again."""
+    hosts = [(hw.host, hw.evidence, hw.files) for hw in work]
+    manifest.hash_paths(manifest.to_hash(hosts, read, containers_only=True), hashed, jobs)
+    same = {}
     for hw in work:
+        root = Path(hw.evidence).absolute()
+        for f in _own_files(hw):
+            if stats_before.get((hw.host, f.rel)) == stat_of(f):
+                same[root / manifest.real_rel(f) if root.is_dir() else root] = (f.root, f.rel)
+    checked: manifest.PathHashes = {}
+    manifest.hash_paths(same, checked, jobs)
+    read.update((key, checked[path]) for path, key in same.items())
+
+
+def fingerprints(work: Iterable[Any], read: manifest.ReadHashes,
+                 hashed: manifest.PathHashes) -> dict[Key, str]:
+    """(host, path) -> fingerprint of every listed file whose hash is known (its own, or its
+    container's): from the workers' reads, the pre-check hashes or the containers hashed here."""
+    out: dict[Key, str] = {}
+    clashes: set[Key] = set()
+    for hw in work:
+        root = Path(hw.evidence).absolute()
+        single = manifest.single_file(hw.files)
+        folder = {manifest.real_rel(f): f for f in hw.files if f.source in manifest.FOLDER_SOURCES}
         for f in hw.files:
-            real = f.locator[0] if f.locator else f.rel
-            own = records.get((hw.host, hw.evidence, printable(real)[0]))
-            if own is not None and f.source in manifest.FOLDER_SOURCES:
-                fp = f"{own.sha256}:{own.size}"
+            if f.source in manifest.FOLDER_SOURCES:
+                own = read.get((f.root, f.rel))
+                fp = f"{own[0]}:{own[1]}" if own else ""
             else:  # a member of an archive or image: its container, then its own name and size
-                container = own or records.get((hw.host, hw.evidence, ""))
-                fp = f"{container.sha256}:{f.rel}:{f.size}" if container else ""
+                holder = folder.get(f.locator[0]) if root.is_dir() and f.locator else None
+                if holder is not None:
+                    container = read.get((holder.root, holder.rel))
+                elif single is not None:
+                    container = read.get((single.root, single.rel))
+                else:
+                    container = hashed.get(root)
+                fp = f"{container[0]}:{f.rel}:{f.size}" if container else ""
             if fp and not fp.startswith("unreadable") and out.setdefault((hw.host, f.rel), fp) != fp:
                 clashes.add((hw.host, f.rel))
     for key in clashes:  # one host's two roots hold this path: its rows cannot be told apart, parse again
@@ -147,10 +212,11 @@ def _kept(head: pa.Table, keys: pa.Array) -> pa.Array:
     return pc.or_(whole, member)
 
 
-def save(store: Path, current: dict[tuple[str, str], str], key: str) -> None:
+def save(store: Path, current: dict[Key, str], key: str, stats: Mapping[Key, str]) -> None:
     folder = store / STATE
     folder.mkdir(parents=True, exist_ok=True)
-    rows = [{"host": h, "path": p, "fingerprint": fp, "key": key} for (h, p), fp in sorted(current.items())]
+    rows = [{"host": h, "path": p, "fingerprint": fp, "key": key, "stat": stats.get((h, p))}
+            for (h, p), fp in sorted(current.items())]
     schema = pa.schema([("host", pa.string()), ("path", pa.string()), ("fingerprint", pa.string()),
-                        ("key", pa.string())])
+                        ("key", pa.string()), ("stat", pa.string())])
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "all.parquet", compression="zstd")

@@ -30,23 +30,23 @@ from exhunt.worker import ScannerArgs
 if TYPE_CHECKING:
     from exhunt.artifacts.linefilter import TriagePlan
 
-# per worker process: engine chunk, DuckDB memory limit, EVTX chunk literals (None: every chunk)
-# (engine chunk, DuckDB memory limit, EVTX chunk literals, text-log triage plan); None: parse everything
-WorkerSettings = tuple[int, str | None, tuple[str, ...] | None, "TriagePlan | None"]
+# per worker process: engine chunk, DuckDB memory limit, EVTX chunk literals (None: every chunk),
+# text-log triage plan (None: parse everything), SHA-1/MD5 of every file (an IOC list holds such hashes)
+WorkerSettings = tuple[int, str | None, tuple[str, ...] | None, "TriagePlan | None", bool]
 
 
 def apply_settings(settings: WorkerSettings) -> None:
     """Set this process's settings (pool initializer, Dask worker, in-process run)."""
-    from exhunt.artifacts import evtx_chunks, w3c_fast
+    from exhunt.artifacts import evtx_chunks, files, w3c_fast
 
-    w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, literals, w3c_fast.TRIAGE = settings
+    w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, literals, w3c_fast.TRIAGE, files.ALL_DIGESTS = settings
     evtx_chunks.configure(literals)
 
 
 def current_settings() -> WorkerSettings:
-    from exhunt.artifacts import evtx_chunks, w3c_fast
+    from exhunt.artifacts import evtx_chunks, files, w3c_fast
 
-    return w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, evtx_chunks.current(), w3c_fast.TRIAGE
+    return w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, evtx_chunks.current(), w3c_fast.TRIAGE, files.ALL_DIGESTS
 
 # Artifacts whose files may be parsed in byte ranges (each names its dialect): (class, dialect factory).
 RANGE_ARTIFACTS = artifacts.RANGE_ARTIFACTS
@@ -100,7 +100,7 @@ class RangeUnit:
 
 @dataclass(frozen=True)
 class WholeUnit:
-    """The whole-file pass of a split log: one sequential read hashes it (SHA-256/SHA-1/MD5),
+    """The whole-file pass of a split log: one sequential read hashes it (the custody SHA-256),
     writes its ``files`` row and runs the content scan; its ranges do the parsing."""
 
     host: str
@@ -267,7 +267,7 @@ def _run_pivot(unit: PivotUnit, store: Path) -> UnitResult:
                     ctx.warn_file(f"pivot pass: read error: {exc.strerror or exc}")
                 except Exception as exc:  # as in worker._process: a parser bug loses only this file
                     ctx.warn_file(f"pivot pass: parser error {type(exc).__name__}: {exc}")
-            results.append(worker.FileResult(file.rel, name, 0, ctx.events, ctx.warnings))
+            results.append(worker.FileResult(file.rel, name, 0, ctx.events, ctx.warnings, None, file.root))
     return UnitResult(unit.part, results)
 
 
@@ -275,7 +275,7 @@ def _run_range(unit: RangeUnit, store: Path) -> UnitResult:
     with StoreWriter(store, unit.host, part=unit.part) as writer:
         ctx = CollectingContext(unit.host, unit.file, writer)
         _parse_range(unit, ctx)
-    result = worker.FileResult(unit.file.rel, ctx.artifact, 0, ctx.events, 0)
+    result = worker.FileResult(unit.file.rel, ctx.artifact, 0, ctx.events, 0, None, unit.file.root)
     return UnitResult(unit.part, [result], ctx.warning_rows, ctx.fact_rows, ctx.warnings)
 
 

@@ -93,7 +93,7 @@ def whole(tmp: Path, root: Path, rel: str, chunk: int, monkeypatch: pytest.Monke
 
 
 def split(tmp: Path, root: Path, rel: str, chunk: int, split_size: int, jobs: int = 1) -> dict[str, list]:
-    options = PoolOptions(jobs=jobs, split_size=split_size, chunk=chunk, settings=(chunk, None, None, None))
+    options = PoolOptions(jobs=jobs, split_size=split_size, chunk=chunk, settings=(chunk, None, None, None, False))
     units, splits = make_units([([_file(root, rel)], "h")], options)
     assert sum(isinstance(u, RangeUnit) for u in units) > 2 and len(splits) == 1
     results = run(units, splits, tmp / "split", options, (None, 0, False), lambda n: None)
