@@ -104,7 +104,7 @@ def _jobs(requested: int) -> int:
     return requested if requested > 0 else max(1, os.cpu_count() or 1)
 
 
-BATCH_FILES = 256
+BATCH_FILES = 1024  # a Parquet part per table per batch: 7% of the per-page work at 256
 BATCH_BYTES = 64 << 20
 
 

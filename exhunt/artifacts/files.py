@@ -22,6 +22,7 @@ DRAIN_CHUNK = 1 << 20
 # SHA-1 and MD5 of every file (a loaded IOC list names files by them); set per worker process
 ALL_DIGESTS = False
 UNDECIDED_LIMIT = 2 * DRAIN_CHUNK
+WHOLE_READ = 256 << 10  # files up to this size are read in one call (``read_small``)
 
 
 class HashingRaw(io.RawIOBase):
@@ -106,8 +107,32 @@ def extra_digests_for(artifact: Any) -> bool:
 
 def open_hashing(file: EvidenceFile, capture: bool = False,
                  capture_limit: int | None = None) -> tuple[io.BufferedReader, HashingRaw]:
+    """A buffered stream whose reads hash the file, and the hashing reader (digests, bytes read,
+    captured content). Small files are read whole first (``read_small``)."""
+    if file.size <= WHOLE_READ and (small := read_small(file, capture, capture_limit)) is not None:
+        return small
     raw = HashingRaw(file.open(), capture, capture_limit)
     return io.BufferedReader(raw, buffer_size=DRAIN_CHUNK), raw
+
+
+def read_small(file: EvidenceFile, capture: bool,
+               capture_limit: int | None) -> tuple[io.BufferedReader, HashingRaw] | None:
+    """A small file (most of a web root) in one read, hashed at once; the parse reads from memory.
+    Saves, per page, a 1 MiB buffer and three hashing ``readinto`` calls. None when the read fails
+    or the file grew past ``WHOLE_READ`` since the listing: the streaming path reads it again and
+    reports what it meets where it meets it."""
+    inner = file.open()
+    try:
+        data = inner.read(WHOLE_READ + 1)
+    except OSError:
+        return None
+    finally:
+        inner.close()
+    if len(data) > WHOLE_READ:
+        return None
+    raw = HashingRaw(inner, capture, capture_limit)
+    raw.update(data)
+    return io.BufferedReader(io.BytesIO(data), buffer_size=max(1, len(data))), raw
 
 
 def drain(stream: io.BufferedReader) -> None:
