@@ -16,6 +16,7 @@ import queue
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
@@ -200,16 +201,14 @@ def _run_pool(units: list[Unit], store: Path, options: PoolOptions, warm: WarmPo
     while pending:
         executor, report = warm.take()
         hung: list[tuple[str, str]] = []
-        with executor as pool:
+        with contextlib.closing(_Watch(report)) as watch, executor as pool:  # the watch outlives the workers
             futures: dict[Future[UnitResult], str] = {}
             for part, unit in pending.items():
                 remove_parts(store, part)
                 futures[pool.submit(run_unit, unit, str(store))] = part
-            running: dict[int, tuple[str, str, float]] = {}
             while futures and not hung:
                 finished, _ = wait(futures, timeout=min(1.0, max(0.05, options.file_timeout / 4)),
                                    return_when=FIRST_COMPLETED)
-                _drain(report, running)
                 for future in finished:
                     part = futures.pop(future)
                     try:
@@ -217,9 +216,9 @@ def _run_pool(units: list[Unit], store: Path, options: PoolOptions, warm: WarmPo
                     except BrokenProcessPool:
                         continue
                     advance(pending.pop(part).size)
-                    running = {pid: r for pid, r in running.items() if r[0] != part}
+                    watch.finished(part)
                 now = time.time()
-                for pid, (part, rel, started) in list(running.items()):
+                for pid, (part, rel, started) in watch.running().items():
                     if options.file_timeout > 0 and now - started > options.file_timeout:
                         hung.append((part, rel))
                         _kill(pid)
@@ -244,13 +243,41 @@ def _run_pool(units: list[Unit], store: Path, options: PoolOptions, warm: WarmPo
     return done
 
 
-def _drain(report: Any, running: dict[int, tuple[str, str, float]]) -> None:
-    while True:
-        try:
-            pid, part, rel, started = report.get_nowait()
-        except queue.Empty:
-            return
-        running[pid] = (part, rel, started)
+class _Watch:
+    """The workers' "file started" reports, read by a thread for the pool's whole life: a report pipe
+    left unread between the watchdog's looks fills up (64 KiB: a few hundred pages), and a worker
+    that exits then waits forever to flush its queue while the pool's shutdown waits for it."""
+
+    def __init__(self, report: Any) -> None:
+        self._report = report
+        self._running: dict[int, tuple[str, str, float]] = {}  # pid -> (part, file, start time)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="exhunt-watch", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                pid, part, rel, started = self._report.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            except (EOFError, OSError, ValueError):  # the queue closed under us
+                return
+            with self._lock:
+                self._running[pid] = (part, rel, started)
+
+    def running(self) -> dict[int, tuple[str, str, float]]:
+        with self._lock:
+            return dict(self._running)
+
+    def finished(self, part: str) -> None:
+        with self._lock:
+            self._running = {pid: r for pid, r in self._running.items() if r[0] != part}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _kill(pid: int) -> None:

@@ -49,3 +49,27 @@ def test_one_file_starts_no_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     seen = _children_when_prefilter_built(monkeypatch)
     scan([page.parent], ScanOptions(out=tmp_path / "case", jobs=2, quiet=True, html_report=False))
     assert seen == [0]
+
+
+def test_many_small_files_per_unit_do_not_stall_the_pool(tmp_path: Path) -> None:
+    """Each file's start report crosses a pipe: thousands of them per unit must not fill it and leave
+    a worker waiting at exit (the pool's shutdown then waited forever)."""
+    import threading
+
+    from exhunt.evidence import open_evidence
+    from exhunt.parallel.pool import PoolOptions, run
+    from exhunt.parallel.units import FilesUnit
+
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    for n in range(3000):
+        (folder / f"p{n}.htm").write_bytes(b"<html>%d</html>" % n)
+    files = list(open_evidence(folder).files(lambda rel, message: None))
+    units: list = [FilesUnit("h", tuple(files[:1500]), "a"), FilesUnit("h", tuple(files[1500:]), "b")]
+    results: list = []
+    thread = threading.Thread(target=lambda: results.extend(
+        run(units, {}, tmp_path / "store", PoolOptions(jobs=2), (None, 0, False), lambda n: None)), daemon=True)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "the pool did not finish"
+    assert len(results) == 3000
