@@ -18,6 +18,7 @@ from exhunt.artifacts import evtx
 from exhunt.artifacts.linefilter import TriagePlan
 from exhunt.casefolder import case_directory, refuse_overlap
 from exhunt.detections import builds, eventfilter, prefilter
+from exhunt.detections import pivot as attacker
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.eventfilter import EventFilter
 from exhunt.detections.filehunt import scan_rules
@@ -38,13 +39,13 @@ from exhunt.findings.model import (
     HostAssessment,
 )
 from exhunt.findings.triage import iso, sort_findings, verdict
-from exhunt.parallel import limits, resume
+from exhunt.parallel import limits, pivot, resume
 from exhunt.parallel.limits import DEFAULT_MEMORY_LIMIT
 from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT, PoolOptions, WarmPool, make_units
 from exhunt.parallel.pool import run as run_units
 from exhunt.parallel.ranges import DEFAULT_SPLIT_SIZE
 from exhunt.progress import Progress
-from exhunt.worker import FileResult
+from exhunt.worker import FileResult, ScannerArgs
 
 
 @dataclass
@@ -182,6 +183,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             if store.exists() and not options.resume:
                 shutil.rmtree(store)
             resume.drop_listing_parts(store)
+            pivot.drop_parts(store)  # redone on every run, resumed or not: new evidence, new indicators
             (case / "findings.json").unlink(missing_ok=True)
             manifest.remove(case, store)
             work = plan(evidence, options.host, store)
@@ -204,8 +206,10 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             read.update(custody.read_hashes(results))  # the parse's own read wins over the pre-check
             custody.record_inputs(case, store, work, read, hashed, _jobs(options.jobs), __version__)
             resume.save(store, resume.fingerprints(work, read, hashed), key, stats)
-            document = assess(store, work, options)
-            document = replace(document, rules={**document.rules, "triage": triage_report,
+            document = assess(store, work, options, triage)
+            triage_report = {**triage_report, "pivot": document.rules.get("pivot", PIVOT_NONE)}
+            document = replace(document, rules={**{k: v for k, v in document.rules.items() if k != "pivot"},
+                                                "triage": triage_report,
                                                 "evtx_index": events.report(options.index)})
             save_document(case, document)
             if options.out and options.html_report:
@@ -239,8 +243,11 @@ def resume_key(options: ScanOptions, triage: TriagePlan | None = None, events: E
     return key
 
 
-def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None) -> AssessmentDocument:
-    """Detections and triage over a finished store: re-runnable without re-parsing."""
+def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None,
+           triage: TriagePlan | None = None) -> AssessmentDocument:
+    """Detections and triage over a finished store: re-runnable without re-parsing. With a triage
+    plan, the pivot pass stores every text-log row of the attacker's indicators before the mailbox
+    impact reads them (``rules["pivot"]`` reports it)."""
     options = options or ScanOptions()
     con = connect(store, threads=_jobs(options.jobs), memory_limit=limits.query_memory(options.memory_limit))
     hit_rows: list[dict] = []
@@ -251,6 +258,8 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     findings = custody.cite_inputs(store, sort_findings(raw_findings))
     hit_rows.sort(key=_hit_order)  # the same table on every run, whatever order queries returned
     write_table(store, "hits", hit_rows)
+    if triage is not None and triage.blob is not None:
+        rules = {**rules, "pivot": pivot_pass(con, store, work, options, triage, findings, hit_rows)}
     impact = assess_impact(con, findings, hit_rows, store)  # whose mail: after every detection
     hosts = []
     evidence_by_host: dict[str, list[str]] = {}
@@ -271,6 +280,39 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     write_table(store, "findings", [finding_row(f) for f in findings])
     con.close()
     return document
+
+
+PIVOT_NONE = {"reason": "--index full or no triage: every line is stored"}
+
+
+def pivot_pass(con, store: Path, work: list[HostWork], options: ScanOptions, triage: TriagePlan,  # type: ignore[no-untyped-def]
+               findings: Sequence[Finding], hit_rows: list[dict]) -> dict:
+    """The triage pivot pass (exhunt.parallel.pivot): every text log searched for the attacker's
+    indicators (exhunt.detections.pivot), in rounds; ``con`` then sees the new rows."""
+
+    def indicators() -> tuple[dict[str, int], list[str]]:
+        found = attacker.gather(con, findings, hit_rows)
+        return found.counts(), found.patterns()
+
+    return pivot.run_rounds(con, store, work, triage, _pivot_pool(work, options, triage), _pivot_scanner(options),
+                            indicators, options.progress and not options.quiet)
+
+
+def _pivot_pool(work: list[HostWork], options: ScanOptions, triage: TriagePlan) -> PoolOptions:
+    budget = limits.budget(options.memory_limit, _jobs(options.jobs))
+    return PoolOptions(jobs=budget.jobs, split_size=options.split_size, chunk=budget.chunk,
+                       file_timeout=options.file_timeout, settings=(budget.chunk, budget.duckdb, None, triage, False),
+                       hook=options.worker_hook, scheduler=options.scheduler, roots=tuple(hw.evidence for hw in work))
+
+
+def _pivot_scanner(options: ScanOptions) -> ScannerArgs:
+    """No content scan in the pivot pass; Dask workers keep the scan's scanner (the same payload:
+    nothing rebuilt for the next scan)."""
+    if not options.scheduler:
+        return (None, 0, False)
+    budget = limits.budget(options.memory_limit, _jobs(options.jobs))
+    scan_logs = options.yara_logs if options.yara_logs is not None else bool(options.yara or options.iocs)
+    return (scan_rules(options.yara, options.iocs).blob, min(options.yara_max_size, budget.yara_max), scan_logs)
 
 
 def _hit_order(row: dict) -> tuple[str, str, str, int, int, str, str]:

@@ -1,8 +1,12 @@
-"""``--index triage`` (the default) and ``--index full`` give identical findings: ids, keys,
-severities, confidences, counts, first and last seen. The full index is the oracle."""
+"""``--index triage`` (the default) and ``--index full`` give identical findings (ids, keys,
+severities, confidences, counts, first and last seen) and identical mailbox impact; after the
+triage pivot pass, the store holds exactly the rows of the attacker's IPs and user agents that the
+full index holds. The full index is the oracle."""
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,8 @@ import pytest
 
 from exhunt.api import ScanOptions, scan
 from exhunt.demo import DemoSpec, generate
+from exhunt.detections.pivot import gather
+from exhunt.events.store import connect
 from exhunt.findings.model import AssessmentDocument
 from tests.detections.caselogs import write_case_logs
 from tests.detections.test_cases import load_cases
@@ -21,10 +27,53 @@ def summary(document: AssessmentDocument) -> list[tuple[Any, ...]]:
                   for f in document.findings)
 
 
-def both_ways(evidence: Path, out: Path, **options: Any) -> tuple[AssessmentDocument, AssessmentDocument]:
-    docs = [scan([evidence], ScanOptions(out=out / index, quiet=True, progress=False, index=index, **options)).document
+def both_ways(evidence: Path | list[Path], out: Path, **options: Any) -> tuple[AssessmentDocument, AssessmentDocument]:
+    roots = evidence if isinstance(evidence, list) else [evidence]
+    docs = [scan(roots, ScanOptions(out=out / index, quiet=True, progress=False, index=index, **options)).document
             for index in ("triage", "full")]
     return docs[0], docs[1]
+
+
+def impact(document: AssessmentDocument) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(e) for e in document.impact]
+
+
+def attacker_rows(case: Path, document: AssessmentDocument) -> list[tuple[Any, ...]]:
+    """(host, path, line) of every stored row from the attacker's IPs and user agents, as the
+    full index's findings name them."""
+    con = connect(case / "store", extra_tables=("hits",))
+    try:
+        found = gather(con, document.findings, con.sql("SELECT * FROM hits").to_arrow_table().to_pylist())
+    finally:
+        con.close()
+    return indicator_rows(case, found.values["client_ip"], found.values["user_agent"])
+
+
+def indicator_rows(case: Path, ips: list[str], uas: list[str]) -> list[tuple[Any, ...]]:
+    con = connect(case / "store")
+    try:
+        return sorted(con.execute("""
+            SELECT host, path, line FROM events
+            WHERE line IS NOT NULL AND (list_contains(?::VARCHAR[], lower(split_part(client_ip, '%', 1)))
+                                        OR list_contains(?::VARCHAR[], replace(user_agent, '+', ' ')))""",
+                                  [ips, uas]).fetchall())
+    finally:
+        con.close()
+
+
+def assert_same(triage: AssessmentDocument, full: AssessmentDocument, out: Path) -> None:
+    """The oracle: findings, impact, and the attacker's rows (none stored twice)."""
+    assert summary(triage) == summary(full)
+    assert impact(triage) == impact(full)
+    full_rows = attacker_rows(out / "full", full)
+    assert attacker_rows(out / "triage", full) == full_rows
+    con = connect(out / "triage" / "store")
+    try:
+        twice = con.execute("SELECT count(*) FROM (SELECT host, path, line FROM events WHERE line IS NOT NULL "
+                            "GROUP BY ALL HAVING count(*) > 1)").fetchone()
+    finally:
+        con.close()
+    assert twice == (0,), "a line stored twice (first pass and pivot pass)"
 
 
 def stored_rows(case: Path) -> int:
@@ -37,10 +86,10 @@ def test_every_detection_case_fixture_both_ways(tmp_path: Path) -> None:
     write_case_logs(tmp_path / "evidence", rows, padding=3)
     triage, full = both_ways(tmp_path / "evidence", tmp_path, host="EXCH01", jobs=1)
     assert len(full.findings) >= 20
-    assert summary(triage) == summary(full)
-    assert full.rules["triage"]["index"] == "full"
-    # until the pivot pass exists, the mailbox impact's need for every attacker row forces a full parse
-    assert {f["origin"] for f in triage.rules["triage"]["full_parse"]} == {"mailbox impact"}
+    assert_same(triage, full, tmp_path)
+    assert full.rules["triage"]["index"] == "full" and "rows" not in full.rules["triage"]["pivot"]
+    assert triage.rules["triage"]["index"] == "triage" and not triage.rules["triage"]["full_parse"]
+    assert triage.rules["triage"]["pivot"]["indicators"]["client_ip"] > 0
 
 
 def test_triage_alone_selects_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,10 +105,42 @@ def test_triage_alone_selects_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_demo_both_ways(tmp_path: Path, jobs: int) -> None:
+def test_demo_both_ways(tmp_path: Path, jobs: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exhunt.parallel import pivot
+
+    monkeypatch.setattr(pivot, "IN_PROCESS_BYTES", 0)  # jobs 2: the pivot pass on the pool, split logs in ranges
     generate(tmp_path / "evidence", DemoSpec(per_day=800))
     triage, full = both_ways(tmp_path / "evidence", tmp_path, host="EXCH01", jobs=jobs, split_size=256 << 10)
-    assert summary(triage) == summary(full) and len(full.findings) > 10
+    assert_same(triage, full, tmp_path)
+    assert len(full.findings) > 10 and full.impact
+    pivot = triage.rules["triage"]["pivot"]
+    assert pivot["rows"] > 0 and pivot["files"] > 0, pivot
+    assert stored_rows(tmp_path / "triage") < stored_rows(tmp_path / "full") / 2
     t_host, f_host = triage.hosts[0], full.hosts[0]
     assert (t_host.first_seen, t_host.last_seen, t_host.build) == (f_host.first_seen, f_host.last_seen, f_host.build)
     assert t_host.coverage.events <= f_host.coverage.events
+
+
+def test_bench_corpus_both_ways(tmp_path: Path) -> None:
+    """The bench's generated corpus (bench/corpus.py: IIS, HttpProxy, ECP, OABGenerator on two
+    hosts, the ProxyLogon chain planted on one), small, both ways and with the hosts' logs split."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    try:
+        from corpus import generate as bench_corpus
+    finally:
+        sys.path.pop(0)
+    corpus = bench_corpus(tmp_path / "bench", 0.01, 2, jobs=1)
+    hosts = sorted(p for p in corpus.iterdir() if p.is_dir())
+    triage, full = both_ways(hosts, tmp_path, jobs=2, split_size=1 << 20)
+    assert_same(triage, full, tmp_path)
+    assert len(full.findings) >= 5
+    assert triage.rules["triage"]["pivot"]["rows"] > 0
+
+
+def test_clean_evidence_has_no_pivot_pass(tmp_path: Path) -> None:
+    """No finding gives an indicator: no second read of the logs."""
+    generate(tmp_path / "evidence", DemoSpec(per_day=100, attack=False))
+    triage = scan([tmp_path / "evidence"], ScanOptions(out=tmp_path / "t", quiet=True, progress=False,
+                                                       host="EXCH01", jobs=1)).document
+    pivot = triage.rules["triage"]["pivot"]
+    assert pivot["files"] == 0 and pivot["rows"] == 0 and "reason" in pivot

@@ -26,10 +26,15 @@ FLAGS = ("CASELESS", "MULTILINE")
 @dataclass(frozen=True)
 class TriagePlan:
     """What every worker needs for triage: the compiled prefilter (None: parse every line) and the
-    sources (``iis``, ``httpproxy``, ... or ``*``) that are parsed in full anyway."""
+    sources (``iis``, ``httpproxy``, ... or ``*``) that are parsed in full anyway. ``pivot`` is set
+    only for the pivot pass (``exhunt.parallel.pivot``): the attacker indicators' database, whose
+    lines the first pass did not store are parsed and stored then; ``searched``, the database of
+    the pass's earlier rounds, whose lines are stored already."""
 
     blob: bytes | None
     full_sources: frozenset[str] = frozenset()
+    pivot: bytes | None = None
+    searched: bytes | None = None
 
 
 class PatternError(ValueError):

@@ -64,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--index", choices=("triage", "full"), default="triage",
                    help="triage (default): only the text-log lines and EVTX chunks holding a text some "
                         "detection, rule or IOC needs are parsed and stored (every line and record still "
-                        "counted); full: every line and record is stored")
+                        "counted), then every text-log line holding an indicator of the findings' attacker "
+                        "(pivot pass); full: every line and record is stored")
     p.set_defaults(func=run, parser=p)
 
 

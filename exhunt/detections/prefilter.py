@@ -61,22 +61,15 @@ def from_artifacts(prefilter: Prefilter) -> None:
 
 
 def from_impact(prefilter: Prefilter) -> None:
-    """The mailbox impact's own rows, and every row of the attacker's sources, which only the pivot
-    pass would select (not written yet): until then its log types are parsed in full."""
+    """The mailbox impact's own rows (cmdlets, ProxyToken, SYSTEM back-end calls). The rows of the
+    attacker's sources are stored by the pivot pass after the detections (exhunt.parallel.pivot)."""
     from exhunt.detections.impact import PREFILTER
 
     prefilter.add("mailbox impact", PREFILTER)
-    prefilter.parse_in_full(ALL, "mailbox impact", "reads every row from the attacker's sources, which the "
-                            "pivot pass would select after the detections; that pass is not written yet")
 
 
-def build(index: str, checks: Sequence[type[Check]], sigma: Sequence[Path] = (),
-          iocs: Sequence[Path] = ()) -> tuple[TriagePlan | None, dict[str, Any]]:
-    """The plan shipped to the workers (None: ``--index full``) and the document's report of it."""
-    if index == "full":
-        return None, {"index": "full", "reason": "--index full: every line of every text log is parsed"}
-    if not linefilter.available():  # loud: the report and the terminal say why nothing was skipped
-        return None, {"index": "full", "reason": f"triage unavailable: {linefilter.LOAD_ERROR}"}
+def gather(checks: Sequence[type[Check]], sigma: Sequence[Path] = (), iocs: Sequence[Path] = ()) -> Prefilter:
+    """Every pattern of the scan's detections (also what bench/bench_scale.py gives ripgrep)."""
     prefilter = Prefilter()
     from_checks(prefilter, checks)
     from_artifacts(prefilter)
@@ -88,6 +81,17 @@ def build(index: str, checks: Sequence[type[Check]], sigma: Sequence[Path] = (),
         from exhunt.detections.iocs.prefilter import from_iocs
 
         from_iocs(prefilter, iocs)
+    return prefilter
+
+
+def build(index: str, checks: Sequence[type[Check]], sigma: Sequence[Path] = (),
+          iocs: Sequence[Path] = ()) -> tuple[TriagePlan | None, dict[str, Any]]:
+    """The plan shipped to the workers (None: ``--index full``) and the document's report of it."""
+    if index == "full":
+        return None, {"index": "full", "reason": "--index full: every line of every text log is parsed"}
+    if not linefilter.available():  # loud: the report and the terminal say why nothing was skipped
+        return None, {"index": "full", "reason": f"triage unavailable: {linefilter.LOAD_ERROR}"}
+    prefilter = gather(checks, sigma, iocs)
     full = prefilter.full_sources()
     report: dict[str, Any] = {"index": "triage", "patterns": len(prefilter.patterns),
                               "full_parse": prefilter.full, "skipped": prefilter.skipped}

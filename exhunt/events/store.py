@@ -239,7 +239,19 @@ def connect(store: Path, extra_tables: Iterable[str] = (), threads: int = 0,
         config["memory_limit"] = memory_limit
         config["temp_directory"] = str(store.parent / "duckdb-spill")
     con = duckdb.connect(":memory:", config=config)
-    names = list(TABLES) + [t for t in extra_tables if t not in TABLES]
+    refresh_views(con, store, list(TABLES) + [t for t in extra_tables if t not in TABLES])
+    return con
+
+
+def _is_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether ``name`` is a table (an empty one stood for a table without parts) and not a view."""
+    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()
+    return bool(found and found[0])
+
+
+def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[str]) -> None:
+    """(Re)create the views of ``names`` over the parts now in the store (parts written since the
+    connection opened, e.g. by the triage pivot pass, are read from then on)."""
     for name in names:
         parts = sorted((store / name).rglob("*.parquet")) if (store / name).exists() else []
         if parts:
@@ -249,6 +261,7 @@ def connect(store: Path, extra_tables: Iterable[str] = (), threads: int = 0,
             view = (f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}], union_by_name=true, "
                     "hive_partitioning=false)")
             try:
+                con.execute(f"DROP TABLE IF EXISTS {name}" if _is_table(con, name) else "SELECT 1")
                 con.execute(view)
                 missing = _missing_columns(con, name)
                 if missing:  # parts written by an older exhunt: newer columns read as NULL
@@ -259,5 +272,5 @@ def connect(store: Path, extra_tables: Iterable[str] = (), threads: int = 0,
                 raise CaseError(f"the case store {store} is damaged ({name}): {first}") from None
         elif name in TABLES:
             empty = TABLES[name].empty_table()  # noqa: F841  (referenced by DuckDB below)
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM empty")
-    return con
+            con.execute(f"DROP VIEW IF EXISTS {name}" if not _is_table(con, name) else "SELECT 1")
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM empty")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from exhunt import artifacts, worker
 from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE, ParseContext
 from exhunt.artifacts.w3c import Block
-from exhunt.artifacts.w3c_fast import W3cEngine
+from exhunt.artifacts.w3c_fast import PivotContext, W3cEngine
 from exhunt.events.schema import TABLES
 from exhunt.events.store import StoreWriter
 from exhunt.evidence.base import EvidenceFile
@@ -113,7 +113,23 @@ class WholeUnit:
         return self.file.size
 
 
-Unit = FilesUnit | RangeUnit | WholeUnit
+@dataclass(frozen=True)
+class PivotUnit:
+    """The pivot pass over text logs of one host (``exhunt.parallel.pivot``): whole files, or one
+    byte range of a split one (``window``); it stores only rows, under a ``p-`` part name."""
+
+    host: str
+    files: tuple[EvidenceFile, ...]
+    artifacts: tuple[str, ...]  # each file's artifact name (a key of RANGE_ARTIFACTS)
+    part: str
+    window: RangeUnit | None = None
+
+    @property
+    def size(self) -> int:
+        return self.window.size if self.window is not None else sum(f.size for f in self.files)
+
+
+Unit = FilesUnit | RangeUnit | WholeUnit | PivotUnit
 
 
 @dataclass
@@ -211,6 +227,8 @@ def remove_parts(store: Path, part: str) -> None:
 def run_unit(unit: Unit, store: str) -> UnitResult:
     """Run one unit (module-level and picklable: a pool task or a Dask task)."""
     _configure()
+    if isinstance(unit, PivotUnit):
+        return _run_pivot(unit, Path(store))
     if isinstance(unit, RangeUnit):
         return _run_range(unit, Path(store))
     if isinstance(unit, WholeUnit):
@@ -254,31 +272,58 @@ class _Window(io.RawIOBase):
         super().close()
 
 
+def _run_pivot(unit: PivotUnit, store: Path) -> UnitResult:
+    """Each file through its artifact's parser (encodings included) or one range through the engine,
+    with the pivot plan in force (``w3c_fast.TRIAGE.pivot``): only rows are written."""
+    results = []
+    with StoreWriter(store, unit.host, part=unit.part) as writer:
+        for file, name in zip(unit.files, unit.artifacts, strict=True):
+            artifact = RANGE_ARTIFACTS[name][0]
+            ctx = PivotContext(host=unit.host, file=file, writer=writer, artifact=name)
+            if unit.window is not None:
+                _parse_range(unit.window, ctx)
+            else:
+                _started(unit.part, file.rel)
+                try:
+                    with io.BufferedReader(file.open(), buffer_size=1 << 20) as stream:  # type: ignore[type-var]
+                        artifact.parse(ctx, stream)
+                except OSError as exc:  # the first pass read it: a file gone since is worth a line
+                    ctx.warn_file(f"pivot pass: read error: {exc.strerror or exc}")
+                except Exception as exc:  # as in worker._process: a parser bug loses only this file
+                    ctx.warn_file(f"pivot pass: parser error {type(exc).__name__}: {exc}")
+            results.append(worker.FileResult(file.rel, name, 0, ctx.events, ctx.warnings, None, file.root))
+    return UnitResult(unit.part, results)
+
+
 def _run_range(unit: RangeUnit, store: Path) -> UnitResult:
-    _started(unit.part, f"{unit.file.rel} bytes {unit.start}-{unit.end}")
-    artifact, dialect = RANGE_ARTIFACTS[unit.artifact]
     with StoreWriter(store, unit.host, part=unit.part) as writer:
         ctx = CollectingContext(unit.host, unit.file, writer)
-        ctx.artifact = artifact.name
-        try:
-            stream = io.BufferedReader(_Window(open_readonly(_real_path(unit.file)), unit.start, unit.end),
-                                       buffer_size=1 << 20)
-        except OSError as exc:
-            ctx.warn(f"cannot open: {exc.strerror or exc}")
-            return UnitResult(unit.part, [], ctx.warning_rows, [], ctx.warnings)
-        with stream:
-            engine = W3cEngine(ctx, dialect(), use_fast=artifact.fast)
-            engine.chunk = unit.chunk
-            engine.block = Block(dict(unit.directives), list(unit.fields))
-            engine.line, engine.offset = unit.line0, unit.start
-            try:
-                engine.run(stream, first_read=unit.first_read, at_start=unit.start == 0)
-            except OSError as exc:
-                ctx.warn(f"read error while parsing: {exc.strerror or exc}")
-            except Exception as exc:  # as in worker._process: a parser bug loses only this range
-                ctx.warn(f"parser error {type(exc).__name__}: {exc} (bytes {unit.start}-{unit.end})")
-    result = worker.FileResult(unit.file.rel, artifact.name, 0, ctx.events, 0, None, unit.file.root)
+        _parse_range(unit, ctx)
+    result = worker.FileResult(unit.file.rel, ctx.artifact, 0, ctx.events, 0, None, unit.file.root)
     return UnitResult(unit.part, [result], ctx.warning_rows, ctx.fact_rows, ctx.warnings)
+
+
+def _parse_range(unit: RangeUnit, ctx: ParseContext) -> None:
+    _started(unit.part, f"{unit.file.rel} bytes {unit.start}-{unit.end}")
+    artifact, dialect = RANGE_ARTIFACTS[unit.artifact]
+    ctx.artifact = artifact.name
+    try:
+        stream = io.BufferedReader(_Window(open_readonly(_real_path(unit.file)), unit.start, unit.end),
+                                   buffer_size=1 << 20)
+    except OSError as exc:
+        ctx.warn(f"cannot open: {exc.strerror or exc}")
+        return
+    with stream:
+        engine = W3cEngine(ctx, dialect(), use_fast=artifact.fast)
+        engine.chunk = unit.chunk
+        engine.block = Block(dict(unit.directives), list(unit.fields))
+        engine.line, engine.offset = unit.line0, unit.start
+        try:
+            engine.run(stream, first_read=unit.first_read, at_start=unit.start == 0)
+        except OSError as exc:
+            ctx.warn(f"read error while parsing: {exc.strerror or exc}")
+        except Exception as exc:  # as in worker._process: a parser bug loses only this range
+            ctx.warn(f"parser error {type(exc).__name__}: {exc} (bytes {unit.start}-{unit.end})")
 
 
 def _real_path(file: EvidenceFile) -> Path:

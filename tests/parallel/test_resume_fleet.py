@@ -37,7 +37,9 @@ def test_resume_reparses_only_the_changed_file(tmp_path: Path) -> None:
     again = scan([ev], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False, resume=True))
     assert [r.rel for r in again.file_results] == [logs[0].relative_to(ev).as_posix()]
     fresh = scan([ev], ScanOptions(out=tmp_path / "fresh", jobs=1, quiet=True, html_report=False))
-    assert store_rows(tmp_path / "case") == store_rows(tmp_path / "fresh")
+    assert store_rows(tmp_path / "case") == store_rows(tmp_path / "fresh")  # pivot rows redone, none twice
+    assert again.document.rules["triage"]["pivot"]["rows"] > 0
+    assert again.document.impact == fresh.document.impact
     assert [f.id for f in again.document.findings] == [f.id for f in fresh.document.findings]
     assert again.document.hosts[0].coverage == fresh.document.hosts[0].coverage
     nothing = scan([ev], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False, resume=True))

@@ -24,14 +24,14 @@ import duckdb
 from exhunt.detections.impact import admin, mailbox, remediation, tracking, web
 from exhunt.detections.impact.access import CONFIDENCE_RANK, Access
 from exhunt.detections.impact.audit import audit_accesses
-from exhunt.detections.impact.sources import collect
+from exhunt.detections.impact.sources import Sources, collect
 from exhunt.evidence import manifest
 from exhunt.findings.model import Finding, MailboxImpact
 from exhunt.findings.triage import MAX_EVIDENCE, evidence_order, iso
 
 PREFILTER = admin.PREFILTER + (
     r"/ecp/[^/]+@[^/]+/ruleseditor/inboxrules\.svc/newobject",  # ProxyToken (IIS and HttpProxy rows)
-    r",(nt authority\\system|system|s-1-5-18|[^,@]*\$),",  # EWS back-end rows authenticated as SYSTEM
+    r",(nt authority\\system|system|s-1-5-18|[^,@]*\\system|[^,@]*\$),",  # back-end rows authenticated as SYSTEM
 )
 FORWARDING = ("inbox-rule-forward", "mailbox-forwarding", "proxytoken-inbox-rule")
 SAME_REQUEST = timedelta(seconds=5)
@@ -39,12 +39,7 @@ SAME_REQUEST = timedelta(seconds=5)
 
 def assess_impact(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_rows: Sequence[dict],
                   store: Path | None = None) -> tuple[MailboxImpact, ...]:
-    src = collect(con, findings, hit_rows)
-    aliases = mailbox.Aliases()
-    web_rows = web.attacker_web_rows(con, src)
-    admin_rows, grantees = admin.admin_accesses(admin.cmdlet_rows(con), web_rows, src, aliases)
-    accesses = [*web.frontend(web_rows, src), *web.backend_ews(con, src, grantees), *web.proxytoken(con, src),
-                *admin_rows, *audit_accesses(con, src, grantees, aliases)]
+    src, aliases, accesses = _accesses(con, findings, hit_rows)
     _pair_sids(con, accesses, aliases)
     keys = {k for a in accesses if (k := mailbox.key(a.mailbox))}
     aliases.by_local_part(keys)
@@ -61,6 +56,25 @@ def assess_impact(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], h
     return _entries(accesses, canonical, aliases, inputs)
 
 
+def _accesses(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding],
+              hit_rows: Sequence[dict]) -> tuple[Sources, mailbox.Aliases, list[Access]]:
+    src = collect(con, findings, hit_rows)
+    aliases = mailbox.Aliases()
+    web_rows = web.attacker_web_rows(con, src)
+    admin_rows, grantees = admin.admin_accesses(admin.cmdlet_rows(con), web_rows, src, aliases)
+    accesses = [*web.frontend(web_rows, src), *web.backend_ews(con, src, grantees), *web.proxytoken(con, src),
+                *admin_rows, *audit_accesses(con, src, grantees, aliases)]
+    return src, aliases, accesses
+
+
+def pivot_sids(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_rows: Sequence[dict]) -> list[str]:
+    """The SIDs that exposed mailboxes are logged as (``Sid~`` anchors): the rows that pair each
+    with its account (``_pair_sids``) are needed too. Known only once the attacker's rows are stored,
+    so the pivot pass searches them in a second round."""
+    accesses = _accesses(con, findings, hit_rows)[2]
+    return sorted({k for a in accesses if (k := mailbox.key(a.mailbox)) and k.startswith("S-1-")})
+
+
 def pivot_indicators(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     """What the triage pivot pass must store every text-log row of, besides the attacker sources:
     ``address``: mailboxes with a forwarding change and the forwarding targets (the MessageTracking
@@ -69,6 +83,7 @@ def pivot_indicators(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     keeps."""
     src = collect(con, (), ())
     found, grantees = admin.admin_accesses(admin.cmdlet_rows(con), [], src, mailbox.Aliases())
+    found += web.proxytoken(con, src)  # ProxyToken rules forward too (their rows are PREFILTER's)
     addresses = {mailbox.key(a.mailbox) or "" for a in found if a.how in FORWARDING}
     addresses |= {mailbox.key(t) or "" for a in found for t in a.targets}
     return {"address": sorted(k for k in addresses if mailbox.is_address(k)), "account": sorted(grantees)}
