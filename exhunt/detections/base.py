@@ -7,6 +7,7 @@ Most checks are one SQL query over the store views (``events``, ``files``, ``hos
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from exhunt.findings.model import Hit
@@ -68,7 +69,10 @@ class SqlCheck(Check):
         if self.gate and con.execute(f"SELECT 1 FROM events WHERE {self.gate} LIMIT 1").fetchone() is None:
             return
         cursor = con.execute(self.sql)
-        make = self.hit_maker([d[0] for d in cursor.description])
+        names = [d[0] for d in cursor.description]
+        make = self.hit_maker(names)
+        if type(self).hit is not SqlCheck.hit:  # a check that shapes its own hits keeps doing so
+            make = partial(_by_dict, self.hit, names)
         while batch := cursor.fetchmany(10_000):
             for values in batch:
                 yield make(values)
@@ -108,17 +112,9 @@ class SqlCheck(Check):
         return make
 
     def hit(self, row: dict[str, Any]) -> Hit:
-        indicators = {k[4:]: str(v) for k, v in row.items() if k.startswith("ioc_") and v not in (None, "")}
-        return Hit(
-            check=self.id,
-            host=row["host"],
-            key=str(row.get("key") or ""),
-            path=row["path"],
-            source=row.get("source") or "",
-            ts=row.get("ts"),
-            line=row.get("line"),
-            record_id=row.get("record_id"),
-            excerpt=(row.get("excerpt") or "")[:EXCERPT_CHARS],
-            confidence=row.get("confidence") or "high",
-            indicators=indicators,
-        )
+        """One row as a dict (callers outside ``run``); the same fields as ``hit_maker`` reads."""
+        return self.hit_maker(list(row))(tuple(row.values()))
+
+
+def _by_dict(hit: Callable[[dict[str, Any]], Hit], names: list[str], values: tuple[Any, ...]) -> Hit:
+    return hit(dict(zip(names, values, strict=True)))
