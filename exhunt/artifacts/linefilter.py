@@ -2,15 +2,23 @@
 the lines that any pattern matches, so that only those are parsed.
 
 Compiled once per scan (in the scan process) into bytes shipped to every worker; each worker loads
-it once. Patterns are matched case-insensitively, ``^``/``$`` at line boundaries; a match that a
-character class carries across a newline only adds a candidate line, never loses one (every match
-inside one line is also a match in the buffer).
+it once. The first pass's database is kept under ``$EXHUNT_CACHE/hyperscan`` (default
+``~/.cache/exhunt/hyperscan``), keyed by the patterns, flags and Hyperscan version: compiling it
+costs a few tenths of a second, loading it nothing.
+
+Patterns are matched case-insensitively, ``^``/``$`` at line boundaries; a match that a character
+class carries across a newline only adds a candidate line, never loses one (every match inside one
+line is also a match in the buffer).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 try:  # a wheel that cannot load on this platform: triage reports why and the scan parses in full
     import hyperscan as _hs
@@ -78,19 +86,63 @@ def _database(patterns: Sequence[str]):  # type: ignore[no-untyped-def]
     return db
 
 
-def compile_patterns(patterns: Sequence[str]) -> Compiled:
-    """One database of every pattern (duplicates dropped); raises PatternError naming a bad one."""
+def cache_dir() -> Path:
+    base = os.environ.get("EXHUNT_CACHE")
+    return (Path(base) if base else Path.home() / ".cache" / "exhunt") / "hyperscan"
+
+
+def cache_key(patterns: Sequence[str]) -> str:
+    """SHA-256 of what the database depends on: the engine's version, mode, flags and patterns."""
+    try:
+        engine = version("hyperscan")
+    except PackageNotFoundError:  # pragma: no cover - installed without metadata
+        engine = "unknown"
+    digest = hashlib.sha256(f"{engine}\0block\0{','.join(FLAGS)}".encode())
+    for pattern in patterns:
+        digest.update(b"\0" + pattern.encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def _cached(path: Path) -> bytes | None:
+    """A stored database that still loads (a truncated or foreign file is compiled again)."""
+    try:
+        blob = path.read_bytes()
+        _hs.loadb(blob, _hs.HS_MODE_BLOCK)
+    except (OSError, _hs.error):  # type: ignore[attr-defined]
+        return None
+    return blob
+
+
+def _store(path: Path, blob: bytes) -> None:
+    try:  # a read-only home only costs the next scan the compile
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(blob)
+        tmp.replace(path)
+    except OSError:
+        pass
+
+
+def compile_patterns(patterns: Sequence[str], cache: Path | None = None) -> Compiled:
+    """One database of every pattern (duplicates dropped); raises PatternError naming a bad one.
+    With ``cache`` (a folder), a set compiled before is loaded from there and a new one stored."""
     unique = tuple(dict.fromkeys(patterns))
     if _hs is None:
         raise PatternError(LOAD_ERROR or "hyperscan unavailable")
     if not unique:
         raise PatternError("no patterns")
+    path = cache / f"{cache_key(unique)}.hsdb" if cache is not None else None
+    if path is not None and (blob := _cached(path)) is not None:
+        return Compiled(blob, unique)
     try:
         db = _database(unique)
     except _hs.error as exc:  # type: ignore[attr-defined]
         bad = [p for p in unique if check_pattern(p)]
         raise PatternError(f"{exc}: {bad[0] if bad else '?'}") from exc
-    return Compiled(_hs.dumpb(db), unique)
+    blob = _hs.dumpb(db)
+    if path is not None:
+        _store(path, blob)
+    return Compiled(blob, unique)
 
 
 class LineSelector:
