@@ -37,12 +37,15 @@ class TriagePlan:
     sources (``iis``, ``httpproxy``, ... or ``*``) that are parsed in full anyway. ``pivot`` is set
     only for the pivot pass (``exhunt.parallel.pivot``): the attacker indicators' database, whose
     lines the first pass did not store are parsed and stored then; ``searched``, the database of
-    the pass's earlier rounds, whose lines are stored already."""
+    the pass's earlier rounds, whose lines are stored already. ``fact_from``: the patterns of
+    ``blob`` from that id on (an artifact's fact, such as the OWA build in a resource path) select
+    lines the parser reads that fact from without storing them."""
 
     blob: bytes | None
     full_sources: frozenset[str] = frozenset()
     pivot: bytes | None = None
     searched: bytes | None = None
+    fact_from: int | None = None  # ids of ``blob`` from here on: lines read for a fact, not stored
 
 
 class PatternError(ValueError):
@@ -145,46 +148,65 @@ def compile_patterns(patterns: Sequence[str], cache: Path | None = None) -> Comp
     return Compiled(blob, unique)
 
 
-class LineSelector:
-    """Finds the lines of a buffer that hold a match of the compiled patterns."""
+class _Lines:
+    """The lines that matches end in, each once, in order (Hyperscan reports matches by end)."""
 
-    def __init__(self, blob: bytes) -> None:
-        if _hs is None:
-            raise PatternError(LOAD_ERROR or "hyperscan unavailable")
-        self.db = _hs.loadb(blob, _hs.HS_MODE_BLOCK)
-        self.db.scratch = _hs.Scratch(self.db)
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.found: list[tuple[int, int]] = []
+        self.last_end = -1
 
-    def spans(self, data: bytes) -> list[tuple[int, int]]:
-        """(start, end) of every matching line, newline included, in order, each once."""
-        found: list[tuple[int, int]] = []
-        size = len(data)
-        last_end = -1
+    def add(self, end: int) -> None:
+        if end <= self.last_end:  # another match in a line already taken
+            return
+        data = self.data
+        start = data.rfind(b"\n", 0, end) + 1 if end else 0
+        if end and data[end - 1:end] == b"\n":  # a class carried the match up to the newline
+            start = data.rfind(b"\n", 0, end - 1) + 1
+            stop = end
+        else:
+            stop = data.find(b"\n", end)
+            stop = len(data) if stop < 0 else stop + 1
+        self.found.append((start, stop))
+        self.last_end = max(self.last_end, stop - 1)
 
-        def on_match(_id: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
-            nonlocal last_end
-            if end <= last_end:  # another match in a line already taken
-                return
-            start = data.rfind(b"\n", 0, end) + 1 if end else 0
-            if end and data[end - 1:end] == b"\n":  # a class carried the match up to the newline
-                start = data.rfind(b"\n", 0, end - 1) + 1
-                stop = end
-            else:
-                stop = data.find(b"\n", end)
-                stop = size if stop < 0 else stop + 1
-            if found and start < found[-1][1]:  # out of order: merged below
-                found.append((start, stop))
-                last_end = max(last_end, stop - 1)
-                return
-            found.append((start, stop))
-            last_end = stop - 1
-
-        self.db.scan(data, match_event_handler=on_match)
-        if any(found[i][0] < found[i - 1][1] for i in range(1, len(found))):
-            found = sorted(set(found))
+    def spans(self) -> list[tuple[int, int]]:
+        found = self.found
+        if any(found[i][0] < found[i - 1][1] for i in range(1, len(found))):  # out of order: merged
             merged: list[tuple[int, int]] = []
-            for span in found:
+            for span in sorted(set(found)):
                 if merged and span[0] < merged[-1][1]:
                     continue
                 merged.append(span)
             found = merged
         return found
+
+
+class LineSelector:
+    """Finds the lines of a buffer that hold a match of the compiled patterns. Patterns from
+    ``fact_from`` on select lines a parser only reads a fact from (``select``), never stores."""
+
+    def __init__(self, blob: bytes, fact_from: int | None = None) -> None:
+        if _hs is None:
+            raise PatternError(LOAD_ERROR or "hyperscan unavailable")
+        self.db = _hs.loadb(blob, _hs.HS_MODE_BLOCK)
+        self.db.scratch = _hs.Scratch(self.db)
+        self.fact_from = fact_from
+
+    def spans(self, data: bytes) -> list[tuple[int, int]]:
+        """(start, end) of every line to store, newline included, in order, each once."""
+        return self.select(data)[0]
+
+    def select(self, data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The lines to store and the lines a fact pattern matches (stored or not), as ``spans``."""
+        store, facts = _Lines(data), _Lines(data)
+        if self.fact_from is None:
+            self.db.scan(data, match_event_handler=lambda _i, _s, end, _f, _c: store.add(end))
+        else:
+            first_fact = self.fact_from
+
+            def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+                (store if pattern < first_fact else facts).add(end)
+
+            self.db.scan(data, match_event_handler=on_match)
+        return store.spans(), facts.spans()
