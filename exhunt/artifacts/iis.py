@@ -134,24 +134,23 @@ class IisDialect:
         facts_by_first_line(ctx, con, sql, [OWA_BUILD_PATTERN], "owa_build", "medium")
 
 
-    def line_facts(self, ctx: ParseContext, block: Block, lines: list[tuple[int, bytes]]) -> None:
-        """The ``owa_build`` fact from raw lines triage does not store (``W3cEngine._facts``): the
-        stem and status as the reference parser splits them, the same test as ``handle``."""
+    def line_fact(self, block: Block, line: bytes) -> tuple[str, str, str] | None:
+        """The ``owa_build`` fact (fact, value, confidence) of a raw line triage does not store
+        (``W3cEngine._facts``): stem and status split as the reference parser splits them, the
+        test of ``handle``."""
         fields = block.fields
         if "cs-uri-stem" not in fields:
-            return
+            return None
+        values = line.rstrip(b"\r\n").split(b" ")
         stem_at = fields.index("cs-uri-stem")
-        status_at = fields.index("sc-status") if "sc-status" in fields else None
-        for number, line in lines:
-            values = line.rstrip(b"\r\n").split(b" ")
-            match = OWA_BUILD_BYTES.match(values[stem_at]) if stem_at < len(values) else None
-            if match is None:
-                continue
-            status = values[status_at] if status_at is not None and status_at < len(values) else None
-            code = status_code(status.decode("ascii", "replace")) if status is not None else None
-            if (code or 0) >= 400:
-                continue
-            ctx.fact("owa_build", match.group(1).decode("ascii"), number, "medium")
+        match = OWA_BUILD_BYTES.match(values[stem_at]) if stem_at < len(values) else None
+        if match is None:
+            return None
+        status_at = fields.index("sc-status") if "sc-status" in fields else len(values)
+        code = status_code(values[status_at].decode("ascii", "replace")) if status_at < len(values) else None
+        if (code or 0) >= 400:
+            return None
+        return "owa_build", match.group(1).decode("ascii"), "medium"
 
 
 class IisLog(W3cLog):

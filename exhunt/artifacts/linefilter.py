@@ -200,13 +200,12 @@ class LineSelector:
     def select(self, data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """The lines to store and the lines a fact pattern matches (stored or not), as ``spans``."""
         store, facts = _Lines(data), _Lines(data)
-        if self.fact_from is None:
-            self.db.scan(data, match_event_handler=lambda _i, _s, end, _f, _c: store.add(end))
-        else:
-            first_fact = self.fact_from
+        first_fact = self.fact_from if self.fact_from is not None else 1 << 62  # no fact-only ids
 
-            def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
-                (store if pattern < first_fact else facts).add(end)
+        def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            lines = store if pattern < first_fact else facts
+            if end > lines.last_end:  # else another match in a line already taken
+                lines.add(end)
 
-            self.db.scan(data, match_event_handler=on_match)
+        self.db.scan(data, match_event_handler=on_match)
         return store.spans(), facts.spans()

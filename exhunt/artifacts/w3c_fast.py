@@ -225,16 +225,20 @@ class W3cEngine:
 
     def _facts(self, data: bytes, spans: list[tuple[int, int]]) -> None:
         """Lines selected only for a fact (the OWA build in a resource path): the dialect reads the
-        fact from each raw line, in file order, without parsing or storing the row."""
-        read = getattr(self.dialect, "line_facts", None)
+        fact from each raw line, in file order, without parsing or storing the row; a line number
+        is counted only for a value the file has not shown yet."""
+        read = getattr(self.dialect, "line_fact", None)
         if read is None or not self.block.fields:
             return
-        numbered, before, pos = [], 0, 0
+        seen = self.ctx.facts
+        before, pos = 0, 0
         for start, end in spans:
+            found = read(self.block, data[start:end])
+            if found is None or found[:2] in seen:
+                continue
             before += data.count(b"\n", pos, start)
             pos = start
-            numbered.append((self.line + before + 1, data[start:end]))
-        read(self.ctx, self.block, numbered)
+            self.ctx.fact(found[0], found[1], self.line + before + 1, found[2])
 
     def _pivot(self, data: bytes) -> None:
         """The pivot pass: lines holding an attacker indicator that the first pass did not store.
