@@ -8,7 +8,7 @@ from typing import Any
 from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.clixml import CliXml
 from exhunt.artifacts.cmdlet_exports import CmdletExport
-from exhunt.artifacts.encoding import text_head
+from exhunt.artifacts.encoding import BOMS, text_head
 from exhunt.artifacts.eventcsv import EventCsv
 from exhunt.artifacts.evtx import EvtxLog
 from exhunt.artifacts.exchange_logs import ExchangeLog
@@ -36,12 +36,14 @@ RANGE_ARTIFACTS: dict[str, tuple[Any, Any]] = {  # (artifact class, dialect fact
 # An artifact that states neither is asked about every file, so a missing mark costs time, never a file.
 ALWAYS_ASKED = tuple(a for a in ARTIFACTS if not a.head_marks and not a.head_start)
 HEAD_MARKS = tuple(dict.fromkeys(m for a in ARTIFACTS for m in a.head_marks))
+UTF16_BOMS = tuple(bom for bom, _ in BOMS)
 HEAD_START = re.compile(b"|".join(b"(?:%s)" % a.head_start for a in ARTIFACTS if a.head_start))
 
 
 def may_be_content_claimed(head: bytes) -> bool:
     """False only when no artifact can claim this head by its content (see ``Artifact.head_marks``)."""
-    if b"\x00" in head or text_head(head) is not head:  # binary or UTF-16: every sniff decides
+    # binary or UTF-16 (without a NUL byte, only a BOM makes the head UTF-16): every sniff decides
+    if b"\x00" in head or head.startswith(UTF16_BOMS):
         return True
     low = head.lower()
     return any(mark in low for mark in HEAD_MARKS) or HEAD_START.match(low) is not None

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import queue
+import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
@@ -40,6 +43,7 @@ from exhunt.parallel.units import (
     part_name,
     remove_parts,
     run_unit,
+    warm_worker,
 )
 from exhunt.worker import FileResult, ScannerArgs
 
@@ -84,9 +88,10 @@ def make_units(batches: Sequence[tuple[list[EvidenceFile], str]], options: PoolO
 
 
 def run(units: list[Unit], splits: dict[str, tuple[str, list[str]]], store: Path, options: PoolOptions,
-        scanner_args: ScannerArgs, advance: Callable[[int], None]) -> list[FileResult]:
-    """Run every unit, then merge split files; returns one FileResult per file parsed."""
-    done = _run_units(units, store, options, scanner_args, advance)
+        scanner_args: ScannerArgs, advance: Callable[[int], None], warm: WarmPool | None = None) -> list[FileResult]:
+    """Run every unit, then merge split files; returns one FileResult per file parsed. ``warm``: workers
+    started earlier (else started here when the units need a pool)."""
+    done = _run_units(units, store, options, scanner_args, advance, warm)
     split_parts = {p for whole, parts in splits.values() for p in (whole, *parts)}
     results = [f for part, r in done.items() if part not in split_parts for f in r.files]
     for merged, (whole, parts) in splits.items():
@@ -95,8 +100,79 @@ def run(units: list[Unit], splits: dict[str, tuple[str, list[str]]], store: Path
     return results
 
 
+class WarmPool:
+    """Worker processes started as soon as the scan knows it needs them (after listing), before it has
+    its rules, prefilters and units: spawn and imports (1.8-2.5 s until both workers were ready on a
+    loaded 2-core machine, on the critical path) overlap building those in this process. ``configure``
+    hands the workers the rules, settings and hook through a file each reads at its first unit (a path,
+    not initializer arguments: a blob bigger than a pipe's buffer makes the parent wait for each new
+    worker in turn). Fresh workers after a hung file's kill are started and configured the same way."""
+
+    def __init__(self) -> None:
+        self.jobs = 0
+        self.folder: Path | None = None
+        self._executor: ProcessPoolExecutor | None = None
+        self._report: Any = None
+
+    def __enter__(self) -> WarmPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def started(self) -> bool:
+        return self.folder is not None
+
+    def start(self, jobs: int) -> None:
+        """Spawn ``jobs`` workers now (none for one job: that scan runs in this process)."""
+        if jobs <= 1 or self.started:
+            return
+        self.jobs = jobs
+        self.folder = Path(tempfile.mkdtemp(prefix="exhunt-pool-"))
+        self._executor, self._report = self._spawn()
+        for _ in range(jobs):  # every worker now: the executor spawns one per submit it cannot place
+            self._executor.submit(int)
+
+    def configure(self, scanner_args: ScannerArgs, settings: WorkerSettings | None, hook: str | None) -> None:
+        assert self.folder is not None, "start() first"
+        blob, max_size, scan_logs = scanner_args
+        if isinstance(blob, bytes):
+            rules = self.folder / "rules.bin"
+            rules.write_bytes(blob)
+            scanner_args = (rules, max_size, scan_logs)
+        temp = self.folder / "config.tmp"
+        temp.write_bytes(pickle.dumps((scanner_args, settings, hook)))
+        os.replace(temp, self.folder / "config.pickle")  # whole or absent for a worker that looks
+
+    def take(self) -> tuple[ProcessPoolExecutor, Any]:
+        """The started workers and their report queue the first time, fresh ones after (a pool
+        broken by a killed worker); the caller shuts them down."""
+        if self._executor is not None:
+            taken = self._executor, self._report
+            self._executor = self._report = None
+            return taken
+        return self._spawn()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._report.close()
+            self._executor = self._report = None
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _spawn(self) -> tuple[ProcessPoolExecutor, Any]:
+        assert self.folder is not None
+        context = get_context("spawn")
+        report = context.Queue()
+        executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=warm_worker,
+                                       initargs=(str(self.folder / "config.pickle"), report))
+        return executor, report
+
+
 def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_args: ScannerArgs,
-               advance: Callable[[int], None]) -> dict[str, UnitResult]:
+               advance: Callable[[int], None], warm: WarmPool | None = None) -> dict[str, UnitResult]:
     done: dict[str, UnitResult] = {}
     if options.scheduler:
         return _run_on_dask(units, store, options, scanner_args, advance)
@@ -110,41 +186,29 @@ def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_arg
         finally:
             init_worker((None, 0, False), settings=saved)
         return done
-    with tempfile.TemporaryDirectory(prefix="exhunt-rules-") as folder:
-        return _run_pool(units, store, options, _rules_by_file(scanner_args, Path(folder)), advance)
+    with contextlib.ExitStack() as stack:
+        if warm is None or not warm.started:
+            warm = stack.enter_context(WarmPool())
+            warm.start(options.jobs)
+        warm.configure(scanner_args, options.settings, options.hook)
+        return _run_pool(units, store, options, warm, advance)
 
 
-def _rules_by_file(scanner_args: ScannerArgs, folder: Path) -> ScannerArgs:
-    """Workers read the compiled rules from a file: a blob bigger than a pipe's buffer in the pool's
-    initializer arguments makes the parent wait for each new worker to boot in turn (measured: 0.3 s
-    per worker for exhunt's 340 KB pack), while a path lets all of them start at once."""
-    blob, max_size, scan_logs = scanner_args
-    if not isinstance(blob, bytes):
-        return scanner_args
-    path = folder / "rules.bin"
-    path.write_bytes(blob)
-    return (path, max_size, scan_logs)
-
-
-def _run_pool(units: list[Unit], store: Path, options: PoolOptions, scanner_args: ScannerArgs,
+def _run_pool(units: list[Unit], store: Path, options: PoolOptions, warm: WarmPool,
               advance: Callable[[int], None]) -> dict[str, UnitResult]:
     done: dict[str, UnitResult] = {}
     pending = {u.part: u for u in units}
-    context = get_context("spawn")
     while pending:
-        report = context.Queue()
+        executor, report = warm.take()
         hung: list[tuple[str, str]] = []
-        with ProcessPoolExecutor(max_workers=max(1, options.jobs), mp_context=context, initializer=init_worker,
-                                 initargs=(scanner_args, report, options.settings, options.hook)) as pool:
+        with contextlib.closing(_Watch(report)) as watch, executor as pool:  # the watch outlives the workers
             futures: dict[Future[UnitResult], str] = {}
             for part, unit in pending.items():
                 remove_parts(store, part)
                 futures[pool.submit(run_unit, unit, str(store))] = part
-            running: dict[int, tuple[str, str, float]] = {}
             while futures and not hung:
                 finished, _ = wait(futures, timeout=min(1.0, max(0.05, options.file_timeout / 4)),
                                    return_when=FIRST_COMPLETED)
-                _drain(report, running)
                 for future in finished:
                     part = futures.pop(future)
                     try:
@@ -152,9 +216,9 @@ def _run_pool(units: list[Unit], store: Path, options: PoolOptions, scanner_args
                     except BrokenProcessPool:
                         continue
                     advance(pending.pop(part).size)
-                    running = {pid: r for pid, r in running.items() if r[0] != part}
+                    watch.finished(part)
                 now = time.time()
-                for pid, (part, rel, started) in list(running.items()):
+                for pid, (part, rel, started) in watch.running().items():
                     if options.file_timeout > 0 and now - started > options.file_timeout:
                         hung.append((part, rel))
                         _kill(pid)
@@ -179,13 +243,41 @@ def _run_pool(units: list[Unit], store: Path, options: PoolOptions, scanner_args
     return done
 
 
-def _drain(report: Any, running: dict[int, tuple[str, str, float]]) -> None:
-    while True:
-        try:
-            pid, part, rel, started = report.get_nowait()
-        except queue.Empty:
-            return
-        running[pid] = (part, rel, started)
+class _Watch:
+    """The workers' "file started" reports, read by a thread for the pool's whole life: a report pipe
+    left unread between the watchdog's looks fills up (64 KiB: a few hundred pages), and a worker
+    that exits then waits forever to flush its queue while the pool's shutdown waits for it."""
+
+    def __init__(self, report: Any) -> None:
+        self._report = report
+        self._running: dict[int, tuple[str, str, float]] = {}  # pid -> (part, file, start time)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="exhunt-watch", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                pid, part, rel, started = self._report.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            except (EOFError, OSError, ValueError):  # the queue closed under us
+                return
+            with self._lock:
+                self._running[pid] = (part, rel, started)
+
+    def running(self) -> dict[int, tuple[str, str, float]]:
+        with self._lock:
+            return dict(self._running)
+
+    def finished(self, part: str) -> None:
+        with self._lock:
+            self._running = {pid: r for pid, r in self._running.items() if r[0] != part}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _kill(pid: int) -> None:

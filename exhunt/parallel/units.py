@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,6 +188,28 @@ def init_worker(scanner_args: ScannerArgs, report: Any = None,
         getattr(importlib.import_module(module), name)()
 
 
+_CONFIG: str | None = None  # a warm pool's worker: the file its rules, settings and hook arrive in
+
+
+def warm_worker(config: str, report: Any = None) -> None:
+    """Initializer of a pool started before the scan has its rules and prefilters (``WarmPool``):
+    spawn and imports overlap their building in the parent; ``config`` is read at the first unit."""
+    global _CONFIG, _REPORT
+
+    _CONFIG, _REPORT = config, report
+
+
+def _configure() -> None:
+    """Apply a warm pool's configuration once, before this worker's first unit: the hook runs after
+    the settings, as with ``init_worker``."""
+    global _CONFIG
+
+    if _CONFIG is not None:
+        path, _CONFIG = _CONFIG, None
+        scanner_args, settings, hook = pickle.loads(Path(path).read_bytes())  # noqa: S301 - our own file
+        init_worker(scanner_args, _REPORT, settings, hook)
+
+
 def _started(part: str, rel: str) -> None:
     if _REPORT is not None:
         _REPORT.put((os.getpid(), part, rel, time.time()))
@@ -203,6 +226,7 @@ def remove_parts(store: Path, part: str) -> None:
 
 def run_unit(unit: Unit, store: str) -> UnitResult:
     """Run one unit (module-level and picklable: a pool task or a Dask task)."""
+    _configure()
     if isinstance(unit, PivotUnit):
         return _run_pivot(unit, Path(store))
     if isinstance(unit, RangeUnit):
