@@ -61,7 +61,7 @@ def rg_patterns() -> list[str]:
     from exhunt.detections.checks import CHECKS
     from exhunt.detections.prefilter import gather
 
-    return [re.sub(r"\\([~ '\"#&%,;:!=<>@`/])", r"\1", p) for p in gather(CHECKS).patterns]
+    return [re.sub(r"\\([~ '\"#&%,;:!=<>@`/])", r"\1", p) for p in gather(CHECKS).ordered()[0]]
 
 
 @dataclass

@@ -22,6 +22,7 @@ from exhunt.sqltext import identifier, literal
 
 OWA_BUILD_PATTERN = r"^/(?:owa|ecp)/(?:auth/)?(15\.\d{1,2}\.\d{1,4}(?:\.\d{1,3})?)/"
 OWA_BUILD_RE = re.compile(OWA_BUILD_PATTERN, re.I | re.A)
+OWA_BUILD_BYTES = re.compile(OWA_BUILD_PATTERN.encode(), re.I)  # bytes: ASCII classes
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.A)
 TIME_RE = re.compile(r"\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?", re.A)
 
@@ -133,10 +134,29 @@ class IisDialect:
         facts_by_first_line(ctx, con, sql, [OWA_BUILD_PATTERN], "owa_build", "medium")
 
 
+    def line_fact(self, block: Block, line: bytes) -> tuple[str, str, str] | None:
+        """The ``owa_build`` fact (fact, value, confidence) of a raw line triage does not store
+        (``W3cEngine._facts``): stem and status split as the reference parser splits them, the
+        test of ``handle``."""
+        fields = block.fields
+        if "cs-uri-stem" not in fields:
+            return None
+        values = line.rstrip(b"\r\n").split(b" ")
+        stem_at = fields.index("cs-uri-stem")
+        match = OWA_BUILD_BYTES.match(values[stem_at]) if stem_at < len(values) else None
+        if match is None:
+            return None
+        status_at = fields.index("sc-status") if "sc-status" in fields else len(values)
+        code = status_code(values[status_at].decode("ascii", "replace")) if status_at < len(values) else None
+        if (code or 0) >= 400:
+            return None
+        return "owa_build", match.group(1).decode("ascii"), "medium"
+
+
 class IisLog(W3cLog):
     name = "iis"
     software = "internet information services"
     range_dialect = IisDialect
     path_globs = ("*u_ex*.log", "u_ex*.log", "*/logfiles/w3svc*/*.log")
-    # triage: lines the parser needs beyond the checks' own, for the ``owa_build`` fact
+    # triage: lines the parser reads the ``owa_build`` fact from (``IisDialect.line_facts``), not stored
     triage_patterns = (r"/(?:owa|ecp)/(?:auth/)?15\.[0-9]",)

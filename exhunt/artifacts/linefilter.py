@@ -2,15 +2,23 @@
 the lines that any pattern matches, so that only those are parsed.
 
 Compiled once per scan (in the scan process) into bytes shipped to every worker; each worker loads
-it once. Patterns are matched case-insensitively, ``^``/``$`` at line boundaries; a match that a
-character class carries across a newline only adds a candidate line, never loses one (every match
-inside one line is also a match in the buffer).
+it once. The first pass's database is kept under ``$EXHUNT_CACHE/hyperscan`` (default
+``~/.cache/exhunt/hyperscan``), keyed by the patterns, flags and Hyperscan version: compiling it
+costs a few tenths of a second, loading it nothing.
+
+Patterns are matched case-insensitively, ``^``/``$`` at line boundaries; a match that a character
+class carries across a newline only adds a candidate line, never loses one (every match inside one
+line is also a match in the buffer).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 try:  # a wheel that cannot load on this platform: triage reports why and the scan parses in full
     import hyperscan as _hs
@@ -29,12 +37,15 @@ class TriagePlan:
     sources (``iis``, ``httpproxy``, ... or ``*``) that are parsed in full anyway. ``pivot`` is set
     only for the pivot pass (``exhunt.parallel.pivot``): the attacker indicators' database, whose
     lines the first pass did not store are parsed and stored then; ``searched``, the database of
-    the pass's earlier rounds, whose lines are stored already."""
+    the pass's earlier rounds, whose lines are stored already. ``fact_from``: the patterns of
+    ``blob`` from that id on (an artifact's fact, such as the OWA build in a resource path) select
+    lines the parser reads that fact from without storing them."""
 
     blob: bytes | None
     full_sources: frozenset[str] = frozenset()
     pivot: bytes | None = None
     searched: bytes | None = None
+    fact_from: int | None = None  # ids of ``blob`` from here on: lines read for a fact, not stored
 
 
 class PatternError(ValueError):
@@ -78,61 +89,123 @@ def _database(patterns: Sequence[str]):  # type: ignore[no-untyped-def]
     return db
 
 
-def compile_patterns(patterns: Sequence[str]) -> Compiled:
-    """One database of every pattern (duplicates dropped); raises PatternError naming a bad one."""
+def cache_dir() -> Path:
+    base = os.environ.get("EXHUNT_CACHE")
+    return (Path(base) if base else Path.home() / ".cache" / "exhunt") / "hyperscan"
+
+
+def cache_key(patterns: Sequence[str]) -> str:
+    """SHA-256 of what the database depends on: the engine's version, mode, flags and patterns."""
+    try:
+        engine = version("hyperscan")
+    except PackageNotFoundError:  # pragma: no cover - installed without metadata
+        engine = "unknown"
+    digest = hashlib.sha256(f"{engine}\0block\0{','.join(FLAGS)}".encode())
+    for pattern in patterns:
+        digest.update(b"\0" + pattern.encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def _cached(path: Path) -> bytes | None:
+    """A stored database that still loads (a truncated or foreign file is compiled again)."""
+    try:
+        blob = path.read_bytes()
+        _hs.loadb(blob, _hs.HS_MODE_BLOCK)
+    except (OSError, _hs.error):  # type: ignore[attr-defined]
+        return None
+    return blob
+
+
+def _store(path: Path, blob: bytes) -> None:
+    try:  # a read-only home only costs the next scan the compile
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(blob)
+        tmp.replace(path)
+    except OSError:
+        pass
+
+
+def compile_patterns(patterns: Sequence[str], cache: Path | None = None) -> Compiled:
+    """One database of every pattern (duplicates dropped); raises PatternError naming a bad one.
+    With ``cache`` (a folder), a set compiled before is loaded from there and a new one stored."""
     unique = tuple(dict.fromkeys(patterns))
     if _hs is None:
         raise PatternError(LOAD_ERROR or "hyperscan unavailable")
     if not unique:
         raise PatternError("no patterns")
+    path = cache / f"{cache_key(unique)}.hsdb" if cache is not None else None
+    if path is not None and (blob := _cached(path)) is not None:
+        return Compiled(blob, unique)
     try:
         db = _database(unique)
     except _hs.error as exc:  # type: ignore[attr-defined]
         bad = [p for p in unique if check_pattern(p)]
         raise PatternError(f"{exc}: {bad[0] if bad else '?'}") from exc
-    return Compiled(_hs.dumpb(db), unique)
+    blob = _hs.dumpb(db)
+    if path is not None:
+        _store(path, blob)
+    return Compiled(blob, unique)
 
 
-class LineSelector:
-    """Finds the lines of a buffer that hold a match of the compiled patterns."""
+class _Lines:
+    """The lines that matches end in, each once, in order (Hyperscan reports matches by end)."""
 
-    def __init__(self, blob: bytes) -> None:
-        if _hs is None:
-            raise PatternError(LOAD_ERROR or "hyperscan unavailable")
-        self.db = _hs.loadb(blob, _hs.HS_MODE_BLOCK)
-        self.db.scratch = _hs.Scratch(self.db)
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.found: list[tuple[int, int]] = []
+        self.last_end = -1
 
-    def spans(self, data: bytes) -> list[tuple[int, int]]:
-        """(start, end) of every matching line, newline included, in order, each once."""
-        found: list[tuple[int, int]] = []
-        size = len(data)
-        last_end = -1
+    def add(self, end: int) -> None:
+        if end <= self.last_end:  # another match in a line already taken
+            return
+        data = self.data
+        start = data.rfind(b"\n", 0, end) + 1 if end else 0
+        if end and data[end - 1:end] == b"\n":  # a class carried the match up to the newline
+            start = data.rfind(b"\n", 0, end - 1) + 1
+            stop = end
+        else:
+            stop = data.find(b"\n", end)
+            stop = len(data) if stop < 0 else stop + 1
+        self.found.append((start, stop))
+        self.last_end = max(self.last_end, stop - 1)
 
-        def on_match(_id: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
-            nonlocal last_end
-            if end <= last_end:  # another match in a line already taken
-                return
-            start = data.rfind(b"\n", 0, end) + 1 if end else 0
-            if end and data[end - 1:end] == b"\n":  # a class carried the match up to the newline
-                start = data.rfind(b"\n", 0, end - 1) + 1
-                stop = end
-            else:
-                stop = data.find(b"\n", end)
-                stop = size if stop < 0 else stop + 1
-            if found and start < found[-1][1]:  # out of order: merged below
-                found.append((start, stop))
-                last_end = max(last_end, stop - 1)
-                return
-            found.append((start, stop))
-            last_end = stop - 1
-
-        self.db.scan(data, match_event_handler=on_match)
-        if any(found[i][0] < found[i - 1][1] for i in range(1, len(found))):
-            found = sorted(set(found))
+    def spans(self) -> list[tuple[int, int]]:
+        found = self.found
+        if any(found[i][0] < found[i - 1][1] for i in range(1, len(found))):  # out of order: merged
             merged: list[tuple[int, int]] = []
-            for span in found:
+            for span in sorted(set(found)):
                 if merged and span[0] < merged[-1][1]:
                     continue
                 merged.append(span)
             found = merged
         return found
+
+
+class LineSelector:
+    """Finds the lines of a buffer that hold a match of the compiled patterns. Patterns from
+    ``fact_from`` on select lines a parser only reads a fact from (``select``), never stores."""
+
+    def __init__(self, blob: bytes, fact_from: int | None = None) -> None:
+        if _hs is None:
+            raise PatternError(LOAD_ERROR or "hyperscan unavailable")
+        self.db = _hs.loadb(blob, _hs.HS_MODE_BLOCK)
+        self.db.scratch = _hs.Scratch(self.db)
+        self.fact_from = fact_from
+
+    def spans(self, data: bytes) -> list[tuple[int, int]]:
+        """(start, end) of every line to store, newline included, in order, each once."""
+        return self.select(data)[0]
+
+    def select(self, data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The lines to store and the lines a fact pattern matches (stored or not), as ``spans``."""
+        store, facts = _Lines(data), _Lines(data)
+        first_fact = self.fact_from if self.fact_from is not None else 1 << 62  # no fact-only ids
+
+        def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            lines = store if pattern < first_fact else facts
+            if end > lines.last_end:  # else another match in a line already taken
+                lines.add(end)
+
+        self.db.scan(data, match_event_handler=on_match)
+        return store.spans(), facts.spans()

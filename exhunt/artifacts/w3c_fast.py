@@ -124,7 +124,7 @@ class W3cEngine:
         self.slow_rows = 0
         self.chunk = CHUNK  # byte ranges of a split file replay the whole-file chunking exactly
         self.triage = TRIAGE
-        self.selector = _selector(TRIAGE.blob if TRIAGE is not None else None)
+        self.selector = _selector(TRIAGE.blob, TRIAGE.fact_from) if TRIAGE is not None else None
         self.pivot = _selector(TRIAGE.pivot if TRIAGE is not None and self.selector is not None else None)
         self.searched = _selector(TRIAGE.searched if self.pivot is not None and TRIAGE is not None else None)
         self.selected_rows = 0  # lines the prefilter (or the pivot pass) chose, parsed and stored
@@ -218,7 +218,27 @@ class W3cEngine:
         (so every file's first and last time and every block's header facts stay exact); line
         numbers and offsets stay those of the file."""
         assert self.selector is not None
-        self._store(data, _with_ends(self.selector.spans(data), data))
+        store, facts = self.selector.select(data)
+        if facts:  # before the stored lines' own facts: the first line of each value is kept
+            self._facts(data, facts)
+        self._store(data, _with_ends(store, data))
+
+    def _facts(self, data: bytes, spans: list[tuple[int, int]]) -> None:
+        """Lines selected only for a fact (the OWA build in a resource path): the dialect reads the
+        fact from each raw line, in file order, without parsing or storing the row; a line number
+        is counted only for a value the file has not shown yet."""
+        read = getattr(self.dialect, "line_fact", None)
+        if read is None or not self.block.fields:
+            return
+        seen = self.ctx.facts
+        before, pos = 0, 0
+        for start, end in spans:
+            found = read(self.block, data[start:end])
+            if found is None or found[:2] in seen:
+                continue
+            before += data.count(b"\n", pos, start)
+            pos = start
+            self.ctx.fact(found[0], found[1], self.line + before + 1, found[2])
 
     def _pivot(self, data: bytes) -> None:
         """The pivot pass: lines holding an attacker indicator that the first pass did not store.
@@ -334,18 +354,18 @@ class W3cEngine:
             con.unregister("seg")
 
 
-_SELECTORS: dict[bytes, LineSelector] = {}
+_SELECTORS: dict[tuple[bytes, int | None], LineSelector] = {}
 
 
-def _selector(blob: bytes | None) -> LineSelector | None:
+def _selector(blob: bytes | None, fact_from: int | None = None) -> LineSelector | None:
     """The process's selector for this database (loaded once per worker; the pivot pass uses two)."""
     if blob is None:
         return None
-    selector = _SELECTORS.get(blob)
+    selector = _SELECTORS.get((blob, fact_from))
     if selector is None:
         if len(_SELECTORS) >= 4:
             _SELECTORS.clear()
-        selector = _SELECTORS[blob] = LineSelector(blob)
+        selector = _SELECTORS[(blob, fact_from)] = LineSelector(blob, fact_from)
     return selector
 
 

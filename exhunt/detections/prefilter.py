@@ -29,16 +29,41 @@ class Prefilter:
     """Patterns with where each came from, and the sources parsed in full with the reasons."""
 
     patterns: dict[str, str] = field(default_factory=dict)  # pattern -> first origin
+    facts: dict[str, str] = field(default_factory=dict)  # an artifact's fact patterns: read, not stored
     full: list[dict[str, str]] = field(default_factory=list)  # {source, origin, reason}
     skipped: list[dict[str, str]] = field(default_factory=list)  # {origin, reason}: nothing to search
+    _origins: dict[str, list[str]] = field(default_factory=dict, repr=False)  # pattern -> every origin
 
-    def add(self, origin: str, patterns: Sequence[str]) -> None:
+    def add(self, origin: str, patterns: Sequence[str], fact: bool = False) -> None:
+        """Checked in ``compile``: one by one only when the whole set is refused (they rarely are).
+        ``fact``: lines a parser reads a fact from (``TriagePlan.fact_from``), stored only when a
+        detection's pattern selects them too."""
         for pattern in patterns:
+            (self.facts if fact else self.patterns).setdefault(pattern, origin)
+            self._origins.setdefault(pattern, []).append(origin)
+
+    def ordered(self) -> tuple[list[str], int | None]:
+        """The database's patterns, stored ones first, and the id of the first fact-only pattern."""
+        stored = list(self.patterns)
+        facts = [p for p in self.facts if p not in self.patterns]
+        return stored + facts, (len(stored) if facts else None)
+
+    def compile(self) -> linefilter.Compiled | None:
+        """The database of every pattern, from the disk cache when this set compiled before. When the
+        set is refused, each pattern Hyperscan refuses alone is dropped and makes every source parsed
+        in full, named with its origins; None then."""
+        try:
+            return linefilter.compile_patterns(self.ordered()[0], cache=linefilter.cache_dir())
+        except linefilter.PatternError:
+            pass
+        for pattern in dict.fromkeys([*self.patterns, *self.facts]):
             why = linefilter.check_pattern(pattern)
             if why is not None:
-                self.parse_in_full(ALL, origin, f"pattern {pattern!r} does not compile: {why}")
-                continue
-            self.patterns.setdefault(pattern, origin)
+                self.patterns.pop(pattern, None)
+                self.facts.pop(pattern, None)
+                for origin in dict.fromkeys(self._origins[pattern]):
+                    self.parse_in_full(ALL, origin, f"pattern {pattern!r} does not compile: {why}")
+        return None
 
     def parse_in_full(self, source: str, origin: str, reason: str) -> None:
         self.full.append({"source": source, "origin": origin, "reason": reason})
@@ -57,7 +82,7 @@ def from_checks(prefilter: Prefilter, checks: Sequence[type[Check]]) -> None:
 
 def from_artifacts(prefilter: Prefilter) -> None:
     for artifact in TEXT_LOG_ARTIFACTS:
-        prefilter.add(f"artifact {artifact.name}", artifact.triage_patterns)
+        prefilter.add(f"artifact {artifact.name}", artifact.triage_patterns, fact=True)
 
 
 def from_impact(prefilter: Prefilter) -> None:
@@ -92,16 +117,16 @@ def build(index: str, checks: Sequence[type[Check]], sigma: Sequence[Path] = (),
     if not linefilter.available():  # loud: the report and the terminal say why nothing was skipped
         return None, {"index": "full", "reason": f"triage unavailable: {linefilter.LOAD_ERROR}"}
     prefilter = gather(checks, sigma, iocs)
+    compiled = None if ALL in prefilter.full_sources() else prefilter.compile()
     full = prefilter.full_sources()
-    report: dict[str, Any] = {"index": "triage", "patterns": len(prefilter.patterns),
+    patterns, fact_from = prefilter.ordered()
+    report: dict[str, Any] = {"index": "triage", "patterns": len(patterns),
                               "full_parse": prefilter.full, "skipped": prefilter.skipped}
     if ALL in full:
         report["index"] = "full"
         return TriagePlan(None, full), report
-    try:
-        compiled = linefilter.compile_patterns(list(prefilter.patterns))
-    except linefilter.PatternError as exc:
+    if compiled is None:  # every pattern compiles alone, the set does not (too large, say)
         report["index"] = "full"
-        report["reason"] = f"the prefilter does not compile: {exc}"
+        report["reason"] = "the prefilter does not compile as one database"
         return None, report
-    return TriagePlan(compiled.blob, full), report
+    return TriagePlan(compiled.blob, full, fact_from=fact_from), report

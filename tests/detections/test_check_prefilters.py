@@ -3,13 +3,15 @@ detection cases (tests/detections/cases), written as the parsers read it (caselo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from exhunt.artifacts import linefilter
 from exhunt.artifacts.linefilter import LineSelector, compile_patterns
 from exhunt.detections.checks import CHECKS
-from exhunt.detections.prefilter import build
+from exhunt.detections.prefilter import Prefilter, build, from_checks
 from exhunt.detections.runner import prepare
 from tests.detections.caselogs import TEXT_SOURCES, row_line
 from tests.detections.test_cases import BY_ID, load_cases, store_of
@@ -62,3 +64,39 @@ def test_full_index_and_unusable_rules_are_reported() -> None:
     plan, report = build("triage", CHECKS)  # the attacker's rows come from the pivot pass: nothing in full
     assert plan is not None and plan.blob and report["index"] == "triage" and report["patterns"] > 10
     assert report["full_parse"] == [] and not plan.full_sources
+
+
+def test_the_database_is_compiled_once_and_loaded_from_the_cache(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    monkeypatch.setenv("EXHUNT_CACHE", str(tmp_path))
+    first, _ = build("triage", CHECKS)
+    stored = list((tmp_path / "hyperscan").glob("*.hsdb"))
+    assert first is not None and first.blob and len(stored) == 1
+    compiled = []
+    monkeypatch.setattr(linefilter, "_database", lambda p: compiled.append(p))  # a compile would fail now
+    second, report = build("triage", CHECKS)
+    assert second == first and compiled == [] and report["index"] == "triage"
+    stored[0].write_bytes(b"truncated")  # a damaged cache file is compiled again, not trusted
+    monkeypatch.undo()
+    monkeypatch.setenv("EXHUNT_CACHE", str(tmp_path))
+    third, _ = build("triage", CHECKS)
+    assert third == first and stored[0].read_bytes() == first.blob
+
+
+def test_a_refused_pattern_is_named_and_the_rest_checked_alone(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    monkeypatch.setenv("EXHUNT_CACHE", str(tmp_path))
+
+    class BadPattern(CHECKS[0]):  # type: ignore[valid-type, misc]
+        id = "test.bad_pattern"
+        prefilter = ("/owa/auth/x", "(?<=lookbehind)[")
+
+    prefilter = Prefilter()
+    from_checks(prefilter, (*CHECKS, BadPattern))
+    assert prefilter.compile() is None
+    assert "(?<=lookbehind)[" not in prefilter.patterns and "/owa/auth/x" in prefilter.patterns
+    assert [(f["source"], f["origin"]) for f in prefilter.full] == [("*", "check test.bad_pattern")]
+    assert "does not compile" in prefilter.full[0]["reason"]
+    plan, report = build("triage", (*CHECKS, BadPattern))
+    assert plan is not None and plan.blob is None and report["index"] == "full"
+    assert not list((tmp_path / "hyperscan").glob("*.hsdb"))  # nothing stored for a refused set
