@@ -29,21 +29,17 @@ from exhunt.evidence.base import EvidenceFile
 from exhunt.parallel import ranges
 from exhunt.parallel.pool import PoolOptions
 from exhunt.parallel.pool import run as run_units
-from exhunt.parallel.units import PivotUnit, Unit, file_key, part_name
+from exhunt.parallel.units import PIVOT_PREFIX, PivotUnit, Unit, file_key, pivot_part
 from exhunt.progress import Progress
 from exhunt.worker import ScannerArgs
 
-PREFIX = "p-"
+PREFIX = PIVOT_PREFIX
 BATCH_FILES = 256
 BATCH_BYTES = 64 << 20
 # Below this many bytes of text logs the pass runs in the scan process: it reads about 150-250 MB/s
 # in one process, and starting a spawn pool (each worker imports exhunt) took 2-3 s on the shared
 # 2-core machine (216 MB bench corpus: 0.8-1.5 s in process, 3.0-3.6 s with 2 workers).
 IN_PROCESS_BYTES = 512 << 20
-
-
-def pivot_part(*key: str) -> str:
-    return PREFIX + part_name(*key).removeprefix("u-")
 
 
 def drop_parts(store: Path) -> None:

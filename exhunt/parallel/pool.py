@@ -32,6 +32,7 @@ from exhunt.parallel import ranges
 from exhunt.parallel.units import (
     RANGE_ARTIFACTS,
     FilesUnit,
+    PivotUnit,
     RangeUnit,
     Unit,
     UnitResult,
@@ -41,6 +42,7 @@ from exhunt.parallel.units import (
     file_key,
     init_worker,
     part_name,
+    pivot_part,
     remove_parts,
     run_unit,
     warm_worker,
@@ -287,6 +289,13 @@ def _kill(pid: int) -> None:
 
 def _without(unit: Unit, rel: str) -> Unit | None:
     """The unit minus its hung file (the other files of a batch run again in a new part)."""
+    if isinstance(unit, PivotUnit) and unit.window is None:
+        kept = [(f, a) for f, a in zip(unit.files, unit.artifacts, strict=True) if f.rel != rel]
+        if not kept:
+            return None
+        files = tuple(f for f, _ in kept)
+        return replace(unit, files=files, artifacts=tuple(a for _, a in kept),
+                       part=pivot_part(unit.part, *map(file_key, files)))
     if not isinstance(unit, FilesUnit):
         return None
     files = tuple(f for f in unit.files if f.rel != rel)
@@ -306,7 +315,8 @@ def _timed_out(unit: Unit, rel: str, timeout: float, store: Path) -> tuple[str, 
     row = {"host": unit.host, "artifact": "files", "path": path, "line": None, "offset": None, "message": message}
     if isinstance(unit, RangeUnit | WholeUnit):
         return unit.part, UnitResult(unit.part, [FileResult(path, None, 0, 0, 0)], [row], [], 1)
-    part = part_name(unit.host, *(file_key(f) for f in unit.files if f.rel == path), path, "timeout")
+    named = pivot_part if isinstance(unit, PivotUnit) else part_name  # pivot parts are redone every run
+    part = named(unit.host, *(file_key(f) for f in unit.files if f.rel == path), path, "timeout")
     with StoreWriter(store, unit.host, part=part) as writer:
         writer.add("warnings", row)
     return part, UnitResult(part, [FileResult(path, None, 0, 0, 1)])

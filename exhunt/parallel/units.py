@@ -58,6 +58,13 @@ def part_name(*key: str) -> str:
     return "u-" + hashlib.sha256("\0".join(key).encode("utf-8", "surrogateescape")).hexdigest()[:20]
 
 
+PIVOT_PREFIX = "p-"  # the pivot pass's parts: every run (``--resume`` included) deletes and redoes them
+
+
+def pivot_part(*key: str) -> str:
+    return PIVOT_PREFIX + part_name(*key).removeprefix("u-")
+
+
 def file_key(file: EvidenceFile) -> str:
     """A file in part names: its root too, since one host's two roots (a folder and its archive,
     two collections) may hold the same relative path, and their parts must not replace each other."""

@@ -26,3 +26,22 @@ def test_hung_file_is_skipped_with_a_warning(tmp_path: Path) -> None:
     assert [(p, "--file-timeout of 2 s" in m) for p, m in warnings] == [("u_ex2_hang.log", True)]
     assert sorted(r.rel for r in result.file_results) == ["u_ex1.log", "u_ex2_hang.log", "u_ex3.log"]
     assert result.document.hosts[0].coverage.warnings == 1
+
+
+def test_a_hung_file_in_a_pivot_batch_loses_only_itself(tmp_path: Path) -> None:
+    """The pivot pass's batch minus its hung file runs again as a pivot part, and the hung file's
+    warning goes to a pivot part too (every run deletes and redoes those, --resume included)."""
+    from exhunt.evidence.base import EvidenceFile
+    from exhunt.parallel.pool import _timed_out, _without
+    from exhunt.parallel.units import PIVOT_PREFIX, PivotUnit
+
+    files = tuple(EvidenceFile("directory", str(tmp_path), f"u_ex{i}.log", 100) for i in (1, 2, 3))
+    unit = PivotUnit("h1", files, ("iis", "iis", "iis"), PIVOT_PREFIX + "batch")
+    rest = _without(unit, "u_ex2.log")
+    assert isinstance(rest, PivotUnit)
+    assert [f.rel for f in rest.files] == ["u_ex1.log", "u_ex3.log"] and rest.artifacts == ("iis", "iis")
+    assert rest.part.startswith(PIVOT_PREFIX) and rest.part != unit.part
+    part, result = _timed_out(unit, "u_ex2.log", 2, tmp_path / "store")
+    assert part.startswith(PIVOT_PREFIX) and result.files[0].warnings == 1
+    assert list((tmp_path / "store").glob(f"warnings/host=h1/{PIVOT_PREFIX}*.parquet"))
+    assert _without(PivotUnit("h1", files[:1], ("iis",), PIVOT_PREFIX + "one"), "u_ex1.log") is None
