@@ -39,12 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from floor import evtx_floor  # noqa: E402
-from machine_info import machine  # noqa: E402
+from machine_info import machine, shared_data  # noqa: E402
 from sigma_profile import scan_phases, table, worker_split  # noqa: E402
 
-SHARED = Path(os.environ.get("EXHUNT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-if not SHARED.exists():
-    SHARED = Path("/work/shared/data")
+SHARED = shared_data()
 
 
 def dump_file(path: str) -> int:

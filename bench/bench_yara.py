@@ -31,15 +31,13 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from machine_info import machine  # noqa: E402  (bench/ is on sys.path when run as a script)
+from machine_info import machine, shared_data  # noqa: E402  (bench/ is on sys.path when run as a script)
 from small_pages import alternate, check_findings, generate_pages, missed, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SHARED = Path(os.environ.get("EXHUNT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-if not SHARED.exists():
-    SHARED = Path("/work/shared/data")
+SHARED = shared_data()
 SIGBASE = SHARED / "rules" / "signature-base" / "yara"
 OWN = ROOT / "exhunt" / "data" / "yara"
 EXTERNALS = ("filename", "filepath", "extension", "filetype", "owner")

@@ -27,11 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from machine_info import machine  # noqa: E402
+from machine_info import machine, shared_data  # noqa: E402
 
-SHARED = Path(os.environ.get("EXHUNT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-if not SHARED.exists():
-    SHARED = Path("/work/shared/data")
+SHARED = shared_data()
 
 PATHS = ['$.Event.System.Channel', '$.Event.System.Provider."#attributes".Name', '$.Event.System.EventID',
          '$.Event.System.EventRecordID', '$.Event.System.Computer',

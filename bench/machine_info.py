@@ -19,3 +19,10 @@ def machine() -> str:
         pass
     return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, "
             f"{platform.system()} {platform.release()}")
+
+
+def shared_data() -> Path:
+    """The reference data folder (../shared/data beside the checkout, or $EXHUNT_SHARED_DATA)."""
+    root = Path(__file__).resolve().parent.parent
+    shared = Path(os.environ.get("EXHUNT_SHARED_DATA", root.parent / "shared" / "data"))
+    return shared if shared.exists() else Path("/work/shared/data")
