@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import duckdb
@@ -27,3 +29,12 @@ def parse_paths(tmp_path: Path, root: Path, rels: list[str], host: str = "h") ->
         file = EvidenceFile("directory", str(root), rel, st.st_size, st.st_mtime, st.st_ctime, st.st_atime)
         process_file(file, host, str(store))
     return connect(store)
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A deflated zip of ``members`` (name -> bytes), built in memory."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buffer.getvalue()

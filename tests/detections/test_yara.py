@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-import zipfile
 from pathlib import Path
 
 import orjson
@@ -13,7 +12,7 @@ import pytest
 from exhunt.detections.yara import FileScanner, escape_excerpt, externals_for, load_rules
 from exhunt.worker import init_scanner
 from tests.conftest import shared_path
-from tests.helpers import parse_bytes
+from tests.helpers import parse_bytes, zip_bytes
 
 SHELL = b'<%@ Page Language="Jscript"%><%eval(Request.Item["z"],"unsafe");%>'
 
@@ -112,14 +111,6 @@ def test_files_over_the_limit_are_hashed_not_scanned(tmp_path: Path, scanner_on)
     assert "not YARA-scanned" in message
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buffer.getvalue()
-
-
 def _tar(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as t:
@@ -144,9 +135,9 @@ def test_archive_members_are_scanned_in_memory(tmp_path: Path, scanner_on, kind:
     scanner_on()
     inner = {"stage/help.aspx": SHELL, "readme.txt": b"nothing"}
     data = {
-        "zip": lambda: _zip(inner),
+        "zip": lambda: zip_bytes(inner),
         "tgz": lambda: _tar(inner),
-        "nested": lambda: _zip({"outer/in.zip": _zip(inner)}),
+        "nested": lambda: zip_bytes({"outer/in.zip": zip_bytes(inner)}),
         "7z": lambda: _7z(inner),
     }[kind]()
     con = parse_bytes(tmp_path, "ProgramData/p.bin", data)
@@ -169,7 +160,7 @@ def test_plain_gzip_is_one_member(tmp_path: Path, scanner_on) -> None:  # type: 
 
 def test_corrupt_archive_is_a_warning(tmp_path: Path, scanner_on) -> None:  # type: ignore[no-untyped-def]
     scanner_on()
-    data = _zip({"a.aspx": SHELL})[:40]
+    data = zip_bytes({"a.aspx": SHELL})[:40]
     con = parse_bytes(tmp_path, "x.dat", data)  # archives with an archive suffix are listed by the evidence layer
     assert con.execute("SELECT count(*) FROM warnings WHERE artifact = 'yara'").fetchone()[0] == 1
 
@@ -189,7 +180,7 @@ def test_whole_signature_base_pack_loads(tmp_path: Path) -> None:
 
 def test_zip_bomb_member_is_skipped_with_a_warning(tmp_path: Path, scanner_on) -> None:  # type: ignore[no-untyped-def]
     scanner_on()
-    con = parse_bytes(tmp_path, "x.dat", _zip({"zeros.bin": bytes(24 << 20), "s.aspx": SHELL}))
+    con = parse_bytes(tmp_path, "x.dat", zip_bytes({"zeros.bin": bytes(24 << 20), "s.aspx": SHELL}))
     messages = [m for (m,) in con.execute("SELECT message FROM warnings WHERE artifact = 'yara'").fetchall()]
     assert any("zeros.bin" in m and "possible archive bomb, skipped" in m for m in messages)
     assert con.execute("SELECT count(*) FROM matches WHERE path = 'x.dat!s.aspx'").fetchone()[0] >= 1

@@ -22,7 +22,7 @@ from exhunt.detections.yara import load_rules
 from exhunt.evidence import archive
 from exhunt.evidence.archive_formats import SevenZipReader, TarReader, clear_cache
 from exhunt.worker import init_scanner
-from tests.helpers import parse_bytes
+from tests.helpers import parse_bytes, zip_bytes
 
 Listed = tuple[list[str], list[str]]  # member names (after the archive's own name), warning messages
 
@@ -32,14 +32,6 @@ def scanner(tmp_path: Path) -> Iterator[None]:
     init_scanner(load_rules(cache=tmp_path / "cache").blob, 100 << 20)
     yield
     init_scanner(None, 0)
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buffer.getvalue()
 
 
 def _zip_pairs(members: list[tuple[str, bytes]]) -> bytes:
@@ -82,9 +74,9 @@ def _encrypted(data: bytes) -> bytes:
 
 
 def _nest(levels: int) -> bytes:
-    data = _zip({"x.log": b"deepest\n"})
+    data = zip_bytes({"x.log": b"deepest\n"})
     for level in range(levels, 0, -1):
-        data = _zip({f"n{level}.zip": data})
+        data = zip_bytes({f"n{level}.zip": data})
     return data
 
 
@@ -124,20 +116,20 @@ def in_place(tmp_path: Path, data: bytes, monkeypatch: pytest.MonkeyPatch, **lim
 
 CASES: dict[str, tuple[Callable[[], bytes], dict[str, int], str, Callable[[list[str]], bool]]] = {
     # name: (archive, limits, a warning must contain, the members read)
-    "path traversal": (lambda: _zip({"../../evil.aspx": b"x", "C:\\Windows\\w.aspx": b"y"}), {},
+    "path traversal": (lambda: zip_bytes({"../../evil.aspx": b"x", "C:\\Windows\\w.aspx": b"y"}), {},
                        "unsafe member name", lambda m: sorted(m) == ["C/Windows/w.aspx", "evil.aspx"]),
     "links": (lambda: _tar(_links), {}, "link member to '../../../etc/passwd' not followed",
               lambda m: m == ["real.log"]),
-    "member count": (lambda: _zip({f"{i}.log": b"x" for i in range(6)}), {"members": 3},
+    "member count": (lambda: zip_bytes({f"{i}.log": b"x" for i in range(6)}), {"members": 3},
                      "more than 3 members: possible archive bomb", lambda m: len(m) == 3),
-    "total size": (lambda: _zip({f"{i}.log": b"x" * 60 for i in range(3)}), {"total": 100},
+    "total size": (lambda: zip_bytes({f"{i}.log": b"x" * 60 for i in range(3)}), {"total": 100},
                    "more than 100 bytes in total", lambda m: m == ["0.log"]),
-    "ratio": (lambda: _zip({"zeros.log": bytes(4 << 20), "a.log": b"a"}), {"ratio_min_size": 1 << 20},
+    "ratio": (lambda: zip_bytes({"zeros.log": bytes(4 << 20), "a.log": b"a"}), {"ratio_min_size": 1 << 20},
               "possible archive bomb, skipped", lambda m: m == ["a.log"]),
     "depth": (lambda: _nest(4), {}, "archive nested more than", lambda m: not any(p.endswith("x.log") for p in m)),
     "duplicate names": (lambda: _zip_pairs([("a.log", b"1"), ("a.log", b"2")]), {}, "duplicate member name",
                         lambda m: sorted(m) == ["a.log", "a.log~2"]),
-    "encrypted": (lambda: _encrypted(_zip({"a.aspx": b"x"})), {}, "needs a password", lambda m: True),
+    "encrypted": (lambda: _encrypted(zip_bytes({"a.aspx": b"x"})), {}, "needs a password", lambda m: True),
 }
 
 
