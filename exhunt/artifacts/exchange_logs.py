@@ -13,8 +13,9 @@ import re
 from typing import Any
 from urllib.parse import unquote_plus
 
-import duckdb
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.timeparse import parse_ts
@@ -164,14 +165,15 @@ class ExchangeDialect:
             FROM base
         """
 
-    def fast_facts(self, ctx: ParseContext, con: duckdb.DuckDBPyConnection, block: Block) -> None:
+    def fast_facts(self, ctx: ParseContext, seg: pa.Table, block: Block) -> None:
+        """``handle``'s build fact over a segment: the four version columns all ASCII digits, the
+        first ``15`` (joined with dots, exactly four parts)."""
         if not set(VERSION_COLUMNS) <= set(block.fields):
             return
-        cols = [identifier(c) for c in VERSION_COLUMNS]
-        digits = " AND ".join(f"regexp_full_match({c}, '[0-9]+')" for c in cols)
-        sql = (f"SELECT concat_ws('.', {', '.join(cols)}) AS v, min(__line) FROM seg "
-               f"WHERE {cols[0]} = '15' AND {digits} GROUP BY v ORDER BY 2")
-        facts_by_first_line(ctx, con, sql, [], "build", "high")
+        joined = pc.binary_join_element_wise(*(seg.column(c) for c in VERSION_COLUMNS), ".")
+        good = pc.match_substring_regex(joined, r"^15\.[0-9]+\.[0-9]+\.[0-9]+$")
+        if pc.any(good).as_py():
+            facts_by_first_line(ctx, pc.filter(joined, good), pc.filter(seg.column("__line"), good), "build", "high")
 
 
 class ExchangeLog(W3cLog):

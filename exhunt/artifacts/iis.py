@@ -11,8 +11,9 @@ import re
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-import duckdb
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.timeparse import parse_ts
@@ -22,7 +23,10 @@ from exhunt.sqltext import identifier, literal
 
 OWA_BUILD_PATTERN = r"^/(?:owa|ecp)/(?:auth/)?(15\.\d{1,2}\.\d{1,4}(?:\.\d{1,3})?)/"
 OWA_BUILD_RE = re.compile(OWA_BUILD_PATTERN, re.I | re.A)
+OWA_BUILD_RE2 = OWA_BUILD_PATTERN.replace(r"\d", "[0-9]")  # Arrow's RE2: ASCII digits, as ``re.A``
 OWA_BUILD_BYTES = re.compile(OWA_BUILD_PATTERN.encode(), re.I)  # bytes: ASCII classes
+# a build in an OWA path anywhere in a line (no anchor): the values a segment's fact lines show
+OWA_BUILD_ANYWHERE = re.compile(OWA_BUILD_PATTERN[1:].encode(), re.I)
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.A)
 TIME_RE = re.compile(r"\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?", re.A)
 
@@ -123,16 +127,26 @@ class IisDialect:
             FROM base
         """
 
-    def fast_facts(self, ctx: ParseContext, con: duckdb.DuckDBPyConnection, block: Block) -> None:
+    def fast_facts(self, ctx: ParseContext, seg: pa.Table, block: Block) -> None:
+        """``handle``'s ``owa_build`` fact over a segment: Arrow finds the rows whose stem may hold
+        a build (RE2's case folding takes at least what Python's does), Python's ``handle`` test
+        decides on those rows only."""
         if "cs-uri-stem" not in block.fields:
             return
-        status = status_sql(identifier("sc-status") if "sc-status" in block.fields else "NULL")
-        sql = f"""SELECT b, min(__line) FROM (
-                      SELECT regexp_extract({identifier('cs-uri-stem')}, ?, 1, 'i') AS b, __line FROM seg
-                      WHERE coalesce({status}, 0) < 400)
-                  WHERE b <> '' GROUP BY b ORDER BY 2"""
-        facts_by_first_line(ctx, con, sql, [OWA_BUILD_PATTERN], "owa_build", "medium")
-
+        stem = seg.column("cs-uri-stem")
+        hit = pc.match_substring_regex(stem, OWA_BUILD_RE2, ignore_case=True)
+        if not pc.any(hit).as_py():
+            return
+        status = seg.column("sc-status") if "sc-status" in block.fields else pa.nulls(len(seg), pa.string())
+        values, lines = [], []
+        for text, code, line in zip(pc.filter(stem, hit).to_pylist(), pc.filter(status, hit).to_pylist(),
+                                    pc.filter(seg.column("__line"), hit).to_pylist(), strict=True):
+            match = OWA_BUILD_RE.match(text)
+            if match and (status_code(code) or 0) < 400:
+                values.append(match.group(1))
+                lines.append(line)
+        if values:
+            facts_by_first_line(ctx, pa.array(values, pa.string()), pa.array(lines, pa.int64()), "owa_build", "medium")
 
     def line_fact(self, block: Block, line: bytes) -> tuple[str, str, str] | None:
         """The ``owa_build`` fact (fact, value, confidence) of a raw line triage does not store
@@ -151,6 +165,32 @@ class IisDialect:
         if (code or 0) >= 400:
             return None
         return "owa_build", match.group(1).decode("ascii"), "medium"
+
+    def segment_facts(self, block: Block, data: bytes, spans: list[tuple[int, int]],
+                      seen: list[tuple[str, str]]) -> list[tuple[int, str, str, str]]:
+        """(line start, fact, value, confidence) of the first line of ``data`` that gives each
+        ``owa_build`` value not ``seen`` yet, in file order; ``spans`` are the lines the triage
+        prefilter's fact pattern selected (every line a build fact can come from). The values are
+        read from the joined fact lines at once; then each new value's lines are found with
+        ``bytes.find`` and checked with ``line_fact`` (the reference's test) until one gives it,
+        so there is no Python per fact line: a file shows a handful of builds on thousands of lines."""
+        if "cs-uri-stem" not in block.fields or not spans:
+            return []
+        joined = b"".join([data[start:end] for start, end in spans])
+        values = {v.decode("ascii") for v in OWA_BUILD_ANYWHERE.findall(joined)}
+        values.difference_update(v for f, v in seen if f == "owa_build")
+        found = []
+        for value in values:
+            needle, pos = f"/{value}/".encode(), spans[0][0]
+            while (at := data.find(needle, pos)) >= 0:  # a line that gives another value is skipped:
+                start = data.rfind(b"\n", 0, at) + 1  # its own value is in ``values`` too
+                end = data.find(b"\n", at) + 1 or len(data)
+                fact = self.line_fact(block, data[start:end])
+                if fact is not None and fact[1] == value:
+                    found.append((start, *fact))
+                    break
+                pos = end
+        return sorted(found)
 
 
 class IisLog(W3cLog):

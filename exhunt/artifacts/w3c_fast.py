@@ -47,7 +47,7 @@ class Dialect(Protocol):
 
     def fast_sql(self, ctx: ParseContext, block: Block) -> str | None: ...
 
-    def fast_facts(self, ctx: ParseContext, con: duckdb.DuckDBPyConnection, block: Block) -> None: ...
+    def fast_facts(self, ctx: ParseContext, seg: pa.Table, block: Block) -> None: ...
 
     def source(self, ctx: ParseContext, block: Block) -> str: ...
 
@@ -117,8 +117,12 @@ class W3cEngine:
         self.use_fast = use_fast
         self.block = Block()
         self.block_started = False
-        self.line = 0  # lines consumed so far
+        self.line = 0  # lines consumed so far, but for those of ``_uncounted``
         self.offset = 0  # bytes consumed so far
+        # segments passed whose lines are not counted yet, each from a byte position: the pivot pass
+        # counts a segment's newlines only when a later hit needs its line numbers (``_settle``)
+        self._uncounted: list[tuple[bytes, int]] = []
+        self._uncounted_bytes = 0
         self._con: duckdb.DuckDBPyConnection | None = None
         self.fast_rows = 0
         self.slow_rows = 0
@@ -170,6 +174,7 @@ class W3cEngine:
             if start > pos:
                 self._segment(chunk[pos:start])
             header = chunk[start:end]
+            self._settle()
             text = header.rstrip(b"\r\n").decode("utf-8", "replace")
             self.block = apply_header(self.ctx, self.block, text, self.line + 1, self.offset, self.dialect.field_sep)
             if text[1:].partition(":")[0].strip().lower() == "fields":
@@ -181,16 +186,36 @@ class W3cEngine:
             self._segment(chunk[pos:])
 
     def _segment(self, data: bytes) -> None:
-        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        """One segment (lines between headers). Each of its newlines is counted once at most: by
+        triage as it numbers the selected lines, by the pivot pass only when a hit needs it."""
         if self.pivot is not None:
-            if not self._parse_all():  # a log type parsed in full: the first pass stored every line
+            if self._parse_all():  # a log type parsed in full: the first pass stored every line
+                self._pass(data, 0, 0)
+            else:
                 self._pivot(data)
         elif self.selector is not None and not self._parse_all():
             self._triage(data)
         else:
+            lines = _lines(data, 0)
             self._parse(data, lines)
-        self.line += lines
+            self.line += lines
+            self.offset += len(data)
+
+    def _pass(self, data: bytes, newlines: int, pos: int) -> None:
+        """Move past ``data``: ``newlines`` counted before ``pos``, the rest left for ``_settle``."""
+        self.line += newlines
         self.offset += len(data)
+        self._uncounted.append((data, pos))
+        self._uncounted_bytes += len(data) - pos
+        if self._uncounted_bytes > 4 * self.chunk:  # never hold many chunks only to count them later
+            self._settle()
+
+    def _settle(self) -> None:
+        """Count the lines of the segments passed uncounted (``self.line`` is exact after it)."""
+        for data, pos in self._uncounted:
+            self.line += _lines(data, pos)
+        self._uncounted.clear()
+        self._uncounted_bytes = 0
 
     def _parse_all(self) -> bool:
         """Whether this block's log type is parsed in full although triage is on (a rule needs every row)."""
@@ -221,24 +246,22 @@ class W3cEngine:
         store, facts = self.selector.select(data)
         if facts:  # before the stored lines' own facts: the first line of each value is kept
             self._facts(data, facts)
-        self._store(data, _with_ends(store, data))
+        newlines, pos = self._store(data, _with_ends(store, data))
+        self.line += newlines + _lines(data, pos)  # from the last line stored: one line
+        self.offset += len(data)
 
     def _facts(self, data: bytes, spans: list[tuple[int, int]]) -> None:
-        """Lines selected only for a fact (the OWA build in a resource path): the dialect reads the
-        fact from each raw line, in file order, without parsing or storing the row; a line number
-        is counted only for a value the file has not shown yet."""
-        read = getattr(self.dialect, "line_fact", None)
-        if read is None or not self.block.fields:
+        """Lines selected only for a fact (the OWA build in a resource path): the dialect finds the
+        first line of each value the file has not shown yet (``segment_facts``), without parsing
+        or storing rows; only those few lines get a line number."""
+        find = getattr(self.dialect, "segment_facts", None)
+        if find is None or not self.block.fields:
             return
-        seen = self.ctx.facts
         before, pos = 0, 0
-        for start, end in spans:
-            found = read(self.block, data[start:end])
-            if found is None or found[:2] in seen:
-                continue
+        for start, fact, value, confidence in find(self.block, data, spans, self.ctx.facts):
             before += data.count(b"\n", pos, start)
             pos = start
-            self.ctx.fact(found[0], found[1], self.line + before + 1, found[2])
+            self.ctx.fact(fact, value, self.line + before + 1, confidence)
 
     def _pivot(self, data: bytes) -> None:
         """The pivot pass: lines holding an attacker indicator that the first pass did not store.
@@ -246,19 +269,24 @@ class W3cEngine:
         stored are found again exactly: its selection plus the segment's first and last line."""
         assert self.selector is not None and self.pivot is not None
         spans = self.pivot.spans(data)
-        if not spans:
-            return
-        stored = set(_with_ends(self.selector.spans(data), data))
-        if self.searched is not None:  # an earlier round of the pass stored these
-            stored.update(self.searched.spans(data))
-        new = [s for s in spans if s not in stored]
+        new: list[tuple[int, int]] = []
+        if spans:
+            stored = set(_with_ends(self.selector.spans(data), data))
+            if self.searched is not None:  # an earlier round of the pass stored these
+                stored.update(self.searched.spans(data))
+            new = [s for s in spans if s not in stored]
         if new:
-            self._store(data, new)
+            self._settle()
+            self._pass(data, *self._store(data, new))
+        else:
+            self._pass(data, 0, 0)
 
-    def _store(self, data: bytes, spans: list[tuple[int, int]]) -> None:
-        """Parse and store the lines ``spans`` of ``data`` under their own line numbers and offsets."""
+    def _store(self, data: bytes, spans: list[tuple[int, int]]) -> tuple[int, int]:
+        """Parse and store the lines ``spans`` of ``data`` under their own line numbers and offsets
+        (``self.line`` is that of ``data``'s start). Returns the newlines it counted and up to where:
+        the caller counts on from there, so no byte is counted twice."""
         if not spans:
-            return
+            return 0, 0
         runs: list[tuple[int, int, int]] = []  # (first line number, start, end) of consecutive lines
         numbers: list[int] = []
         before, pos = 0, 0  # newlines before ``pos``
@@ -277,11 +305,11 @@ class W3cEngine:
         joined = b"".join(data[s:e] for _, s, e in runs)
         if not joined.endswith(b"\n"):
             joined += b"\n"  # the segment's last line had none: the reference adds nothing either
-        if self._parse(joined, len(numbers), pa.array(numbers, pa.int64())):
-            return
-        for first, start, end in runs:
-            self._reference(io.BytesIO(data[start:end]), block=self.block, line0=first - 1,
-                            offset0=self.offset + start)
+        if not self._parse(joined, len(numbers), pa.array(numbers, pa.int64())):
+            for first, start, end in runs:
+                self._reference(io.BytesIO(data[start:end]), block=self.block, line0=first - 1,
+                                offset0=self.offset + start)
+        return before, pos
 
     def _reference(self, stream: BinaryIO, block: Block | None = None, line0: int | None = None,
                    offset0: int | None = None) -> None:
@@ -348,10 +376,15 @@ class W3cEngine:
             if not self.block_started:
                 self.block_started = True
                 self.dialect.on_block(self.ctx, block, first_line)
-            self.dialect.fast_facts(self.ctx, con, block)
+            self.dialect.fast_facts(self.ctx, seg, block)
             return result.drop_columns(["__ok"])
         finally:
             con.unregister("seg")
+
+
+def _lines(data: bytes, pos: int) -> int:
+    """Lines of ``data`` from ``pos`` (a line start) on; a last line without a newline counts."""
+    return data.count(b"\n", pos) + (0 if data.endswith(b"\n") or pos >= len(data) else 1)
 
 
 _SELECTORS: dict[tuple[bytes, int | None], LineSelector] = {}
