@@ -144,3 +144,35 @@ def test_clean_evidence_has_no_pivot_pass(tmp_path: Path) -> None:
                                                        host="EXCH01", jobs=1)).document
     pivot = triage.rules["triage"]["pivot"]
     assert pivot["files"] == 0 and pivot["rows"] == 0 and "reason" in pivot
+
+
+def test_pivot_rows_keep_their_lines_across_blocks_and_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pivot pass counts a segment's lines only when a later hit needs them: the attacker's
+    rows after header blocks and read chunks without a hit keep the full index's line numbers."""
+    from exhunt.artifacts import w3c_fast
+
+    monkeypatch.setattr(w3c_fast, "CHUNK", 64 << 10)  # many chunks per block
+    head = ["#Software: Microsoft Internet Information Services 10.0", "#Version: 1.0",
+            "#Date: 2021-03-03 00:00:00",
+            "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) "
+            "sc-status"]
+
+    def row(n: int, ip: str, method: str = "GET", stem: str = "/owa/") -> str:
+        time = f"0{n // 3600 % 10}:{n // 60 % 60:02d}:{n % 60:02d}"
+        return f"2021-03-03 {time} 10.0.0.5 {method} {stem} - 443 - {ip} x 200"
+
+    lines: list[str] = []
+    for block in range(4):  # the attacker shows in blocks 0 and 2 only; the shell is used in block 2
+        lines += head
+        for n in range(block * 3000, block * 3000 + 3000):
+            attacker = block in (0, 2) and n % 997 == 5
+            lines.append(row(n, "203.0.113.9" if attacker else f"10.0.{n % 7}.{n % 200 + 1}"))
+        if block == 2:
+            lines.append(row(block * 3000, "203.0.113.9", "POST", "/aspnet_client/system_web/discover.aspx"))
+    path = tmp_path / "evidence/C/inetpub/logs/LogFiles/W3SVC1/u_ex210303.log"
+    path.parent.mkdir(parents=True)
+    path.write_text("\r\n".join(lines) + "\r\n")
+    triage, full = both_ways(tmp_path / "evidence", tmp_path, host="EXCH01", jobs=1)
+    assert_same(triage, full, tmp_path)
+    rows = attacker_rows(tmp_path / "triage", full)
+    assert len(rows) == 8 and triage.rules["triage"]["pivot"]["rows"] > 0, rows

@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from exhunt.api import ScanOptions, scan
+from exhunt.artifacts.iis import IisDialect
+from exhunt.artifacts.w3c import Block
 from exhunt.events.store import connect
 
 FIELDS = ("date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) "
@@ -64,3 +70,49 @@ def test_triage_reads_the_build_facts_of_lines_it_does_not_store(tmp_path: Path)
                           ("15.1.2375.17", 35)]
     assert triage_facts == full_facts
     assert full_rows == 3000 and triage_rows < 100, "triage stored the OWA resource lines"
+
+
+FACT_LINE = re.compile(rb"/(?:owa|ecp)/(?:auth/)?15\.[0-9]", re.I)  # the prefilter's fact pattern (iis.py)
+STEMS = ["/owa/auth/15.1.2176.2/themes/x.png", "/OWA/15.1.2176.2/scripts/a.js", "/ecp/auth/15.1.2375.7/x.css",
+         "/owa/auth/15.1.2375/x.gif", "/owa/auth/15.1.x/x.js", "/owa/", "/x/owa/auth/15.1.2176.9/y.js",
+         "/ecp/15.2.1118.12/z.png", "/owa/auth/15.1.2176.12345/a.js"]
+REFERERS = ["-", "https://mail/owa/auth/15.1.2176.9/x.css", "https://mail/ecp/15.2.1118.12/", "/owa/15.1.2375/"]
+STATUSES = ["200", "304", "404", "500", "-", "x1"]
+FIELD_ORDERS = [FIELDS.split(), FIELDS.replace("cs-uri-stem cs-uri-query", "cs-uri-query").split()
+                + ["cs-uri-stem"]]
+
+
+def reference_facts(block: Block, data: bytes, seen: set[str]) -> list[tuple[int, str, str, str]]:
+    """Every line through ``line_fact``, the first line of each new value: what triage did per line."""
+    found, start = [], 0
+    for raw in data.splitlines(keepends=True):
+        fact = IisDialect().line_fact(block, raw)
+        if fact is not None and fact[1] not in seen:
+            seen.add(fact[1])
+            found.append((start, *fact))
+        start += len(raw)
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(STEMS), st.sampled_from(REFERERS), st.sampled_from(STATUSES)),
+                min_size=1, max_size=40),
+       st.sampled_from(FIELD_ORDERS), st.lists(st.sampled_from(["15.1.2176.2", "15.1.2375"]), max_size=2))
+def test_segment_facts_match_the_line_by_line_reading(rows: list[tuple[str, str, str]], names: list[str],
+                                                      seen: list[str]) -> None:
+    """Distinct values of the fact lines, then ``bytes.find`` per new value: the same first lines as
+    reading every line (referers holding builds, 4xx lines, a stem after the referer, values seen)."""
+    block = Block({}, names)
+    lines = []
+    for n, (stem, referer, status) in enumerate(rows):
+        values = dict(zip(FIELDS.split(), line(n, stem, status).split(" "), strict=True))
+        values["cs(Referer)"] = referer
+        lines.append(" ".join(values[name] for name in names) + "\r\n")
+    data = "".join(lines).encode()
+    spans, start = [], 0
+    for raw in data.splitlines(keepends=True):
+        if FACT_LINE.search(raw):
+            spans.append((start, start + len(raw)))
+        start += len(raw)
+    got = IisDialect().segment_facts(block, data, spans, [("owa_build", v) for v in seen])
+    assert got == reference_facts(block, data, set(seen))
