@@ -8,6 +8,7 @@ build fact (CU level only: an SU does not change the resource folder).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -18,8 +19,8 @@ import pyarrow.compute as pc
 from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.timeparse import parse_ts
 from exhunt.artifacts.w3c import Block
-from exhunt.artifacts.w3c_log import W3cLog, facts_by_first_line, status_code, status_sql
-from exhunt.sqltext import identifier, literal
+from exhunt.artifacts.w3c_log import W3cLog, facts_by_first_line, status_code
+from exhunt.events.schema import TS
 
 OWA_BUILD_PATTERN = r"^/(?:owa|ecp)/(?:auth/)?(15\.\d{1,2}\.\d{1,4}(?:\.\d{1,3})?)/"
 OWA_BUILD_RE = re.compile(OWA_BUILD_PATTERN, re.I | re.A)
@@ -29,6 +30,25 @@ OWA_BUILD_BYTES = re.compile(OWA_BUILD_PATTERN.encode(), re.I)  # bytes: ASCII c
 OWA_BUILD_ANYWHERE = re.compile(OWA_BUILD_PATTERN[1:].encode(), re.I)
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.A)
 TIME_RE = re.compile(r"\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?", re.A)
+# the same in RE2 for Arrow, less the year 0000 (Arrow reads it, Python's datetime has no year 0)
+DATE_RE2 = r"^(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-[0-9]{2}-[0-9]{2}$"
+TIME_RE2 = r"^[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?$"
+DASHES = pa.array(["", "-"])  # values IIS writes for "nothing"
+
+
+def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    return column.chunk(0) if column.num_chunks == 1 else pa.concat_arrays(column.chunks)
+
+
+def _holds(column: pa.Array, text: str) -> bool:
+    return bool(pc.any(pc.match_substring(column, text)).as_py())
+
+
+def _each_distinct(column: pa.Array, decode: Callable[[str], str]) -> pa.Array:
+    """``decode`` of every value, called once per distinct value (logs repeat theirs)."""
+    codes = pc.dictionary_encode(column)
+    values = pa.array([decode(v) for v in codes.dictionary.to_pylist()], pa.string())
+    return values.take(codes.indices)
 
 
 def _dash(value: str | None) -> str | None:
@@ -93,39 +113,57 @@ class IisDialect:
         ctx.event(row)
 
     def fast_sql(self, ctx: ParseContext, block: Block) -> str | None:
-        present = set(block.fields)
+        return None  # IIS rows are normalized by ``fast_arrow``: no query per segment
 
-        def col(name: str) -> str:
-            return identifier(name) if name in present else "NULL::VARCHAR"
+    def fast_arrow(self, ctx: ParseContext, block: Block, seg: pa.Table) -> pa.Table | None:
+        """``normalize`` over a segment's raw columns with Arrow kernels (about 35 calls, well under
+        a millisecond; DuckDB's query cost 5 ms a segment), or None where the reference parser
+        decides (a date or time it would not read: it warns per row). Percent-decoding has no
+        Arrow kernel: the reference's own ``unquote`` decodes each distinct stem or query once."""
+        present, rows = set(block.fields), seg.num_rows
+        if not {"date", "time"} <= present or rows == 0:
+            return None
+        columns = {name: _one_chunk(seg.column(name)) for name in seg.column_names}
+        date, time = columns["date"], columns["time"]
+        readable = pc.and_(pc.match_substring_regex(date, DATE_RE2), pc.match_substring_regex(time, TIME_RE2))
+        if not pc.all(readable).as_py():
+            return None
+        try:  # a date that does not exist (2021-02-30): the reference's warning
+            ts = pc.cast(pc.binary_join_element_wise(date, time, " "), pa.timestamp("us")).cast(TS)
+        except pa.ArrowInvalid:
+            return None
 
-        def dash(name: str) -> str:
-            return f"CASE WHEN {col(name)} IN ('', '-') THEN NULL ELSE {col(name)} END"
+        def dash(name: str) -> pa.Array:
+            column = columns.get(name)
+            if column is None:
+                return pa.nulls(rows, pa.string())
+            return pc.if_else(pc.is_in(column, value_set=DASHES), pa.scalar(None, pa.string()), column)
 
         stem, query = dash("cs-uri-stem"), dash("cs-uri-query")
-        ts = (f"CASE WHEN regexp_full_match({col('date')}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') AND "
-              f"regexp_full_match({col('time')}, '[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}([.][0-9]{{1,6}})?') THEN "
-              f"try_cast({col('date')} || ' ' || {col('time')} || '+00' AS TIMESTAMPTZ) END"
-              if {"date", "time"} <= present else "NULL::TIMESTAMPTZ")
-        return f"""
-            WITH base AS (
-                SELECT *, {stem} AS _stem, {query} AS _query, {col('sc-status')} AS _status, {ts} AS _ts,
-                       try(url_decode(coalesce({stem}, ''))) AS _dstem,
-                       try(url_decode(replace({query}, '+', ' '))) AS _dquery
-                FROM seg
-            )
-            SELECT {literal(ctx.host)} AS host, 'iis' AS source,
-                   {literal(block.directives.get('software'))} AS log_type,
-                   {literal(ctx.file.rel)} AS path, __line AS line, _ts AS ts, 'http' AS kind,
-                   {dash('c-ip')} AS client_ip, {dash('s-ip')} AS server_ip, {dash('cs-username')} AS "user",
-                   {dash('cs-method')} AS method, _stem AS uri, _query AS uri_query,
-                   nullif(_dstem || CASE WHEN _query IS NOT NULL THEN '?' || _dquery ELSE '' END, '') AS uri_decoded,
-                   {status_sql('_status')} AS status,
-                   replace({dash('cs(User-Agent)')}, '+', ' ') AS user_agent,
-                   {dash('s-computername')} AS computer,
-                   __fields AS fields,  -- built by the engine (fields_json)
-                   (_dstem IS NOT NULL AND (_query IS NULL OR _dquery IS NOT NULL) AND _ts IS NOT NULL) AS __ok
-            FROM base
-        """
+        stem_decoded = _each_distinct(stem, unquote) if _holds(stem, "%") else stem
+        query_decoded = (_each_distinct(query, unquote_plus) if _holds(query, "%")
+                         else pc.replace_substring(query, "+", " "))
+        with_query = pc.binary_join_element_wise("?", query_decoded, "")
+        decoded = pc.binary_join_element_wise(pc.coalesce(stem_decoded, ""), pc.coalesce(with_query, ""), "")
+        decoded = pc.if_else(pc.equal(decoded, ""), pa.scalar(None, pa.string()), decoded)
+        status = pa.nulls(rows, pa.int32())
+        if "sc-status" in present:
+            raw = columns["sc-status"]
+            status = pc.cast(pc.if_else(pc.match_substring_regex(raw, "^[0-9]{1,9}$"), raw,
+                                        pa.scalar(None, pa.string())), pa.int32())
+
+        def constant(value: str | None) -> pa.Array:
+            return pa.repeat(pa.scalar(value, pa.string()), rows)
+
+        return pa.table({
+            "host": constant(ctx.host), "source": constant("iis"),
+            "log_type": constant(block.directives.get("software")), "path": constant(ctx.file.rel),
+            "line": columns["__line"], "ts": ts, "kind": constant("http"),
+            "client_ip": dash("c-ip"), "server_ip": dash("s-ip"), "user": dash("cs-username"),
+            "method": dash("cs-method"), "uri": stem, "uri_query": query, "uri_decoded": decoded,
+            "status": status, "user_agent": pc.replace_substring(dash("cs(User-Agent)"), "+", " "),
+            "computer": dash("s-computername"), "fields": columns["__fields"],
+        })
 
     def fast_facts(self, ctx: ParseContext, seg: pa.Table, block: Block) -> None:
         """``handle``'s ``owa_build`` fact over a segment: Arrow finds the rows whose stem may hold

@@ -332,8 +332,9 @@ class W3cEngine:
         fields = block.fields
         if not fields or len(set(fields)) != len(fields) or b"\x00" in data:
             return None
-        sql = self.dialect.fast_sql(self.ctx, block)
-        if (sql is None or b"\n\n" in data or b"\n\r\n" in data or data.startswith((b"\n", b"\r"))
+        arrow = getattr(self.dialect, "fast_arrow", None)  # Arrow kernels instead of a query
+        sql = None if arrow is not None else self.dialect.fast_sql(self.ctx, block)
+        if ((arrow is None and sql is None) or b"\n\n" in data or b"\n\r\n" in data or data.startswith((b"\n", b"\r"))
                 or data.endswith(b"\r")):  # a last line ending in a bare CR: the reference strips it
             return None
         if _has_line_of(data, MAX_LINE):
@@ -365,6 +366,23 @@ class W3cEngine:
         seg = raw.append_column("__line", lines_array)
         con = self.con
         seg = seg.append_column("__fields", fields_json(raw, fields, data, con))
+        if arrow is not None:
+            result = arrow(self.ctx, block, seg)
+            if result is None:
+                return None
+        else:
+            result = self._query(seg, sql or "")
+            if result is None:
+                return None
+        if not self.block_started:
+            self.block_started = True
+            self.dialect.on_block(self.ctx, block, first_line)
+        self.dialect.fast_facts(self.ctx, seg, block)
+        return result
+
+    def _query(self, seg: pa.Table, sql: str) -> pa.Table | None:
+        """The dialect's SQL over the segment, or None where a value needs the reference parser."""
+        con = self.con
         con.register("seg", seg)
         try:
             try:
@@ -373,10 +391,6 @@ class W3cEngine:
                 return None
             if result.num_rows and not _clean(result):
                 return None
-            if not self.block_started:
-                self.block_started = True
-                self.dialect.on_block(self.ctx, block, first_line)
-            self.dialect.fast_facts(self.ctx, seg, block)
             return result.drop_columns(["__ok"])
         finally:
             con.unregister("seg")

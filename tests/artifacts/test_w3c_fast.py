@@ -104,6 +104,13 @@ EDGE_CASES = {
     "iis plus and percent encodings": IIS_HEAD
     + "2021-03-03 02:00:00 10.0.0.1 POST /ecp/y.js a=%20b+c 443 - 203.0.113.9 Mozilla/5.0+(X) 200\r\n"
     + "2021-03-03 02:00:01 10.0.0.1 GET /owa/auth/15.1.2176/themes/x.png - 443 CORP\\bob 10.0.0.9 - 304\n",
+    "iis year 0000": IIS_HEAD + "0000-01-01 02:00:00 10.0.0.1 GET / - 443 - 1.1.1.1 ua 200\r\n",
+    "iis day that does not exist": IIS_HEAD + "2021-02-29 02:00:00 10.0.0.1 GET / - 443 - 1.1.1.1 ua 200\r\n",
+    "iis leap second": IIS_HEAD + "2021-03-03 23:59:60 10.0.0.1 GET / - 443 - 1.1.1.1 ua 200\r\n",
+    "iis fractions, percent escapes and repeated values": IIS_HEAD
+    + "2021-03-03 02:00:00.5 10.0.0.1 GET /o%ff%zz/%E2%82%AC q=%ff+%2B&r=%zz 443 - 1.1.1.1 a+b 200\r\n" * 2
+    + "2021-03-03 02:00:00.123456 10.0.0.1 GET /plain q=a+b 443 - 1.1.1.1 - 999999999\r\n"
+    + "2021-03-03 02:00:01 10.0.0.1 GET - a%41 443 - 1.1.1.1 - 1234567890\r\n",
     "iis double space, tab and odd dates": IIS_HEAD
     + "2021-03-03 02:00:00  10.0.0.1 GET / - 443 - 1.1.1.1 ua 200\r\n"
     + "2021-3-3 02:00:00 10.0.0.1 GET /\t - 443 - 1.1.1.1 ua 200\r\n",
