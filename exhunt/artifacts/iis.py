@@ -8,7 +8,6 @@ build fact (CU level only: an SU does not change the resource folder).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -19,7 +18,15 @@ import pyarrow.compute as pc
 from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.timeparse import parse_ts
 from exhunt.artifacts.w3c import Block
-from exhunt.artifacts.w3c_log import W3cLog, facts_by_first_line, status_code
+from exhunt.artifacts.w3c_log import (
+    W3cLog,
+    arrow_status,
+    each_distinct,
+    facts_by_first_line,
+    holds,
+    one_chunk,
+    status_code,
+)
 from exhunt.events.schema import TS
 
 OWA_BUILD_PATTERN = r"^/(?:owa|ecp)/(?:auth/)?(15\.\d{1,2}\.\d{1,4}(?:\.\d{1,3})?)/"
@@ -34,21 +41,6 @@ TIME_RE = re.compile(r"\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?", re.A)
 DATE_RE2 = r"^(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-[0-9]{2}-[0-9]{2}$"
 TIME_RE2 = r"^[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?$"
 DASHES = pa.array(["", "-"])  # values IIS writes for "nothing"
-
-
-def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
-    return column.chunk(0) if column.num_chunks == 1 else pa.concat_arrays(column.chunks)
-
-
-def _holds(column: pa.Array, text: str) -> bool:
-    return bool(pc.any(pc.match_substring(column, text)).as_py())
-
-
-def _each_distinct(column: pa.Array, decode: Callable[[str], str]) -> pa.Array:
-    """``decode`` of every value, called once per distinct value (logs repeat theirs)."""
-    codes = pc.dictionary_encode(column)
-    values = pa.array([decode(v) for v in codes.dictionary.to_pylist()], pa.string())
-    return values.take(codes.indices)
 
 
 def _dash(value: str | None) -> str | None:
@@ -112,8 +104,8 @@ class IisDialect:
             ctx.fact("owa_build", match.group(1), number, "medium")
         ctx.event(row)
 
-    def fast_sql(self, ctx: ParseContext, block: Block) -> str | None:
-        return None  # IIS rows are normalized by ``fast_arrow``: no query per segment
+    def fast_ready(self, ctx: ParseContext, block: Block) -> bool:
+        return {"date", "time"} <= set(block.fields)  # else every row is the reference's warning
 
     def fast_arrow(self, ctx: ParseContext, block: Block, seg: pa.Table) -> pa.Table | None:
         """``normalize`` over a segment's raw columns with Arrow kernels (about 35 calls, well under
@@ -123,7 +115,7 @@ class IisDialect:
         present, rows = set(block.fields), seg.num_rows
         if not {"date", "time"} <= present or rows == 0:
             return None
-        columns = {name: _one_chunk(seg.column(name)) for name in seg.column_names}
+        columns = {name: one_chunk(seg.column(name)) for name in seg.column_names}
         date, time = columns["date"], columns["time"]
         readable = pc.and_(pc.match_substring_regex(date, DATE_RE2), pc.match_substring_regex(time, TIME_RE2))
         if not pc.all(readable).as_py():
@@ -140,17 +132,13 @@ class IisDialect:
             return pc.if_else(pc.is_in(column, value_set=DASHES), pa.scalar(None, pa.string()), column)
 
         stem, query = dash("cs-uri-stem"), dash("cs-uri-query")
-        stem_decoded = _each_distinct(stem, unquote) if _holds(stem, "%") else stem
-        query_decoded = (_each_distinct(query, unquote_plus) if _holds(query, "%")
+        stem_decoded = each_distinct(stem, unquote) if holds(stem, "%") else stem
+        query_decoded = (each_distinct(query, unquote_plus) if holds(query, "%")
                          else pc.replace_substring(query, "+", " "))
         with_query = pc.binary_join_element_wise("?", query_decoded, "")
         decoded = pc.binary_join_element_wise(pc.coalesce(stem_decoded, ""), pc.coalesce(with_query, ""), "")
         decoded = pc.if_else(pc.equal(decoded, ""), pa.scalar(None, pa.string()), decoded)
-        status = pa.nulls(rows, pa.int32())
-        if "sc-status" in present:
-            raw = columns["sc-status"]
-            status = pc.cast(pc.if_else(pc.match_substring_regex(raw, "^[0-9]{1,9}$"), raw,
-                                        pa.scalar(None, pa.string())), pa.int32())
+        status = arrow_status(columns["sc-status"]) if "sc-status" in present else pa.nulls(rows, pa.int32())
 
         def constant(value: str | None) -> pa.Array:
             return pa.repeat(pa.scalar(value, pa.string()), rows)

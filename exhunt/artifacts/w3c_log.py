@@ -6,11 +6,12 @@ there), transcoded first when Windows PowerShell re-saved them as UTF-16, parsed
 (``w3c_fast``, reference parser ``w3c``) with their dialect, and split in byte ranges when big. Each
 subclass states only what differs: its name, the ``#Software`` text, its globs, its dialect and
 the lines triage must parse for its facts. The status-code rule both dialects apply, in Python and
-in SQL, is here too.
+in Arrow, and the Arrow helpers of their fast paths are here too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import BinaryIO, ClassVar
 
 import pyarrow as pa
@@ -27,9 +28,26 @@ def status_code(text: str | None) -> int | None:
     return int(text) if text and len(text) <= 9 and text.isascii() and text.isdigit() else None
 
 
-def status_sql(column: str) -> str:
-    """``status_code`` in DuckDB SQL, for the fast path (``column`` is an SQL expression)."""
-    return f"CASE WHEN regexp_full_match({column}, '[0-9]{{1,9}}') THEN CAST({column} AS INTEGER) END"
+def arrow_status(column: pa.Array) -> pa.Array:
+    """``status_code`` with Arrow kernels, for the fast path."""
+    digits = pc.match_substring_regex(column, "^[0-9]{1,9}$")
+    return pc.cast(pc.if_else(digits, column, pa.scalar(None, pa.string())), pa.int32())
+
+
+def one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    return column.chunk(0) if column.num_chunks == 1 else pa.concat_arrays(column.chunks)
+
+
+def holds(column: pa.Array, text: str) -> bool:
+    return bool(pc.any(pc.match_substring(column, text)).as_py())
+
+
+def each_distinct(column: pa.Array, decode: Callable[[str], str]) -> pa.Array:
+    """``decode`` of every value, called once per distinct value (logs repeat theirs): how the fast
+    paths percent-decode (no Arrow kernel does) with the reference's own ``unquote``."""
+    codes = pc.dictionary_encode(column)
+    values = pa.array([decode(v) for v in codes.dictionary.to_pylist()], pa.string())
+    return values.take(codes.indices)
 
 
 def facts_by_first_line(ctx: ParseContext, values: pa.Array, lines: pa.Array, fact: str, confidence: str) -> None:

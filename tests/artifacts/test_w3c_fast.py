@@ -104,6 +104,12 @@ EDGE_CASES = {
     "iis plus and percent encodings": IIS_HEAD
     + "2021-03-03 02:00:00 10.0.0.1 POST /ecp/y.js a=%20b+c 443 - 203.0.113.9 Mozilla/5.0+(X) 200\r\n"
     + "2021-03-03 02:00:01 10.0.0.1 GET /owa/auth/15.1.2176/themes/x.png - 443 CORP\\bob 10.0.0.9 - 304\n",
+    "exchange year 0000": EXCHANGE_HEAD + "0000-01-01T02:00:00Z,15,1,2176,2,/owa/,,,1.2.3.4,200,GET,ua\r\n",
+    "exchange day that does not exist": EXCHANGE_HEAD + "2021-02-30T02:00:00Z,15,1,2176,2,/owa/,,,1,200,GET,u\r\n",
+    "exchange empty time": EXCHANGE_HEAD + ",15,1,2176,2,/owa/,,,1.2.3.4,200,GET,ua\r\n",
+    "exchange escapes, plus and repeated values": EXCHANGE_HEAD
+    + "2021-03-03T02:00:00.5Z,15,1,2176,2,/ecp/%ff+x.js,?a=%2B+b,,1.2.3.4,200,POST,a+b\r\n" * 2
+    + "2021-03-03T02:00:01.123456Z,15,1,2176,2,,,,,,,\r\n",
     "iis year 0000": IIS_HEAD + "0000-01-01 02:00:00 10.0.0.1 GET / - 443 - 1.1.1.1 ua 200\r\n",
     "iis day that does not exist": IIS_HEAD + "2021-02-29 02:00:00 10.0.0.1 GET / - 443 - 1.1.1.1 ua 200\r\n",
     "iis leap second": IIS_HEAD + "2021-03-03 23:59:60 10.0.0.1 GET / - 443 - 1.1.1.1 ua 200\r\n",
