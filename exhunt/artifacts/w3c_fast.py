@@ -471,18 +471,12 @@ def fields_json(raw: pa.Table, fields: list[str], data: bytes, con: duckdb.DuckD
         finally:
             con.unregister("raw_seg")
     specials = [s for s in ("\\", '"') if s.encode() in data]
-    if specials and all(name.isprintable() and '"' not in name and "\\" not in name for name in fields):
-        # the JSON's own quotes as a control byte (the data holds none here), every value escaped by
-        # three replaces over the whole text: a few kernel calls, not two per column
-        text = _json_concat(raw, fields, QUOTE_STANDIN)
-        for special in specials:
-            text = pc.replace_substring(text, special, "\\" + special)
-        return pc.replace_substring(text, QUOTE_STANDIN, '"')
+    escape = _columns_holding(raw, "[\\\\\"]") if specials else set()  # one search, not one per column
     parts: list[Any] = []
     for i, name in enumerate(fields):
         column = raw.column(i)
-        for special in specials:  # only columns that hold one pay for the replace
-            if pc.any(pc.match_substring(column, special)).as_py():
+        if i in escape:  # only columns that hold one pay for the replace
+            for special in specials:
                 column = pc.replace_substring(column, special, "\\" + special)
         parts.append(("{" if i == 0 else '",') + orjson.dumps(name).decode() + ':"')
         parts.append(column)
@@ -490,23 +484,17 @@ def fields_json(raw: pa.Table, fields: list[str], data: bytes, con: duckdb.DuckD
     return pc.binary_join_element_wise(*parts, "")
 
 
-QUOTE_STANDIN = "\x01"
-
-
-def _json_concat(raw: pa.Table, fields: list[str], quote: str) -> pa.ChunkedArray:
-    """``{"name":"value",...}`` of every row, values as they are, ``quote`` for the JSON's quotes."""
-    parts: list[Any] = []
-    for i, name in enumerate(fields):
-        parts.append(("{" if i == 0 else quote + ",") + quote + name + quote + ":" + quote)
-        parts.append(raw.column(i))
-    parts.append(quote + "}")
-    return pc.binary_join_element_wise(*parts, "")
+def _columns_holding(raw: pa.Table, regex: str) -> set[int]:
+    """Indexes of the columns with a value matching ``regex``: the columns laid end to end (a copy
+    of the values) and searched at once, a few kernel calls instead of two per column."""
+    every = pa.concat_arrays([chunk for column in raw.columns for chunk in column.chunks])
+    at = pc.indices_nonzero(pc.match_substring_regex(every, regex))
+    return set(pc.unique(pc.divide(at, pa.scalar(max(raw.num_rows, 1), pa.uint64()))).to_pylist())
 
 
 def _line_break_in_values(raw: pa.Table) -> bool:
-    """Whether a value holds a CR or LF: all values of a row joined, one search (not one per column)."""
-    joined = pc.binary_join_element_wise(*raw.columns, "")
-    return bool(pc.any(pc.match_substring_regex(joined, "[\r\n]")).as_py())
+    """Whether a value holds a CR or LF (all columns searched at once)."""
+    return bool(_columns_holding(raw, "[\r\n]"))
 
 
 def _has_line_of(data: bytes, limit: int) -> bool:
