@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from exhunt.artifacts.linefilter import Gated
 from exhunt.detections.base import Hit, SqlCheck
 from exhunt.detections.checks.proxyshell import EVENT_COLUMNS, HTTP_EXCERPT, WEB_SOURCES
 from exhunt.detections.checks.webshells import KNOWN_URL_HOME_RE, SHELL_REMEDIATION
@@ -153,12 +154,16 @@ def _page_pattern(end: str) -> str:
     return f"/(?:{'|'.join(alternatives)}){end}"
 
 
-def _post_prefilter() -> tuple[str, ...]:
+def _post_prefilter() -> tuple[str | Gated, ...]:
     """POSTs of such a page: IIS writes ``cs-method cs-uri-stem`` side by side (its field order is
-    fixed); HttpProxy's CSV has Method after UrlStem, accepted in either order."""
+    fixed); HttpProxy's CSV has Method after UrlStem, accepted in either order. The CSV pattern with
+    the page first starts at every ``,/`` of every line (2.4x the whole prefilter's time alone): it
+    runs only on the lines its literal tail nominates (a dynamic extension, later a POST field)."""
     inner = _page_pattern('[,"]')  # Hyperscan takes no ``$`` inside a pattern
     last = _page_pattern('(?:[ ,"?\\r\\n]|$)')
-    return (f" post {last}", f"[,\"]{inner}.*[,\"]post[,\"\\r\\n]", f"[,\"]post[,\"].*[,\"]{last}")
+    tail = '.*[,"]post[,"\\r\\n]'
+    gate = f"\\.(?:{'|'.join(DYNAMIC_EXTENSIONS)})[,\"]{tail}"
+    return (f" post {last}", Gated(gate, f"[,\"]{inner}{tail}"), f"[,\"]post[,\"].*[,\"]{last}")
 
 
 PAGE_SQL = "(" + " OR ".join(f"uri ILIKE '%.{ext}'" for ext in DYNAMIC_EXTENSIONS) + ")"
