@@ -195,26 +195,36 @@ def init_worker(scanner_args: ScannerArgs, report: Any = None,
         getattr(importlib.import_module(module), name)()
 
 
-_CONFIG: str | None = None  # a warm pool's worker: the file its rules, settings and hook arrive in
+_APPLIED: str | None = None  # a warm pool's worker: the configuration file it applied last
+_HOOKS_RUN: set[str] = set()  # hooks this worker ran (once each, however many passes it serves)
 
 
-def warm_worker(config: str, report: Any = None) -> None:
+def warm_worker(report: Any = None) -> None:
     """Initializer of a pool started before the scan has its rules and prefilters (``WarmPool``):
-    spawn and imports overlap their building in the parent; ``config`` is read at the first unit."""
-    global _CONFIG, _REPORT
+    spawn and imports overlap their building in the parent; each task names its configuration."""
+    global _REPORT
 
-    _CONFIG, _REPORT = config, report
+    _REPORT = report
 
 
-def _configure() -> None:
-    """Apply a warm pool's configuration once, before this worker's first unit: the hook runs after
-    the settings, as with ``init_worker``."""
-    global _CONFIG
+def _configure(path: str) -> None:
+    """Apply a warm pool's configuration file when it is not the one this worker applied last: the
+    first unit of each pass (the first pass, then the pivot pass on the same workers). The hook
+    runs after the settings, as with ``init_worker``, once per worker."""
+    global _APPLIED
 
-    if _CONFIG is not None:
-        path, _CONFIG = _CONFIG, None
+    if path != _APPLIED:
         scanner_args, settings, hook = pickle.loads(Path(path).read_bytes())  # noqa: S301 - our own file
-        init_worker(scanner_args, _REPORT, settings, hook)
+        init_worker(scanner_args, _REPORT, settings, hook if hook not in _HOOKS_RUN else None)
+        if hook:
+            _HOOKS_RUN.add(hook)
+        _APPLIED = path
+
+
+def run_configured(config: str, unit: Unit, store: str) -> UnitResult:
+    """A warm pool's task: the pass's configuration (``config``), then the unit."""
+    _configure(config)
+    return run_unit(unit, store)
 
 
 def _started(part: str, rel: str) -> None:
@@ -233,7 +243,6 @@ def remove_parts(store: Path, part: str) -> None:
 
 def run_unit(unit: Unit, store: str) -> UnitResult:
     """Run one unit (module-level and picklable: a pool task or a Dask task)."""
-    _configure()
     if isinstance(unit, PivotUnit):
         return _run_pivot(unit, Path(store))
     if isinstance(unit, RangeUnit):
