@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from exhunt import artifacts, worker
+from exhunt.artifacts import encoding, w3c_fast
 from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE, ParseContext
 from exhunt.artifacts.w3c import Block
 from exhunt.artifacts.w3c_fast import PivotContext, W3cEngine
@@ -302,13 +303,39 @@ def _run_pivot(unit: PivotUnit, store: Path) -> UnitResult:
                 _started(unit.part, file.rel)
                 try:
                     with io.BufferedReader(file.open(), buffer_size=1 << 20) as stream:  # type: ignore[type-var]
-                        artifact.parse(ctx, stream)
+                        if _may_hold_indicator(stream):
+                            artifact.parse(ctx, stream)
                 except OSError as exc:  # the first pass read it: a file gone since is worth a line
                     ctx.warn_file(f"pivot pass: read error: {exc.strerror or exc}")
                 except Exception as exc:  # as in worker._process: a parser bug loses only this file
                     ctx.warn_file(f"pivot pass: parser error {type(exc).__name__}: {exc}")
             results.append(worker.FileResult(file.rel, name, 0, ctx.events, ctx.warnings, None, file.root))
     return UnitResult(unit.part, results)
+
+
+def _may_hold_indicator(stream: io.BufferedReader[Any]) -> bool:
+    """Whether a file can hold a line of the pivot pass: its raw bytes, chunk by chunk cut at line
+    ends, against the indicators' database before any parsing (most logs hold none: no header
+    parse, line count or segment work for them). UTF-16 logs are transcoded first: always parsed.
+    Streams that cannot seek (some archive members) are parsed as before. The stream is left at
+    its start."""
+    selector = w3c_fast.pivot_selector()
+    if selector is None or not stream.seekable():
+        return True
+    if encoding.sniff(stream.peek(encoding.SNIFF_BYTES)[:encoding.SNIFF_BYTES])[0] != encoding.UTF8:
+        return True
+    found, carry = False, b""
+    while not found:
+        block = stream.read(w3c_fast.CHUNK)
+        if not block:
+            found = bool(carry) and selector.any(carry)
+            break
+        data = carry + block if carry else block
+        cut = data.rfind(b"\n") + 1
+        found = bool(cut) and selector.any(data[:cut] if cut < len(data) else data)
+        carry = data[cut:]
+    stream.seek(0)
+    return found
 
 
 def _run_range(unit: RangeUnit, store: Path) -> UnitResult:
