@@ -107,7 +107,7 @@ class IisDialect:
         return {"date", "time"} <= set(block.fields)  # else every row is the reference's warning
 
     def fast_arrow(self, ctx: ParseContext, block: Block, seg: pa.Table) -> pa.Table | None:
-        """``normalize`` over a segment's raw columns with Arrow kernels (about 35 calls, well under
+        """``normalize`` over a segment's raw columns with Arrow kernels (about twenty calls, well under
         a millisecond; DuckDB's query cost 5 ms a segment), or None where the reference parser
         decides (a date or time it would not read: it warns per row). Percent-decoding has no
         Arrow kernel: the reference's own ``unquote`` decodes each distinct stem or query once."""
@@ -222,5 +222,5 @@ class IisLog(W3cLog):
     software = "internet information services"
     range_dialect = IisDialect
     path_globs = ("*u_ex*.log", "u_ex*.log", "*/logfiles/w3svc*/*.log")
-    # triage: lines the parser reads the ``owa_build`` fact from (``IisDialect.line_facts``), not stored
+    # triage: lines the parser reads the ``owa_build`` fact from (``IisDialect.segment_facts``), not stored
     triage_patterns = (r"/(?:owa|ecp)/(?:auth/)?15\.[0-9]",)

@@ -1,5 +1,5 @@
 """Triage reads the ``owa_build`` fact from OWA resource lines without storing them
-(``IisDialect.line_facts``): the same facts, on the same lines, as the full index's parse."""
+(``IisDialect.segment_facts``): the same facts, on the same lines, as the full index's parse."""
 
 from __future__ import annotations
 
