@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from exhunt import artifacts, worker
+from exhunt import artifacts, smallfiles, worker
 from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE, ParseContext
 from exhunt.artifacts.w3c import Block
 from exhunt.artifacts.w3c_fast import PivotContext, W3cEngine
@@ -241,10 +241,7 @@ def run_unit(unit: Unit, store: str) -> UnitResult:
     if isinstance(unit, WholeUnit):
         return _run_whole(unit, Path(store))
     with StoreWriter(Path(store), unit.host, part=unit.part) as writer:
-        results = []
-        for file in unit.files:
-            _started(unit.part, file.rel)
-            results.append(worker._process(file, unit.host, writer))
+        results = smallfiles.process(unit.files, unit.host, writer, lambda rel: _started(unit.part, rel))
     return UnitResult(unit.part, results)
 
 
