@@ -45,12 +45,12 @@ _PLAIN_SOURCES: dict[str, bool] = {}
 
 
 def process(files: Sequence[EvidenceFile], host: str, writer: StoreWriter,
-            started: Callable[[str], None]) -> list[worker.FileResult]:
+            started: Callable[[int], None]) -> list[worker.FileResult]:
     """Every file of one unit: fast lane where it applies, else the reference path (in order)."""
     columns = FileColumns(host)
     results = []
-    for file in files:
-        started(file.rel)
+    for index, file in enumerate(files):
+        started(index)  # for the hung-file watchdog
         data = _read(file) if _eligible(file) else None
         result = _fast(file, host, writer, data, columns) if data is not None else None
         if result is None:

@@ -70,10 +70,10 @@ def test_fast_lane_writes_what_the_reference_path_writes(tmp_path: Path, scanner
     files = _tree(tmp_path / "evidence")
     with StoreWriter(tmp_path / "reference", "h", part="p") as writer:
         reference = [worker._process(f, "h", writer) for f in files]
-    taken: list[str] = []
+    taken: list[int] = []
     with StoreWriter(tmp_path / "fast", "h", part="p") as writer:
         fast = smallfiles.process(files, "h", writer, taken.append)
-    assert taken == [f.rel for f in files]
+    assert taken == list(range(len(files)))
     assert fast == reference
     want, got = _tables(tmp_path / "reference"), _tables(tmp_path / "fast")
     assert got == want
@@ -94,7 +94,7 @@ def test_fast_lane_takes_pages_and_leaves_logs(tmp_path: Path, scanner: None, mo
 
     monkeypatch.setattr(worker, "_process", counted)
     with StoreWriter(tmp_path / "store", "h", part="p") as writer:
-        smallfiles.process(files, "h", writer, lambda rel: None)
+        smallfiles.process(files, "h", writer, lambda index: None)
     assert sorted(slow) == ["big.aspx", "fake.evtx", "pages.zip", "u_ex210303.log", "utf16.aspx"]
 
 
@@ -103,7 +103,7 @@ def test_a_file_changed_since_the_listing_goes_the_reference_way(tmp_path: Path,
     page = next(f for f in files if f.rel.endswith("plain.aspx"))
     (tmp_path / "evidence" / page.rel).write_bytes(b"<% grown %>" * 100)
     with StoreWriter(tmp_path / "store", "h", part="p") as writer:
-        (result,) = smallfiles.process([page], "h", writer, lambda rel: None)
+        (result,) = smallfiles.process([page], "h", writer, lambda index: None)
     assert result.size == 1100
     messages = [r[-1] for r in _tables(tmp_path / "store")["warnings"]]
     assert any("file changed while read" in m for m in messages)
