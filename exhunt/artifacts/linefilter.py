@@ -182,6 +182,10 @@ class _Lines:
         return found
 
 
+def _stop(*_match: object) -> bool:
+    return True  # Hyperscan: stop scanning
+
+
 class LineSelector:
     """Finds the lines of a buffer that hold a match of the compiled patterns. Patterns from
     ``fact_from`` on select lines a parser only reads a fact from (``select``), never stores."""
@@ -196,6 +200,14 @@ class LineSelector:
     def spans(self, data: bytes) -> list[tuple[int, int]]:
         """(start, end) of every line to store, newline included, in order, each once."""
         return self.select(data)[0]
+
+    def any(self, data: bytes) -> bool:
+        """Whether any pattern matches ``data`` (the scan stops at the first match)."""
+        try:
+            self.db.scan(data, match_event_handler=_stop)
+        except _hs.ScanTerminated:
+            return True
+        return False
 
     def select(self, data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """The lines to store and the lines a fact pattern matches (stored or not), as ``spans``."""

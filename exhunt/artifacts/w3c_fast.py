@@ -369,6 +369,11 @@ def _selector(blob: bytes | None, fact_from: int | None = None) -> LineSelector 
     return selector
 
 
+def pivot_selector() -> LineSelector | None:
+    """The pivot pass's selector of this process (None outside that pass)."""
+    return _selector(TRIAGE.pivot if TRIAGE is not None and TRIAGE.blob is not None else None)
+
+
 def _with_ends(spans: list[tuple[int, int]], data: bytes) -> list[tuple[int, int]]:
     """``spans`` plus the first and the last non-empty line of ``data``, in order, each once."""
     size = len(data)
