@@ -28,7 +28,6 @@ from exhunt.artifacts.encoding import SNIFF_BYTES, UTF8, sniff
 from exhunt.artifacts.files import HEAD_BYTES, WHOLE_READ
 from exhunt.artifacts.unrecognised import reason as unrecognised_reason
 from exhunt.artifacts.webroots import WebPage
-from exhunt.detections.filescan import scan_file
 from exhunt.events.schema import TABLES
 from exhunt.events.store import StoreWriter
 from exhunt.evidence.archive import looks_like_archive
@@ -127,7 +126,7 @@ def _fast(file: EvidenceFile, host: str, writer: StoreWriter, data: bytes,
     scanner = worker._SCANNER
     assert scanner is not None  # _eligible
     try:
-        scan_file(scanner, ctx, file, data, sha256, head)
+        worker.scan_file(scanner, ctx, file, data, sha256, head)  # the reference path's hook, one place
     except Exception as exc:  # a scanner failure on hostile content loses only this file's scan
         ctx.warn(f"content scan error {type(exc).__name__}: {exc}")
     return worker.FileResult(file.rel, artifact.name if artifact else None, len(data), ctx.events, ctx.warnings,
