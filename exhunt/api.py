@@ -206,7 +206,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             read.update(custody.read_hashes(results))  # the parse's own read wins over the pre-check
             custody.record_inputs(case, store, work, read, hashed, _jobs(options.jobs), __version__)
             resume.save(store, resume.fingerprints(work, read, hashed), key, stats)
-            document = assess(store, work, options, triage)
+            document = assess(store, work, options, triage, warm)
             triage_report = {**triage_report, "pivot": document.rules.get("pivot", PIVOT_NONE)}
             document = replace(document, rules={**{k: v for k, v in document.rules.items() if k != "pivot"},
                                                 "triage": triage_report,
@@ -244,10 +244,10 @@ def resume_key(options: ScanOptions, triage: TriagePlan | None = None, events: E
 
 
 def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None,
-           triage: TriagePlan | None = None) -> AssessmentDocument:
+           triage: TriagePlan | None = None, warm: WarmPool | None = None) -> AssessmentDocument:
     """Detections and triage over a finished store: re-runnable without re-parsing. With a triage
     plan, the pivot pass stores every text-log row of the attacker's indicators before the mailbox
-    impact reads them (``rules["pivot"]`` reports it)."""
+    impact reads them (``rules["pivot"]`` reports it), on the scan's workers (``warm``) if any."""
     options = options or ScanOptions()
     con = connect(store, threads=_jobs(options.jobs), memory_limit=limits.query_memory(options.memory_limit))
     hit_rows: list[dict] = []
@@ -259,7 +259,7 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     hit_rows.sort(key=_hit_order)  # the same table on every run, whatever order queries returned
     write_table(store, "hits", hit_rows)
     if triage is not None and triage.blob is not None:
-        rules = {**rules, "pivot": pivot_pass(con, store, work, options, triage, findings, hit_rows)}
+        rules = {**rules, "pivot": pivot_pass(con, store, work, options, triage, findings, hit_rows, warm)}
     impact = assess_impact(con, findings, hit_rows, store)  # whose mail: after every detection
     hosts = []
     evidence_by_host: dict[str, list[str]] = {}
@@ -286,7 +286,7 @@ PIVOT_NONE = {"reason": "--index full or no triage: every line is stored"}
 
 
 def pivot_pass(con, store: Path, work: list[HostWork], options: ScanOptions, triage: TriagePlan,  # type: ignore[no-untyped-def]
-               findings: Sequence[Finding], hit_rows: list[dict]) -> dict:
+               findings: Sequence[Finding], hit_rows: list[dict], warm: WarmPool | None = None) -> dict:
     """The triage pivot pass (exhunt.parallel.pivot): every text log searched for the attacker's
     indicators (exhunt.detections.pivot), in rounds; ``con`` then sees the new rows."""
 
@@ -295,7 +295,7 @@ def pivot_pass(con, store: Path, work: list[HostWork], options: ScanOptions, tri
         return found.counts(), found.patterns()
 
     return pivot.run_rounds(con, store, work, triage, _pivot_pool(work, options, triage), _pivot_scanner(options),
-                            indicators, options.progress and not options.quiet)
+                            indicators, options.progress and not options.quiet, warm)
 
 
 def _pivot_pool(work: list[HostWork], options: ScanOptions, triage: TriagePlan) -> PoolOptions:

@@ -36,3 +36,43 @@ def literal(text: str) -> str:
 def either_order(first: str, second: str) -> str:
     """Both regexes on one line, in either order (fields may be logged in any order)."""
     return f"(?:{first}).*(?:{second})|(?:{second}).*(?:{first})"
+
+
+# What ends a URL path as logged: IIS ends the field at a space, the query starts at '?'.
+PATH_END = " ?\\r\\n"
+PATH_CHAR = f"[^{PATH_END}]"
+
+
+def _both_cases(c: str) -> str:
+    """A literal character for a regex class or sequence, both cases (the prefilter is caseless, but
+    the construction must not depend on it)."""
+    return c if not c.isalnum() else (c.lower() + c.upper() if c.isalpha() else c)
+
+
+def _escape(c: str) -> str:
+    return "\\" + c if c in ".^$*+?()[]{}|\\/-" else c
+
+
+def not_one_of(words: list[str], end: str = PATH_END) -> str:
+    """A regex matching every non-empty string of path characters (any but ``end``, a regex class's
+    body) except exactly the given words: walk the words' trie; at each node a string may end
+    (unless a word ends there), leave through a character no word continues with, or go on with one
+    that does. No lookaround (Hyperscan). The empty string is accepted too (a superset is all a
+    prefilter needs)."""
+    if not words:
+        return f"[^{end}]*"
+    return _node(sorted(set(words)), 0, end)
+
+
+def _node(words: list[str], depth: int, end: str) -> str:
+    longer = [w for w in words if len(w) > depth]
+    children = sorted({w[depth] for w in longer})
+    excluded = "".join(_escape(x) for c in children for x in _both_cases(c))
+    branches = [f"[^{end}{excluded}][^{end}]*"]  # leave the trie: no word goes this way
+    for c in children:
+        letters = _both_cases(c)
+        head = f"[{''.join(_escape(x) for x in letters)}]" if len(letters) > 1 else _escape(c)
+        branches.append(head + _node([w for w in longer if w[depth] == c], depth + 1, end))
+    group = "(?:" + "|".join(branches) + ")"
+    # the string may stop here unless a word stops here (a proper prefix of a word is not the word)
+    return group if any(len(w) == depth for w in words) else group + "?"

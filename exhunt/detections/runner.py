@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +12,11 @@ import duckdb
 
 from exhunt.detections.base import Check, Hit
 from exhunt.detections.checks import CHECKS
+from exhunt.detections.checks.webshells import known_web_files
 from exhunt.detections.orgdomains import fill_org_domains
 from exhunt.detections.sigma import sigma_engine
 from exhunt.findings.model import Finding
 from exhunt.findings.triage import group_hits
-
-
-def known_web_files() -> list[str]:
-    text = resources.files("exhunt").joinpath("data", "known_web_files.txt").read_text(encoding="utf-8")
-    return [n.strip().lower() for n in text.splitlines() if n.strip() and not n.startswith("#")]
 
 
 def prepare(con: duckdb.DuckDBPyConnection, org_domains: Sequence[str] = ()) -> None:

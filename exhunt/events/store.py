@@ -21,6 +21,11 @@ from exhunt.events.schema import TABLES
 from exhunt.sqltext import literal
 
 BATCH_ROWS = 20_000
+# A table whose parts hold fewer bytes is read into memory once (a triage store of 2 GB of logs:
+# under 2 MB): the detections then run ~150 queries on it instead of opening every part each time
+# (0.55-0.67 s against 0.13-0.15 s plus 0.07-0.12 s to load on the 2 GB bench corpus's store).
+# Bigger tables (--index full) stay views over the parts: memory stays bounded.
+IN_MEMORY_BYTES = 8 << 20
 
 Row = Mapping[str, Any]
 
@@ -251,21 +256,24 @@ def _is_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[str]) -> None:
     """(Re)create the views of ``names`` over the parts now in the store (parts written since the
-    connection opened, e.g. by the triage pivot pass, are read from then on)."""
+    connection opened, e.g. by the triage pivot pass, are read from then on); a small table's
+    "view" is an in-memory copy of its parts (``IN_MEMORY_BYTES``), made again here."""
     for name in names:
         parts = sorted((store / name).rglob("*.parquet")) if (store / name).exists() else []
         if parts:
             files = ", ".join(literal(str(p)) for p in parts)
+            kind = "TABLE" if sum(p.stat().st_size for p in parts) <= IN_MEMORY_BYTES else "VIEW"
             # values come from the files, never from folder names: host folders are sanitized
             # (host=EXCH01_triage for "EXCH01 triage") and a case may lie under any "x=y" folder
-            view = (f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}], union_by_name=true, "
+            view = (f"CREATE {kind} {name} AS SELECT * FROM read_parquet([{files}], union_by_name=true, "
                     "hive_partitioning=false)")
             try:
-                con.execute(f"DROP TABLE IF EXISTS {name}" if _is_table(con, name) else "SELECT 1")
+                con.execute(f"DROP TABLE IF EXISTS {name}" if _is_table(con, name) else f"DROP VIEW IF EXISTS {name}")
                 con.execute(view)
                 missing = _missing_columns(con, name)
                 if missing:  # parts written by an older exhunt: newer columns read as NULL
                     extra = ", ".join(f"NULL::{duckdb_type} AS \"{col}\"" for col, duckdb_type in missing)
+                    con.execute(f"DROP {kind} {name}")
                     con.execute(view.replace("SELECT * FROM", f"SELECT *, {extra} FROM", 1))
             except duckdb.Error as exc:  # a part truncated or overwritten: one readable line
                 first = str(exc).splitlines()[0]

@@ -27,7 +27,7 @@ from exhunt.events.schema import TABLES
 from exhunt.events.store import refresh_views
 from exhunt.evidence.base import EvidenceFile
 from exhunt.parallel import ranges
-from exhunt.parallel.pool import PoolOptions
+from exhunt.parallel.pool import PoolOptions, WarmPool
 from exhunt.parallel.pool import run as run_units
 from exhunt.parallel.units import PIVOT_PREFIX, PivotUnit, Unit, file_key, pivot_part
 from exhunt.progress import Progress
@@ -36,9 +36,10 @@ from exhunt.worker import ScannerArgs
 PREFIX = PIVOT_PREFIX
 BATCH_FILES = 256
 BATCH_BYTES = 64 << 20
-# Below this many bytes of text logs the pass runs in the scan process: it reads about 150-250 MB/s
-# in one process, and starting a spawn pool (each worker imports exhunt) took 2-3 s on the shared
-# 2-core machine (216 MB bench corpus: 0.8-1.5 s in process, 3.0-3.6 s with 2 workers).
+# Without the first pass's workers (kept alive for this pass), below this many bytes of text logs the
+# pass runs in the scan process: it reads about 150-250 MB/s in one process, and starting a spawn
+# pool (each worker imports exhunt) took 2-3 s on the shared 2-core machine (216 MB bench corpus:
+# 0.8-1.5 s in process, 3.0-3.6 s with 2 new workers).
 IN_PROCESS_BYTES = 512 << 20
 
 
@@ -85,9 +86,10 @@ def make_units(logs: list[tuple[str, EvidenceFile, str]], options: PoolOptions, 
 def run_pass(store: Path, logs: list[tuple[str, EvidenceFile, str]], plan: TriagePlan, patterns: list[str],
              options: PoolOptions, advance: Callable[[int], None] = lambda n: None,
              scanner_args: ScannerArgs = (None, 0, False), searched: list[str] | None = None,
-             round_: int = 1) -> dict[str, Any]:
+             round_: int = 1, warm: WarmPool | None = None) -> dict[str, Any]:
     """One round: scan ``logs`` (host, file, artifact) for ``patterns``, skipping the lines of the
-    first pass and of ``searched`` (earlier rounds' patterns); the round's counts."""
+    first pass and of ``searched`` (earlier rounds' patterns); the round's counts. ``warm``: the
+    first pass's workers, when they are still running."""
     start = time.perf_counter()
     compiled = linefilter.compile_patterns(patterns)
     before = linefilter.compile_patterns(searched).blob if searched else None
@@ -95,10 +97,11 @@ def run_pass(store: Path, logs: list[tuple[str, EvidenceFile, str]], plan: Triag
     chunk, memory = (settings[0], settings[1]) if settings is not None else (options.chunk, None)
     pivot_options = replace(options, settings=(chunk, memory, None,  # no EVTX, no file hashes in this pass
                                                replace(plan, pivot=compiled.blob, searched=before), False))
-    if options.scheduler is None and sum(f.size for _, f, _ in logs) < IN_PROCESS_BYTES:
+    pooled = warm is not None and warm.started
+    if options.scheduler is None and not pooled and sum(f.size for _, f, _ in logs) < IN_PROCESS_BYTES:
         pivot_options = replace(pivot_options, jobs=1)  # starting a pool costs more than the pass
     units: list[Unit] = list(make_units(logs, pivot_options, round_))
-    results = run_units(units, {}, store, pivot_options, scanner_args, advance)
+    results = run_units(units, {}, store, pivot_options, scanner_args, advance, warm)
     return {"files": len({(h, f.root, f.rel) for h, f, _ in logs}), "rows": sum(r.events for r in results),
             "patterns": len(compiled.patterns), "seconds": time.perf_counter() - start}
 
@@ -108,10 +111,11 @@ ROUNDS = 3  # the second finds the rows of what only the attacker's rows name (S
 
 def run_rounds(con: duckdb.DuckDBPyConnection, store: Path, work: Sequence[Any], plan: TriagePlan,
                options: PoolOptions, scanner_args: ScannerArgs,
-               indicators: Callable[[], tuple[dict[str, int], list[str]]], progress: bool) -> dict[str, Any]:
+               indicators: Callable[[], tuple[dict[str, int], list[str]]], progress: bool,
+               warm: WarmPool | None = None) -> dict[str, Any]:
     """Rounds of the pass until ``indicators`` (counts per kind, patterns; read from the store as it
     stands) gives no new pattern: the report for ``rules.triage.pivot``. ``work``: the scan's
-    HostWork (host, files)."""
+    HostWork (host, files); ``warm``: the first pass's workers, when they are still running."""
     report: dict[str, Any] = {"indicators": {}, "rounds": 0, "files": 0, "rows": 0, "patterns": 0, "seconds": 0.0}
     searched: list[str] = []
     logs: list[tuple[str, EvidenceFile, str]] | None = None
@@ -125,7 +129,7 @@ def run_rounds(con: duckdb.DuckDBPyConnection, store: Path, work: Sequence[Any],
         with Progress(enabled=progress) as bars:
             bar = bars.task(f"pivot pass {round_}", total=sum(f.size for _, f, _ in logs))
             done = run_pass(store, logs, plan, new, options, partial(bars.advance, bar), scanner_args, searched,
-                            round_)
+                            round_, warm)
         refresh_views(con, store, ("events", "warnings"))
         searched += new
         report.update(rounds=round_, files=done["files"], rows=report["rows"] + done["rows"],

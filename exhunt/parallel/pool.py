@@ -44,6 +44,7 @@ from exhunt.parallel.units import (
     part_name,
     pivot_part,
     remove_parts,
+    run_configured,
     run_unit,
     warm_worker,
 )
@@ -106,13 +107,17 @@ class WarmPool:
     """Worker processes started as soon as the scan knows it needs them (after listing), before it has
     its rules, prefilters and units: spawn and imports (1.8-2.5 s until both workers were ready on a
     loaded 2-core machine, on the critical path) overlap building those in this process. ``configure``
-    hands the workers the rules, settings and hook through a file each reads at its first unit (a path,
-    not initializer arguments: a blob bigger than a pipe's buffer makes the parent wait for each new
-    worker in turn). Fresh workers after a hung file's kill are started and configured the same way."""
+    hands the workers the rules, settings and hook through a file named with each task (a path, not
+    initializer arguments: a blob bigger than a pipe's buffer makes the parent wait for each new
+    worker in turn); a worker applies it at the first task that names it. The workers outlive a pass
+    that ended well (``give_back``): the pivot pass runs on them with its own configuration instead
+    of starting a pool again. Fresh workers after a hung file's kill are started the same way."""
 
     def __init__(self) -> None:
         self.jobs = 0
         self.folder: Path | None = None
+        self.config = ""  # the configuration file of the current pass
+        self._configs = 0
         self._executor: ProcessPoolExecutor | None = None
         self._report: Any = None
 
@@ -143,18 +148,25 @@ class WarmPool:
             rules = self.folder / "rules.bin"
             rules.write_bytes(blob)
             scanner_args = (rules, max_size, scan_logs)
+        self._configs += 1
         temp = self.folder / "config.tmp"
         temp.write_bytes(pickle.dumps((scanner_args, settings, hook)))
-        os.replace(temp, self.folder / "config.pickle")  # whole or absent for a worker that looks
+        self.config = str(self.folder / f"config-{self._configs}.pickle")
+        os.replace(temp, self.config)  # whole or absent for a worker that looks
 
     def take(self) -> tuple[ProcessPoolExecutor, Any]:
-        """The started workers and their report queue the first time, fresh ones after (a pool
-        broken by a killed worker); the caller shuts them down."""
+        """The started workers and their report queue (fresh ones when none are held: after a pool
+        broken by a killed worker); the caller shuts them down or gives them back."""
         if self._executor is not None:
             taken = self._executor, self._report
             self._executor = self._report = None
             return taken
         return self._spawn()
+
+    def give_back(self, executor: ProcessPoolExecutor, report: Any) -> None:
+        """Workers of a pass that ended well, kept for the next pass (shut down by ``close``)."""
+        assert self._executor is None
+        self._executor, self._report = executor, report
 
     def close(self) -> None:
         if self._executor is not None:
@@ -169,7 +181,7 @@ class WarmPool:
         context = get_context("spawn")
         report = context.Queue()
         executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=warm_worker,
-                                       initargs=(str(self.folder / "config.pickle"), report))
+                                       initargs=(report,))
         return executor, report
 
 
@@ -203,34 +215,44 @@ def _run_pool(units: list[Unit], store: Path, options: PoolOptions, warm: WarmPo
     while pending:
         executor, report = warm.take()
         hung: list[tuple[str, str]] = []
-        with contextlib.closing(_Watch(report)) as watch, executor as pool:  # the watch outlives the workers
-            futures: dict[Future[UnitResult], str] = {}
-            for part, unit in pending.items():
-                remove_parts(store, part)
-                futures[pool.submit(run_unit, unit, str(store))] = part
-            while futures and not hung:
-                finished, _ = wait(futures, timeout=min(1.0, max(0.05, options.file_timeout / 4)),
-                                   return_when=FIRST_COMPLETED)
-                for future in finished:
-                    part = futures.pop(future)
-                    try:
-                        done[part] = future.result()
-                    except BrokenProcessPool:
-                        continue
-                    advance(pending.pop(part).size)
-                    watch.finished(part)
-                now = time.time()
-                for pid, (part, rel, started) in watch.running().items():
-                    if options.file_timeout > 0 and now - started > options.file_timeout:
-                        hung.append((part, rel))
-                        _kill(pid)
-            if hung:
-                pool.shutdown(wait=True, cancel_futures=True)
-                for future, part in futures.items():  # finished between the last wait and the kill
-                    if future.done() and not future.cancelled() and future.exception() is None:
-                        done[part] = future.result()
+        ended_well = False
+        try:
+            with contextlib.closing(_Watch(report)) as watch:  # the watch outlives the workers
+                futures: dict[Future[UnitResult], str] = {}
+                for part, unit in pending.items():
+                    remove_parts(store, part)
+                    futures[executor.submit(run_configured, warm.config, unit, str(store))] = part
+                while futures and not hung:
+                    finished, _ = wait(futures, timeout=min(1.0, max(0.05, options.file_timeout / 4)),
+                                       return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        part = futures.pop(future)
+                        try:
+                            done[part] = future.result()
+                        except BrokenProcessPool:
+                            continue
                         advance(pending.pop(part).size)
-        report.close()
+                        watch.finished(part)
+                    now = time.time()
+                    for pid, (part, rel, started) in watch.running().items():
+                        if part not in pending:  # a report of an earlier pass on these workers
+                            continue
+                        if options.file_timeout > 0 and now - started > options.file_timeout:
+                            hung.append((part, rel))
+                            _kill(pid)
+                if hung:
+                    executor.shutdown(wait=True, cancel_futures=True)
+                    for future, part in futures.items():  # finished between the last wait and the kill
+                        if future.done() and not future.cancelled() and future.exception() is None:
+                            done[part] = future.result()
+                            advance(pending.pop(part).size)
+            ended_well = not hung and not pending
+        finally:
+            if ended_well:
+                warm.give_back(executor, report)
+            else:
+                executor.shutdown(wait=True, cancel_futures=True)
+                report.close()
         for part, rel in hung:
             if part not in pending:
                 continue

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from exhunt import artifacts, worker
+from exhunt.artifacts import encoding, w3c_fast
 from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE, ParseContext
 from exhunt.artifacts.w3c import Block
 from exhunt.artifacts.w3c_fast import PivotContext, W3cEngine
@@ -195,26 +196,36 @@ def init_worker(scanner_args: ScannerArgs, report: Any = None,
         getattr(importlib.import_module(module), name)()
 
 
-_CONFIG: str | None = None  # a warm pool's worker: the file its rules, settings and hook arrive in
+_APPLIED: str | None = None  # a warm pool's worker: the configuration file it applied last
+_HOOKS_RUN: set[str] = set()  # hooks this worker ran (once each, however many passes it serves)
 
 
-def warm_worker(config: str, report: Any = None) -> None:
+def warm_worker(report: Any = None) -> None:
     """Initializer of a pool started before the scan has its rules and prefilters (``WarmPool``):
-    spawn and imports overlap their building in the parent; ``config`` is read at the first unit."""
-    global _CONFIG, _REPORT
+    spawn and imports overlap their building in the parent; each task names its configuration."""
+    global _REPORT
 
-    _CONFIG, _REPORT = config, report
+    _REPORT = report
 
 
-def _configure() -> None:
-    """Apply a warm pool's configuration once, before this worker's first unit: the hook runs after
-    the settings, as with ``init_worker``."""
-    global _CONFIG
+def _configure(path: str) -> None:
+    """Apply a warm pool's configuration file when it is not the one this worker applied last: the
+    first unit of each pass (the first pass, then the pivot pass on the same workers). The hook
+    runs after the settings, as with ``init_worker``, once per worker."""
+    global _APPLIED
 
-    if _CONFIG is not None:
-        path, _CONFIG = _CONFIG, None
+    if path != _APPLIED:
         scanner_args, settings, hook = pickle.loads(Path(path).read_bytes())  # noqa: S301 - our own file
-        init_worker(scanner_args, _REPORT, settings, hook)
+        init_worker(scanner_args, _REPORT, settings, hook if hook not in _HOOKS_RUN else None)
+        if hook:
+            _HOOKS_RUN.add(hook)
+        _APPLIED = path
+
+
+def run_configured(config: str, unit: Unit, store: str) -> UnitResult:
+    """A warm pool's task: the pass's configuration (``config``), then the unit."""
+    _configure(config)
+    return run_unit(unit, store)
 
 
 def _started(part: str, rel: str) -> None:
@@ -233,7 +244,6 @@ def remove_parts(store: Path, part: str) -> None:
 
 def run_unit(unit: Unit, store: str) -> UnitResult:
     """Run one unit (module-level and picklable: a pool task or a Dask task)."""
-    _configure()
     if isinstance(unit, PivotUnit):
         return _run_pivot(unit, Path(store))
     if isinstance(unit, RangeUnit):
@@ -293,13 +303,39 @@ def _run_pivot(unit: PivotUnit, store: Path) -> UnitResult:
                 _started(unit.part, file.rel)
                 try:
                     with io.BufferedReader(file.open(), buffer_size=1 << 20) as stream:  # type: ignore[type-var]
-                        artifact.parse(ctx, stream)
+                        if _may_hold_indicator(stream):
+                            artifact.parse(ctx, stream)
                 except OSError as exc:  # the first pass read it: a file gone since is worth a line
                     ctx.warn_file(f"pivot pass: read error: {exc.strerror or exc}")
                 except Exception as exc:  # as in worker._process: a parser bug loses only this file
                     ctx.warn_file(f"pivot pass: parser error {type(exc).__name__}: {exc}")
             results.append(worker.FileResult(file.rel, name, 0, ctx.events, ctx.warnings, None, file.root))
     return UnitResult(unit.part, results)
+
+
+def _may_hold_indicator(stream: io.BufferedReader[Any]) -> bool:
+    """Whether a file can hold a line of the pivot pass: its raw bytes, chunk by chunk cut at line
+    ends, against the indicators' database before any parsing (most logs hold none: no header
+    parse, line count or segment work for them). UTF-16 logs are transcoded first: always parsed.
+    Streams that cannot seek (some archive members) are parsed as before. The stream is left at
+    its start."""
+    selector = w3c_fast.pivot_selector()
+    if selector is None or not stream.seekable():
+        return True
+    if encoding.sniff(stream.peek(encoding.SNIFF_BYTES)[:encoding.SNIFF_BYTES])[0] != encoding.UTF8:
+        return True
+    found, carry = False, b""
+    while not found:
+        block = stream.read(w3c_fast.CHUNK)
+        if not block:
+            found = bool(carry) and selector.any(carry)
+            break
+        data = carry + block if carry else block
+        cut = data.rfind(b"\n") + 1
+        found = bool(cut) and selector.any(data[:cut] if cut < len(data) else data)
+        carry = data[cut:]
+    stream.seek(0)
+    return found
 
 
 def _run_range(unit: RangeUnit, store: Path) -> UnitResult:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exhunt.artifacts.linefilter import Gated, exact_pattern
 from exhunt.demo.formats import HTTPPROXY_FIELDS, IIS_FIELDS
 from exhunt.detections.base import Check
 from exhunt.detections.checks.tunnels import BUSY_PAGES, DYNAMIC_EXTENSIONS, TunnelRequests, TunnelTraffic
@@ -57,7 +58,7 @@ def httpproxy_line(row: dict[str, Any]) -> bytes:
 
 def selects(check: type[Check], line: bytes) -> bool:
     assert check.prefilter
-    return any(re.search(p.encode(), line, re.IGNORECASE) for p in check.prefilter)
+    return any(re.search(exact_pattern(p).encode(), line, re.IGNORECASE) for p in check.prefilter)
 
 
 def summary(check: Check, events: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
@@ -115,12 +116,13 @@ def test_traffic_page_pattern_is_exactly_dynamic_and_not_busy() -> None:
 @pytest.mark.parametrize("check", [TunnelRequests, TunnelTraffic])
 def test_prefilters_compile_for_hyperscan(check: type[Check]) -> None:
     assert check.prefilter
-    for pattern in check.prefilter:
+    patterns = [q for p in check.prefilter for q in ((p.gate, p.exact) if isinstance(p, Gated) else (p,))]
+    for pattern in patterns:
         assert not re.search(r"\(\?[=!<]|\\[1-9]", pattern), "no lookaround, no backreference"
     hyperscan = pytest.importorskip("hyperscan", reason="hyperscan is not installed")
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    database.compile(expressions=[p.encode() for p in check.prefilter], ids=list(range(len(check.prefilter))),
-                     flags=[hyperscan.HS_FLAG_CASELESS] * len(check.prefilter))
+    database.compile(expressions=[p.encode() for p in patterns], ids=list(range(len(patterns))),
+                     flags=[hyperscan.HS_FLAG_CASELESS] * len(patterns))
 
 
 def test_scan_of_a_real_format_iis_log_reports_both(tmp_path: Path) -> None:

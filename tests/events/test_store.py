@@ -63,3 +63,25 @@ def test_a_row_naming_a_column_the_table_lacks_fails_loudly(tmp_path: Path) -> N
         writer.add("events", {"host": "h", "client_ip": "203.0.113.9"})  # known columns still fine
     with pytest.raises(ValueError, match="mesage"):
         write_table(tmp_path, "warnings", [{"host": "h", "mesage": "typo"}])
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_small_tables_are_read_into_memory_and_refreshed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         in_memory: bool) -> None:
+    """A small table is one in-memory copy (queried ~150 times by the detections), a big one a view
+    over its parts; both see the parts written later once refreshed (the pivot pass's rows)."""
+    from exhunt.events import store
+
+    if not in_memory:
+        monkeypatch.setattr(store, "IN_MEMORY_BYTES", 0)
+    with StoreWriter(tmp_path, "h", part="first") as writer:
+        writer.add("events", {"host": "h", "path": "a.log", "event_id": 1})
+    con = connect(tmp_path)
+    kinds = {name: kind for name, kind in con.execute(
+        "SELECT table_name, 'TABLE' FROM duckdb_tables() UNION ALL "
+        "SELECT view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal").fetchall()}
+    assert kinds["events"] == ("TABLE" if in_memory else "VIEW")
+    with StoreWriter(tmp_path, "h", part="later") as writer:
+        writer.add("events", {"host": "h", "path": "b.log", "event_id": 2})
+    store.refresh_views(con, tmp_path, ["events"])
+    assert con.execute("SELECT path FROM events ORDER BY event_id").fetchall() == [("a.log",), ("b.log",)]

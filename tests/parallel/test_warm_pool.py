@@ -73,3 +73,34 @@ def test_many_small_files_per_unit_do_not_stall_the_pool(tmp_path: Path) -> None
     thread.join(120)
     assert not thread.is_alive(), "the pool did not finish"
     assert len(results) == 3000
+
+
+def test_the_pivot_pass_runs_on_the_first_pass_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers that parsed the evidence also run the pivot pass (their own configuration, the
+    indicators' database): no second pool start, and none of that pass in the scan process."""
+    from exhunt.parallel import pivot, pool
+
+    spawned: list[int] = []
+    real_spawn = pool.WarmPool._spawn
+
+    def counting_spawn(self):  # type: ignore[no-untyped-def]
+        spawned.append(1)
+        return real_spawn(self)
+
+    passes: list[tuple[int, bool]] = []
+    real_run = pivot.run_units
+
+    def spy(units, splits, store, options, scanner_args, advance, warm=None):  # type: ignore[no-untyped-def]
+        passes.append((options.jobs, warm is not None and warm._executor is not None))
+        return real_run(units, splits, store, options, scanner_args, advance, warm)
+
+    monkeypatch.setattr(pool.WarmPool, "_spawn", counting_spawn)
+    monkeypatch.setattr(pivot, "run_units", spy)
+    generate(tmp_path / "evidence", DemoSpec(days=2, per_day=200))
+    result = scan([tmp_path / "evidence"], ScanOptions(out=tmp_path / "case", host="EXCH01", jobs=2, quiet=True,
+                                                       html_report=False))
+    report = result.document.rules["triage"]["pivot"]
+    assert report["rounds"] >= 1 and report["rows"] > 0, report
+    assert passes and all(jobs == 2 and held for jobs, held in passes), passes
+    assert spawned == [1]
+    assert multiprocessing.active_children() == []

@@ -19,9 +19,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from exhunt.artifacts.linefilter import Gated
 from exhunt.detections.base import Hit, SqlCheck
 from exhunt.detections.checks.proxyshell import EVENT_COLUMNS, HTTP_EXCERPT, WEB_SOURCES
 from exhunt.detections.checks.webshells import KNOWN_URL_HOME_RE, SHELL_REMEDIATION
+from exhunt.detections.patterns import not_one_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -107,58 +109,25 @@ BUSY_PAGES = (
 # (0.67/s sustained) is above anything interactive and below the slowest tool's idle polling.
 BURST_REQUESTS = 200
 BURST_WINDOW_MINUTES = 5
-_PATH_CHAR = "[^ ?\\r\\n]"
-
-
-def _char(c: str) -> str:
-    """A literal character for a regex class or sequence, both cases (the prefilter is caseless, but
-    the construction must not depend on it)."""
-    return c if not c.isalnum() else (c.lower() + c.upper() if c.isalpha() else c)
-
-
-def _escape(c: str) -> str:
-    return "\\" + c if c in ".^$*+?()[]{}|\\/-" else c
-
-
-def _not_one_of(words: list[str]) -> str:
-    """A regex matching every non-empty string of path characters except exactly the given words:
-    walk the words' trie; at each node a string may end (unless a word ends there), leave through a
-    character no word continues with, or go on with one that does. No lookaround (Hyperscan). The
-    empty string is accepted too (a superset is all a prefilter needs)."""
-    if not words:
-        return f"{_PATH_CHAR}*"
-    return _node(sorted(set(words)), depth=0)
-
-
-def _node(words: list[str], depth: int) -> str:
-    longer = [w for w in words if len(w) > depth]
-    children = sorted({w[depth] for w in longer})
-    excluded = "".join(_escape(x) for c in children for x in _char(c))
-    branches = [f"[^ ?\\r\\n{excluded}]{_PATH_CHAR}*"]  # leave the trie: no word goes this way
-    for c in children:
-        letters = _char(c)
-        head = f"[{''.join(_escape(x) for x in letters)}]" if len(letters) > 1 else _escape(c)
-        branches.append(head + _node([w for w in longer if w[depth] == c], depth + 1))
-    group = "(?:" + "|".join(branches) + ")"
-    # the string may stop here unless a word stops here (a proper prefix of a word is not the word)
-    return group if any(len(w) == depth for w in words) else group + "?"
-
-
 def _page_pattern(end: str) -> str:
     """A stem with a dynamic extension that is not one of BUSY_PAGES, then ``end`` (the field's end)."""
     alternatives = []
     for ext in DYNAMIC_EXTENSIONS:
         busy = [p[1:-len(ext) - 1] for p in BUSY_PAGES if p.endswith("." + ext)]
-        alternatives.append(f"{_not_one_of(busy)}\\.{ext}")
+        alternatives.append(f"{not_one_of(busy)}\\.{ext}")
     return f"/(?:{'|'.join(alternatives)}){end}"
 
 
-def _post_prefilter() -> tuple[str, ...]:
+def _post_prefilter() -> tuple[str | Gated, ...]:
     """POSTs of such a page: IIS writes ``cs-method cs-uri-stem`` side by side (its field order is
-    fixed); HttpProxy's CSV has Method after UrlStem, accepted in either order."""
+    fixed); HttpProxy's CSV has Method after UrlStem, accepted in either order. The CSV pattern with
+    the page first starts at every ``,/`` of every line (2.4x the whole prefilter's time alone): it
+    runs only on the lines its literal tail nominates (a dynamic extension, later a POST field)."""
     inner = _page_pattern('[,"]')  # Hyperscan takes no ``$`` inside a pattern
     last = _page_pattern('(?:[ ,"?\\r\\n]|$)')
-    return (f" post {last}", f"[,\"]{inner}.*[,\"]post[,\"\\r\\n]", f"[,\"]post[,\"].*[,\"]{last}")
+    tail = '.*[,"]post[,"\\r\\n]'
+    gate = f"\\.(?:{'|'.join(DYNAMIC_EXTENSIONS)})[,\"]{tail}"
+    return (f" post {last}", Gated(gate, f"[,\"]{inner}{tail}"), f"[,\"]post[,\"].*[,\"]{last}")
 
 
 PAGE_SQL = "(" + " OR ".join(f"uri ILIKE '%.{ext}'" for ext in DYNAMIC_EXTENSIONS) + ")"

@@ -1,0 +1,81 @@
+"""The pivot pass skips a log whose raw bytes hold no indicator before parsing it; a log that may
+hold one (a match anywhere, across read chunks, on a last line without a line end, UTF-16) is
+parsed as before."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from exhunt.artifacts import w3c_fast
+from exhunt.artifacts.linefilter import compile_patterns
+from exhunt.detections.checks import CHECKS
+from exhunt.detections.prefilter import build
+from exhunt.parallel import units
+
+pytest.importorskip("hyperscan", reason="hyperscan is not installed")
+
+LINE = b"2021-03-03 01:00:00 10.0.0.5 GET /owa/ - 443 - 10.9.9.9 Mozilla/5.0 - 200 0 0 5\r\n"
+
+
+@pytest.fixture
+def pivot_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan, _ = build("triage", CHECKS)
+    assert plan is not None
+    monkeypatch.setattr(w3c_fast, "TRIAGE", replace(plan, pivot=compile_patterns([r"203\.0\.113\.77"]).blob))
+    monkeypatch.setattr(w3c_fast, "CHUNK", 256)  # several reads per file: matches across read boundaries
+
+
+def _may(data: bytes) -> bool:
+    stream = io.BufferedReader(io.BytesIO(data))
+    found = units._may_hold_indicator(stream)
+    assert stream.tell() == 0
+    return found
+
+
+@pytest.mark.usefixtures("pivot_plan")
+def test_only_logs_holding_an_indicator_are_parsed() -> None:
+    attack = LINE.replace(b"10.9.9.9", b"203.0.113.77")
+    assert not _may(LINE * 40)
+    for at in range(0, 40, 7):  # the indicator's line anywhere, read boundaries anywhere in it
+        assert _may(LINE * at + attack + LINE * (40 - at))
+    assert _may(LINE * 40 + attack.rstrip(b"\r\n"))  # a last line without its line end
+    assert _may((LINE * 3 + attack).decode().encode("utf-16"))  # transcoded before the pass: parsed
+
+
+def test_without_a_pivot_plan_every_log_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(w3c_fast, "TRIAGE", None)
+    assert _may(LINE * 3)
+
+
+def test_the_pass_stores_the_same_rows_with_and_without_the_skip(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from exhunt.api import ScanOptions, scan
+    from exhunt.demo import DemoSpec, generate
+
+    generate(tmp_path / "evidence", DemoSpec(days=2, per_day=300))
+    seen: list[bool] = []
+    real = units._may_hold_indicator
+
+    def spy(stream):  # type: ignore[no-untyped-def]
+        seen.append(real(stream))
+        return seen[-1]
+
+    def pivot_rows(case: Path) -> list[tuple]:
+        import duckdb
+
+        return sorted(duckdb.sql(f"SELECT host, path, line FROM read_parquet('{case}/store/events/*/p-*.parquet')")
+                      .fetchall())
+
+    options = ScanOptions(host="EXCH01", jobs=1, quiet=True, html_report=False)
+    monkeypatch.setattr(units, "_may_hold_indicator", spy)
+    skipping = scan([tmp_path / "evidence"], replace(options, out=tmp_path / "skip"))
+    monkeypatch.setattr(units, "_may_hold_indicator", lambda stream: True)
+    parsing = scan([tmp_path / "evidence"], replace(options, out=tmp_path / "all"))
+    assert parsing.document.rules["triage"]["pivot"]["rows"] == skipping.document.rules["triage"]["pivot"]["rows"]
+    assert True in seen and False in seen, "the demo's logs: some hold the attacker's indicators, some do not"
+    assert skipping.document.rules["triage"]["pivot"]["rows"] > 0
+    assert pivot_rows(tmp_path / "skip") == pivot_rows(tmp_path / "all")
