@@ -15,12 +15,12 @@ no one else may write it (POSIX; on Windows the profile folder's ACL does this j
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
 import stat
 import sys
-import functools
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
