@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = 1
+# exhunt modules outside detections/sigma that the conversion's output depends on (SQL quoting, the
+# events table's columns)
+CONVERSION_MODULES = (("sqltext.py",), ("events", "schema.py"))
 
 
 def cache_dir() -> Path:
@@ -46,11 +49,12 @@ def code_digest() -> str:
     sha = hashlib.sha256(f"{FORMAT}\0{sys.version}\0{pysigma}\0{__version__}".encode())
     package = resources.files("exhunt")
     folders = (package.joinpath("detections", "sigma"), package.joinpath("data", "sigma", "pipelines"))
-    for folder in folders:
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-            if entry.name.endswith((".py", ".yml")):
-                data = entry.read_bytes()
-                sha.update(f"\0{entry.name}\0{len(data)}\0".encode() + data)
+    entries = [entry for folder in folders for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+               if entry.name.endswith((".py", ".yml"))]
+    entries += [package.joinpath(*parts) for parts in CONVERSION_MODULES]
+    for entry in entries:
+        data = entry.read_bytes()
+        sha.update(f"\0{entry.name}\0{len(data)}\0".encode() + data)
     return sha.hexdigest()
 
 

@@ -14,7 +14,7 @@ Across processes (every scan, text-log scans too, needs the rules before its wor
 the parsed rules and the converted set are pickled under ``$EXHUNT_CACHE/sigma`` (default
 ``~/.cache/exhunt/sigma``, like the YARA and Hyperscan caches), keyed by the rule set's digest, the
 pySigma and exhunt versions and the bytes of the code and pipelines that convert them
-(``sigma_cache``). Parse plus convert of the bundled and shared packs cost ~0.1-0.4 s per scan;
+(``exhunt.detections.sigma.cache``). Parse plus convert of the bundled and shared packs cost ~0.1-0.4 s per scan;
 reading the pickle ~10 ms.
 """
 
