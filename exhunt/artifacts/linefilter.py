@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -47,29 +46,6 @@ class TriagePlan:
     pivot: bytes | None = None
     searched: bytes | None = None
     fact_from: int | None = None  # ids of ``blob`` from here on: lines read for a fact, not stored
-    gates: Gates | None = None  # patterns of ``blob`` that only nominate lines for an exact pattern
-
-
-@dataclass(frozen=True)
-class Gates:
-    """Exact patterns that Hyperscan runs slowly over every byte, each behind a cheap necessary
-    pattern (its gate) in the first database: ids of that database from ``first`` on are gates, and
-    the lines they nominate are stored only if ``exact`` (the exact patterns) matches them too.
-    A gate must match every line its exact pattern matches (neither may cross a line)."""
-
-    first: int
-    exact: bytes
-
-
-@dataclass(frozen=True)
-class Gated:
-    """A prefilter pattern with its gate (``Gates``): ``exact`` selects lines, ``gate`` is a cheaper
-    pattern that matches every line ``exact`` matches (for example the literal part that an exact
-    pattern starting with a common character class such as ``[,"]/`` leaves Hyperscan no way to
-    look for first: measured 0.49 s against 0.14 s per 300 MB alone)."""
-
-    gate: str
-    exact: str
 
 
 class PatternError(ValueError):
@@ -172,48 +148,6 @@ def compile_patterns(patterns: Sequence[str], cache: Path | None = None) -> Comp
     return Compiled(blob, unique)
 
 
-def exact_pattern(pattern: str | Gated) -> str:
-    return pattern.exact if isinstance(pattern, Gated) else pattern
-
-
-@dataclass(frozen=True)
-class Databases:
-    """A prefilter compiled: the first database (stored patterns, fact patterns from ``fact_from``,
-    gates from ``gates.first``) and the exact patterns behind the gates."""
-
-    blob: bytes
-    fact_from: int | None
-    gates: Gates | None
-
-
-def compile_prefilter(stored: Sequence[str | Gated], facts: Sequence[str] = (),
-                      cache: Path | None = None) -> Databases:
-    """The databases of a prefilter (duplicates dropped; raises PatternError naming a bad one). A
-    gate that is itself a stored pattern already selects every line of its exact pattern; a gate
-    that is a fact pattern or another's gate is not one: that exact pattern runs in the first."""
-    plain = list(dict.fromkeys(p for p in stored if not isinstance(p, Gated)))
-    gated: dict[str, Gated] = {}
-    for entry in dict.fromkeys(p for p in stored if isinstance(p, Gated)):
-        if entry.gate in plain:
-            continue
-        if entry.gate in facts or entry.gate in gated or entry.exact in plain:
-            plain.append(entry.exact)
-        else:
-            gated[entry.gate] = entry
-    plain = list(dict.fromkeys(plain))
-    facts = [p for p in dict.fromkeys(facts) if p not in plain]
-    first = compile_patterns([*plain, *facts, *gated], cache=cache)
-    gates = Gates(len(plain) + len(facts), compile_patterns([g.exact for g in gated.values()], cache=cache).blob) \
-        if gated else None
-    return Databases(first.blob, len(plain) if facts else None, gates)
-
-
-def selector_for(stored: Sequence[str | Gated], facts: Sequence[str] = ()) -> LineSelector:
-    """A selector of these patterns (tests, tools): as the scan's plan compiles them."""
-    compiled = compile_prefilter(stored, facts)
-    return LineSelector(compiled.blob, compiled.fact_from, compiled.gates)
-
-
 class _Lines:
     """The lines that matches end in, each once, in order (Hyperscan reports matches by end)."""
 
@@ -256,25 +190,19 @@ class LineSelector:
     """Finds the lines of a buffer that hold a match of the compiled patterns. Patterns from
     ``fact_from`` on select lines a parser only reads a fact from (``select``), never stores."""
 
-    def __init__(self, blob: bytes, fact_from: int | None = None, gates: Gates | None = None) -> None:
+    def __init__(self, blob: bytes, fact_from: int | None = None) -> None:
         if _hs is None:
             raise PatternError(LOAD_ERROR or "hyperscan unavailable")
         self.db = _hs.loadb(blob, _hs.HS_MODE_BLOCK)
         self.db.scratch = _hs.Scratch(self.db)
         self.fact_from = fact_from
-        self.first_gate = gates.first if gates is not None else 1 << 62
-        self.exact = None
-        if gates is not None:
-            self.exact = _hs.loadb(gates.exact, _hs.HS_MODE_BLOCK)
-            self.exact.scratch = _hs.Scratch(self.exact)
 
     def spans(self, data: bytes) -> list[tuple[int, int]]:
         """(start, end) of every line to store, newline included, in order, each once."""
         return self.select(data)[0]
 
     def any(self, data: bytes) -> bool:
-        """Whether any pattern matches ``data`` (the scan stops at the first match; a gate's
-        nomination counts: a superset, for skipping data that holds no match at all)."""
+        """Whether any pattern matches ``data`` (the scan stops at the first match)."""
         try:
             self.db.scan(data, match_event_handler=_stop)
         except _hs.ScanTerminated:
@@ -283,44 +211,13 @@ class LineSelector:
 
     def select(self, data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """The lines to store and the lines a fact pattern matches (stored or not), as ``spans``."""
-        store, facts, nominated = _Lines(data), _Lines(data), _Lines(data)
+        store, facts = _Lines(data), _Lines(data)
         first_fact = self.fact_from if self.fact_from is not None else 1 << 62  # no fact-only ids
-        first_gate = self.first_gate
 
         def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
-            lines = nominated if pattern >= first_gate else store if pattern < first_fact else facts
+            lines = store if pattern < first_fact else facts
             if end > lines.last_end:  # else another match in a line already taken
                 lines.add(end)
 
         self.db.scan(data, match_event_handler=on_match)
-        spans = store.spans()
-        if nominated.found:
-            spans = self._confirm(data, spans, nominated.spans())
-        return spans, facts.spans()
-
-    def _confirm(self, data: bytes, stored: list[tuple[int, int]],
-                 nominated: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """``stored`` plus the nominated lines (not stored already) that an exact pattern matches:
-        one scan of those lines joined, each ending in a newline."""
-        assert self.exact is not None
-        taken = set(stored)
-        lines = [span for span in nominated if span not in taken]
-        if not lines:
-            return stored
-        starts, parts, pos = [], [], 0
-        for start, end in lines:
-            part = data[start:end]
-            if not part.endswith(b"\n"):
-                part += b"\n"
-            starts.append(pos)
-            parts.append(part)
-            pos += len(part)
-        confirmed: set[int] = set()
-
-        def on_match(_pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
-            confirmed.add(bisect_right(starts, end - 1) - 1)
-
-        self.exact.scan(b"".join(parts), match_event_handler=on_match)
-        if not confirmed:
-            return stored
-        return sorted([*stored, *(lines[i] for i in confirmed)])
+        return store.spans(), facts.spans()

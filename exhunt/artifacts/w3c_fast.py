@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from exhunt.artifacts.base import ParseContext
-from exhunt.artifacts.linefilter import Gates, LineSelector, TriagePlan
+from exhunt.artifacts.linefilter import LineSelector, TriagePlan
 from exhunt.artifacts.lines import MAX_LINE
 from exhunt.artifacts.w3c import Block, apply_header, iter_records
 from exhunt.sqltext import identifier, literal
@@ -124,7 +124,7 @@ class W3cEngine:
         self.slow_rows = 0
         self.chunk = CHUNK  # byte ranges of a split file replay the whole-file chunking exactly
         self.triage = TRIAGE
-        self.selector = _selector(TRIAGE.blob, TRIAGE.fact_from, TRIAGE.gates) if TRIAGE is not None else None
+        self.selector = _selector(TRIAGE.blob, TRIAGE.fact_from) if TRIAGE is not None else None
         self.pivot = _selector(TRIAGE.pivot if TRIAGE is not None and self.selector is not None else None)
         self.searched = _selector(TRIAGE.searched if self.pivot is not None and TRIAGE is not None else None)
         self.selected_rows = 0  # lines the prefilter (or the pivot pass) chose, parsed and stored
@@ -354,18 +354,18 @@ class W3cEngine:
             con.unregister("seg")
 
 
-_SELECTORS: dict[tuple[bytes, int | None, Gates | None], LineSelector] = {}
+_SELECTORS: dict[tuple[bytes, int | None], LineSelector] = {}
 
 
-def _selector(blob: bytes | None, fact_from: int | None = None, gates: Gates | None = None) -> LineSelector | None:
+def _selector(blob: bytes | None, fact_from: int | None = None) -> LineSelector | None:
     """The process's selector for this database (loaded once per worker; the pivot pass uses two)."""
     if blob is None:
         return None
-    selector = _SELECTORS.get((blob, fact_from, gates))
+    selector = _SELECTORS.get((blob, fact_from))
     if selector is None:
         if len(_SELECTORS) >= 4:
             _SELECTORS.clear()
-        selector = _SELECTORS[(blob, fact_from, gates)] = LineSelector(blob, fact_from, gates)
+        selector = _SELECTORS[(blob, fact_from)] = LineSelector(blob, fact_from)
     return selector
 
 

@@ -15,7 +15,6 @@ from exhunt.findings.model import Hit
 if TYPE_CHECKING:  # annotations only: the probe's report path imports this without DuckDB
     import duckdb
 
-    from exhunt.artifacts.linefilter import Gated
     from exhunt.findings.model import Finding
 
 __all__ = ["EXCERPT_CHARS", "Check", "Hit", "SqlCheck"]  # Hit lives with the findings it becomes
@@ -41,8 +40,7 @@ class Check:
     # raw bytes of one line) of which every line it could ever hit matches at least one.
     # ``None``: the check needs every text-log row it reads, so those logs are parsed in full;
     # ``()``: the check reads no text-log rows (files, Windows events, host facts only).
-    # A pattern Hyperscan runs slowly over every byte can stand behind a cheap gate (``Gated``).
-    prefilter: ClassVar[tuple[str | Gated, ...] | None] = None
+    prefilter: ClassVar[tuple[str, ...] | None] = None
     # Triage of EVTX files parses only the chunks holding one of the loaded detections' texts
     # (caseless, as the event stores them: values, channel and provider names). A check that reads
     # Windows events lists here texts of which every event it could ever hit holds at least one.

@@ -50,6 +50,8 @@ def _both_cases(c: str) -> str:
 
 
 def _escape(c: str) -> str:
+    if c in "\r\n":
+        return "\\r" if c == "\r" else "\\n"
     return "\\" + c if c in ".^$*+?()[]{}|\\/-" else c
 
 
@@ -76,3 +78,28 @@ def _node(words: list[str], depth: int, end: str) -> str:
     group = "(?:" + "|".join(branches) + ")"
     # the string may stop here unless a word stops here (a proper prefix of a word is not the word)
     return group if any(len(w) == depth for w in words) else group + "?"
+
+
+def not_ending_in(words: list[str], ends: str) -> str:
+    """A regex for the last characters before the current position such that the token they end
+    (bounded on the left by one of the characters ``ends``) is none of ``words``: the words' trie
+    read backwards from its end. A pattern that names the token's end first (``,/`` in a CSV log)
+    starts an automaton at every such character; one anchored on the literal that follows the token
+    (``.aspx,``) does not (0.12 s against 0.49 s per 300 MB of HttpProxy logs). A superset: the
+    token need not start with ``/``, a line break may stand for a left end."""
+    reversed_words = sorted({w[::-1] for w in words})
+    alternatives: list[str] = []
+
+    def node(read: str) -> None:
+        depth = len(read)
+        nexts = sorted({w[depth] for w in reversed_words if w.startswith(read) and len(w) > depth})
+        # leave here: any character no word continues with, and no left end where a word is whole
+        stop = set(nexts) | (set(ends) if read in reversed_words else set())
+        body = "".join(_escape(x) for c in sorted(stop) for x in _both_cases(c))
+        literal = "".join(_escape(c) for c in reversed(read))
+        alternatives.append(f"[^{body}]{literal}" if body else f"(?:.|^){literal}")
+        for c in nexts:
+            node(read + c)
+
+    node("")
+    return "(?:" + "|".join(alternatives) + ")"

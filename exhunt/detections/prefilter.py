@@ -16,7 +16,7 @@ from typing import Any
 from exhunt.artifacts import linefilter
 from exhunt.artifacts.exchange_logs import ExchangeLog
 from exhunt.artifacts.iis import IisLog
-from exhunt.artifacts.linefilter import Gated, TriagePlan, exact_pattern
+from exhunt.artifacts.linefilter import TriagePlan
 from exhunt.detections.base import Check
 
 INDEX_MODES = ("triage", "full")
@@ -29,20 +29,16 @@ class Prefilter:
     """Patterns with where each came from, and the sources parsed in full with the reasons."""
 
     patterns: dict[str, str] = field(default_factory=dict)  # pattern -> first origin
-    gates: dict[str, str] = field(default_factory=dict)  # a costly pattern -> its gate (linefilter.Gated)
     facts: dict[str, str] = field(default_factory=dict)  # an artifact's fact patterns: read, not stored
     full: list[dict[str, str]] = field(default_factory=list)  # {source, origin, reason}
     skipped: list[dict[str, str]] = field(default_factory=list)  # {origin, reason}: nothing to search
     _origins: dict[str, list[str]] = field(default_factory=dict, repr=False)  # pattern -> every origin
 
-    def add(self, origin: str, patterns: Sequence[str | Gated], fact: bool = False) -> None:
+    def add(self, origin: str, patterns: Sequence[str], fact: bool = False) -> None:
         """Checked in ``compile``: one by one only when the whole set is refused (they rarely are).
         ``fact``: lines a parser reads a fact from (``TriagePlan.fact_from``), stored only when a
-        detection's pattern selects them too. A ``Gated`` pattern is listed as its exact pattern."""
-        for entry in patterns:
-            pattern = exact_pattern(entry)
-            if isinstance(entry, Gated):
-                self.gates.setdefault(pattern, entry.gate)
+        detection's pattern selects them too."""
+        for pattern in patterns:
             (self.facts if fact else self.patterns).setdefault(pattern, origin)
             self._origins.setdefault(pattern, []).append(origin)
 
@@ -52,25 +48,19 @@ class Prefilter:
         facts = [p for p in self.facts if p not in self.patterns]
         return stored + facts, (len(stored) if facts else None)
 
-    def compile(self) -> linefilter.Databases | None:
-        """The databases of every pattern, from the disk cache when this set compiled before (a
-        gated pattern's gate in the first, the exact pattern in the second). When the set is
-        refused, each pattern Hyperscan refuses alone is dropped and makes every source parsed in
-        full, named with its origins; None then."""
-        stored = [Gated(self.gates[p], p) if p in self.gates else p for p in self.patterns]
+    def compile(self) -> linefilter.Compiled | None:
+        """The database of every pattern, from the disk cache when this set compiled before. When the
+        set is refused, each pattern Hyperscan refuses alone is dropped and makes every source parsed
+        in full, named with its origins; None then."""
         try:
-            return linefilter.compile_prefilter(stored, list(self.facts), cache=linefilter.cache_dir())
+            return linefilter.compile_patterns(self.ordered()[0], cache=linefilter.cache_dir())
         except linefilter.PatternError:
             pass
         for pattern in dict.fromkeys([*self.patterns, *self.facts]):
             why = linefilter.check_pattern(pattern)
-            if why is None and pattern in self.gates:
-                why = linefilter.check_pattern(self.gates[pattern])
-                why = f"its gate {self.gates[pattern]!r}: {why}" if why else None
             if why is not None:
                 self.patterns.pop(pattern, None)
                 self.facts.pop(pattern, None)
-                self.gates.pop(pattern, None)
                 for origin in dict.fromkeys(self._origins[pattern]):
                     self.parse_in_full(ALL, origin, f"pattern {pattern!r} does not compile: {why}")
         return None
@@ -129,7 +119,7 @@ def build(index: str, checks: Sequence[type[Check]], sigma: Sequence[Path] = (),
     prefilter = gather(checks, sigma, iocs)
     compiled = None if ALL in prefilter.full_sources() else prefilter.compile()
     full = prefilter.full_sources()
-    patterns = prefilter.ordered()[0]
+    patterns, fact_from = prefilter.ordered()
     report: dict[str, Any] = {"index": "triage", "patterns": len(patterns),
                               "full_parse": prefilter.full, "skipped": prefilter.skipped}
     if ALL in full:
@@ -139,4 +129,4 @@ def build(index: str, checks: Sequence[type[Check]], sigma: Sequence[Path] = (),
         report["index"] = "full"
         report["reason"] = "the prefilter does not compile as one database"
         return None, report
-    return TriagePlan(compiled.blob, full, fact_from=compiled.fact_from, gates=compiled.gates), report
+    return TriagePlan(compiled.blob, full, fact_from=fact_from), report

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from exhunt.artifacts import linefilter
-from exhunt.artifacts.linefilter import selector_for
+from exhunt.artifacts.linefilter import LineSelector, compile_patterns
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.prefilter import Prefilter, build, from_checks
 from exhunt.detections.runner import prepare
@@ -35,7 +35,7 @@ def test_hit_lines_match_the_prefilter(case: dict[str, Any]) -> None:
     if not hit_rows:
         return
     assert check.prefilter, f"{check.id} hits text-log rows but its prefilter selects none"
-    selector = selector_for(check.prefilter)
+    selector = LineSelector(compile_patterns(check.prefilter).blob)
     for row in hit_rows:
         line = row_line(row)
         assert line is not None
@@ -43,7 +43,7 @@ def test_hit_lines_match_the_prefilter(case: dict[str, Any]) -> None:
 
 
 def test_prefilter_leaves_benign_lines_out() -> None:
-    selector = selector_for([p for c in CHECKS for p in (c.prefilter or ())])
+    selector = LineSelector(compile_patterns([p for c in CHECKS for p in (c.prefilter or ())]).blob)
     benign = b"2021-03-03 01:00:00 10.0.0.1 GET /owa/ - 443 - 10.0.0.5 Mozilla/5.0 - 200 0 0 5\r\n"
     attack = b"2021-03-03 01:00:01 10.0.0.1 GET /autodiscover/autodiscover%2Ejson a=1 443 - 1.2.3.4 x - 200 0 0 5\r\n"
     start = len(benign) * 3
@@ -70,9 +70,8 @@ def test_the_database_is_compiled_once_and_loaded_from_the_cache(monkeypatch: py
                                                                  tmp_path: Path) -> None:
     monkeypatch.setenv("EXHUNT_CACHE", str(tmp_path))
     first, _ = build("triage", CHECKS)
-    assert first is not None and first.blob and first.gates is not None
-    stored = [p for p in (tmp_path / "hyperscan").glob("*.hsdb") if p.read_bytes() == first.blob]
-    assert len(list((tmp_path / "hyperscan").glob("*.hsdb"))) == 2 and len(stored) == 1  # and the gated patterns
+    stored = list((tmp_path / "hyperscan").glob("*.hsdb"))
+    assert first is not None and first.blob and len(stored) == 1
     compiled = []
     monkeypatch.setattr(linefilter, "_database", lambda p: compiled.append(p))  # a compile would fail now
     second, report = build("triage", CHECKS)

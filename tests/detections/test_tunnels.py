@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import yaml
 
-from exhunt.artifacts.linefilter import Gated, exact_pattern
 from exhunt.demo.formats import HTTPPROXY_FIELDS, IIS_FIELDS
 from exhunt.detections.base import Check
 from exhunt.detections.checks.tunnels import BUSY_PAGES, DYNAMIC_EXTENSIONS, TunnelRequests, TunnelTraffic
@@ -58,7 +57,7 @@ def httpproxy_line(row: dict[str, Any]) -> bytes:
 
 def selects(check: type[Check], line: bytes) -> bool:
     assert check.prefilter
-    return any(re.search(exact_pattern(p).encode(), line, re.IGNORECASE) for p in check.prefilter)
+    return any(re.search(p.encode(), line, re.IGNORECASE) for p in check.prefilter)
 
 
 def summary(check: Check, events: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
@@ -116,13 +115,12 @@ def test_traffic_page_pattern_is_exactly_dynamic_and_not_busy() -> None:
 @pytest.mark.parametrize("check", [TunnelRequests, TunnelTraffic])
 def test_prefilters_compile_for_hyperscan(check: type[Check]) -> None:
     assert check.prefilter
-    patterns = [q for p in check.prefilter for q in ((p.gate, p.exact) if isinstance(p, Gated) else (p,))]
-    for pattern in patterns:
+    for pattern in check.prefilter:
         assert not re.search(r"\(\?[=!<]|\\[1-9]", pattern), "no lookaround, no backreference"
     hyperscan = pytest.importorskip("hyperscan", reason="hyperscan is not installed")
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    database.compile(expressions=[p.encode() for p in patterns], ids=list(range(len(patterns))),
-                     flags=[hyperscan.HS_FLAG_CASELESS] * len(patterns))
+    database.compile(expressions=[p.encode() for p in check.prefilter], ids=list(range(len(check.prefilter))),
+                     flags=[hyperscan.HS_FLAG_CASELESS] * len(check.prefilter))
 
 
 def test_scan_of_a_real_format_iis_log_reports_both(tmp_path: Path) -> None:
@@ -147,3 +145,17 @@ def test_scan_of_a_real_format_iis_log_reports_both(tmp_path: Path) -> None:
     found = {(f.check, f.key, f.count) for f in document.findings if f.check.startswith("webshell.tunnel")}
     assert found == {("webshell.tunnel_requests", f"{client} {page}", 301),
                      ("webshell.tunnel_traffic", f"{client} {page}", 301)}
+
+
+def test_page_first_pattern_backwards_and_forwards_select_the_same_lines() -> None:
+    """exhunt scans the HttpProxy form read back from the extension; the benchmark gives ripgrep the
+    forward form: on logged paths (each starts with '/') they select the same lines."""
+    from exhunt.detections.checks.tunnels import page_first_pattern
+
+    back, forward = (re.compile(page_first_pattern(b).encode(), re.IGNORECASE) for b in (True, False))
+    rng = random.Random(5)
+    bases = [p.rsplit(".", 1)[0] for p in BUSY_PAGES] + ["/a", "/owa/x"]
+    for _ in range(2000):
+        stem = rng.choice(bases) + rng.choice(["", "1", "x/y", ""]) + "." + rng.choice([*DYNAMIC_EXTENSIONS, "js"])
+        line = httpproxy_line({"method": rng.choice(["POST", "GET"]), "uri": stem, "client_ip": "203.0.113.9"})
+        assert bool(back.search(line)) == bool(forward.search(line)), line

@@ -1,13 +1,13 @@
-"""The web-shell request check's prefilter (a gate and its exact pattern): every line whose uri the
-query could keep is stored, and the known pages in their home (the OWA logon page: nearly every
-line the old pattern stored) are not."""
+"""The web-shell request check's prefilter: every line whose uri the query could keep is stored, and
+the known pages in their home (the OWA logon page: nearly every line the old pattern stored) are
+not."""
 
 from __future__ import annotations
 
 import random
 import re
 
-from exhunt.artifacts.linefilter import selector_for
+from exhunt.artifacts.linefilter import LineSelector, compile_patterns
 from exhunt.detections.checks.webshells import KNOWN_URL_HOME_RE, URL_FOLDER_RE, WebShellRequests, known_web_files
 from tests.detections.test_tunnels import httpproxy_line, iis_line
 
@@ -43,8 +43,7 @@ def _uris(count: int, seed: int) -> list[str]:
 
 
 def test_every_uri_the_query_keeps_is_selected_and_known_pages_at_home_are_not() -> None:
-    (pattern,) = WebShellRequests.prefilter or ()
-    selector = selector_for([pattern])
+    selector = LineSelector(compile_patterns(WebShellRequests.prefilter or ()).blob)
     kept = dropped = 0
     for uri in _uris(4000, 21):
         row = {"method": "GET", "uri": uri, "client_ip": "203.0.113.9", "user_agent": "Mozilla/5.0 (x)",

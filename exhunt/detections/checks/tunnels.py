@@ -19,11 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from exhunt.artifacts.linefilter import Gated
 from exhunt.detections.base import Hit, SqlCheck
 from exhunt.detections.checks.proxyshell import EVENT_COLUMNS, HTTP_EXCERPT, WEB_SOURCES
 from exhunt.detections.checks.webshells import KNOWN_URL_HOME_RE, SHELL_REMEDIATION
-from exhunt.detections.patterns import not_one_of
+from exhunt.detections.patterns import not_ending_in, not_one_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -118,16 +117,29 @@ def _page_pattern(end: str) -> str:
     return f"/(?:{'|'.join(alternatives)}){end}"
 
 
-def _post_prefilter() -> tuple[str | Gated, ...]:
+def _page_before(end: str) -> str:
+    """The same pages written back from their extension (anchored on the literal ``.aspx,``, not on
+    the ``,/`` that starts every path of HttpProxy's CSV: 0.12 s against 0.49 s per 300 MB)."""
+    alternatives = []
+    for ext in DYNAMIC_EXTENSIONS:
+        busy = [p[:-len(ext) - 1] for p in BUSY_PAGES if p.endswith("." + ext)]
+        alternatives.append((not_ending_in(busy, ' ,"\r\n') if busy else "") + f"\\.{ext}")
+    return f"(?:{'|'.join(alternatives)}){end}"
+
+
+def page_first_pattern(backwards: bool = True) -> str:
+    """HttpProxy's CSV line with the page before the POST. Read back from the extension for
+    Hyperscan; ``backwards=False``: the same lines in the forward form, which Rust's regex (the
+    benchmark's ripgrep) runs faster (3.3 against 4.6 CPU s on the 2 GB bench corpus)."""
+    page = _page_before('[,"]') if backwards else '[,"]' + _page_pattern('[,"]')
+    return page + '.*[,"]post[,"\\r\\n]'
+
+
+def _post_prefilter() -> tuple[str, ...]:
     """POSTs of such a page: IIS writes ``cs-method cs-uri-stem`` side by side (its field order is
-    fixed); HttpProxy's CSV has Method after UrlStem, accepted in either order. The CSV pattern with
-    the page first starts at every ``,/`` of every line (2.4x the whole prefilter's time alone): it
-    runs only on the lines its literal tail nominates (a dynamic extension, later a POST field)."""
-    inner = _page_pattern('[,"]')  # Hyperscan takes no ``$`` inside a pattern
+    fixed); HttpProxy's CSV has Method after UrlStem, accepted in either order."""
     last = _page_pattern('(?:[ ,"?\\r\\n]|$)')
-    tail = '.*[,"]post[,"\\r\\n]'
-    gate = f"\\.(?:{'|'.join(DYNAMIC_EXTENSIONS)})[,\"]{tail}"
-    return (f" post {last}", Gated(gate, f"[,\"]{inner}{tail}"), f"[,\"]post[,\"].*[,\"]{last}")
+    return (f" post {last}", page_first_pattern(), f"[,\"]post[,\"].*[,\"]{last}")
 
 
 PAGE_SQL = "(" + " OR ".join(f"uri ILIKE '%.{ext}'" for ext in DYNAMIC_EXTENSIONS) + ")"

@@ -9,7 +9,6 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-from exhunt.artifacts.linefilter import Gated
 from exhunt.detections.base import SqlCheck
 from exhunt.detections.checks.proxylogon import MS_GUIDANCE, TEST_PROXYLOGON
 from exhunt.detections.patterns import not_one_of
@@ -89,21 +88,20 @@ def known_web_files() -> tuple[str, ...]:
     return tuple(n.strip().lower() for n in text.splitlines() if n.strip() and not n.startswith("#"))
 
 
-def _requests_prefilter() -> Gated:
-    """Every line naming a page in these folders is a candidate (the gate); it is stored unless the
-    only such page is a known name directly in owa/auth or ecp/auth, which the query drops: the
-    OWA logon page alone was 99% of the lines triage stored on the bench corpus. Kept: any page in
-    aspnet_client or oab, any page in a subfolder, any other name (any case: the prefilter is
-    caseless, the query lowers the uri)."""
+def _requests_prefilter() -> str:
+    """Every line naming a page in these folders, unless the only such page is a known name
+    directly in owa/auth or ecp/auth, which the query drops: the OWA logon page alone was 99% of
+    the lines triage stored on the bench corpus. Kept: any page in aspnet_client or oab, any page
+    in a subfolder, any other name (any case: the prefilter is caseless, the query lowers the uri).
+    Costs less than the plain folder pattern it replaces (0.14 s against 0.16 s per 300 MB)."""
     segment = '[^ ?\\r\\n,"]'  # a URL path as IIS (space) and HttpProxy's CSV (comma, quote) end it
     stems = [n[:-len(".aspx")] for n in known_web_files() if n.endswith(".aspx")]
     unknown_name = not_one_of(stems, end=' ?\\r\\n,"/') + "\\.aspx"
-    exact = "|".join((
+    return "|".join((
         "/(?:aspnet_client|oab)/[^\\r\\n]*\\.as[phm]",
         f"/(?:owa|ecp)/auth/{segment}*/{segment}*\\.as[phm]",
         f"/(?:owa|ecp)/auth/(?:{unknown_name}|[^ ?\\r\\n,\"/]*\\.as(?:hx|mx|p))(?:[ ?,\"\\r\\n]|$)",
     ))
-    return Gated(r"/(?:owa/auth|ecp/auth|aspnet_client|oab)/[^\r\n]*\.as[phm]", exact)
 
 
 class WebShellRequests(SqlCheck):
