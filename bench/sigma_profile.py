@@ -61,7 +61,7 @@ def scan_phases() -> Iterator[Timings]:
     targets = [
         (api, "plan", "list the evidence"),
         (custody, "record_inputs", "custody: hash every input (main process)"),
-        (api, "event_filter", "EVTX chunk filter: load + convert the Sigma rules"),
+        (api, "event_filter", "EVTX chunk filter: the Sigma rules (disk cache, else parse + convert)"),
         (api, "triage_plan", "text-log prefilter: gather patterns (first Sigma parse), load/compile Hyperscan"),
         (api, "parse_all", "parse + store in the workers (start-up included)"),
         (api, "assess_impact", "mailbox impact"),

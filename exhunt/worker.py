@@ -70,12 +70,13 @@ def process_files(files: list[EvidenceFile], host: str, store: str) -> list[File
 
 
 def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = True,
-             ctx: ParseContext | None = None) -> FileResult:
-    """``parse=False``: hash, inventory and content-scan only (the byte ranges of a split log parse it)."""
+             ctx: ParseContext | None = None, data: bytes | None = None) -> FileResult:
+    """``parse=False``: hash, inventory and content-scan only (the byte ranges of a split log parse it).
+    ``data``: the whole file, already read by the fast lane (``exhunt.smallfiles``): not read again."""
     ctx = ctx or ParseContext(host=host, file=file, writer=writer)
     try:
         stream, raw = open_hashing(file, capture=_SCANNER is not None and _SCANNER.wants(file.size),
-                                   capture_limit=_SCANNER.max_size if _SCANNER is not None else None)
+                                   capture_limit=_SCANNER.max_size if _SCANNER is not None else None, data=data)
     except OSError as exc:
         ctx.artifact = "files"
         ctx.warn(f"cannot open: {exc.strerror or exc}")

@@ -4,11 +4,12 @@ EVTX chunks (64 KiB after the 4 KiB file header) are self-contained: each has it
 template tables, so every text of its records (values, channel and provider names) is in the
 chunk's own bytes as UTF-16LE. One Hyperscan scan per chunk for the necessary literals of the
 loaded detections (``exhunt.detections.eventfilter``) tells whether any record in it could match;
-the scan runs over the chunk with its NUL bytes deleted (``bytes.translate``, one C pass) for the
-literals' UTF-16LE bytes with theirs deleted, ASCII-caseless: every chunk holding a literal still
-matches (deleting a byte value from both sides keeps every occurrence), a few more may, and it is
-about twice as fast as the interleaved UTF-16 patterns, whose NULs made Hyperscan's literal
-matcher verify a candidate at nearly every character;
+the scan runs over the chunk's even and odd bytes (two strided slices, C copies) for the low
+bytes of the literals' UTF-16LE code units, ASCII-caseless: a text at an even offset has its low
+bytes side by side in the even slice, one at an odd offset in the odd slice, so every chunk
+holding a literal still matches, a few more may. The interleaved UTF-16 patterns' NULs made
+Hyperscan's literal matcher verify a candidate at nearly every character (2.5x slower); deleting
+the NULs (``bytes.translate``) cost ~1.5x the two slices;
 the parser is then given a synthetic file (the file header, chunk count and CRC fixed, plus the
 selected chunks), which the ``evtx`` package reads like the original.
 
@@ -49,21 +50,21 @@ def current() -> tuple[str, ...] | None:
     return _LITERALS
 
 
-def without_nul(text: str) -> bytes:
-    """``text`` as UTF-16LE with its NUL bytes deleted: what it looks like in a NUL-less chunk."""
-    return text.encode("utf-16-le", "surrogatepass").translate(None, b"\x00")
+def low_bytes(text: str) -> bytes:
+    """The low byte of each UTF-16LE code unit of ``text``: what it looks like in a strided slice."""
+    return text.encode("utf-16-le", "surrogatepass")[0::2]
 
 
 def literal_pattern(text: str) -> bytes:
-    """A Hyperscan expression matching the bytes of ``without_nul(text)`` exactly (ASCII case aside)."""
-    return "".join(f"\\x{b:02x}" for b in without_nul(text)).encode()
+    """A Hyperscan expression matching the bytes of ``low_bytes(text)`` exactly (ASCII case aside)."""
+    return "".join(f"\\x{b:02x}" for b in low_bytes(text)).encode()
 
 
 def compile_literals(literals: tuple[str, ...]) -> Any:
-    """The database of the literals, or MATCH_ALL when one has no byte left (every chunk matches)."""
+    """The database of the literals, or MATCH_ALL when one is empty (every chunk matches)."""
     import hyperscan
 
-    if any(not without_nul(text) for text in literals):
+    if any(not text for text in literals):
         return MATCH_ALL
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     patterns = [literal_pattern(text) for text in literals]
@@ -89,9 +90,12 @@ def chunk_matches(chunk: bytes) -> bool:
         found.append(pattern)
         return True  # stop at the first
 
-    with contextlib.suppress(hyperscan.ScanTerminated):  # how Hyperscan reports a stopped scan
-        _DATABASE.scan(chunk.translate(None, b"\x00"), match_event_handler=on_match)
-    return bool(found)
+    for start in (0, 1):  # texts at even offsets, then at odd ones
+        with contextlib.suppress(hyperscan.ScanTerminated):  # how Hyperscan reports a stopped scan
+            _DATABASE.scan(chunk[start::2], match_event_handler=on_match)
+        if found:
+            return True
+    return False
 
 
 @dataclass

@@ -105,10 +105,13 @@ def extra_digests_for(artifact: Any) -> bool:
     return ALL_DIGESTS or artifact is None or not (artifact.is_log or artifact.is_event_log)
 
 
-def open_hashing(file: EvidenceFile, capture: bool = False,
-                 capture_limit: int | None = None) -> tuple[io.BufferedReader, HashingRaw]:
+def open_hashing(file: EvidenceFile, capture: bool = False, capture_limit: int | None = None,
+                 data: bytes | None = None) -> tuple[io.BufferedReader, HashingRaw]:
     """A buffered stream whose reads hash the file, and the hashing reader (digests, bytes read,
-    captured content). Small files are read whole first (``read_small``)."""
+    captured content). Small files are read whole first (``read_small``); ``data``: the whole file,
+    read already."""
+    if data is not None:
+        return _in_memory(data, capture, capture_limit)
     if file.size <= WHOLE_READ and (small := read_small(file, capture, capture_limit)) is not None:
         return small
     raw = HashingRaw(file.open(), capture, capture_limit)
@@ -130,7 +133,11 @@ def read_small(file: EvidenceFile, capture: bool,
         inner.close()
     if len(data) > WHOLE_READ:
         return None
-    raw = HashingRaw(inner, capture, capture_limit)
+    return _in_memory(data, capture, capture_limit)
+
+
+def _in_memory(data: bytes, capture: bool, capture_limit: int | None) -> tuple[io.BufferedReader, HashingRaw]:
+    raw = HashingRaw(io.BytesIO(), capture, capture_limit)  # nothing left to read through it
     raw.update(data)
     return io.BufferedReader(io.BytesIO(data), buffer_size=max(1, len(data))), raw
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from exhunt.errors import CaseError
@@ -33,7 +34,7 @@ def record_inputs(case: Path, store: Path, work: Sequence[Any], read: manifest.R
 
 def cite_inputs(store: Path, findings: Sequence[Any]) -> list[Any]:
     """Fill each evidence reference's ``input`` with the manifest id of the file it came from."""
-    ids = manifest.input_ids(store)
+    ids = manifest.input_ids(store, {r.path for f in findings for r in f.evidence})
     if not ids:
         return list(findings)
     out = []
@@ -49,8 +50,9 @@ def root_inputs(store: Path) -> tuple[dict[str, Any], ...]:
     if not folder.exists() or not any(folder.glob("*.parquet")):
         return ()
     keep = ("id", "kind", "host", "evidence", "path", "size", "sha256")
-    rows = pq.read_table(folder, columns=list(keep)).to_pylist()
-    return tuple(r for r in rows if ":" not in r["id"])
+    table = pq.read_table(folder, columns=list(keep))  # roots only: no Python row per input file
+    rows = table.filter(pc.invert(pc.match_substring(table["id"], ":"))).to_pylist()
+    return tuple(rows)
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -15,6 +15,9 @@ _DRIVE = re.compile(r"^([A-Za-z])(?::|%3[Aa])?$")
 # the only unsafe characters of ASCII text are its C0 controls and DEL (category Cc): one C search
 _ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ASCII_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, \n, \r kept
+# what ``visible`` must look at one by one: ASCII controls but tab and line ends, and non-ASCII
+# characters (report text from event logs is mostly ASCII with a few of them: no loop per character)
+_MAYBE_UNSAFE_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\U0010ffff]")
 
 
 def _escape_char(ch: str) -> str:
@@ -47,7 +50,12 @@ def visible(text: str) -> str:
     ``\\uNNNN``, so a log line cannot reorder or hide what a reader sees; tab and line ends kept."""
     if text.isascii() and not _ASCII_CONTROL_BUT_LINES.search(text):  # multi-line text too, in C
         return text
-    return "".join(_escape_char(ch) if ch not in "\t\n\r" and _unsafe_char(ch) else ch for ch in text)
+    return _MAYBE_UNSAFE_BUT_LINES.sub(_visible_char, text)  # Python only for the characters that may be
+
+
+def _visible_char(match: re.Match[str]) -> str:
+    ch = match.group()
+    return _escape_char(ch) if _unsafe_char(ch) else ch
 
 
 def drive_component(part: str) -> str | None:

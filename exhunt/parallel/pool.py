@@ -1,8 +1,8 @@
 """Run work units on a ``spawn`` process pool with a hung-file watchdog; merge split files.
 
-Workers report each file they start on a queue. A file still running after ``file_timeout``
-seconds (pyevtx-rs can spin forever on some corrupt EVTX, inside Rust where no Python signal
-reaches it) gets its worker killed from outside; the pool is then broken, so it is restarted
+Workers note each file they start in a shared-memory slot (``units.FileSlots``). A file still
+running after ``file_timeout`` seconds (pyevtx-rs can spin forever on some corrupt EVTX, inside
+Rust where no Python signal reaches it) gets its worker killed from outside; the pool is then broken, so it is restarted
 with the units that had not finished (each first deletes its own partial parts: part names are
 deterministic), minus the hung file, which becomes a warning row. Nothing else is lost.
 """
@@ -12,11 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import queue
 import shutil
 import signal
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
@@ -31,6 +29,7 @@ from exhunt.evidence.base import EvidenceFile
 from exhunt.parallel import ranges
 from exhunt.parallel.units import (
     RANGE_ARTIFACTS,
+    FileSlots,
     FilesUnit,
     PivotUnit,
     RangeUnit,
@@ -46,6 +45,7 @@ from exhunt.parallel.units import (
     remove_parts,
     run_configured,
     run_unit,
+    started_label,
     warm_worker,
 )
 from exhunt.worker import FileResult, ScannerArgs
@@ -179,7 +179,7 @@ class WarmPool:
     def _spawn(self) -> tuple[ProcessPoolExecutor, Any]:
         assert self.folder is not None
         context = get_context("spawn")
-        report = context.Queue()
+        report = FileSlots(context, self.jobs)
         executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=warm_worker,
                                        initargs=(report,))
         return executor, report
@@ -217,7 +217,7 @@ def _run_pool(units: list[Unit], store: Path, options: PoolOptions, warm: WarmPo
         hung: list[tuple[str, str]] = []
         ended_well = False
         try:
-            with contextlib.closing(_Watch(report)) as watch:  # the watch outlives the workers
+            with contextlib.closing(_Watch(report, pending)) as watch:
                 futures: dict[Future[UnitResult], str] = {}
                 for part, unit in pending.items():
                     remove_parts(store, part)
@@ -268,40 +268,28 @@ def _run_pool(units: list[Unit], store: Path, options: PoolOptions, warm: WarmPo
 
 
 class _Watch:
-    """The workers' "file started" reports, read by a thread for the pool's whole life: a report pipe
-    left unread between the watchdog's looks fills up (64 KiB: a few hundred pages), and a worker
-    that exits then waits forever to flush its queue while the pool's shutdown waits for it."""
+    """Which file each worker is on (``FileSlots``), minus the units that have finished."""
 
-    def __init__(self, report: Any) -> None:
-        self._report = report
-        self._running: dict[int, tuple[str, str, float]] = {}  # pid -> (part, file, start time)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="exhunt-watch", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                pid, part, rel, started = self._report.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            except (EOFError, OSError, ValueError):  # the queue closed under us
-                return
-            with self._lock:
-                self._running[pid] = (part, rel, started)
+    def __init__(self, slots: FileSlots, pending: dict[str, Unit]) -> None:
+        self._slots = slots
+        self._pending = pending
+        self._finished: set[str] = set()
 
     def running(self) -> dict[int, tuple[str, str, float]]:
-        with self._lock:
-            return dict(self._running)
+        """pid -> (unit part, file, start time); the file is named as ``_without`` and ``_timed_out``
+        expect it (``started_label``)."""
+        out = {}
+        for pid, (part, index, started) in self._slots.running().items():
+            if part not in self._finished:
+                unit = self._pending.get(part)
+                out[pid] = (part, started_label(unit, index) if unit is not None else "", started)
+        return out
 
     def finished(self, part: str) -> None:
-        with self._lock:
-            self._running = {pid: r for pid, r in self._running.items() if r[0] != part}
+        self._finished.add(part)
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
+        """Nothing to stop: the slots are read when the pool checks the time."""
 
 
 def _kill(pid: int) -> None:

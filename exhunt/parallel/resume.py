@@ -215,8 +215,13 @@ def _kept(head: pa.Table, keys: pa.Array) -> pa.Array:
 def save(store: Path, current: dict[Key, str], key: str, stats: Mapping[Key, str]) -> None:
     folder = store / STATE
     folder.mkdir(parents=True, exist_ok=True)
-    rows = [{"host": h, "path": p, "fingerprint": fp, "key": key, "stat": stats.get((h, p))}
-            for (h, p), fp in sorted(current.items())]
-    schema = pa.schema([("host", pa.string()), ("path", pa.string()), ("fingerprint", pa.string()),
-                        ("key", pa.string()), ("stat", pa.string())])
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "all.parquet", compression="zstd")
+    keys = sorted(current)
+    # the key (about 1.3 KB with a rule pack's digests) once, as a dictionary: a copy per file row
+    # cost 0.5-1 s for 20,000 pages
+    table = pa.table({"host": pa.array([h for h, _ in keys], pa.string()),
+                      "path": pa.array([p for _, p in keys], pa.string()),
+                      "fingerprint": pa.array([current[k] for k in keys], pa.string()),
+                      "key": pa.DictionaryArray.from_arrays(pa.array([0] * len(keys), pa.int32()),
+                                                            pa.array([key], pa.string())),
+                      "stat": pa.array([stats.get(k) for k in keys], pa.string())})
+    pq.write_table(table, folder / "all.parquet", compression="zstd")

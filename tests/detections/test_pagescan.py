@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from exhunt.detections.pagescan import ENGINE, view_rows, worth_normalising
+from exhunt.detections.pagescan import ENGINE, _may_trigger, _worth, view_rows, worth_normalising
 from exhunt.detections.pageview import normalise
 from exhunt.detections.yara import FileScanner, load_rules
-from tests.conftest import shared_path
+from tests.conftest import SHARED, shared_path
 
 JS = '<%@ Page Language="JScript" %>'
 CS = '<%@ Page Language="C#" %>'
@@ -183,16 +183,35 @@ def test_no_shared_benign_page_triggers_the_normaliser() -> None:
     assert [p.name for p in _pages("benign", "aspx") if worth_normalising(p.read_bytes())] == []
 
 
-@pytest.mark.parametrize(
-    "page,worth",
-    [
-        (CS + '<% var sql = "SELECT a FROM t\\n" +\r\n    "WHERE b = 1"; %>', False),  # a long string split
-        (CS + '<% var t = "System.Diagnostics.Pro" + "cess"; %>', True),  # glued mid-word
-        (CS + '<% var u = "http://example.org/";\r\n(function () {})(); %>', False),
-        (CS + '<% var u = "http://example.org/"; Process // a link\r\n.Start(u); %>', True),
-        (CS + "<% var c = (char) (i + 'a'); %>", False),  # a cast of an expression, not of a code
-        (CS + "<% var c = (char)101; %>", True),
-    ],
-)
+SHAPES = [
+    (CS + '<% var sql = "SELECT a FROM t\\n" +\r\n    "WHERE b = 1"; %>', False),  # a long string split
+    (CS + '<% var t = "System.Diagnostics.Pro" + "cess"; %>', True),  # glued mid-word
+    (CS + '<% var u = "http://example.org/";\r\n(function () {})(); %>', False),
+    (CS + '<% var u = "http://example.org/"; Process // a link\r\n.Start(u); %>', True),
+    (CS + "<% var c = (char) (i + 'a'); %>", False),  # a cast of an expression, not of a code
+    (CS + "<% var c = (char)101; %>", True),
+]
+
+
+@pytest.mark.parametrize("page,worth", SHAPES)
 def test_trigger_shapes(page: str, worth: bool) -> None:
     assert worth_normalising(page.encode()) is worth
+
+
+def _gate_pages() -> list[bytes]:
+    pages = [page.encode() for _, page, _, _ in CASES.values()]
+    pages += [page.encode() for page, _ in SHAPES]
+    pages += [p.swapcase() for p in pages]  # the gate is caseless, the exact test lower-cases
+    for folder in (("benign", "aspx"), ("webshells",)):
+        if (SHARED / Path(*folder)).is_dir():
+            pages += [p.read_bytes() for p in sorted((SHARED / Path(*folder)).rglob("*")) if p.is_file()]
+    return pages
+
+
+def test_the_gate_is_a_necessary_condition_of_the_trigger() -> None:
+    """The Hyperscan gate in front of the trigger never drops a page the exact test takes, and it
+    does drop ordinary pages (else it would cost without saving)."""
+    pages = _gate_pages()
+    assert [worth_normalising(p) for p in pages] == [_worth(p) for p in pages]
+    assert sum(map(_worth, pages)) >= len(CASES)
+    assert not _may_trigger((CS + '<html><body><%= DateTime.Now %> // ok</body></html>').encode())

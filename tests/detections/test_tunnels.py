@@ -145,3 +145,17 @@ def test_scan_of_a_real_format_iis_log_reports_both(tmp_path: Path) -> None:
     found = {(f.check, f.key, f.count) for f in document.findings if f.check.startswith("webshell.tunnel")}
     assert found == {("webshell.tunnel_requests", f"{client} {page}", 301),
                      ("webshell.tunnel_traffic", f"{client} {page}", 301)}
+
+
+def test_page_first_pattern_backwards_and_forwards_select_the_same_lines() -> None:
+    """exhunt scans the HttpProxy form read back from the extension; the benchmark gives ripgrep the
+    forward form: on logged paths (each starts with '/') they select the same lines."""
+    from exhunt.detections.checks.tunnels import page_first_pattern
+
+    back, forward = (re.compile(page_first_pattern(b).encode(), re.IGNORECASE) for b in (True, False))
+    rng = random.Random(5)
+    bases = [p.rsplit(".", 1)[0] for p in BUSY_PAGES] + ["/a", "/owa/x"]
+    for _ in range(2000):
+        stem = rng.choice(bases) + rng.choice(["", "1", "x/y", ""]) + "." + rng.choice([*DYNAMIC_EXTENSIONS, "js"])
+        line = httpproxy_line({"method": rng.choice(["POST", "GET"]), "uri": stem, "client_ip": "203.0.113.9"})
+        assert bool(back.search(line)) == bool(forward.search(line)), line

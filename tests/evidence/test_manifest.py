@@ -86,3 +86,12 @@ def test_verify_sees_an_edited_manifest_json(case: Path, edit: str) -> None:
     path.write_text(json.dumps(doc))
     result = verify(case)
     assert not result.ok and any(c.path == "manifest.json" for c in result.changes)
+
+
+def test_input_ids_of_some_paths_are_those_of_all(case: Path) -> None:
+    from exhunt.evidence.manifest import input_ids
+
+    every = input_ids(case / "store")
+    some = sorted({p for _, p in every})[:2] + ["not/an/input.txt"]
+    assert input_ids(case / "store", some) == {k: v for k, v in every.items() if k[1] in some}
+    assert len(every) > 2 and input_ids(case / "store", []) == {}

@@ -28,3 +28,12 @@ def test_format_control_and_surrogates_are_escaped(text: str, shown: str) -> Non
     assert names.printable(text)[0] == shown
     assert names.visible(text + "\n") == shown + "\n"
     assert names.printable("a\tb") == ("a\\x09b", True)  # names keep no tab, text does
+
+
+@pytest.mark.parametrize("text", [
+    "C:\\Users\\Jos\u00e9\\AppData \u2014 \u201cquoted\u201d\u2026\r\n\tnext\x00line\x7f",
+    "\u0417\u0430\u043f\u0443\u0441\u043a \u200e\u202a\u2066mixed\ud800 \U0001f600\u200d\ufeff end",
+    "\x85\xa0\xad\u061c\u2028\u2029\ue000 and ascii",
+])
+def test_visible_looks_only_at_the_characters_that_may_be_unsafe(text: str) -> None:
+    assert names.visible(text) == _slow(text, "\t\n\r")

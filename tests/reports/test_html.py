@@ -97,3 +97,16 @@ def test_many_findings_of_one_check_are_counted_past_the_first_ones(case: Case) 
     row = re.search(r'<table class="more-findings">.*?</table>', page, re.S).group(0)
     assert f"<td>{html.escape(first.title, quote=False)}</td>" in row and "<td>7</td>" in row
     assert all(f.title in page for f in case.document.findings)
+
+
+def test_the_compiled_template_is_cached_and_renders_the_same(case: Case, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The bytecode cache (``$EXHUNT_CACHE/jinja``) changes the report's cost, never its text."""
+    monkeypatch.setenv("EXHUNT_CACHE", str(tmp_path))
+    first = render_text(case)
+    stored = list((tmp_path / "jinja").glob("*.cache"))
+    second = render_text(case)  # a new Environment: the template comes from the cache
+    assert stored and second == first
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setenv("EXHUNT_CACHE", str(blocker))  # a cache folder that cannot be made: no cache
+    assert render_text(case) == first

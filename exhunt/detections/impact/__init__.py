@@ -52,7 +52,8 @@ def assess_impact(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], h
     changes = [a for a in accesses if a.how in FORWARDING and not _owner_internal(a, canonical, domains)]
     accesses = [a for a in accesses if a.how not in FORWARDING or a in changes]
     accesses += tracking.forwarded_mail(con, changes, domains, canonical)
-    inputs = manifest.input_ids(store) if store is not None else {}
+    cited = {a.ref.path for a in accesses}
+    inputs = manifest.input_ids(store, cited) if store is not None else {}
     return _entries(accesses, canonical, aliases, inputs)
 
 
