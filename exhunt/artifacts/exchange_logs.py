@@ -26,6 +26,7 @@ from exhunt.artifacts.w3c_log import (
     each_distinct,
     facts_by_first_line,
     holds,
+    http_rows,
     one_chunk,
     status_code,
 )
@@ -172,20 +173,15 @@ class ExchangeDialect:
         joined = pc.binary_join_element_wise(pc.coalesce(uri, ""), pc.coalesce(query, ""), "")
         decoded = each_distinct(joined, unquote_plus) if holds(joined, "%") else pc.replace_substring(joined, "+", " ")
 
-        def constant(value: str | None) -> pa.Array:
-            return pa.repeat(pa.scalar(value, pa.string()), rows)
-
-        return pa.table({
-            "host": constant(ctx.host), "source": constant("httpproxy"),
-            "log_type": constant(block.directives.get("log-type")), "path": constant(ctx.file.rel),
-            "line": columns["__line"], "ts": ts, "kind": constant("http"),
-            "client_ip": pick("client_ip"), "server_ip": pick("server_ip"), "user": pick("user"),
-            "method": pick("method"), "uri": uri, "uri_query": query, "uri_decoded": decoded,
-            "status": arrow_status(pick("status")), "user_agent": pick("user_agent"),
-            "protocol": pick("protocol"), "anchor_mailbox": pick("anchor_mailbox"),
-            "backend_cookie": pick("backend_cookie"), "target_server": pick("target_server"),
-            "computer": pick("computer"), "fields": columns["__fields"],
-        })
+        return http_rows(
+            ctx, rows, "httpproxy", block.directives.get("log-type"), {**columns, "ts": ts},
+            client_ip=pick("client_ip"), server_ip=pick("server_ip"), user=pick("user"),
+            method=pick("method"), uri=uri, uri_query=query, uri_decoded=decoded,
+            status=arrow_status(pick("status")), user_agent=pick("user_agent"),
+            protocol=pick("protocol"), anchor_mailbox=pick("anchor_mailbox"),
+            backend_cookie=pick("backend_cookie"), target_server=pick("target_server"),
+            computer=pick("computer"),
+        )
 
     def fast_facts(self, ctx: ParseContext, seg: pa.Table, block: Block) -> None:
         """``handle``'s build fact over a segment: the four version columns all ASCII digits, the

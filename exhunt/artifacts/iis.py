@@ -24,6 +24,7 @@ from exhunt.artifacts.w3c_log import (
     each_distinct,
     facts_by_first_line,
     holds,
+    http_rows,
     one_chunk,
     status_code,
 )
@@ -139,18 +140,13 @@ class IisDialect:
         decoded = pc.if_else(pc.equal(decoded, ""), pa.scalar(None, pa.string()), decoded)
         status = arrow_status(columns["sc-status"]) if "sc-status" in present else pa.nulls(rows, pa.int32())
 
-        def constant(value: str | None) -> pa.Array:
-            return pa.repeat(pa.scalar(value, pa.string()), rows)
-
-        return pa.table({
-            "host": constant(ctx.host), "source": constant("iis"),
-            "log_type": constant(block.directives.get("software")), "path": constant(ctx.file.rel),
-            "line": columns["__line"], "ts": ts, "kind": constant("http"),
-            "client_ip": dash("c-ip"), "server_ip": dash("s-ip"), "user": dash("cs-username"),
-            "method": dash("cs-method"), "uri": stem, "uri_query": query, "uri_decoded": decoded,
-            "status": status, "user_agent": pc.replace_substring(dash("cs(User-Agent)"), "+", " "),
-            "computer": dash("s-computername"), "fields": columns["__fields"],
-        })
+        return http_rows(
+            ctx, rows, "iis", block.directives.get("software"), {**columns, "ts": ts},
+            client_ip=dash("c-ip"), server_ip=dash("s-ip"), user=dash("cs-username"),
+            method=dash("cs-method"), uri=stem, uri_query=query, uri_decoded=decoded,
+            status=status, user_agent=pc.replace_substring(dash("cs(User-Agent)"), "+", " "),
+            computer=dash("s-computername"),
+        )
 
     def fast_facts(self, ctx: ParseContext, seg: pa.Table, block: Block) -> None:
         """``handle``'s ``owa_build`` fact over a segment: Arrow finds the rows whose stem may hold

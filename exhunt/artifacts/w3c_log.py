@@ -50,6 +50,22 @@ def each_distinct(column: pa.Array, decode: Callable[[str], str]) -> pa.Array:
     return values.take(codes.indices)
 
 
+def http_rows(ctx: ParseContext, rows: int, source: str, log_type: str | None, columns: dict[str, pa.Array],
+              **request: pa.Array) -> pa.Table:
+    """A segment's store rows of HTTP requests: the columns every row of the segment shares (host,
+    source, log type, path, kind), its line numbers, times and fields JSON (``columns``: ``__line``,
+    ``ts``, ``__fields``) and the dialect's own request columns."""
+
+    def constant(value: str | None) -> pa.Array:
+        return pa.repeat(pa.scalar(value, pa.string()), rows)
+
+    return pa.table({
+        "host": constant(ctx.host), "source": constant(source), "log_type": constant(log_type),
+        "path": constant(ctx.file.rel), "line": columns["__line"], "ts": columns["ts"], "kind": constant("http"),
+        **request, "fields": columns["__fields"],
+    })
+
+
 def facts_by_first_line(ctx: ParseContext, values: pa.Array, lines: pa.Array, fact: str, confidence: str) -> None:
     """One fact per distinct value of ``values`` (no nulls) at the first of its ``lines``, in the
     order the file shows them: a few Arrow calls per value, no query (a segment's DuckDB query for
