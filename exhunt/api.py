@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from exhunt import __version__
-from exhunt.artifacts import evtx
+from exhunt.artifacts import RANGE_ARTIFACTS, evtx
 from exhunt.artifacts.linefilter import TriagePlan
 from exhunt.casefolder import case_directory, refuse_overlap
 from exhunt.detections import builds, eventfilter, prefilter
@@ -203,6 +203,8 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 # interrupted run must not leave the old state claiming rows it just deleted
                 resume.save(store, {k: before[k] for k in skip}, key, stats)
             results = parse_all(work, store, options, skip, triage, events, warm)
+            if not pivot_may_follow(triage, results, options):
+                warm.release()  # their memory back before the detections (--index full: ~0.2 GB)
             read.update(custody.read_hashes(results))  # the parse's own read wins over the pre-check
             custody.record_inputs(case, store, work, read, hashed, _jobs(options.jobs), __version__)
             resume.save(store, resume.fingerprints(work, read, hashed), key, stats)
@@ -215,6 +217,14 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             if options.out and options.html_report:
                 save_html_report(case, document)
         return ScanResult(document, case if options.out else Path(), results)
+
+
+def pivot_may_follow(triage: TriagePlan | None, results: list[FileResult], options: ScanOptions) -> bool:
+    """Whether the pivot pass may run on the parse's workers: triage with a prefilter, and a text log
+    parsed now (or kept from an earlier scan by --resume)."""
+    if triage is None or triage.blob is None:
+        return False
+    return options.resume or any(r.artifact in RANGE_ARTIFACTS for r in results)
 
 
 def check_index(options: ScanOptions) -> None:

@@ -168,6 +168,14 @@ class WarmPool:
         assert self._executor is None
         self._executor, self._report = executor, report
 
+    def release(self) -> None:
+        """Shut down the held workers now (no later pass will use them: their memory goes back);
+        a later pass would start fresh ones, as after a killed worker."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._report.close()
+            self._executor = self._report = None
+
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)

@@ -104,3 +104,21 @@ def test_the_pivot_pass_runs_on_the_first_pass_workers(tmp_path: Path, monkeypat
     assert passes and all(jobs == 2 and held for jobs, held in passes), passes
     assert spawned == [1]
     assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize(("index", "kept"), [("triage", True), ("full", False)])
+def test_workers_outlive_the_parse_only_for_a_pivot_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         index: str, kept: bool) -> None:
+    """--index full has no pivot pass: its workers stop before the detections (their memory back)."""
+    seen: list[int] = []
+    real = api.assess
+
+    def spy(*a, **k):  # type: ignore[no-untyped-def]
+        seen.append(len(multiprocessing.active_children()))
+        return real(*a, **k)
+
+    monkeypatch.setattr(api, "assess", spy)
+    generate(tmp_path / "evidence", DemoSpec(days=1, per_day=100))
+    scan([tmp_path / "evidence"], ScanOptions(out=tmp_path / "case", host="EXCH01", jobs=2, quiet=True,
+                                              html_report=False, index=index))
+    assert (seen[0] >= 2) is kept, seen
