@@ -39,8 +39,7 @@ def either_order(first: str, second: str) -> str:
 
 
 # What ends a URL path as logged: IIS ends the field at a space, the query starts at '?'.
-PATH_END = " ?\\r\\n"
-PATH_CHAR = f"[^{PATH_END}]"
+PATH_END = " ?\r\n"
 
 
 def _both_cases(c: str) -> str:
@@ -55,15 +54,22 @@ def _escape(c: str) -> str:
     return "\\" + c if c in ".^$*+?()[]{}|\\/-" else c
 
 
+def _class_body(chars: str) -> str:
+    return "".join(_escape(c) for c in chars)
+
+
+PATH_CHAR = f"[^{_class_body(PATH_END)}]"
+
+
 def not_one_of(words: list[str], end: str = PATH_END) -> str:
-    """A regex matching every non-empty string of path characters (any but ``end``, a regex class's
-    body) except exactly the given words: walk the words' trie; at each node a string may end
+    """A regex matching every non-empty string of path characters (any but the characters ``end``)
+    except exactly the given words: walk the words' trie; at each node a string may end
     (unless a word ends there), leave through a character no word continues with, or go on with one
     that does. No lookaround (Hyperscan). The empty string is accepted too (a superset is all a
     prefilter needs)."""
     if not words:
-        return f"[^{end}]*"
-    return _node(sorted(set(words)), 0, end)
+        return f"[^{_class_body(end)}]*"
+    return _node(sorted(set(words)), 0, _class_body(end))
 
 
 def _node(words: list[str], depth: int, end: str) -> str:
@@ -95,7 +101,7 @@ def not_ending_in(words: list[str], ends: str) -> str:
         nexts = sorted({w[depth] for w in reversed_words if w.startswith(read) and len(w) > depth})
         # leave here: any character no word continues with, and no left end where a word is whole
         stop = set(nexts) | (set(ends) if read in reversed_words else set())
-        body = "".join(_escape(x) for c in sorted(stop) for x in _both_cases(c))
+        body = _class_body("".join(x for c in sorted(stop) for x in _both_cases(c)))
         literal = "".join(_escape(c) for c in reversed(read))
         alternatives.append(f"[^{body}]{literal}" if body else f"(?:.|^){literal}")
         for c in nexts:

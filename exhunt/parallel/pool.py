@@ -2,9 +2,10 @@
 
 Workers note each file they start in a shared-memory slot (``units.FileSlots``). A file still
 running after ``file_timeout`` seconds (pyevtx-rs can spin forever on some corrupt EVTX, inside
-Rust where no Python signal reaches it) gets its worker killed from outside; the pool is then broken, so it is restarted
-with the units that had not finished (each first deletes its own partial parts: part names are
-deterministic), minus the hung file, which becomes a warning row. Nothing else is lost.
+Rust where no Python signal reaches it) gets its worker killed from outside; the pool is then
+broken, so it is restarted with the units that had not finished (each first deletes its own
+partial parts: part names are deterministic), minus the hung file, which becomes a warning row.
+Nothing else is lost.
 """
 
 from __future__ import annotations
@@ -177,10 +178,7 @@ class WarmPool:
             self._executor = self._report = None
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._report.close()
-            self._executor = self._report = None
+        self.release()
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
 

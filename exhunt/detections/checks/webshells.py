@@ -96,7 +96,7 @@ def _requests_prefilter() -> str:
     Costs less than the plain folder pattern it replaces (0.14 s against 0.16 s per 300 MB)."""
     segment = '[^ ?\\r\\n,"]'  # a URL path as IIS (space) and HttpProxy's CSV (comma, quote) end it
     stems = [n[:-len(".aspx")] for n in known_web_files() if n.endswith(".aspx")]
-    unknown_name = not_one_of(stems, end=' ?\\r\\n,"/') + "\\.aspx"
+    unknown_name = not_one_of(stems, end=' ?\r\n,"/') + "\\.aspx"
     return "|".join((
         "/(?:aspnet_client|oab)/[^\\r\\n]*\\.as[phm]",
         f"/(?:owa|ecp)/auth/{segment}*/{segment}*\\.as[phm]",
