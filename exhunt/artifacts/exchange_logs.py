@@ -21,13 +21,13 @@ from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.timeparse import parse_ts
 from exhunt.artifacts.w3c import Block
 from exhunt.artifacts.w3c_log import (
+    SegmentColumns,
     W3cLog,
     arrow_status,
     each_distinct,
     facts_by_first_line,
     holds,
     http_rows,
-    one_chunk,
     status_code,
 )
 from exhunt.events.schema import TS
@@ -129,6 +129,8 @@ class ExchangeDialect:
             parts = [record.get(k, "") for k in VERSION_COLUMNS]
             if all(p.isascii() and p.isdigit() for p in parts) and parts[0] == "15":
                 ctx.fact("build", ".".join(parts), number, "high")
+            row["raw"] = text  # as the fast path stores it (other logs keep the line in ``message``)
+            row["raw_header"] = self.field_sep + self.field_sep.join(block.fields)
         else:
             row["message"] = text
         if source == "ecp_server":
@@ -151,7 +153,7 @@ class ExchangeDialect:
         rows = seg.num_rows
         if self.source(ctx, block) != "httpproxy" or rows == 0:
             return None
-        columns = {name: one_chunk(seg.column(name)) for name in seg.column_names}
+        columns = SegmentColumns(seg)
         empty = pa.scalar(None, pa.string())
 
         def pick(column: str) -> pa.Array:
@@ -174,7 +176,7 @@ class ExchangeDialect:
         decoded = each_distinct(joined, unquote_plus) if holds(joined, "%") else pc.replace_substring(joined, "+", " ")
 
         return http_rows(
-            ctx, rows, "httpproxy", block.directives.get("log-type"), {**columns, "ts": ts},
+            ctx, rows, "httpproxy", block.directives.get("log-type"), columns, ts,
             client_ip=pick("client_ip"), server_ip=pick("server_ip"), user=pick("user"),
             method=pick("method"), uri=uri, uri_query=query, uri_decoded=decoded,
             status=arrow_status(pick("status")), user_agent=pick("user_agent"),

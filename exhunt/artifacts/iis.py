@@ -19,13 +19,13 @@ from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.timeparse import parse_ts
 from exhunt.artifacts.w3c import Block
 from exhunt.artifacts.w3c_log import (
+    SegmentColumns,
     W3cLog,
     arrow_status,
     each_distinct,
     facts_by_first_line,
     holds,
     http_rows,
-    one_chunk,
     status_code,
 )
 from exhunt.events.schema import TS
@@ -99,6 +99,8 @@ class IisDialect:
         row["line"] = number
         row["log_type"] = block.directives.get("software")
         row["fields"] = orjson.dumps(record).decode()
+        row["raw"] = text
+        row["raw_header"] = self.field_sep + self.field_sep.join(block.fields)
         match = OWA_BUILD_RE.match(row["uri"] or "")
         if match and (row["status"] or 0) < 400:
             ctx.fact("owa_build", match.group(1), number, "medium")
@@ -115,7 +117,7 @@ class IisDialect:
         present, rows = set(block.fields), seg.num_rows
         if not {"date", "time"} <= present or rows == 0:
             return None
-        columns = {name: one_chunk(seg.column(name)) for name in seg.column_names}
+        columns = SegmentColumns(seg)
         date, time = columns["date"], columns["time"]
         readable = pc.and_(pc.match_substring_regex(date, DATE_RE2), pc.match_substring_regex(time, TIME_RE2))
         if not pc.all(readable).as_py():
@@ -141,7 +143,7 @@ class IisDialect:
         status = arrow_status(columns["sc-status"]) if "sc-status" in present else pa.nulls(rows, pa.int32())
 
         return http_rows(
-            ctx, rows, "iis", block.directives.get("software"), {**columns, "ts": ts},
+            ctx, rows, "iis", block.directives.get("software"), columns, ts,
             client_ip=dash("c-ip"), server_ip=dash("s-ip"), user=dash("cs-username"),
             method=dash("cs-method"), uri=stem, uri_query=query, uri_decoded=decoded,
             status=status, user_agent=pc.replace_substring(dash("cs(User-Agent)"), "+", " "),

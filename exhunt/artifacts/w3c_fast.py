@@ -365,9 +365,12 @@ class W3cEngine:
             first_line = self.line + 1
             ones = pa.repeat(pa.scalar(1, pa.int64()), raw.num_rows)
             lines_array = pc.add(pc.cumulative_sum(ones), first_line - 1)
+        stored = stored_fields(raw, fields, data, self.dialect.field_sep, bool(self.dialect.quote_char), self.con)
+        if stored is None:
+            return None
         seg = raw.append_column("__line", lines_array)
-        con = self.con
-        seg = seg.append_column("__fields", fields_json(raw, fields, data, con))
+        for name, column in zip(("__fields", "__raw", "__raw_header"), stored, strict=True):
+            seg = seg.append_column(name, column)
         result = self.dialect.fast_arrow(self.ctx, block, seg)
         if result is None:  # a value the kernels cannot take as the reference does
             return None
@@ -454,6 +457,79 @@ def _next_header(chunk: bytes, pos: int) -> int:
         pos = i + 1
     i = chunk.find(b"\n#", max(pos - 1, 0))
     return i + 1 if i >= 0 else -1
+
+
+def raw_lines(data: bytes, rows: int) -> pa.Array | None:
+    """Each line of ``data`` as the reference reads it (line end stripped), split by one Arrow
+    kernel; None when the count is not ``rows`` (the caller's segment then takes the reference)."""
+    text = pa.Array.from_buffers(pa.string(), 1, [None, pa.array([0, len(data)], pa.int32()).buffers()[1],
+                                                  pa.py_buffer(data)])
+    lines = pc.split_pattern(text, "\n")
+    values = lines.values  # type: ignore[attr-defined]
+    if data.endswith(b"\n"):
+        values = values.slice(0, len(values) - 1)
+    if len(values) != rows:
+        return None
+    return pc.utf8_rtrim(values, characters="\r") if b"\r" in data else values
+
+
+def _plain_names(fields: list[str], sep: str) -> bool:
+    """Names JSON writes as they are (no quote, backslash or control character), the separator not
+    among them: the view can then write each key without escaping it."""
+    return all(sep not in f and '"' not in f and "\\" not in f and f.isprintable() for f in fields)
+
+
+def stored_fields(raw: pa.Table, fields: list[str], data: bytes, sep: str, quoting: bool,
+                  con: duckdb.DuckDBPyConnection) -> tuple[pa.Array, pa.Array, pa.Array] | None:
+    """``fields``, ``raw`` and ``raw_header`` of a segment's rows. The JSON is stored only where the
+    view could not derive it byte for byte from the line (``events.store.FIELDS_SQL``: the line split
+    on the separator, or as CSV where it holds a quote, values escaped for ``"`` and ``\\`` only): a
+    segment with control bytes or a CR that ends no line, or a quoted row that is not quoted the
+    minimal way (``_minimally_quoted``). Measured on the quick bench corpus: building and writing the
+    JSON of every row was ~40% of a full index's worker time; the lines cost one split kernel."""
+    rows = raw.num_rows
+    lines = raw_lines(data, rows)
+    if lines is None:
+        return None
+    names = pa.array([sep + sep.join(fields)])  # one dictionary value: no copy of the header per row
+    header = pa.DictionaryArray.from_arrays(pa.repeat(pa.scalar(0, pa.int32()), rows), names)
+    derivable = (_plain_names(fields, sep) and not data.translate(None, _NOT_CONTROL)
+                 and data.count(b"\r") == data.count(b"\r\n"))
+    if not derivable:
+        return fields_json(raw, fields, data, con), lines, header
+    if not quoting or b'"' not in data:
+        return pa.nulls(rows, pa.string()), lines, header
+    quoted = pc.match_substring(lines, '"')
+    rank = pc.subtract(pc.cumulative_sum(pc.cast(quoted, pa.int32())), 1)
+    odd = pc.invert(_minimally_quoted(raw.filter(quoted), pc.filter(lines, quoted), sep))
+    if not pc.any(odd).as_py():
+        return pa.nulls(rows, pa.string()), lines, header
+    odd = pc.if_else(quoted, odd.take(pc.if_else(quoted, rank, pa.scalar(0, pa.int32()))), False)
+    json = one(fields_json(raw.filter(odd), fields, data, con))  # each odd row takes its JSON by its rank
+    place = pc.subtract(pc.cumulative_sum(pc.cast(odd, pa.int32())), 1)
+    return json.take(pc.if_else(odd, place, pa.scalar(None, pa.int32()))), lines, header
+
+
+def _minimally_quoted(raw: pa.Table, lines: pa.Array, sep: str) -> pa.Array:
+    """Per row: whether the line is its values written back as CSV with minimal quoting (a value is
+    quoted when it holds the separator or a quote, quotes doubled), the one form the view's CSV split
+    is proven to undo. Only the columns that hold such a value are quoted: one join kernel a segment."""
+    special = _columns_holding(raw, (sep.encode(), b'"')) if raw.num_rows else set()
+    parts: list[Any] = []
+    for i in range(raw.num_columns):
+        column = one(raw.column(i))
+        if i in special:
+            needs = pc.or_(pc.match_substring(column, sep), pc.match_substring(column, '"'))
+            wrapped = pc.binary_join_element_wise('"', pc.replace_substring(column, '"', '""'), '"', "")
+            column = pc.if_else(needs, wrapped, column)
+        parts.append(column)
+    return pc.equal(pc.binary_join_element_wise(*parts, sep), lines)
+
+
+def one(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(column, pa.ChunkedArray):
+        return column.chunk(0) if column.num_chunks == 1 else pa.concat_arrays(column.chunks)
+    return column
 
 
 # every byte but the control bytes JSON escapes (line ends are gone before values exist; a lone CR

@@ -1,7 +1,11 @@
 """Versioned Arrow schemas of the case store tables.
 
 Two tiers: every artifact keeps its source-faithful record as JSON in ``fields``; the named
-columns are the normalized view that checks and Sigma mappings target.
+columns are the normalized view that checks and Sigma mappings target. IIS and HttpProxy rows also
+keep their line as logged in ``raw``; where the fast path could prove the JSON is that line split
+by its ``#Fields`` header (``raw_header``), the parts store no JSON and the store's view derives
+``fields`` from the two (``events.store.FIELDS_SQL``): the JSON of every column per row was
+most of the bytes built and written by a full index.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ EVENTS = pa.schema(
         ("parameters", pa.string()),
         ("message", pa.string()),
         ("fields", pa.string()),  # JSON object of every raw field, names as in the source
+        ("raw", pa.string()),  # IIS and HttpProxy: the line as logged (without its line end)
+        # the #Fields header in force for ``raw``: its separator, then the names joined by it
+        ("raw_header", pa.dictionary(pa.int32(), pa.string())),
     ]
 )
 

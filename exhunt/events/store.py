@@ -221,6 +221,29 @@ def write_table(store: Path, table: str, rows: Sequence[Row], part: str = "all")
         pq.write_table(arrow, folder / f"{part}.parquet", compression="zstd")
 
 
+# ``fields`` of a row whose parts hold the line and its header instead of the JSON (schema.py): the
+# line split on the header's separator (as CSV where a comma-separated line holds a quote: the writer
+# checked it is minimally quoted), each value after its name, ``"`` and ``\`` escaped, as the parser's
+# own ``orjson.dumps`` writes it (the writer stores the JSON wherever that would differ). Derived only
+# for the rows a query reads ``fields`` of (~5 us a row); ``coalesce(raw, fields)`` reads the line.
+_VALUES = (
+    """CASE WHEN "raw_header"[1] = ',' AND contains("raw", '"') THEN list_transform(regexp_extract_all("""
+    """',' || "raw", ',("(?:[^"]|"")*"|[^,"]*)', 1), lambda v: CASE WHEN starts_with(v, '"') THEN """
+    """replace(substring(v, 2, length(v) - 2), '""', '"') ELSE v END) """
+    """ELSE string_split("raw", "raw_header"[1]) END"""
+)
+FIELDS_SQL = (
+    """coalesce("fields", '{' || array_to_string(list_transform(list_zip(string_split("raw_header"[2:], """
+    f""""raw_header"[1]), {_VALUES}), lambda p: '"' || p[1] || '":"' || """
+    r"""replace(replace(p[2], '\', '\\'), '"', '\"') || '"'), ',') || '}')"""
+)
+
+
+def _public(name: str, select: str) -> str:
+    """The query of a table's view over ``select`` (its parts): ``events`` derives ``fields``."""
+    return f"SELECT * REPLACE ({FIELDS_SQL} AS fields) FROM ({select})" if name == "events" else select
+
+
 _DUCKDB_TYPES = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN",
                  pa.float64(): "DOUBLE"}
 
@@ -265,16 +288,16 @@ def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[s
             kind = "TABLE" if sum(p.stat().st_size for p in parts) <= IN_MEMORY_BYTES else "VIEW"
             # values come from the files, never from folder names: host folders are sanitized
             # (host=EXCH01_triage for "EXCH01 triage") and a case may lie under any "x=y" folder
-            view = (f"CREATE {kind} {name} AS SELECT * FROM read_parquet([{files}], union_by_name=true, "
-                    "hive_partitioning=false)")
+            select = f"SELECT * FROM read_parquet([{files}], union_by_name=true, hive_partitioning=false)"
             try:
                 con.execute(f"DROP TABLE IF EXISTS {name}" if _is_table(con, name) else f"DROP VIEW IF EXISTS {name}")
-                con.execute(view)
+                con.execute(f"CREATE VIEW {name} AS {select}")
                 missing = _missing_columns(con, name)
+                con.execute(f"DROP VIEW {name}")
                 if missing:  # parts written by an older exhunt: newer columns read as NULL
                     extra = ", ".join(f"NULL::{duckdb_type} AS \"{col}\"" for col, duckdb_type in missing)
-                    con.execute(f"DROP {kind} {name}")
-                    con.execute(view.replace("SELECT * FROM", f"SELECT *, {extra} FROM", 1))
+                    select = select.replace("SELECT * FROM", f"SELECT *, {extra} FROM", 1)
+                con.execute(f"CREATE {kind} {name} AS {_public(name, select)}")
             except duckdb.Error as exc:  # a part truncated or overwritten: one readable line
                 first = str(exc).splitlines()[0]
                 raise CaseError(f"the case store {store} is damaged ({name}): {first}") from None
