@@ -226,15 +226,16 @@ def write_table(store: Path, table: str, rows: Sequence[Row], part: str = "all")
 # checked it is minimally quoted), each value after its name, ``"`` and ``\`` escaped, as the parser's
 # own ``orjson.dumps`` writes it (the writer stores the JSON wherever that would differ). Derived only
 # for the rows a query reads ``fields`` of (~5 us a row); ``coalesce(raw, fields)`` reads the line.
-_VALUES = (
+VALUES_SQL = (
     """CASE WHEN "raw_header"[1] = ',' AND contains("raw", '"') THEN list_transform(regexp_extract_all("""
     """',' || "raw", ',("(?:[^"]|"")*"|[^,"]*)', 1), lambda v: CASE WHEN starts_with(v, '"') THEN """
     """replace(substring(v, 2, length(v) - 2), '""', '"') ELSE v END) """
     """ELSE string_split("raw", "raw_header"[1]) END"""
 )
+NAMES_SQL = 'string_split("raw_header"[2:], "raw_header"[1])'
 FIELDS_SQL = (
     """coalesce("fields", '{' || array_to_string(list_transform(list_zip(string_split("raw_header"[2:], """
-    f""""raw_header"[1]), {_VALUES}), lambda p: '"' || p[1] || '":"' || """
+    f""""raw_header"[1]), {VALUES_SQL}), lambda p: '"' || p[1] || '":"' || """
     r"""replace(replace(p[2], '\', '\\'), '"', '\"') || '"'), ',') || '}')"""
 )
 
@@ -298,6 +299,9 @@ def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[s
                     extra = ", ".join(f"NULL::{duckdb_type} AS \"{col}\"" for col, duckdb_type in missing)
                     select = select.replace("SELECT * FROM", f"SELECT *, {extra} FROM", 1)
                 con.execute(f"CREATE {kind} {name} AS {_public(name, select)}")
+                if name == "events":  # the parts as stored (no ``fields`` derived): engines that read few keys
+                    stored = select if kind == "VIEW" else "FROM events"
+                    con.execute(f"CREATE OR REPLACE VIEW events_stored AS {stored}")
             except duckdb.Error as exc:  # a part truncated or overwritten: one readable line
                 first = str(exc).splitlines()[0]
                 raise CaseError(f"the case store {store} is damaged ({name}): {first}") from None
@@ -305,3 +309,5 @@ def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[s
             empty = TABLES[name].empty_table()  # noqa: F841  (referenced by DuckDB below)
             con.execute(f"DROP VIEW IF EXISTS {name}" if not _is_table(con, name) else "SELECT 1")
             con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM empty")
+            if name == "events":
+                con.execute("CREATE OR REPLACE VIEW events_stored AS FROM events")

@@ -24,6 +24,7 @@ from exhunt.detections.sigma import fields
 from exhunt.detections.sigma.backend import CompiledQuery
 from exhunt.detections.sigma.loader import RuleSet, load_and_convert, rule_path
 from exhunt.detections.sigma.meta import rule_check
+from exhunt.events.store import FIELDS_SQL
 from exhunt.findings.model import Finding
 from exhunt.findings.triage import group_hits
 
@@ -57,25 +58,46 @@ def _batches(queries: list[CompiledQuery]) -> Iterator[tuple[str, list[CompiledQ
             yield logsource, group[start : start + BATCH_RULES]
 
 
-def batch_sql(logsource: str, batch: Sequence[CompiledQuery]) -> str:
+def batch_sql(logsource: str, batch: Sequence[CompiledQuery], stored: bool = False) -> str:
+    """One scan of the rows ``logsource`` selects for every rule of ``batch``; ``stored``: the rows
+    hold ``sigma_fields`` (``run_queries``), raw fields are then read from the line where they can."""
     hoisted, virtuals = shared_virtuals([q.predicate for q in batch])
     predicates, paths, lowered = shared_expressions(hoisted)
+    hoisted_paths = {name: _paths_read(fields.VIRTUAL[name], paths) for name in virtuals}
     cases = ", ".join(f"CASE WHEN {p} THEN {i} END" for i, p in enumerate(predicates))
-    # Expressions many rules of the batch repeat are computed once per row in the inner select:
+    # Expressions many rules of the batch repeat are computed once per row in the inner selects:
     # the JSON text parsed once for every raw field read (one multi-path extraction, not one parse
-    # per reference), each lower-cased column once, not once per rule, and each virtual field
-    # (keyword text, the full URI) that two or more references share, once, lower-cased once.
-    extra = [f'{fields.VIRTUAL[name]} AS "sigma_v_{name}"' for name in virtuals]
+    # per reference; the hoisted virtual fields read it too), each lower-cased column once, not once
+    # per rule, and each virtual field (keyword text, the full URI) that two or more references
+    # share, once, lower-cased once.
+    extra = [f'{hoisted_paths[name]} AS "sigma_v_{name}"' for name in virtuals]
     extra += [f'lower("sigma_v_{name}") AS "sigma_lv_{name}"' for name, low in virtuals.items() if low]
     extra += [f'lower("{c}") AS "sigma_l_{c}"' for c in lowered]
+    raw = ""
     if paths:
-        extra.append(f"""json_extract_string("fields", [{", ".join(paths)}]) AS sigma_j""")
-    rows = f"SELECT *{''.join(', ' + e for e in extra)} FROM {fields.TABLE} WHERE {logsource}"
+        values = fields.raw_values(paths) if stored else f"""json_extract_string("fields", [{", ".join(paths)}])"""
+        raw = f", {values} AS sigma_j"
+    rows = f"SELECT *{''.join(', ' + e for e in extra)} FROM (SELECT *{raw} FROM {fields.TABLE} WHERE {logsource})"
     return (
         f"SELECT {EVIDENCE}, sigma_m FROM "
         f"(SELECT *, list_filter([{cases}], lambda x: x IS NOT NULL) AS sigma_m "
         f"FROM ({rows})) WHERE len(sigma_m) > 0"
     )
+
+
+def _paths_read(expression: str, paths: list[str]) -> str:
+    """``expression`` with each raw-field read (``json_extract_string("fields", '<path>')``) made
+    ``sigma_j[n]``, the path added to ``paths`` when new (string literals left alone)."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        literal = match.group("path")
+        if not literal:
+            return match.group(0)
+        if literal not in paths:
+            paths.append(literal)
+        return f"sigma_j[{paths.index(literal) + 1}]"
+
+    return SHARED_RE.sub(rewrite, expression)
 
 
 def shared_virtuals(predicates: Sequence[str]) -> tuple[list[str], dict[str, bool]]:
@@ -169,13 +191,29 @@ def run_queries(
     if con.execute(f"SELECT 1 FROM {fields.SOURCE_TABLE} WHERE {where} LIMIT 1").fetchone() is None:
         where = "false"
     # a temporary table is seen by its own connection only; cursors need one of the (in-memory) database
-    kind = "TEMP TABLE" if jobs <= 1 else "TABLE"
-    con.execute(f"CREATE OR REPLACE {kind} {fields.TABLE} AS SELECT * FROM {fields.SOURCE_TABLE} WHERE {where}")
+    # The rows as stored: a raw field is then read from the line (``fields.raw_values``) and the
+    # whole JSON derived only where an expression still reads ``fields`` (the keyword text, an excerpt
+    # without a request); copying the derived JSON of every web row cost 5x the copy of the parts.
+    temp = "TEMP " if jobs <= 1 else ""
+    source = fields.STORED_TABLE if _exists(con, fields.STORED_TABLE) else fields.SOURCE_TABLE
+    con.execute(f"CREATE OR REPLACE {temp}TABLE {fields.ROWS} AS SELECT * FROM {source} WHERE {where}")
+    names = {row[0] for row in con.execute(f"DESCRIBE {fields.ROWS}").fetchall()}
+    stored = {"raw", "raw_header"} <= names
+    # (``rowid`` too: correlations number the events by it, and a view has none of its own)
+    view = (f'SELECT * REPLACE ({FIELDS_SQL} AS fields), "fields" AS {fields.STORED}, rowid FROM {fields.ROWS}'
+            if stored else f"SELECT *, rowid FROM {fields.ROWS}")
+    con.execute(f"CREATE OR REPLACE {temp}VIEW {fields.TABLE} AS {view}")
     try:
-        _run(con, ruleset, matches, jobs)
+        _run(con, ruleset, matches, jobs, stored)
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {fields.TABLE}")
+        con.execute(f"DROP VIEW IF EXISTS {fields.TABLE}")
+        con.execute(f"DROP TABLE IF EXISTS {fields.ROWS}")
     return matches
+
+
+def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
+    return bool(found and found[0])
 
 
 def _present(con: duckdb.DuckDBPyConnection, logsources: list[str]) -> dict[str, bool]:
@@ -196,16 +234,17 @@ def _present(con: duckdb.DuckDBPyConnection, logsources: list[str]) -> dict[str,
 Outcome = tuple[list[dict[str, Any]], list[CompiledQuery], list[tuple[CompiledQuery, str]]]
 
 
-def _batch(con: duckdb.DuckDBPyConnection, where: str, batch: list[CompiledQuery]) -> Outcome:
+def _batch(con: duckdb.DuckDBPyConnection, where: str, batch: list[CompiledQuery],
+           stored: bool = False) -> Outcome:
     try:
-        return _rows(con, batch_sql(where, batch)), batch, []
+        return _rows(con, batch_sql(where, batch, stored)), batch, []
     except duckdb.Error:
         rows: list[dict[str, Any]] = []
         kept: list[CompiledQuery] = []
         failed: list[tuple[CompiledQuery, str]] = []
         for query in batch:  # find the rule that breaks the batch, keep the others
             try:
-                single = _rows(con, batch_sql(where, [query]))
+                single = _rows(con, batch_sql(where, [query], stored))
             except duckdb.Error as exc:
                 failed.append((query, f"query failed: {str(exc).splitlines()[0]}"))
                 continue
@@ -239,6 +278,7 @@ def _run(
     ruleset: RuleSet,
     matches: dict[int, tuple[CompiledQuery, list[dict[str, Any]]]],
     jobs: int = 1,
+    stored: bool = False,
 ) -> None:
     detections = [q for q in ruleset.queries if q.logsource]
     correlations = [q for q in ruleset.queries if not q.logsource]
@@ -248,7 +288,7 @@ def _run(
         # A logsource with no rows still has its batch bound (``WHERE false``), so a rule whose SQL
         # does not bind is reported as before; only the (far costlier) execution is skipped.
         where = logsource if present.get(logsource, True) else "false"
-        tasks.append(partial(_batch, where=where, batch=list(batch)))
+        tasks.append(partial(_batch, where=where, batch=list(batch), stored=stored))
     tasks.extend(partial(_correlation, query=query) for query in correlations)
     if jobs <= 1:
         outcomes: Iterable[Outcome] = (task(con) for task in tasks)

@@ -9,13 +9,18 @@ equality goes to the typed column instead (``NUMERIC``).
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 
 from exhunt.events.schema import EVENTS
-from exhunt.sqltext import json_key_path
+from exhunt.events.store import NAMES_SQL, VALUES_SQL
+from exhunt.sqltext import json_key_path, literal
 
-TABLE = "sigma_events"  # the engine's in-memory copy of the rows some rule's logsource selects
+TABLE = "sigma_events"  # the engine's rows (``ROWS``) with ``fields`` as the store's view gives it
+ROWS = "sigma_rows"  # the engine's in-memory copy of the rows some rule's logsource selects, as stored
 SOURCE_TABLE = "events"
+STORED_TABLE = "events_stored"  # the same rows with ``fields`` as stored (null where derived)
 
 # Normalized columns of ``events`` that may be referenced as they are, derived from the store's
 # schema so a new column (backend_cookie was once missing here) is usable by rules at once.
@@ -75,6 +80,26 @@ def expression(name: str) -> str:
     if name == "ts":
         return "strftime(\"ts\", '%Y-%m-%dT%H:%M:%S.%fZ')"
     return json_field(name)
+
+
+STORED = "sigma_fields"  # the engine's rows' ``fields`` as stored (null where the view derives it)
+
+
+def raw_values(paths: list[str]) -> str:
+    """``json_extract_string("fields", [paths])`` for rows whose ``fields`` the store derives from the
+    line: each key's value by its position in the header (deriving the whole JSON of each row cost
+    ~8 us a row; splitting the line and the header ~3), the stored JSON read elsewhere. A key the
+    header lacks takes position 0, which ``list_select`` gives as null (a null position is an error)."""
+    keys = ", ".join(literal(_key(path)) for path in paths)
+    return (f"""CASE WHEN "{STORED}" IS NULL AND "raw" IS NOT NULL THEN list_select({VALUES_SQL}, """
+            f"""list_transform([{keys}], lambda k: coalesce(list_position({NAMES_SQL}, k), 0))) """
+            f"""ELSE json_extract_string("{STORED}", [{", ".join(paths)}]) END""")
+
+
+def _key(path: str) -> str:
+    """The key of a ``json_key_path`` literal (its inverse)."""
+    inner = path[len("'$.\""):-len("\"'")].replace("''", "'")
+    return re.sub(r"\\(.)", r"\1", inner)
 
 
 def numeric_column(name: str) -> str | None:
