@@ -5,10 +5,12 @@ The CLI and tests call these functions; nothing here prints except through ``pro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +46,7 @@ from exhunt.parallel.limits import DEFAULT_MEMORY_LIMIT
 from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT, PoolOptions, WarmPool, make_units
 from exhunt.parallel.pool import run as run_units
 from exhunt.parallel.ranges import DEFAULT_SPLIT_SIZE
+from exhunt.parallel.startmethod import prestart
 from exhunt.progress import Progress
 from exhunt.worker import FileResult, ScannerArgs
 
@@ -161,7 +164,7 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
 
 
 def start_workers(warm: WarmPool, options: ScanOptions, work: list[HostWork]) -> None:
-    """Spawn the pool's workers as soon as the listing says the scan will use them, so their
+    """Start the pool's workers as soon as the listing says the scan will use them, so their
     start-up overlaps building the rules and prefilters here."""
     if not options.scheduler and sum(len(hw.files) for hw in work) > 1:
         warm.start(limits.budget(options.memory_limit, _jobs(options.jobs)).jobs)
@@ -176,6 +179,8 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
     if not evidence:
         raise UsageError("give at least one evidence folder or file")
     refuse_overlap(options.out, evidence)
+    if not options.scheduler and _jobs(options.jobs) > 1:
+        prestart()  # a no-op when the command line started it, or where workers are spawned
     with case_directory(options.out) as case:
         store = case / "store"
         with custody.case_writes(case), WarmPool() as warm:
@@ -202,7 +207,8 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 # until this run ends, the state vouches only for what is still in the store: an
                 # interrupted run must not leave the old state claiming rows it just deleted
                 resume.save(store, {k: before[k] for k in skip}, key, stats)
-            results = parse_all(work, store, options, skip, triage, events, warm)
+            with rules_loaded_meanwhile(options):
+                results = parse_all(work, store, options, skip, triage, events, warm)
             if not pivot_may_follow(triage, results, options):
                 warm.release()  # their memory back before the detections (--index full: ~0.2 GB)
             read.update(custody.read_hashes(results))  # the parse's own read wins over the pre-check
@@ -217,6 +223,30 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             if options.out and options.html_report:
                 save_html_report(case, document)
         return ScanResult(document, case if options.out else Path(), results)
+
+
+@contextlib.contextmanager
+def rules_loaded_meanwhile(options: ScanOptions) -> Iterator[None]:
+    """While other processes parse (a pool, a cluster), this one only waits: it loads the Sigma rule
+    set the detections need then (the prefilters needed only its summary, ``sigma.summary``)."""
+    if _jobs(options.jobs) <= 1 and not options.scheduler:
+        yield
+        return
+    from exhunt.detections.sigma.loader import load_and_convert
+
+    thread = threading.Thread(target=_quietly, args=(load_and_convert, list(options.sigma)),
+                              name="exhunt-rules", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+def _quietly(function: Callable[..., object], *args: object) -> None:
+    """A head start only: whatever fails here fails again, and is reported, where the result is used."""
+    with contextlib.suppress(Exception):
+        function(*args)
 
 
 def pivot_may_follow(triage: TriagePlan | None, results: list[FileResult], options: ScanOptions) -> bool:
