@@ -28,6 +28,9 @@ BATCH_ROWS = 20_000
 IN_MEMORY_BYTES = 8 << 20
 
 Row = Mapping[str, Any]
+# Columns whose values rarely repeat: Parquet's writer would try a dictionary for each row group and
+# give it up (measured on the quick bench corpus's events: 8-20% of the write time, 5-13% of the bytes)
+PLAIN = {"events": frozenset({"raw", "fields", "line", "record_id", "ts"})}
 
 
 def _safe(name: str) -> str:
@@ -156,7 +159,9 @@ class TableWriter:
             return
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+            plain = PLAIN.get(self.table, frozenset())
+            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd",
+                                            use_dictionary=[n for n in self.schema.names if n not in plain])
         self._writer.write_table(table)
         self.count += table.num_rows
 
