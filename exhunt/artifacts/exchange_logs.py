@@ -107,6 +107,8 @@ def normalize(record: dict[str, str], source: str) -> dict[str, Any]:
 class ExchangeDialect:
     field_sep = ","
     quote_char: str | bool = '"'
+    # the columns ``fast_arrow`` and ``fast_facts`` read (the fast path converts only these when it can)
+    columns = frozenset({name for names in FIELD_MAP.values() for name in names} | set(VERSION_COLUMNS))
 
     split = staticmethod(split_csv)
 

@@ -81,6 +81,9 @@ def normalize(record: dict[str, str]) -> dict[str, Any]:
 class IisDialect:
     field_sep = " "
     quote_char: str | bool = False
+    # the columns ``fast_arrow`` and ``fast_facts`` read (the fast path converts only these when it can)
+    columns = frozenset({"date", "time", "cs-uri-stem", "cs-uri-query", "sc-status", "c-ip", "s-ip", "cs-username",
+                         "cs-method", "cs(User-Agent)", "s-computername"})
 
     @staticmethod
     def split(text: str) -> list[str]:
