@@ -74,3 +74,12 @@ def test_fields_read_from_parts_without_raw_columns(tmp_path: Path) -> None:
     con = connect(tmp_path / "old")
     assert con.execute("SELECT fields FROM events ORDER BY line").fetchall() == expected
     assert con.execute("SELECT count(*) FROM events WHERE raw IS NULL").fetchone() == (2,)
+
+
+def test_invalid_utf8_in_a_column_the_fast_path_does_not_convert(tmp_path: Path) -> None:
+    """The reader converts only the dialect's columns there: the segment's bytes are still checked."""
+    root = tmp_path / "ev"
+    head = IIS_HEAD.replace("sc-status", "cs(Referer) sc-status")
+    rows = [r.rsplit(" ", 1)[0] + " https://x/\xff" + " 200" for r in IIS_ROWS]
+    rel = write(root, "W3SVC1/u_ex1.log", head.encode() + "\n".join(rows).encode("latin-1") + b"\n")
+    assert_same(tmp_path, root, [rel])
