@@ -522,7 +522,7 @@ def stored_fields(raw: pa.Table, fields: list[str], data: bytes, sep: str, deriv
     if not pc.any(odd).as_py():
         return pa.nulls(rows, pa.string()), lines, header
     odd = pc.if_else(with_quote, odd.take(pc.if_else(with_quote, rank, pa.scalar(0, pa.int32()))), False)
-    json = one(fields_json(raw.filter(odd), fields, data, con))  # each odd row takes its JSON by its rank
+    json = _one_array(fields_json(raw.filter(odd), fields, data, con))  # each odd row takes its JSON by its rank
     place = pc.subtract(pc.cumulative_sum(pc.cast(odd, pa.int32())), 1)
     return json.take(pc.if_else(odd, place, pa.scalar(None, pa.int32()))), lines, header
 
@@ -534,7 +534,7 @@ def _minimally_quoted(raw: pa.Table, lines: pa.Array, sep: str) -> pa.Array:
     special = _columns_holding(raw, (sep.encode(), b'"')) if raw.num_rows else set()
     parts: list[Any] = []
     for i in range(raw.num_columns):
-        column = one(raw.column(i))
+        column = _one_array(raw.column(i))
         if i in special:
             needs = pc.or_(pc.match_substring(column, sep), pc.match_substring(column, '"'))
             wrapped = pc.binary_join_element_wise('"', pc.replace_substring(column, '"', '""'), '"', "")
@@ -543,7 +543,8 @@ def _minimally_quoted(raw: pa.Table, lines: pa.Array, sep: str) -> pa.Array:
     return pc.equal(pc.binary_join_element_wise(*parts, sep), lines)
 
 
-def one(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+def _one_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A column as one array (kernels and ``take`` then run once, not per chunk)."""
     if isinstance(column, pa.ChunkedArray):
         return column.chunk(0) if column.num_chunks == 1 else pa.concat_arrays(column.chunks)
     return column
