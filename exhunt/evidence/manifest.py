@@ -285,10 +285,14 @@ def input_ids(store: Path, paths: Iterable[str] | None = None) -> dict[tuple[str
     if wanted == [] or not folder.exists() or not any(folder.glob("*.parquet")):
         return {}
     table = pq.read_table(folder, filters=None if wanted is None else [("path", "in", wanted)])
+    return id_map(table["host"].to_pylist(), table["path"].to_pylist(), table["input"].to_pylist())
+
+
+def id_map(hosts: Iterable[str], paths: Iterable[str], inputs: Iterable[str]) -> dict[tuple[str, str], str]:
+    """(host, path) -> input id of ``inputs`` rows; the same relative path in two inputs of one host
+    (a folder and an archive of it) cites both, comma-separated."""
     ids: dict[tuple[str, str], str] = {}
-    for h, p, i in zip(table["host"].to_pylist(), table["path"].to_pylist(), table["input"].to_pylist(),
-                       strict=True):
-        # the same relative path in two inputs of one host (a folder and an archive of it): cite both
+    for h, p, i in zip(hosts, paths, inputs, strict=True):
         old = ids.get((h, p))
         ids[(h, p)] = i if old is None or i in old.split(",") else f"{old},{i}"
     return ids
