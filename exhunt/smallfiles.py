@@ -60,7 +60,7 @@ def process(files: Sequence[EvidenceFile], host: str, writer: StoreWriter,
         started(index)
         read.append(_first_pass(file))
     for index, (file, (data, scanned)) in enumerate(zip(files, read, strict=True)):
-        if scanned is not None:
+        if scanned is not None and data is not None:  # the fast lane takes only files read whole
             started(index)
             scanned.scan(data, file.rel, host)
     columns = FileColumns(host)
