@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from exhunt import __version__
+from exhunt import __version__, heap
 from exhunt.artifacts import RANGE_ARTIFACTS, evtx
 from exhunt.artifacts.linefilter import TriagePlan
 from exhunt.casefolder import case_directory, refuse_overlap
@@ -181,7 +181,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
         prestart()  # a no-op when the command line started it, or where workers are spawned
     with case_directory(options.out) as case:
         store = case / "store"
-        with custody.case_writes(case), WarmPool() as warm:
+        with custody.case_writes(case), WarmPool() as warm, heap.long_lived() as keep:
             before, stats_before, key_before = resume.previous(store) if options.resume else ({}, {}, None)
             if store.exists() and not options.resume:
                 shutil.rmtree(store)
@@ -206,6 +206,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 # interrupted run must not leave the old state claiming rows it just deleted
                 resume.save(store, {k: before[k] for k in skip}, key, stats)
             results = parse_all(work, store, options, skip, triage, events, warm)
+            keep()  # the listing, the results, the rules and the imports: alive to the end
             if not pivot_may_follow(triage, results, options):
                 warm.release()  # their memory back before the detections (--index full: ~0.2 GB)
             read.update(custody.read_hashes(results))  # the parse's own read wins over the pre-check
