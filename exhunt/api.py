@@ -205,12 +205,14 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 # until this run ends, the state vouches only for what is still in the store: an
                 # interrupted run must not leave the old state claiming rows it just deleted
                 resume.save(store, {k: before[k] for k in skip}, key, stats)
+            prepared = custody.prepare_inputs(work)  # on a thread while the workers parse
             results = parse_all(work, store, options, skip, triage, events, warm)
             keep()  # the listing, the results, the rules and the imports: alive to the end
             if not pivot_may_follow(triage, results, options):
                 warm.release()  # their memory back before the detections (--index full: ~0.2 GB)
             read.update(custody.read_hashes(results))  # the parse's own read wins over the pre-check
-            inputs = custody.record_inputs(case, store, work, read, hashed, _jobs(options.jobs), __version__)
+            inputs = custody.record_inputs(case, store, work, read, hashed, _jobs(options.jobs), __version__,
+                                           prepared)
             resume.save(store, resume.fingerprints(work, read, hashed), key, stats)
             document = assess(store, work, options, triage, warm, inputs)
             triage_report = {**triage_report, "pivot": document.rules.get("pivot", PIVOT_NONE)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,12 +36,25 @@ def read_hashes(results: Iterable[Any]) -> manifest.ReadHashes:
     return {(r.root, r.rel): (r.sha256, r.size) for r in results if r.sha256 is not None}
 
 
+def prepare_inputs(work: Sequence[Any]) -> Future[manifest.Prepared]:
+    """What of the manifest needs no hash (``manifest.prepare``), made on a thread while the workers
+    parse: the scan process only waits for them then (0.15 s of its serial work on 20,000 pages)."""
+    hosts = [(w.host, w.evidence, w.files) for w in work]
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exhunt-inputs")
+    try:
+        return executor.submit(manifest.prepare, hosts)
+    finally:
+        executor.shutdown(wait=False)
+
+
 def record_inputs(case: Path, store: Path, work: Sequence[Any], read: manifest.ReadHashes,
-                  hashed: manifest.PathHashes, jobs: int, tool_version: str) -> RecordedInputs:
+                  hashed: manifest.PathHashes, jobs: int, tool_version: str,
+                  prepared: Future[manifest.Prepared] | None = None) -> RecordedInputs:
     """Record every input once parsing has ended, from the hashes of the workers' one read (``read``)
     and the containers hashed in this process (``hashed``); both are completed in place with what
-    had to be hashed here (files no worker read)."""
-    records, refs = manifest.build([(w.host, w.evidence, w.files) for w in work], read, hashed, jobs)
+    had to be hashed here (files no worker read). ``prepared``: ``prepare_inputs(work)``."""
+    hosts = [(w.host, w.evidence, w.files) for w in work]
+    records, refs = manifest.build(hosts, read, hashed, jobs, prepared.result() if prepared else None)
     path = manifest.write(case, store, records, refs, tool_version)
     ids = manifest.id_map([r["host"] for r in refs], [r["path"] for r in refs], [r["input"] for r in refs])
     roots = tuple({k: r[k] for k in ROOT_COLUMNS} for r in records if ":" not in r["id"])

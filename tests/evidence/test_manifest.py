@@ -113,3 +113,21 @@ def test_recorded_inputs_equal_what_the_store_gives_back(tmp_path: Path) -> None
     recorded = custody.record_inputs(case, store, work, {}, {}, 1, __version__)
     assert recorded.ids == manifest.input_ids(store) and any("," in i for i in recorded.ids.values())
     assert recorded.roots == custody.root_inputs(store) and [r["id"] for r in recorded.roots] == ["E1", "E2"]
+
+
+def test_a_manifest_prepared_during_the_parse_equals_one_built_after(tmp_path: Path) -> None:
+    """The scan makes the hash-free part of the manifest on a thread while its workers parse
+    (``custody.prepare_inputs``): the records and inputs rows must be those built in one go."""
+    from exhunt import api
+    from exhunt.evidence import custody, manifest
+
+    folder = c.write_folder(tmp_path / "ev")
+    c.write_7z(tmp_path / "ev.7z", folder)
+    (tmp_path / "u_ex210303.log").write_bytes(c.IIS.encode())
+    work = api.plan([folder, tmp_path / "ev.7z", tmp_path / "u_ex210303.log"], "exch01", tmp_path / "store")
+    hosts = [(w.host, w.evidence, w.files) for w in work]
+    at_once = manifest.build(hosts, {}, {})
+    prepared = custody.prepare_inputs(work).result()
+    assert set(prepared.folders) == {1} and all(r["sha256"] == "" for *_, r in prepared.folders[1])
+    assert manifest.build(hosts, {}, {}, prepared=prepared) == at_once
+    assert len(at_once[0]) == 3 + len(c.FILES) and {r["input"] for r in at_once[1]} >= {"E2", "E3"}
