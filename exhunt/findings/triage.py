@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from exhunt.findings.model import EvidenceRef, Finding, Hit, Severity, Verdict
+from exhunt.findings.model import EvidenceRef, Finding, Hit, Severity, Verdict, severity_rank
 from exhunt.utctime import iso_utc as iso  # the name every caller of findings uses
 
 MAX_EVIDENCE = 25
@@ -143,11 +143,8 @@ def _severity_for(severity: str, confidence: str) -> str:
     return order[min(order.index(severity) + 1, len(order) - 1)]
 
 
-SEVERITY_RANK = {s.value: s.rank for s in Severity}  # a dict look-up, not an enum per finding and sort key
-
-
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
-    return sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], -CONFIDENCE_RANK.get(f.confidence, 0),
+    return sorted(findings, key=lambda f: (-severity_rank(f.severity), -CONFIDENCE_RANK.get(f.confidence, 0),
                                            f.host, f.first_seen or "", f.check, f.key))
 
 
