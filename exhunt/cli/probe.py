@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        import aiohttp  # noqa: F401
+        import httptools  # noqa: F401
     except ImportError as exc:
         raise MissingExtraError("exhunt probe", "probe") from exc
     from exhunt.probe.runner import ProbeOptions
