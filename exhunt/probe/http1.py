@@ -134,9 +134,7 @@ class _ResponseReader(asyncio.Protocol):
         if 100 <= status < 200 and status != 101:  # an interim answer: the real one follows
             self._reset(self.cap, self.head, self.tunnel)
             return
-        self.got_head = True
-        if status in (204, 304) or self.head:
-            self.until_eof = False
+        self.got_head = True  # (llhttp itself ends a 204 or 304 answer here, with no body)
         if self.head:  # llhttp would wait for the announced body: finish here and do not reuse
             self.reusable = False
             self._complete(truncated=False, incomplete=False)
