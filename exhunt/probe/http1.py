@@ -24,8 +24,11 @@ by tests/probe/test_probe_http1.py:
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import socket
 import ssl
+from asyncio.staggered import staggered_race
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
@@ -36,6 +39,7 @@ import httptools
 from exhunt.probe.wire import CONNECT, DISCONNECTED, MALFORMED, PROXY, TLS
 
 CONNECT_STATUS_LIMIT = 64 * 1024  # bytes of a proxy's CONNECT answer read at most
+HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address of a name is tried alongside (RFC 8305)
 CLOSE_WAIT = 1.0  # seconds a closing socket is waited for (on loopback it is gone in the next loop turn)
 
 
@@ -250,22 +254,42 @@ class Connection:
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, host: str, port: int,
                        tls: ssl.SSLContext | None, kind: str) -> _ResponseReader:
+        """Connect to the first address that answers: with several (a dual-stack name), the next is
+        tried ``HAPPY_EYEBALLS_DELAY`` after the last without waiting for it to fail (RFC 8305), so a
+        dead IPv6 route does not spend the host's whole budget."""
         try:
-            addresses = await self.lookup(host)
+            addresses = _interleave(await self.lookup(host))
         except OSError as exc:
             raise HttpFailure(kind, f"cannot resolve {host}: {_os_message(exc)}") from exc
-        last: OSError | None = None
-        for address in addresses:  # in the resolver's order, one after the other
+        made: list[asyncio.BaseTransport] = []
+
+        async def attempt(address: str) -> _ResponseReader:
+            transport, reader = await loop.create_connection(
+                _ResponseReader, address, port, ssl=tls, server_hostname=host if tls else None)
+            made.append(transport)
+            return reader
+
+        winner: _ResponseReader | None = None
+        errors: list[Exception | None] = []
+        if len(addresses) == 1:
             try:
-                _, reader = await loop.create_connection(
-                    _ResponseReader, address, port, ssl=tls, server_hostname=host if tls else None)
-                return reader
-            except ssl.SSLError as exc:
-                raise HttpFailure(TLS, _os_message(exc)) from exc
-            except OSError as exc:
-                last = exc
-        where = f"{host}:{port}"
-        raise HttpFailure(kind, f"cannot connect to {where}: {_os_message(last) if last else 'no address'}")
+                winner = await attempt(addresses[0])
+            except OSError as exc:  # ssl.SSLError included
+                errors.append(exc)
+        else:
+            race = [functools.partial(attempt, a) for a in addresses]
+            winner, _, errors = await staggered_race(race, HAPPY_EYEBALLS_DELAY)
+            for transport in made:  # a second address that connected in the same turn as the winner
+                if winner is None or transport is not winner.transport:
+                    transport.close()
+        if winner is not None:
+            return winner
+        failures = [e for e in errors if e is not None]
+        tls_error = next((e for e in failures if isinstance(e, ssl.SSLError)), None)
+        if tls_error is not None:
+            raise HttpFailure(TLS, _os_message(tls_error))
+        last = failures[-1] if failures else None
+        raise HttpFailure(kind, f"cannot connect to {host}:{port}: {_os_message(last) if last else 'no address'}")
 
     async def _tunnel(self, loop: asyncio.AbstractEventLoop, reader: _ResponseReader) -> _ResponseReader:
         """``CONNECT host:port`` through the proxy, then TLS to the target inside the tunnel."""
@@ -304,6 +328,15 @@ class Connection:
 
 def _os_message(exc: BaseException) -> str:
     return (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).strip()
+
+
+def _interleave(addresses: list[str]) -> list[str]:
+    """IPv6 and IPv4 addresses alternating, each family in the resolver's order, the first family first."""
+    v6 = [a for a in addresses if ":" in a]
+    v4 = [a for a in addresses if ":" not in a]
+    first, second = (v6, v4) if addresses and ":" in addresses[0] else (v4, v6)
+    out = [a for pair in itertools.zip_longest(first, second) for a in pair if a is not None]
+    return out
 
 
 async def system_lookup(host: str) -> list[str]:

@@ -274,3 +274,62 @@ def test_proxy_refusing_connect_is_a_proxy_failure() -> None:
         assert caught.value.kind == PROXY and "403" in caught.value.message
 
     asyncio.run(main())
+
+
+def test_a_dead_first_address_does_not_spend_the_budget() -> None:
+    """Two addresses for a name, the first one never completing the handshake (a listener whose
+    backlog is full drops the SYN): the second is tried 0.25 s later and wins (RFC 8305)."""
+    import socket
+    import time
+
+    stuck = socket.socket()
+    try:
+        stuck.bind(("127.0.0.2", 0))
+    except OSError as exc:
+        stuck.close()
+        pytest.skip(f"no second loopback address: {exc}")
+    stuck.listen(0)
+    port = stuck.getsockname()[1]
+    fillers = []
+    for _ in range(4):  # fill the accept queue: later SYNs go unanswered
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(("127.0.0.2", port))
+        fillers.append(f)
+
+    async def lookup(host: str) -> list[str]:
+        return ["127.0.0.2", "127.0.0.1"]
+
+    async def main() -> float:
+        server = await asyncio.start_server(_answer_once, "127.0.0.1", port)
+        c = Connection("http", "dual.example.org", port, lookup=lookup, tls=None)
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(5):
+                r = await get(c)
+        finally:
+            await c.close()
+            server.close()
+        assert r.body == b"second address"
+        return time.monotonic() - started
+
+    try:
+        assert asyncio.run(main()) < 3
+    finally:
+        for f in [stuck, *fillers]:
+            f.close()
+
+
+async def _answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(ok(b"second address"))
+    await writer.drain()
+    writer.close()
+
+
+def test_addresses_interleaved_by_family() -> None:
+    from exhunt.probe.http1 import _interleave
+
+    assert _interleave(["::1", "::2", "10.0.0.1"]) == ["::1", "10.0.0.1", "::2"]
+    assert _interleave(["10.0.0.1", "10.0.0.2", "::1"]) == ["10.0.0.1", "::1", "10.0.0.2"]
+    assert _interleave(["10.0.0.1"]) == ["10.0.0.1"]
