@@ -13,6 +13,7 @@ by tests/probe/test_probe_http1.py:
 * keep-alive: the next request reuses the connection unless the server said ``Connection: close``,
   answered HTTP/1.0 without keep-alive, closed it, or a body was left unread; then a fresh one;
 * bounded reads: at most ``cap`` body bytes are kept, then the connection is dropped (never drained);
+  a response head (status line and headers) longer than ``HEAD_LIMIT`` is malformed;
   no decompression is asked for (``Accept-Encoding: identity``);
 * a body that breaks off (fewer bytes than promised, a cut chunk) comes back with the bytes that did
   arrive and ``incomplete`` set; an unparseable answer is ``MALFORMED``; no answer is ``DISCONNECTED``;
@@ -39,6 +40,7 @@ import httptools
 from exhunt.probe.wire import CONNECT, DISCONNECTED, MALFORMED, PROXY, TLS
 
 CONNECT_STATUS_LIMIT = 64 * 1024  # bytes of a proxy's CONNECT answer read at most
+HEAD_LIMIT = 64 * 1024  # bytes of status line and headers accepted before an answer counts as malformed
 HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address of a name is tried alongside (RFC 8305)
 CLOSE_WAIT = 1.0  # seconds a closing socket is waited for (on loopback it is gone in the next loop turn)
 
@@ -82,6 +84,7 @@ class _ResponseReader(asyncio.Protocol):
         self.headers: list[tuple[str, str]] = []
         self.chunks: list[bytes] = []
         self.size = 0
+        self.head_bytes = 0  # received while the head is not complete (llhttp itself sets no limit)
         self.got_head = False
         self.until_eof = True  # no Content-Length and not chunked: the body ends with the connection
 
@@ -100,6 +103,10 @@ class _ResponseReader(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
+            if not self.got_head:
+                self.head_bytes += len(data)
+                if self.head_bytes > HEAD_LIMIT:
+                    self._fail(MALFORMED, f"no end of the response head within {HEAD_LIMIT} bytes")
         except httptools.HttpParserUpgrade:
             self._fail(MALFORMED, "the server switched protocols (HTTP upgrade)")
         except httptools.HttpParserError as exc:

@@ -169,6 +169,8 @@ def test_no_body_answers() -> None:
 
 @pytest.mark.parametrize(("answer", "kind"), [
     (b"HTTP/1.1 2OO OK\r\n\r\n", MALFORMED),
+    (b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"a" * 200_000 + b"\r\n\r\n", MALFORMED),  # a head without end
+    (b"HTTP/1.1 200 OK\r\n" + b"X-Many: 1\r\n" * 20_000 + b"\r\n", MALFORMED),
     (b"SSH-2.0-OpenSSH_9.6\r\n", MALFORMED),
     (b"", DISCONNECTED),
 ])
