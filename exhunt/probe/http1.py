@@ -42,6 +42,7 @@ from exhunt.probe.wire import CONNECT, DISCONNECTED, MALFORMED, PROXY, TLS
 CONNECT_STATUS_LIMIT = 64 * 1024  # bytes of a proxy's CONNECT answer read at most
 HEAD_LIMIT = 64 * 1024  # bytes of status line and headers accepted before an answer counts as malformed
 HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address of a name is tried alongside (RFC 8305)
+TLS_SHUTDOWN = 0.1  # seconds a TLS close waits for the server's close_notify before dropping the socket
 CLOSE_WAIT = 1.0  # seconds a closing socket is waited for (on loopback it is gone in the next loop turn)
 
 
@@ -272,7 +273,8 @@ class Connection:
 
         async def attempt(address: str) -> _ResponseReader:
             transport, reader = await loop.create_connection(
-                _ResponseReader, address, port, ssl=tls, server_hostname=host if tls else None)
+                _ResponseReader, address, port, ssl=tls, server_hostname=host if tls else None,
+                ssl_shutdown_timeout=TLS_SHUTDOWN if tls else None)
             made.append(transport)
             return reader
 
@@ -314,7 +316,7 @@ class Connection:
         tunnel = _ResponseReader()
         try:
             transport = await loop.start_tls(reader.transport, tunnel, self.tls or ssl.create_default_context(),
-                                             server_hostname=self.host)
+                                             server_hostname=self.host, ssl_shutdown_timeout=TLS_SHUTDOWN)
         except ssl.SSLError as exc:
             reader.drop()
             raise HttpFailure(TLS, _os_message(exc)) from exc
