@@ -44,6 +44,7 @@ from exhunt.parallel.limits import DEFAULT_MEMORY_LIMIT
 from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT, PoolOptions, WarmPool, make_units
 from exhunt.parallel.pool import run as run_units
 from exhunt.parallel.ranges import DEFAULT_SPLIT_SIZE
+from exhunt.parallel.startmethod import prestart
 from exhunt.progress import Progress
 from exhunt.worker import FileResult, ScannerArgs
 
@@ -161,7 +162,7 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
 
 
 def start_workers(warm: WarmPool, options: ScanOptions, work: list[HostWork]) -> None:
-    """Spawn the pool's workers as soon as the listing says the scan will use them, so their
+    """Start the pool's workers as soon as the listing says the scan will use them, so their
     start-up overlaps building the rules and prefilters here."""
     if not options.scheduler and sum(len(hw.files) for hw in work) > 1:
         warm.start(limits.budget(options.memory_limit, _jobs(options.jobs)).jobs)
@@ -176,6 +177,8 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
     if not evidence:
         raise UsageError("give at least one evidence folder or file")
     refuse_overlap(options.out, evidence)
+    if not options.scheduler and _jobs(options.jobs) > 1:
+        prestart()  # a no-op when the command line started it, or where workers are spawned
     with case_directory(options.out) as case:
         store = case / "store"
         with custody.case_writes(case), WarmPool() as warm:

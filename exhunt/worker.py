@@ -1,6 +1,7 @@
 """The per-file task run in worker processes: sniff, parse, hash, write this file's store parts.
 
-Module-level and picklable so it runs under the ``spawn`` start method (Windows, macOS).
+Module-level and picklable so it runs under the ``spawn`` start method (Windows, macOS) and in
+workers forked from the fork server (Linux).
 """
 
 from __future__ import annotations

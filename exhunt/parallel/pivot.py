@@ -37,9 +37,9 @@ PREFIX = PIVOT_PREFIX
 BATCH_FILES = 256
 BATCH_BYTES = 64 << 20
 # Without the first pass's workers (kept alive for this pass), below this many bytes of text logs the
-# pass runs in the scan process: it reads about 150-250 MB/s in one process, and starting a spawn
+# pass runs in the scan process: it reads about 150-250 MB/s in one process, and starting a spawned
 # pool (each worker imports exhunt) took 2-3 s on the shared 2-core machine (216 MB bench corpus:
-# 0.8-1.5 s in process, 3.0-3.6 s with 2 new workers).
+# 0.8-1.5 s in process, 3.0-3.6 s with 2 new workers). Measured before workers forked from a server.
 IN_PROCESS_BYTES = 512 << 20
 
 

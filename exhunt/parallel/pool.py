@@ -1,4 +1,5 @@
-"""Run work units on a ``spawn`` process pool with a hung-file watchdog; merge split files.
+"""Run work units on a process pool with a hung-file watchdog; merge split files. Workers start as
+``startmethod`` says (forked from a fork server on Linux, else spawned).
 
 Workers note each file they start in a shared-memory slot (``units.FileSlots``). A file still
 running after ``file_timeout`` seconds (pyevtx-rs can spin forever on some corrupt EVTX, inside
@@ -21,13 +22,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from exhunt.events.store import StoreWriter
 from exhunt.evidence.base import EvidenceFile
 from exhunt.parallel import ranges
+from exhunt.parallel.startmethod import environment, worker_context
 from exhunt.parallel.units import (
     RANGE_ARTIFACTS,
     FileSlots,
@@ -151,7 +152,7 @@ class WarmPool:
             scanner_args = (rules, max_size, scan_logs)
         self._configs += 1
         temp = self.folder / "config.tmp"
-        temp.write_bytes(pickle.dumps((scanner_args, settings, hook)))
+        temp.write_bytes(pickle.dumps((scanner_args, settings, hook, environment())))
         self.config = str(self.folder / f"config-{self._configs}.pickle")
         os.replace(temp, self.config)  # whole or absent for a worker that looks
 
@@ -184,7 +185,7 @@ class WarmPool:
 
     def _spawn(self) -> tuple[ProcessPoolExecutor, Any]:
         assert self.folder is not None
-        context = get_context("spawn")
+        context = worker_context()
         report = FileSlots(context, self.jobs)
         executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=warm_worker,
                                        initargs=(report,))

@@ -2,7 +2,7 @@
 
 A unit is a small frozen, picklable dataclass (a batch of whole files, one byte range of a big
 text log, or the whole-file pass of a split log: hash + content scan), so the same units run in a
-local ``spawn`` process pool or as Dask tasks. Every unit writes its own Parquet parts under a
+local process pool or as Dask tasks. Every unit writes its own Parquet parts under a
 deterministic part name (``unit.part``): a unit that must run again (a restarted pool, a resumed
 scan) first deletes exactly its own parts.
 """
@@ -27,6 +27,7 @@ from exhunt.events.schema import TABLES
 from exhunt.events.store import StoreWriter
 from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.readonly import open_readonly
+from exhunt.parallel.startmethod import adopt_environment
 from exhunt.worker import ScannerArgs
 
 if TYPE_CHECKING:
@@ -284,7 +285,8 @@ def _configure(path: str) -> None:
     global _APPLIED
 
     if path != _APPLIED:
-        scanner_args, settings, hook = pickle.loads(Path(path).read_bytes())  # noqa: S301 - our own file
+        scanner_args, settings, hook, env = pickle.loads(Path(path).read_bytes())  # noqa: S301 - our own file
+        adopt_environment(env)
         init_worker(scanner_args, _REPORT, settings, hook if hook not in _HOOKS_RUN else None)
         if hook:
             _HOOKS_RUN.add(hook)
