@@ -110,9 +110,8 @@ class _ResponseReader(asyncio.Protocol):
                     self._fail(MALFORMED, f"no end of the response head within {HEAD_LIMIT} bytes")
         except httptools.HttpParserUpgrade:
             self._fail(MALFORMED, "the server switched protocols (HTTP upgrade)")
-        except httptools.HttpParserError as exc:
-            if self.waiter is not None and not self.waiter.done():
-                self._fail(MALFORMED, f"unparseable HTTP answer: {exc}")
+        except httptools.HttpParserError as exc:  # also garbage after a complete answer: drop either way
+            self._fail(MALFORMED, f"unparseable HTTP answer: {exc}")
         if self.waiter is not None and self.waiter.done():
             self.waiter = None
 
