@@ -69,3 +69,9 @@ def test_a_sweep_looks_a_shared_name_up_once(plain_fixture: Running, monkeypatch
 def test_ip_literals_are_not_looked_up() -> None:
     assert asyncio.run(http1.system_lookup("127.0.0.1")) == ["127.0.0.1"]
     assert asyncio.run(http1.system_lookup("::1")) == ["::1"]
+
+
+def test_system_lookup_of_a_name() -> None:
+    addresses = asyncio.run(http1.system_lookup("localhost"))
+    assert addresses and all(a == "::1" or a.startswith("127.") for a in addresses)
+    assert len(addresses) == len(set(addresses))  # one entry per address, not per socket type
