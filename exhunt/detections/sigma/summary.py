@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -128,15 +127,7 @@ def _read(path: Path) -> Summary | None:
 
 
 def _write(path: Path, made: Summary) -> None:
-    """Atomically (another scan may read it meanwhile); a cache that cannot be written costs only time."""
-    data = {"web": [[r.name, r.patterns, r.why] for r in made.web],
-            "windows": [[r.texts, r.full_because] for r in made.windows]}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(orjson.dumps(data))
-        tmp.replace(path)
-    except OSError:
-        pass
+    from exhunt.detections.sigma.cache import write_private
+
+    write_private(path, orjson.dumps({"web": [[r.name, r.patterns, r.why] for r in made.web],
+                                      "windows": [[r.texts, r.full_because] for r in made.windows]}))
