@@ -5,10 +5,12 @@ The CLI and tests call these functions; nothing here prints except through ``pro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,7 +208,8 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 # interrupted run must not leave the old state claiming rows it just deleted
                 resume.save(store, {k: before[k] for k in skip}, key, stats)
             prepared = custody.prepare_inputs(work)  # on a thread while the workers parse
-            results = parse_all(work, store, options, skip, triage, events, warm)
+            with rules_loaded_meanwhile(options):
+                results = parse_all(work, store, options, skip, triage, events, warm)
             keep()  # the listing, the results, the rules and the imports: alive to the end
             if not pivot_may_follow(triage, results, options):
                 warm.release()  # their memory back before the detections (--index full: ~0.2 GB)
@@ -223,6 +226,30 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             if options.out and options.html_report:
                 save_html_report(case, document)
         return ScanResult(document, case if options.out else Path(), results)
+
+
+@contextlib.contextmanager
+def rules_loaded_meanwhile(options: ScanOptions) -> Iterator[None]:
+    """While other processes parse (a pool, a cluster), this one only waits: it loads the Sigma rule
+    set the detections need then (the prefilters needed only its summary, ``sigma.summary``)."""
+    if _jobs(options.jobs) <= 1 and not options.scheduler:
+        yield
+        return
+    from exhunt.detections.sigma.loader import load_and_convert
+
+    thread = threading.Thread(target=_quietly, args=(load_and_convert, list(options.sigma)),
+                              name="exhunt-rules", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+def _quietly(function: Callable[..., object], *args: object) -> None:
+    """A head start only: whatever fails here fails again, and is reported, where the result is used."""
+    with contextlib.suppress(Exception):
+        function(*args)
 
 
 def pivot_may_follow(triage: TriagePlan | None, results: list[FileResult], options: ScanOptions) -> bool:

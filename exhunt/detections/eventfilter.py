@@ -65,24 +65,9 @@ def build(index: str, checks: Sequence[type[Check]], sigma_paths: Sequence[Path]
 
 
 def _sigma(paths: Sequence[Path], texts: list[str], full: list[dict[str, str]]) -> None:
-    from sigma.rule import SigmaRule
+    from exhunt.detections.sigma.summary import summary
 
-    from exhunt.detections.sigma.literals import logsource_names, rule_literals
-    from exhunt.detections.sigma.loader import load_and_convert
-
-    seen: set[int] = set()
-    for query in load_and_convert(paths).queries:
-        rule = query.rule
-        if not query.logsource or id(rule) in seen or not isinstance(rule, SigmaRule):
-            continue  # correlations: their referenced rules are queries of their own
-        seen.add(id(rule))
-        if OTHER_KIND.fullmatch(query.logsource.strip()):
-            continue
-        found, why = rule_literals(rule)
-        if not found:
-            found = logsource_names(query.logsource)
-        if found:
-            texts.extend(found)
-        else:
-            name = f"sigma {rule.title or rule.id}" + (f" ({rule.source.path})" if rule.source else "")
-            full.append({"what": name, "why": why + "; its logsource names no channel or provider"})
+    for rule in summary(paths).windows:
+        texts.extend(rule.texts)
+        if rule.full_because is not None:
+            full.append(rule.full_because)

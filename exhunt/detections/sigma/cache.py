@@ -86,14 +86,22 @@ def read(rules_digest: str) -> Any:
 
 def write(rules_digest: str, entry: tuple[Any, ...]) -> None:
     """Store atomically (another scan may read it meanwhile); failures are silent."""
-    path = path_for(rules_digest)
     try:
         blob = pickle.dumps((rules_digest, *entry), protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+        return
+    write_private(path_for(rules_digest), blob)
+
+
+def write_private(path: Path, blob: bytes) -> None:
+    """Replace ``path`` atomically with a file only this user may write; failures are silent (a
+    cache that cannot be written costs only the next scan's time)."""
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(blob)
         tmp.replace(path)
-    except (OSError, pickle.PicklingError, TypeError, AttributeError, RecursionError):
+    except OSError:
         pass

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -215,6 +216,7 @@ def _convert(rules: list[Rule], ruleset: RuleSet) -> list[CompiledQuery]:
 CACHED_SETS = 4  # rule sets kept per process (a scan uses one; tests use many)
 _PARSED: dict[str, tuple[list[Rule], RuleSet]] = {}
 _CONVERTED: dict[str, RuleSet] = {}
+_FILLING = threading.RLock()  # a scan loads its rules in a thread while its workers parse
 
 
 def digest(paths: Sequence[Path], include_builtin: bool = True) -> str:
@@ -247,9 +249,10 @@ def _remember(cache: dict, key: str, value: object) -> None:
 def parsed(paths: Sequence[Path], include_builtin: bool = True) -> tuple[list[Rule], RuleSet]:
     """``load`` once per rule set and process: the rules as written (callers must not change them)."""
     key = digest(paths, include_builtin)
-    if key not in _PARSED:
-        _from_disk_or_load(key, paths, include_builtin)
-    rules, ruleset = _PARSED[key]
+    with _FILLING:
+        if key not in _PARSED:
+            _from_disk_or_load(key, paths, include_builtin)
+        rules, ruleset = _PARSED[key]
     return list(rules), replace(ruleset, failed=list(ruleset.failed), sources=list(ruleset.sources))
 
 
@@ -257,13 +260,14 @@ def load_and_convert(paths: Sequence[Path], include_builtin: bool = True) -> Rul
     """Parsed and converted once per rule set and process; each caller gets its own RuleSet (the
     engine adds run-time failures to it), sharing the compiled queries."""
     key = digest(paths, include_builtin)
-    if key not in _CONVERTED:
-        if key not in _PARSED:
-            _from_disk_or_load(key, paths, include_builtin)
-        if key not in _CONVERTED:  # parsed in this process before, never converted
-            rules, ruleset = parsed(paths, include_builtin)
-            _remember(_CONVERTED, key, convert(*copy.deepcopy((rules, ruleset))))
-    ruleset = _CONVERTED[key]
+    with _FILLING:
+        if key not in _CONVERTED:
+            if key not in _PARSED:
+                _from_disk_or_load(key, paths, include_builtin)
+            if key not in _CONVERTED:  # parsed in this process before, never converted
+                rules, ruleset = parsed(paths, include_builtin)
+                _remember(_CONVERTED, key, convert(*copy.deepcopy((rules, ruleset))))
+        ruleset = _CONVERTED[key]
     return replace(ruleset, queries=list(ruleset.queries), failed=list(ruleset.failed),
                    sources=list(ruleset.sources))
 

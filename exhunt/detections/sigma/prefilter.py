@@ -17,7 +17,6 @@ from sigma.rule import SigmaRule
 
 from exhunt.detections.patterns import url_text
 from exhunt.detections.sigma.literals import rule_literals
-from exhunt.detections.sigma.loader import parsed
 
 if TYPE_CHECKING:
     from exhunt.detections.prefilter import Prefilter
@@ -39,15 +38,11 @@ def rule_patterns(rule: SigmaRule) -> tuple[list[str] | None, str]:
 
 def from_sigma(prefilter: Prefilter, paths: Sequence[Path]) -> None:
     """The builtin pack and ``paths``: each web rule's literals, or its log types parsed in full."""
-    rules, _ = parsed(paths)  # the scan's one parse of the rules, as written
-    for rule in rules:
-        if not is_web_rule(rule):
-            continue
-        name = f"sigma {rule.title or rule.id}" + (f" ({rule.source.path})" if rule.source else "")
-        assert isinstance(rule, SigmaRule)
-        patterns, why = rule_patterns(rule)
-        if patterns is None:
+    from exhunt.detections.sigma.summary import summary  # derived from the rules once, kept on disk
+
+    for rule in summary(paths).web:
+        if rule.patterns is None:
             for source in WEB_SOURCES:
-                prefilter.parse_in_full(source, name, why)
+                prefilter.parse_in_full(source, rule.name, rule.why)
         else:
-            prefilter.add(name, patterns)
+            prefilter.add(rule.name, rule.patterns)
