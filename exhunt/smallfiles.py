@@ -178,7 +178,7 @@ def _fast(file: EvidenceFile, host: str, writer: StoreWriter, data: bytes | None
     scanner = worker._SCANNER
     assert scanner is not None  # _eligible
     try:
-        worker.scan_file(scanner, ctx, file, data, sha256, head, yara=scanned.yara)  # the reference path's hook
+        worker.scan_file(scanner, ctx, file, data, sha256, head, scanned.yara)  # the reference path's hook
     except Exception as exc:  # a scanner failure on hostile content loses only this file's scan
         ctx.warn(f"content scan error {type(exc).__name__}: {exc}")
     return worker.FileResult(file.rel, artifact.name if artifact else None, len(data), ctx.events, ctx.warnings,
