@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from exhunt import __version__
+from exhunt import __version__, heap
 from exhunt.artifacts import RANGE_ARTIFACTS, evtx
 from exhunt.artifacts.linefilter import TriagePlan
 from exhunt.casefolder import case_directory, refuse_overlap
@@ -183,7 +183,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
         prestart()  # a no-op when the command line started it, or where workers are spawned
     with case_directory(options.out) as case:
         store = case / "store"
-        with custody.case_writes(case), WarmPool() as warm:
+        with custody.case_writes(case), WarmPool() as warm, heap.long_lived() as keep:
             before, stats_before, key_before = resume.previous(store) if options.resume else ({}, {}, None)
             if store.exists() and not options.resume:
                 shutil.rmtree(store)
@@ -207,14 +207,17 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 # until this run ends, the state vouches only for what is still in the store: an
                 # interrupted run must not leave the old state claiming rows it just deleted
                 resume.save(store, {k: before[k] for k in skip}, key, stats)
+            prepared = custody.prepare_inputs(work)  # on a thread while the workers parse
             with rules_loaded_meanwhile(options):
                 results = parse_all(work, store, options, skip, triage, events, warm)
+            keep()  # the listing, the results, the rules and the imports: alive to the end
             if not pivot_may_follow(triage, results, options):
                 warm.release()  # their memory back before the detections (--index full: ~0.2 GB)
             read.update(custody.read_hashes(results))  # the parse's own read wins over the pre-check
-            custody.record_inputs(case, store, work, read, hashed, _jobs(options.jobs), __version__)
+            inputs = custody.record_inputs(case, store, work, read, hashed, _jobs(options.jobs), __version__,
+                                           prepared)
             resume.save(store, resume.fingerprints(work, read, hashed), key, stats)
-            document = assess(store, work, options, triage, warm)
+            document = assess(store, work, options, triage, warm, inputs)
             triage_report = {**triage_report, "pivot": document.rules.get("pivot", PIVOT_NONE)}
             document = replace(document, rules={**{k: v for k, v in document.rules.items() if k != "pivot"},
                                                 "triage": triage_report,
@@ -284,10 +287,12 @@ def resume_key(options: ScanOptions, triage: TriagePlan | None = None, events: E
 
 
 def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None,
-           triage: TriagePlan | None = None, warm: WarmPool | None = None) -> AssessmentDocument:
+           triage: TriagePlan | None = None, warm: WarmPool | None = None,
+           inputs: custody.RecordedInputs | None = None) -> AssessmentDocument:
     """Detections and triage over a finished store: re-runnable without re-parsing. With a triage
     plan, the pivot pass stores every text-log row of the attacker's indicators before the mailbox
-    impact reads them (``rules["pivot"]`` reports it), on the scan's workers (``warm``) if any."""
+    impact reads them (``rules["pivot"]`` reports it), on the scan's workers (``warm``) if any.
+    ``inputs``: the manifest this scan just recorded (else read from the store)."""
     options = options or ScanOptions()
     con = connect(store, threads=_jobs(options.jobs), memory_limit=limits.query_memory(options.memory_limit))
     hit_rows: list[dict] = []
@@ -295,7 +300,7 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
                             baselines=options.baselines, jobs=_jobs(options.jobs),
                             org_domains=options.org_domains)
     raw_findings, rules = run_detections(con, context, hit_rows)
-    findings = custody.cite_inputs(store, sort_findings(raw_findings))
+    findings = custody.cite_inputs(store, sort_findings(raw_findings), inputs.ids if inputs else None)
     hit_rows.sort(key=_hit_order)  # the same table on every run, whatever order queries returned
     write_table(store, "hits", hit_rows)
     if triage is not None and triage.blob is not None:
@@ -314,7 +319,7 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
         hosts=tuple(hosts),
         findings=tuple(findings),
         rules=rules,
-        inputs=custody.root_inputs(store),
+        inputs=inputs.roots if inputs else custody.root_inputs(store),
         impact=impact,
     )
     write_table(store, "findings", [finding_row(f) for f in findings])

@@ -73,7 +73,10 @@ def test_fast_lane_writes_what_the_reference_path_writes(tmp_path: Path, scanner
     taken: list[int] = []
     with StoreWriter(tmp_path / "fast", "h", part="p") as writer:
         fast = smallfiles.process(files, "h", writer, taken.append)
-    assert taken == list(range(len(files)))
+    # each file when read and when checked, and the ones the fast lane takes when YARA-scanned
+    n = len(files)
+    assert taken[:n] == taken[-n:] == list(range(n)) and taken[n:-n] == sorted(set(taken[n:-n]))
+    assert 0 < len(taken) - 2 * n < n
     assert fast == reference
     want, got = _tables(tmp_path / "reference"), _tables(tmp_path / "fast")
     assert got == want
@@ -116,3 +119,31 @@ def test_timestamps_round_as_datetime_does(seconds: float) -> None:
     want = pa.array([datetime.fromtimestamp(v, UTC) if v is not None else None for v in values],
                     smallfiles.TS)
     assert smallfiles.timestamps(values).equals(want)
+
+
+@pytest.mark.parametrize("error", ["timeout", "bug"])
+def test_a_failed_scan_is_reported_as_the_reference_path_reports_it(tmp_path: Path, scanner: None,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   error: str) -> None:
+    """The fast lane scans a unit's pages before checking them: what a scan raised (a yara-x timeout,
+    a bug) still becomes the same warning rows, at the same file, with the rest of the unit kept."""
+    import yara_x
+
+    files = _tree(tmp_path / "evidence")
+    real = worker.FileScanner.scan
+
+    def failing(self, data: bytes, rel: str, host: str, sha256: str):  # type: ignore[no-untyped-def]
+        if rel.endswith("plain.aspx"):
+            raise yara_x.TimeoutError("timed out") if error == "timeout" else RuntimeError("broken")
+        return real(self, data, rel, host, sha256)
+
+    monkeypatch.setattr(worker.FileScanner, "scan", failing)
+    with StoreWriter(tmp_path / "reference", "h", part="p") as writer:
+        reference = [worker._process(f, "h", writer) for f in files]
+    with StoreWriter(tmp_path / "fast", "h", part="p") as writer:
+        fast = smallfiles.process(files, "h", writer, lambda index: None)
+    assert fast == reference
+    want, got = _tables(tmp_path / "reference"), _tables(tmp_path / "fast")
+    assert got == want
+    failed = [r for r in got["warnings"] if r[2].endswith("plain.aspx")]
+    assert failed and ("YARA scan failed" if error == "timeout" else "content scan error") in failed[0][-1]

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from exhunt import __version__
+from exhunt.arrowpool import prefer_jemalloc
 from exhunt.cli import build, probe, query, report, scan, verify
 from exhunt.errors import ExhuntError, ExitCode
 
@@ -35,6 +36,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    prefer_jemalloc()  # before any command loads pyarrow; worker processes inherit it
     parser = make_parser()
     args = parser.parse_args(argv)
     try:

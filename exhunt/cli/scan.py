@@ -97,7 +97,12 @@ def run(args: argparse.Namespace) -> int:
     evidence = list(args.evidence) + (fleet_roots(args.fleet) if args.fleet is not None else [])
     if args.scheduler:
         evidence = [p.resolve() for p in evidence]
-    result = scan(evidence, options)
+    try:
+        result = scan(evidence, options)
+    finally:
+        from exhunt.parallel.startmethod import stop
+
+        stop()  # its workers' CPU time then counts as this process's children's
     if args.json:
         sys.stdout.buffer.write(document_bytes(result.document))
     else:

@@ -136,9 +136,13 @@ def attribute_heuristics(file: EvidenceFile, host: str, sha256: str) -> list[dic
     return [heuristic_row(host, file.rel, "hidden_or_system_file", {"attributes": flags}, sha256)]
 
 
-def scan_bytes(scanner: FileScanner, ctx: ParseContext, rel: str, data: bytes, sha256: str) -> None:
+def scan_bytes(scanner: FileScanner, ctx: ParseContext, rel: str, data: bytes, sha256: str,
+               yara: list[dict[str, Any]] | Exception | None = None) -> None:
+    """``yara``: this file's scan already done (its rows, or what it raised), else scanned here."""
     try:
-        rows = scanner.scan(data, rel, ctx.host, sha256)
+        if isinstance(yara, Exception):
+            raise yara
+        rows = scanner.scan(data, rel, ctx.host, sha256) if yara is None else yara
     except (yara_x.ScanError, yara_x.TimeoutError) as exc:
         _warn(ctx, f"YARA scan failed for {rel}: {exc}")
         return
@@ -157,13 +161,15 @@ def _warn(ctx: ParseContext, message: str) -> None:
 
 
 def scan_file(
-    scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, data: bytes | None, sha256: str, head: bytes
+    scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, data: bytes | None, sha256: str, head: bytes,
+    yara: list[dict[str, Any]] | Exception | None = None,
 ) -> None:
-    """The worker hook: YARA + heuristics on the captured bytes, then archive members."""
+    """The worker hook: YARA + heuristics on the captured bytes, then archive members (``yara``: the
+    file's YARA scan, when the fast lane did it first: ``exhunt.smallfiles``)."""
     if data is None:
         _warn(ctx, f"larger than the YARA size limit ({scanner.max_size} bytes): hashed, not YARA-scanned")
     else:
-        scan_bytes(scanner, ctx, file.rel, data, sha256)
+        scan_bytes(scanner, ctx, file.rel, data, sha256, yara)
     ctx.writer.extend("matches", attribute_heuristics(file, ctx.host, sha256))
     if looks_like_archive(file.rel) and file.source != "file":
         return  # the evidence layer lists this archive's members as files of their own (parsed, not only scanned)

@@ -292,9 +292,18 @@ class FileScanner:
     def __init__(self, blob: bytes, max_size: int = DEFAULT_MAX_SIZE, scan_logs: bool = False) -> None:
         self.max_size = max_size
         self.scan_logs = scan_logs  # also scan files parsed as logs (see LOG_ARTIFACTS)
-        self.scanner = yara_x.Scanner(yara_x.Rules.deserialize_from(io.BytesIO(blob)))
-        self.scanner.set_timeout(SCAN_TIMEOUT_S)
+        self._blob = blob
+        self._scanner: yara_x.Scanner | None = None
         self.own: yara_x.Scanner | None = None  # exhunt's pack alone, see scan_own
+
+    @property
+    def scanner(self) -> yara_x.Scanner:
+        """Built at the first file to scan: loading the rules costs ~75 ms per worker, which a
+        scan of event and text logs only (no file to content-scan) need not pay."""
+        if self._scanner is None:
+            self._scanner = yara_x.Scanner(yara_x.Rules.deserialize_from(io.BytesIO(self._blob)))
+            self._scanner.set_timeout(SCAN_TIMEOUT_S)
+        return self._scanner
 
     def wants(self, size: int) -> bool:
         return size <= self.max_size

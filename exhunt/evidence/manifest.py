@@ -187,42 +187,77 @@ def hash_paths(paths: Iterable[Path], hashed: PathHashes, jobs: int = 1) -> None
         hashed.update(zip(todo, pool.map(hash_or_reason, todo), strict=True))
 
 
+@dataclass
+class Prepared:
+    """The part of the manifest no hash decides: each folder root's file records (size and SHA-256
+    still to fill) and every ``inputs`` row. ``prepare`` makes it from the listing alone, so a scan
+    builds it while its workers parse (``custody.prepare_inputs``); ``build`` fills in the hashes."""
+
+    # per folder root (1-based index): its listed folder files as (read key, path hashed in this
+    # process when no worker read it whole, listed size, record)
+    folders: dict[int, list[tuple[tuple[str, str], Path, int, dict[str, Any]]]]
+    refs: dict[int, list[dict[str, str]]]  # per root: its ``inputs`` rows
+
+
+def prepare(hosts: Sequence[tuple[str, str, Sequence[EvidenceFile]]]) -> Prepared:
+    """The records and ``inputs`` rows of folder roots, without sizes read or hashes (see ``build``)."""
+    prepared = Prepared({}, {})
+    for n, (host, evidence, files) in enumerate(hosts, start=1):
+        root_id = f"E{n}"
+        root = Path(evidence).absolute()
+        if not root.is_dir():
+            continue
+        folder = [f for f in files if f.source in FOLDER_SOURCES]
+        ids = {real_rel(f): f"{root_id}:{i:06d}" for i, f in enumerate(folder, start=1)}
+        members = []
+        base = os.path.join(root, "")  # a string join per file: tens of thousands of pages
+        for f in folder:
+            real = real_rel(f)
+            shown = base + (real if os.sep == "/" else real.replace("/", os.sep))
+            members.append(((f.root, f.rel), root / real, f.size,
+                             _record(ids[real], "file-in-folder", host, evidence, shown, real, 0, "",
+                                     (f.mtime, f.ctime, f.atime))))
+        prepared.folders[n] = members
+        refs = []
+        for f in files:
+            rid = ids.get(real_rel(f)) if f.source in FOLDER_SOURCES else ids.get(f.locator[0])
+            refs.append({"host": host, "path": f.rel, "input": rid or root_id})
+        prepared.refs[n] = refs
+    return prepared
+
+
 def build(hosts: Sequence[tuple[str, str, Sequence[EvidenceFile]]], read: ReadHashes,
-          hashed: PathHashes | None = None, jobs: int = 1) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+          hashed: PathHashes | None = None, jobs: int = 1,
+          prepared: Prepared | None = None) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """The manifest from what the scan read. ``hosts``: (host, evidence path as given, files listed
     from it); ``read``: the hashes of the workers' one read of each file; ``hashed``: containers
-    hashed before. Whatever neither holds is hashed here (``read``/``hashed`` are completed in place).
+    hashed before; ``prepared``: ``prepare(hosts)`` made earlier (else made here). Whatever neither
+    ``read`` nor ``hashed`` holds is hashed here (both are completed in place).
 
     Returns the manifest records (dicts, ``InputRecord`` fields) and the ``inputs`` rows (host,
     path, input id) that findings cite.
     """
     hashed = {} if hashed is None else hashed
+    prepared = prepare(hosts) if prepared is None else prepared
     hash_paths(to_hash(hosts, read), hashed, jobs)
     records: list[dict[str, Any]] = []
     refs: list[dict[str, str]] = []
     for n, (host, evidence, files) in enumerate(hosts, start=1):
         root_id = f"E{n}"
         root = Path(evidence).absolute()
-        if root.is_dir():
-            folder = [f for f in files if f.source in FOLDER_SOURCES]
-            ids = {real_rel(f): f"{root_id}:{i:06d}" for i, f in enumerate(folder, start=1)}
+        if n in prepared.folders:
             members = []
-            base = os.path.join(root, "")  # a string join per file: tens of thousands of pages
-            for f in folder:
-                real = real_rel(f)
-                sha, size = read.get((f.root, f.rel)) or hashed[root / real]
-                read[(f.root, f.rel)] = (sha, size)
-                size = f.size if sha.startswith("unreadable") else size
-                shown = base + (real if os.sep == "/" else real.replace("/", os.sep))
-                members.append(_record(ids[real], "file-in-folder", host, evidence, shown, real,
-                                       size, sha, (f.mtime, f.ctime, f.atime)))
+            for key, path, listed, record in prepared.folders[n]:
+                sha, size = read.get(key) or hashed[path]
+                read[key] = (sha, size)
+                record["size"] = listed if sha.startswith("unreadable") else size
+                record["sha256"] = sha
+                members.append(record)
             total = sum(m["size"] for m in members)
             records.append(_record(root_id, "folder", host, evidence, root, "", total,
                                    tree_hash((m["rel"], m["sha256"]) for m in members), _stat_times(root)))
             records.extend(members)
-            for f in files:
-                rid = ids.get(real_rel(f)) if f.source in FOLDER_SOURCES else ids.get(f.locator[0])
-                refs.append({"host": host, "path": f.rel, "input": rid or root_id})
+            refs.extend(prepared.refs[n])
             continue
         single = single_file(files)
         sha, size = (read.get((single.root, single.rel)) if single else None) or hashed[root]
@@ -285,10 +320,14 @@ def input_ids(store: Path, paths: Iterable[str] | None = None) -> dict[tuple[str
     if wanted == [] or not folder.exists() or not any(folder.glob("*.parquet")):
         return {}
     table = pq.read_table(folder, filters=None if wanted is None else [("path", "in", wanted)])
+    return id_map(table["host"].to_pylist(), table["path"].to_pylist(), table["input"].to_pylist())
+
+
+def id_map(hosts: Iterable[str], paths: Iterable[str], inputs: Iterable[str]) -> dict[tuple[str, str], str]:
+    """(host, path) -> input id of ``inputs`` rows; the same relative path in two inputs of one host
+    (a folder and an archive of it) cites both, comma-separated."""
     ids: dict[tuple[str, str], str] = {}
-    for h, p, i in zip(table["host"].to_pylist(), table["path"].to_pylist(), table["input"].to_pylist(),
-                       strict=True):
-        # the same relative path in two inputs of one host (a folder and an archive of it): cite both
+    for h, p, i in zip(hosts, paths, inputs, strict=True):
         old = ids.get((h, p))
         ids[(h, p)] = i if old is None or i in old.split(",") else f"{old},{i}"
     return ids

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from exhunt.findings.model import EvidenceRef, Finding, Hit, Severity, Verdict
+from exhunt.findings.model import EvidenceRef, Finding, Hit, Severity, Verdict, severity_rank
 from exhunt.utctime import iso_utc as iso  # the name every caller of findings uses
 
 MAX_EVIDENCE = 25
@@ -62,6 +62,8 @@ class _Group:
     hits: int = 0
     first: datetime | None = None
     last: datetime | None = None
+    first_iso: str | None = None  # ``iso`` of first and last, kept from their hits' own (once per hit)
+    last_iso: str | None = None
     evidence: list[EvidenceRef] = field(default_factory=list)
     indicators: dict[str, set[str]] = field(default_factory=dict)
 
@@ -71,7 +73,9 @@ class _Group:
             self.evidence = sorted(self.evidence, key=evidence_order)[:MAX_EVIDENCE]
 
     def add_indicator(self, name: str, value: str) -> None:
-        values = self.indicators.setdefault(name, set())
+        values = self.indicators.get(name)
+        if values is None:
+            values = self.indicators[name] = set()
         values.add(value)
         if len(values) >= 4 * MAX_INDICATOR_VALUES:
             self.indicators[name] = set(sorted(values)[:MAX_INDICATOR_VALUES])
@@ -86,10 +90,13 @@ def group_hits(check: CheckInfo, hits: Iterable[Hit], rows_out: list[dict] | Non
         if group is None:
             group = groups[gkey] = _Group(finding_id(check.id, *gkey))
         group.hits += 1
-        if hit.ts is not None:
-            group.first = hit.ts if group.first is None or hit.ts < group.first else group.first
-            group.last = hit.ts if group.last is None or hit.ts > group.last else group.last
-        ref = EvidenceRef(hit.path, hit.source, hit.line, hit.record_id, iso(hit.ts), hit.excerpt)
+        ts, shown = hit.ts, iso(hit.ts)
+        if ts is not None:
+            if group.first is None or ts < group.first:
+                group.first, group.first_iso = ts, shown
+            if group.last is None or ts > group.last:
+                group.last, group.last_iso = ts, shown
+        ref = EvidenceRef(hit.path, hit.source, hit.line, hit.record_id, shown, hit.excerpt)
         group.add_evidence(ref)
         for name, value in hit.indicators.items():
             group.add_indicator(name, value)
@@ -98,27 +105,30 @@ def group_hits(check: CheckInfo, hits: Iterable[Hit], rows_out: list[dict] | Non
                              "source": hit.source, "line": hit.line, "record_id": hit.record_id,
                              "ts": hit.ts, "excerpt": hit.excerpt})
     findings = []
+    cves, attack = tuple(check.cves), tuple(check.attack)  # once per check, not per finding
+    references, remediation = tuple(check.references), tuple(check.remediation)
+    severities = {c: _severity_for(check.severity, c) for c in {k[2] for k in groups}}
     for (host, key, confidence), group in groups.items():
-        evidence = sorted(group.evidence, key=evidence_order)[:MAX_EVIDENCE]
+        evidence = group.evidence if len(group.evidence) == 1 else sorted(group.evidence, key=evidence_order)
         findings.append(check.refine(
             Finding(
                 id=group.id,
                 check=check.id,
                 title=check.title,
-                severity=_severity_for(check.severity, confidence),
+                severity=severities[confidence],
                 confidence=confidence,
                 category=check.category,
                 host=host,
                 key=key,
                 description=check.description,
-                first_seen=iso(group.first),
-                last_seen=iso(group.last),
+                first_seen=group.first_iso,
+                last_seen=group.last_iso,
                 count=group.hits,
-                cves=tuple(check.cves),
-                attack=tuple(check.attack),
-                references=tuple(check.references),
-                remediation=tuple(check.remediation),
-                evidence=tuple(evidence),
+                cves=cves,
+                attack=attack,
+                references=references,
+                remediation=remediation,
+                evidence=tuple(evidence[:MAX_EVIDENCE]),
                 indicators={k: sorted(v)[:MAX_INDICATOR_VALUES] for k, v in sorted(group.indicators.items())},
             )
         ))
@@ -134,7 +144,7 @@ def _severity_for(severity: str, confidence: str) -> str:
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
-    return sorted(findings, key=lambda f: (-Severity(f.severity).rank, -CONFIDENCE_RANK.get(f.confidence, 0),
+    return sorted(findings, key=lambda f: (-severity_rank(f.severity), -CONFIDENCE_RANK.get(f.confidence, 0),
                                            f.host, f.first_seen or "", f.check, f.key))
 
 

@@ -14,6 +14,7 @@ Windows spawn, as before; ``EXHUNT_START_METHOD=spawn`` forces spawning anywhere
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -44,6 +45,19 @@ def prestart() -> None:
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
+
+
+def stop() -> None:
+    """Stop the fork server and wait for it (the command line, as its scan ends): its workers' CPU
+    time then counts in this process's children, as spawned workers' did (``time``, benchmarks).
+    Python offers no public call for this; without the private one the server simply exits with
+    this process."""
+    from multiprocessing import forkserver
+
+    stop_server = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+    if forking() and stop_server is not None:
+        with contextlib.suppress(OSError, ChildProcessError):
+            stop_server()
 
 
 def environment() -> dict[str, str]:

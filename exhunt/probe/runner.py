@@ -1,28 +1,29 @@
 """Probe many targets concurrently with bounded sockets, rate, time and body reads.
 
-Why aiohttp and not httpx (which the issue named): measured on this project's machine, 1,000
-loopback hosts x 4 requests took ~1 s with aiohttp at concurrency 50-200, and 6.6 s (at 50) to 41 s
-(at 200) with ``httpx.AsyncClient``, whose connection pool collapses under many distinct hosts.
-The fleet probe's whole point is throughput, so aiohttp it is (see DESIGN.md).
+The HTTP client is ``http1.Connection`` (an asyncio protocol and llhttp), not aiohttp's
+``ClientSession``: measured on 1,000 loopback hosts, a sweep takes ~0.4x the CPU with it
+(http1.py says why and what it covers). httpx was never an option: its pool collapses under many
+distinct hosts (6.6-41 s for 1,000 hosts x 4 requests, DESIGN.md).
 
 Limits, each enforced here and nowhere else:
 
 * concurrency: ``concurrency`` workers pull targets from one iterator; each worker owns one
-  ``ClientSession`` per target whose connector allows one socket and is closed when the target is
-  done, so open sockets never exceed ``concurrency`` (no idle keep-alive sockets pile up);
+  connection per target, closed when the target is done, so open sockets never exceed
+  ``concurrency`` (no idle keep-alive sockets pile up);
 * rate: one token bucket (GCRA) shared by all workers spaces every request, retries included;
 * time: ``timeout`` is the whole budget for one host; every request gets what is left of it,
   and an outer ``asyncio.timeout`` guards the host as a whole;
 * retries: connection failures and resets are retried with exponential back-off and jitter,
-  inside the host budget; timeouts, TLS failures and malformed answers are not retried;
-* bodies: at most ``RequestSpec.body_cap`` bytes are read (aiohttp's reader pauses the socket past
-  its buffer), then the connection is dropped; ``Accept-Encoding: identity`` and no automatic
-  decompression, so a compressed bomb cannot expand in memory; redirects are never followed;
-* DNS: one lookup per name for the whole run (``dns.SharedDnsCache`` under every host's connector);
+  inside the host budget; timeouts, TLS failures and malformed answers are not retried; nothing is
+  ever resent behind the caller's back (a dropped request counts as an attempt);
+* bodies: at most ``RequestSpec.body_cap`` bytes are kept, then the connection is dropped;
+  ``Accept-Encoding: identity`` and no decompression, so a compressed bomb cannot expand in memory;
+  redirects are never followed;
+* DNS: one lookup per name for the whole run (``dns.SharedDnsCache``), none for IP literals;
 * TLS: one handshake per host (its requests share the keep-alive connection; asyncio and uvloop
   offer no client session resumption for a new connection); SNI is the target's host name (also
   with ``--resolve``); ``--insecure`` skips verification, ``--ca-bundle`` trusts a private CA;
-  ``--proxy`` sends everything through an HTTP proxy.
+  ``--proxy`` sends everything through an HTTP proxy (CONNECT for https targets).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import importlib
 import math
 import os
 import random
-import socket
 import ssl
 import sys
 import time
@@ -41,17 +41,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from yarl import URL
+from urllib.parse import urlsplit
 
 from exhunt import __version__
 from exhunt.errors import UsageError
 from exhunt.findings.model import HostBuild
+from exhunt.probe import dns, http1
 from exhunt.probe import fingerprint as fpmod
 from exhunt.probe.checks import CHECKS, ProbeCheck
-from exhunt.probe.dns import SharedDnsCache
+from exhunt.probe.http1 import Connection, HttpFailure
 from exhunt.probe.targets import Target
 from exhunt.probe.wire import (
     CONNECT,
@@ -68,7 +66,7 @@ from exhunt.probe.wire import (
 from exhunt.utctime import iso_utc
 
 USER_AGENT = f"exhunt-probe/{__version__} (non-intrusive Exchange exposure check)"
-READ_CHUNK = 16 * 1024
+REQUEST_HEADERS = (("User-Agent", USER_AGENT), ("Accept", "*/*"), ("Accept-Encoding", "identity"))
 GUARD_SECONDS = 1.0  # the outer per-host guard fires this long after the budget, should requests overrun
 # A first request failing like this means the host cannot be assessed: skip its other requests.
 UNREACHABLE = (TIMEOUT, CONNECT, TLS, PROXY, MALFORMED, DISCONNECTED)
@@ -95,8 +93,8 @@ class ProbeOptions:
         if self.rate < 0 or self.timeout <= 0 or self.retries < 0:
             raise UsageError("--rate must be >= 0, --timeout > 0 and --retries >= 0")
         if self.proxy is not None:
-            proxy = URL(self.proxy)
-            if proxy.scheme not in ("http", "https") or not proxy.host:
+            proxy = urlsplit(self.proxy)
+            if proxy.scheme not in ("http", "https") or not proxy.hostname:
                 raise UsageError(f"--proxy {self.proxy!r}: give an http:// or https:// proxy URL with a host")
             if self.resolve:  # the proxy resolves the name itself: the pinned address would be ignored
                 raise UsageError("--resolve cannot be used with --proxy (the proxy looks the name up itself)")
@@ -143,50 +141,26 @@ class HostBudget:
             self.guard.reschedule(when + seconds)
 
 
-class StaticResolver(AbstractResolver):
-    """``--resolve NAME=ADDR``: connect to ADDR but keep NAME for Host and SNI; others via DNS."""
+def static_lookup(mapping: dict[str, str], fallback: http1.Lookup) -> http1.Lookup:
+    """``--resolve NAME=ADDR``: connect to ADDR but keep NAME for Host and SNI; others via ``fallback``."""
+    pinned = {k.lower(): v for k, v in mapping.items()}
 
-    def __init__(self, mapping: dict[str, str], fallback: AbstractResolver) -> None:
-        self.mapping = {k.lower(): v for k, v in mapping.items()}
-        self.fallback = fallback
+    async def lookup(host: str) -> list[str]:
+        addr = pinned.get(host.lower())
+        return [addr] if addr is not None else await fallback(host)
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-                      ) -> list[ResolveResult]:
-        addr = self.mapping.get(host.lower())
-        if addr is None:
-            return await self.fallback.resolve(host, port, family)
-        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-        return [ResolveResult(hostname=host, host=addr, port=port, family=fam, proto=0,
-                              flags=socket.AI_NUMERICHOST)]
-
-    async def close(self) -> None:
-        await self.fallback.close()
+    return lookup
 
 
-def ssl_context(options: ProbeOptions) -> ssl.SSLContext | bool:
-    """A context trusting ``--ca-bundle``; otherwise aiohttp's own verified (True) or unverified
-    (False, ``--insecure``) context, built once at its import: building another one reads and parses
-    the system CA store again (~50 ms, a tenth of a fleet's start-up)."""
-    if options.ca_bundle is None:
-        return not options.insecure
-    return ssl.create_default_context(cafile=str(options.ca_bundle))
-
-
-async def read_capped(stream: aiohttp.StreamReader, cap: int) -> tuple[bytes, bool, bool]:
-    """At most ``cap`` bytes of body, whether more was left unread, and whether the body broke off
-    (the bytes that did arrive are kept: a marker in them still counts, its absence proves nothing)."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < cap:
-        try:
-            chunk = await stream.read(min(READ_CHUNK, cap - size))
-        except aiohttp.ClientPayloadError:
-            return b"".join(chunks), True, True
-        if not chunk:
-            return b"".join(chunks), False, False
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks), not stream.at_eof(), False
+def ssl_context(options: ProbeOptions) -> ssl.SSLContext:
+    """Verified against the system store, ``--ca-bundle`` or (``--insecure``) not at all. Built once
+    per run and only when an https target comes: loading the system CA store costs ~25-50 ms."""
+    if options.insecure:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    return ssl.create_default_context(cafile=str(options.ca_bundle) if options.ca_bundle else None)
 
 
 class Prober:
@@ -195,53 +169,46 @@ class Prober:
     def __init__(self, options: ProbeOptions) -> None:
         options.validate()
         self.options = options
-        self.ssl = ssl_context(options)
+        self._tls: ssl.SSLContext | None = None
         self.bucket = TokenBucket(options.rate, burst=max(1.0, min(options.rate, options.concurrency)))
-        self.resolver: AbstractResolver | None = None
+        self.dns = dns.SharedDnsCache(http1.system_lookup)
+        self.lookup = static_lookup(options.resolve, self.dns.resolve) if options.resolve else self.dns.resolve
         # A fleet runs few distinct builds: map and convert each fingerprint once per run.
         self._builds: dict[fpmod.Fingerprint, tuple[HostBuild | None, dict[str, Any] | None]] = {}
 
     async def __aenter__(self) -> Prober:
-        fallback = SharedDnsCache(aiohttp.ThreadedResolver())
-        self.resolver = StaticResolver(self.options.resolve, fallback) if self.options.resolve else fallback
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.resolver is not None:
-            await self.resolver.close()
+        return None
 
-    def _session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=1, ssl=self.ssl, resolver=self.resolver, ttl_dns_cache=None)
-        session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-            timeout=aiohttp.ClientTimeout(total=None), trust_env=False,
-        )
-        # aiohttp silently resends an idempotent request once, without back-off, when the server drops
-        # the connection. ``send`` owns retries (counted, backed off, within the host budget), so
-        # that hidden resend doubled every dropped request (the ProxyNotShell trigger on a
-        # mitigated server went out 4 times for "2 attempts"). aiohttp's own test client turns it off
-        # the same way.
-        session._retry_connection = False
-        return session
+    @property
+    def tls(self) -> ssl.SSLContext:
+        if self._tls is None:
+            self._tls = ssl_context(self.options)
+        return self._tls
 
-    async def send(self, session: aiohttp.ClientSession, target: Target, spec: RequestSpec,
-                   budget: HostBudget) -> Reply:
+    def _connection(self, target: Target) -> Connection:
+        return Connection(target.scheme, target.host, target.port, lookup=self.lookup,
+                          tls=self.tls if target.scheme == "https" else None, proxy=self.options.proxy)
+
+    async def send(self, conn: Connection, target: Target, spec: RequestSpec, budget: HostBudget) -> Reply:
         retries = self.options.retries if spec.retries is None else spec.retries
         started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
-            reply = await self._attempt(session, target, spec, budget, attempt, started)
+            reply = await self._attempt(conn, target, spec, budget, attempt, started)
             if reply.error not in (CONNECT, DISCONNECTED, PROXY) or attempt > retries:
                 return reply
-            pause = self.options.backoff * 2 ** (attempt - 1) * (0.5 + random.random())
+            backoff = self.options.backoff if spec.backoff is None else spec.backoff
+            pause = backoff * 2 ** (attempt - 1) * (0.5 + random.random())
             if time.monotonic() + pause >= budget.deadline:
                 return reply
             await asyncio.sleep(pause)
 
-    async def _attempt(self, session: aiohttp.ClientSession, target: Target, spec: RequestSpec,
-                       budget: HostBudget, attempt: int, started: float) -> Reply:
+    async def _attempt(self, conn: Connection, target: Target, spec: RequestSpec, budget: HostBudget,
+                       attempt: int, started: float) -> Reply:
         def fail(kind: str, message: str) -> Reply:
             return Reply(spec, error=kind, message=message, attempts=attempt,
                          elapsed=time.monotonic() - started)
@@ -255,31 +222,14 @@ class Prober:
             return fail(TIMEOUT, f"host time budget of {self.options.timeout:g}s spent")
         try:
             async with asyncio.timeout(remaining):
-                async with session.request(spec.method, URL(target.url(spec.path), encoded=True),
-                                           headers=dict(spec.headers), allow_redirects=False,
-                                           proxy=self.options.proxy) as resp:
-                    body, truncated, incomplete = await read_capped(resp.content, spec.body_cap)
-                    if truncated:
-                        resp.close()  # drop the socket: never drain an oversized body
-                    headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers)
-                    return Reply(spec, resp.status, resp.reason or "", headers, body, truncated,
-                                 attempts=attempt, elapsed=time.monotonic() - started, incomplete=incomplete)
+                resp = await conn.request(spec.method, target.base + spec.path, target.netloc,
+                                          REQUEST_HEADERS + spec.headers, spec.body_cap)
         except TimeoutError:
             return fail(TIMEOUT, f"no complete answer within the {self.options.timeout:g}s host budget")
-        except aiohttp.ClientProxyConnectionError as exc:
-            return fail(PROXY, str(exc))
-        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
-            return fail(TLS, _short(exc))
-        except aiohttp.ClientConnectorError as exc:
-            return fail(CONNECT, _short(exc))
-        except aiohttp.ServerDisconnectedError as exc:
-            return fail(DISCONNECTED, _short(exc) or "server closed the connection")
-        except aiohttp.ClientResponseError as exc:
-            return fail(MALFORMED, _short(exc))
-        except aiohttp.ClientOSError as exc:
-            return fail(DISCONNECTED, _short(exc))
-        except aiohttp.ClientError as exc:  # any other protocol-level failure: report, never crash a sweep
-            return fail(MALFORMED, f"{type(exc).__name__}: {_short(exc)}")
+        except HttpFailure as exc:
+            return fail(exc.kind, _short(exc.message))
+        return Reply(spec, resp.status, resp.reason, resp.headers, resp.body, resp.truncated, attempts=attempt,
+                     elapsed=time.monotonic() - started, incomplete=resp.incomplete)
 
     async def probe(self, target: Target) -> dict[str, Any]:
         started = datetime.now(UTC)
@@ -300,8 +250,9 @@ class Prober:
         """The logon page first (it decides whether the host can be assessed), then each check's
         requests on the same keep-alive connection, an answer serving two checks where one can
         (``ProbeCheck.stand_in``), and the export-tool manifest only when no exact build came yet."""
-        async with self._session() as session:
-            logon = await self.send(session, target, fpmod.LOGON, budget)
+        conn = self._connection(target)
+        try:
+            logon = await self.send(conn, target, fpmod.LOGON, budget)
             if logon.error in UNREACHABLE:
                 return _unreachable(target, self.options.checks, logon.describe(), (logon,))
             sent: dict[str, Reply] = {}
@@ -311,15 +262,17 @@ class Prober:
                 for spec in check.requests:
                     reply = check.stand_in(spec, sent)
                     if reply is None:
-                        reply = sent[spec.name] = await self.send(session, target, spec, budget)
+                        reply = sent[spec.name] = await self.send(conn, target, spec, budget)
                     replies.append(reply)
                 answers.append((check, tuple(replies)))
             fp_replies = [logon]
             fp = fpmod.from_header(logon) or fpmod.from_mapi_page(sent.values())
             if fp is None:
-                export = await self.send(session, target, fpmod.EXPORTTOOL, budget)
+                export = await self.send(conn, target, fpmod.EXPORTTOOL, budget)
                 fp_replies.append(export)
                 fp = fpmod.best((fpmod.from_exporttool(export), fpmod.from_logon_paths(logon)))
+        finally:
+            await conn.close()
         build, build_dict = self._build(fp)
         exchange, signals = fpmod.looks_like_exchange([*fp_replies, *sent.values()])
         outcomes = [check.classify(replies, build, exchange) for check, replies in answers]
@@ -333,10 +286,9 @@ class Prober:
         return known
 
 
-def _short(exc: BaseException, limit: int = 200) -> str:
-    """One line: aiohttp parser errors span several lines and repeat the URL."""
-    text = getattr(exc, "message", None) if isinstance(exc, aiohttp.ClientResponseError) else None
-    text = " ".join(str(text or exc).split()) or type(exc).__name__
+def _short(exc: str, limit: int = 200) -> str:
+    """One line, at most ``limit`` characters: parser errors can span several lines."""
+    text = " ".join(exc.split())
     return text if len(text) <= limit else text[:limit] + "…"
 
 

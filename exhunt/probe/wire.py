@@ -32,6 +32,7 @@ class RequestSpec:
     headers: tuple[tuple[str, str], ...] = ()
     body_cap: int = DEFAULT_BODY_CAP
     retries: int | None = None  # None: the runner's default
+    backoff: float | None = None  # seconds before the first retry, doubled after; None: the runner's
 
     def request_line(self, host: str) -> str:
         lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {host}"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exhunt.findings.model import EXPECTED_EVIDENCE, AssessmentDocument, Finding, HostAssessment, Severity
+from exhunt.findings.model import EXPECTED_EVIDENCE, AssessmentDocument, Finding, HostAssessment, severity_rank
 
 TOP_ACTIONS = 6
 GENERIC_UPDATE_STEP = "Install the latest Exchange Cumulative Update"
@@ -53,7 +53,7 @@ def host_actions(doc: AssessmentDocument, host: HostAssessment, limit: int = TOP
         text = update if update.lower().startswith(("install", "upgrade")) else f"Install {update}"
         actions.append(Action(f"{text.rstrip('.')} on {host.host}.", "vulnerable to " + ", ".join(cves)))
     findings = sorted(host_findings(doc, host.host),
-                      key=lambda f: (f.category == "hygiene", -Severity(f.severity).rank))
+                      key=lambda f: (f.category == "hygiene", -severity_rank(f.severity)))
     seen: dict[str, list[str]] = {}
     for f in findings:
         if f.category == "exposure" and cves:

@@ -19,7 +19,7 @@ import duckdb
 
 from exhunt import utctime
 from exhunt.events.store import connect
-from exhunt.findings.model import AssessmentDocument, Finding, Severity
+from exhunt.findings.model import AssessmentDocument, Finding, severity_rank
 
 FETCH_ROWS = 5_000
 SORT_MEMORY = "256MB"  # DuckDB memory for --all-events sorts; beyond it DuckDB spills to a temp dir
@@ -182,7 +182,7 @@ def _cited_from_document(doc: AssessmentDocument) -> Iterator[CitedEvent]:
 def worst_finding(event: CitedEvent, findings: dict[str, Finding]) -> Finding:
     """The most severe finding citing a row: it names and colours the row in timelines."""
     cited = [findings[i] for i in event.finding_ids]
-    return max(cited, key=lambda f: Severity(f.severity).rank)
+    return max(cited, key=lambda f: severity_rank(f.severity))
 
 
 def timestamp_desc(source: str, kind: str | None = None) -> str:

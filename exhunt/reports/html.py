@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemBytecodeCache, PackageLoader, StrictUn
 from markupsafe import Markup
 
 from exhunt.evidence.names import visible
-from exhunt.findings.model import AssessmentDocument, Finding, Severity
+from exhunt.findings.model import AssessmentDocument, Finding, Severity, severity_rank
 from exhunt.reports.actions import (
     host_actions,
     host_findings,
@@ -119,7 +119,7 @@ def _host_view(doc: AssessmentDocument, host: Any) -> dict[str, Any]:
     else:
         build = "unknown"
     findings = host_findings(doc, host.host)
-    worst = max((f.severity for f in findings), key=lambda s: Severity(s).rank, default=None)
+    worst = max((f.severity for f in findings), key=severity_rank, default=None)
     return {"host": host.host, "verdict": host.verdict, "build": build, "build_known": bool(b and b.build),
             "vulnerable": vulnerable_cves(host), "install": update_to_install(host),
             "cves_evaluated": bool(b and b.cves),

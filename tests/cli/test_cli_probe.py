@@ -73,3 +73,17 @@ def test_probe_start_does_not_load_the_scan_stack() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "[]"
+
+
+def test_a_quiet_sweep_loads_neither_rich_nor_the_scan_stack() -> None:
+    """``--quiet`` prints nothing, so the terminal layer (rich) is not imported either."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from exhunt.cli import main; "
+            "main(['probe', 'http://127.0.0.1:1', '--quiet', '--timeout', '0.5', '--retries', '0']); "
+            "print(sorted(m for m in ('duckdb', 'pyarrow', 'yara_x', 'exhunt.api', 'rich', 'aiohttp') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"

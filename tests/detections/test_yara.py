@@ -184,3 +184,19 @@ def test_zip_bomb_member_is_skipped_with_a_warning(tmp_path: Path, scanner_on) -
     messages = [m for (m,) in con.execute("SELECT message FROM warnings WHERE artifact = 'yara'").fetchall()]
     assert any("zeros.bin" in m and "possible archive bomb, skipped" in m for m in messages)
     assert con.execute("SELECT count(*) FROM matches WHERE path = 'x.dat!s.aspx'").fetchone()[0] >= 1
+
+
+def test_rules_load_at_the_first_file_scanned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that only parses event and text logs never pays for loading the rules."""
+    import yara_x
+
+    rule = tmp_path / "r.yar"
+    rule.write_text('rule hit { strings: $a = "evil" condition: $a }\n')
+    blob = load_rules([rule], builtin=False, cache=tmp_path / "c").blob
+    loads: list[int] = []
+    real = yara_x.Rules.deserialize_from
+    monkeypatch.setattr(yara_x.Rules, "deserialize_from", lambda f: loads.append(1) or real(f))
+    scanner = FileScanner(blob)
+    assert scanner.wants(10) and scanner.skips("iis") and loads == []
+    assert [r["rule"] for r in scanner.scan(b"so evil", "a.aspx", "h", "0")] == ["hit"]
+    assert scanner.scan(b"fine", "b.aspx", "h", "0") == [] and loads == [1]

@@ -95,3 +95,39 @@ def test_input_ids_of_some_paths_are_those_of_all(case: Path) -> None:
     some = sorted({p for _, p in every})[:2] + ["not/an/input.txt"]
     assert input_ids(case / "store", some) == {k: v for k, v in every.items() if k[1] in some}
     assert len(every) > 2 and input_ids(case / "store", []) == {}
+
+
+def test_recorded_inputs_equal_what_the_store_gives_back(tmp_path: Path) -> None:
+    """The scan cites findings and lists the document's roots from what record_inputs kept in memory;
+    a saved case's assess reads the store's tables: both must give the same ids and roots (a folder
+    and a 7z of it, so one path cites two inputs)."""
+    from exhunt import __version__, api
+    from exhunt.evidence import custody, manifest
+
+    folder = c.write_folder(tmp_path / "ev")
+    c.write_7z(tmp_path / "ev.7z", folder)
+    case = tmp_path / "case"
+    store = case / "store"
+    store.mkdir(parents=True)
+    work = api.plan([folder, tmp_path / "ev.7z"], "exch01", store)
+    recorded = custody.record_inputs(case, store, work, {}, {}, 1, __version__)
+    assert recorded.ids == manifest.input_ids(store) and any("," in i for i in recorded.ids.values())
+    assert recorded.roots == custody.root_inputs(store) and [r["id"] for r in recorded.roots] == ["E1", "E2"]
+
+
+def test_a_manifest_prepared_during_the_parse_equals_one_built_after(tmp_path: Path) -> None:
+    """The scan makes the hash-free part of the manifest on a thread while its workers parse
+    (``custody.prepare_inputs``): the records and inputs rows must be those built in one go."""
+    from exhunt import api
+    from exhunt.evidence import custody, manifest
+
+    folder = c.write_folder(tmp_path / "ev")
+    c.write_7z(tmp_path / "ev.7z", folder)
+    (tmp_path / "u_ex210303.log").write_bytes(c.IIS.encode())
+    work = api.plan([folder, tmp_path / "ev.7z", tmp_path / "u_ex210303.log"], "exch01", tmp_path / "store")
+    hosts = [(w.host, w.evidence, w.files) for w in work]
+    at_once = manifest.build(hosts, {}, {})
+    prepared = custody.prepare_inputs(work).result()
+    assert set(prepared.folders) == {1} and all(r["sha256"] == "" for *_, r in prepared.folders[1])
+    assert manifest.build(hosts, {}, {}, prepared=prepared) == at_once
+    assert len(at_once[0]) == 3 + len(c.FILES) and {r["input"] for r in at_once[1]} >= {"E2", "E3"}

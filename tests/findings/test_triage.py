@@ -43,3 +43,15 @@ def test_same_finding_in_any_row_order() -> None:
     assert [e.line for e in finding.evidence] == list(range(MAX_EVIDENCE))  # the earliest rows
     assert finding.indicators["user_agent"] == [f"agent-{n:04d}" for n in range(MAX_INDICATOR_VALUES)]
     assert len(finding.indicators["client_ip"]) == MAX_INDICATOR_VALUES
+
+
+def test_first_and_last_seen_are_the_earliest_and_latest_hit_in_any_order() -> None:
+    hits = _hits()[:50]
+    untimed = Hit(check=_Probe.id, host="h", key="other", path="x.aspx", source="files", ts=None, line=None,
+                  record_id=None, excerpt="", confidence="high", indicators={})
+    for seed in range(3):
+        shuffled = [*hits, untimed]
+        random.Random(seed).shuffle(shuffled)
+        timed, without = sorted(group_hits(_Probe(), shuffled), key=lambda f: f.key)
+        assert (timed.first_seen, timed.last_seen) == ("2021-03-03T00:00:00Z", "2021-03-03T00:00:49Z")
+        assert (without.first_seen, without.last_seen) == (None, None) and without.count == 1

@@ -35,3 +35,16 @@ def test_workers_see_the_environment_set_after_the_server_started(
     scan([ev], ScanOptions(out=tmp_path / "case", jobs=2, quiet=True, html_report=False,
                            worker_hook="tests.parallel.env_hook:record"))
     assert record.read_text(encoding="utf-8") == f"set later {tmp_path.name}"
+
+
+@linux_only
+def test_the_command_line_stops_the_server_when_its_scan_ends(tmp_path: Path) -> None:
+    """Waited for, the server's workers count in the command's CPU time (``time``, the benchmarks)."""
+    from multiprocessing import forkserver
+
+    from exhunt.cli import main
+
+    ev = tmp_path / "exch01"
+    generate(ev, DemoSpec(days=1, per_day=30))
+    assert main(["scan", str(ev), "--out", str(tmp_path / "case"), "--quiet", "--jobs", "2"]) in (0, 1)
+    assert forkserver._forkserver._forkserver_pid is None  # type: ignore[attr-defined]

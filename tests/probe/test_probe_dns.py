@@ -4,12 +4,10 @@ asked again."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 
-from exhunt.probe import runner
+from exhunt.probe import http1
 from exhunt.probe.dns import SharedDnsCache
 from exhunt.probe.runner import ProbeOptions
 from exhunt.probe.sweep import sweep
@@ -17,34 +15,30 @@ from exhunt.probe.targets import Target
 from tests.probe.fixture import Running
 
 
-class Counting(AbstractResolver):
+class Counting:
     def __init__(self, failures: int = 0) -> None:
         self.calls: list[str] = []
         self.failures = failures
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-                      ) -> list[ResolveResult]:
+    async def __call__(self, host: str) -> list[str]:
         self.calls.append(host)
         await asyncio.sleep(0.01)
         if len(self.calls) <= self.failures:
             raise OSError("temporary failure in name resolution")
-        return [ResolveResult(hostname=host, host="127.0.0.1", port=port, family=socket.AF_INET, proto=0,
-                              flags=0)]
-
-    async def close(self) -> None:
-        pass
+        return ["127.0.0.1"]
 
 
-def test_one_lookup_per_name_each_caller_keeps_its_port() -> None:
+def test_one_lookup_per_name() -> None:
     async def main() -> None:
         inner = Counting()
         cache = SharedDnsCache(inner)
-        a, b, c = await asyncio.gather(cache.resolve("Mail.example.org", 443), cache.resolve("mail.example.org", 80),
-                                       cache.resolve("other.example.org", 443))
-        again = await cache.resolve("mail.example.org", 8443)
+        a, b, c = await asyncio.gather(cache.resolve("Mail.example.org"), cache.resolve("mail.example.org"),
+                                       cache.resolve("other.example.org"))
+        again = await cache.resolve("mail.example.org")
         assert inner.calls == ["Mail.example.org", "other.example.org"] and cache.lookups == 2
-        assert [r["port"] for r in (*a, *b, *c, *again)] == [443, 80, 443, 8443]
-        assert {r["host"] for r in (*a, *b)} == {"127.0.0.1"}
+        assert a == b == c == again == ["127.0.0.1"]
+        a.append("10.0.0.1")  # a caller's list is its own
+        assert await cache.resolve("mail.example.org") == ["127.0.0.1"]
 
     asyncio.run(main())
 
@@ -54,24 +48,30 @@ def test_a_failed_lookup_is_asked_again() -> None:
         inner = Counting(failures=1)
         cache = SharedDnsCache(inner)
         with pytest.raises(OSError):
-            await cache.resolve("mail.example.org", 443)
-        assert (await cache.resolve("mail.example.org", 443))[0]["host"] == "127.0.0.1"
+            await cache.resolve("mail.example.org")
+        assert await cache.resolve("mail.example.org") == ["127.0.0.1"]
         assert len(inner.calls) == 2
 
     asyncio.run(main())
 
 
 def test_a_sweep_looks_a_shared_name_up_once(plain_fixture: Running, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two targets on one name (two ports, two connectors): one question to the system resolver."""
-    made: list[Counting] = []
-
-    def counting_resolver() -> Counting:
-        made.append(Counting())
-        return made[-1]
-
-    monkeypatch.setattr(runner.aiohttp, "ThreadedResolver", counting_resolver)
+    """Two targets on one name (two connections): one question to the system resolver."""
+    counting = Counting()
+    monkeypatch.setattr(http1, "system_lookup", counting)
     port = plain_fixture.ports["vuln2016"]
     result = sweep([Target("http", "fixture.exhunt.test", port), Target("http", "fixture.exhunt.test", port, "/x")],
                    ProbeOptions(timeout=2.0))
     assert [r["reachable"] for r in result.results] == [True, True]
-    assert [c.calls for c in made] == [["fixture.exhunt.test"]]
+    assert counting.calls == ["fixture.exhunt.test"]
+
+
+def test_ip_literals_are_not_looked_up() -> None:
+    assert asyncio.run(http1.system_lookup("127.0.0.1")) == ["127.0.0.1"]
+    assert asyncio.run(http1.system_lookup("::1")) == ["::1"]
+
+
+def test_system_lookup_of_a_name() -> None:
+    addresses = asyncio.run(http1.system_lookup("localhost"))
+    assert addresses and all(a == "::1" or a.startswith("127.") for a in addresses)
+    assert len(addresses) == len(set(addresses))  # one entry per address, not per socket type

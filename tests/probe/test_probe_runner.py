@@ -227,7 +227,7 @@ def test_bad_options(options: ProbeOptions) -> None:
 
 
 def test_dropped_trigger_is_sent_exactly_as_often_as_reported() -> None:
-    """aiohttp's hidden resend is off: the mitigated server sees 2 trigger requests for 2 attempts."""
+    """Nothing is resent behind the retry count: the mitigated server sees 2 trigger requests for 2 attempts."""
     running, thread = start_fixture(["mitigated"])
     try:
         r = sweep([Target("http", "127.0.0.1", running.ports["mitigated"])],
