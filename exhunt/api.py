@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -43,6 +42,7 @@ from exhunt.findings.model import (
 from exhunt.findings.triage import iso, sort_findings, verdict
 from exhunt.parallel import limits, pivot, resume
 from exhunt.parallel.limits import DEFAULT_MEMORY_LIMIT
+from exhunt.parallel.meanwhile import Meanwhile
 from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT, PoolOptions, WarmPool, make_units
 from exhunt.parallel.pool import run as run_units
 from exhunt.parallel.ranges import DEFAULT_SPLIT_SIZE
@@ -138,9 +138,11 @@ def triage_plan(options: ScanOptions) -> tuple[TriagePlan | None, dict]:
 
 def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
               skip: frozenset[tuple[str, str]] = frozenset(), plan: TriagePlan | None = None,
-              events: EventFilter | None = None, warm: WarmPool | None = None) -> list[FileResult]:
+              events: EventFilter | None = None, warm: WarmPool | None = None,
+              submitted: Callable[[], None] | None = None) -> list[FileResult]:
     """Every file (minus ``skip``: (host, path) unchanged since a resumed scan) through the pool
-    (``warm``: its workers, started by ``start_workers``)."""
+    (``warm``: its workers, started by ``start_workers``; ``submitted``: called once they have
+    their units)."""
     tasks = [(f, hw.host) for hw in work for f in hw.files if (hw.host, f.rel) not in skip]
     jobs = _jobs(options.jobs)
     budget = limits.budget(options.memory_limit, jobs)
@@ -158,7 +160,7 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
         bar = progress.task("parsing evidence", total=sum(f.size for f, _ in tasks))
         units, splits = make_units(list(batches(tasks, jobs, budget.batch_bytes)), pool_options)
         results = run_units(units, splits, store, pool_options, scanner_args,
-                            lambda n: progress.advance(bar, n), warm)
+                            lambda n: progress.advance(bar, n), warm, submitted)
     results.sort(key=lambda r: r.rel)
     return results
 
@@ -207,9 +209,14 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 # until this run ends, the state vouches only for what is still in the store: an
                 # interrupted run must not leave the old state claiming rows it just deleted
                 resume.save(store, {k: before[k] for k in skip}, key, stats)
-            prepared = custody.prepare_inputs(work)  # on a thread while the workers parse
-            with rules_loaded_meanwhile(options):
-                results = parse_all(work, store, options, skip, triage, events, warm)
+            meanwhile = Meanwhile()  # this process's work while the workers parse
+            prepared = custody.prepare_inputs(work, meanwhile.add)
+            if _jobs(options.jobs) > 1 or options.scheduler:  # the detections' rule set (the prefilters
+                from exhunt.detections.sigma.loader import load_and_convert  # needed only its summary)
+
+                meanwhile.add(_quietly, load_and_convert, list(options.sigma))
+            results = parse_all(work, store, options, skip, triage, events, warm, meanwhile.start)
+            meanwhile.finish()
             keep()  # the listing, the results, the rules and the imports: alive to the end
             if not pivot_may_follow(triage, results, options):
                 warm.release()  # their memory back before the detections (--index full: ~0.2 GB)
@@ -226,24 +233,6 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             if options.out and options.html_report:
                 save_html_report(case, document)
         return ScanResult(document, case if options.out else Path(), results)
-
-
-@contextlib.contextmanager
-def rules_loaded_meanwhile(options: ScanOptions) -> Iterator[None]:
-    """While other processes parse (a pool, a cluster), this one only waits: it loads the Sigma rule
-    set the detections need then (the prefilters needed only its summary, ``sigma.summary``)."""
-    if _jobs(options.jobs) <= 1 and not options.scheduler:
-        yield
-        return
-    from exhunt.detections.sigma.loader import load_and_convert
-
-    thread = threading.Thread(target=_quietly, args=(load_and_convert, list(options.sigma)),
-                              name="exhunt-rules", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
 
 
 def _quietly(function: Callable[..., object], *args: object) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,15 +36,11 @@ def read_hashes(results: Iterable[Any]) -> manifest.ReadHashes:
     return {(r.root, r.rel): (r.sha256, r.size) for r in results if r.sha256 is not None}
 
 
-def prepare_inputs(work: Sequence[Any]) -> Future[manifest.Prepared]:
-    """What of the manifest needs no hash (``manifest.prepare``), made on a thread while the workers
-    parse: the scan process only waits for them then (0.15 s of its serial work on 20,000 pages)."""
-    hosts = [(w.host, w.evidence, w.files) for w in work]
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exhunt-inputs")
-    try:
-        return executor.submit(manifest.prepare, hosts)
-    finally:
-        executor.shutdown(wait=False)
+def prepare_inputs(work: Sequence[Any], later: Callable[..., Future[manifest.Prepared]]) -> Future[manifest.Prepared]:
+    """What of the manifest needs no hash (``manifest.prepare``), made while the workers parse
+    (``later``: ``Meanwhile.add``): the scan process only waits for them then (0.15 s of its serial
+    work on 20,000 pages)."""
+    return later(manifest.prepare, [(w.host, w.evidence, w.files) for w in work])
 
 
 def record_inputs(case: Path, store: Path, work: Sequence[Any], read: manifest.ReadHashes,
@@ -52,7 +48,7 @@ def record_inputs(case: Path, store: Path, work: Sequence[Any], read: manifest.R
                   prepared: Future[manifest.Prepared] | None = None) -> RecordedInputs:
     """Record every input once parsing has ended, from the hashes of the workers' one read (``read``)
     and the containers hashed in this process (``hashed``); both are completed in place with what
-    had to be hashed here (files no worker read). ``prepared``: ``prepare_inputs(work)``."""
+    had to be hashed here (files no worker read). ``prepared``: ``prepare_inputs(work, ...)``."""
     hosts = [(w.host, w.evidence, w.files) for w in work]
     records, refs = manifest.build(hosts, read, hashed, jobs, prepared.result() if prepared else None)
     path = manifest.write(case, store, records, refs, tool_version)

@@ -93,10 +93,12 @@ def make_units(batches: Sequence[tuple[list[EvidenceFile], str]], options: PoolO
 
 
 def run(units: list[Unit], splits: dict[str, tuple[str, list[str]]], store: Path, options: PoolOptions,
-        scanner_args: ScannerArgs, advance: Callable[[int], None], warm: WarmPool | None = None) -> list[FileResult]:
+        scanner_args: ScannerArgs, advance: Callable[[int], None], warm: WarmPool | None = None,
+        submitted: Callable[[], None] | None = None) -> list[FileResult]:
     """Run every unit, then merge split files; returns one FileResult per file parsed. ``warm``: workers
-    started earlier (else started here when the units need a pool)."""
-    done = _run_units(units, store, options, scanner_args, advance, warm)
+    started earlier (else started here when the units need a pool); ``submitted``: called once the
+    workers (a pool or a cluster) have every unit, so the caller's own work waits for that."""
+    done = _run_units(units, store, options, scanner_args, advance, warm, submitted or (lambda: None))
     split_parts = {p for whole, parts in splits.values() for p in (whole, *parts)}
     results = [f for part, r in done.items() if part not in split_parts for f in r.files]
     for merged, (whole, parts) in splits.items():
@@ -193,10 +195,11 @@ class WarmPool:
 
 
 def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_args: ScannerArgs,
-               advance: Callable[[int], None], warm: WarmPool | None = None) -> dict[str, UnitResult]:
+               advance: Callable[[int], None], warm: WarmPool | None = None,
+               submitted: Callable[[], None] = lambda: None) -> dict[str, UnitResult]:
     done: dict[str, UnitResult] = {}
     if options.scheduler:
-        return _run_on_dask(units, store, options, scanner_args, advance)
+        return _run_on_dask(units, store, options, scanner_args, advance, submitted)
     if options.jobs <= 1 or len(units) <= 1:  # in this process: simple and debuggable, but no hung-file watchdog
         saved = current_settings()  # the same chunking and EVTX chunks as pool workers: same rows
         init_worker(scanner_args, None, options.settings, options.hook)
@@ -212,11 +215,11 @@ def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_arg
             warm = stack.enter_context(WarmPool())
             warm.start(options.jobs)
         warm.configure(scanner_args, options.settings, options.hook)
-        return _run_pool(units, store, options, warm, advance)
+        return _run_pool(units, store, options, warm, advance, submitted)
 
 
 def _run_pool(units: list[Unit], store: Path, options: PoolOptions, warm: WarmPool,
-              advance: Callable[[int], None]) -> dict[str, UnitResult]:
+              advance: Callable[[int], None], submitted: Callable[[], None] = lambda: None) -> dict[str, UnitResult]:
     done: dict[str, UnitResult] = {}
     pending = {u.part: u for u in units}
     while pending:
@@ -229,6 +232,7 @@ def _run_pool(units: list[Unit], store: Path, options: PoolOptions, warm: WarmPo
                 for part, unit in pending.items():
                     remove_parts(store, part)
                     futures[executor.submit(run_configured, warm.config, unit, str(store))] = part
+                submitted()
                 while futures and not hung:
                     finished, _ = wait(futures, timeout=min(1.0, max(0.05, options.file_timeout / 4)),
                                        return_when=FIRST_COMPLETED)
@@ -340,7 +344,8 @@ def _timed_out(unit: Unit, rel: str, timeout: float, store: Path) -> tuple[str, 
 
 
 def _run_on_dask(units: list[Unit], store: Path, options: PoolOptions, scanner_args: ScannerArgs,
-                 advance: Callable[[int], None]) -> dict[str, UnitResult]:
+                 advance: Callable[[int], None], submitted: Callable[[], None] = lambda: None,
+                 ) -> dict[str, UnitResult]:
     """The same units on a Dask cluster (exhunt.cluster). No hung-file watchdog there: Dask's own
     worker lifetime settings are the place for that."""
     from exhunt.cluster import DaskExecutor
@@ -348,6 +353,7 @@ def _run_on_dask(units: list[Unit], store: Path, options: PoolOptions, scanner_a
     done: dict[str, UnitResult] = {}
     with DaskExecutor(options.scheduler or "", scanner_args, store, list(options.roots), options.settings) as pool:
         futures = {pool.submit(run_unit, unit, str(store)): unit for unit in units}
+        submitted()
         for future in as_completed(futures):
             unit = futures[future]
             done[unit.part] = future.result()

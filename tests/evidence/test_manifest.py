@@ -9,6 +9,7 @@ import pytest
 
 from exhunt.cli import main
 from exhunt.evidence.verify import verify
+from exhunt.parallel.meanwhile import Meanwhile
 from tests.evidence import collection as c
 
 
@@ -127,7 +128,10 @@ def test_a_manifest_prepared_during_the_parse_equals_one_built_after(tmp_path: P
     work = api.plan([folder, tmp_path / "ev.7z", tmp_path / "u_ex210303.log"], "exch01", tmp_path / "store")
     hosts = [(w.host, w.evidence, w.files) for w in work]
     at_once = manifest.build(hosts, {}, {})
-    prepared = custody.prepare_inputs(work).result()
+    meanwhile = Meanwhile()
+    future = custody.prepare_inputs(work, meanwhile.add)
+    meanwhile.finish()
+    prepared = future.result()
     assert set(prepared.folders) == {1} and all(r["sha256"] == "" for *_, r in prepared.folders[1])
     assert manifest.build(hosts, {}, {}, prepared=prepared) == at_once
     assert len(at_once[0]) == 3 + len(c.FILES) and {r["input"] for r in at_once[1]} >= {"E2", "E3"}
