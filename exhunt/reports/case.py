@@ -43,7 +43,7 @@ class Case:
         """A DuckDB connection over the store, or None when there is no usable store."""
         if self.store is None or not (self.store / "events").exists():
             return None
-        return connect(self.store, extra_tables=("findings", "hits"))
+        return connect(self.store, extra_tables=("hits",), tables=("events",))  # what the timeline reads
 
 
 @dataclass(frozen=True)
