@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from exhunt.detections.base import Check
+from exhunt.detections.patterns import dedupe
 from exhunt.detections.prefilter import INDEX_MODES  # one --index for text-log lines and EVTX chunks
 
 __all__ = ["INDEX_MODES", "EventFilter", "build"]
@@ -59,8 +60,6 @@ def build(index: str, checks: Sequence[type[Check]], sigma_paths: Sequence[Path]
         texts.extend(i.value for i in load_iocs(ioc_paths).of("ip"))
     if full:
         return EventFilter(None, full)
-    from exhunt.detections.sigma.literals import dedupe
-
     return EventFilter(dedupe(texts))
 
 

@@ -8,6 +8,7 @@ A check that matches a decoded URL (``uri_decoded``) must prefilter on every raw
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _SPACE = r"(?: |\+|%20)"
 
@@ -109,3 +110,12 @@ def not_ending_in(words: list[str], ends: str) -> str:
 
     node("")
     return "(?:" + "|".join(alternatives) + ")"
+
+
+def dedupe(texts: Iterable[str]) -> tuple[str, ...]:
+    """Caseless unique texts, shortest first, dropping any that holds a shorter one (it adds nothing)."""
+    kept: list[str] = []
+    for text in sorted({t.lower() for t in texts}, key=lambda t: (len(t), t)):
+        if not any(k in text for k in kept):
+            kept.append(text)
+    return tuple(kept)

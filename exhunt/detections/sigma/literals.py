@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import re._parser as regex_parser  # the stdlib's own regex parser (sre_parse before 3.11)
-from collections.abc import Iterable
 from typing import Any
 
 from sigma.conditions import (
@@ -28,6 +27,8 @@ from sigma.conditions import (
 )
 from sigma.rule import SigmaRule
 from sigma.types import SigmaRegularExpression, SigmaString
+
+from exhunt.detections.patterns import dedupe  # noqa: F401 - also this module's, for its callers
 
 MIN_LITERAL = 3
 # Sigma names and exhunt columns of values a Windows event stores as binary (rendered by the parser)
@@ -139,12 +140,3 @@ def logsource_names(predicate: str) -> list[str]:
     while "NAME OR NAME" in rest:  # alternatives of names are fine; an OR with anything else is not
         rest = rest.replace("NAME OR NAME", "NAME")
     return names if names and " OR " not in rest.upper() else []
-
-
-def dedupe(texts: Iterable[str]) -> tuple[str, ...]:
-    """Caseless unique texts, shortest first, dropping any that holds a shorter one (it adds nothing)."""
-    kept: list[str] = []
-    for text in sorted({t.lower() for t in texts}, key=lambda t: (len(t), t)):
-        if not any(k in text for k in kept):
-            kept.append(text)
-    return tuple(kept)

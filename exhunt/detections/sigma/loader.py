@@ -21,9 +21,8 @@ reading the pickle ~10 ms.
 from __future__ import annotations
 
 import copy
-import hashlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -37,7 +36,7 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
 from exhunt.detections.sigma.backend import CompiledQuery, DuckDBBackend
-from exhunt.errors import UsageError
+from exhunt.detections.sigma.rulefiles import builtin_rules, digest, rule_files  # noqa: F401 - loader's API
 
 PIPELINES = ("windows.yml", "webserver.yml")
 # libyaml's loader builds the same objects as pySigma's ``yaml.safe_load_all`` (same constructor),
@@ -79,22 +78,6 @@ def pipeline() -> ProcessingPipeline:
         text = folder.joinpath(name).read_text(encoding="utf-8")  # libyaml's parser: ~10x pySigma's
         result = result + ProcessingPipeline.from_dict(yaml.load(text, Loader=SAFE_LOADER))
     return result
-
-
-def builtin_rules() -> Path:
-    return Path(str(resources.files("exhunt").joinpath("data", "sigma", "rules")))
-
-
-def rule_files(paths: Iterable[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in (".yml", ".yaml")))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise UsageError(f"--sigma {path}: no such file or folder")
-    return files
 
 
 def rule_path(rule: Rule) -> str:
@@ -217,21 +200,6 @@ CACHED_SETS = 4  # rule sets kept per process (a scan uses one; tests use many)
 _PARSED: dict[str, tuple[list[Rule], RuleSet]] = {}
 _CONVERTED: dict[str, RuleSet] = {}
 _FILLING = threading.RLock()  # a scan loads its rules in a thread while its workers parse
-
-
-def digest(paths: Sequence[Path], include_builtin: bool = True) -> str:
-    """What a loaded rule set depends on: every rule file's path and bytes (an unreadable file by
-    its error, which ``load`` reports the same way)."""
-    inputs = ([builtin_rules()] if include_builtin else []) + list(paths)
-    sha = hashlib.sha256(repr([str(p) for p in inputs]).encode("utf-8", "surrogateescape"))
-    for file in rule_files(inputs):
-        sha.update(str(file).encode("utf-8", "surrogateescape") + b"\0")
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            data = f"unreadable: {exc}".encode("utf-8", "surrogateescape")
-        sha.update(len(data).to_bytes(8, "little") + data)
-    return sha.hexdigest()
 
 
 def forget() -> None:

@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sigma.rule import SigmaRule
-
 from exhunt.detections.patterns import url_text
-from exhunt.detections.sigma.literals import rule_literals
 
 if TYPE_CHECKING:
+    from sigma.rule import SigmaRule
+
     from exhunt.detections.prefilter import Prefilter
 
 WEB_CATEGORIES = ("webserver", "proxy")
@@ -26,12 +25,16 @@ WEB_SOURCES = ("iis", "httpproxy")  # the text-log sources of the rows web rules
 
 
 def is_web_rule(rule: Any) -> bool:
+    from sigma.rule import SigmaRule  # pySigma: imported only where rules are parsed
+
     return isinstance(rule, SigmaRule) and (rule.logsource.category or "").lower() in WEB_CATEGORIES
 
 
 def rule_patterns(rule: SigmaRule) -> tuple[list[str] | None, str]:
     """(patterns, why none): the rule's necessary texts (``literals.rule_literals``, shared with the
     EVTX chunk prefilter) spelled as a URL may encode them."""
+    from exhunt.detections.sigma.literals import rule_literals
+
     texts, why = rule_literals(rule)
     return ([url_text(text) for text in texts] if texts is not None else None), why
 

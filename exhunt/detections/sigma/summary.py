@@ -49,7 +49,7 @@ class Summary:
 def summary(paths: Sequence[Path], include_builtin: bool = True) -> Summary:
     """The builtin pack's and ``paths``' summary: from disk when this rule set was summarised before."""
     from exhunt.detections.sigma import cache
-    from exhunt.detections.sigma.loader import digest
+    from exhunt.detections.sigma.rulefiles import digest
 
     path = cache.cache_dir() / f"{_key(digest(paths, include_builtin))}.summary.json"
     stored = _read(path)
