@@ -139,7 +139,7 @@ def triage_plan(options: ScanOptions) -> tuple[TriagePlan | None, dict]:
 def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
               skip: frozenset[tuple[str, str]] = frozenset(), plan: TriagePlan | None = None,
               events: EventFilter | None = None, warm: WarmPool | None = None,
-              submitted: Callable[[], None] | None = None) -> list[FileResult]:
+              submitted: Callable[[], None] = lambda: None) -> list[FileResult]:
     """Every file (minus ``skip``: (host, path) unchanged since a resumed scan) through the pool
     (``warm``: its workers, started by ``start_workers``; ``submitted``: called once they have
     their units)."""
@@ -181,8 +181,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
     if not evidence:
         raise UsageError("give at least one evidence folder or file")
     refuse_overlap(options.out, evidence)
-    if not options.scheduler and _jobs(options.jobs) > 1:
-        prestart()  # a no-op when the command line started it, or where workers are spawned
+    prestart(options.jobs, options.scheduler)  # a no-op when the command line started it
     with case_directory(options.out) as case:
         store = case / "store"
         with custody.case_writes(case), WarmPool() as warm, heap.long_lived() as keep:
@@ -211,10 +210,8 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 resume.save(store, {k: before[k] for k in skip}, key, stats)
             meanwhile = Meanwhile()  # this process's work while the workers parse
             prepared = custody.prepare_inputs(work, meanwhile.add)
-            if _jobs(options.jobs) > 1 or options.scheduler:  # the detections' rule set (the prefilters
-                from exhunt.detections.sigma.loader import load_and_convert  # needed only its summary)
-
-                meanwhile.add(_quietly, load_and_convert, list(options.sigma))
+            if _jobs(options.jobs) > 1 or options.scheduler:  # else the parse runs here: no wait to fill
+                meanwhile.add(_load_rules_ahead, list(options.sigma))
             results = parse_all(work, store, options, skip, triage, events, warm, meanwhile.start)
             meanwhile.finish()
             keep()  # the listing, the results, the rules and the imports: alive to the end
@@ -235,10 +232,13 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
         return ScanResult(document, case if options.out else Path(), results)
 
 
-def _quietly(function: Callable[..., object], *args: object) -> None:
-    """A head start only: whatever fails here fails again, and is reported, where the result is used."""
+def _load_rules_ahead(sigma: list[Path]) -> None:
+    """The detections' Sigma rule set, loaded while the workers parse (the prefilters needed only its
+    summary). A head start only: whatever fails here fails again, and is reported, where it is used."""
+    from exhunt.detections.sigma.loader import load_and_convert
+
     with contextlib.suppress(Exception):
-        function(*args)
+        load_and_convert(sigma)
 
 
 def pivot_may_follow(triage: TriagePlan | None, results: list[FileResult], options: ScanOptions) -> bool:

@@ -70,7 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _prestart_workers(args)
+    from exhunt.parallel.startmethod import prestart
+
+    prestart(args.jobs, args.scheduler)  # before this process imports the scan machinery: both at once
     from exhunt.api import ScanOptions, scan
     from exhunt.findings.document import document_bytes
     from exhunt.parallel.fleet import fleet_roots
@@ -108,17 +110,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_summary(result.document, color=not args.no_color, case_dir=args.out, verbose=args.verbose)
     return int(ExitCode.FINDINGS if result.document.has_findings else ExitCode.CLEAN)
-
-
-def _prestart_workers(args: argparse.Namespace) -> None:
-    """Start the workers' fork server before this process imports the scan machinery (both import
-    at once, on two cores), when the scan will have a local pool."""
-    import os
-
-    from exhunt.parallel.startmethod import prestart
-
-    if args.scheduler is None and (args.jobs > 1 or (args.jobs == 0 and (os.cpu_count() or 1) > 1)):
-        prestart()
 
 
 def fill_defaults(args: argparse.Namespace) -> None:

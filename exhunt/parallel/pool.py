@@ -94,11 +94,11 @@ def make_units(batches: Sequence[tuple[list[EvidenceFile], str]], options: PoolO
 
 def run(units: list[Unit], splits: dict[str, tuple[str, list[str]]], store: Path, options: PoolOptions,
         scanner_args: ScannerArgs, advance: Callable[[int], None], warm: WarmPool | None = None,
-        submitted: Callable[[], None] | None = None) -> list[FileResult]:
+        submitted: Callable[[], None] = lambda: None) -> list[FileResult]:
     """Run every unit, then merge split files; returns one FileResult per file parsed. ``warm``: workers
     started earlier (else started here when the units need a pool); ``submitted``: called once the
     workers (a pool or a cluster) have every unit, so the caller's own work waits for that."""
-    done = _run_units(units, store, options, scanner_args, advance, warm, submitted or (lambda: None))
+    done = _run_units(units, store, options, scanner_args, advance, warm, submitted)
     split_parts = {p for whole, parts in splits.values() for p in (whole, *parts)}
     results = [f for part, r in done.items() if part not in split_parts for f in r.files]
     for merged, (whole, parts) in splits.items():
@@ -195,8 +195,8 @@ class WarmPool:
 
 
 def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_args: ScannerArgs,
-               advance: Callable[[int], None], warm: WarmPool | None = None,
-               submitted: Callable[[], None] = lambda: None) -> dict[str, UnitResult]:
+               advance: Callable[[int], None], warm: WarmPool | None,
+               submitted: Callable[[], None]) -> dict[str, UnitResult]:
     done: dict[str, UnitResult] = {}
     if options.scheduler:
         return _run_on_dask(units, store, options, scanner_args, advance, submitted)
@@ -219,7 +219,7 @@ def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_arg
 
 
 def _run_pool(units: list[Unit], store: Path, options: PoolOptions, warm: WarmPool,
-              advance: Callable[[int], None], submitted: Callable[[], None] = lambda: None) -> dict[str, UnitResult]:
+              advance: Callable[[int], None], submitted: Callable[[], None]) -> dict[str, UnitResult]:
     done: dict[str, UnitResult] = {}
     pending = {u.part: u for u in units}
     while pending:
@@ -344,8 +344,7 @@ def _timed_out(unit: Unit, rel: str, timeout: float, store: Path) -> tuple[str, 
 
 
 def _run_on_dask(units: list[Unit], store: Path, options: PoolOptions, scanner_args: ScannerArgs,
-                 advance: Callable[[int], None], submitted: Callable[[], None] = lambda: None,
-                 ) -> dict[str, UnitResult]:
+                 advance: Callable[[int], None], submitted: Callable[[], None]) -> dict[str, UnitResult]:
     """The same units on a Dask cluster (exhunt.cluster). No hung-file watchdog there: Dask's own
     worker lifetime settings are the place for that."""
     from exhunt.cluster import DaskExecutor

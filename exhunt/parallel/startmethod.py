@@ -37,10 +37,11 @@ def worker_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-def prestart() -> None:
-    """Start the fork server now, in the background (no-op where workers are spawned): its imports
-    overlap the scan process's own; the first worker waits only for what is left of them."""
-    if forking():
+def prestart(jobs: int, scheduler: str | None = None) -> None:
+    """Start the fork server now, in the background, when the scan will have a local pool (``jobs``
+    as ``--jobs``: 0 means every core; no-op where workers are spawned): its imports overlap the scan
+    process's own; the first worker waits only for what is left of them."""
+    if scheduler is None and (jobs if jobs > 0 else os.cpu_count() or 1) > 1 and forking():
         worker_context()
         from multiprocessing import forkserver
 

@@ -26,7 +26,7 @@ def test_linux_forks_from_a_server_unless_told_to_spawn(monkeypatch: pytest.Monk
 def test_workers_see_the_environment_set_after_the_server_started(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
     monkeypatch.setenv("EXHUNT_START_METHOD", method)
-    startmethod.prestart()  # the server's environment is fixed from here on
+    startmethod.prestart(2)  # the server's environment is fixed from here on
     record = tmp_path / "mark.txt"
     monkeypatch.setenv("EXHUNT_TEST_ENV_FILE", str(record))
     monkeypatch.setenv("EXHUNT_TEST_MARK", f"set later {tmp_path.name}")
