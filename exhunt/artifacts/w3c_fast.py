@@ -11,6 +11,7 @@ URL encoding — is handed to the reference parser, so both give the same rows a
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
@@ -199,8 +200,13 @@ class W3cEngine:
         elif self.selector is not None and not self._parse_all():
             self._triage(data)
         else:
-            lines = _lines(data, 0)
-            self._parse(data, lines)
+            table = self._fast(data, None) if self.use_fast else None
+            if table is None:
+                lines = _lines(data, 0)
+                self._reference(io.BytesIO(data), block=self.block)
+            else:  # the fast path counted the lines as it split them
+                lines = table.num_rows
+                self._add(table)
             self.line += lines
             self.offset += len(data)
 
@@ -236,10 +242,13 @@ class W3cEngine:
                 return False
             self._reference(io.BytesIO(data), block=self.block)
         else:
-            self.fast_rows += table.num_rows
-            self.ctx.events += table.num_rows
-            self.ctx.writer.table("events").add_batch(table)
+            self._add(table)
         return True
+
+    def _add(self, table: pa.Table) -> None:
+        self.fast_rows += table.num_rows
+        self.ctx.events += table.num_rows
+        self.ctx.writer.table("events").add_batch(table)
 
     def _triage(self, data: bytes) -> None:
         """Only the lines the prefilter selects, plus the first and the last line of the segment
@@ -328,7 +337,9 @@ class W3cEngine:
             self.slow_rows += 1
             self.dialect.handle(self.ctx, number, text, rec_block, record)
 
-    def _fast(self, data: bytes, lines: int, numbers: pa.Array | None = None) -> pa.Table | None:
+    def _fast(self, data: bytes, lines: int | None, numbers: pa.Array | None = None) -> pa.Table | None:
+        """The segment's rows, or None where the reference parser must read it. ``lines``: its count
+        of lines, or None (counted here, from the lines split for ``raw``: no pass of its own)."""
         if len(data) < MIN_FAST_BYTES:
             return None  # the kernels cost about a millisecond: below this the reference parser is faster
         block = self.block
@@ -336,40 +347,38 @@ class W3cEngine:
         if (not fields or len(set(fields)) != len(fields) or not self.dialect.fast_ready(self.ctx, block)
                 or b"\x00" in data):
             return None
-        if (b"\n\n" in data or b"\n\r\n" in data or data.startswith((b"\n", b"\r"))
-                or data.endswith(b"\r")):  # a last line ending in a bare CR: the reference strips it
+        # a last line ending in a bare CR: the reference strips it; blank lines (Arrow reads them as
+        # rows of empty values) are found among the split lines (``raw_lines``), not by searching
+        if data.startswith((b"\n", b"\r")) or data.endswith(b"\r"):
             return None
         if _has_line_of(data, MAX_LINE):
             return None
         sep, quoted = self.dialect.field_sep, bool(self.dialect.quote_char) and b'"' in data
         derivable = _derivable(fields, data, sep)
-        # Where ``fields`` is derived from the lines and no value is quoted, only the columns the
-        # dialect reads become arrays (the reader still checks every row's count of values): 36%
-        # less reader time on HttpProxy's 74 columns. Its values were UTF-8 checked by the reader.
+        # Where ``fields`` is derived from the lines, only the columns the dialect reads become arrays
+        # (the reader still checks every row's count of values): 36% less reader time on HttpProxy's
+        # 74 columns. Their values were UTF-8 checked by the reader, the rest of the segment is here.
         needed = getattr(self.dialect, "columns", None)
-        include = [f for f in fields if f in needed] if needed and derivable and not quoted else []
+        include = [f for f in fields if f in needed] if needed and derivable else []
         if include and not data.isascii():
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError:
                 return None
-        try:
-            raw = pacsv.read_csv(
-                io.BytesIO(data),
-                read_options=pacsv.ReadOptions(column_names=fields, block_size=max(1 << 20, MAX_LINE * 2),
-                                               use_threads=False),  # one core per worker: --jobs says how many
-                parse_options=pacsv.ParseOptions(
-                    delimiter=sep, quote_char=self.dialect.quote_char, double_quote=True,
-                    escape_char=False, newlines_in_values=False, ignore_empty_lines=False),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={f: pa.string() for f in fields}, strings_can_be_null=False,
-                    quoted_strings_can_be_null=False, include_columns=include),
-            )
-        except (pa.ArrowInvalid, UnicodeDecodeError):
+        split = raw_lines(data)
+        if split is None or (lines is not None and len(split) != lines):
             return None
-        if raw.num_rows != lines:
-            return None
-        if self.dialect.quote_char and b'"' in data and _line_break_in_values(raw):
+        raw = self._read(data, fields, include)
+        if raw is None or raw.num_rows != len(split):
+            return None  # a lone CR ends an Arrow row (one row more), an open quote takes a line end
+        checked = False
+        if quoted and include:  # the columns not read cannot be compared: the quoted lines are checked
+            checked = _quoted_minimally(split, sep)
+            if not checked:  # a line quoted otherwise: every column, and those rows keep their JSON
+                raw = self._read(data, fields, [])
+                if raw is None or raw.num_rows != len(split):
+                    return None
+        if quoted and not checked and _line_break_in_values(raw):
             return None  # a quote left open took a line end into a value: the reference decides
         if numbers is not None:  # triage: the selected lines' own numbers
             first_line, lines_array = numbers[0].as_py(), numbers
@@ -377,9 +386,7 @@ class W3cEngine:
             first_line = self.line + 1
             ones = pa.repeat(pa.scalar(1, pa.int64()), raw.num_rows)
             lines_array = pc.add(pc.cumulative_sum(ones), first_line - 1)
-        stored = stored_fields(raw, fields, data, sep, derivable, quoted, self.con)
-        if stored is None:
-            return None
+        stored = stored_fields(raw, fields, data, sep, derivable, quoted and not checked, self.con, split)
         seg = raw.append_column("__line", lines_array)
         for name, column in zip(("__fields", "__raw", "__raw_header"), stored, strict=True):
             seg = seg.append_column(name, column)
@@ -391,6 +398,24 @@ class W3cEngine:
             self.dialect.on_block(self.ctx, block, first_line)
         self.dialect.fast_facts(self.ctx, seg, block)
         return result
+
+    def _read(self, data: bytes, fields: list[str], include: list[str]) -> pa.Table | None:
+        """Arrow's CSV reader over the segment, every value a string (``include``: only those columns
+        become arrays; empty: all); None where it refuses the segment."""
+        try:
+            return pacsv.read_csv(
+                io.BytesIO(data),
+                read_options=pacsv.ReadOptions(column_names=fields, block_size=max(1 << 20, MAX_LINE * 2),
+                                               use_threads=False),  # one core per worker: --jobs says how many
+                parse_options=pacsv.ParseOptions(
+                    delimiter=self.dialect.field_sep, quote_char=self.dialect.quote_char, double_quote=True,
+                    escape_char=False, newlines_in_values=False, ignore_empty_lines=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={f: pa.string() for f in fields}, strings_can_be_null=False,
+                    quoted_strings_can_be_null=False, include_columns=include),
+            )
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            return None
 
 
 def _lines(data: bytes, pos: int) -> int:
@@ -471,18 +496,20 @@ def _next_header(chunk: bytes, pos: int) -> int:
     return i + 1 if i >= 0 else -1
 
 
-def raw_lines(data: bytes, rows: int) -> pa.Array | None:
+def raw_lines(data: bytes) -> pa.Array | None:
     """Each line of ``data`` as the reference reads it (line end stripped), split by one Arrow
-    kernel; None when the count is not ``rows`` (the caller's segment then takes the reference)."""
+    kernel; None when one is blank (Arrow's CSV reader would take it for a row of empty values)."""
     text = pa.Array.from_buffers(pa.string(), 1, [None, pa.array([0, len(data)], pa.int32()).buffers()[1],
                                                   pa.py_buffer(data)])
     lines = pc.split_pattern(text, "\n")
     values = lines.values  # type: ignore[attr-defined]
     if data.endswith(b"\n"):
         values = values.slice(0, len(values) - 1)
-    if len(values) != rows:
+    if b"\r" in data:
+        values = pc.utf8_rtrim(values, characters="\r")
+    if len(values) and pc.min(pc.binary_length(values)).as_py() == 0:
         return None
-    return pc.utf8_rtrim(values, characters="\r") if b"\r" in data else values
+    return values
 
 
 def _plain_names(fields: list[str], sep: str) -> bool:
@@ -493,23 +520,23 @@ def _plain_names(fields: list[str], sep: str) -> bool:
 
 def _derivable(fields: list[str], data: bytes, sep: str) -> bool:
     """Whether the view can derive this segment's ``fields`` from its lines (``stored_fields``)."""
-    return (_plain_names(fields, sep) and not data.translate(None, _NOT_CONTROL)
-            and data.count(b"\r") == data.count(b"\r\n"))
+    # a CR that ends no line is not looked for: outside quotes it ends one of Arrow's rows (the row
+    # count then differs from the lines'), inside them the quoted lines' check or the line-break one
+    # refuses it (two counts of the segment's bytes saved)
+    return _plain_names(fields, sep) and not data.translate(None, _NOT_CONTROL)
 
 
 def stored_fields(raw: pa.Table, fields: list[str], data: bytes, sep: str, derivable: bool, quoted: bool,
-                  con: duckdb.DuckDBPyConnection) -> tuple[pa.Array, pa.Array, pa.Array] | None:
-    """``fields``, ``raw`` and ``raw_header`` of a segment's rows (``raw`` holds every column unless
-    ``derivable`` and not ``quoted``). The JSON is stored only where the view could not derive it
-    byte for byte from the line (``events.store.FIELDS_SQL``: the line split on the separator, or as
-    CSV where it holds a quote, values escaped for ``"`` and ``\\`` only): a segment with control
-    bytes or a CR that ends no line, or a quoted row that is not quoted the minimal way
-    (``_minimally_quoted``). Measured on the quick bench corpus: building and writing the JSON of
-    every row was ~40% of a full index's worker time; the lines cost one split kernel."""
+                  con: duckdb.DuckDBPyConnection, lines: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """``fields``, ``raw`` and ``raw_header`` of a segment's rows (``lines``: ``raw_lines``; ``raw``
+    holds every column where ``quoted`` or not ``derivable``). The JSON is stored only where the view
+    could not derive it byte for byte from the line (``events.store.FIELDS_SQL``: the line split on
+    the separator, or as CSV where it holds a quote, values escaped for ``"`` and ``\\`` only): a
+    segment with control bytes, or a quoted row that is not quoted the minimal way
+    (``_minimally_quoted``; ``quoted`` False where ``_quoted_minimally`` proved every line is).
+    Measured on the quick bench corpus: building and writing the JSON of every row was ~40% of a
+    full index's worker time; the lines cost one split kernel."""
     rows = raw.num_rows
-    lines = raw_lines(data, rows)
-    if lines is None:
-        return None
     names = pa.array([sep + sep.join(fields)])  # one dictionary value: no copy of the header per row
     header = pa.DictionaryArray.from_arrays(pa.repeat(pa.scalar(0, pa.int32()), rows), names)
     if not derivable:
@@ -525,6 +552,24 @@ def stored_fields(raw: pa.Table, fields: list[str], data: bytes, sep: str, deriv
     json = _one_array(fields_json(raw.filter(odd), fields, data, con))  # each odd row takes its JSON by its rank
     place = pc.subtract(pc.cumulative_sum(pc.cast(odd, pa.int32())), 1)
     return json.take(pc.if_else(odd, place, pa.scalar(None, pa.int32()))), lines, header
+
+
+def _quoted_minimally(lines: pa.Array, sep: str) -> bool:
+    """Whether every line holding a quote is CSV quoted the minimal way (``_minimally_quoted``'s
+    form: a value is quoted exactly when it holds the separator or a quote, quotes doubled, and
+    no CR in it), proven by one RE2 match of those lines: the values then are the ones any CSV
+    reader and the view's split read, so the reader need not convert the columns the dialect does
+    not read in order to compare them (HttpProxy: 17 of 74)."""
+    with_quote = pc.filter(lines, pc.match_substring(lines, '"'))
+    return bool(pc.all(pc.match_substring_regex(with_quote, _minimal_csv_line(sep))).as_py())
+
+
+def _minimal_csv_line(sep: str) -> str:
+    """RE2 pattern of a line in ``_minimally_quoted``'s form."""
+    s = re.escape(sep)
+    inner = '(?:[^"\\r]|"")'
+    field = f'(?:[^"\\r{s}]*|"{inner}*(?:{s}|""){inner}*")'
+    return f"^{field}(?:{s}{field})*$"
 
 
 def _minimally_quoted(raw: pa.Table, lines: pa.Array, sep: str) -> pa.Array:
