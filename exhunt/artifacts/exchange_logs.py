@@ -28,6 +28,7 @@ from exhunt.artifacts.w3c_log import (
     facts_by_first_line,
     holds,
     http_rows,
+    plus_to_space,
     status_code,
 )
 from exhunt.events.schema import TS
@@ -175,7 +176,7 @@ class ExchangeDialect:
             return None
         uri, query = pick("uri"), pick("uri_query")
         joined = pc.binary_join_element_wise(pc.coalesce(uri, ""), pc.coalesce(query, ""), "")
-        decoded = each_distinct(joined, unquote_plus) if holds(joined, "%") else pc.replace_substring(joined, "+", " ")
+        decoded = each_distinct(joined, unquote_plus) if holds(joined, "%") else plus_to_space(joined)
 
         return http_rows(
             ctx, rows, "httpproxy", block.directives.get("log-type"), columns, ts,

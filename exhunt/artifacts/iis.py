@@ -26,6 +26,7 @@ from exhunt.artifacts.w3c_log import (
     facts_by_first_line,
     holds,
     http_rows,
+    plus_to_space,
     status_code,
 )
 from exhunt.events.schema import TS
@@ -139,7 +140,7 @@ class IisDialect:
         stem, query = dash("cs-uri-stem"), dash("cs-uri-query")
         stem_decoded = each_distinct(stem, unquote) if holds(stem, "%") else stem
         query_decoded = (each_distinct(query, unquote_plus) if holds(query, "%")
-                         else pc.replace_substring(query, "+", " "))
+                         else plus_to_space(query))
         with_query = pc.binary_join_element_wise("?", query_decoded, "")
         decoded = pc.binary_join_element_wise(pc.coalesce(stem_decoded, ""), pc.coalesce(with_query, ""), "")
         decoded = pc.if_else(pc.equal(decoded, ""), pa.scalar(None, pa.string()), decoded)
@@ -149,7 +150,7 @@ class IisDialect:
             ctx, rows, "iis", block.directives.get("software"), columns, ts,
             client_ip=dash("c-ip"), server_ip=dash("s-ip"), user=dash("cs-username"),
             method=dash("cs-method"), uri=stem, uri_query=query, uri_decoded=decoded,
-            status=status, user_agent=pc.replace_substring(dash("cs(User-Agent)"), "+", " "),
+            status=status, user_agent=plus_to_space(dash("cs(User-Agent)")),
             computer=dash("s-computername"),
         )
 

@@ -64,6 +64,23 @@ def holds(column: pa.Array, text: str) -> bool:
     return bool(pc.any(pc.match_substring(column, text)).as_py())
 
 
+_PLUS_TO_SPACE = bytes.maketrans(b"+", b" ")
+
+
+def plus_to_space(column: pa.Array) -> pa.Array:
+    """Every ``+`` of a string column made a space: one byte for one, so the values' bytes are
+    translated at once and the offsets kept (Arrow's ``replace_substring`` searched value by value:
+    2.2 against 0.6 ms for 22k IIS user agents)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = one_chunk(column)
+    validity, offsets, values = column.buffers()
+    if values is None or not values.size:
+        return column
+    translated = pa.py_buffer(values.to_pybytes().translate(_PLUS_TO_SPACE))
+    return pa.Array.from_buffers(column.type, len(column), [validity, offsets, translated], column.null_count,
+                                 column.offset)
+
+
 def each_distinct(column: pa.Array, decode: Callable[[str], str]) -> pa.Array:
     """``decode`` of every value, called once per distinct value (logs repeat theirs): how the fast
     paths percent-decode (no Arrow kernel does) with the reference's own ``unquote``."""
