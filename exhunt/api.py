@@ -28,6 +28,7 @@ from exhunt.detections.iocs import load_iocs
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
 from exhunt.errors import UsageError
+from exhunt.events import selected
 from exhunt.events.store import StoreWriter, connect, write_table
 from exhunt.evidence import custody, manifest, open_evidence
 from exhunt.evidence.base import EvidenceFile
@@ -130,10 +131,21 @@ def batches(tasks: list[tuple[EvidenceFile, str]], jobs: int,
         yield batch, host or ""
 
 
+# --index full: the detections read the web rows triage would store (events.selected), not all of them;
+# the triage/full oracle tests turn it off to hold the prefilter to every row
+FULL_DETECTS_SELECTED = True
+
+
 def triage_plan(options: ScanOptions) -> tuple[TriagePlan | None, dict]:
-    """The prefilter of this scan (None with ``--index full``) and its report for the document."""
+    """The prefilter of this scan (with ``--index full``: None, or the plan that marks its lines,
+    ``FULL_DETECTS_SELECTED``) and its report for the document."""
     check_index(options)
-    return prefilter.build(options.index, CHECKS, options.sigma, options.iocs)
+    plan, report = prefilter.build(options.index, CHECKS, options.sigma, options.iocs)
+    if options.index == "full" and FULL_DETECTS_SELECTED:
+        marking = prefilter.build("triage", CHECKS, options.sigma, options.iocs)[0]
+        if marking is not None and marking.blob is not None:
+            plan = replace(marking, mark=True)
+    return plan, report
 
 
 def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
@@ -244,7 +256,7 @@ def _load_rules_ahead(sigma: list[Path]) -> None:
 def pivot_may_follow(triage: TriagePlan | None, results: list[FileResult], options: ScanOptions) -> bool:
     """Whether the pivot pass may run on the parse's workers: triage with a prefilter, and a text log
     parsed now (or kept from an earlier scan by --resume)."""
-    if triage is None or triage.blob is None:
+    if triage is None or triage.blob is None or triage.mark:
         return False
     return options.resume or any(r.artifact in RANGE_ARTIFACTS for r in results)
 
@@ -288,11 +300,16 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     context = DetectContext(store=store, yara=options.yara, sigma=options.sigma, iocs=options.iocs,
                             baselines=options.baselines, jobs=_jobs(options.jobs),
                             org_domains=options.org_domains)
+    marked = triage is not None and triage.mark
+    if marked:
+        selected.use_selected(con, store)
     raw_findings, rules = run_detections(con, context, hit_rows)
+    if marked:
+        selected.restore(con, store)
     findings = custody.cite_inputs(store, sort_findings(raw_findings), inputs.ids if inputs else None)
     hit_rows.sort(key=_hit_order)  # the same table on every run, whatever order queries returned
     write_table(store, "hits", hit_rows)
-    if triage is not None and triage.blob is not None:
+    if triage is not None and triage.blob is not None and not marked:
         rules = {**rules, "pivot": pivot_pass(con, store, work, options, triage, findings, hit_rows, warm)}
     impact = assess_impact(con, findings, hit_rows, store)  # whose mail: after every detection
     hosts = []

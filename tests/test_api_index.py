@@ -9,10 +9,12 @@ import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pyarrow.parquet as pq
 import pytest
 
+from exhunt import api
 from exhunt.api import ScanOptions, scan
 from exhunt.demo import DemoSpec, generate
 from exhunt.detections.pivot import gather
@@ -28,9 +30,18 @@ def summary(document: AssessmentDocument) -> list[tuple[Any, ...]]:
 
 
 def both_ways(evidence: Path | list[Path], out: Path, **options: Any) -> tuple[AssessmentDocument, AssessmentDocument]:
+    """Triage and full. The full index's detections read the rows triage would select
+    (``api.FULL_DETECTS_SELECTED``): a third scan runs them over every row, and must agree, so the
+    prefilter stays held to every row."""
     roots = evidence if isinstance(evidence, list) else [evidence]
     docs = [scan(roots, ScanOptions(out=out / index, quiet=True, progress=False, index=index, **options)).document
             for index in ("triage", "full")]
+    with mock.patch.object(api, "FULL_DETECTS_SELECTED", False):
+        every = scan(roots, ScanOptions(out=out / "full-every-row", quiet=True, progress=False, index="full",
+                                        **options)).document
+    assert summary(every) == summary(docs[1]), "detections over every row differ from those over the selection"
+    assert impact(every) == impact(docs[1])
+    assert stored_rows(out / "full-every-row", "selected_events") == 0
     return docs[0], docs[1]
 
 
@@ -76,8 +87,8 @@ def assert_same(triage: AssessmentDocument, full: AssessmentDocument, out: Path)
     assert twice == (0,), "a line stored twice (first pass and pivot pass)"
 
 
-def stored_rows(case: Path) -> int:
-    return sum(pq.read_metadata(p).num_rows for p in (case / "store" / "events").rglob("*.parquet"))
+def stored_rows(case: Path, table: str = "events") -> int:
+    return sum(pq.read_metadata(p).num_rows for p in (case / "store" / table).rglob("*.parquet"))
 
 
 def test_every_detection_case_fixture_both_ways(tmp_path: Path) -> None:
@@ -116,6 +127,8 @@ def test_demo_both_ways(tmp_path: Path, jobs: int, monkeypatch: pytest.MonkeyPat
     pivot = triage.rules["triage"]["pivot"]
     assert pivot["rows"] > 0 and pivot["files"] > 0, pivot
     assert stored_rows(tmp_path / "triage") < stored_rows(tmp_path / "full") / 2
+    # the full index's detections read the web rows triage would store before its pivot pass
+    assert 0 < stored_rows(tmp_path / "full", "selected_events") < stored_rows(tmp_path / "triage")
     t_host, f_host = triage.hosts[0], full.hosts[0]
     assert (t_host.first_seen, t_host.last_seen, t_host.build) == (f_host.first_seen, f_host.last_seen, f_host.build)
     assert t_host.coverage.events <= f_host.coverage.events

@@ -46,6 +46,9 @@ class TriagePlan:
     pivot: bytes | None = None
     searched: bytes | None = None
     fact_from: int | None = None  # ids of ``blob`` from here on: lines read for a fact, not stored
+    # --index full: every line is parsed and stored, and the lines triage would store are stored a
+    # second time in ``selected_events``, the web rows the detections read (``api.assess``)
+    mark: bool = False
 
 
 class PatternError(ValueError):

@@ -10,6 +10,7 @@ URL encoding — is handed to the reference parser, so both give the same rows a
 
 from __future__ import annotations
 
+import bisect
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.linefilter import LineSelector, TriagePlan
 from exhunt.artifacts.lines import MAX_LINE
 from exhunt.artifacts.w3c import Block, apply_header, iter_records
+from exhunt.events.selected import SELECTED
 from exhunt.sqltext import identifier, literal
 
 CHUNK = 16 << 20  # read size; workers may lower it under --memory-limit (exhunt.parallel.limits)
@@ -135,6 +137,8 @@ class W3cEngine:
         self.selector = _selector(TRIAGE.blob, TRIAGE.fact_from) if TRIAGE is not None else None
         self.pivot = _selector(TRIAGE.pivot if TRIAGE is not None and self.selector is not None else None)
         self.searched = _selector(TRIAGE.searched if self.pivot is not None and TRIAGE is not None else None)
+        self.mark = TRIAGE is not None and TRIAGE.mark and self.selector is not None  # --index full
+        self._pieces: pa.Array | None = None  # the last fast segment's lines before CRs were trimmed
         self.selected_rows = 0  # lines the prefilter (or the pivot pass) chose, parsed and stored
 
     @property
@@ -197,18 +201,72 @@ class W3cEngine:
                 self._pass(data, 0, 0)
             else:
                 self._pivot(data)
-        elif self.selector is not None and not self._parse_all():
+        elif self.selector is not None and not self.mark and not self._parse_all():
             self._triage(data)
         else:
+            spans = self._selected(data) if self.mark else None
             table = self._fast(data, None) if self.use_fast else None
             if table is None:
                 lines = _lines(data, 0)
-                self._reference(io.BytesIO(data), block=self.block)
+                if spans is not None:
+                    self._reference_marking(data, spans)
+                else:
+                    self._reference(io.BytesIO(data), block=self.block)
             else:  # the fast path counted the lines as it split them
                 lines = table.num_rows
                 self._add(table)
+                if spans is not None and self._pieces is not None:
+                    self._mark_rows(table, spans, self._pieces)
             self.line += lines
             self.offset += len(data)
+
+    def _selected(self, data: bytes) -> list[tuple[int, int]] | None:
+        """--index full: the lines triage would store of this segment (``_triage``'s choice), or
+        None where every line is marked (a log type parsed in full)."""
+        assert self.selector is not None
+        if self._parse_all():
+            return [(0, len(data))]
+        return _with_ends(self.selector.select(data)[0], data)
+
+    def _mark_rows(self, table: pa.Table, spans: list[tuple[int, int]], pieces: pa.Array) -> None:
+        """Store again, in ``selected_events``, the rows of the lines ``spans`` start (a fast segment:
+        one row per line; ``pieces``: its lines, the row of a byte position found by bisection)."""
+        offsets = memoryview(pieces.buffers()[1]).cast("i")  # string offsets: int32
+        base, count = pieces.offset, len(pieces)
+
+        def start(row: int) -> int:  # each line lost its newline in the split: one byte per line before it
+            return offsets[base + row] - offsets[base] + row
+
+        rows: list[int] = []
+        for begin, end in spans:
+            first = bisect.bisect_right(range(count), begin, key=start) - 1
+            last = bisect.bisect_left(range(count), end, key=start)
+            rows.extend(range(first, last))
+        if rows:
+            self.ctx.writer.table(SELECTED).add_batch(table.take(pa.array(sorted(set(rows)), pa.int32())))
+
+    def _reference_marking(self, data: bytes, spans: list[tuple[int, int]]) -> None:
+        """The reference parser over the segment, its web rows of the lines ``spans`` covers stored
+        again in ``selected_events`` as they are written."""
+        numbers: set[int] = set()
+        before, pos = 0, 0
+        for begin, end in spans:
+            before += data.count(b"\n", pos, begin)
+            inside = data.count(b"\n", begin, end - 1)  # a span of several lines (a log type parsed in full)
+            numbers.update(range(self.line + before + 1, self.line + before + inside + 2))
+            pos = begin
+        writer, event = self.ctx.writer, self.ctx.event
+
+        def marking(row: dict[str, Any]) -> None:
+            event(row)
+            if row.get("raw_header") is not None and row.get("line") in numbers:
+                writer.add(SELECTED, row)
+
+        self.ctx.event = marking  # type: ignore[method-assign]
+        try:
+            self._reference(io.BytesIO(data), block=self.block)
+        finally:
+            del self.ctx.event
 
     def _pass(self, data: bytes, newlines: int, pos: int) -> None:
         """Move past ``data``: ``newlines`` counted before ``pos``, the rest left for ``_settle``."""
@@ -365,9 +423,11 @@ class W3cEngine:
                 data.decode("utf-8")
             except UnicodeDecodeError:
                 return None
-        split = raw_lines(data)
-        if split is None or (lines is not None and len(split) != lines):
+        found = raw_lines(data)
+        if found is None or (lines is not None and len(found[0]) != lines):
             return None
+        split, pieces = found
+        self._pieces = pieces if self.mark else None
         raw = self._read(data, fields, include)
         if raw is None or raw.num_rows != len(split):
             return None  # a lone CR ends an Arrow row (one row more), an open quote takes a line end
@@ -496,20 +556,19 @@ def _next_header(chunk: bytes, pos: int) -> int:
     return i + 1 if i >= 0 else -1
 
 
-def raw_lines(data: bytes) -> pa.Array | None:
+def raw_lines(data: bytes) -> tuple[pa.Array, pa.Array] | None:
     """Each line of ``data`` as the reference reads it (line end stripped), split by one Arrow
-    kernel; None when one is blank (Arrow's CSV reader would take it for a row of empty values)."""
+    kernel, and the lines as split (CRs kept: each line's byte position follows from their
+    lengths); None when one is blank (Arrow's CSV reader would take it for a row of empty values)."""
     text = pa.Array.from_buffers(pa.string(), 1, [None, pa.array([0, len(data)], pa.int32()).buffers()[1],
                                                   pa.py_buffer(data)])
-    lines = pc.split_pattern(text, "\n")
-    values = lines.values  # type: ignore[attr-defined]
+    pieces = pc.split_pattern(text, "\n").values  # type: ignore[attr-defined]
     if data.endswith(b"\n"):
-        values = values.slice(0, len(values) - 1)
-    if b"\r" in data:
-        values = pc.utf8_rtrim(values, characters="\r")
+        pieces = pieces.slice(0, len(pieces) - 1)
+    values = pc.utf8_rtrim(pieces, characters="\r") if b"\r" in data else pieces
     if len(values) and pc.min(pc.binary_length(values)).as_py() == 0:
         return None
-    return values
+    return values, pieces
 
 
 def _plain_names(fields: list[str], sep: str) -> bool:

@@ -114,6 +114,9 @@ MATCHES = pa.schema(
 
 TABLES: dict[str, pa.Schema] = {
     "events": EVENTS,
+    # --index full: the IIS and HttpProxy rows of ``events`` that triage would store (its prefilter's
+    # lines), again; the detections read these and the other logs' rows instead of every web row
+    "selected_events": EVENTS,
     "files": FILES,
     "host_facts": HOST_FACTS,
     "warnings": WARNINGS,

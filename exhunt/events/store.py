@@ -30,12 +30,13 @@ IN_MEMORY_BYTES = 8 << 20
 Row = Mapping[str, Any]
 # Columns whose values rarely repeat: Parquet's writer would try a dictionary for each row group and
 # give it up (measured on the quick bench corpus's events: 8-20% of the write time, 5-13% of the bytes)
-PLAIN = {"events": frozenset({"raw", "fields", "line", "record_id", "ts"})}
+PLAIN = {name: frozenset({"raw", "fields", "line", "record_id", "ts"}) for name in ("events", "selected_events")}
 # A full index writes every line: LZ4 cost ~25% less write time than zstd (quick bench corpus, 0.33 against
 # 0.44 s per 400k rows) for ~1.7x the bytes (raw: 18 against 10 MB)
 CODEC = {"events": "lz4"}
 # No min/max statistics for long text nobody filters on by range (each value is compared to keep them)
-NO_STATISTICS = {"events": frozenset({"raw", "fields", "raw_header"})}
+# (raw_header keeps them: its null count lets a scan skip the row groups of web rows, ``use_selected``)
+NO_STATISTICS = {"events": frozenset({"raw", "fields"})}
 
 
 def _safe(name: str) -> str:
@@ -252,7 +253,7 @@ FIELDS_SQL = (
 )
 
 
-def _public(name: str, select: str) -> str:
+def public_view(name: str, select: str) -> str:
     """The query of a table's view over ``select`` (its parts): ``events`` derives ``fields``."""
     return f"SELECT * REPLACE ({FIELDS_SQL} AS fields) FROM ({select})" if name == "events" else select
 
@@ -312,7 +313,7 @@ def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[s
                 if missing:  # parts written by an older exhunt: newer columns read as NULL
                     extra = ", ".join(f"NULL::{duckdb_type} AS \"{col}\"" for col, duckdb_type in missing)
                     select = select.replace("SELECT * FROM", f"SELECT *, {extra} FROM", 1)
-                con.execute(f"CREATE {kind} {name} AS {_public(name, select)}")
+                con.execute(f"CREATE {kind} {name} AS {public_view(name, select)}")
                 if name == "events":  # the parts as stored (no ``fields`` derived): engines that read few keys
                     stored = select if kind == "VIEW" else "FROM events"
                     con.execute(f"CREATE OR REPLACE VIEW events_stored AS {stored}")
