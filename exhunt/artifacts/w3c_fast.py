@@ -234,7 +234,7 @@ class W3cEngine:
         offsets = memoryview(pieces.buffers()[1]).cast("i")  # string offsets: int32
         base, count = pieces.offset, len(pieces)
 
-        def start(row: int) -> int:  # each line lost its newline in the split: one byte per line before it
+        def start(row: int) -> int:  # each line before it lost its newline in the split: one byte a line
             return offsets[base + row] - offsets[base] + row
 
         rows: list[int] = []
@@ -559,13 +559,17 @@ def _next_header(chunk: bytes, pos: int) -> int:
 def raw_lines(data: bytes) -> tuple[pa.Array, pa.Array] | None:
     """Each line of ``data`` as the reference reads it (line end stripped), split by one Arrow
     kernel, and the lines as split (CRs kept: each line's byte position follows from their
-    lengths); None when one is blank (Arrow's CSV reader would take it for a row of empty values)."""
+    lengths); None when one is blank (Arrow's CSV reader would take it for a row of empty values).
+    (Splitting CRLF logs at CRLF, no trim, measured 1.3 against 1.6 ms per 4 MB: not worth a retry.)"""
     text = pa.Array.from_buffers(pa.string(), 1, [None, pa.array([0, len(data)], pa.int32()).buffers()[1],
                                                   pa.py_buffer(data)])
     pieces = pc.split_pattern(text, "\n").values  # type: ignore[attr-defined]
     if data.endswith(b"\n"):
         pieces = pieces.slice(0, len(pieces) - 1)
-    values = pc.utf8_rtrim(pieces, characters="\r") if b"\r" in data else pieces
+    try:
+        values = pc.utf8_rtrim(pieces, characters="\r") if b"\r" in data else pieces
+    except pa.ArrowInvalid:  # not UTF-8: the reference parser reads the segment (the CSV reader refuses it too)
+        return None
     if len(values) and pc.min(pc.binary_length(values)).as_py() == 0:
         return None
     return values, pieces
