@@ -172,6 +172,13 @@ class W3cEngine:
         carry = b""
         first = True
         size = first_read or self.chunk
+        if at_start and first_read is None and (leading := _leading_headers(stream, size)):
+            first = False  # the header lines on their own: the first large read starts at the data
+            size -= len(leading)  # and ends where the whole-file chunk ends (byte ranges replay it)
+            if leading.startswith(BOM):
+                leading = leading[3:]
+                self.offset = 3
+            self._chunk(leading)
         while True:
             data = stream.read(size)
             size = self.chunk
@@ -418,6 +425,26 @@ class W3cEngine:
             self.dialect.on_block(self.ctx, block, first_line)
         self.dialect.fast_facts(self.ctx, seg, block)
         return result
+
+
+def _leading_headers(stream: BinaryIO, size: int) -> bytes:
+    """The ``#`` lines at the start of ``stream`` (a BOM before them included) that its buffer holds
+    whole, read, or nothing. Read with the data, the segment after them was sliced off the first
+    large read: a copy of most of a log. Only when a line ends after them within the first read of
+    ``size`` bytes, so that read is cut at the same newline as the whole chunk would be."""
+    peek = getattr(stream, "peek", None)
+    if peek is None:
+        return b""
+    ahead = peek(1)
+    start = pos = 3 if ahead.startswith(BOM) else 0
+    while ahead.startswith(b"#", pos):
+        end = ahead.find(b"\n", pos)
+        if end < 0:
+            break
+        pos = end + 1
+    if pos == start or not 0 <= ahead.find(b"\n", pos) < size:
+        return b""
+    return stream.read(pos)
 
 
 def _lines(data: bytes, pos: int) -> int:
