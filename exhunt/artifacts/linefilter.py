@@ -222,10 +222,10 @@ class LineSelector:
         """(start, end) of every line to store, newline included, in order, each once."""
         return self.select(data)[0]
 
-    def any(self, data: bytes) -> bool:
+    def any(self, data: bytes | memoryview) -> bool:
         """Whether any pattern matches ``data`` (the scan stops at the first match)."""
-        try:
-            self.db.scan(data, match_event_handler=_stop)
+        try:  # the binding takes any buffer; its stubs name only str and bytes
+            self.db.scan(data, match_event_handler=_stop)  # type: ignore[type-var]
         except _hs.ScanTerminated:
             return True
         return False
