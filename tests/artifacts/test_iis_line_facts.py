@@ -193,3 +193,32 @@ def test_a_worker_that_learnt_the_builds_reads_the_same_facts(tmp_path: Path, mo
     assert cases["triage"] == cases["full"]
     assert [v for p, v, _ in cases["full"] if p.endswith("u_ex210304.log")] == [
         "15.1.2176.0", "15.1.2176.4", "15.1.2176.2", "15.1.2375.7", "15.1.2375.17"]
+
+
+def test_learnt_values_are_used_at_once_when_their_database_is_cached(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Before a process has read many fact lines, learnt values take a database only from the disk
+    cache (no compile on the critical path of a small scan)."""
+    from exhunt.artifacts import linefilter, w3c_fast
+    from exhunt.artifacts.base import ParseContext
+    from exhunt.detections.checks import CHECKS
+    from exhunt.detections.prefilter import build
+
+    plan, _ = build("triage", CHECKS)
+    assert plan is not None and plan.stored
+    monkeypatch.setenv("EXHUNT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(w3c_fast, "TRIAGE", plan)
+    monkeypatch.setattr(w3c_fast, "LEARN_AFTER", 10 ** 9)
+    monkeypatch.setattr(w3c_fast, "_LEARNT", {"15.1.2176.2"})
+    monkeypatch.setattr(w3c_fast, "_COMPILED", {})
+    ctx = ParseContext(host="h", file=None, writer=None)  # type: ignore[arg-type]
+
+    def selector() -> LineSelector | None:
+        return w3c_fast.W3cEngine(ctx, IisDialect()).selector
+
+    assert selector().single_from is None  # type: ignore[union-attr]
+    other, singles, _ = owa_build_patterns(["15.1.2176.2"])
+    learnt = (*plan.stored, other, *singles)
+    assert not linefilter.is_cached(learnt, linefilter.cache_dir(), len(plan.stored) + 1)
+    compile_patterns(learnt, linefilter.cache_dir(), len(plan.stored) + 1)
+    assert linefilter.is_cached(learnt, linefilter.cache_dir(), len(plan.stored) + 1)
+    assert selector().single_from == len(plan.stored) + 1  # type: ignore[union-attr]
