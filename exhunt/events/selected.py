@@ -36,20 +36,21 @@ def use_selected(con: duckdb.DuckDBPyConnection, store: Path) -> None:
     if counted is not None and counted[0] <= IN_MEMORY_ROWS:
         con.execute(f"CREATE OR REPLACE TABLE other_events AS {others}")
         others = "FROM other_events"  # a table, not TEMP: the checks run on cursors of their own
-    stored = f"SELECT * FROM {SELECTED} UNION ALL BY NAME {others}"
-    _drop_events(con)
-    con.execute(f"CREATE VIEW events AS {public_view('events', stored)}")
-    con.execute(f"CREATE OR REPLACE VIEW events_stored AS {stored}")
+    _drop(con, "events")
+    _drop(con, "events_stored")
+    con.execute(f"CREATE VIEW events_stored AS SELECT * FROM {SELECTED} UNION ALL BY NAME {others}")
+    con.execute(f"CREATE VIEW events AS {public_view('events', 'FROM events_stored')}")
 
 
 def restore(con: duckdb.DuckDBPyConnection, store: Path) -> None:
     """``events`` over every stored row again."""
-    _drop_events(con)
+    _drop(con, "events")
+    _drop(con, "events_stored")
     con.execute("DROP TABLE IF EXISTS other_events")
     refresh_views(con, store, ["events"])
 
 
-def _drop_events(con: duckdb.DuckDBPyConnection) -> None:
-    kinds = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'events'").fetchall()
+def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    kinds = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()
     for (kind,) in kinds:
-        con.execute("DROP VIEW events" if kind == "VIEW" else "DROP TABLE events")
+        con.execute(f"DROP VIEW {name}" if kind == "VIEW" else f"DROP TABLE {name}")
