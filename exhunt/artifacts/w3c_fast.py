@@ -11,6 +11,7 @@ URL encoding — is handed to the reference parser, so both give the same rows a
 from __future__ import annotations
 
 import bisect
+import contextlib
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -685,7 +686,39 @@ def _derivable(fields: list[str], data: bytes, sep: str) -> bool:
     # a CR that ends no line is not looked for: outside quotes it ends one of Arrow's rows (the row
     # count then differs from the lines'), inside them the quoted lines' check or the line-break one
     # refuses it (two counts of the segment's bytes saved)
-    return _plain_names(fields, sep) and not data.translate(None, _NOT_CONTROL)
+    return _plain_names(fields, sep) and not _has_control_byte(data)
+
+
+_CONTROL: list[Any] = []  # this process's (Hyperscan database of one control byte, its stop exception)
+
+
+def _has_control_byte(data: bytes) -> bool:
+    """Whether ``data`` holds a byte JSON escapes other than a line end (a tab included). Hyperscan
+    finds one byte class with SIMD: 1.0 against 5.3 ms per 16 MB for ``bytes.translate``, which
+    stays the way where the module cannot be loaded."""
+    if not _CONTROL:
+        _CONTROL.append(_control_database() if linefilter.available() else None)
+    if _CONTROL[0] is None:
+        return bool(data.translate(None, _NOT_CONTROL))
+    database, stopped = _CONTROL[0]
+    found: list[int] = []
+
+    def stop(_id: int, start: int, _end: int, _flags: int, _ctx: object) -> bool:
+        found.append(start)
+        return True  # the first one decides
+
+    with contextlib.suppress(stopped):
+        database.scan(data, match_event_handler=stop)
+    return bool(found)
+
+
+def _control_database() -> tuple[Any, type[Exception]]:
+    import hyperscan
+
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    database.compile(expressions=[rb"[\x00-\x09\x0b\x0c\x0e-\x1f]"], ids=[0], elements=1,
+                     flags=[hyperscan.HS_FLAG_SINGLEMATCH])
+    return database, hyperscan.ScanTerminated
 
 
 def stored_fields(raw: pa.Table, fields: list[str], data: bytes, sep: str, derivable: bool, quoted: bool,

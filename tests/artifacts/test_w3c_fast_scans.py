@@ -8,7 +8,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exhunt.artifacts.w3c_fast import _columns_holding, _has_line_of, header_lines
+from exhunt.artifacts.w3c_fast import _NOT_CONTROL, _columns_holding, _has_control_byte, _has_line_of, header_lines
 
 LINES = st.lists(st.sampled_from([b"#Fields: a b", b"#", b"x y", b"", b"##", b"a#b", b"\r", b"#x\r", b"z" * 9]),
                  max_size=12)
@@ -53,3 +53,10 @@ def test_columns_holding_finds_the_columns_a_search_per_column_finds(
     expected = {i for i, c in enumerate(columns)
                 if any(n.decode() in v for v in c.to_pylist() for n in needles)}
     assert _columns_holding(raw, needles) == expected
+
+
+@given(st.binary(max_size=64) | st.lists(st.sampled_from([b"\t", b"\r\n", b"\x00", b"\x1f", b"\x7f", b"a", b"\xe9"]),
+                                          max_size=20).map(b"".join))
+def test_control_byte_search_matches_the_byte_table(data: bytes) -> None:
+    """Hyperscan's one-class search against the deletion by byte table it replaced."""
+    assert _has_control_byte(data) == bool(data.translate(None, _NOT_CONTROL))
