@@ -88,20 +88,22 @@ class EvtxLog(Artifact):
             extra = (ctx.host, ctx.file.rel, "evtx")
             count = 0
             skip = unstored if evtx_chunks.filters_records() else None
-            for record_id, event, no_at_keys in iter_events(ctx, source, selection, skip):
-                try:
-                    values = evtx_event_values(event, no_at_keys)
-                except (TypeError, ValueError, AttributeError) as exc:
-                    ctx.warn(f"record {record_id}: unreadable event structure ({exc})")
-                    continue
-                if values[RECORD_ID] is None:
-                    values = (*values[:RECORD_ID], record_id, *values[RECORD_ID + 1 :])
-                if values[TS] is None:
-                    ctx.warn(f"record {record_id}: no readable TimeCreated/SystemTime")
-                events.add_values(COLUMNS, values + extra)  # no dict per event: the hot path
-                count += 1
-            ctx.events += count
-            not_stored(ctx, unstored)
+            try:
+                for record_id, event, no_at_keys in iter_events(ctx, source, selection, skip):
+                    try:
+                        values = evtx_event_values(event, no_at_keys)
+                    except (TypeError, ValueError, AttributeError) as exc:
+                        ctx.warn(f"record {record_id}: unreadable event structure ({exc})")
+                        continue
+                    if values[RECORD_ID] is None:
+                        values = (*values[:RECORD_ID], record_id, *values[RECORD_ID + 1 :])
+                    if values[TS] is None:
+                        ctx.warn(f"record {record_id}: no readable TimeCreated/SystemTime")
+                    events.add_values(COLUMNS, values + extra)  # no dict per event: the hot path
+                    count += 1
+            finally:  # what was read and skipped counts even when the parse stops early
+                ctx.events += count
+                not_stored(ctx, unstored)
 
 
 @dataclass
