@@ -289,7 +289,7 @@ def verify_checksums(ctx: ParseContext, data: IO[bytes]) -> set[int]:
         if chunk.startswith(CHUNK_MAGIC):
             free = min(struct.unpack_from("<I", chunk, 48)[0], len(chunk))
             header_ok = zlib.crc32(chunk[:120] + chunk[128:512]) == struct.unpack_from("<I", chunk, 124)[0]
-            data_ok = free < 512 or zlib.crc32(chunk[512:free]) == struct.unpack_from("<I", chunk, 52)[0]
+            data_ok = free < 512 or zlib.crc32(memoryview(chunk)[512:free]) == struct.unpack_from("<I", chunk, 52)[0]
             if not header_ok or not data_ok:
                 first, last = struct.unpack_from("<QQ", chunk, 24)
                 what = " and ".join(n for n, ok in (("header", header_ok), ("records", data_ok)) if not ok)

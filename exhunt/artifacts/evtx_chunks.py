@@ -94,8 +94,8 @@ def compile_literals(literals: tuple[str, ...], pattern: Any = literal_pattern) 
     return database
 
 
-def chunk_matches(chunk: bytes) -> bool:
-    """Whether the chunk holds any literal (None configured: every chunk does)."""
+def chunk_matches(chunk: bytes, end: int | None = None) -> bool:
+    """Whether the chunk (up to ``end``) holds any literal (None configured: every chunk does)."""
     if _LITERALS is None:
         return True
     if _DATABASE is None:
@@ -112,7 +112,7 @@ def chunk_matches(chunk: bytes) -> bool:
 
     for start in (0, 1):  # texts at even offsets, then at odd ones
         with contextlib.suppress(hyperscan.ScanTerminated):  # how Hyperscan reports a stopped scan
-            _DATABASE.scan(chunk[start::2], match_event_handler=on_match)
+            _DATABASE.scan(chunk[start:end:2], match_event_handler=on_match)  # one copy: no slice first
         if found:
             return True
     return False
@@ -190,7 +190,7 @@ def select(data: IO[bytes], must_parse: set[int]) -> Selection | None:
                 numbers.append(number)
             continue
         first, last = struct.unpack_from("<QQ", chunk, 24)
-        if number in must_parse or chunk_matches(used_part(chunk)):
+        if number in must_parse or chunk_matches(chunk, used_end(chunk)):
             keep.append(chunk)
             numbers.append(number)
             by_first_id[first] = number
@@ -209,12 +209,12 @@ def select(data: IO[bytes], must_parse: set[int]) -> Selection | None:
                      first_written, last_written, last_before, by_first_id)
 
 
-def used_part(chunk: bytes) -> bytes:
-    """The chunk up to its free-space offset: the parser reads no record past it (and the records'
-    strings and templates are inside the records), so the rest (a third of the bytes of the shared
-    set's chunks are in use) need not be searched. An offset out of range: the whole chunk."""
+def used_end(chunk: bytes) -> int:
+    """The chunk's free-space offset: the parser reads no record past it (and the records' strings
+    and templates are inside the records), so the rest (a third of the bytes of the shared set's
+    chunks are in use) need not be searched. An offset out of range: the whole chunk."""
     free = struct.unpack_from("<I", chunk, 48)[0]
-    return chunk[:free] if 512 <= free < len(chunk) else chunk
+    return free if 512 <= free < len(chunk) else len(chunk)
 
 
 def written_range(chunk: bytes) -> tuple[int, ...]:
