@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import struct
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exhunt.artifacts import evtx_chunks
-from exhunt.artifacts.evtx import CHUNK, FILE_HEADER, NOT_STORED
+from exhunt.artifacts.evtx import CHUNK, FILE_HEADER, NOT_STORED, Unstored
 from tests.artifacts.test_evtx import _multi_chunk_sample, plain_dump_count
 from tests.helpers import parse_paths
 
@@ -161,3 +162,15 @@ def test_text_past_the_free_space_offset_selects_no_chunk(tmp_path: Path, litera
     assert full.execute("SELECT count(*) FROM events WHERE fields ILIKE ?", [f"%{word}%"]).fetchone()[0] == 0
     evtx_chunks.configure((word,))
     assert evtx_chunks.chunk_matches(text)  # the text itself is a match: only its place excludes it
+
+
+def test_unstored_records_keep_count_and_written_range() -> None:
+    """A skipped record counts; its written time (as the parser renders it) widens the range; a zero
+    time (cleared logs) or none is no time, as in the skipped chunks' record headers."""
+    unstored = Unstored()
+    for timestamp in ("2019-07-19T14:53:47.2393Z UTC", "1601-01-01T00:00:00Z UTC", None,
+                      "2019-07-19T14:53:47.239318Z UTC", "2019-07-18T01:02:03Z UTC", "garbage"):
+        unstored.add_record(timestamp)
+    assert unstored.records == 6
+    assert unstored.first == datetime(2019, 7, 18, 1, 2, 3, tzinfo=UTC)
+    assert unstored.last == datetime(2019, 7, 19, 14, 53, 47, 239318, tzinfo=UTC)
