@@ -84,6 +84,16 @@ FIELD_ORDERS = [FIELDS.split(), FIELDS.replace("cs-uri-stem cs-uri-query", "cs-u
                 + ["cs-uri-stem"]]
 
 
+def log_of(rows: list[tuple[str, str, str]], names: list[str]) -> bytes:
+    """The lines of ``rows`` (stem, referer, status) in the field order ``names``."""
+    lines = []
+    for n, (stem, referer, status) in enumerate(rows):
+        values = dict(zip(FIELDS.split(), line(n, stem, status).split(" "), strict=True))
+        values["cs(Referer)"] = referer
+        lines.append(" ".join(values[name] for name in names) + "\r\n")
+    return "".join(lines).encode()
+
+
 def reference_facts(block: Block, data: bytes, seen: set[str]) -> list[tuple[int, str, str, str]]:
     """Every line through ``line_fact``, the first line of each new value: what triage did per line."""
     found, start = [], 0
@@ -104,13 +114,7 @@ def test_segment_facts_match_the_line_by_line_reading(rows: list[tuple[str, str,
                                                       seen: list[str]) -> None:
     """Distinct values of the fact lines, then ``bytes.find`` per new value: the same first lines as
     reading every line (referers holding builds, 4xx lines, a stem after the referer, values seen)."""
-    block = Block({}, names)
-    lines = []
-    for n, (stem, referer, status) in enumerate(rows):
-        values = dict(zip(FIELDS.split(), line(n, stem, status).split(" "), strict=True))
-        values["cs(Referer)"] = referer
-        lines.append(" ".join(values[name] for name in names) + "\r\n")
-    data = "".join(lines).encode()
+    block, data = Block({}, names), log_of(rows, names)
     spans, start = [], 0
     for raw in data.splitlines(keepends=True):
         if FACT_LINE.search(raw):
@@ -151,13 +155,7 @@ def test_segment_facts_from_learnt_values_match_the_line_by_line_reading(
         rows: list[tuple[str, str, str]], names: list[str], known: list[str]) -> None:
     """With values learnt, the prefilter reports where each known value first shows and the lines
     of other values only: the same first lines as reading every line."""
-    block = Block({}, names)
-    lines = []
-    for n, (stem, referer, status) in enumerate(rows):
-        values = dict(zip(FIELDS.split(), line(n, stem, status).split(" "), strict=True))
-        values["cs(Referer)"] = referer
-        lines.append(" ".join(values[name] for name in names) + "\r\n")
-    data = "".join(lines).encode()
+    block, data = Block({}, names), log_of(rows, names)
     other, singles, learnt = owa_build_patterns(known)
     selector = LineSelector(compile_patterns(["never-in-these-lines", other, *singles], single_from=2).blob,
                             fact_from=1, single_from=2)
