@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,7 +185,8 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
     prestart(options.jobs, options.scheduler)  # a no-op when the command line started it
     with case_directory(options.out) as case:
         store = case / "store"
-        with custody.case_writes(case), WarmPool() as warm, heap.long_lived() as keep:
+        with (custody.case_writes(case), WarmPool() as warm, heap.long_lived() as keep,
+              ThreadPoolExecutor(1, thread_name_prefix="exhunt-writes") as writes):
             before, stats_before, key_before = resume.previous(store) if options.resume else ({}, {}, None)
             if store.exists() and not options.resume:
                 shutil.rmtree(store)
@@ -219,13 +221,14 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 warm.release()  # their memory back before the detections (--index full: ~0.2 GB)
             read.update(custody.read_hashes(results))  # the parse's own read wins over the pre-check
             inputs = custody.record_inputs(case, store, work, read, hashed, _jobs(options.jobs), __version__,
-                                           prepared)
+                                           prepared, writes.submit)  # written while the detections run
             resume.save(store, resume.fingerprints(work, read, hashed), key, stats)
             document = assess(store, work, options, triage, warm, inputs)
             triage_report = {**triage_report, "pivot": document.rules.get("pivot", PIVOT_NONE)}
             document = replace(document, rules={**{k: v for k, v in document.rules.items() if k != "pivot"},
                                                 "triage": triage_report,
                                                 "evtx_index": events.report(options.index)})
+            inputs.wait()  # the manifest before the document: a case with findings has its hashes
             save_document(case, document)
             if options.out and options.html_report:
                 save_html_report(case, document)

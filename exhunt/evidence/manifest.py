@@ -274,12 +274,16 @@ def build(hosts: Sequence[tuple[str, str, Sequence[EvidenceFile]]], read: ReadHa
     return records, refs
 
 
+def json_path(case: Path) -> Path:
+    return case / "manifest.json"
+
+
 def write(case: Path, store: Path, records: list[dict[str, Any]], refs: list[dict[str, str]],
           tool_version: str) -> Path:
     """manifest.json (written atomically) plus the ``manifest`` and ``inputs`` store tables."""
     doc = {"manifest_version": MANIFEST_VERSION, "tool_version": tool_version,
            "recorded_at": iso_utc(datetime.now(UTC)), "inputs": records}
-    path = case / "manifest.json"
+    path = json_path(case)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
     for table, rows in (("manifest", records), ("inputs", refs)):

@@ -20,8 +20,9 @@ import os
 import sys
 from typing import Any
 
-# what a worker needs before its first unit; the EVTX parser is imported lazily by its artifact
-PRELOAD = ["exhunt.parallel.units", "evtx"]
+# what a worker needs before its first unit (the EVTX parser is imported lazily by its artifact), and
+# the server's own quick exit (serverexit)
+PRELOAD = ["exhunt.parallel.units", "evtx", "exhunt.parallel.serverexit"]
 
 
 def forking() -> bool:
