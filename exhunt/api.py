@@ -229,9 +229,10 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                                                 "triage": triage_report,
                                                 "evtx_index": events.report(options.index)})
             inputs.wait()  # the manifest before the document: a case with findings has its hashes
-            save_document(case, document)
+            saved = writes.submit(save_document, case, document)  # its write overlaps the report's rendering
             if options.out and options.html_report:
                 save_html_report(case, document)
+            saved.result()
         return ScanResult(document, case if options.out else Path(), results)
 
 

