@@ -23,6 +23,10 @@ DRAIN_CHUNK = 1 << 20
 ALL_DIGESTS = False
 UNDECIDED_LIMIT = 2 * DRAIN_CHUNK
 WHOLE_READ = 256 << 10  # files up to this size are read in one call (``read_small``)
+# the buffered stream's own buffer: the head's peek fills it, and a parser's large read copies it
+# out before reading the rest straight into its own bytes (1 MiB here was two extra copies of most
+# of a log: the undecided head kept for SHA-1/MD5, then the buffer into the parser's read)
+STREAM_BUFFER = 64 << 10
 
 
 class HashingRaw(io.RawIOBase):
@@ -115,7 +119,7 @@ def open_hashing(file: EvidenceFile, capture: bool = False, capture_limit: int |
     if file.size <= WHOLE_READ and (small := read_small(file, capture, capture_limit)) is not None:
         return small
     raw = HashingRaw(file.open(), capture, capture_limit)
-    return io.BufferedReader(raw, buffer_size=DRAIN_CHUNK), raw
+    return io.BufferedReader(raw, buffer_size=STREAM_BUFFER), raw
 
 
 def read_small(file: EvidenceFile, capture: bool,

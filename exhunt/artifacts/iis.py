@@ -8,6 +8,7 @@ build fact (CU level only: an SU does not change the resource folder).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -35,6 +36,9 @@ OWA_BUILD_RE = re.compile(OWA_BUILD_PATTERN, re.I | re.A)
 OWA_BUILD_BYTES = re.compile(OWA_BUILD_PATTERN.encode(), re.I)  # bytes: ASCII classes
 # a build in an OWA path anywhere in a line (no anchor): the values a segment's fact lines show
 OWA_BUILD_ANYWHERE = re.compile(OWA_BUILD_PATTERN[1:].encode(), re.I)
+# the prefilter's fact patterns once values are known (``owa_build_patterns``): the path of a build
+OWA_BUILD_PATH = r"/(?:owa|ecp)/(?:auth/)?15\."
+VALUE_CHARS = "0123456789."
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.A)
 TIME_RE = re.compile(r"\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?", re.A)
 # the same in RE2 for Arrow, less the year 0000 (Arrow reads it, Python's datetime has no year 0)
@@ -76,6 +80,39 @@ def normalize(record: dict[str, str]) -> dict[str, Any]:
         "user_agent": agent.replace("+", " ") if agent else None,
         "computer": _dash(record.get("s-computername")),
     }
+
+
+def owa_build_patterns(known: Sequence[str]) -> tuple[str, list[str], list[str]]:
+    """The triage fact patterns of a worker that has seen the builds ``known``: one that matches a
+    build path whose value is none of them (every line that can give a new value, the lines the
+    dialect reads), and one per known value, compiled first-match-only: where each first shows is
+    all ``segment_facts`` needs, so the thousands of lines that repeat a known build cost no call.
+    Returns them with the values in the order of their patterns.
+    A value is followed by ``/`` (``OWA_BUILD_PATTERN``); any other text after ``15.`` that could
+    still be one is matched by the first pattern."""
+    tails = sorted({value[3:] for value in known if value.startswith("15.")})
+    other = OWA_BUILD_PATH + (_none_of(tails) or "[0-9.]*/")
+    return other, [OWA_BUILD_PATH + re.escape(tail) + "/" for tail in tails], [f"15.{tail}" for tail in tails]
+
+
+def _none_of(tails: Sequence[str]) -> str | None:
+    """A regex of ``[0-9.]*`` followed by ``/`` where that text is none of ``tails`` (a trie: at each
+    step, another character, or the end where no value ends); None when nothing is left."""
+    children: dict[str, list[str]] = {}
+    for tail in tails:
+        if tail:
+            children.setdefault(tail[0], []).append(tail[1:])
+    alternatives = []
+    for char in sorted(children):
+        rest = _none_of(children[char])
+        if rest is not None:
+            alternatives.append(re.escape(char) + rest)
+    others = "".join(c for c in VALUE_CHARS if c not in children)
+    if others:
+        alternatives.append("[" + re.escape(others) + "][0-9.]*/")
+    if "" not in tails:
+        alternatives.append("/")
+    return "(?:" + "|".join(alternatives) + ")" if alternatives else None
 
 
 class IisDialect:
@@ -191,22 +228,32 @@ class IisDialect:
             return None
         return "owa_build", match.group(1).decode("ascii"), "medium"
 
+    fact_patterns = staticmethod(owa_build_patterns)
+
     def segment_facts(self, block: Block, data: bytes, spans: list[tuple[int, int]],
-                      seen: list[tuple[str, str]]) -> list[tuple[int, str, str, str]]:
+                      seen: list[tuple[str, str]],
+                      firsts: dict[str, int] | None = None) -> list[tuple[int, str, str, str]]:
         """(line start, fact, value, confidence) of the first line of ``data`` that gives each
         ``owa_build`` value not ``seen`` yet, in file order; ``spans`` are the lines the triage
         prefilter's fact pattern selected (every line a build fact can come from). The values are
         read from the joined fact lines at once; then each new value's lines are found with
         ``bytes.find`` and checked with ``line_fact`` (the reference's test) until one gives it,
-        so there is no Python per fact line: a file shows a handful of builds on thousands of lines."""
-        if "cs-uri-stem" not in block.fields or not spans:
+        so there is no Python per fact line: a file shows a handful of builds on thousands of lines.
+        ``firsts``: values the prefilter knew, each with the end of its first build path in ``data``
+        (``owa_build_patterns``); their lines are not in ``spans``."""
+        if "cs-uri-stem" not in block.fields or not (spans or firsts):
             return []
-        joined = b"".join([data[start:end] for start, end in spans])
-        values = {v.decode("ascii") for v in OWA_BUILD_ANYWHERE.findall(joined)}
-        values.difference_update(v for f, v in seen if f == "owa_build")
+        starts: dict[str, int] = {}
+        if spans:
+            joined = b"".join([data[start:end] for start, end in spans])
+            starts = dict.fromkeys({v.decode("ascii") for v in OWA_BUILD_ANYWHERE.findall(joined)}, spans[0][0])
+        for value, end in (firsts or {}).items():  # a line before it cannot hold the value's path
+            starts[value] = min(starts.get(value, end), data.rfind(b"\n", 0, end) + 1)
+        for value in {v for f, v in seen if f == "owa_build"}:
+            starts.pop(value, None)
         found = []
-        for value in values:
-            needle, pos = f"/{value}/".encode(), spans[0][0]
+        for value, pos in starts.items():
+            needle = f"/{value}/".encode()
             while (at := data.find(needle, pos)) >= 0:  # a line that gives another value is skipped:
                 start = data.rfind(b"\n", 0, at) + 1  # its own value is in ``values`` too
                 end = data.find(b"\n", at) + 1 or len(data)

@@ -46,6 +46,9 @@ class TriagePlan:
     pivot: bytes | None = None
     searched: bytes | None = None
     fact_from: int | None = None  # ids of ``blob`` from here on: lines read for a fact, not stored
+    # the patterns of ``blob`` before ``fact_from`` (its stored ones): a worker compiles them alone for
+    # logs no fact is read from, and with the fact values it has learnt for those that have one
+    stored: tuple[str, ...] = ()
 
 
 class PatternError(ValueError):
@@ -71,6 +74,14 @@ def _flags() -> int:
     return value
 
 
+def _pattern_flags(count: int, single_from: int | None) -> list[int]:
+    """Every pattern's flags; from ``single_from`` on only a pattern's first match is reported."""
+    flags = [_flags()] * count
+    if single_from is not None:
+        flags[single_from:] = [_flags() | _hs.HS_FLAG_SINGLEMATCH] * (count - single_from)
+    return flags
+
+
 def check_pattern(pattern: str) -> str | None:
     """Why Hyperscan refuses ``pattern`` alone, or None when it compiles."""
     if _hs is None:
@@ -82,10 +93,11 @@ def check_pattern(pattern: str) -> str | None:
     return None
 
 
-def _database(patterns: Sequence[str]):  # type: ignore[no-untyped-def]
+def _database(patterns: Sequence[str], single_from: int | None = None):  # type: ignore[no-untyped-def]
     db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
     db.compile(expressions=[p.encode("utf-8", "surrogateescape") for p in patterns],
-               ids=list(range(len(patterns))), elements=len(patterns), flags=[_flags()] * len(patterns))
+               ids=list(range(len(patterns))), elements=len(patterns),
+               flags=_pattern_flags(len(patterns), single_from))
     return db
 
 
@@ -94,13 +106,14 @@ def cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache" / "exhunt") / "hyperscan"
 
 
-def cache_key(patterns: Sequence[str]) -> str:
+def cache_key(patterns: Sequence[str], single_from: int | None = None) -> str:
     """SHA-256 of what the database depends on: the engine's version, mode, flags and patterns."""
     try:
         engine = version("hyperscan")
     except PackageNotFoundError:  # pragma: no cover - installed without metadata
         engine = "unknown"
-    digest = hashlib.sha256(f"{engine}\0block\0{','.join(FLAGS)}".encode())
+    single = "" if single_from is None else f"\0single@{single_from}"
+    digest = hashlib.sha256(f"{engine}\0block\0{','.join(FLAGS)}{single}".encode())
     for pattern in patterns:
         digest.update(b"\0" + pattern.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
@@ -126,19 +139,24 @@ def _store(path: Path, blob: bytes) -> None:
         pass
 
 
-def compile_patterns(patterns: Sequence[str], cache: Path | None = None) -> Compiled:
+def compile_patterns(patterns: Sequence[str], cache: Path | None = None,
+                     single_from: int | None = None) -> Compiled:
     """One database of every pattern (duplicates dropped); raises PatternError naming a bad one.
-    With ``cache`` (a folder), a set compiled before is loaded from there and a new one stored."""
+    With ``cache`` (a folder), a set compiled before is loaded from there and a new one stored.
+    ``single_from``: the patterns from this id on report their first match only (no duplicates
+    may come before it: ids must stay those of ``patterns``)."""
     unique = tuple(dict.fromkeys(patterns))
     if _hs is None:
         raise PatternError(LOAD_ERROR or "hyperscan unavailable")
     if not unique:
         raise PatternError("no patterns")
-    path = cache / f"{cache_key(unique)}.hsdb" if cache is not None else None
+    if single_from is not None and len(unique) != len(patterns):
+        raise PatternError("duplicate patterns in a database with first-match-only ids")
+    path = cache / f"{cache_key(unique, single_from)}.hsdb" if cache is not None else None
     if path is not None and (blob := _cached(path)) is not None:
         return Compiled(blob, unique)
     try:
-        db = _database(unique)
+        db = _database(unique, single_from)
     except _hs.error as exc:  # type: ignore[attr-defined]
         bad = [p for p in unique if check_pattern(p)]
         raise PatternError(f"{exc}: {bad[0] if bad else '?'}") from exc
@@ -188,36 +206,50 @@ def _stop(*_match: object) -> bool:
 
 class LineSelector:
     """Finds the lines of a buffer that hold a match of the compiled patterns. Patterns from
-    ``fact_from`` on select lines a parser only reads a fact from (``select``), never stores."""
+    ``fact_from`` on select lines a parser only reads a fact from (``select``), never stores; from
+    ``single_from`` on (first match only, see ``compile_patterns``) they give where each first
+    matched (``select_firsts``)."""
 
-    def __init__(self, blob: bytes, fact_from: int | None = None) -> None:
+    def __init__(self, blob: bytes, fact_from: int | None = None, single_from: int | None = None) -> None:
         if _hs is None:
             raise PatternError(LOAD_ERROR or "hyperscan unavailable")
         self.db = _hs.loadb(blob, _hs.HS_MODE_BLOCK)
         self.db.scratch = _hs.Scratch(self.db)
         self.fact_from = fact_from
+        self.single_from = single_from
 
     def spans(self, data: bytes) -> list[tuple[int, int]]:
         """(start, end) of every line to store, newline included, in order, each once."""
         return self.select(data)[0]
 
-    def any(self, data: bytes) -> bool:
+    def any(self, data: bytes | memoryview) -> bool:
         """Whether any pattern matches ``data`` (the scan stops at the first match)."""
-        try:
-            self.db.scan(data, match_event_handler=_stop)
+        try:  # the binding takes any buffer; its stubs name only str and bytes
+            self.db.scan(data, match_event_handler=_stop)  # type: ignore[type-var]
         except _hs.ScanTerminated:
             return True
         return False
 
     def select(self, data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """The lines to store and the lines a fact pattern matches (stored or not), as ``spans``."""
+        store, facts, _firsts = self.select_firsts(data)
+        return store, facts
+
+    def select_firsts(self, data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]], dict[int, int]]:
+        """``select``, and the end of the first match of each first-match-only pattern that matched
+        (by its id less ``single_from``)."""
         store, facts = _Lines(data), _Lines(data)
         first_fact = self.fact_from if self.fact_from is not None else 1 << 62  # no fact-only ids
+        first_single = self.single_from if self.single_from is not None else 1 << 62
+        firsts: dict[int, int] = {}
 
         def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            if pattern >= first_single:
+                firsts[pattern - first_single] = end
+                return
             lines = store if pattern < first_fact else facts
             if end > lines.last_end:  # else another match in a line already taken
                 lines.add(end)
 
         self.db.scan(data, match_event_handler=on_match)
-        return store.spans(), facts.spans()
+        return store.spans(), facts.spans(), firsts

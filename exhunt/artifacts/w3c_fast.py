@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from exhunt.artifacts import linefilter
 from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.linefilter import LineSelector, TriagePlan
 from exhunt.artifacts.lines import MAX_LINE
@@ -131,10 +132,32 @@ class W3cEngine:
         self.slow_rows = 0
         self.chunk = CHUNK  # byte ranges of a split file replay the whole-file chunking exactly
         self.triage = TRIAGE
-        self.selector = _selector(TRIAGE.blob, TRIAGE.fact_from) if TRIAGE is not None else None
+        self.fact_values: list[str] = []  # the values of the selector's first-match-only fact patterns
+        self.selector = self._first_pass_selector()
         self.pivot = _selector(TRIAGE.pivot if TRIAGE is not None and self.selector is not None else None)
         self.searched = _selector(TRIAGE.searched if self.pivot is not None and TRIAGE is not None else None)
         self.selected_rows = 0  # lines the prefilter (or the pivot pass) chose, parsed and stored
+
+    def _first_pass_selector(self) -> LineSelector | None:
+        """The first pass's prefilter for this file's dialect: the scan's database for a dialect
+        that reads facts generically; the stored patterns alone for one that reads none (no call
+        per fact line); for one with ``fact_patterns``, the stored ones with the fact values this
+        process has learnt, once learning pays (``_learnt_fact_selector``)."""
+        if TRIAGE is None or TRIAGE.blob is None:
+            return None
+        if TRIAGE.fact_from is None or not TRIAGE.stored:
+            return _selector(TRIAGE.blob, TRIAGE.fact_from)
+        if getattr(self.dialect, "segment_facts", None) is None:
+            return _compiled_selector(TRIAGE.stored)
+        patterns = getattr(self.dialect, "fact_patterns", None)
+        if patterns is not None and _LEARNT and _FACT_LINES[0] >= LEARN_AFTER:
+            other, singles, self.fact_values = patterns(sorted(_LEARNT))
+            stored = len(TRIAGE.stored)
+            learnt = _compiled_selector((*TRIAGE.stored, other, *singles), stored, stored + 1)
+            if learnt is not None:
+                return learnt
+            self.fact_values = []
+        return _selector(TRIAGE.blob, TRIAGE.fact_from)
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -149,6 +172,13 @@ class W3cEngine:
         carry = b""
         first = True
         size = first_read or self.chunk
+        if at_start and first_read is None and (leading := _leading_headers(stream, size)):
+            first = False  # the header lines on their own: the first large read starts at the data
+            size -= len(leading)  # and ends where the whole-file chunk ends (byte ranges replay it)
+            if leading.startswith(BOM):
+                leading = leading[3:]
+                self.offset = 3
+            self._chunk(leading)
         while True:
             data = stream.read(size)
             size = self.chunk
@@ -246,25 +276,29 @@ class W3cEngine:
         (so every file's first and last time and every block's header facts stay exact); line
         numbers and offsets stay those of the file."""
         assert self.selector is not None
-        store, facts = self.selector.select(data)
-        if facts:  # before the stored lines' own facts: the first line of each value is kept
-            self._facts(data, facts)
+        store, facts, firsts = self.selector.select_firsts(data)
+        if facts or firsts:  # before the stored lines' own facts: the first line of each value is kept
+            self._facts(data, facts, {self.fact_values[i]: end for i, end in firsts.items()})
         newlines, pos = self._store(data, _with_ends(store, data))
         self.line += newlines + _lines(data, pos)  # from the last line stored: one line
         self.offset += len(data)
 
-    def _facts(self, data: bytes, spans: list[tuple[int, int]]) -> None:
+    def _facts(self, data: bytes, spans: list[tuple[int, int]], firsts: dict[str, int]) -> None:
         """Lines selected only for a fact (the OWA build in a resource path): the dialect finds the
         first line of each value the file has not shown yet (``segment_facts``), without parsing
-        or storing rows; only those few lines get a line number."""
+        or storing rows; only those few lines get a line number. ``firsts``: where each value the
+        prefilter knew first shows. The values found are learnt for this process's next files."""
         find = getattr(self.dialect, "segment_facts", None)
         if find is None or not self.block.fields:
             return
+        _FACT_LINES[0] += len(spans)
         before, pos = 0, 0
-        for start, fact, value, confidence in find(self.block, data, spans, self.ctx.facts):
-            before += data.count(b"\n", pos, start)
+        for start, fact, value, confidence in find(self.block, data, spans, self.ctx.facts, firsts):
+            before += newlines(data, pos, start)
             pos = start
             self.ctx.fact(fact, value, self.line + before + 1, confidence)
+            if len(_LEARNT) < LEARN_AT_MOST:
+                _LEARNT.add(value)
 
     def _pivot(self, data: bytes) -> None:
         """The pivot pass: lines holding an attacker indicator that the first pass did not store.
@@ -294,7 +328,7 @@ class W3cEngine:
         numbers: list[int] = []
         before, pos = 0, 0  # newlines before ``pos``
         for start, end in spans:
-            before += data.count(b"\n", pos, start)
+            before += newlines(data, pos, start)
             pos = start
             line = self.line + before + 1
             if runs and runs[-1][2] == start:
@@ -393,9 +427,43 @@ class W3cEngine:
         return result
 
 
+def _leading_headers(stream: BinaryIO, size: int) -> bytes:
+    """The ``#`` lines at the start of ``stream`` (a BOM before them included) that its buffer holds
+    whole, read, or nothing. Read with the data, the segment after them was sliced off the first
+    large read: a copy of most of a log. Only when a line ends after them within the first read of
+    ``size`` bytes, so that read is cut at the same newline as the whole chunk would be."""
+    peek = getattr(stream, "peek", None)
+    if peek is None:
+        return b""
+    ahead = peek(1)
+    start = pos = 3 if ahead.startswith(BOM) else 0
+    while ahead.startswith(b"#", pos):
+        end = ahead.find(b"\n", pos)
+        if end < 0:
+            break
+        pos = end + 1
+    if pos == start or not 0 <= ahead.find(b"\n", pos) < size:
+        return b""
+    return stream.read(pos)
+
+
 def _lines(data: bytes, pos: int) -> int:
     """Lines of ``data`` from ``pos`` (a line start) on; a last line without a newline counts."""
-    return data.count(b"\n", pos) + (0 if data.endswith(b"\n") or pos >= len(data) else 1)
+    return newlines(data, pos, len(data)) + (0 if data.endswith(b"\n") or pos >= len(data) else 1)
+
+
+REPLACE_FROM = 1 << 16  # ranges at least this long are counted through ``bytes.replace``
+
+
+def newlines(data: bytes, start: int, end: int) -> int:
+    """The newlines of ``data[start:end]``. ``bytes.count`` of one byte tests every byte in a loop
+    the compiler cannot vectorise (~0.5 ns/B); ``bytes.replace`` finds them with ``memchr`` (~0.3
+    with its copy), so a range that is most of ``data`` is counted as the whole less its ends."""
+    size = len(data)
+    if end - start < REPLACE_FROM or start + size - end > (end - start) // 4:
+        return data.count(b"\n", start, end)
+    whole = size - len(data.replace(b"\n", b""))
+    return whole - data.count(b"\n", 0, start) - data.count(b"\n", end, size)
 
 
 _SELECTORS: dict[tuple[bytes, int | None], LineSelector] = {}
@@ -411,6 +479,34 @@ def _selector(blob: bytes | None, fact_from: int | None = None) -> LineSelector 
             _SELECTORS.clear()
         selector = _SELECTORS[(blob, fact_from)] = LineSelector(blob, fact_from)
     return selector
+
+
+# Fact values (OWA builds) this process has read: its later files' prefilter matches their lines
+# first-match-only (``W3cEngine._first_pass_selector``). Learning starts once the generic fact pattern
+# has cost more calls than a compile of the database does (~0.09 s ~ 75,000 calls); a log that shows
+# many values (crafted paths) stops adding them, and lines of values not learnt are read as before.
+_LEARNT: set[str] = set()
+_FACT_LINES = [0]  # fact lines selected by the generic pattern in this process
+LEARN_AFTER = 50_000
+LEARN_AT_MOST = 16
+_COMPILED: dict[tuple[tuple[str, ...], int | None, int | None], LineSelector | None] = {}
+
+
+def _compiled_selector(patterns: tuple[str, ...], fact_from: int | None = None,
+                       single_from: int | None = None) -> LineSelector | None:
+    """A selector of ``patterns`` compiled in this process (from the disk cache after the first
+    scan), once per process; None when they do not compile together (the caller falls back)."""
+    key = (patterns, fact_from, single_from)
+    if key not in _COMPILED:
+        if len(_COMPILED) >= 8:
+            _COMPILED.clear()
+        try:
+            blob = linefilter.compile_patterns(patterns, linefilter.cache_dir(), single_from).blob
+        except linefilter.PatternError:
+            _COMPILED[key] = None
+        else:
+            _COMPILED[key] = LineSelector(blob, fact_from, single_from)
+    return _COMPILED[key]
 
 
 def pivot_selector() -> LineSelector | None:

@@ -129,4 +129,5 @@ def build(index: str, checks: Sequence[type[Check]], sigma: Sequence[Path] = (),
         report["index"] = "full"
         report["reason"] = "the prefilter does not compile as one database"
         return None, report
-    return TriagePlan(compiled.blob, full, fact_from=fact_from), report
+    return TriagePlan(compiled.blob, full, fact_from=fact_from,
+                      stored=tuple(patterns[:fact_from]) if fact_from is not None else ()), report

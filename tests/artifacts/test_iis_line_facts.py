@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import hyperscan
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exhunt.api import ScanOptions, scan
-from exhunt.artifacts.iis import IisDialect
+from exhunt.artifacts.iis import IisDialect, owa_build_patterns
+from exhunt.artifacts.linefilter import LineSelector, compile_patterns
 from exhunt.artifacts.w3c import Block
 from exhunt.events.store import connect
 
@@ -116,3 +118,78 @@ def test_segment_facts_match_the_line_by_line_reading(rows: list[tuple[str, str,
         start += len(raw)
     got = IisDialect().segment_facts(block, data, spans, [("owa_build", v) for v in seen])
     assert got == reference_facts(block, data, set(seen))
+
+
+VALUE_TEXT = st.text(alphabet="0123456789.", max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(VALUE_TEXT, max_size=5), st.lists(VALUE_TEXT, max_size=8))
+def test_the_unknown_value_pattern_matches_exactly_the_values_not_known(tails: list[str], probes: list[str]) -> None:
+    """``owa_build_patterns``' first pattern: a build path whose value (text up to ``/``) is none of
+    the known ones, and every such path (the lines a new value can come from)."""
+    other, singles, values = owa_build_patterns([f"15.{t}" for t in tails])
+    assert values == sorted({f"15.{t}" for t in tails}) and len(singles) == len(values)
+    database = hyperscan.loadb(compile_patterns([other, *singles], single_from=1).blob, hyperscan.HS_MODE_BLOCK)
+    database.scratch = hyperscan.Scratch(database)
+    hits: list[int] = []
+    for probe in [*tails, *probes]:
+        text = f"GET /owa/auth/15.{probe}/x.js 200".encode()
+        hits.clear()
+        database.scan(text, match_event_handler=lambda pattern, *_: hits.append(pattern))
+        assert (0 in hits) == (probe not in tails), probe
+        if probe in tails:
+            assert hits == [1 + values.index(f"15.{probe}")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(STEMS), st.sampled_from(REFERERS), st.sampled_from(STATUSES)),
+                min_size=1, max_size=40),
+       st.sampled_from(FIELD_ORDERS), st.lists(st.sampled_from(["15.1.2176.2", "15.1.2375", "15.2.1118.12"]),
+                                               max_size=3))
+def test_segment_facts_from_learnt_values_match_the_line_by_line_reading(
+        rows: list[tuple[str, str, str]], names: list[str], known: list[str]) -> None:
+    """With values learnt, the prefilter reports where each known value first shows and the lines
+    of other values only: the same first lines as reading every line."""
+    block = Block({}, names)
+    lines = []
+    for n, (stem, referer, status) in enumerate(rows):
+        values = dict(zip(FIELDS.split(), line(n, stem, status).split(" "), strict=True))
+        values["cs(Referer)"] = referer
+        lines.append(" ".join(values[name] for name in names) + "\r\n")
+    data = "".join(lines).encode()
+    other, singles, learnt = owa_build_patterns(known)
+    selector = LineSelector(compile_patterns(["never-in-these-lines", other, *singles], single_from=2).blob,
+                            fact_from=1, single_from=2)
+    _store, spans, firsts = selector.select_firsts(data)
+    got = IisDialect().segment_facts(block, data, spans, [], {learnt[i]: end for i, end in firsts.items()})
+    assert got == reference_facts(block, data, set())
+
+
+def test_a_worker_that_learnt_the_builds_reads_the_same_facts(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Learning from the first file on, the second file's facts come from the learnt prefilter: the
+    same facts, on the same lines, as the full index."""
+    from exhunt.artifacts import w3c_fast
+
+    monkeypatch.setattr(w3c_fast, "LEARN_AFTER", 0)
+    monkeypatch.setattr(w3c_fast, "_LEARNT", set())
+    monkeypatch.setattr(w3c_fast, "_COMPILED", {})
+    first = write_log(tmp_path / "evidence")
+    second = first.with_name("u_ex210304.log")
+    text = first.read_text().replace("15.1.2176.1/", "15.1.2176.4/").replace("2021-03-03", "2021-03-04")
+    second.write_text(text)
+    cases = {}
+    for index in ("triage", "full"):
+        scan([tmp_path / "evidence"], ScanOptions(out=tmp_path / index, quiet=True, progress=False, index=index,
+                                                  host="EXCH01", jobs=1))
+        con = connect(tmp_path / index / "store")
+        try:
+            cases[index] = con.execute("SELECT path, value, line FROM host_facts WHERE fact = 'owa_build' "
+                                       "ORDER BY path, line").fetchall()
+        finally:
+            con.close()
+    assert {"15.1.2176.0", "15.1.2176.1", "15.1.2375.7"} <= w3c_fast._LEARNT
+    assert any(key[2] is not None for key in w3c_fast._COMPILED), "the learnt prefilter was not used"
+    assert cases["triage"] == cases["full"]
+    assert [v for p, v, _ in cases["full"] if p.endswith("u_ex210304.log")] == [
+        "15.1.2176.0", "15.1.2176.4", "15.1.2176.2", "15.1.2375.7", "15.1.2375.17"]

@@ -203,3 +203,48 @@ def _header_lines_reference(chunk: bytes) -> list[tuple[int, int]]:
 def test_header_lines_finds_every_header(chunk: bytes) -> None:
     """Including lines holding many ``#`` (the two-byte search takes over after 64 misses)."""
     assert list(w3c_fast.header_lines(chunk)) == _header_lines_reference(chunk)
+
+
+@pytest.mark.parametrize("chunk", [96, 150, 260, 270, 300, 1 << 20])
+def test_leading_headers_read_apart_give_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       chunk: int) -> None:
+    """The header lines at a file's start are read on their own (``_leading_headers``) so the first
+    large read is not sliced: rows, line numbers, warnings and facts as when they are read with the
+    data, whatever the chunk size (a BOM, headers again later, a bad line)."""
+    body = "".join(f"2021-03-03T02:00:{n:02d}Z,15,1,2176,2,/owa/{n},,,1,200,GET,u\r\n" for n in range(12))
+    data = (b"\xef\xbb\xbf" + EXCHANGE_HEAD.encode() + body.encode() + b"\xff,bad\r\n"
+            + EXCHANGE_HEAD.encode() + body.encode())
+    rels = [write(tmp_path / "ev", "x.LOG", data),
+            write(tmp_path / "ev", "u_ex1.log", (IIS_HEAD + "2021-03-03 02:00:00 10.0.0.1 GET / - 443 - 1.1.1.1 ua 200"
+                                                 "\r\n" * 2).encode())]
+    monkeypatch.setattr(w3c_fast, "CHUNK", chunk)
+    ends: list[int] = []  # where each chunk ends in its file: byte ranges of a split file replay them
+    chunk_of = w3c_fast.W3cEngine._chunk
+
+    def recorded(engine: w3c_fast.W3cEngine, data: bytes) -> None:
+        chunk_of(engine, data)
+        ends.append(engine.offset)
+
+    monkeypatch.setattr(w3c_fast.W3cEngine, "_chunk", recorded)
+    with fast_always():
+        apart = snapshot(tmp_path / "apart", tmp_path / "ev", rels)
+        apart_ends, ends[:] = list(ends), []
+        monkeypatch.setattr(w3c_fast, "_leading_headers", lambda stream, size: b"")
+        together = snapshot(tmp_path / "together", tmp_path / "ev", rels)
+    assert apart == together
+    assert set(apart_ends) - set(ends) <= {243, len(IIS_HEAD)}  # the headers' own chunk, when read apart
+    assert set(ends) <= set(apart_ends)
+    assert len(apart["events"]) == 27
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([b"\n", b"x", b"\r\n", b"yz"]), min_size=1, max_size=150).map(b"".join),
+       st.floats(0, 1.1), st.floats(0, 1.1), st.sampled_from([0, 1, 8, 1 << 16]))
+def test_newlines_counts_as_bytes_count(data: bytes, start_at: float, end_at: float, replace_from: int) -> None:
+    """Whichever way a range is counted (``bytes.replace`` on long ones), the count of ``bytes.count``."""
+    start, end = int(start_at * len(data)), int(end_at * len(data))
+    saved, w3c_fast.REPLACE_FROM = w3c_fast.REPLACE_FROM, replace_from
+    try:
+        assert w3c_fast.newlines(data, start, end) == data.count(b"\n", start, end)
+    finally:
+        w3c_fast.REPLACE_FROM = saved

@@ -43,6 +43,7 @@ def test_only_logs_holding_an_indicator_are_parsed() -> None:
     for at in range(0, 40, 7):  # the indicator's line anywhere, read boundaries anywhere in it
         assert _may(LINE * at + attack + LINE * (40 - at))
     assert _may(LINE * 40 + attack.rstrip(b"\r\n"))  # a last line without its line end
+    assert _may(LINE * 3 + b"x" * 600 + attack + LINE)  # a line longer than a read chunk
     assert _may((LINE * 3 + attack).decode().encode("utf-16"))  # transcoded before the pass: parsed
 
 

@@ -7,7 +7,7 @@ into lower-confidence findings instead of being dropped.
 from __future__ import annotations
 
 from exhunt.detections.base import SqlCheck
-from exhunt.detections.patterns import either_order, literal, url_text
+from exhunt.detections.patterns import literal, url_text
 
 PROXYLOGON_CVES = ("CVE-2021-26855", "CVE-2021-26857", "CVE-2021-26858", "CVE-2021-27065")
 MS_GUIDANCE = "https://www.microsoft.com/security/blog/2021/03/02/hafnium-targeting-exchange-servers/"
@@ -99,10 +99,12 @@ class SsrfBackendCookie(SqlCheck):
 
 class SsrfStaticResourcePost(SqlCheck):
     id = "proxylogon.ssrf.static_post"
-    # the raw uri (not decoded) on a POST line, method before (IIS) or after (HttpProxy) the path
-    prefilter = (either_order(r"\bPOST\b",
-                              r"/owa/auth/[^\r\n]*\.js|/ecp/[^/\r\n]*\.js|/ecp/default\.flt|/ecp/main\.css"
-                              r"|/owa/auth/current/themes/resources/"),)
+    # the raw uri (not decoded) as a field: the script paths end where the field ends (a space, the
+    # CSV's comma or quote, the query's ``?``, the line's end). The method is left to the query: on
+    # the same line in either order it cost Hyperscan as much as every other check together, and GETs
+    # of static scripts under /owa/auth/ are a few lines per logon page
+    prefilter = (r'(?:/owa/auth/[^\r\n]*\.js|/ecp/[^/\r\n]*\.js)(?:[ \t,"?\r]|$)',
+                 r"/ecp/default\.flt|/ecp/main\.css|/owa/auth/current/themes/resources/")
     event_literals = ()
     title = "POST to a static OWA/ECP resource (ProxyLogon SSRF, CVE-2021-26855)"
     severity = "high"
