@@ -119,6 +119,11 @@ def cache_key(patterns: Sequence[str], single_from: int | None = None) -> str:
     return digest.hexdigest()
 
 
+def is_cached(patterns: Sequence[str], cache: Path, single_from: int | None = None) -> bool:
+    """Whether ``compile_patterns(patterns, cache, single_from)`` would load rather than compile."""
+    return (cache / f"{cache_key(tuple(dict.fromkeys(patterns)), single_from)}.hsdb").is_file()
+
+
 def _cached(path: Path) -> bytes | None:
     """A stored database that still loads (a truncated or foreign file is compiled again)."""
     try:

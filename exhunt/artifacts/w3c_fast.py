@@ -150,13 +150,15 @@ class W3cEngine:
         if getattr(self.dialect, "segment_facts", None) is None:
             return _compiled_selector(TRIAGE.stored)
         patterns = getattr(self.dialect, "fact_patterns", None)
-        if patterns is not None and _LEARNT and _FACT_LINES[0] >= LEARN_AFTER:
-            other, singles, self.fact_values = patterns(sorted(_LEARNT))
+        if patterns is not None and _LEARNT:
+            other, singles, values = patterns(sorted(_LEARNT))
             stored = len(TRIAGE.stored)
-            learnt = _compiled_selector((*TRIAGE.stored, other, *singles), stored, stored + 1)
-            if learnt is not None:
-                return learnt
-            self.fact_values = []
+            learnt = (*TRIAGE.stored, other, *singles)
+            if _FACT_LINES[0] >= LEARN_AFTER or linefilter.is_cached(learnt, linefilter.cache_dir(), stored + 1):
+                selector = _compiled_selector(learnt, stored, stored + 1)
+                if selector is not None:
+                    self.fact_values = values
+                    return selector
         return _selector(TRIAGE.blob, TRIAGE.fact_from)
 
     @property
@@ -482,9 +484,10 @@ def _selector(blob: bytes | None, fact_from: int | None = None) -> LineSelector 
 
 
 # Fact values (OWA builds) this process has read: its later files' prefilter matches their lines
-# first-match-only (``W3cEngine._first_pass_selector``). Learning starts once the generic fact pattern
-# has cost more calls than a compile of the database does (~0.09 s ~ 75,000 calls); a log that shows
-# many values (crafted paths) stops adding them, and lines of values not learnt are read as before.
+# first-match-only (``W3cEngine._first_pass_selector``). Learning starts at once when that database
+# is in the disk cache (an earlier scan compiled it), else once the generic fact pattern has cost
+# more calls than its compile does (~0.09 s ~ 75,000 calls); a log that shows many values (crafted
+# paths) stops adding them, and lines of values not learnt are read as before.
 _LEARNT: set[str] = set()
 _FACT_LINES = [0]  # fact lines selected by the generic pattern in this process
 LEARN_AFTER = 50_000

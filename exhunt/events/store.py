@@ -285,6 +285,10 @@ def _is_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(found and found[0])
 
 
+def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {name}" if _is_table(con, name) else f"DROP VIEW IF EXISTS {name}")
+
+
 def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[str]) -> None:
     """(Re)create the views of ``names`` over the parts now in the store (parts written since the
     connection opened, e.g. by the triage pivot pass, are read from then on); a small table's
@@ -298,23 +302,28 @@ def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[s
             # (host=EXCH01_triage for "EXCH01 triage") and a case may lie under any "x=y" folder
             select = f"SELECT * FROM read_parquet([{files}], union_by_name=true, hive_partitioning=false)"
             try:
-                con.execute(f"DROP TABLE IF EXISTS {name}" if _is_table(con, name) else f"DROP VIEW IF EXISTS {name}")
+                _drop(con, name)
                 con.execute(f"CREATE VIEW {name} AS {select}")
                 missing = _missing_columns(con, name)
                 con.execute(f"DROP VIEW {name}")
                 if missing:  # parts written by an older exhunt: newer columns read as NULL
                     extra = ", ".join(f"NULL::{duckdb_type} AS \"{col}\"" for col, duckdb_type in missing)
                     select = select.replace("SELECT * FROM", f"SELECT *, {extra} FROM", 1)
-                con.execute(f"CREATE {kind} {name} AS {_public(name, select)}")
-                if name == "events":  # the parts as stored (no ``fields`` derived): engines that read few keys
-                    stored = select if kind == "VIEW" else "FROM events"
-                    con.execute(f"CREATE OR REPLACE VIEW events_stored AS {stored}")
+                if name == "events":  # the parts as stored (no ``fields`` derived): engines that read few
+                    # keys. A small store is copied into memory as stored and ``fields`` derived only by
+                    # the queries that read it (deriving it in the copy cost most of each refresh)
+                    _drop(con, "events_stored")
+                    con.execute(f"CREATE {kind} events_stored AS {select}")
+                    con.execute(f"CREATE VIEW events AS {_public(name, 'FROM events_stored')}")
+                else:
+                    con.execute(f"CREATE {kind} {name} AS {select}")
             except duckdb.Error as exc:  # a part truncated or overwritten: one readable line
                 first = str(exc).splitlines()[0]
                 raise CaseError(f"the case store {store} is damaged ({name}): {first}") from None
         elif name in TABLES:
             empty = TABLES[name].empty_table()  # noqa: F841  (referenced by DuckDB below)
-            con.execute(f"DROP VIEW IF EXISTS {name}" if not _is_table(con, name) else "SELECT 1")
-            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM empty")
+            _drop(con, name)
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM empty")
             if name == "events":
-                con.execute("CREATE OR REPLACE VIEW events_stored AS FROM events")
+                _drop(con, "events_stored")
+                con.execute("CREATE VIEW events_stored AS FROM events")

@@ -84,6 +84,16 @@ FIELD_ORDERS = [FIELDS.split(), FIELDS.replace("cs-uri-stem cs-uri-query", "cs-u
                 + ["cs-uri-stem"]]
 
 
+def log_of(rows: list[tuple[str, str, str]], names: list[str]) -> bytes:
+    """The lines of ``rows`` (stem, referer, status) in the field order ``names``."""
+    lines = []
+    for n, (stem, referer, status) in enumerate(rows):
+        values = dict(zip(FIELDS.split(), line(n, stem, status).split(" "), strict=True))
+        values["cs(Referer)"] = referer
+        lines.append(" ".join(values[name] for name in names) + "\r\n")
+    return "".join(lines).encode()
+
+
 def reference_facts(block: Block, data: bytes, seen: set[str]) -> list[tuple[int, str, str, str]]:
     """Every line through ``line_fact``, the first line of each new value: what triage did per line."""
     found, start = [], 0
@@ -104,13 +114,7 @@ def test_segment_facts_match_the_line_by_line_reading(rows: list[tuple[str, str,
                                                       seen: list[str]) -> None:
     """Distinct values of the fact lines, then ``bytes.find`` per new value: the same first lines as
     reading every line (referers holding builds, 4xx lines, a stem after the referer, values seen)."""
-    block = Block({}, names)
-    lines = []
-    for n, (stem, referer, status) in enumerate(rows):
-        values = dict(zip(FIELDS.split(), line(n, stem, status).split(" "), strict=True))
-        values["cs(Referer)"] = referer
-        lines.append(" ".join(values[name] for name in names) + "\r\n")
-    data = "".join(lines).encode()
+    block, data = Block({}, names), log_of(rows, names)
     spans, start = [], 0
     for raw in data.splitlines(keepends=True):
         if FACT_LINE.search(raw):
@@ -151,13 +155,7 @@ def test_segment_facts_from_learnt_values_match_the_line_by_line_reading(
         rows: list[tuple[str, str, str]], names: list[str], known: list[str]) -> None:
     """With values learnt, the prefilter reports where each known value first shows and the lines
     of other values only: the same first lines as reading every line."""
-    block = Block({}, names)
-    lines = []
-    for n, (stem, referer, status) in enumerate(rows):
-        values = dict(zip(FIELDS.split(), line(n, stem, status).split(" "), strict=True))
-        values["cs(Referer)"] = referer
-        lines.append(" ".join(values[name] for name in names) + "\r\n")
-    data = "".join(lines).encode()
+    block, data = Block({}, names), log_of(rows, names)
     other, singles, learnt = owa_build_patterns(known)
     selector = LineSelector(compile_patterns(["never-in-these-lines", other, *singles], single_from=2).blob,
                             fact_from=1, single_from=2)
@@ -193,3 +191,32 @@ def test_a_worker_that_learnt_the_builds_reads_the_same_facts(tmp_path: Path, mo
     assert cases["triage"] == cases["full"]
     assert [v for p, v, _ in cases["full"] if p.endswith("u_ex210304.log")] == [
         "15.1.2176.0", "15.1.2176.4", "15.1.2176.2", "15.1.2375.7", "15.1.2375.17"]
+
+
+def test_learnt_values_are_used_at_once_when_their_database_is_cached(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Before a process has read many fact lines, learnt values take a database only from the disk
+    cache (no compile on the critical path of a small scan)."""
+    from exhunt.artifacts import linefilter, w3c_fast
+    from exhunt.artifacts.base import ParseContext
+    from exhunt.detections.checks import CHECKS
+    from exhunt.detections.prefilter import build
+
+    plan, _ = build("triage", CHECKS)
+    assert plan is not None and plan.stored
+    monkeypatch.setenv("EXHUNT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(w3c_fast, "TRIAGE", plan)
+    monkeypatch.setattr(w3c_fast, "LEARN_AFTER", 10 ** 9)
+    monkeypatch.setattr(w3c_fast, "_LEARNT", {"15.1.2176.2"})
+    monkeypatch.setattr(w3c_fast, "_COMPILED", {})
+    ctx = ParseContext(host="h", file=None, writer=None)  # type: ignore[arg-type]
+
+    def selector() -> LineSelector | None:
+        return w3c_fast.W3cEngine(ctx, IisDialect()).selector
+
+    assert selector().single_from is None  # type: ignore[union-attr]
+    other, singles, _ = owa_build_patterns(["15.1.2176.2"])
+    learnt = (*plan.stored, other, *singles)
+    assert not linefilter.is_cached(learnt, linefilter.cache_dir(), len(plan.stored) + 1)
+    compile_patterns(learnt, linefilter.cache_dir(), len(plan.stored) + 1)
+    assert linefilter.is_cached(learnt, linefilter.cache_dir(), len(plan.stored) + 1)
+    assert selector().single_from == len(plan.stored) + 1  # type: ignore[union-attr]
