@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from floor import evtx_floor  # noqa: E402
-from machine_info import machine, shared_data  # noqa: E402
+from machine_info import compile_bytecode, machine, shared_data  # noqa: E402
 from sigma_profile import scan_phases, table, worker_split  # noqa: E402
 
 SHARED = shared_data()
@@ -109,6 +109,7 @@ def main() -> None:
     work = ROOT / "bench-out" / "sigma"
     corpus = work / "evidence"
     files, records, copies = build_corpus(target, corpus, jobs)
+    compile_bytecode()
 
     runs = 3 if args.quick else 1  # quick: medians of three rounds (dump, full, triage side by side)
     t_floor, _, floor_records = evtx_floor([corpus], jobs)  # + the custody digest every scan must take

@@ -31,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from machine_info import machine, shared_data  # noqa: E402  (bench/ is on sys.path when run as a script)
+from machine_info import compile_bytecode, machine, shared_data  # noqa: E402  (bench/ is on sys.path as a script)
 from small_pages import alternate, check_findings, generate_pages, missed, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,16 +231,6 @@ def main() -> None:
         small_pages(args)
     if args.rows in ("all", "large"):
         large_files(args)
-
-
-def compile_bytecode() -> None:
-    """exhunt's modules compiled to ``__pycache__`` before anything is timed, as an installed wheel's
-    are at install time: with ``PYTHONDONTWRITEBYTECODE`` set (as on the bench machine) a source
-    checkout is otherwise compiled again by every run, in the scan process and in the fork server
-    (149 modules, ~0.1 CPU s each on the pages row), a cost no user's installed exhunt pays."""
-    import compileall
-
-    compileall.compile_dir(str(ROOT / "exhunt"), quiet=1)
 
 
 def small_pages(args: argparse.Namespace) -> None:
