@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from corpus import attacked, corpus_bytes, generate  # noqa: E402
 from floor import text_floor  # noqa: E402
-from machine_info import machine  # noqa: E402  (bench/ is on sys.path when run as a script)
+from machine_info import compile_bytecode, machine  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from exhunt.demo.attack import PLANTED  # noqa: E402
 
@@ -200,6 +200,7 @@ def main() -> None:
     gb, hosts, small_gb, big_gb = (0.2, 2, 0.05, 0.2) if args.quick else (2.0, 4, 1.0, 4.0)
     t0 = time.perf_counter()
     corpus = generate(OUT, gb, hosts)
+    compile_bytecode()
     mb = corpus_bytes(corpus) / 1e6
     print(f"corpus {corpus}: {mb:,.0f} MB, {hosts} hosts (generated/reused in {time.perf_counter() - t0:.0f} s)")
     rg = ensure_rg()

@@ -31,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from machine_info import machine, shared_data  # noqa: E402  (bench/ is on sys.path when run as a script)
+from machine_info import compile_bytecode, machine, shared_data  # noqa: E402  (bench/ is on sys.path as a script)
 from small_pages import alternate, check_findings, generate_pages, missed, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,6 +247,7 @@ def small_pages(args: argparse.Namespace) -> None:
     rules = sorted(SIGBASE.glob("*.yar"))
     n_files = sum(1 for p in corpus.rglob("*") if p.is_file() and p.name != ".complete")
     n_bytes = sum(p.stat().st_size for p in corpus.rglob("*") if p.is_file())
+    compile_bytecode()
     exhunt_scan_paths(rules, corpus, args.jobs, args.out / "case-pages")  # warm rule cache, page cache
     version = subprocess.run([yara, "--version"], capture_output=True, text=True).stdout.strip()
     runs = alternate(

@@ -1,3 +1,3 @@
-from exhunt.cli import main
+from exhunt.cli import run
 
-raise SystemExit(main())
+run()

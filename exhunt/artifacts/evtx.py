@@ -13,7 +13,9 @@ log that was being written, not forged data). A file cut inside a chunk is warne
 complete records still read (``pad_cut_chunk``); the parser alone would drop the chunk silently.
 
 Triage (the default index): only the chunks holding a text some detection needs are parsed
-(``exhunt.artifacts.evtx_chunks``); the others count their records from their headers.
+(``exhunt.artifacts.evtx_chunks``); the others count their records from their headers. Of the
+parsed records, only those whose JSON text holds such a text are mapped and stored; the others
+are counted too, with their written times (``Unstored``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import struct
 import tempfile
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, BinaryIO
 
@@ -73,51 +76,83 @@ class EvtxLog(Artifact):
             must_parse |= verify_checksums(ctx, data)
             selection = evtx_chunks.select(data, must_parse)
             source: IO[bytes] = data
+            unstored = Unstored()
             if selection is not None:
-                not_stored(ctx, selection)
+                unstored.add_chunks(selection)
                 if selection.data is None:
+                    not_stored(ctx, unstored)
                     return
                 source = selection.data
             source.seek(0)
             events = ctx.writer.table("events")
             extra = (ctx.host, ctx.file.rel, "evtx")
             count = 0
-            for record_id, event, no_at_keys in iter_events(ctx, source, selection):
-                try:
-                    values = evtx_event_values(event, no_at_keys)
-                except (TypeError, ValueError, AttributeError) as exc:
-                    ctx.warn(f"record {record_id}: unreadable event structure ({exc})")
-                    continue
-                if values[RECORD_ID] is None:
-                    values = (*values[:RECORD_ID], record_id, *values[RECORD_ID + 1 :])
-                if values[TS] is None:
-                    ctx.warn(f"record {record_id}: no readable TimeCreated/SystemTime")
-                events.add_values(COLUMNS, values + extra)  # no dict per event: the hot path
-                count += 1
-            ctx.events += count
+            skip = unstored if evtx_chunks.filters_records() else None
+            try:
+                for record_id, event, no_at_keys in iter_events(ctx, source, selection, skip):
+                    try:
+                        values = evtx_event_values(event, no_at_keys)
+                    except (TypeError, ValueError, AttributeError) as exc:
+                        ctx.warn(f"record {record_id}: unreadable event structure ({exc})")
+                        continue
+                    if values[RECORD_ID] is None:
+                        values = (*values[:RECORD_ID], record_id, *values[RECORD_ID + 1 :])
+                    if values[TS] is None:
+                        ctx.warn(f"record {record_id}: no readable TimeCreated/SystemTime")
+                    events.add_values(COLUMNS, values + extra)  # no dict per event: the hot path
+                    count += 1
+            finally:  # what was read and skipped counts even when the parse stops early
+                ctx.events += count
+                not_stored(ctx, unstored)
 
 
-def not_stored(ctx: ParseContext, selection: evtx_chunks.Selection) -> None:
-    """Coverage of the records triage left in their chunks: counted from the chunk headers, their
-    written-time range from the record headers, kept as host facts the coverage adds in."""
-    if not selection.skipped_records:
+@dataclass
+class Unstored:
+    """The records triage did not store: how many, and the range of their written times (record
+    headers: of skipped chunks, and the parser's ``timestamp`` of parsed records without a literal)."""
+
+    records: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def add_chunks(self, selection: evtx_chunks.Selection) -> None:
+        self.records += selection.skipped_records
+        for filetime in (selection.first_written, selection.last_written):
+            self._written(filetime_datetime(filetime))
+
+    def add_record(self, timestamp: object) -> None:
+        """One parsed record left out; ``timestamp``: its written time as the parser renders it."""
+        self.records += 1
+        if isinstance(timestamp, str):
+            with suppress(ValueError):
+                when = datetime.fromisoformat(timestamp.removesuffix(" UTC"))
+                self._written(when if when > FILETIME_EPOCH else None)  # a zero time is no time
+
+    def _written(self, when: datetime | None) -> None:
+        if when is None:
+            return
+        self.first = when if self.first is None or when < self.first else self.first
+        self.last = when if self.last is None or when > self.last else self.last
+
+
+def not_stored(ctx: ParseContext, unstored: Unstored) -> None:
+    """Coverage of the records triage did not store, kept as host facts the coverage adds in."""
+    if not unstored.records:
         return
-    ctx.events += selection.skipped_records
-    ctx.fact(NOT_STORED, str(selection.skipped_records))
-    for fact, filetime in ((FIRST_NOT_STORED, selection.first_written), (LAST_NOT_STORED, selection.last_written)):
-        when = filetime_iso(filetime)
-        if when:
-            ctx.fact(fact, when)
+    ctx.events += unstored.records
+    ctx.fact(NOT_STORED, str(unstored.records))
+    for fact, when in ((FIRST_NOT_STORED, unstored.first), (LAST_NOT_STORED, unstored.last)):
+        if when is not None:
+            ctx.fact(fact, when.isoformat())
 
 
-def filetime_iso(filetime: int | None) -> str | None:
+def filetime_datetime(filetime: int | None) -> datetime | None:
     if not filetime:
         return None
     try:
-        when = FILETIME_EPOCH + timedelta(microseconds=filetime // 10)
+        return FILETIME_EPOCH + timedelta(microseconds=filetime // 10)
     except OverflowError:
         return None
-    return when.isoformat()
 
 
 @contextmanager
@@ -153,10 +188,12 @@ def _read_upto(stream: BinaryIO, limit: int, size_hint: int) -> bytes:
 
 
 def iter_events(ctx: ParseContext, data: IO[bytes], selection: evtx_chunks.Selection | None = None,
-                ) -> Iterator[tuple[int | None, dict[str, Any], bool]]:
+                unstored: Unstored | None = None) -> Iterator[tuple[int | None, dict[str, Any], bool]]:
     """``(record_id, {"System": ..., ...}, no_at_keys)`` for every readable record (``no_at_keys``:
     the JSON text has no "@", so no key starts with one); bad chunks become warnings. ``selection``:
-    of a triage copy, so warnings say what the full parse says (chunk numbers, last record id)."""
+    of a triage copy, so warnings say what the full parse says (chunk numbers, last record id).
+    ``unstored``: records holding no literal (``evtx_chunks.record_matches``) are counted there
+    instead, before their JSON is decoded."""
     from evtx import PyEvtxParser
 
     try:
@@ -199,6 +236,9 @@ def iter_events(ctx: ParseContext, data: IO[bytes], selection: evtx_chunks.Selec
         last_id = record_id if isinstance(record_id, int) else last_id
         try:
             text = record["data"]
+            if unstored is not None and isinstance(text, str) and not evtx_chunks.record_matches(text):
+                unstored.add_record(record.get("timestamp"))
+                continue
             document = orjson.loads(text)
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             ctx.warn(f"record {record_id}: undecodable JSON from the parser ({exc})")
@@ -249,7 +289,7 @@ def verify_checksums(ctx: ParseContext, data: IO[bytes]) -> set[int]:
         if chunk.startswith(CHUNK_MAGIC):
             free = min(struct.unpack_from("<I", chunk, 48)[0], len(chunk))
             header_ok = zlib.crc32(chunk[:120] + chunk[128:512]) == struct.unpack_from("<I", chunk, 124)[0]
-            data_ok = free < 512 or zlib.crc32(chunk[512:free]) == struct.unpack_from("<I", chunk, 52)[0]
+            data_ok = free < 512 or zlib.crc32(memoryview(chunk)[512:free]) == struct.unpack_from("<I", chunk, 52)[0]
             if not header_ok or not data_ok:
                 first, last = struct.unpack_from("<QQ", chunk, 24)
                 what = " and ".join(n for n, ok in (("header", header_ok), ("records", data_ok)) if not ok)

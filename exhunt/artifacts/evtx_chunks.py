@@ -16,12 +16,20 @@ selected chunks), which the ``evtx`` package reads like the original.
 Kept exact without parsing: the records of a skipped chunk are counted from its header (first and
 last record id), and chunks the full parse would warn about (checksum mismatch, bad signature, a
 cut chunk) are always parsed. ``configure(None)`` (``--index full``) parses every chunk.
+
+Then the same literals per record: a parsed record whose JSON text holds none of them (written as
+JSON writes them, ASCII-caseless; the parser's own ``"#attributes"`` and ``"#text"`` keys left
+out: "attrib" would match every record) is counted, not mapped or stored (``record_matches``).
+The contract is the event's: every event a loaded detection could use holds a literal; a chunk
+holds one when any of its records does, so three in four records of a selected chunk held none
+on the shared set and were mapped and stored for nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -34,16 +42,20 @@ RECORD_MAGIC = b"\x2a\x2a\x00\x00"
 
 _LITERALS: tuple[str, ...] | None = None  # None: parse every chunk
 _DATABASE: Any = None  # the compiled Hyperscan database of _LITERALS (None when there are none)
+_RECORDS: Any = None  # the literals as a record's JSON text holds them (None when there are none)
 MATCH_ALL = object()  # _DATABASE when a literal has no byte but NUL: every chunk matches
+# keys the parser's JSON adds (XML attributes and element text), never a value: blanked before the search
+JSON_KEYS = ((b'"#attributes":', b'"":'), (b'"#text":', b'"":'))
 
 
 def configure(literals: tuple[str, ...] | None) -> None:
     """Set this process's chunk literals (a pool initializer calls it); compiled once per process."""
-    global _LITERALS, _DATABASE
+    global _LITERALS, _DATABASE, _RECORDS
     if literals == _LITERALS and (not literals or _DATABASE is not None):
         return
     _LITERALS = literals
     _DATABASE = compile_literals(literals) if literals else None
+    _RECORDS = compile_literals(literals, json_pattern) if literals else None
 
 
 def current() -> tuple[str, ...] | None:
@@ -60,22 +72,30 @@ def literal_pattern(text: str) -> bytes:
     return "".join(f"\\x{b:02x}" for b in low_bytes(text)).encode()
 
 
-def compile_literals(literals: tuple[str, ...]) -> Any:
-    """The database of the literals, or MATCH_ALL when one is empty (every chunk matches)."""
+def json_pattern(text: str) -> bytes:
+    """A Hyperscan expression matching ``text`` as it appears in JSON (quotes, backslashes and control
+    characters escaped as the parser's serde_json escapes them, UTF-8 otherwise)."""
+    written = json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")
+    return "".join(f"\\x{b:02x}" for b in written).encode()
+
+
+def compile_literals(literals: tuple[str, ...], pattern: Any = literal_pattern) -> Any:
+    """The database of the literals (each made an expression by ``pattern``), or MATCH_ALL when one is
+    empty (every chunk matches)."""
     import hyperscan
 
     if any(not text for text in literals):
         return MATCH_ALL
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    patterns = [literal_pattern(text) for text in literals]
+    patterns = [pattern(text) for text in literals]
     flags = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_CASELESS
     database.compile(expressions=patterns, ids=list(range(len(patterns))), elements=len(patterns),
                      flags=[flags] * len(patterns))
     return database
 
 
-def chunk_matches(chunk: bytes) -> bool:
-    """Whether the chunk holds any literal (None configured: every chunk does)."""
+def chunk_matches(chunk: bytes, end: int | None = None) -> bool:
+    """Whether the chunk (up to ``end``) holds any literal (None configured: every chunk does)."""
     if _LITERALS is None:
         return True
     if _DATABASE is None:
@@ -92,10 +112,37 @@ def chunk_matches(chunk: bytes) -> bool:
 
     for start in (0, 1):  # texts at even offsets, then at odd ones
         with contextlib.suppress(hyperscan.ScanTerminated):  # how Hyperscan reports a stopped scan
-            _DATABASE.scan(chunk[start::2], match_event_handler=on_match)
+            _DATABASE.scan(chunk[start:end:2], match_event_handler=on_match)  # one copy: no slice first
         if found:
             return True
     return False
+
+
+def filters_records() -> bool:
+    """Whether records are filtered (triage): else every parsed record is stored."""
+    return _LITERALS is not None
+
+
+def record_matches(text: str) -> bool:
+    """Whether a parsed record's JSON text holds a literal (no literals configured: every record does)."""
+    if _LITERALS is None or _RECORDS is MATCH_ALL:
+        return True
+    if _RECORDS is None:
+        return False
+    import hyperscan
+
+    data = text.encode("utf-8", "surrogatepass")
+    for key, blank in JSON_KEYS:
+        data = data.replace(key, blank)
+    found: list[int] = []
+
+    def on_match(pattern: int, start: int, end: int, flags: int, context: Any) -> bool:
+        found.append(pattern)
+        return True  # stop at the first
+
+    with contextlib.suppress(hyperscan.ScanTerminated):
+        _RECORDS.scan(data, match_event_handler=on_match)
+    return bool(found)
 
 
 @dataclass
@@ -143,7 +190,7 @@ def select(data: IO[bytes], must_parse: set[int]) -> Selection | None:
                 numbers.append(number)
             continue
         first, last = struct.unpack_from("<QQ", chunk, 24)
-        if number in must_parse or chunk_matches(used_part(chunk)):
+        if number in must_parse or chunk_matches(chunk, used_end(chunk)):
             keep.append(chunk)
             numbers.append(number)
             by_first_id[first] = number
@@ -162,12 +209,12 @@ def select(data: IO[bytes], must_parse: set[int]) -> Selection | None:
                      first_written, last_written, last_before, by_first_id)
 
 
-def used_part(chunk: bytes) -> bytes:
-    """The chunk up to its free-space offset: the parser reads no record past it (and the records'
-    strings and templates are inside the records), so the rest (a third of the bytes of the shared
-    set's chunks are in use) need not be searched. An offset out of range: the whole chunk."""
+def used_end(chunk: bytes) -> int:
+    """The chunk's free-space offset: the parser reads no record past it (and the records' strings
+    and templates are inside the records), so the rest (a third of the bytes of the shared set's
+    chunks are in use) need not be searched. An offset out of range: the whole chunk."""
     free = struct.unpack_from("<I", chunk, 48)[0]
-    return chunk[:free] if 512 <= free < len(chunk) else chunk
+    return free if 512 <= free < len(chunk) else len(chunk)
 
 
 def written_range(chunk: bytes) -> tuple[int, ...]:

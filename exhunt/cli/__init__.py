@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from exhunt import __version__
 from exhunt.arrowpool import prefer_jemalloc
-from exhunt.cli import build, probe, query, report, scan, verify
+from exhunt.cli import build, probe, query, quickexit, report, scan, verify
 from exhunt.errors import ExhuntError, ExitCode
 
 COMMANDS = (scan, build, report, query, verify, probe)
@@ -35,12 +35,21 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run() -> None:
+    """The program (``exhunt``, ``python -m exhunt``): ``main``, and a scan's process ended without
+    the interpreter's teardown (``quickexit``). Tests call ``main``, which always returns."""
+    raise SystemExit(main(quick_exit=True))
+
+
+def main(argv: Sequence[str] | None = None, quick_exit: bool = False) -> int:
     prefer_jemalloc()  # before any command loads pyarrow; worker processes inherit it
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        if quick_exit and args.command in quickexit.COMMANDS:
+            quickexit.end(code)
+        return code
     except ExhuntError as exc:
         print(f"exhunt: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)

@@ -6,7 +6,7 @@ import errno
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,12 @@ class RecordedInputs:
     manifest: Path
     ids: dict[tuple[str, str], str]  # (host, path) -> input id(s), as ``manifest.input_ids``
     roots: tuple[dict[str, Any], ...]  # as ``root_inputs``
+    written: Future[Path] | None = None  # the manifest's write, when it runs on a thread
+
+    def wait(self) -> None:
+        """Until the manifest is written (its error, e.g. a full disk, raised here)."""
+        if self.written is not None:
+            self.written.result()
 
 
 def read_hashes(results: Iterable[Any]) -> manifest.ReadHashes:
@@ -45,16 +51,26 @@ def prepare_inputs(work: Sequence[Any], later: Callable[..., Future[manifest.Pre
 
 def record_inputs(case: Path, store: Path, work: Sequence[Any], read: manifest.ReadHashes,
                   hashed: manifest.PathHashes, jobs: int, tool_version: str,
-                  prepared: Future[manifest.Prepared] | None = None) -> RecordedInputs:
+                  prepared: Future[manifest.Prepared] | None = None,
+                  write_later: Callable[..., Future[Path]] | None = None) -> RecordedInputs:
     """Record every input once parsing has ended, from the hashes of the workers' one read (``read``)
     and the containers hashed in this process (``hashed``); both are completed in place with what
-    had to be hashed here (files no worker read). ``prepared``: ``prepare_inputs(work, ...)``."""
+    had to be hashed here (files no worker read). ``prepared``: ``prepare_inputs(work, ...)``.
+    ``write_later`` (an executor's ``submit``): the manifest's write runs there, while the scan goes
+    on to its detections, which need only the ids and roots kept here (``RecordedInputs.wait``
+    before the document is saved). On 20,000 pages the write (12.9 MB of JSON, two Parquet tables)
+    was 0.07-0.3 s of the scan process's serial work, most of it compression and the kernel's copy."""
     hosts = [(w.host, w.evidence, w.files) for w in work]
     records, refs = manifest.build(hosts, read, hashed, jobs, prepared.result() if prepared else None)
-    path = manifest.write(case, store, records, refs, tool_version)
+    written = None
+    if write_later is None:
+        path = manifest.write(case, store, records, refs, tool_version)
+    else:
+        path = manifest.json_path(case)
+        written = write_later(manifest.write, case, store, records, refs, tool_version)
     ids = manifest.id_map([r["host"] for r in refs], [r["path"] for r in refs], [r["input"] for r in refs])
     roots = tuple({k: r[k] for k in ROOT_COLUMNS} for r in records if ":" not in r["id"])
-    return RecordedInputs(path, ids, roots)
+    return RecordedInputs(path, ids, roots, written)
 
 
 def cite_inputs(store: Path, findings: Sequence[Any], ids: dict[tuple[str, str], str] | None = None) -> list[Any]:
@@ -66,9 +82,18 @@ def cite_inputs(store: Path, findings: Sequence[Any], ids: dict[tuple[str, str],
         return list(findings)
     out = []
     for f in findings:
-        refs = tuple(replace(r, input=ids.get((f.host, r.path))) for r in f.evidence)
-        out.append(replace(f, evidence=refs))
+        refs = tuple(_replaced(r, input=ids.get((f.host, r.path))) for r in f.evidence)
+        out.append(_replaced(f, evidence=refs))
     return out
+
+
+def _replaced(frozen: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` for the document's frozen dataclasses (no ``__post_init__``, no
+    ``InitVar``): their fields copied with ``changes``, without a keyword ``__init__`` call each
+    (7,300 findings and their references: 40 -> 10 ms)."""
+    copy = object.__new__(type(frozen))
+    copy.__dict__.update(frozen.__dict__, **changes)
+    return copy
 
 
 def root_inputs(store: Path) -> tuple[dict[str, Any], ...]:

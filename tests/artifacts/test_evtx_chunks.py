@@ -1,19 +1,22 @@
 """EVTX triage: a chunk is parsed when it holds a literal (UTF-16LE, caseless); the records of the
-others are counted from their headers; damaged chunks are always parsed; --index full parses all."""
+others are counted from their headers; of a parsed chunk, the records whose JSON holds a literal are
+stored, the others counted; damaged chunks are always parsed; --index full parses and stores all."""
 
 from __future__ import annotations
 
 import shutil
 import struct
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exhunt.artifacts import evtx_chunks
-from exhunt.artifacts.evtx import CHUNK, FILE_HEADER, NOT_STORED
+from exhunt.artifacts.evtx import CHUNK, FILE_HEADER, NOT_STORED, Unstored
 from tests.artifacts.test_evtx import _multi_chunk_sample, plain_dump_count
 from tests.helpers import parse_paths
 
@@ -34,6 +37,20 @@ def test_literals_match_utf16_caseless(literals: None) -> None:
     assert not evtx_chunks.chunk_matches("anything".encode("utf-16-le"))
     evtx_chunks.configure(None)
     assert evtx_chunks.chunk_matches(b"")
+
+
+
+def test_records_match_their_values_as_json_writes_them(literals: None) -> None:
+    evtx_chunks.configure(("\\lsass.exe", 'say "hi"', "attrib"))
+    assert evtx_chunks.record_matches(orjson.dumps({"Event": {"Image": "C:\\Windows\\LSASS.EXE"}}).decode())
+    assert evtx_chunks.record_matches(orjson.dumps({"Event": {"Data": 'they Say "Hi"'}}).decode())
+    assert evtx_chunks.record_matches(orjson.dumps({"Event": {"Data": "ATTRIB +h"}}).decode())
+    # the parser's own keys are no values: "#attributes" holds "attrib" in every record
+    assert not evtx_chunks.record_matches('{"Event":{"#attributes":{"xmlns":"x"},"Data":{"#text":"lsass.exe"}}}')
+    evtx_chunks.configure(())
+    assert not evtx_chunks.record_matches('{"Event":{}}')
+    evtx_chunks.configure(None)
+    assert evtx_chunks.record_matches('{"Event":{}}') and not evtx_chunks.filters_records()
 
 
 @settings(max_examples=300, deadline=None)
@@ -71,17 +88,33 @@ def _literal_of_some_chunks(data: bytes) -> tuple[str, set[int]]:
     pytest.skip("no text present in some chunks only")
 
 
-def test_only_matching_chunks_are_stored_and_every_record_counted(tmp_path: Path, literals: None) -> None:
+def _records_holding(path: Path, word: str) -> tuple[set[int], set[int]]:
+    """Event record ids (System/EventRecordID, as stored) and record header ids of the records whose
+    values (the parser's JSON, its own keys aside) hold ``word``, any ASCII case."""
+    from evtx import PyEvtxParser
+
+    events, headers = set(), set()
+    for record in PyEvtxParser(str(path)).records_json():
+        text = record["data"].replace('"#attributes":', "").replace('"#text":', "")
+        if word.lower() in text.lower():
+            events.add(orjson.loads(record["data"])["Event"]["System"]["EventRecordID"])
+            headers.add(record["event_record_id"])
+    return events, headers
+
+
+def test_only_matching_records_are_stored_and_every_record_counted(tmp_path: Path, literals: None) -> None:
     evidence, data = _copy(tmp_path)
     word, having = _literal_of_some_chunks(data)
     evtx_chunks.configure((word,))
     con = parse_paths(tmp_path / "triage", evidence, ["sample.evtx"])
     stored = {r for (r,) in con.execute("SELECT record_id FROM events").fetchall()}
-    wanted = 0
+    in_chunks = set()
     for number in having:
         first, last = struct.unpack_from("<QQ", data, FILE_HEADER + number * CHUNK + 24)
-        wanted += last - first + 1
-    assert len(stored) == wanted
+        in_chunks |= set(range(first, last + 1))
+    holding, headers = _records_holding(evidence / "sample.evtx", word)
+    assert stored == holding
+    assert 0 < len(headers) < len(in_chunks) and headers <= in_chunks
     not_stored = con.execute("SELECT sum(CAST(value AS BIGINT)) FROM host_facts WHERE fact = ?",
                              [NOT_STORED]).fetchone()[0]
     assert not_stored > 0
@@ -129,3 +162,15 @@ def test_text_past_the_free_space_offset_selects_no_chunk(tmp_path: Path, litera
     assert full.execute("SELECT count(*) FROM events WHERE fields ILIKE ?", [f"%{word}%"]).fetchone()[0] == 0
     evtx_chunks.configure((word,))
     assert evtx_chunks.chunk_matches(text)  # the text itself is a match: only its place excludes it
+
+
+def test_unstored_records_keep_count_and_written_range() -> None:
+    """A skipped record counts; its written time (as the parser renders it) widens the range; a zero
+    time (cleared logs) or none is no time, as in the skipped chunks' record headers."""
+    unstored = Unstored()
+    for timestamp in ("2019-07-19T14:53:47.2393Z UTC", "1601-01-01T00:00:00Z UTC", None,
+                      "2019-07-19T14:53:47.239318Z UTC", "2019-07-18T01:02:03Z UTC", "garbage"):
+        unstored.add_record(timestamp)
+    assert unstored.records == 6
+    assert unstored.first == datetime(2019, 7, 18, 1, 2, 3, tzinfo=UTC)
+    assert unstored.last == datetime(2019, 7, 19, 14, 53, 47, 239318, tzinfo=UTC)

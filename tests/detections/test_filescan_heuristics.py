@@ -91,3 +91,56 @@ def test_page_much_newer_than_install(tmp_path: Path) -> None:
     assert [(f.check, f.key.rsplit("/", 1)[-1], f.severity) for f in ctx.findings] == [
         ("heuristic.newer_page", "late.aspx", "low")
     ]
+
+
+def _newer_reference(rows: list[tuple]) -> set[tuple[str, str]]:
+    """The check as it was written per file in Python: median = the n//2-th sorted time of a host
+    with 20 or more install files, newer = more than NEWER_DAYS whole days after it."""
+    from exhunt.artifacts.pages import SERVER_PAGES
+    from exhunt.detections.baselines import install_relative
+    from exhunt.detections.filehunt.heuristic_hits import NEWER_DAYS
+
+    by_host: dict[str, list[tuple]] = {}
+    for row in rows:
+        if "v15/" in row[1].lower() and "!" not in row[1]:
+            by_host.setdefault(row[0], []).append(row)
+    found = set()
+    for host, items in by_host.items():
+        if len(items) < 20:
+            continue
+        median = sorted(r[2] for r in items)[len(items) // 2]
+        for _h, path, mtime in items:
+            sub = install_relative(path) or ""
+            if (sub.endswith(SERVER_PAGES) and sub.startswith(("frontend/", "clientaccess/"))
+                    and (mtime - median).days > NEWER_DAYS):
+                found.add((host, path))
+    return found
+
+
+def test_newer_pages_in_sql_equal_the_per_file_reference(tmp_path: Path) -> None:
+    """Pages at the day boundary (30 days, 31 days less and plus a microsecond) after a known median,
+    a host of 20 whose median is the upper of the two middle times (n // 2: its late page is 30
+    days after it, 31 after the lower one), a host of 19 (too few), other folders and extensions."""
+    from exhunt.detections.filehunt.heuristic_hits import NEWER_CHECK
+
+    install = datetime(2021, 1, 1, tzinfo=UTC)
+    base = "C/Program Files/Microsoft/Exchange Server/V15/"
+    folders = ("FrontEnd/HttpProxy/owa/auth/", "ClientAccess/ecp/", "Bin/", "frontend/httpproxy/ecp/")
+    offsets = (timedelta(days=30), timedelta(days=31) - timedelta(microseconds=1), timedelta(days=31),
+               timedelta(days=31, microseconds=1), timedelta(days=400), timedelta(days=-90))
+    rows = [("flat", f"{base}{folders[0]}f{n}.aspx", install) for n in range(100)]
+    rows += [("flat", f"{base}{folder}late{n}.{ext}", install + offset) for n, offset in enumerate(offsets)
+             for folder in folders for ext in ("aspx", "css")]
+    rows += [("even", f"{base}{folders[1]}f{n}.aspx", install + timedelta(days=n // 10)) for n in range(19)]
+    rows += [("even", f"{base}{folders[1]}late.aspx", install + timedelta(days=31))]
+    rows += [("few", f"{base}{folders[0]}f{n}.aspx", install) for n in range(18)]
+    rows += [("few", f"{base}{folders[0]}late.aspx", install + timedelta(days=90))]
+    with StoreWriter(tmp_path / "store", "h") as w:
+        for host, path, mtime in rows:
+            w.add("files", {"host": host, "path": path, "mtime": mtime})
+    ctx = FileHuntContext(connect(tmp_path / "store"), [])
+    heuristic_findings(ctx)
+    got = {(f.host, f.key) for f in ctx.findings if f.check == NEWER_CHECK.id}
+    want = _newer_reference(rows)
+    assert got == want
+    assert {p.rsplit("/", 1)[1] for _, p in want} == {"late2.aspx", "late3.aspx", "late4.aspx"}

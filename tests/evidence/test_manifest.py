@@ -116,6 +116,35 @@ def test_recorded_inputs_equal_what_the_store_gives_back(tmp_path: Path) -> None
     assert recorded.roots == custody.root_inputs(store) and [r["id"] for r in recorded.roots] == ["E1", "E2"]
 
 
+def test_the_manifest_written_on_a_thread_is_the_same_and_its_error_reaches_wait(tmp_path: Path) -> None:
+    """The scan writes the manifest on a thread while its detections run (``write_later``); what
+    it writes equals the direct write, and a failed write is raised by ``wait``, not lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from exhunt import __version__, api
+    from exhunt.evidence import custody, manifest
+
+    folder = c.write_folder(tmp_path / "ev")
+    work = api.plan([folder], "exch01", tmp_path / "listing")
+    written = {}
+    for name in ("direct", "thread"):
+        case = tmp_path / name
+        (case / "store").mkdir(parents=True)
+        with ThreadPoolExecutor(1) as pool:
+            recorded = custody.record_inputs(case, case / "store", work, {}, {}, 1, __version__,
+                                             write_later=pool.submit if name == "thread" else None)
+            recorded.wait()
+        assert recorded.manifest == case / "manifest.json"
+        written[name] = (recorded.ids, recorded.roots, manifest.input_ids(case / "store"),
+                         [(r.rel, r.sha256, r.size) for r in manifest.load(case)])
+    assert written["thread"] == written["direct"]
+    with ThreadPoolExecutor(1) as pool:
+        recorded = custody.record_inputs(tmp_path / "gone", tmp_path / "gone" / "store", work, {}, {}, 1,
+                                         __version__, write_later=pool.submit)
+        with pytest.raises(OSError):
+            recorded.wait()
+
+
 def test_a_manifest_prepared_during_the_parse_equals_one_built_after(tmp_path: Path) -> None:
     """The scan makes the hash-free part of the manifest on a thread while its workers parse
     (``custody.prepare_inputs``): the records and inputs rows must be those built in one go."""

@@ -48,3 +48,35 @@ def test_the_command_line_stops_the_server_when_its_scan_ends(tmp_path: Path) ->
     generate(ev, DemoSpec(days=1, per_day=30))
     assert main(["scan", str(ev), "--out", str(tmp_path / "case"), "--quiet", "--jobs", "2"]) in (0, 1)
     assert forkserver._forkserver._forkserver_pid is None  # type: ignore[attr-defined]
+
+
+@linux_only
+@pytest.mark.parametrize("quick_exit", [True, False])
+def test_the_server_exits_without_the_interpreters_teardown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quick_exit: bool) -> None:
+    """``serverexit`` (preloaded after the marker, so its handler runs first) ends the server with
+    ``os._exit``: the marker's exit handler never runs. Without it, it does (the test can fail)."""
+    from multiprocessing import forkserver
+
+    mark = tmp_path / "exit.txt"
+    monkeypatch.setenv("EXHUNT_TEST_EXIT_MARK", str(mark))
+    startmethod.stop()  # a server started by an earlier test has the other preload list
+    context = startmethod.worker_context()
+    preload = ["tests.parallel.exit_marker"] + (["exhunt.parallel.serverexit"] if quick_exit else [])
+    context.set_forkserver_preload(preload)
+    try:
+        process = context.Process(target=int)
+        process.start()
+        process.join()
+        startmethod.stop()
+        assert mark.exists() is not quick_exit
+    finally:
+        startmethod.stop()
+        context.set_forkserver_preload(startmethod.PRELOAD)
+    assert forkserver._forkserver._forkserver_pid is None  # type: ignore[attr-defined]
+
+
+def test_serverexit_does_nothing_outside_the_fork_server() -> None:
+    from exhunt.parallel import serverexit
+
+    assert not serverexit.imported_by_fork_server()

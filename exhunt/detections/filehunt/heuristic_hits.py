@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 
 import duckdb
@@ -60,25 +59,31 @@ def heuristic_findings(ctx: FileHuntContext) -> None:
     ctx.emit(NEWER_CHECK, _newer_pages(ctx.con))
 
 
+# Per host with at least 20 files under an Exchange install (``v15/``): its median modification
+# time (the ``n // 2``-th of the sorted times, 0-based) and the files written NEWER_DAYS whole days or
+# more after it. The comparison runs here, not per file in Python: a web root of 20,000 pages gave
+# every row back as a datetime only to find none newer (50 ms of the scan's serial work).
+NEWER_SQL = f"""
+WITH f AS (
+    SELECT host, path, mtime, sha256 FROM files WHERE mtime IS NOT NULL AND
+    regexp_matches(lower(path), '(^|/)v15/') AND position('!' IN path) = 0
+), ranked AS (
+    SELECT host, mtime, row_number() OVER (PARTITION BY host ORDER BY mtime) - 1 AS i,
+           count(*) OVER (PARTITION BY host) AS n FROM f
+), medians AS (
+    SELECT host, min(mtime) AS median FROM ranked WHERE n >= 20 AND i = n // 2 GROUP BY host
+)
+SELECT f.host, f.path, f.mtime, f.sha256, m.median FROM f JOIN medians m USING (host)
+WHERE epoch_us(f.mtime) - epoch_us(m.median) >= {NEWER_DAYS + 1} * 86400000000
+ORDER BY f.host, f.path
+"""
+
+
 def _newer_pages(con: duckdb.DuckDBPyConnection) -> Iterator[Hit]:
-    rows = con.execute(
-        "SELECT host, path, mtime, sha256 FROM files WHERE mtime IS NOT NULL AND "
-        "regexp_matches(lower(path), '(^|/)v15/') AND position('!' IN path) = 0"
-    ).fetchall()
-    by_host: dict[str, list[tuple]] = defaultdict(list)
-    for row in rows:
-        by_host[row[0]].append(row)
-    for host, items in by_host.items():
-        if len(items) < 20:
-            continue
-        times = sorted(r[2] for r in items)
-        median = times[len(times) // 2]
-        for _h, path, mtime, sha in items:
-            sub = install_relative(path) or ""
-            if (
-                sub.endswith(SERVER_PAGES)
-                and sub.startswith(("frontend/", "clientaccess/"))
-                and (mtime - median).days > NEWER_DAYS
-            ):
-                yield file_hit(NEWER_CHECK, host, path, sha, mtime,
-                               f"{path} mtime {mtime:%Y-%m-%d}, install median {median:%Y-%m-%d}", "files", "medium")
+    """Script pages in an Exchange web folder written more than NEWER_DAYS days (whole days, as a
+    ``timedelta``'s ``days``) after the median time of their host's install files."""
+    for host, path, mtime, sha, median in con.execute(NEWER_SQL).fetchall():
+        sub = install_relative(path) or ""
+        if sub.endswith(SERVER_PAGES) and sub.startswith(("frontend/", "clientaccess/")):
+            yield file_hit(NEWER_CHECK, host, path, sha, mtime,
+                           f"{path} mtime {mtime:%Y-%m-%d}, install median {median:%Y-%m-%d}", "files", "medium")
