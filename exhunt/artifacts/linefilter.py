@@ -122,9 +122,13 @@ def cache_key(patterns: Sequence[str], single_from: int | None = None) -> str:
     return digest.hexdigest()
 
 
+def _cache_path(cache: Path, unique: Sequence[str], single_from: int | None) -> Path:
+    return cache / f"{cache_key(unique, single_from)}.hsdb"
+
+
 def is_cached(patterns: Sequence[str], cache: Path, single_from: int | None = None) -> bool:
     """Whether ``compile_patterns(patterns, cache, single_from)`` would load rather than compile."""
-    return (cache / f"{cache_key(tuple(dict.fromkeys(patterns)), single_from)}.hsdb").is_file()
+    return _cache_path(cache, tuple(dict.fromkeys(patterns)), single_from).is_file()
 
 
 def _cached(path: Path) -> bytes | None:
@@ -160,7 +164,7 @@ def compile_patterns(patterns: Sequence[str], cache: Path | None = None,
         raise PatternError("no patterns")
     if single_from is not None and len(unique) != len(patterns):
         raise PatternError("duplicate patterns in a database with first-match-only ids")
-    path = cache / f"{cache_key(unique, single_from)}.hsdb" if cache is not None else None
+    path = _cache_path(cache, unique, single_from) if cache is not None else None
     if path is not None and (blob := _cached(path)) is not None:
         return Compiled(blob, unique)
     try:

@@ -147,8 +147,8 @@ class W3cEngine:
     def _first_pass_selector(self) -> LineSelector | None:
         """The first pass's prefilter for this file's dialect: the scan's database for a dialect
         that reads facts generically; the stored patterns alone for one that reads none (no call
-        per fact line); for one with ``fact_patterns``, the stored ones with the fact values this
-        process has learnt, once learning pays (``_learnt_fact_selector``)."""
+        per fact line), as does --index full; for one with ``fact_patterns``, the stored ones with
+        the fact values this process has learnt, once learning pays (see ``_LEARNT``)."""
         if TRIAGE is None or TRIAGE.blob is None:
             return None
         if TRIAGE.fact_from is None or not TRIAGE.stored:
