@@ -24,7 +24,7 @@ from exhunt.detections import pivot as attacker
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.eventfilter import EventFilter
 from exhunt.detections.filehunt import scan_rules
-from exhunt.detections.impact import assess_impact
+from exhunt.detections.impact import assess_impact, pivot_rows
 from exhunt.detections.iocs import load_iocs
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
@@ -324,14 +324,16 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
     if marked:
         selected.use_selected(con, store)
     raw_findings, rules = run_detections(con, context, hit_rows)
-    if marked:
-        selected.restore(con, store)
     findings = custody.cite_inputs(store, sort_findings(raw_findings), inputs.ids if inputs else None)
     hit_rows.sort(key=_hit_order)  # the same table on every run, whatever order queries returned
     write_table(store, "hits", hit_rows)
     if triage is not None and triage.blob is not None and not marked:
         rules = {**rules, "pivot": pivot_pass(con, store, work, options, triage, findings, hit_rows, warm)}
+    if marked:  # the impact reads the selection and the rows triage's pivot pass would store
+        pivot_rows.add_attacker_rows(con, store, findings, hit_rows)
     impact = assess_impact(con, findings, hit_rows, store)  # whose mail: after every detection
+    if marked:
+        selected.restore(con, store)
     hosts = []
     evidence_by_host: dict[str, list[str]] = {}
     for hw in work:
