@@ -19,8 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from exhunt.detections.impact import pivot_indicators, pivot_sids
-from exhunt.detections.impact.sources import collect
+from exhunt.detections.impact import pivot_values
 from exhunt.events import selected
 from exhunt.findings.model import Finding
 from exhunt.sqltext import literal
@@ -58,10 +57,9 @@ def indicators(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding],
                hit_rows: Sequence[dict]) -> dict[str, set[str]]:
     """The impact's indicators, read from the rows ``events`` holds now (``detections.pivot.gather``
     without its filters for raw-line patterns: every value the impact compares)."""
-    src = collect(con, findings, hit_rows)
-    granted = set(pivot_indicators(con)["account"])
+    src, granted, sids = pivot_values(con, findings, hit_rows)
     return {"ips": set(src.ips), "user_agents": set(src.user_agents), "accounts": src.accounts | granted,
-            "sids": set(pivot_sids(con, findings, hit_rows))}
+            "sids": set(sids)}
 
 
 def add_attacker_rows(con: duckdb.DuckDBPyConnection, store: Path, findings: Sequence[Finding],
