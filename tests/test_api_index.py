@@ -223,13 +223,14 @@ def test_impact_case_both_ways(tmp_path: Path) -> None:
 
 def test_full_index_impact_reads_the_selection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--index full``: the impact reads the selection and the attacker's rows, not every row;
-    every stored row of the attacker's IPs and user agents is among them, none twice."""
+    every stored row of the attacker's IPs and user agents is among them, none twice. The hosts'
+    coverage, counted beside it on another cursor, still counts every row."""
     from tests.detections.impact import fixture
 
-    read: list[tuple[int, int, list[tuple[Any, ...]]]] = []
+    seen: list[tuple[int, int, list[tuple[Any, ...]]]] = []
     assess_impact = api.assess_impact
 
-    def counting(con, findings, hit_rows, store):  # type: ignore[no-untyped-def]
+    def counting(con, findings, hit_rows, store, read=None):  # type: ignore[no-untyped-def]
         found = gather(con, findings, hit_rows).values
         rows = con.execute("SELECT count(*), count(DISTINCT (host, path, line)) FROM events").fetchone()
         attacker = con.execute("""
@@ -237,15 +238,16 @@ def test_full_index_impact_reads_the_selection(tmp_path: Path, monkeypatch: pyte
               AND (list_contains(?::VARCHAR[], lower(split_part(client_ip, '%', 1)))
                    OR list_contains(?::VARCHAR[], replace(user_agent, '+', ' ')))""",
                                [found["client_ip"], found["user_agent"]]).fetchall()
-        read.append((rows[0], rows[1], sorted(attacker)))
-        return assess_impact(con, findings, hit_rows, store)
+        seen.append((rows[0], rows[1], sorted(attacker)))
+        return assess_impact(con, findings, hit_rows, store, read)
 
     monkeypatch.setattr(api, "assess_impact", counting)
     evidence = fixture.write_case(tmp_path / "evidence")
-    scan([evidence], ScanOptions(out=tmp_path / "full", quiet=True, progress=False, index="full", host="EXCH01",
-                                 jobs=1))
-    (rows, distinct, attacker), = read
+    document = scan([evidence], ScanOptions(out=tmp_path / "full", quiet=True, progress=False, index="full",
+                                            host="EXCH01", jobs=1)).document
+    (rows, distinct, attacker), = seen
     stored = stored_rows(tmp_path / "full")
+    assert document.hosts[0].coverage.events == stored
     assert rows == distinct, "a row in the selection twice"
     assert rows < stored / 2, (rows, stored)
     assert attacker and attacker == indicator_rows(tmp_path / "full", *_attacker_values(tmp_path / "full"))

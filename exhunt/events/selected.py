@@ -3,23 +3,26 @@ the IIS and HttpProxy rows its prefilter selects (the workers store them a secon
 ``selected_events``) and every row of the other logs. A check can only hit a line its prefilter
 matches (``Check.prefilter``; the triage/full oracle tests hold every check to it), so the findings
 are the same; the checks' ~150 queries no longer scan every web row (measured on the 2 GB bench
-corpus's 8 M rows: ~4 s of the scan on 2 cores). The mailbox impact reads them too, with the rows
-triage's pivot pass would add (``add_rows``: a query over every row, ``detections.impact.pivot_rows``).
-``exhunt query``, the host assessments and the report still read every row: ``restore`` points
-``events`` back at them once the impact is done."""
+corpus's 8 M rows: ~4 s of the scan on 2 cores). The mailbox impact reads that selection too, with
+the rows triage's pivot pass would add (``add_rows``, ``detections.impact.pivot_rows``), on its own
+connection (``only_here``) while the host assessments count every row on another cursor.
+``exhunt query`` and the report read every row: ``restore`` once the impact is done."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from exhunt.events.store import public_view, refresh_views
 from exhunt.sqltext import literal
 
+if TYPE_CHECKING:
+    import duckdb
+
 SELECTED = "selected_events"
 ADDED = "added_events"  # web rows ``add_rows`` added to the selection (in memory: the attacker's rows)
+SELECTION = "selection_stored"  # the selected web rows, every other row and the added ones
 # the rows of logs other than IIS and HttpProxy (only web rows keep their #Fields header): their row
 # groups are found by raw_header's null count, web rows' groups skipped unread
 OTHER_ROWS = "raw_header IS NULL"
@@ -28,7 +31,8 @@ IN_MEMORY_ROWS = 200_000
 
 
 def use_selected(con: duckdb.DuckDBPyConnection, store: Path) -> None:
-    """Point ``events`` and ``events_stored`` at the selected web rows and every other row."""
+    """Point ``events`` and ``events_stored`` at the selected web rows and every other row, for every
+    cursor of ``con``'s database (the checks run on cursors of their own)."""
     every = _every_row(store)
     if every is None:
         return  # no rows at all: ``events`` is the empty table already
@@ -37,11 +41,22 @@ def use_selected(con: duckdb.DuckDBPyConnection, store: Path) -> None:
         con.execute(f"CREATE OR REPLACE TABLE other_events AS {others}")
         others = "FROM other_events"  # a table, not TEMP: the checks run on cursors of their own
     con.execute(f"CREATE OR REPLACE TABLE {ADDED} AS SELECT * FROM {every} LIMIT 0")
+    con.execute(f"CREATE OR REPLACE VIEW {SELECTION} AS SELECT * FROM {SELECTED} UNION ALL BY NAME {others} "
+                f"UNION ALL BY NAME FROM {ADDED}")
     _drop(con, "events")
     _drop(con, "events_stored")
-    con.execute(f"CREATE VIEW events_stored AS SELECT * FROM {SELECTED} UNION ALL BY NAME {others} "
-                f"UNION ALL BY NAME FROM {ADDED}")
+    con.execute(f"CREATE VIEW events_stored AS FROM {SELECTION}")
     con.execute(f"CREATE VIEW events AS {public_view('events', 'FROM events_stored')}")
+
+
+def only_here(con: duckdb.DuckDBPyConnection, store: Path) -> None:
+    """After ``use_selected``: ``events`` over every row again for the other cursors, the selection
+    for ``con`` alone (TEMP views, which only ``con`` sees, shadow the shared ones)."""
+    if not _exists(con, SELECTION):
+        return
+    refresh_views(con, store, ["events"])
+    con.execute(f"CREATE TEMP VIEW events_stored AS FROM {SELECTION}")
+    con.execute(f"CREATE TEMP VIEW events AS {public_view('events', 'FROM events_stored')}")
 
 
 def add_rows(con: duckdb.DuckDBPyConnection, store: Path, filters: Sequence[str]) -> int:
@@ -67,12 +82,18 @@ def add_rows(con: duckdb.DuckDBPyConnection, store: Path, filters: Sequence[str]
 
 
 def restore(con: duckdb.DuckDBPyConnection, store: Path) -> None:
-    """``events`` over every stored row again."""
-    _drop(con, "events")
-    _drop(con, "events_stored")
+    """``events`` over every stored row again, for every cursor."""
+    shadowed = _exists(con, "events", "temp")
+    con.execute("DROP VIEW IF EXISTS temp.events")
+    con.execute("DROP VIEW IF EXISTS temp.events_stored")
+    if not shadowed:
+        _drop(con, "events")
+        _drop(con, "events_stored")
+    con.execute(f"DROP VIEW IF EXISTS {SELECTION}")
     con.execute("DROP TABLE IF EXISTS other_events")
     con.execute(f"DROP TABLE IF EXISTS {ADDED}")
-    refresh_views(con, store, ["events"])
+    if not shadowed:
+        refresh_views(con, store, ["events"])
 
 
 def _every_row(store: Path) -> str | None:
@@ -90,7 +111,14 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(found[0]) if found else 0
 
 
+def _exists(con: duckdb.DuckDBPyConnection, name: str, catalog: str | None = None) -> bool:
+    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
+                        "AND (? IS NULL OR table_catalog = ?)", [name, catalog, catalog]).fetchone()
+    return bool(found and found[0])
+
+
 def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    kinds = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()
+    kinds = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ? "
+                        "AND table_catalog <> 'temp'", [name]).fetchall()
     for (kind,) in kinds:
         con.execute(f"DROP VIEW {name}" if kind == "VIEW" else f"DROP TABLE {name}")

@@ -37,9 +37,14 @@ FORWARDING = ("inbox-rule-forward", "mailbox-forwarding", "proxytoken-inbox-rule
 SAME_REQUEST = timedelta(seconds=5)
 
 
+Accesses = tuple[Sources, mailbox.Aliases, list[Access]]
+
+
 def assess_impact(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_rows: Sequence[dict],
-                  store: Path | None = None) -> tuple[MailboxImpact, ...]:
-    src, aliases, accesses, _ = _accesses(con, findings, hit_rows)
+                  store: Path | None = None, read: Accesses | None = None) -> tuple[MailboxImpact, ...]:
+    """``read``: ``read_accesses`` of these findings over the store as it stands, when the triage
+    pivot pass's last round has just made it (the same queries, not run twice); used up here."""
+    src, aliases, accesses = read if read is not None else read_accesses(con, findings, hit_rows)
     _pair_sids(con, accesses, aliases)
     keys = {k for a in accesses if (k := mailbox.key(a.mailbox))}
     aliases.by_local_part(keys)
@@ -57,35 +62,26 @@ def assess_impact(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], h
     return _entries(accesses, canonical, aliases, inputs)
 
 
-def _accesses(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding],
-              hit_rows: Sequence[dict]) -> tuple[Sources, mailbox.Aliases, list[Access], set[str]]:
-    """The attacker sources, the mailbox aliases, every access and the accounts granted mailbox access."""
+def read_accesses(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_rows: Sequence[dict]) -> Accesses:
+    """The attacker sources and every access the store shows of them (before SIDs are paired)."""
     src = collect(con, findings, hit_rows)
     aliases = mailbox.Aliases()
     web_rows = web.attacker_web_rows(con, src)
     admin_rows, grantees = admin.admin_accesses(admin.cmdlet_rows(con), web_rows, src, aliases)
     accesses = [*web.frontend(web_rows, src), *web.backend_ews(con, src, grantees), *web.proxytoken(con, src),
                 *admin_rows, *audit_accesses(con, src, grantees, aliases)]
-    return src, aliases, accesses, grantees
+    return src, aliases, accesses
 
 
 def pivot_sids(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_rows: Sequence[dict]) -> list[str]:
     """The SIDs that exposed mailboxes are logged as (``Sid~`` anchors): the rows that pair each
     with its account (``_pair_sids``) are needed too. Known only once the attacker's rows are stored,
     so the pivot pass searches them in a second round."""
-    return _sids(_accesses(con, findings, hit_rows)[2])
+    return sids_of(read_accesses(con, findings, hit_rows)[2])
 
 
-def _sids(accesses: list[Access]) -> list[str]:
+def sids_of(accesses: Sequence[Access]) -> list[str]:
     return sorted({k for a in accesses if (k := mailbox.key(a.mailbox)) and k.startswith("S-1-")})
-
-
-def pivot_values(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding],
-                 hit_rows: Sequence[dict]) -> tuple[Sources, set[str], list[str]]:
-    """The attacker sources, the accounts granted mailbox access (``pivot_indicators``' accounts)
-    and ``pivot_sids``, from one pass over the rows (``pivot_rows``: each of its rounds)."""
-    src, _, accesses, grantees = _accesses(con, findings, hit_rows)
-    return src, grantees, _sids(accesses)
 
 
 def pivot_indicators(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from exhunt.detections.impact import pivot_values
+from exhunt.detections.impact import Accesses, pivot_indicators, read_accesses, sids_of
 from exhunt.events import selected
 from exhunt.findings.model import Finding
 from exhunt.sqltext import literal
@@ -54,29 +54,27 @@ FILTERS: dict[str, Callable[[Sequence[str]], str]] = {
 
 
 def indicators(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding],
-               hit_rows: Sequence[dict]) -> dict[str, set[str]]:
+               hit_rows: Sequence[dict]) -> tuple[dict[str, set[str]], Accesses]:
     """The impact's indicators, read from the rows ``events`` holds now (``detections.pivot.gather``
-    without its filters for raw-line patterns: every value the impact compares)."""
-    src, granted, sids = pivot_values(con, findings, hit_rows)
+    without its filters for raw-line patterns: every value the impact compares), and that reading."""
+    read = read_accesses(con, findings, hit_rows)
+    src = read[0]
+    granted = set(pivot_indicators(con)["account"])
     return {"ips": set(src.ips), "user_agents": set(src.user_agents), "accounts": src.accounts | granted,
-            "sids": set(sids)}
+            "sids": set(sids_of(read[2]))}, read
 
 
 def add_attacker_rows(con: duckdb.DuckDBPyConnection, store: Path, findings: Sequence[Finding],
-                      hit_rows: Sequence[dict]) -> dict[str, int]:
-    """After ``selected.use_selected``: add the attacker's web rows to the selection (see the module);
-    rows added and rounds run."""
+                      hit_rows: Sequence[dict]) -> Accesses:
+    """After ``selected.use_selected``: add the attacker's web rows to the selection (see the module).
+    Returns the impact's reading of the final selection (``assess_impact``'s ``read``)."""
     searched: dict[str, set[str]] = {kind: set() for kind in FILTERS}
-    added = rounds = 0
     while True:
-        new = {k: sorted(v - searched[k]) for k, v in indicators(con, findings, hit_rows).items() if v - searched[k]}
+        found, read = indicators(con, findings, hit_rows)
+        new = {k: sorted(v - searched[k]) for k, v in found.items() if v - searched[k]}
         if not new:
-            break
-        rounds += 1
-        count = selected.add_rows(con, store, [FILTERS[kind](values) for kind, values in new.items()])
+            return read
         for kind, values in new.items():
             searched[kind].update(values)
-        added += count
-        if not count:
-            break  # the selection is as it was: so are the indicators
-    return {"rows": added, "rounds": rounds}
+        if not selected.add_rows(con, store, [FILTERS[kind](values) for kind, values in new.items()]):
+            return read  # the selection is as it was when read: so are the indicators

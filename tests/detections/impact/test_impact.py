@@ -125,21 +125,6 @@ def test_pivot_indicators_name_forwarding_addresses_and_grantees(case: tuple[Pat
     assert "northwind\\svc-archive" in found["account"] and "northwind\\temp01" in found["account"]
 
 
-def test_pivot_values_are_the_pivot_indicators_and_sids(case: tuple[Path, AssessmentDocument]) -> None:
-    """The full index's pivot query reads its indicators in one pass (``pivot_values``): the same
-    granted accounts and SIDs as the triage pivot pass's two functions."""
-    from exhunt.detections.impact import pivot_indicators, pivot_sids, pivot_values
-    from exhunt.events.store import connect
-
-    evidence, doc = case
-    con = connect(evidence.parent / "case" / "store", extra_tables=("hits",))
-    hits = con.sql("SELECT * FROM hits").to_arrow_table().to_pylist()
-    src, granted, sids = pivot_values(con, doc.findings, hits)
-    assert sorted(granted) == pivot_indicators(con)["account"] and granted
-    assert sids == pivot_sids(con, doc.findings, hits) and sids
-    assert fixture.ATTACKER in src.ips
-
-
 def test_document_with_impact_is_valid_against_the_schema(case: tuple[Path, AssessmentDocument]) -> None:
     import jsonschema
     import orjson
