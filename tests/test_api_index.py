@@ -221,7 +221,8 @@ def test_impact_case_both_ways(tmp_path: Path) -> None:
     assert {e.mailbox for e in full.impact} >= set(fixture.EXPECTED) - {"*"}
 
 
-def test_full_index_impact_reads_the_selection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("jobs", [1, 2])  # 2: the hosts' coverage on its cursor while the impact runs
+def test_full_index_impact_reads_the_selection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
     """``--index full``: the impact reads the selection and the attacker's rows, not every row;
     every stored row of the attacker's IPs and user agents is among them, none twice. The hosts'
     coverage, counted beside it on another cursor, still counts every row."""
@@ -244,7 +245,7 @@ def test_full_index_impact_reads_the_selection(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(api, "assess_impact", counting)
     evidence = fixture.write_case(tmp_path / "evidence")
     document = scan([evidence], ScanOptions(out=tmp_path / "full", quiet=True, progress=False, index="full",
-                                            host="EXCH01", jobs=1)).document
+                                            host="EXCH01", jobs=jobs)).document
     (rows, distinct, attacker), = seen
     stored = stored_rows(tmp_path / "full")
     assert document.hosts[0].coverage.events == stored
