@@ -32,15 +32,16 @@ def _listed(values: Sequence[str]) -> str:
 def _ips(values: Sequence[str]) -> str:
     """``lower(split_part(client_ip, '%', 1))`` is one of ``values``; for an address without letters,
     as the column's own equality or prefix (case cannot matter), which DuckDB tests ~4x faster."""
-    plain = [v for v in values if not any(c.isalpha() for c in v)]
-    lettered = [v for v in values if v not in plain]
+    possible = [v for v in values if "%" not in v]  # no part before a '%' holds one
+    plain = [v for v in possible if not any(c.isalpha() for c in v)]
+    lettered = [v for v in possible if v not in plain]
     tests = []
     if plain:
         tests.append(f"client_ip IN ({', '.join(literal(v) for v in plain)})")
         tests.extend(f"starts_with(client_ip, {literal(v + '%')})" for v in plain)
     if lettered:
         tests.append(f"list_contains({_listed(lettered)}, lower(split_part(client_ip, '%', 1)))")
-    return " OR ".join(tests)
+    return " OR ".join(tests) or "false"
 
 
 # indicator kind -> the filter of the rows holding one: each column as the impact's queries compare it

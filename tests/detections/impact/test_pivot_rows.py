@@ -42,3 +42,10 @@ def test_filters_take_any_text_as_a_literal() -> None:
     assert _matches(FILTERS["sids"](["S-1-5-21-9"]), "anchor_mailbox", ["Sid~s-1-5-21-9", "Sid~S-1-5-21-90"]) \
         == [True, False]
     assert _matches(FILTERS["ips"](["10.0.0.1'"]), "client_ip", ["10.0.0.1'", "10.0.0.1"]) == [True, False]
+
+
+def test_ip_filter_edges() -> None:
+    """A value with a '%' matches nothing (the comparison reads the part before one); zones and case."""
+    cells = ["10.0.0.1%2", "10.0.0.1", "FE80::1%eth0", "fe80::1", "10.0.0.12"]
+    assert _matches(FILTERS["ips"](["10.0.0.1%2"]), "client_ip", cells) == [False] * 5
+    assert _matches(FILTERS["ips"](["10.0.0.1", "fe80::1"]), "client_ip", cells) == [True] * 4 + [False]
