@@ -49,6 +49,7 @@ from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT, PoolOptions, WarmPool, ma
 from exhunt.parallel.pool import run as run_units
 from exhunt.parallel.ranges import DEFAULT_SPLIT_SIZE
 from exhunt.parallel.startmethod import prestart
+from exhunt.parallel.units import WorkerSettings
 from exhunt.progress import Progress
 from exhunt.worker import FileResult, ScannerArgs
 
@@ -159,15 +160,10 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
     tasks = [(f, hw.host) for hw in work for f in hw.files if (hw.host, f.rel) not in skip]
     jobs = _jobs(options.jobs)
     budget = limits.budget(options.memory_limit, jobs)
-    # YARA rules compiled once (or taken from the cache) and shipped to every worker
-    rules = scan_rules(options.yara, options.iocs)
-    scan_logs = options.yara_logs if options.yara_logs is not None else bool(options.yara or options.iocs)
-    scanner_args = (rules.blob, min(options.yara_max_size, budget.yara_max), scan_logs)
+    scanner_args, settings = worker_config(options, plan, events)
     pool_options = PoolOptions(jobs=budget.jobs, split_size=options.split_size,
                                chunk=budget.chunk, file_timeout=options.file_timeout,
-                               settings=(budget.chunk, budget.duckdb, events.literals if events else None,
-                                         plan, all_digests(options.iocs)),
-                               hook=options.worker_hook,
+                               settings=settings, hook=options.worker_hook,
                                scheduler=options.scheduler, roots=tuple(hw.evidence for hw in work))
     with Progress(enabled=options.progress and not options.quiet) as progress:
         bar = progress.task("parsing evidence", total=sum(f.size for f, _ in tasks))
@@ -178,10 +174,67 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
     return results
 
 
-def start_workers(warm: WarmPool, options: ScanOptions, work: list[HostWork]) -> None:
+def worker_config(options: ScanOptions, plan: TriagePlan | None,
+                  events: EventFilter | None) -> tuple[ScannerArgs, WorkerSettings]:
+    """What every worker of this scan's parse gets: the content scanner's rules (compiled once, or
+    taken from the cache) and limits, and the settings (engine chunk, DuckDB memory, EVTX literals,
+    triage plan, all digests). Options only: known before the listing (``warm_ahead``)."""
+    budget = limits.budget(options.memory_limit, _jobs(options.jobs))
+    rules = scan_rules(options.yara, options.iocs)
+    scan_logs = options.yara_logs if options.yara_logs is not None else bool(options.yara or options.iocs)
+    scanner_args = (rules.blob, min(options.yara_max_size, budget.yara_max), scan_logs)
+    settings = (budget.chunk, budget.duckdb, events.literals if events else None, plan, all_digests(options.iocs))
+    return scanner_args, settings
+
+
+def several_files(evidence: Sequence[Path], look: int = 16) -> bool:
+    """Whether the evidence holds more than one file, judged from a quick look (at most ``look``
+    folders, no links followed) before the listing: a wrong guess costs workers started early or
+    late, never a file. Two roots, or a folder with two files under its first folders, say yes."""
+    if len(evidence) > 1:
+        return True
+    folders, found = [str(evidence[0])], 0
+    while folders and look > 0:
+        look -= 1
+        try:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    if entry.is_file(follow_symlinks=False):
+                        found += 1
+                    elif entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                    if found > 1:
+                        return True
+        except OSError:  # a file, or a folder the listing will report
+            continue
+    return False
+
+
+def warm_ahead(warm: WarmPool, options: ScanOptions, evidence: Sequence[Path]) -> bool:
+    """Start the workers before the listing when the evidence looks like several files, so their
+    start-up overlaps it and the rest of this process's preparation (``preload_ahead`` then loads
+    their rules). True when it started them."""
+    if options.scheduler or limits.budget(options.memory_limit, _jobs(options.jobs)).jobs <= 1:
+        return False
+    if not several_files(evidence):
+        return False
+    start_workers(warm, options, None)
+    return warm.started
+
+
+def preload_ahead(warm: WarmPool, options: ScanOptions, plan: TriagePlan | None, events: EventFilter) -> None:
+    """The parse's configuration to workers started ahead, and their content scanners built now
+    (yara-x deserialising a large pack: ~0.1 s per worker, else paid by each worker's first unit
+    after the listing). The parse hands the same configuration and finds it applied."""
+    scanner_args, settings = worker_config(options, plan, events)
+    warm.configure(scanner_args, settings, options.worker_hook)
+    warm.preload()
+
+
+def start_workers(warm: WarmPool, options: ScanOptions, work: list[HostWork] | None) -> None:
     """Start the pool's workers as soon as the listing says the scan will use them, so their
     start-up overlaps building the rules and prefilters here."""
-    if not options.scheduler and sum(len(hw.files) for hw in work) > 1:
+    if not options.scheduler and (work is None or sum(len(hw.files) for hw in work) > 1):
         warm.start(limits.budget(options.memory_limit, _jobs(options.jobs)).jobs)
 
 
@@ -206,10 +259,13 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             pivot.drop_parts(store)  # redone on every run, resumed or not: new evidence, new indicators
             (case / "findings.json").unlink(missing_ok=True)
             manifest.remove(case, store)
-            work = plan(evidence, options.host, store)
-            start_workers(warm, options, work)
+            ahead = warm_ahead(warm, options, evidence)
             events = event_filter(options)
             triage, triage_report = triage_plan(options)
+            if ahead:
+                preload_ahead(warm, options, triage, events)
+            work = plan(evidence, options.host, store)  # the workers load their rules meanwhile
+            start_workers(warm, options, work)
             key, stats = resume_key(options, triage, events), resume.listed_stats(work)
             read: manifest.ReadHashes = {}  # (root, rel) -> SHA-256 and size of the one read of each file
             hashed: manifest.PathHashes = {}  # containers hashed in this process

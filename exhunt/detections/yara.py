@@ -305,6 +305,10 @@ class FileScanner:
             self._scanner.set_timeout(SCAN_TIMEOUT_S)
         return self._scanner
 
+    def preload(self) -> None:
+        """Build the scanner now (a worker waiting for its first unit), not at the first file."""
+        _ = self.scanner
+
     def wants(self, size: int) -> bool:
         return size <= self.max_size
 

@@ -44,6 +44,7 @@ from exhunt.parallel.units import (
     init_worker,
     part_name,
     pivot_part,
+    preload_worker,
     remove_parts,
     run_configured,
     run_unit,
@@ -122,6 +123,8 @@ class WarmPool:
         self.folder: Path | None = None
         self.config = ""  # the configuration file of the current pass
         self._configs = 0
+        self._blob: bytes | None = None  # the rules last written to rules.bin
+        self._payload = b""  # the current configuration file's bytes
         self._executor: ProcessPoolExecutor | None = None
         self._report: Any = None
 
@@ -146,17 +149,34 @@ class WarmPool:
             self._executor.submit(int)
 
     def configure(self, scanner_args: ScannerArgs, settings: WorkerSettings | None, hook: str | None) -> None:
+        """The configuration of the next pass; the same as the current one (the parse after
+        ``preload``) keeps it: workers that applied it do not load the rules again."""
         assert self.folder is not None, "start() first"
         blob, max_size, scan_logs = scanner_args
+        new_rules = False
         if isinstance(blob, bytes):
             rules = self.folder / "rules.bin"
-            rules.write_bytes(blob)
+            if blob != self._blob:
+                rules.write_bytes(blob)
+                self._blob, new_rules = blob, True
             scanner_args = (rules, max_size, scan_logs)
+        payload = pickle.dumps((scanner_args, settings, hook, environment()))
+        if self.config and payload == self._payload and not new_rules:
+            return
         self._configs += 1
+        self._payload = payload
         temp = self.folder / "config.tmp"
-        temp.write_bytes(pickle.dumps((scanner_args, settings, hook, environment())))
+        temp.write_bytes(payload)
         self.config = str(self.folder / f"config-{self._configs}.pickle")
         os.replace(temp, self.config)  # whole or absent for a worker that looks
+
+    def preload(self) -> None:
+        """Each held worker applies the current configuration now and builds its content scanner
+        (``units.preload``), before any unit arrives; results are not awaited (a failure comes back
+        at the first unit, which applies the configuration the same way)."""
+        assert self.config and self._executor is not None, "start() and configure() first"
+        for _ in range(self.jobs):
+            self._executor.submit(preload_worker, self.config)
 
     def take(self) -> tuple[ProcessPoolExecutor, Any]:
         """The started workers and their report queue (fresh ones when none are held: after a pool

@@ -1,5 +1,6 @@
-"""The worker pool starts right after listing, so its start-up overlaps building the rules and
-prefilters; its workers get the rules, settings and hook when their first unit arrives."""
+"""The worker pool starts before the listing when the evidence looks like several files (else right
+after it), so its start-up overlaps the listing and building the rules and prefilters; its workers
+get the rules, settings and hook before the listing (``preload``) or when their first unit arrives."""
 
 from __future__ import annotations
 
@@ -122,3 +123,99 @@ def test_workers_outlive_the_parse_only_for_a_pivot_pass(tmp_path: Path, monkeyp
     scan([tmp_path / "evidence"], ScanOptions(out=tmp_path / "case", host="EXCH01", jobs=2, quiet=True,
                                               html_report=False, index=index))
     assert (seen[0] >= 2) is kept, seen
+
+
+def test_workers_load_their_rules_while_the_scan_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder of several files: the workers get the parse's configuration and build their content
+    scanners before the listing starts (``WarmPool.preload``), and the parse keeps that configuration
+    (the workers do not load the rules a second time)."""
+    from exhunt.parallel import pool
+
+    order: list[str] = []
+    configs: list[str] = []
+    real_preload, real_plan, real_run = pool.WarmPool.preload, api.plan, pool._run_pool
+
+    def preload(self):  # type: ignore[no-untyped-def]
+        order.append("preload")
+        configs.append(self.config)
+        return real_preload(self)
+
+    def plan(*a, **k):  # type: ignore[no-untyped-def]
+        order.append("plan")
+        return real_plan(*a, **k)
+
+    def run_pool(units, store, options, warm, *a, **k):  # type: ignore[no-untyped-def]
+        configs.append(warm.config)
+        return real_run(units, store, options, warm, *a, **k)
+
+    monkeypatch.setattr(pool.WarmPool, "preload", preload)
+    monkeypatch.setattr(api, "plan", plan)
+    monkeypatch.setattr(pool, "_run_pool", run_pool)
+    folder = tmp_path / "web"
+    (folder / "owa").mkdir(parents=True)
+    for n in range(40):
+        (folder / "owa" / f"p{n}.aspx").write_bytes(b'<%@ Page Language="C#" %>page ' + str(n).encode())
+    result = scan([folder], ScanOptions(out=tmp_path / "case", jobs=2, quiet=True, html_report=False))
+    assert result.document.hosts[0].coverage.files == 40
+    assert order == ["preload", "plan"]
+    assert len(configs) == 2 and configs[0] == configs[1]  # the parse found its configuration applied
+
+
+def test_a_worker_preloads_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``preload_worker`` applies the configuration and builds the scanner; the first unit with the
+    same configuration applies nothing again."""
+    from exhunt import worker
+    from exhunt.detections.yara import load_rules
+    from exhunt.parallel import units
+    from exhunt.parallel.pool import WarmPool
+
+    warm = WarmPool()
+    warm.folder = tmp_path
+    warm.configure((load_rules().blob, 1 << 20, False), None, None)
+    applied: list[object] = []
+    real_init = units.init_worker
+    monkeypatch.setattr(units, "init_worker", lambda *a, **k: (applied.append(a), real_init(*a, **k)))
+    saved = units._APPLIED, worker._SCANNER
+    try:
+        units.preload_worker(warm.config)
+        assert worker._SCANNER is not None and worker._SCANNER._scanner is not None
+        units._configure(warm.config)
+        assert len(applied) == 1
+    finally:
+        units._APPLIED = saved[0]
+        worker.use_scanner(saved[1])
+
+
+def test_the_same_configuration_is_kept(tmp_path: Path) -> None:
+    from exhunt.parallel.pool import WarmPool
+
+    warm = WarmPool()
+    warm.folder = tmp_path
+    warm.configure((b"rules-1", 10, False), None, None)
+    first = warm.config
+    warm.configure((b"rules-1", 10, False), None, None)
+    assert warm.config == first
+    warm.configure((b"rules-2", 10, False), None, None)  # new rules, same file name: a new configuration
+    assert warm.config != first and (tmp_path / "rules.bin").read_bytes() == b"rules-2"
+    second = warm.config
+    warm.configure((b"rules-2", 11, False), None, None)
+    assert warm.config != second
+
+
+def test_several_files_looks_only_as_far_as_it_must(tmp_path: Path) -> None:
+    one = tmp_path / "one"
+    (one / "a" / "b").mkdir(parents=True)
+    (one / "a" / "b" / "x.txt").write_bytes(b"x")
+    assert not api.several_files([one])
+    (one / "a" / "y.txt").write_bytes(b"y")
+    assert api.several_files([one])
+    assert api.several_files([one / "a" / "y.txt", one / "a" / "b" / "x.txt"])
+    assert not api.several_files([one / "a" / "y.txt"])
+    deep = tmp_path / "deep"
+    folder = deep
+    for n in range(20):
+        folder = folder / f"d{n}"
+    folder.mkdir(parents=True)
+    (folder / "1").write_bytes(b"")
+    (folder / "2").write_bytes(b"")
+    assert not api.several_files([deep])  # past the folders it looks at: a late start, not a wrong scan
