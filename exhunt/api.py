@@ -210,25 +210,18 @@ def several_files(evidence: Sequence[Path], look: int = 16) -> bool:
     return False
 
 
-def warm_ahead(warm: WarmPool, options: ScanOptions, evidence: Sequence[Path]) -> bool:
-    """Start the workers before the listing when the evidence looks like several files, so their
-    start-up overlaps it and the rest of this process's preparation (``preload_ahead`` then loads
-    their rules). True when it started them."""
-    if options.scheduler or limits.budget(options.memory_limit, _jobs(options.jobs)).jobs <= 1:
-        return False
-    if not several_files(evidence):
-        return False
-    start_workers(warm, options, None)
-    return warm.started
-
-
-def preload_ahead(warm: WarmPool, options: ScanOptions, plan: TriagePlan | None, events: EventFilter) -> None:
-    """The parse's configuration to workers started ahead, and their content scanners built now
-    (yara-x deserialising a large pack: ~0.1 s per worker, else paid by each worker's first unit
-    after the listing). The parse hands the same configuration and finds it applied."""
+def warm_ahead(warm: WarmPool, options: ScanOptions, evidence: Sequence[Path], plan: TriagePlan | None,
+               events: EventFilter) -> None:
+    """Start the workers before the listing when the evidence looks like several files, with the
+    parse's configuration, and have them build their content scanners (yara-x deserialising a large
+    pack: ~0.1 s per worker, else paid by each worker's first unit after the listing). On a thread
+    (``WarmPool.start_ahead``): the fork server may still be importing, and the listing need not
+    wait for it. The parse hands the same configuration and finds it applied."""
+    jobs = limits.budget(options.memory_limit, _jobs(options.jobs)).jobs
+    if options.scheduler or jobs <= 1 or not several_files(evidence):
+        return
     scanner_args, settings = worker_config(options, plan, events)
-    warm.configure(scanner_args, settings, options.worker_hook)
-    warm.preload()
+    warm.start_ahead(jobs, scanner_args, settings, options.worker_hook)
 
 
 def start_workers(warm: WarmPool, options: ScanOptions, work: list[HostWork] | None) -> None:
@@ -259,12 +252,10 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             pivot.drop_parts(store)  # redone on every run, resumed or not: new evidence, new indicators
             (case / "findings.json").unlink(missing_ok=True)
             manifest.remove(case, store)
-            ahead = warm_ahead(warm, options, evidence)
             events = event_filter(options)
             triage, triage_report = triage_plan(options)
-            if ahead:
-                preload_ahead(warm, options, triage, events)
-            work = plan(evidence, options.host, store)  # the workers load their rules meanwhile
+            warm_ahead(warm, options, evidence, triage, events)
+            work = plan(evidence, options.host, store)  # the workers start and load their rules meanwhile
             start_workers(warm, options, work)
             key, stats = resume_key(options, triage, events), resume.listed_stats(work)
             read: manifest.ReadHashes = {}  # (root, rel) -> SHA-256 and size of the one read of each file

@@ -15,27 +15,37 @@ from exhunt.demo import DemoSpec, generate
 from exhunt.parallel import limits
 
 
-def _children_when_prefilter_built(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def _children_when(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """The scan process's live children each time ``api.<name>`` is called."""
     seen: list[int] = []
-    real = api.triage_plan
+    real = getattr(api, name)
 
-    def spy(options: ScanOptions):  # type: ignore[no-untyped-def]
+    def spy(*a, **k):  # type: ignore[no-untyped-def]
         seen.append(len(multiprocessing.active_children()))
-        return real(options)
+        return real(*a, **k)
 
-    monkeypatch.setattr(api, "triage_plan", spy)
+    monkeypatch.setattr(api, name, spy)
     return seen
 
 
-def test_workers_run_before_the_prefilter_is_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workers_start_with_the_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several files: the workers are asked for before the listing, run by the time the parse
+    starts, and got the settings and hook before the first unit."""
+    from exhunt.parallel import pool
+
     ev = tmp_path / "exch01"
     generate(ev, DemoSpec(days=1, per_day=50))
-    seen = _children_when_prefilter_built(monkeypatch)
+    order: list[str] = []
+    real_ahead, real_plan = pool.WarmPool.start_ahead, api.plan
+    monkeypatch.setattr(pool.WarmPool, "start_ahead", lambda self, *a: (order.append("ahead"), real_ahead(self, *a)))
+    monkeypatch.setattr(api, "plan", lambda *a: (order.append("plan"), real_plan(*a))[1])
+    seen = _children_when(monkeypatch, "parse_all")
     record = tmp_path / "chunk.txt"
     monkeypatch.setenv("EXHUNT_TEST_CHUNK_FILE", str(record))
     limit = 600 << 20  # two workers, and an engine chunk other than the default
     result = scan([ev], ScanOptions(out=tmp_path / "case", jobs=2, quiet=True, html_report=False,
                                     memory_limit=limit, worker_hook="tests.parallel.settings_hook:record"))
+    assert order == ["ahead", "plan"]
     assert seen and seen[0] >= 2
     assert result.document.hosts[0].coverage.files > 1
     # the hook ran in a worker after the settings were applied there
@@ -47,7 +57,7 @@ def test_one_file_starts_no_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     page = tmp_path / "evidence" / "a.aspx"
     page.parent.mkdir()
     page.write_bytes(b"<%@ Page Language=\"C#\" %>hello")
-    seen = _children_when_prefilter_built(monkeypatch)
+    seen = _children_when(monkeypatch, "parse_all")
     scan([page.parent], ScanOptions(out=tmp_path / "case", jobs=2, quiet=True, html_report=False))
     assert seen == [0]
 
@@ -133,10 +143,14 @@ def test_workers_load_their_rules_while_the_scan_lists(tmp_path: Path, monkeypat
 
     order: list[str] = []
     configs: list[str] = []
-    real_preload, real_plan, real_run = pool.WarmPool.preload, api.plan, pool._run_pool
+    real_preload, real_plan, real_run = pool.WarmPool._preload, api.plan, pool._run_pool
+    real_ahead = pool.WarmPool.start_ahead
+
+    def start_ahead(self, *a, **k):  # type: ignore[no-untyped-def]
+        order.append("ahead")
+        return real_ahead(self, *a, **k)
 
     def preload(self):  # type: ignore[no-untyped-def]
-        order.append("preload")
         configs.append(self.config)
         return real_preload(self)
 
@@ -148,7 +162,8 @@ def test_workers_load_their_rules_while_the_scan_lists(tmp_path: Path, monkeypat
         configs.append(warm.config)
         return real_run(units, store, options, warm, *a, **k)
 
-    monkeypatch.setattr(pool.WarmPool, "preload", preload)
+    monkeypatch.setattr(pool.WarmPool, "_preload", preload)
+    monkeypatch.setattr(pool.WarmPool, "start_ahead", start_ahead)
     monkeypatch.setattr(api, "plan", plan)
     monkeypatch.setattr(pool, "_run_pool", run_pool)
     folder = tmp_path / "web"
@@ -157,7 +172,7 @@ def test_workers_load_their_rules_while_the_scan_lists(tmp_path: Path, monkeypat
         (folder / "owa" / f"p{n}.aspx").write_bytes(b'<%@ Page Language="C#" %>page ' + str(n).encode())
     result = scan([folder], ScanOptions(out=tmp_path / "case", jobs=2, quiet=True, html_report=False))
     assert result.document.hosts[0].coverage.files == 40
-    assert order == ["preload", "plan"]
+    assert order == ["ahead", "plan"]
     assert len(configs) == 2 and configs[0] == configs[1]  # the parse found its configuration applied
 
 
