@@ -257,7 +257,9 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             warm_ahead(warm, options, evidence, triage, events)
             work = plan(evidence, options.host, store)  # the workers start and load their rules meanwhile
             start_workers(warm, options, work)
-            key, stats = resume_key(options, triage, events), resume.listed_stats(work)
+            key = resume_key(options, triage, events)
+            # each file's listed size and time: before the parse only when resuming, else on the writes thread
+            stats = resume.listed_stats(work) if options.resume else None
             read: manifest.ReadHashes = {}  # (root, rel) -> SHA-256 and size of the one read of each file
             hashed: manifest.PathHashes = {}  # containers hashed in this process
             skip: frozenset[tuple[str, str]] = frozenset()
@@ -268,7 +270,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 resume.keep_only(store, skip, {(hw.host, f.rel): hw.evidence for hw in work for f in hw.files})
                 # until this run ends, the state vouches only for what is still in the store: an
                 # interrupted run must not leave the old state claiming rows it just deleted
-                resume.save(store, {k: before[k] for k in skip}, key, stats)
+                resume.save(store, {k: before[k] for k in skip}, key, stats or {})
             meanwhile = Meanwhile()  # this process's work while the workers parse
             prepared = custody.prepare_inputs(work, meanwhile.add)
             if _jobs(options.jobs) > 1 or options.scheduler:  # else the parse runs here: no wait to fill
@@ -308,10 +310,11 @@ def _load_rules_ahead(sigma: list[Path]) -> None:
 
 
 def _save_state(store: Path, work: list[HostWork], read: manifest.ReadHashes, hashed: manifest.PathHashes,
-                key: str, stats: dict[tuple[str, str], str]) -> None:
+                key: str, stats: dict[tuple[str, str], str] | None) -> None:
     """The resume state of this scan's files, on the writes thread while the detections run (20,000
     fingerprints and a Parquet write: 0.05-0.3 s of serial work on the scan process's main thread)."""
-    resume.save(store, resume.fingerprints(work, read, hashed), key, stats)
+    resume.save(store, resume.fingerprints(work, read, hashed), key,
+                resume.listed_stats(work) if stats is None else stats)
 
 
 def _import_report_ahead() -> None:
