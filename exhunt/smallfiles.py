@@ -29,7 +29,6 @@ from exhunt.artifacts.encoding import SNIFF_BYTES, UTF8, sniff
 from exhunt.artifacts.files import HEAD_BYTES, WHOLE_READ
 from exhunt.artifacts.unrecognised import reason as unrecognised_reason
 from exhunt.artifacts.webroots import WebPage
-from exhunt.detections.filescan import attribute_heuristics, scan_bytes
 from exhunt.events.schema import TABLES
 from exhunt.events.store import StoreWriter
 from exhunt.evidence.archive import looks_like_archive
@@ -178,9 +177,8 @@ def _fast(file: EvidenceFile, host: str, writer: StoreWriter, data: bytes | None
     columns.add(file, data, sha256, ctx.artifact if artifact else None)
     scanner = worker._SCANNER
     assert scanner is not None  # _eligible
-    try:  # the reference path's hook (filescan.scan_file) but its archive walk: ``_takes`` took no archive
-        scan_bytes(scanner, ctx, file.rel, data, sha256, scanned.yara)
-        writer.extend("matches", attribute_heuristics(file, host, sha256))
+    try:
+        worker.scan_file(scanner, ctx, file, data, sha256, head, scanned.yara)  # the reference path's hook
     except Exception as exc:  # a scanner failure on hostile content loses only this file's scan
         ctx.warn(f"content scan error {type(exc).__name__}: {exc}")
     return worker.FileResult(file.rel, artifact.name if artifact else None, len(data), ctx.events, ctx.warnings,
