@@ -459,6 +459,8 @@ def _parse_range(unit: RangeUnit, ctx: ParseContext) -> None:
         engine = W3cEngine(ctx, dialect(), use_fast=artifact.fast)
         engine.chunk = unit.chunk
         engine.block = Block(dict(unit.directives), list(unit.fields))
+        if unit.fields:
+            engine.rescope()
         engine.line, engine.offset = unit.line0, unit.start
         try:
             engine.run(stream, first_read=unit.first_read, at_start=unit.start == 0)
