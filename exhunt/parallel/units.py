@@ -293,6 +293,14 @@ def _configure(path: str) -> None:
         _APPLIED = path
 
 
+def preload_worker(config: str) -> None:
+    """A warm pool's task before its first unit (``WarmPool.preload``): apply the pass's
+    configuration and build the content scanner now, while the scan process still lists."""
+    _configure(config)
+    if worker._SCANNER is not None:
+        worker._SCANNER.preload()
+
+
 def run_configured(config: str, unit: Unit, store: str) -> UnitResult:
     """A warm pool's task: the pass's configuration (``config``), then the unit."""
     _configure(config)
