@@ -25,7 +25,7 @@ from exhunt.detections import pivot as attacker
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.eventfilter import EventFilter
 from exhunt.detections.filehunt import scan_rules
-from exhunt.detections.impact import assess_impact
+from exhunt.detections.impact import Accesses, assess_impact, pivot_rows
 from exhunt.detections.iocs import load_iocs
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
@@ -41,6 +41,7 @@ from exhunt.findings.model import (
     AssessmentDocument,
     Finding,
     HostAssessment,
+    MailboxImpact,
 )
 from exhunt.findings.triage import iso, sort_findings, verdict
 from exhunt.parallel import limits, pivot, resume
@@ -393,8 +394,6 @@ def _assess(con: Any, store: Path, work: list[HostWork], options: ScanOptions, t
     if marked:
         selected.use_selected(con, store)
     raw_findings, rules = run_detections(con, context, hit_rows)
-    if marked:
-        selected.restore(con, store)
     findings = custody.cite_inputs(store, sort_findings(raw_findings), inputs.ids if inputs else None)
     hit_rows.sort(key=_hit_order)  # the same table on every run, whatever order queries returned
     write_table(store, "hits", hit_rows)
@@ -402,16 +401,20 @@ def _assess(con: Any, store: Path, work: list[HostWork], options: ScanOptions, t
     if triage is not None and triage.blob is not None and not marked:
         pivoted, read = pivot_pass(con, store, work, options, triage, findings, hit_rows, warm)
         rules = {**rules, "pivot": pivoted}
+    if marked:  # every row again for the hosts' cursor, the selection for the impact on ``con``
+        selected.only_here(con, store)
     if _jobs(options.jobs) > 1:  # --jobs 1 keeps to one core
         with ThreadPoolExecutor(1, thread_name_prefix="exhunt-hosts") as side:
             # the hosts' verdicts on their own cursor while the impact runs: both are mostly DuckDB
             # queries (the GIL released), and each waited for the other on one core before
             hosts_done = side.submit(_host_assessments, con.cursor(), work, findings)
-            impact = assess_impact(con, findings, hit_rows, store, read)  # whose mail: after every detection
+            impact = _impact(con, store, findings, hit_rows, read, marked)
             hosts = hosts_done.result()
     else:
-        impact = assess_impact(con, findings, hit_rows, store, read)
+        impact = _impact(con, store, findings, hit_rows, read, marked)
         hosts = _host_assessments(con.cursor(), work, findings)
+    if marked:
+        selected.restore(con, store)
     document = AssessmentDocument(
         schema_version=DOCUMENT_SCHEMA_VERSION,
         tool_version=__version__,
@@ -424,6 +427,15 @@ def _assess(con: Any, store: Path, work: list[HostWork], options: ScanOptions, t
     )
     write_table(store, "findings", [finding_row(f) for f in findings])
     return document
+
+
+def _impact(con: Any, store: Path, findings: Sequence[Finding], hit_rows: list[dict], read: Accesses | None,
+            marked: bool) -> tuple[MailboxImpact, ...]:
+    """Whose mail: after every detection. ``--index full`` (``marked``): over the selection plus the
+    rows triage's pivot pass would store (``pivot_rows``), not every row."""
+    if marked:
+        read = pivot_rows.add_attacker_rows(con, store, findings, hit_rows)
+    return assess_impact(con, findings, hit_rows, store, read)
 
 
 def _host_assessments(cursor: Any, work: list[HostWork], findings: Sequence[Finding]) -> list[HostAssessment]:

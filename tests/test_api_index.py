@@ -206,3 +206,60 @@ def test_pivot_rows_keep_their_lines_across_blocks_and_chunks(tmp_path: Path, mo
     assert_same(triage, full, tmp_path)
     rows = attacker_rows(tmp_path / "triage", full)
     assert len(rows) == 8 and triage.rules["triage"]["pivot"]["rows"] > 0, rows
+
+
+def test_impact_case_both_ways(tmp_path: Path) -> None:
+    """The mailbox impact's own case (every log that shows mailbox access: EWS, audit, tracking,
+    SIDs, grantees): the full index's impact reads the selection plus the attacker's rows
+    (``detections.impact.pivot_rows``) and must equal the impact over every row and triage's."""
+    from tests.detections.impact import fixture
+
+    evidence = fixture.write_case(tmp_path / "evidence")
+    triage, full = both_ways(evidence, tmp_path, host="EXCH01", jobs=1)
+    assert summary(triage) == summary(full)
+    assert impact(triage) == impact(full)
+    assert {e.mailbox for e in full.impact} >= set(fixture.EXPECTED) - {"*"}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])  # 2: the hosts' coverage on its cursor while the impact runs
+def test_full_index_impact_reads_the_selection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
+    """``--index full``: the impact reads the selection and the attacker's rows, not every row;
+    every stored row of the attacker's IPs and user agents is among them, none twice. The hosts'
+    coverage, counted beside it on another cursor, still counts every row."""
+    from tests.detections.impact import fixture
+
+    seen: list[tuple[int, int, list[tuple[Any, ...]]]] = []
+    assess_impact = api.assess_impact
+
+    def counting(con, findings, hit_rows, store, read=None):  # type: ignore[no-untyped-def]
+        found = gather(con, findings, hit_rows).values
+        rows = con.execute("SELECT count(*), count(DISTINCT (host, path, line)) FROM events").fetchone()
+        attacker = con.execute("""
+            SELECT host, path, line FROM events WHERE line IS NOT NULL
+              AND (list_contains(?::VARCHAR[], lower(split_part(client_ip, '%', 1)))
+                   OR list_contains(?::VARCHAR[], replace(user_agent, '+', ' ')))""",
+                               [found["client_ip"], found["user_agent"]]).fetchall()
+        seen.append((rows[0], rows[1], sorted(attacker)))
+        return assess_impact(con, findings, hit_rows, store, read)
+
+    monkeypatch.setattr(api, "assess_impact", counting)
+    evidence = fixture.write_case(tmp_path / "evidence")
+    document = scan([evidence], ScanOptions(out=tmp_path / "full", quiet=True, progress=False, index="full",
+                                            host="EXCH01", jobs=jobs)).document
+    (rows, distinct, attacker), = seen
+    stored = stored_rows(tmp_path / "full")
+    assert document.hosts[0].coverage.events == stored
+    assert rows == distinct, "a row in the selection twice"
+    assert rows < stored / 2, (rows, stored)
+    assert attacker and attacker == indicator_rows(tmp_path / "full", *_attacker_values(tmp_path / "full"))
+
+
+def _attacker_values(case: Path) -> tuple[list[str], list[str]]:
+    from exhunt.findings.document import load_document
+
+    con = connect(case / "store", extra_tables=("hits",))
+    try:
+        found = gather(con, load_document(case).findings, con.sql("SELECT * FROM hits").to_arrow_table().to_pylist())
+    finally:
+        con.close()
+    return found.values["client_ip"], found.values["user_agent"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -87,3 +89,42 @@ def test_timesketch_lines_have_the_required_fields(case: Case, all_events: bool)
 def test_timelines_without_store_use_the_document_evidence(case: Case) -> None:
     rows = [r for r in _csv(Case(case.document)) if r["datetime"]]
     assert len(rows) == 7 and rows[0]["client_ip"] == ""
+
+
+def _cited(case: Case) -> list[dict]:
+    from exhunt.reports.case import timeline_rows
+
+    return list(timeline_rows(case, all_events=False))
+
+
+def test_cited_rows_read_near_the_hits_are_those_of_every_row(case: Case, monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    """The constant filters on the cited paths and numbers (``near_hits``) only skip rows: with
+    extra EVTX-like rows (record ids, no line) and rows near the cited ones, the timeline is the
+    same with them, without them, and with too many values to list."""
+    from exhunt.events.store import StoreWriter
+    from exhunt.reports import case as case_module
+
+    assert case.store is not None
+    store = tmp_path / "store"
+    shutil.copytree(case.store, store)
+    copy = replace(case, store=store)
+    con = connect(store, extra_tables=("hits",))
+    try:
+        cited = con.execute("SELECT host, path, line FROM hits WHERE line IS NOT NULL LIMIT 1").fetchone()
+        assert "path IN (" in case_module.near_hits(con)
+    finally:
+        con.close()
+    assert cited is not None
+    host, path, line = cited
+    with StoreWriter(store, host, part="near-test") as writer:  # same file, next line: not cited
+        writer.add("events", {"host": host, "source": "iis", "path": path, "line": line + 1, "kind": "http"})
+        writer.add("events", {"host": host, "source": "evtx", "path": "Logs/Security.evtx", "record_id": 7,
+                              "kind": "event"})
+    near = _cited(copy)
+    assert len(near) == len(_cited(case)) and sum(1 for r in near if r["kind"]) >= 5
+    monkeypatch.setattr(case_module, "near_hits", lambda con: "")
+    assert _cited(copy) == near
+    monkeypatch.undo()
+    monkeypatch.setattr(case_module, "NEAR_VALUES", 0)
+    assert _cited(copy) == near
