@@ -443,7 +443,8 @@ def _host_assessments(cursor: Any, work: list[HostWork], findings: Sequence[Find
     for hw in work:
         evidence_by_host.setdefault(hw.host, []).append(hw.evidence)
     try:
-        return [host_assessment(cursor, host, tuple(roots), [f for f in findings if f.host == host])
+        stats = expected.event_stats(cursor)
+        return [host_assessment(cursor, host, tuple(roots), [f for f in findings if f.host == host], stats)
                 for host, roots in evidence_by_host.items()]
     finally:
         cursor.close()
@@ -504,13 +505,17 @@ def finding_row(f: Finding) -> dict:
             "first_seen": f.first_seen, "last_seen": f.last_seen, "cves": ",".join(f.cves)}
 
 
-def host_assessment(con, host: str, roots: tuple[str, ...], findings: list[Finding]) -> HostAssessment:  # type: ignore[no-untyped-def]
+def host_assessment(con, host: str, roots: tuple[str, ...], findings: list[Finding],  # type: ignore[no-untyped-def]
+                    stats: expected.EventStats | None = None) -> HostAssessment:
+    """``stats``: ``coverage.event_stats`` of the store (one pass over the events for every host)."""
+    stats = stats if stats is not None else expected.event_stats(con)
     build = builds.assess_host(con, host)
-    coverage = expected.host_coverage(con, host, build_known=build is not None and bool(build.build))
-    first, last = con.execute(  # with the written times of EVTX records triage did not store
-        "SELECT min(t), max(t) FROM (SELECT ts AS t FROM events WHERE host = ? UNION ALL "
-        "SELECT CAST(value AS TIMESTAMPTZ) FROM host_facts WHERE host = ? AND fact IN (?, ?))",
-        [host, host, evtx.FIRST_NOT_STORED, evtx.LAST_NOT_STORED]).fetchone() or (None, None)
+    coverage = expected.host_coverage(con, host, build_known=build is not None and bool(build.build), stats=stats)
+    times = [t for _, first, last in stats.get(host, {}).values() for t in (first, last) if t is not None]
+    times += [t for (t,) in con.execute(  # the written times of EVTX records triage did not store
+        "SELECT CAST(value AS TIMESTAMPTZ) FROM host_facts WHERE host = ? AND fact IN (?, ?) AND value IS NOT NULL",
+        [host, evtx.FIRST_NOT_STORED, evtx.LAST_NOT_STORED]).fetchall() if t is not None]
+    first, last = (min(times), max(times)) if times else (None, None)
     assessed = coverage.events > 0 or coverage.files > 0
     return HostAssessment(
         host=host,
