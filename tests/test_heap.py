@@ -22,12 +22,12 @@ def test_a_scan_freezes_after_the_parse_and_unfreezes_at_its_end(tmp_path, monke
 
     folder = c.write_folder(tmp_path / "ev")
     frozen: list[int] = []
-    real = api.assess
+    real = api.assessed
 
     def spy(*a, **k):  # type: ignore[no-untyped-def]
         frozen.append(gc.get_freeze_count())
         return real(*a, **k)
 
-    monkeypatch.setattr(api, "assess", spy)
+    monkeypatch.setattr(api, "assessed", spy)
     api.scan([folder], api.ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False))
     assert frozen and frozen[0] > 1000 and gc.get_freeze_count() == 0

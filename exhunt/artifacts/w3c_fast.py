@@ -16,9 +16,8 @@ import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +30,9 @@ from exhunt.artifacts.lines import MAX_LINE
 from exhunt.artifacts.w3c import Block, apply_header, iter_records
 from exhunt.events.selected import SELECTED
 from exhunt.sqltext import identifier, literal
+
+if TYPE_CHECKING:  # imported by ``_connection``: most segments never need DuckDB (nor the fork server)
+    import duckdb
 
 CHUNK = 16 << 20  # read size; workers may lower it under --memory-limit (exhunt.parallel.limits)
 DUCKDB_MEMORY: str | None = None  # per-worker DuckDB memory_limit, set by the worker initializer
@@ -67,6 +69,8 @@ def _connection() -> duckdb.DuckDBPyConnection:
     """One in-memory DuckDB per process: opening one costs more than parsing a small log."""
     global _CON
     if _CON is None:
+        import duckdb
+
         config: dict[str, str | bool | int | float | list[str]] = {"threads": 1}
         if DUCKDB_MEMORY:
             config["memory_limit"] = DUCKDB_MEMORY
@@ -131,7 +135,6 @@ class W3cEngine:
         # counts a segment's newlines only when a later hit needs its line numbers (``_settle``)
         self._uncounted: list[tuple[bytes, int]] = []
         self._uncounted_bytes = 0
-        self._con: duckdb.DuckDBPyConnection | None = None
         self.fast_rows = 0
         self.slow_rows = 0
         self.chunk = CHUNK  # byte ranges of a split file replay the whole-file chunking exactly
@@ -166,12 +169,6 @@ class W3cEngine:
                     self.fact_values = values
                     return selector
         return _selector(TRIAGE.blob, TRIAGE.fact_from)
-
-    @property
-    def con(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            self._con = _connection()
-        return self._con
 
     def run(self, stream: BinaryIO, first_read: int | None = None, at_start: bool = True) -> None:
         """Parse ``stream``. A byte range of a split file passes ``at_start=False`` (no BOM there)
@@ -483,7 +480,7 @@ class W3cEngine:
             first_line = self.line + 1
             ones = pa.repeat(pa.scalar(1, pa.int64()), raw.num_rows)
             lines_array = pc.add(pc.cumulative_sum(ones), first_line - 1)
-        stored = stored_fields(raw, fields, data, sep, derivable, quoted and not checked, self.con, split)
+        stored = stored_fields(raw, fields, data, sep, derivable, quoted and not checked, None, split)
         seg = raw.append_column("__line", lines_array)
         for name, column in zip(("__fields", "__raw", "__raw_header"), stored, strict=True):
             seg = seg.append_column(name, column)
@@ -722,7 +719,7 @@ def _control_database() -> tuple[Any, type[Exception]]:
 
 
 def stored_fields(raw: pa.Table, fields: list[str], data: bytes, sep: str, derivable: bool, quoted: bool,
-                  con: duckdb.DuckDBPyConnection, lines: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+                  con: duckdb.DuckDBPyConnection | None, lines: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
     """``fields``, ``raw`` and ``raw_header`` of a segment's rows (``lines``: ``raw_lines``; ``raw``
     holds every column where ``quoted`` or not ``derivable``). The JSON is stored only where the view
     could not derive it byte for byte from the line (``events.store.FIELDS_SQL``: the line split on
@@ -795,7 +792,8 @@ def _one_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 _NOT_CONTROL = bytes(b for b in range(256) if b >= 32 or b in (10, 13))
 
 
-def fields_json(raw: pa.Table, fields: list[str], data: bytes, con: duckdb.DuckDBPyConnection) -> pa.ChunkedArray:
+def fields_json(raw: pa.Table, fields: list[str], data: bytes,
+                con: duckdb.DuckDBPyConnection | None) -> pa.ChunkedArray:
     """Every row's fields as a JSON object string, byte-equal to the reference parser's
     ``orjson.dumps(record)``. Built with one Arrow concatenation kernel: keys are constants, values
     are escaped only in columns that hold a quote or backslash; a segment with control bytes
@@ -803,6 +801,7 @@ def fields_json(raw: pa.Table, fields: list[str], data: bytes, con: duckdb.DuckD
     logs (74 fields): 38 ms per 10 MB against 100 ms for ``json_object``."""
     # deletes all but control bytes (~3 ms per 10 MB); a CR that ends no line sits inside a quoted value
     if data.translate(None, _NOT_CONTROL) or data.count(b"\r") != data.count(b"\r\n"):
+        con = con or _connection()  # this process's, made on first need
         con.register("raw_seg", raw)
         try:
             pairs = ", ".join(f"{literal(f)}, {identifier(f)}" for f in fields)

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from exhunt.detections.impact import pivot_indicators, pivot_sids
-from exhunt.detections.impact.sources import collect, qualifies
+from exhunt.detections.impact import Accesses, pivot_indicators, read_accesses, sids_of
+from exhunt.detections.impact.sources import qualifies
 from exhunt.detections.iocs.prefilter import user_agent_pattern
 from exhunt.detections.patterns import url_text
 from exhunt.findings.model import Finding
@@ -44,6 +44,8 @@ class Indicators:
 
     values: dict[str, list[str]] = field(default_factory=dict)
     extra: list[str] = field(default_factory=list)  # whole-row patterns besides the values
+    # the impact's reading of the store they were gathered from (``impact.assess_impact``'s ``read``)
+    read: Accesses | None = field(default=None, compare=False, repr=False)
 
     def counts(self) -> dict[str, int]:
         return {k: len(v) for k, v in self.values.items() if v}
@@ -96,7 +98,8 @@ def _is_name(value: str) -> bool:
 
 def gather(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_rows: Sequence[dict]) -> Indicators:
     """The indicators of this case's findings and of the cmdlet rows the first pass stored."""
-    src = collect(con, findings, hit_rows)
+    read = read_accesses(con, findings, hit_rows)  # its sources are ``collect``'s; its SIDs below
+    src = read[0]
     paths = {p for f in findings if qualifies(f) for p in f.indicators.get("url_path", ()) if p.startswith("/")}
     extra = pivot_indicators(con)
     values = {
@@ -105,7 +108,7 @@ def gather(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_rows
         "account": sorted(a for a in src.accounts | set(extra["account"]) if _is_name(a)),
         "url_path": sorted(p for p in paths if len(p) > 1),
         "address": sorted(a for a in extra["address"] if _is_name(a)),
-        "sid": pivot_sids(con, findings, hit_rows),
+        "sid": sids_of(read[2]),
     }
     values["user_agent"] = sorted(set(values["user_agent"]))
-    return Indicators(values, [ORIGINATING] if values["address"] else [])
+    return Indicators(values, [ORIGINATING] if values["address"] else [], read)

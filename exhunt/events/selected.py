@@ -9,11 +9,13 @@ read every row: ``restore`` points ``events`` back at them once the detections a
 from __future__ import annotations
 
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from exhunt.events.store import public_view, refresh_views
 from exhunt.sqltext import literal
+
+if TYPE_CHECKING:
+    import duckdb
 
 SELECTED = "selected_events"
 # the rows of logs other than IIS and HttpProxy (only web rows keep their #Fields header): their row

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from exhunt import utctime
-from exhunt.events.store import connect
+from exhunt.events.store import connect, refresh_views
 from exhunt.findings.model import AssessmentDocument, Finding, severity_rank
 
 FETCH_ROWS = 5_000
@@ -34,6 +34,7 @@ class Case:
     document: AssessmentDocument
     store: Path | None = None
     all_events: bool = False
+    con: Any = field(default=None, compare=False, repr=False)  # an open connection to read through
 
     @property
     def findings_by_id(self) -> dict[str, Finding]:
@@ -43,6 +44,10 @@ class Case:
         """A DuckDB connection over the store, or None when there is no usable store."""
         if self.store is None or not (self.store / "events").exists():
             return None
+        if self.con is not None:  # the scan's own connection: its events view is this store's
+            cursor = self.con.cursor()
+            refresh_views(cursor, self.store, ("hits",))  # written after that connection opened
+            return cursor
         # what the timeline reads; a few columns of the cited rows: read from the parts, not copied first
         return connect(self.store, extra_tables=("hits",), tables=("events",), copy_small=False)
 

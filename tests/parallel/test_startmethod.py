@@ -3,6 +3,7 @@ see the scan process's environment as it is when a pass is configured."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -80,3 +81,11 @@ def test_serverexit_does_nothing_outside_the_fork_server() -> None:
     from exhunt.parallel import serverexit
 
     assert not serverexit.imported_by_fork_server()
+
+
+def test_the_servers_preload_leaves_duckdb_out() -> None:
+    """Workers forked from the server parse and store without DuckDB (a segment that needs its JSON
+    function imports it then): its import was ~0.05 s of the server's start, which the scan waits for."""
+    code = "import sys\nimport " + ", ".join(startmethod.PRELOAD) + "\nprint('duckdb' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

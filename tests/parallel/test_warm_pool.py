@@ -111,13 +111,13 @@ def test_workers_outlive_the_parse_only_for_a_pivot_pass(tmp_path: Path, monkeyp
                                                          index: str, kept: bool) -> None:
     """--index full has no pivot pass: its workers stop before the detections (their memory back)."""
     seen: list[int] = []
-    real = api.assess
+    real = api.assessed
 
     def spy(*a, **k):  # type: ignore[no-untyped-def]
         seen.append(len(multiprocessing.active_children()))
         return real(*a, **k)
 
-    monkeypatch.setattr(api, "assess", spy)
+    monkeypatch.setattr(api, "assessed", spy)
     generate(tmp_path / "evidence", DemoSpec(days=1, per_day=100))
     scan([tmp_path / "evidence"], ScanOptions(out=tmp_path / "case", host="EXCH01", jobs=2, quiet=True,
                                               html_report=False, index=index))

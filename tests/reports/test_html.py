@@ -110,3 +110,18 @@ def test_the_compiled_template_is_cached_and_renders_the_same(case: Case, tmp_pa
     blocker.write_text("", encoding="utf-8")
     monkeypatch.setenv("EXHUNT_CACHE", str(blocker))  # a cache folder that cannot be made: no cache
     assert render_text(case) == first
+
+
+def test_report_through_the_scans_open_connection(case: Case) -> None:
+    """The scan renders its report through the assessment's connection (``Case.con``), whose events
+    view it shares; the hits written after that connection opened are read all the same."""
+    from exhunt.events.store import connect
+
+    con = connect(case.store, tables=("events",))  # as the assessment's: no hits view yet
+    try:
+        shared = render_text(replace(case, con=con))
+    finally:
+        con.close()
+    own = render_text(case)
+    assert shared == own
+    assert "No dated evidence was cited" not in shared and '<circle class="mark' in shared

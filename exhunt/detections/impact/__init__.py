@@ -37,9 +37,14 @@ FORWARDING = ("inbox-rule-forward", "mailbox-forwarding", "proxytoken-inbox-rule
 SAME_REQUEST = timedelta(seconds=5)
 
 
+Accesses = tuple[Sources, mailbox.Aliases, list[Access]]
+
+
 def assess_impact(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_rows: Sequence[dict],
-                  store: Path | None = None) -> tuple[MailboxImpact, ...]:
-    src, aliases, accesses = _accesses(con, findings, hit_rows)
+                  store: Path | None = None, read: Accesses | None = None) -> tuple[MailboxImpact, ...]:
+    """``read``: ``read_accesses`` of these findings over the store as it stands, when the triage
+    pivot pass's last round has just made it (the same queries, not run twice); used up here."""
+    src, aliases, accesses = read if read is not None else read_accesses(con, findings, hit_rows)
     _pair_sids(con, accesses, aliases)
     keys = {k for a in accesses if (k := mailbox.key(a.mailbox))}
     aliases.by_local_part(keys)
@@ -57,8 +62,8 @@ def assess_impact(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], h
     return _entries(accesses, canonical, aliases, inputs)
 
 
-def _accesses(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding],
-              hit_rows: Sequence[dict]) -> tuple[Sources, mailbox.Aliases, list[Access]]:
+def read_accesses(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_rows: Sequence[dict]) -> Accesses:
+    """The attacker sources and every access the store shows of them (before SIDs are paired)."""
     src = collect(con, findings, hit_rows)
     aliases = mailbox.Aliases()
     web_rows = web.attacker_web_rows(con, src)
@@ -72,7 +77,10 @@ def pivot_sids(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_
     """The SIDs that exposed mailboxes are logged as (``Sid~`` anchors): the rows that pair each
     with its account (``_pair_sids``) are needed too. Known only once the attacker's rows are stored,
     so the pivot pass searches them in a second round."""
-    accesses = _accesses(con, findings, hit_rows)[2]
+    return sids_of(read_accesses(con, findings, hit_rows)[2])
+
+
+def sids_of(accesses: Sequence[Access]) -> list[str]:
     return sorted({k for a in accesses if (k := mailbox.key(a.mailbox)) and k.startswith("S-1-")})
 
 
