@@ -352,12 +352,16 @@ def _assess(con: Any, store: Path, work: list[HostWork], options: ScanOptions, t
     if triage is not None and triage.blob is not None and not marked:
         pivoted, read = pivot_pass(con, store, work, options, triage, findings, hit_rows, warm)
         rules = {**rules, "pivot": pivoted}
-    with ThreadPoolExecutor(1, thread_name_prefix="exhunt-hosts") as side:
-        # the hosts' verdicts on their own cursor while the impact runs: both are mostly DuckDB
-        # queries (the GIL released), and each waited for the other on one core before
-        hosts_done = side.submit(_host_assessments, con.cursor(), work, findings)
-        impact = assess_impact(con, findings, hit_rows, store, read)  # whose mail: after every detection
-        hosts = hosts_done.result()
+    if _jobs(options.jobs) > 1:  # --jobs 1 keeps to one core
+        with ThreadPoolExecutor(1, thread_name_prefix="exhunt-hosts") as side:
+            # the hosts' verdicts on their own cursor while the impact runs: both are mostly DuckDB
+            # queries (the GIL released), and each waited for the other on one core before
+            hosts_done = side.submit(_host_assessments, con.cursor(), work, findings)
+            impact = assess_impact(con, findings, hit_rows, store, read)  # whose mail: after every detection
+            hosts = hosts_done.result()
+    else:
+        impact = assess_impact(con, findings, hit_rows, store, read)
+        hosts = _host_assessments(con.cursor(), work, findings)
     document = AssessmentDocument(
         schema_version=DOCUMENT_SCHEMA_VERSION,
         tool_version=__version__,
