@@ -66,7 +66,12 @@ def rg_patterns() -> list[str]:
     from exhunt.detections.prefilter import gather
 
     forms = {page_first_pattern(): page_first_pattern(backwards=False)}
-    return [re.sub(r"\\([~ '\"#&%,;:!=<>@`/])", r"\1", forms.get(p, p)) for p in gather(CHECKS).ordered()[0]]
+    prefilter = gather(CHECKS)
+    # a form scoped to IIS's W3C lines selects a subset of its line-long twin's lines: exhunt runs
+    # one or the other per log (artifacts.scopes), ripgrep one database for all: the twin alone
+    subsumed = {p for p, scope in prefilter.scopes.items() if scope == "w3c-stem"}
+    return [re.sub(r"\\([~ '\"#&%,;:!=<>@`/])", r"\1", forms.get(p, p)) for p in prefilter.ordered()[0]
+            if p not in subsumed]
 
 
 @dataclass

@@ -50,6 +50,7 @@ from exhunt.parallel.pool import DEFAULT_FILE_TIMEOUT, PoolOptions, WarmPool, ma
 from exhunt.parallel.pool import run as run_units
 from exhunt.parallel.ranges import DEFAULT_SPLIT_SIZE
 from exhunt.parallel.startmethod import prestart
+from exhunt.parallel.units import WorkerSettings
 from exhunt.progress import Progress
 from exhunt.worker import FileResult, ScannerArgs
 
@@ -160,15 +161,10 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
     tasks = [(f, hw.host) for hw in work for f in hw.files if (hw.host, f.rel) not in skip]
     jobs = _jobs(options.jobs)
     budget = limits.budget(options.memory_limit, jobs)
-    # YARA rules compiled once (or taken from the cache) and shipped to every worker
-    rules = scan_rules(options.yara, options.iocs)
-    scan_logs = options.yara_logs if options.yara_logs is not None else bool(options.yara or options.iocs)
-    scanner_args = (rules.blob, min(options.yara_max_size, budget.yara_max), scan_logs)
+    scanner_args, settings = worker_config(options, plan, events)
     pool_options = PoolOptions(jobs=budget.jobs, split_size=options.split_size,
                                chunk=budget.chunk, file_timeout=options.file_timeout,
-                               settings=(budget.chunk, budget.duckdb, events.literals if events else None,
-                                         plan, all_digests(options.iocs)),
-                               hook=options.worker_hook,
+                               settings=settings, hook=options.worker_hook,
                                scheduler=options.scheduler, roots=tuple(hw.evidence for hw in work))
     with Progress(enabled=options.progress and not options.quiet) as progress:
         bar = progress.task("parsing evidence", total=sum(f.size for f, _ in tasks))
@@ -179,10 +175,60 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
     return results
 
 
-def start_workers(warm: WarmPool, options: ScanOptions, work: list[HostWork]) -> None:
+def worker_config(options: ScanOptions, plan: TriagePlan | None,
+                  events: EventFilter | None) -> tuple[ScannerArgs, WorkerSettings]:
+    """What every worker of this scan's parse gets: the content scanner's rules (compiled once, or
+    taken from the cache) and limits, and the settings (engine chunk, DuckDB memory, EVTX literals,
+    triage plan, all digests). Options only: known before the listing (``warm_ahead``)."""
+    budget = limits.budget(options.memory_limit, _jobs(options.jobs))
+    rules = scan_rules(options.yara, options.iocs)
+    scan_logs = options.yara_logs if options.yara_logs is not None else bool(options.yara or options.iocs)
+    scanner_args = (rules.blob, min(options.yara_max_size, budget.yara_max), scan_logs)
+    settings = (budget.chunk, budget.duckdb, events.literals if events else None, plan, all_digests(options.iocs))
+    return scanner_args, settings
+
+
+def several_files(evidence: Sequence[Path], look: int = 16) -> bool:
+    """Whether the evidence holds more than one file, judged from a quick look (at most ``look``
+    folders, no links followed) before the listing: a wrong guess costs workers started early or
+    late, never a file. Two roots, or a folder with two files under its first folders, say yes."""
+    if len(evidence) > 1:
+        return True
+    folders, found = [str(evidence[0])], 0
+    while folders and look > 0:
+        look -= 1
+        try:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    if entry.is_file(follow_symlinks=False):
+                        found += 1
+                    elif entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                    if found > 1:
+                        return True
+        except OSError:  # a file, or a folder the listing will report
+            continue
+    return False
+
+
+def warm_ahead(warm: WarmPool, options: ScanOptions, evidence: Sequence[Path], plan: TriagePlan | None,
+               events: EventFilter) -> None:
+    """Start the workers before the listing when the evidence looks like several files, with the
+    parse's configuration, and have them build their content scanners (yara-x deserialising a large
+    pack: ~0.1 s per worker, else paid by each worker's first unit after the listing). On a thread
+    (``WarmPool.start_ahead``): the fork server may still be importing, and the listing need not
+    wait for it. The parse hands the same configuration and finds it applied."""
+    jobs = limits.budget(options.memory_limit, _jobs(options.jobs)).jobs
+    if options.scheduler or jobs <= 1 or not several_files(evidence):
+        return
+    scanner_args, settings = worker_config(options, plan, events)
+    warm.start_ahead(jobs, scanner_args, settings, options.worker_hook)
+
+
+def start_workers(warm: WarmPool, options: ScanOptions, work: list[HostWork] | None) -> None:
     """Start the pool's workers as soon as the listing says the scan will use them, so their
     start-up overlaps building the rules and prefilters here."""
-    if not options.scheduler and sum(len(hw.files) for hw in work) > 1:
+    if not options.scheduler and (work is None or sum(len(hw.files) for hw in work) > 1):
         warm.start(limits.budget(options.memory_limit, _jobs(options.jobs)).jobs)
 
 
@@ -207,11 +253,14 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             pivot.drop_parts(store)  # redone on every run, resumed or not: new evidence, new indicators
             (case / "findings.json").unlink(missing_ok=True)
             manifest.remove(case, store)
-            work = plan(evidence, options.host, store)
-            start_workers(warm, options, work)
             events = event_filter(options)
             triage, triage_report = triage_plan(options)
-            key, stats = resume_key(options, triage, events), resume.listed_stats(work)
+            warm_ahead(warm, options, evidence, triage, events)
+            work = plan(evidence, options.host, store)  # the workers start and load their rules meanwhile
+            start_workers(warm, options, work)
+            key = resume_key(options, triage, events)
+            # each file's listed size and time: before the parse only when resuming, else on the writes thread
+            stats = resume.listed_stats(work) if options.resume else None
             read: manifest.ReadHashes = {}  # (root, rel) -> SHA-256 and size of the one read of each file
             hashed: manifest.PathHashes = {}  # containers hashed in this process
             skip: frozenset[tuple[str, str]] = frozenset()
@@ -222,7 +271,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 resume.keep_only(store, skip, {(hw.host, f.rel): hw.evidence for hw in work for f in hw.files})
                 # until this run ends, the state vouches only for what is still in the store: an
                 # interrupted run must not leave the old state claiming rows it just deleted
-                resume.save(store, {k: before[k] for k in skip}, key, stats)
+                resume.save(store, {k: before[k] for k in skip}, key, stats or {})
             meanwhile = Meanwhile()  # this process's work while the workers parse
             prepared = custody.prepare_inputs(work, meanwhile.add)
             if _jobs(options.jobs) > 1 or options.scheduler:  # else the parse runs here: no wait to fill
@@ -262,10 +311,11 @@ def _load_rules_ahead(sigma: list[Path]) -> None:
 
 
 def _save_state(store: Path, work: list[HostWork], read: manifest.ReadHashes, hashed: manifest.PathHashes,
-                key: str, stats: dict[tuple[str, str], str]) -> None:
+                key: str, stats: dict[tuple[str, str], str] | None) -> None:
     """The resume state of this scan's files, on the writes thread while the detections run (20,000
     fingerprints and a Parquet write: 0.05-0.3 s of serial work on the scan process's main thread)."""
-    resume.save(store, resume.fingerprints(work, read, hashed), key, stats)
+    resume.save(store, resume.fingerprints(work, read, hashed), key,
+                resume.listed_stats(work) if stats is None else stats)
 
 
 def _import_report_ahead() -> None:

@@ -50,6 +50,10 @@ class TriagePlan:
     # the patterns of ``blob`` before ``fact_from`` (its stored ones): a worker compiles them alone for
     # logs no fact is read from, and with the fact values it has learnt for those that have one
     stored: tuple[str, ...] = ()
+    facts: tuple[str, ...] = ()  # the patterns of ``blob`` from ``fact_from`` on
+    # (pattern, scope) of stored patterns that serve only the logs whose header the scope names
+    # (``artifacts.scopes``): a worker compiles the stored patterns of each header's scopes
+    scoped: tuple[tuple[str, str], ...] = ()
     # --index full: every line is parsed and stored, and the lines triage would store are stored a
     # second time in ``selected_events``, the web rows the detections read (``api.assess``)
     mark: bool = False

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from exhunt.artifacts import linefilter
+from exhunt.artifacts import linefilter, scopes
 from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.linefilter import LineSelector, TriagePlan
 from exhunt.artifacts.lines import MAX_LINE
@@ -147,28 +147,42 @@ class W3cEngine:
         self._pieces: pa.Array | None = None  # the last fast segment's lines before CRs were trimmed
         self.selected_rows = 0  # lines the prefilter (or the pivot pass) chose, parsed and stored
 
-    def _first_pass_selector(self) -> LineSelector | None:
+    def rescope(self) -> None:
+        """A ``#Fields`` header is in force: its own prefilter when scopes drop patterns for it
+        (``artifacts.scopes``; every pass chooses the same, from the header alone)."""
+        if TRIAGE is not None and TRIAGE.scoped and self.selector is not None:
+            self.fact_values = []
+            self.selector = self._first_pass_selector(self.block.fields)
+
+    def _first_pass_selector(self, fields: list[str] | None = None) -> LineSelector | None:
         """The first pass's prefilter for this file's dialect: the scan's database for a dialect
         that reads facts generically; the stored patterns alone for one that reads none (no call
         per fact line), as does --index full; for one with ``fact_patterns``, the stored ones with
-        the fact values this process has learnt, once learning pays (see ``_LEARNT``)."""
+        the fact values this process has learnt, once learning pays (see ``_LEARNT``). ``fields``:
+        the header in force, whose scopes may drop stored patterns (``scopes.stored_for``); a set
+        that does not compile falls back to every stored pattern (a superset)."""
         if TRIAGE is None or TRIAGE.blob is None:
             return None
-        if TRIAGE.fact_from is None or not TRIAGE.stored:
+        stored = scopes.stored_for(TRIAGE, fields)
+        whole = stored is TRIAGE.stored  # the scan's own database holds exactly these (and the facts)
+        if not stored or (TRIAGE.fact_from is None and whole):
             return _selector(TRIAGE.blob, TRIAGE.fact_from)
-        if TRIAGE.mark or getattr(self.dialect, "segment_facts", None) is None:  # --index full: facts from every row
-            return _compiled_selector(TRIAGE.stored)
+        if TRIAGE.fact_from is None or TRIAGE.mark or getattr(self.dialect, "segment_facts", None) is None:
+            # --index full: facts from every row
+            return _compiled_selector(stored) or (None if whole else self._first_pass_selector())
         patterns = getattr(self.dialect, "fact_patterns", None)
         if patterns is not None and _LEARNT:
             other, singles, values = patterns(sorted(_LEARNT))
-            stored = len(TRIAGE.stored)
-            learnt = (*TRIAGE.stored, other, *singles)
-            if _FACT_LINES[0] >= LEARN_AFTER or linefilter.is_cached(learnt, linefilter.cache_dir(), stored + 1):
-                selector = _compiled_selector(learnt, stored, stored + 1)
+            learnt = (*stored, other, *singles)
+            count = len(stored)
+            if _FACT_LINES[0] >= LEARN_AFTER or linefilter.is_cached(learnt, linefilter.cache_dir(), count + 1):
+                selector = _compiled_selector(learnt, count, count + 1)
                 if selector is not None:
                     self.fact_values = values
                     return selector
-        return _selector(TRIAGE.blob, TRIAGE.fact_from)
+        if whole:
+            return _selector(TRIAGE.blob, TRIAGE.fact_from)
+        return _compiled_selector((*stored, *TRIAGE.facts), len(stored)) or self._first_pass_selector()
 
     def run(self, stream: BinaryIO, first_read: int | None = None, at_start: bool = True) -> None:
         """Parse ``stream``. A byte range of a split file passes ``at_start=False`` (no BOM there)
@@ -217,6 +231,7 @@ class W3cEngine:
             self.block = apply_header(self.ctx, self.block, text, self.line + 1, self.offset, self.dialect.field_sep)
             if text[1:].partition(":")[0].strip().lower() == "fields":
                 self.block_started = False
+                self.rescope()
             self.line += 1
             self.offset += len(header)
             pos = end

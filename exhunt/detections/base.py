@@ -6,7 +6,7 @@ Most checks are one SQL query over the store views (``events``, ``files``, ``hos
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -41,6 +41,10 @@ class Check:
     # ``None``: the check needs every text-log row it reads, so those logs are parsed in full;
     # ``()``: the check reads no text-log rows (files, Windows events, host facts only).
     prefilter: ClassVar[tuple[str, ...] | None] = None
+    # Patterns of ``prefilter`` that serve only the logs a scope of ``artifacts.scopes`` names (by
+    # their ``#Fields`` header), each with that scope: together they must still select every line
+    # the check could hit in every log (e.g. a space-bounded form for IIS, a line-long one elsewhere).
+    prefilter_scopes: ClassVar[Mapping[str, str]] = {}
     # Triage of EVTX files parses only the chunks holding one of the loaded detections' texts
     # (caseless, as the event stores them: values, channel and provider names). A check that reads
     # Windows events lists here texts of which every event it could ever hit holds at least one.

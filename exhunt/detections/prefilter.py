@@ -17,6 +17,7 @@ from exhunt.artifacts import linefilter
 from exhunt.artifacts.exchange_logs import ExchangeLog
 from exhunt.artifacts.iis import IisLog
 from exhunt.artifacts.linefilter import TriagePlan
+from exhunt.artifacts.scopes import SCOPES
 from exhunt.detections.base import Check
 
 INDEX_MODES = ("triage", "full")
@@ -32,6 +33,7 @@ class Prefilter:
     facts: dict[str, str] = field(default_factory=dict)  # an artifact's fact patterns: read, not stored
     full: list[dict[str, str]] = field(default_factory=list)  # {source, origin, reason}
     skipped: list[dict[str, str]] = field(default_factory=list)  # {origin, reason}: nothing to search
+    scopes: dict[str, str] = field(default_factory=dict)  # pattern -> the scope it serves alone
     _origins: dict[str, list[str]] = field(default_factory=dict, repr=False)  # pattern -> every origin
 
     def add(self, origin: str, patterns: Sequence[str], fact: bool = False) -> None:
@@ -65,6 +67,9 @@ class Prefilter:
                     self.parse_in_full(ALL, origin, f"pattern {pattern!r} does not compile: {why}")
         return None
 
+    def origin_of(self, pattern: str) -> list[str]:
+        return self._origins.get(pattern, [])
+
     def parse_in_full(self, source: str, origin: str, reason: str) -> None:
         self.full.append({"source": source, "origin": origin, "reason": reason})
 
@@ -78,6 +83,10 @@ def from_checks(prefilter: Prefilter, checks: Sequence[type[Check]]) -> None:
             prefilter.parse_in_full(ALL, f"check {check.id}", "the check states no prefilter: it reads every row")
         else:
             prefilter.add(f"check {check.id}", check.prefilter)
+            for pattern, scope in check.prefilter_scopes.items():
+                if pattern not in check.prefilter or scope not in SCOPES:
+                    raise ValueError(f"check {check.id}: scope {scope!r} of a pattern not in its prefilter")
+                prefilter.scopes[pattern] = scope
 
 
 def from_artifacts(prefilter: Prefilter) -> None:
@@ -129,5 +138,8 @@ def build(index: str, checks: Sequence[type[Check]], sigma: Sequence[Path] = (),
         report["index"] = "full"
         report["reason"] = "the prefilter does not compile as one database"
         return None, report
-    return TriagePlan(compiled.blob, full, fact_from=fact_from,
-                      stored=tuple(patterns[:fact_from]) if fact_from is not None else ()), report
+    # a pattern another origin adds too serves every log: it keeps no scope
+    scoped = tuple((p, s) for p, s in prefilter.scopes.items() if len(set(prefilter.origin_of(p))) == 1)
+    stored = patterns[:fact_from] if fact_from is not None or scoped else []
+    return TriagePlan(compiled.blob, full, fact_from=fact_from, stored=tuple(stored),
+                      facts=tuple(patterns[len(stored):]) if fact_from is not None else (), scoped=scoped), report

@@ -306,6 +306,34 @@ def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"DROP TABLE IF EXISTS {name}" if _is_table(con, name) else f"DROP VIEW IF EXISTS {name}")
 
 
+def parts_of(store: Path, name: str) -> list[Path]:
+    return sorted((store / name).rglob("*.parquet")) if (store / name).exists() else []
+
+
+def add_new_parts(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[str], known: Iterable[Path]) -> None:
+    """``refresh_views`` after parts were added to those ``known`` (the triage pivot pass's): a table
+    copied into memory takes the new parts alone (a full refresh read every part again: ~0.05 s of a
+    2 GB scan's serial time, for 48 rows); a view, or new parts it cannot take, is refreshed."""
+    import duckdb
+
+    seen = set(known)
+    for name in names:
+        parts = parts_of(store, name)
+        new = [p for p in parts if p not in seen]
+        if not new:
+            continue
+        target = "events_stored" if name == "events" else name
+        if _is_table(con, target) and sum(p.stat().st_size for p in parts) <= IN_MEMORY_BYTES:
+            files = ", ".join(literal(str(p)) for p in new)
+            try:
+                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM "
+                            f"read_parquet([{files}], union_by_name=true, hive_partitioning=false)")
+                continue
+            except duckdb.Error:  # a column the copy lacks: the refresh below reads them all
+                pass
+        refresh_views(con, store, [name])
+
+
 def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[str], copy_small: bool = True) -> None:
     """(Re)create the views of ``names`` over the parts now in the store (parts written since the
     connection opened, e.g. by the triage pivot pass, are read from then on); a small table's
@@ -313,7 +341,7 @@ def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[s
     import duckdb
 
     for name in names:
-        parts = sorted((store / name).rglob("*.parquet")) if (store / name).exists() else []
+        parts = parts_of(store, name)
         if parts:
             files = ", ".join(literal(str(p)) for p in parts)
             small = copy_small and sum(p.stat().st_size for p in parts) <= IN_MEMORY_BYTES

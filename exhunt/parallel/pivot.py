@@ -24,7 +24,7 @@ import duckdb
 from exhunt.artifacts import RANGE_ARTIFACTS, linefilter
 from exhunt.artifacts.linefilter import TriagePlan
 from exhunt.events.schema import TABLES
-from exhunt.events.store import refresh_views
+from exhunt.events.store import add_new_parts, parts_of
 from exhunt.evidence.base import EvidenceFile
 from exhunt.parallel import ranges
 from exhunt.parallel.pool import PoolOptions, WarmPool
@@ -106,6 +106,7 @@ def run_pass(store: Path, logs: list[tuple[str, EvidenceFile, str]], plan: Triag
             "patterns": len(compiled.patterns), "seconds": time.perf_counter() - start}
 
 
+VIEWED = ("events", "warnings")  # the tables a pass adds parts to
 ROUNDS = 3  # the second finds the rows of what only the attacker's rows name (SIDs); a third is spare
 
 
@@ -126,11 +127,12 @@ def run_rounds(con: duckdb.DuckDBPyConnection, store: Path, work: Sequence[Any],
         new = [p for p in patterns if p not in set(searched)]
         if not new:
             break
+        known = [p for table in VIEWED for p in parts_of(store, table)]
         with Progress(enabled=progress) as bars:
             bar = bars.task(f"pivot pass {round_}", total=sum(f.size for _, f, _ in logs))
             done = run_pass(store, logs, plan, new, options, partial(bars.advance, bar), scanner_args, searched,
                             round_, warm)
-        refresh_views(con, store, ("events", "warnings"))
+        add_new_parts(con, store, VIEWED, known)
         searched += new
         report.update(rounds=round_, files=done["files"], rows=report["rows"] + done["rows"],
                       patterns=len(searched), seconds=report["seconds"] + done["seconds"])

@@ -19,7 +19,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,6 +44,7 @@ from exhunt.parallel.units import (
     init_worker,
     part_name,
     pivot_part,
+    preload_worker,
     remove_parts,
     run_configured,
     run_unit,
@@ -108,22 +109,27 @@ def run(units: list[Unit], splits: dict[str, tuple[str, list[str]]], store: Path
 
 
 class WarmPool:
-    """Worker processes started as soon as the scan knows it needs them (after listing), before it has
-    its rules, prefilters and units: spawn and imports (1.8-2.5 s until both workers were ready on a
-    loaded 2-core machine, on the critical path) overlap building those in this process. ``configure``
-    hands the workers the rules, settings and hook through a file named with each task (a path, not
-    initializer arguments: a blob bigger than a pipe's buffer makes the parent wait for each new
-    worker in turn); a worker applies it at the first task that names it. The workers outlive a pass
-    that ended well (``give_back``): the pivot pass runs on them with its own configuration instead
-    of starting a pool again. Fresh workers after a hung file's kill are started the same way."""
+    """Worker processes started as soon as the scan knows it needs them (before the listing when the
+    evidence looks like several files, ``start_ahead``; else after it), before it has its units:
+    spawn and imports (1.8-2.5 s until both workers were ready on a loaded 2-core machine, on the
+    critical path) overlap the listing and building the rules and prefilters in this process.
+    ``configure`` hands the workers the rules, settings and hook through a file named with each task
+    (a path, not initializer arguments: a blob bigger than a pipe's buffer makes the parent wait for
+    each new worker in turn); a worker applies it at the first task that names it (``preload``: at
+    once). The workers outlive a pass that ended well (``give_back``): the pivot pass runs on them
+    with its own configuration instead of starting a pool again. Fresh workers after a hung file's
+    kill are started the same way."""
 
     def __init__(self) -> None:
         self.jobs = 0
         self.folder: Path | None = None
         self.config = ""  # the configuration file of the current pass
         self._configs = 0
+        self._blob: bytes | None = None  # the rules last written to rules.bin
+        self._payload = b""  # the current configuration file's bytes
         self._executor: ProcessPoolExecutor | None = None
         self._report: Any = None
+        self._ahead: Future[None] | None = None  # start_ahead's work on its thread
 
     def __enter__(self) -> WarmPool:
         return self
@@ -137,30 +143,83 @@ class WarmPool:
 
     def start(self, jobs: int) -> None:
         """Spawn ``jobs`` workers now (none for one job: that scan runs in this process)."""
+        self._wait_ahead()
         if jobs <= 1 or self.started:
             return
-        self.jobs = jobs
         self.folder = Path(tempfile.mkdtemp(prefix="exhunt-pool-"))
+        self._start(jobs)
+
+    def start_ahead(self, jobs: int, scanner_args: ScannerArgs, settings: WorkerSettings | None,
+                    hook: str | None) -> None:
+        """``start``, ``configure`` and ``preload`` on a thread: spawning waits for the fork server's
+        imports, which the caller's own work (the listing) need not. Every other method waits for
+        that thread first and raises what it raised."""
+        if jobs <= 1 or self.started:
+            return
+        self.folder = Path(tempfile.mkdtemp(prefix="exhunt-pool-"))
+
+        def ahead() -> None:
+            self._start(jobs)
+            self._configure(scanner_args, settings, hook)
+            self._preload()
+
+        thread = ThreadPoolExecutor(1, thread_name_prefix="exhunt-pool-start")
+        self._ahead = thread.submit(ahead)
+        thread.shutdown(wait=False)  # the thread ends with ``ahead``
+
+    def _wait_ahead(self) -> None:
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            ahead.result()
+
+    def _start(self, jobs: int) -> None:
+        self.jobs = jobs
         self._executor, self._report = self._spawn()
         for _ in range(jobs):  # every worker now: the executor spawns one per submit it cannot place
             self._executor.submit(int)
 
     def configure(self, scanner_args: ScannerArgs, settings: WorkerSettings | None, hook: str | None) -> None:
+        """The configuration of the next pass; the same as the current one (the parse after
+        ``start_ahead``) keeps it: workers that applied it do not load the rules again."""
+        self._wait_ahead()
+        self._configure(scanner_args, settings, hook)
+
+    def _configure(self, scanner_args: ScannerArgs, settings: WorkerSettings | None, hook: str | None) -> None:
         assert self.folder is not None, "start() first"
         blob, max_size, scan_logs = scanner_args
+        new_rules = False
         if isinstance(blob, bytes):
             rules = self.folder / "rules.bin"
-            rules.write_bytes(blob)
+            if blob != self._blob:
+                rules.write_bytes(blob)
+                self._blob, new_rules = blob, True
             scanner_args = (rules, max_size, scan_logs)
+        payload = pickle.dumps((scanner_args, settings, hook, environment()))
+        if self.config and payload == self._payload and not new_rules:
+            return
         self._configs += 1
+        self._payload = payload
         temp = self.folder / "config.tmp"
-        temp.write_bytes(pickle.dumps((scanner_args, settings, hook, environment())))
+        temp.write_bytes(payload)
         self.config = str(self.folder / f"config-{self._configs}.pickle")
         os.replace(temp, self.config)  # whole or absent for a worker that looks
+
+    def preload(self) -> None:
+        """Each held worker applies the current configuration now and builds its content scanner
+        (``units.preload_worker``), before any unit arrives; not awaited (a failure comes back at
+        the first unit, which applies the configuration the same way)."""
+        self._wait_ahead()
+        self._preload()
+
+    def _preload(self) -> None:
+        assert self.config and self._executor is not None, "start() and configure() first"
+        for _ in range(self.jobs):
+            self._executor.submit(preload_worker, self.config)
 
     def take(self) -> tuple[ProcessPoolExecutor, Any]:
         """The started workers and their report queue (fresh ones when none are held: after a pool
         broken by a killed worker); the caller shuts them down or gives them back."""
+        self._wait_ahead()
         if self._executor is not None:
             taken = self._executor, self._report
             self._executor = self._report = None
@@ -175,6 +234,8 @@ class WarmPool:
     def release(self) -> None:
         """Shut down the held workers now (no later pass will use them: their memory goes back);
         a later pass would start fresh ones, as after a killed worker."""
+        with contextlib.suppress(Exception):  # a failed start ahead holds no workers; its error was raised or is moot
+            self._wait_ahead()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._report.close()

@@ -293,6 +293,14 @@ def _configure(path: str) -> None:
         _APPLIED = path
 
 
+def preload_worker(config: str) -> None:
+    """A warm pool's task before its first unit (``WarmPool.preload``): apply the pass's
+    configuration and build the content scanner now, while the scan process still lists."""
+    _configure(config)
+    if worker._SCANNER is not None:
+        worker._SCANNER.preload()
+
+
 def run_configured(config: str, unit: Unit, store: str) -> UnitResult:
     """A warm pool's task: the pass's configuration (``config``), then the unit."""
     _configure(config)
@@ -451,6 +459,8 @@ def _parse_range(unit: RangeUnit, ctx: ParseContext) -> None:
         engine = W3cEngine(ctx, dialect(), use_fast=artifact.fast)
         engine.chunk = unit.chunk
         engine.block = Block(dict(unit.directives), list(unit.fields))
+        if unit.fields:
+            engine.rescope()
         engine.line, engine.offset = unit.line0, unit.start
         try:
             engine.run(stream, first_read=unit.first_read, at_start=unit.start == 0)

@@ -72,6 +72,10 @@ def test_rules_using_externals_see_the_file(tmp_path: Path) -> None:
         "by_name"
     ]
     assert scanner.scan(b"x", "inetpub/wwwroot/a.txt", "h", "0") == []
+    # a scanner keeps its externals between files and is told only what changed: back and forth
+    assert [r["rule"] for r in scanner.scan(b"x", "inetpub/wwwroot/aspnet_client/b.aspx", "h", "0")] == ["by_name"]
+    assert scanner.scan(b"x", "inetpub/wwwroot/aspnet_client/b.txt", "h", "0") == []
+    assert scanner.scan(b"x", "inetpub/wwwroot/b.aspx", "h", "0") == []
 
 
 def test_excerpts_are_escaped() -> None:

@@ -99,3 +99,30 @@ def test_small_tables_are_read_into_memory_and_refreshed(tmp_path: Path, monkeyp
         writer.add("events", {"host": "h", "path": "b.log", "event_id": 2})
     store.refresh_views(con, tmp_path, ["events"])
     assert con.execute("SELECT path FROM events ORDER BY event_id").fetchall() == [("a.log",), ("b.log",)]
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_new_parts_join_the_copy_as_a_refresh_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    in_memory: bool) -> None:
+    """``add_new_parts`` (after the pivot pass): the in-memory copy takes the new parts alone, a
+    view is refreshed; either way every table reads as a fresh connection does."""
+    from exhunt.events import store
+
+    if not in_memory:
+        monkeypatch.setattr(store, "IN_MEMORY_BYTES", 0)
+    with StoreWriter(tmp_path, "h", part="first") as writer:
+        writer.add("events", {"host": "h", "path": "a.log", "event_id": 1, "fields": '{"k":"v"}'})
+    con = connect(tmp_path)
+    known = [p for t in ("events", "warnings") for p in store.parts_of(tmp_path, t)]
+    with StoreWriter(tmp_path, "h", part="p-later") as writer:
+        writer.add("events", {"host": "h", "path": "b.log", "event_id": 2, "client_ip": "203.0.113.7"})
+        writer.add("warnings", {"host": "h", "path": "b.log", "message": "bad line"})
+    refreshed: list[str] = []
+    real = store.refresh_views
+    monkeypatch.setattr(store, "refresh_views", lambda c, s, names: (refreshed.extend(names), real(c, s, names)))
+    store.add_new_parts(con, tmp_path, ("events", "warnings"), known)
+    assert refreshed == ([] if in_memory else ["events", "warnings"])
+    fresh = connect(tmp_path)
+    for query in ("SELECT * FROM events ORDER BY event_id", "SELECT * FROM warnings", "DESCRIBE events"):
+        assert con.execute(query).fetchall() == fresh.execute(query).fetchall(), query
+    assert con.execute("SELECT count(*) FROM events_stored").fetchone() == (2,)

@@ -1,5 +1,6 @@
-"""The worker pool starts right after listing, so its start-up overlaps building the rules and
-prefilters; its workers get the rules, settings and hook when their first unit arrives."""
+"""The worker pool starts before the listing when the evidence looks like several files (else right
+after it), so its start-up overlaps the listing and building the rules and prefilters; its workers
+get the rules, settings and hook before the listing (``preload``) or when their first unit arrives."""
 
 from __future__ import annotations
 
@@ -14,27 +15,37 @@ from exhunt.demo import DemoSpec, generate
 from exhunt.parallel import limits
 
 
-def _children_when_prefilter_built(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def _children_when(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """The scan process's live children each time ``api.<name>`` is called."""
     seen: list[int] = []
-    real = api.triage_plan
+    real = getattr(api, name)
 
-    def spy(options: ScanOptions):  # type: ignore[no-untyped-def]
+    def spy(*a, **k):  # type: ignore[no-untyped-def]
         seen.append(len(multiprocessing.active_children()))
-        return real(options)
+        return real(*a, **k)
 
-    monkeypatch.setattr(api, "triage_plan", spy)
+    monkeypatch.setattr(api, name, spy)
     return seen
 
 
-def test_workers_run_before_the_prefilter_is_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workers_start_with_the_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several files: the workers are asked for before the listing, run by the time the parse
+    starts, and got the settings and hook before the first unit."""
+    from exhunt.parallel import pool
+
     ev = tmp_path / "exch01"
     generate(ev, DemoSpec(days=1, per_day=50))
-    seen = _children_when_prefilter_built(monkeypatch)
+    order: list[str] = []
+    real_ahead, real_plan = pool.WarmPool.start_ahead, api.plan
+    monkeypatch.setattr(pool.WarmPool, "start_ahead", lambda self, *a: (order.append("ahead"), real_ahead(self, *a)))
+    monkeypatch.setattr(api, "plan", lambda *a: (order.append("plan"), real_plan(*a))[1])
+    seen = _children_when(monkeypatch, "parse_all")
     record = tmp_path / "chunk.txt"
     monkeypatch.setenv("EXHUNT_TEST_CHUNK_FILE", str(record))
     limit = 600 << 20  # two workers, and an engine chunk other than the default
     result = scan([ev], ScanOptions(out=tmp_path / "case", jobs=2, quiet=True, html_report=False,
                                     memory_limit=limit, worker_hook="tests.parallel.settings_hook:record"))
+    assert order == ["ahead", "plan"]
     assert seen and seen[0] >= 2
     assert result.document.hosts[0].coverage.files > 1
     # the hook ran in a worker after the settings were applied there
@@ -46,7 +57,7 @@ def test_one_file_starts_no_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     page = tmp_path / "evidence" / "a.aspx"
     page.parent.mkdir()
     page.write_bytes(b"<%@ Page Language=\"C#\" %>hello")
-    seen = _children_when_prefilter_built(monkeypatch)
+    seen = _children_when(monkeypatch, "parse_all")
     scan([page.parent], ScanOptions(out=tmp_path / "case", jobs=2, quiet=True, html_report=False))
     assert seen == [0]
 
@@ -122,3 +133,104 @@ def test_workers_outlive_the_parse_only_for_a_pivot_pass(tmp_path: Path, monkeyp
     scan([tmp_path / "evidence"], ScanOptions(out=tmp_path / "case", host="EXCH01", jobs=2, quiet=True,
                                               html_report=False, index=index))
     assert (seen[0] >= 2) is kept, seen
+
+
+def test_workers_load_their_rules_while_the_scan_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder of several files: the workers get the parse's configuration and build their content
+    scanners before the listing starts (``WarmPool.preload``), and the parse keeps that configuration
+    (the workers do not load the rules a second time)."""
+    from exhunt.parallel import pool
+
+    order: list[str] = []
+    configs: list[str] = []
+    real_preload, real_plan, real_run = pool.WarmPool._preload, api.plan, pool._run_pool
+    real_ahead = pool.WarmPool.start_ahead
+
+    def start_ahead(self, *a, **k):  # type: ignore[no-untyped-def]
+        order.append("ahead")
+        return real_ahead(self, *a, **k)
+
+    def preload(self):  # type: ignore[no-untyped-def]
+        configs.append(self.config)
+        return real_preload(self)
+
+    def plan(*a, **k):  # type: ignore[no-untyped-def]
+        order.append("plan")
+        return real_plan(*a, **k)
+
+    def run_pool(units, store, options, warm, *a, **k):  # type: ignore[no-untyped-def]
+        configs.append(warm.config)
+        return real_run(units, store, options, warm, *a, **k)
+
+    monkeypatch.setattr(pool.WarmPool, "_preload", preload)
+    monkeypatch.setattr(pool.WarmPool, "start_ahead", start_ahead)
+    monkeypatch.setattr(api, "plan", plan)
+    monkeypatch.setattr(pool, "_run_pool", run_pool)
+    folder = tmp_path / "web"
+    (folder / "owa").mkdir(parents=True)
+    for n in range(40):
+        (folder / "owa" / f"p{n}.aspx").write_bytes(b'<%@ Page Language="C#" %>page ' + str(n).encode())
+    result = scan([folder], ScanOptions(out=tmp_path / "case", jobs=2, quiet=True, html_report=False))
+    assert result.document.hosts[0].coverage.files == 40
+    assert order == ["ahead", "plan"]
+    assert len(configs) == 2 and configs[0] == configs[1]  # the parse found its configuration applied
+
+
+def test_a_worker_preloads_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``preload_worker`` applies the configuration and builds the scanner; the first unit with the
+    same configuration applies nothing again."""
+    from exhunt import worker
+    from exhunt.detections.yara import load_rules
+    from exhunt.parallel import units
+    from exhunt.parallel.pool import WarmPool
+
+    warm = WarmPool()
+    warm.folder = tmp_path
+    warm.configure((load_rules().blob, 1 << 20, False), None, None)
+    applied: list[object] = []
+    real_init = units.init_worker
+    monkeypatch.setattr(units, "init_worker", lambda *a, **k: (applied.append(a), real_init(*a, **k)))
+    saved = units._APPLIED, worker._SCANNER
+    try:
+        units.preload_worker(warm.config)
+        assert worker._SCANNER is not None and worker._SCANNER._scanner is not None
+        units._configure(warm.config)
+        assert len(applied) == 1
+    finally:
+        units._APPLIED = saved[0]
+        worker.use_scanner(saved[1])
+
+
+def test_the_same_configuration_is_kept(tmp_path: Path) -> None:
+    from exhunt.parallel.pool import WarmPool
+
+    warm = WarmPool()
+    warm.folder = tmp_path
+    warm.configure((b"rules-1", 10, False), None, None)
+    first = warm.config
+    warm.configure((b"rules-1", 10, False), None, None)
+    assert warm.config == first
+    warm.configure((b"rules-2", 10, False), None, None)  # new rules, same file name: a new configuration
+    assert warm.config != first and (tmp_path / "rules.bin").read_bytes() == b"rules-2"
+    second = warm.config
+    warm.configure((b"rules-2", 11, False), None, None)
+    assert warm.config != second
+
+
+def test_several_files_looks_only_as_far_as_it_must(tmp_path: Path) -> None:
+    one = tmp_path / "one"
+    (one / "a" / "b").mkdir(parents=True)
+    (one / "a" / "b" / "x.txt").write_bytes(b"x")
+    assert not api.several_files([one])
+    (one / "a" / "y.txt").write_bytes(b"y")
+    assert api.several_files([one])
+    assert api.several_files([one / "a" / "y.txt", one / "a" / "b" / "x.txt"])
+    assert not api.several_files([one / "a" / "y.txt"])
+    deep = tmp_path / "deep"
+    folder = deep
+    for n in range(20):
+        folder = folder / f"d{n}"
+    folder.mkdir(parents=True)
+    (folder / "1").write_bytes(b"")
+    (folder / "2").write_bytes(b"")
+    assert not api.several_files([deep])  # past the folders it looks at: a late start, not a wrong scan

@@ -97,14 +97,20 @@ class SsrfBackendCookie(SqlCheck):
     """
 
 
+_SSRF_SCRIPT = r'(?:/owa/auth/[^\r\n]*\.js|/ecp/[^/\r\n]*\.js)(?:[ \t,"?\r]|$)'
+_SSRF_SCRIPT_W3C = r"(?:/owa/auth/[^ \r\n]*\.js|/ecp/[^/ \r\n]*\.js)(?:[ \t?\r]|$)"
+
+
 class SsrfStaticResourcePost(SqlCheck):
     id = "proxylogon.ssrf.static_post"
     # the raw uri (not decoded) as a field: the script paths end where the field ends (a space, the
     # CSV's comma or quote, the query's ``?``, the line's end). The method is left to the query: on
     # the same line in either order it cost Hyperscan as much as every other check together, and GETs
-    # of static scripts under /owa/auth/ are a few lines per logon page
-    prefilter = (r'(?:/owa/auth/[^\r\n]*\.js|/ecp/[^/\r\n]*\.js)(?:[ \t,"?\r]|$)',
+    # of static scripts under /owa/auth/ are a few lines per logon page. IIS's W3C stem never holds
+    # a space (IIS writes ``+``): there the path ends at the first one (0.1 ns/B less on IIS lines)
+    prefilter = (_SSRF_SCRIPT, _SSRF_SCRIPT_W3C,
                  r"/ecp/default\.flt|/ecp/main\.css|/owa/auth/current/themes/resources/")
+    prefilter_scopes = {_SSRF_SCRIPT: "no-w3c-stem", _SSRF_SCRIPT_W3C: "w3c-stem"}
     event_literals = ()
     title = "POST to a static OWA/ECP resource (ProxyLogon SSRF, CVE-2021-26855)"
     severity = "high"

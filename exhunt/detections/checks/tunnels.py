@@ -139,7 +139,8 @@ def _post_prefilter() -> tuple[str, ...]:
     """POSTs of such a page: IIS writes ``cs-method cs-uri-stem`` side by side (its field order is
     fixed); HttpProxy's CSV has Method after UrlStem, accepted in either order."""
     last = _page_pattern('(?:[ ,"?\\r\\n]|$)')
-    return (f" post {last}", page_first_pattern(), f"[,\"]post[,\"].*[,\"]{last}")
+    # POST first: the page may be the very next field (``,POST,/x.aspx``) or any later one
+    return (f" post {last}", page_first_pattern(), f"[,\"]post[,\"](?:.*[,\"])?{last}")
 
 
 PAGE_SQL = "(" + " OR ".join(f"uri ILIKE '%.{ext}'" for ext in DYNAMIC_EXTENSIONS) + ")"
@@ -164,6 +165,9 @@ class TunnelTraffic(SqlCheck):
     references = (REGEORG, NEO_REGEORG, TUNNA)
     remediation = TUNNEL_REMEDIATION
     prefilter = _post_prefilter()
+    # the POST-first CSV form serves no log whose header puts UrlStem before Method (HttpProxy's
+    # own order: page-first then selects every such line); 0.09 ns/B of HttpProxy lines
+    prefilter_scopes = {prefilter[2]: "method-may-precede-stem"}
     gate = f"source IN {WEB_SOURCES} AND upper(method) = 'POST' AND {PAGE_SQL} AND lower(uri) NOT IN {BUSY_SQL}"
     # Reading every column of the candidate rows costs ~4x counting them: count first, on four columns.
     enough = f"""
