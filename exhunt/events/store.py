@@ -292,7 +292,11 @@ def connect(store: Path, extra_tables: Iterable[str] = (), threads: int = 0,
 
     con = duckdb.connect(":memory:", config=config)
     names = list(TABLES) if tables is None else list(tables)
-    refresh_views(con, store, names + [t for t in extra_tables if t not in names], copy_small)
+    names += [t for t in extra_tables if t not in names]
+    if copy_small:
+        refresh_views(con, store, names)
+    else:
+        refresh_views(con, store, names, copy_small=False)
     return con
 
 
