@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from floor import evtx_floor  # noqa: E402
 from machine_info import compile_bytecode, machine, shared_data  # noqa: E402
-from sigma_profile import scan_phases, table, worker_split  # noqa: E402
+from sigma_profile import engines_of, scan_phases, table, worker_split  # noqa: E402
 
 SHARED = shared_data()
 
@@ -213,7 +213,11 @@ def main() -> None:
         rate = count / seconds if seconds else 0.0
         lines.append(f"| {name} | {count:,} | {seconds:.2f} | {rate:,.0f} | {rate / base_rate:.0%} |")
     lines += ["", f"Where the triage scan's {t_scan:.2f} s go (its stages, wall seconds, {jobs} workers):", ""]
-    lines += table("stage", phases, t_scan)
+    stages, engine_times = engines_of(phases)
+    lines += table("stage", stages, t_scan)
+    lines += ["", "Each detection engine's own wall seconds in that run (with --jobs > 1 they run side by side, "
+              "each on its own DuckDB cursor, so they overlap within the detections row): "
+              + ", ".join(f"{name} {seconds:.2f}" for name, seconds in engine_times.items()) + "."]
     lines += ["", f"What the per-file work is made of (one more triage scan with --jobs 1, units in the bench "
               f"process, {t_jobs1:.2f} s in all; CPU seconds of one process):", ""]
     lines += table("per-file work", split, sum(split.values()))

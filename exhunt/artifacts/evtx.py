@@ -157,7 +157,13 @@ def filetime_datetime(filetime: int | None) -> datetime | None:
 
 @contextmanager
 def _materialize(stream: BinaryIO, size_hint: int = 0) -> Iterator[IO[bytes]]:
-    """All bytes of the stream in a seekable file object the Rust parser can read."""
+    """All bytes of the stream in a seekable file object the Rust parser can read (a file read whole
+    already: its own bytes, no copy; the stream is then left at its end, every byte read)."""
+    whole = getattr(stream, "whole", None)
+    if isinstance(whole, bytes) and stream.tell() == 0:
+        stream.seek(0, io.SEEK_END)
+        yield io.BytesIO(whole)  # copied only if written to (pad_cut_chunk)
+        return
     head = _read_upto(stream, MAX_IN_MEMORY + 1, size_hint)
     if len(head) <= MAX_IN_MEMORY:
         yield io.BytesIO(head)
@@ -280,23 +286,23 @@ def verify_checksums(ctx: ParseContext, data: IO[bytes]) -> set[int]:
         return damaged
     if zlib.crc32(header[:120]) != struct.unpack_from("<I", header, 124)[0]:
         ctx.warn("EVTX file header checksum mismatch (file edited or not closed cleanly)", offset=0)
-    number = 0
-    while True:
-        chunk = data.read(CHUNK)
-        if len(chunk) < 512:
-            return damaged
+    for number, (buffer, at, length) in enumerate(evtx_chunks.chunks(data, least=512)):
         offset = FILE_HEADER + number * CHUNK
-        if chunk.startswith(CHUNK_MAGIC):
-            free = min(struct.unpack_from("<I", chunk, 48)[0], len(chunk))
-            header_ok = zlib.crc32(chunk[:120] + chunk[128:512]) == struct.unpack_from("<I", chunk, 124)[0]
-            data_ok = free < 512 or zlib.crc32(memoryview(chunk)[512:free]) == struct.unpack_from("<I", chunk, 52)[0]
+        view = memoryview(buffer)
+        if buffer.startswith(CHUNK_MAGIC, at):
+            free = min(struct.unpack_from("<I", buffer, at + 48)[0], length)
+            header_ok = (zlib.crc32(view[at + 128 : at + 512], zlib.crc32(view[at : at + 120]))
+                         == struct.unpack_from("<I", buffer, at + 124)[0])
+            data_ok = free < 512 or (zlib.crc32(view[at + 512 : at + free])
+                                     == struct.unpack_from("<I", buffer, at + 52)[0])
             if not header_ok or not data_ok:
-                first, last = struct.unpack_from("<QQ", chunk, 24)
+                first, last = struct.unpack_from("<QQ", buffer, at + 24)
                 what = " and ".join(n for n, ok in (("header", header_ok), ("records", data_ok)) if not ok)
                 ctx.warn(f"chunk {number} (record ids {first}..{last}): {what} checksum mismatch; "
                          "records kept as parsed", offset=offset)
                 damaged.add(number)
-        elif chunk != ZERO_CHUNK[: len(chunk)]:  # unused (zero-filled) space is fine; strip() was 40x slower
-            ctx.warn(f"chunk {number}: bad chunk signature {chunk[:8]!r}", offset=offset)
+        # unused (zero-filled) space is fine; strip() was 40x slower, a memoryview comparison ~4x
+        elif not buffer.startswith(ZERO_CHUNK[:length], at):
+            ctx.warn(f"chunk {number}: bad chunk signature {bytes(view[at : at + 8])!r}", offset=offset)
             damaged.add(number)
-        number += 1
+    return damaged

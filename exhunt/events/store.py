@@ -276,11 +276,14 @@ def _missing_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[st
 
 
 def connect(store: Path, extra_tables: Iterable[str] = (), threads: int = 0,
-            memory_limit: str | None = None, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+            memory_limit: str | None = None, tables: Iterable[str] | None = None,
+            copy_small: bool = True) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with one view per store table (empty tables when nothing was written).
     ``threads`` > 0 caps DuckDB's threads (``scan --jobs``: the cores the scan may use);
     ``memory_limit`` caps its memory, spilling to a folder next to the store (never the evidence);
-    ``tables``: only these of the store's tables (each costs a look at its parts, ~5 ms)."""
+    ``tables``: only these of the store's tables (each costs a look at its parts, ~5 ms);
+    ``copy_small=False``: small tables stay views too, for a reader of a few columns of a few rows
+    (copying 32,000 EVTX rows with their ``fields`` JSON took ~0.17 s, the report's query ~0.05)."""
     config: dict[str, str | bool | int | float | list[str]] = {"threads": threads} if threads > 0 else {}
     if memory_limit:
         config["memory_limit"] = memory_limit
@@ -289,7 +292,11 @@ def connect(store: Path, extra_tables: Iterable[str] = (), threads: int = 0,
 
     con = duckdb.connect(":memory:", config=config)
     names = list(TABLES) if tables is None else list(tables)
-    refresh_views(con, store, names + [t for t in extra_tables if t not in names])
+    names += [t for t in extra_tables if t not in names]
+    if copy_small:
+        refresh_views(con, store, names)
+    else:
+        refresh_views(con, store, names, copy_small=False)
     return con
 
 
@@ -331,7 +338,7 @@ def add_new_parts(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[s
         refresh_views(con, store, [name])
 
 
-def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[str]) -> None:
+def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[str], copy_small: bool = True) -> None:
     """(Re)create the views of ``names`` over the parts now in the store (parts written since the
     connection opened, e.g. by the triage pivot pass, are read from then on); a small table's
     "view" is an in-memory copy of its parts (``IN_MEMORY_BYTES``), made again here."""
@@ -341,7 +348,8 @@ def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, names: Iterable[s
         parts = parts_of(store, name)
         if parts:
             files = ", ".join(literal(str(p)) for p in parts)
-            kind = "TABLE" if sum(p.stat().st_size for p in parts) <= IN_MEMORY_BYTES else "VIEW"
+            small = copy_small and sum(p.stat().st_size for p in parts) <= IN_MEMORY_BYTES
+            kind = "TABLE" if small else "VIEW"
             # values come from the files, never from folder names: host folders are sanitized
             # (host=EXCH01_triage for "EXCH01 triage") and a case may lie under any "x=y" folder
             select = f"SELECT * FROM read_parquet([{files}], union_by_name=true, hive_partitioning=false)"

@@ -49,7 +49,8 @@ class Case:
             cursor = self.con.cursor()
             refresh_views(cursor, self.store, ("hits",))  # written after that connection opened
             return cursor
-        return connect(self.store, extra_tables=("hits",), tables=("events",))  # what the timeline reads
+        # what the timeline reads; a few columns of the cited rows: read from the parts, not copied first
+        return connect(self.store, extra_tables=("hits",), tables=("events",), copy_small=False)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,18 @@ def test_a_row_naming_a_column_the_table_lacks_fails_loudly(tmp_path: Path) -> N
         write_table(tmp_path, "warnings", [{"host": "h", "mesage": "typo"}])
 
 
+def test_small_tables_stay_views_for_a_reader_of_few_rows(tmp_path: Path) -> None:
+    """``copy_small=False`` (the report's timeline): no table is copied, and queries see the same rows."""
+    with StoreWriter(tmp_path, "h", part="first") as writer:
+        writer.add("events", {"host": "h", "path": "a.log", "event_id": 1})
+        writer.add("files", {"host": "h", "path": "a.log", "size": 3})
+    copied, read = connect(tmp_path), connect(tmp_path, copy_small=False)
+    tables = "SELECT table_name FROM duckdb_tables() WHERE table_name IN ('events_stored', 'files')"
+    assert len(copied.execute(tables).fetchall()) == 2 and read.execute(tables).fetchall() == []
+    for query in ("SELECT * FROM events", "SELECT * FROM files"):
+        assert read.execute(query).fetchall() == copied.execute(query).fetchall()
+
+
 @pytest.mark.parametrize("in_memory", [True, False])
 def test_small_tables_are_read_into_memory_and_refreshed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          in_memory: bool) -> None:
