@@ -76,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
     from exhunt.api import ScanOptions, scan
     from exhunt.findings.document import document_bytes
     from exhunt.parallel.fleet import fleet_roots
-    from exhunt.reports.terminal import print_summary
 
     fill_defaults(args)
     options = ScanOptions(host=args.host, jobs=args.jobs, quiet=args.quiet, yara=args.yara,
@@ -107,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
         stop()  # its workers' CPU time then counts as this process's children's
     if args.json:
         sys.stdout.buffer.write(document_bytes(result.document))
-    else:
+    else:  # rich: imported while the workers parsed (``api._import_report_ahead``), not before them
+        from exhunt.reports.terminal import print_summary
+
         print_summary(result.document, color=not args.no_color, case_dir=args.out, verbose=args.verbose)
     return int(ExitCode.FINDINGS if result.document.has_findings else ExitCode.CLEAN)
 

@@ -9,8 +9,10 @@ The evidence is one organisation's, so the domains hold for every host of the ca
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:
+    import duckdb
 
 ADDRESS_RE = r"[a-z0-9._%+=-]+@[a-z0-9-]+(\.[a-z0-9-]+)+"
 

@@ -22,14 +22,16 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from exhunt.detections.impact import Accesses, pivot_indicators, read_accesses, sids_of
 from exhunt.detections.impact.sources import qualifies
 from exhunt.detections.iocs.prefilter import user_agent_pattern
 from exhunt.detections.patterns import url_text
 from exhunt.findings.model import Finding
+
+if TYPE_CHECKING:
+    import duckdb
 
 KINDS = ("client_ip", "user_agent", "account", "url_path", "address", "sid")
 NAME_CHARS = r"a-z0-9._@\\$-"  # what may continue an account or address on either side

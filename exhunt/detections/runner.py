@@ -6,9 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from exhunt.detections.base import Check, Hit
 from exhunt.detections.checks import CHECKS
@@ -17,6 +15,9 @@ from exhunt.detections.orgdomains import fill_org_domains
 from exhunt.detections.sigma import sigma_engine
 from exhunt.findings.model import Finding
 from exhunt.findings.triage import group_hits
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def prepare(con: duckdb.DuckDBPyConnection, org_domains: Sequence[str] = ()) -> None:
@@ -69,7 +70,7 @@ class DetectContext:
 
 # An engine runs over the store and returns its findings plus a report of the rules it loaded
 # (counts, skipped rules with reasons) that goes into the document's ``rules`` section.
-Engine = Callable[[duckdb.DuckDBPyConnection, DetectContext, list[dict]], tuple[list[Finding], dict[str, Any]]]
+Engine = Callable[["duckdb.DuckDBPyConnection", DetectContext, list[dict]], tuple[list[Finding], dict[str, Any]]]
 
 
 def native_engine(

@@ -17,9 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from exhunt.artifacts import RANGE_ARTIFACTS, linefilter
 from exhunt.artifacts.linefilter import TriagePlan
@@ -32,6 +30,9 @@ from exhunt.parallel.pool import run as run_units
 from exhunt.parallel.units import PIVOT_PREFIX, PivotUnit, Unit, file_key, pivot_part
 from exhunt.progress import Progress
 from exhunt.worker import ScannerArgs
+
+if TYPE_CHECKING:
+    import duckdb
 
 PREFIX = PIVOT_PREFIX
 BATCH_FILES = 256

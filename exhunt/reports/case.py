@@ -13,14 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from exhunt import utctime
 from exhunt.events.store import connect, refresh_views
 from exhunt.findings.model import AssessmentDocument, Finding, severity_rank
 from exhunt.sqltext import literal
+
+if TYPE_CHECKING:
+    import duckdb
 
 FETCH_ROWS = 5_000
 SORT_MEMORY = "256MB"  # DuckDB memory for --all-events sorts; beyond it DuckDB spills to a temp dir

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from exhunt.detections.base import Check, Hit
 from exhunt.detections.builds import assess_build, build_facts
 from exhunt.findings.model import Finding, HostBuild
+
+if TYPE_CHECKING:
+    import duckdb
 
 CRITICAL_NAMES = frozenset({"ProxyLogon", "ProxyShell", "ProxyNotShell", "OWASSRF"})
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from exhunt.detections.filehunt.baseline_hits import baseline_findings
 from exhunt.detections.filehunt.context import FileHuntContext
@@ -22,6 +20,9 @@ from exhunt.detections.filehunt.yara_hits import yara_findings
 from exhunt.detections.iocs import IocSet, load_iocs
 from exhunt.detections.yara import CompiledRules, RuleSource, load_rules
 from exhunt.findings.model import Finding
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def scan_rules(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from exhunt.detections.base import EXCERPT_CHARS, Check, Hit
 from exhunt.findings.model import Finding
 from exhunt.findings.triage import group_hits
+
+if TYPE_CHECKING:
+    import duckdb
 
 SHELL_REMEDIATION = (
     "Preserve the file (hash, copy, timestamps), then remove it; search every Exchange server for the same "

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from exhunt.artifacts.pages import SERVER_PAGES
 from exhunt.detections.base import Hit
 from exhunt.detections.baselines import install_relative
 from exhunt.detections.filehunt.context import FileHuntContext, file_hit, make_check
+
+if TYPE_CHECKING:
+    import duckdb
 
 NEWER_DAYS = 30
 

@@ -18,8 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from exhunt.detections.impact import admin, mailbox, remediation, tracking, web
 from exhunt.detections.impact.access import CONFIDENCE_RANK, Access
@@ -28,6 +27,9 @@ from exhunt.detections.impact.sources import Sources, collect
 from exhunt.evidence import manifest
 from exhunt.findings.model import Finding, MailboxImpact
 from exhunt.findings.triage import MAX_EVIDENCE, evidence_order, iso
+
+if TYPE_CHECKING:
+    import duckdb
 
 PREFILTER = admin.PREFILTER + (
     r"/ecp/[^/]+@[^/]+/ruleseditor/inboxrules\.svc/newobject",  # ProxyToken (IIS and HttpProxy rows)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import orjson
 
 from exhunt.detections.base import EXCERPT_CHARS
 from exhunt.findings.model import EvidenceRef
 from exhunt.findings.triage import iso
 from exhunt.sqltext import literal
+
+if TYPE_CHECKING:
+    import duckdb
 
 CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
 # The columns every impact query selects first, and the evidence reference built from them

@@ -14,14 +14,15 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from exhunt.detections.impact import mailbox
 from exhunt.detections.impact.access import REF_COLUMNS, Access, ref, rows
 from exhunt.detections.impact.params import first, parse, values
 from exhunt.detections.impact.sources import Sources
+
+if TYPE_CHECKING:
+    import duckdb
 
 # Raw-line regexes (Hyperscan subset, case-insensitive) of which every cmdlet row this module can
 # use matches one: the text-log triage must parse these lines whatever their source.

@@ -6,11 +6,14 @@ when a non-owner logon is an account that was granted FullAccess or impersonatio
 
 from __future__ import annotations
 
-import duckdb
+from typing import TYPE_CHECKING
 
 from exhunt.detections.impact import mailbox
 from exhunt.detections.impact.access import REF_COLUMNS, Access, ref, rows, to_int
 from exhunt.detections.impact.sources import Sources
+
+if TYPE_CHECKING:
+    import duckdb
 
 FIELDS = ("MailboxOwnerUPN", "MailboxResolvedOwnerName", "MailboxOwnerSid", "LogonType", "LogonUserSid",
           "LogonUserDisplayName", "Operation", "FolderPathName", "ClientInfoString", "SourceItemsCount")

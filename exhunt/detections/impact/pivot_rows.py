@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from exhunt.detections.impact import Accesses, pivot_indicators, read_accesses, sids_of
 from exhunt.events import selected
 from exhunt.findings.model import Finding
 from exhunt.sqltext import literal
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def _listed(values: Sequence[str]) -> str:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 
 from exhunt.detections.impact import mailbox
 from exhunt.findings.model import Finding, Severity
+
+if TYPE_CHECKING:
+    import duckdb
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 COMMON_UA_CLIENTS = 3  # a user agent also sent by this many other client IPs is not the attacker's mark

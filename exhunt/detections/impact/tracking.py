@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from exhunt.detections.impact import mailbox
 from exhunt.detections.impact.access import REF_COLUMNS, Access, ref, rows, to_int
+
+if TYPE_CHECKING:
+    import duckdb
 
 FIELDS = ("sender-address", "recipient-address", "related-recipient-address", "event-id", "message-id",
           "internal-message-id", "total-bytes", "message-subject", "directionality")

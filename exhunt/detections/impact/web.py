@@ -11,14 +11,15 @@ of GetItem, GetAttachment and ExportItems; ``ResponseBytes``/``ResponseSize`` th
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote_plus
-
-import duckdb
 
 from exhunt.detections.impact import mailbox
 from exhunt.detections.impact.access import REF_COLUMNS, Access, add_fields, ref, rows, to_int
 from exhunt.detections.impact.sources import SYSTEM_SQL, Sources
+
+if TYPE_CHECKING:
+    import duckdb
 
 EWS_FIELDS = ("SoapAction", "ImpersonatedUser", "ActAsUser", "ProxyAsUser", "ResponseSize", "LocalIdCount",
               "RemoteIdCount")

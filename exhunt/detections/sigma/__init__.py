@@ -6,11 +6,12 @@ pack (exhunt/data/sigma/rules) plus every ``--sigma PATH`` file or folder.
 
 from __future__ import annotations
 
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from exhunt.findings.model import Finding
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def sigma_engine(
