@@ -20,10 +20,9 @@ import os
 import sys
 from typing import Any
 
-# what a worker needs before its first unit (the EVTX parser is imported lazily by its artifact; numpy
-# by the line count of text logs, which the scan process runs only with --jobs 1), and
+# what a worker needs before its first unit (the EVTX parser is imported lazily by its artifact), and
 # the server's own quick exit (serverexit)
-PRELOAD = ["exhunt.parallel.units", "evtx", "numpy", "exhunt.parallel.serverexit"]
+PRELOAD = ["exhunt.parallel.units", "evtx", "exhunt.parallel.serverexit"]
 
 
 def forking() -> bool:
