@@ -37,11 +37,6 @@ SCOPES: dict[str, Callable[[Sequence[str]], bool]] = {
 }
 
 
-def holds(scope: str, fields: Sequence[str]) -> bool:
-    """Whether a pattern of ``scope`` may select a line under a header of ``fields``."""
-    return SCOPES[scope]([f.lower() for f in fields])
-
-
 def stored_for(plan: TriagePlan, fields: Sequence[str] | None) -> tuple[str, ...]:
     """The plan's stored patterns for lines under ``fields`` (None: before any header: all)."""
     if not plan.scoped or fields is None:

@@ -495,7 +495,7 @@ class W3cEngine:
             first_line = self.line + 1
             ones = pa.repeat(pa.scalar(1, pa.int64()), raw.num_rows)
             lines_array = pc.add(pc.cumulative_sum(ones), first_line - 1)
-        stored = stored_fields(raw, fields, data, sep, derivable, quoted and not checked, None, split)
+        stored = stored_fields(raw, fields, data, sep, derivable, quoted and not checked, split)
         seg = raw.append_column("__line", lines_array)
         for name, column in zip(("__fields", "__raw", "__raw_header"), stored, strict=True):
             seg = seg.append_column(name, column)
@@ -734,7 +734,7 @@ def _control_database() -> tuple[Any, type[Exception]]:
 
 
 def stored_fields(raw: pa.Table, fields: list[str], data: bytes, sep: str, derivable: bool, quoted: bool,
-                  con: duckdb.DuckDBPyConnection | None, lines: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+                  lines: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
     """``fields``, ``raw`` and ``raw_header`` of a segment's rows (``lines``: ``raw_lines``; ``raw``
     holds every column where ``quoted`` or not ``derivable``). The JSON is stored only where the view
     could not derive it byte for byte from the line (``events.store.FIELDS_SQL``: the line split on
@@ -747,7 +747,7 @@ def stored_fields(raw: pa.Table, fields: list[str], data: bytes, sep: str, deriv
     names = pa.array([sep + sep.join(fields)])  # one dictionary value: no copy of the header per row
     header = pa.DictionaryArray.from_arrays(pa.repeat(pa.scalar(0, pa.int32()), rows), names)
     if not derivable:
-        return fields_json(raw, fields, data, con), lines, header
+        return fields_json(raw, fields, data), lines, header
     if not quoted:
         return pa.nulls(rows, pa.string()), lines, header
     with_quote = pc.match_substring(lines, '"')
@@ -756,7 +756,7 @@ def stored_fields(raw: pa.Table, fields: list[str], data: bytes, sep: str, deriv
     if not pc.any(odd).as_py():
         return pa.nulls(rows, pa.string()), lines, header
     odd = pc.if_else(with_quote, odd.take(pc.if_else(with_quote, rank, pa.scalar(0, pa.int32()))), False)
-    json = _one_array(fields_json(raw.filter(odd), fields, data, con))  # each odd row takes its JSON by its rank
+    json = _one_array(fields_json(raw.filter(odd), fields, data))  # each odd row takes its JSON by its rank
     place = pc.subtract(pc.cumulative_sum(pc.cast(odd, pa.int32())), 1)
     return json.take(pc.if_else(odd, place, pa.scalar(None, pa.int32()))), lines, header
 
@@ -807,8 +807,7 @@ def _one_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 _NOT_CONTROL = bytes(b for b in range(256) if b >= 32 or b in (10, 13))
 
 
-def fields_json(raw: pa.Table, fields: list[str], data: bytes,
-                con: duckdb.DuckDBPyConnection | None) -> pa.ChunkedArray:
+def fields_json(raw: pa.Table, fields: list[str], data: bytes) -> pa.ChunkedArray:
     """Every row's fields as a JSON object string, byte-equal to the reference parser's
     ``orjson.dumps(record)``. Built with one Arrow concatenation kernel: keys are constants, values
     are escaped only in columns that hold a quote or backslash; a segment with control bytes
@@ -816,7 +815,7 @@ def fields_json(raw: pa.Table, fields: list[str], data: bytes,
     logs (74 fields): 38 ms per 10 MB against 100 ms for ``json_object``."""
     # deletes all but control bytes (~3 ms per 10 MB); a CR that ends no line sits inside a quoted value
     if data.translate(None, _NOT_CONTROL) or data.count(b"\r") != data.count(b"\r\n"):
-        con = con or _connection()  # this process's, made on first need
+        con = _connection()  # this process's, made on first need
         con.register("raw_seg", raw)
         try:
             pairs = ", ".join(f"{literal(f)}, {identifier(f)}" for f in fields)

@@ -4,7 +4,7 @@ Triage stores only the text-log lines the detections need. After the detections,
 of the high and critical compromise findings (the mailbox impact's attacker sources: client IPs,
 distinctive user agents, accounts, SSRF-fed back-end clients; and the web-shell URL paths) plus
 what the impact reads besides (``impact.pivot_indicators``: forwarding addresses, granted
-accounts; ``impact.pivot_sids``: the SIDs exposed mailboxes are logged as, known only from the
+accounts; ``impact.sids_of``: the SIDs exposed mailboxes are logged as, known only from the
 attacker's rows, hence a second round) are searched in every text log, so the store holds every row of the intruder, as
 ``--index full`` does, and the mailbox impact reads complete rows.
 

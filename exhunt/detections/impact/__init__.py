@@ -75,14 +75,10 @@ def read_accesses(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], h
     return src, aliases, accesses
 
 
-def pivot_sids(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_rows: Sequence[dict]) -> list[str]:
+def sids_of(accesses: Sequence[Access]) -> list[str]:
     """The SIDs that exposed mailboxes are logged as (``Sid~`` anchors): the rows that pair each
     with its account (``_pair_sids``) are needed too. Known only once the attacker's rows are stored,
     so the pivot pass searches them in a second round."""
-    return sids_of(read_accesses(con, findings, hit_rows)[2])
-
-
-def sids_of(accesses: Sequence[Access]) -> list[str]:
     return sorted({k for a in accesses if (k := mailbox.key(a.mailbox)) and k.startswith("S-1-")})
 
 
