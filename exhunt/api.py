@@ -31,6 +31,7 @@ from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
 from exhunt.errors import UsageError
 from exhunt.events import selected
+from exhunt.events.preload import PartLoader
 from exhunt.events.store import StoreWriter, connect, write_table
 from exhunt.evidence import custody, manifest, open_evidence
 from exhunt.evidence.base import EvidenceFile
@@ -155,10 +156,11 @@ def triage_plan(options: ScanOptions) -> tuple[TriagePlan | None, dict]:
 def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
               skip: frozenset[tuple[str, str]] = frozenset(), plan: TriagePlan | None = None,
               events: EventFilter | None = None, warm: WarmPool | None = None,
-              submitted: Callable[[], None] = lambda: None) -> list[FileResult]:
+              submitted: Callable[[], None] = lambda: None,
+              finished: Callable[[str, str], None] | None = None) -> list[FileResult]:
     """Every file (minus ``skip``: (host, path) unchanged since a resumed scan) through the pool
     (``warm``: its workers, started by ``start_workers``; ``submitted``: called once they have
-    their units)."""
+    their units; ``finished(host, part)``: as each whole-file unit's parts are final)."""
     tasks = [(f, hw.host) for hw in work for f in hw.files if (hw.host, f.rel) not in skip]
     jobs = _jobs(options.jobs)
     budget = limits.budget(options.memory_limit, jobs)
@@ -171,7 +173,7 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
         bar = progress.task("parsing evidence", total=sum(f.size for f, _ in tasks))
         units, splits = make_units(list(batches(tasks, jobs, budget.batch_bytes)), pool_options)
         results = run_units(units, splits, store, pool_options, scanner_args,
-                            lambda n: progress.advance(bar, n), warm, submitted)
+                            lambda n: progress.advance(bar, n), warm, submitted, finished)
     results.sort(key=lambda r: r.rel)
     return results
 
@@ -246,7 +248,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
     with case_directory(options.out) as case:
         store = case / "store"
         with (custody.case_writes(case), WarmPool() as warm, heap.long_lived() as keep,
-              ThreadPoolExecutor(1, thread_name_prefix="exhunt-writes") as writes):
+              ThreadPoolExecutor(1, thread_name_prefix="exhunt-writes") as writes, contextlib.ExitStack() as stack):
             before, stats_before, key_before = resume.previous(store) if options.resume else ({}, {}, None)
             if store.exists() and not options.resume:
                 shutil.rmtree(store)
@@ -280,16 +282,22 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 meanwhile.add(_import_store_ahead)
                 if options.out and options.html_report:
                     meanwhile.add(_import_report_ahead)
-            results = parse_all(work, store, options, skip, triage, events, warm, meanwhile.start)
+            loader = preload_store(store, options)
+            if loader is not None:
+                stack.callback(loader.close)
+            results = parse_all(work, store, options, skip, triage, events, warm, meanwhile.start,
+                                loader.unit_done if loader else None)
             meanwhile.finish()
             keep()  # the listing, the results, the rules and the imports: alive to the end
             if not pivot_may_follow(triage, results, options):
                 warm.release()  # their memory back before the detections (--index full: ~0.2 GB)
+            else:
+                warm.ready_for_pivot()
             read.update(custody.read_hashes(results))  # the parse's own read wins over the pre-check
             inputs = custody.record_inputs(case, store, work, read, hashed, _jobs(options.jobs), __version__,
                                            prepared, writes.submit)  # written while the detections run
             state = writes.submit(_save_state, store, work, read, hashed, key, stats)  # for a later --resume
-            with assessed(store, work, options, triage, warm, inputs) as (document, con):
+            with assessed(store, work, options, triage, warm, inputs, loader) as (document, con):
                 triage_report = {**triage_report, "pivot": document.rules.get("pivot", PIVOT_NONE)}
                 document = replace(document, rules={**{k: v for k, v in document.rules.items() if k != "pivot"},
                                                     "triage": triage_report,
@@ -301,6 +309,14 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                     save_html_report(case, document, con)
                 saved.result()
         return ScanResult(document, case if options.out else Path(), results)
+
+
+def preload_store(store: Path, options: ScanOptions) -> PartLoader | None:
+    """The store's connection, filled as units end (``events.preload``), when the parse runs on a
+    local pool (one process: no wait to fill; a cluster: its units end elsewhere)."""
+    if _jobs(options.jobs) <= 1 or options.scheduler:
+        return None
+    return PartLoader(store, threads=_jobs(options.jobs), memory_limit=limits.query_memory(options.memory_limit))
 
 
 def _load_rules_ahead(sigma: list[Path]) -> None:
@@ -382,11 +398,16 @@ def assess(store: Path, work: list[HostWork], options: ScanOptions | None = None
 @contextlib.contextmanager
 def assessed(store: Path, work: list[HostWork], options: ScanOptions | None = None,
              triage: TriagePlan | None = None, warm: WarmPool | None = None,
-             inputs: custody.RecordedInputs | None = None) -> Iterator[tuple[AssessmentDocument, Any]]:
+             inputs: custody.RecordedInputs | None = None,
+             loader: PartLoader | None = None) -> Iterator[tuple[AssessmentDocument, Any]]:
     """``assess``, with its DuckDB connection open until the block ends: the scan's report reads
-    the same views (a second connection over the store cost ~0.07 s of a 2 GB scan's serial time)."""
+    the same views (a second connection over the store cost ~0.07 s of a 2 GB scan's serial time).
+    ``loader``: the connection the parse filled (``preload_store``)."""
     options = options or ScanOptions()
-    con = connect(store, threads=_jobs(options.jobs), memory_limit=limits.query_memory(options.memory_limit))
+    if loader is not None:
+        con = loader.connect()
+    else:
+        con = connect(store, threads=_jobs(options.jobs), memory_limit=limits.query_memory(options.memory_limit))
     try:
         yield _assess(con, store, work, options, triage, warm, inputs), con
     finally:
@@ -471,7 +492,7 @@ def pivot_pass(con, store: Path, work: list[HostWork], options: ScanOptions, tri
     latest: list[Any] = [None, -1]  # the last gathering's reading, and the stored rows it saw
 
     def indicators() -> tuple[dict[str, int], list[str]]:
-        found = attacker.gather(con, findings, hit_rows)
+        found = attacker.gather(con, findings, hit_rows, alongside=_jobs(options.jobs) > 1)
         latest[:] = [found.read, _stored_rows(con)]
         return found.counts(), found.patterns()
 

@@ -49,6 +49,11 @@ def _safe(name: str) -> str:
     return cleaned or "_"
 
 
+def part_path(store: Path, table: str, host: str, part: str) -> Path:
+    """Where a writer of ``host`` puts part ``part`` of ``table``."""
+    return store / table / f"host={_safe(host)}" / f"{part}.parquet"
+
+
 def _printable(row: Row) -> dict[str, Any]:
     """Undecodable bytes in names become ``\\xNN`` text: kept visible, never a crash."""
     return {k: _text(v) if isinstance(v, str) else v for k, v in row.items()}
@@ -71,7 +76,7 @@ class TableWriter:
         self.schema = TABLES[table]
         self.table = table
         self._known = frozenset(self.schema.names)
-        self.path = store / table / f"host={_safe(host)}" / f"{part}.parquet"
+        self.path = part_path(store, table, host, part)
         self._rows: list[Row] = []
         self._pending: list[pa.Table] = []  # Arrow rows not yet written (kept in arrival order)
         self._pending_rows = 0

@@ -45,6 +45,7 @@ from exhunt.parallel.units import (
     part_name,
     pivot_part,
     preload_worker,
+    ready_for_pivot,
     remove_parts,
     run_configured,
     run_unit,
@@ -95,11 +96,13 @@ def make_units(batches: Sequence[tuple[list[EvidenceFile], str]], options: PoolO
 
 def run(units: list[Unit], splits: dict[str, tuple[str, list[str]]], store: Path, options: PoolOptions,
         scanner_args: ScannerArgs, advance: Callable[[int], None], warm: WarmPool | None = None,
-        submitted: Callable[[], None] = lambda: None) -> list[FileResult]:
+        submitted: Callable[[], None] = lambda: None,
+        unit_done: Callable[[str, str], None] | None = None) -> list[FileResult]:
     """Run every unit, then merge split files; returns one FileResult per file parsed. ``warm``: workers
     started earlier (else started here when the units need a pool); ``submitted``: called once the
-    workers (a pool or a cluster) have every unit, so the caller's own work waits for that."""
-    done = _run_units(units, store, options, scanner_args, advance, warm, submitted)
+    workers (a pool or a cluster) have every unit, so the caller's own work waits for that;
+    ``unit_done(host, part)``: a pool's whole-file unit ended well and its parts are final."""
+    done = _run_units(units, store, options, scanner_args, advance, warm, submitted, unit_done)
     split_parts = {p for whole, parts in splits.values() for p in (whole, *parts)}
     results = [f for part, r in done.items() if part not in split_parts for f in r.files]
     for merged, (whole, parts) in splits.items():
@@ -231,6 +234,14 @@ class WarmPool:
         assert self._executor is None
         self._executor, self._report = executor, report
 
+    def ready_for_pivot(self) -> None:
+        """Have each held worker fault in its pivot-pass read buffer now (``units.ready_for_pivot``),
+        while this process runs the detections and the workers would idle: a fresh 16 MiB buffer
+        cost each worker ~30 ms of page faults at the pass's first unit. Not awaited."""
+        if self._executor is not None:
+            for _ in range(self.jobs):
+                self._executor.submit(ready_for_pivot)
+
     def release(self) -> None:
         """Shut down the held workers now (no later pass will use them: their memory goes back);
         a later pass would start fresh ones, as after a killed worker."""
@@ -257,7 +268,8 @@ class WarmPool:
 
 def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_args: ScannerArgs,
                advance: Callable[[int], None], warm: WarmPool | None,
-               submitted: Callable[[], None]) -> dict[str, UnitResult]:
+               submitted: Callable[[], None],
+               unit_done: Callable[[str, str], None] | None = None) -> dict[str, UnitResult]:
     done: dict[str, UnitResult] = {}
     if options.scheduler:
         return _run_on_dask(units, store, options, scanner_args, advance, submitted)
@@ -276,11 +288,12 @@ def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_arg
             warm = stack.enter_context(WarmPool())
             warm.start(options.jobs)
         warm.configure(scanner_args, options.settings, options.hook)
-        return _run_pool(units, store, options, warm, advance, submitted)
+        return _run_pool(units, store, options, warm, advance, submitted, unit_done)
 
 
 def _run_pool(units: list[Unit], store: Path, options: PoolOptions, warm: WarmPool,
-              advance: Callable[[int], None], submitted: Callable[[], None]) -> dict[str, UnitResult]:
+              advance: Callable[[int], None], submitted: Callable[[], None],
+              unit_done: Callable[[str, str], None] | None = None) -> dict[str, UnitResult]:
     done: dict[str, UnitResult] = {}
     pending = {u.part: u for u in units}
     while pending:
@@ -303,8 +316,11 @@ def _run_pool(units: list[Unit], store: Path, options: PoolOptions, warm: WarmPo
                             done[part] = future.result()
                         except BrokenProcessPool:
                             continue
-                        advance(pending.pop(part).size)
+                        unit = pending.pop(part)
+                        advance(unit.size)
                         watch.finished(part)
+                        if unit_done is not None and isinstance(unit, FilesUnit):
+                            unit_done(unit.host, part)
                     now = time.time()
                     for pid, (part, rel, started) in watch.running().items():
                         if part not in pending:  # a report of an earlier pass on these workers

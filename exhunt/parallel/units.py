@@ -430,6 +430,12 @@ def _may_hold_indicator(stream: io.BufferedReader[Any]) -> bool:
 _BUFFER: list[bytearray] = []
 
 
+def ready_for_pivot() -> None:
+    """A held worker's task after the first pass: its pivot buffer made (its pages faulted in) while
+    the scan process runs the detections (``WarmPool.ready_for_pivot``)."""
+    _pivot_buffer()
+
+
 def _pivot_buffer() -> bytearray:
     """The process's read buffer of the pivot pass, one chunk (``w3c_fast.CHUNK``) long."""
     if not _BUFFER or len(_BUFFER[0]) != w3c_fast.CHUNK:

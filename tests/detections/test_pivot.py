@@ -3,6 +3,8 @@ only a longer value (10.0.0.1 never selects 10.0.0.12)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from exhunt.artifacts.linefilter import LineSelector, compile_patterns
@@ -55,3 +57,22 @@ def test_no_indicator_is_no_pass() -> None:
     assert not empty and empty.patterns() == [] and empty.counts() == {}
     some = Indicators({"client_ip": ["10.0.0.1"], "user_agent": []}, [ORIGINATING])
     assert some and some.counts() == {"client_ip": 1} and len(some.patterns()) == 2
+
+
+def test_indicators_read_alongside_are_the_same(tmp_path: Path) -> None:
+    """``gather(alongside=True)`` (the cmdlet rows' indicators on a cursor of their own, --jobs > 1)
+    gives what reading them one after the other gives, on a scanned ProxyLogon case."""
+    import pyarrow.parquet as pq
+
+    from exhunt.detections.pivot import gather
+    from exhunt.events.store import connect
+    from exhunt.findings.document import load_document
+    from tests.reports.evidence import build_case
+
+    case = build_case(tmp_path).case_dir
+    con = connect(case / "store")
+    findings = list(load_document(case).findings)
+    hits = pq.read_table(case / "store" / "hits").to_pylist()
+    serial, alongside = gather(con, findings, hits), gather(con, findings, hits, alongside=True)
+    assert serial.patterns() and serial.values["client_ip"]
+    assert (alongside.values, alongside.extra) == (serial.values, serial.extra)

@@ -120,7 +120,14 @@ def test_the_pivot_pass_runs_on_the_first_pass_workers(tmp_path: Path, monkeypat
 @pytest.mark.parametrize(("index", "kept"), [("triage", True), ("full", False)])
 def test_workers_outlive_the_parse_only_for_a_pivot_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          index: str, kept: bool) -> None:
-    """--index full has no pivot pass: its workers stop before the detections (their memory back)."""
+    """--index full has no pivot pass: its workers stop before the detections (their memory back);
+    with triage they make their pivot-pass buffer while the detections run."""
+    from exhunt.parallel import pool
+
+    readied: list[int] = []
+    real_ready = pool.WarmPool.ready_for_pivot
+    monkeypatch.setattr(pool.WarmPool, "ready_for_pivot",
+                        lambda self: (readied.append(self.jobs), real_ready(self)))
     seen: list[int] = []
     real = api.assessed
 
@@ -133,6 +140,15 @@ def test_workers_outlive_the_parse_only_for_a_pivot_pass(tmp_path: Path, monkeyp
     scan([tmp_path / "evidence"], ScanOptions(out=tmp_path / "case", host="EXCH01", jobs=2, quiet=True,
                                               html_report=False, index=index))
     assert (seen[0] >= 2) is kept, seen
+    assert readied == ([2] if kept else [])
+
+
+def test_the_pivot_buffer_made_ahead_is_the_one_the_pass_reads_into() -> None:
+    from exhunt.parallel import units
+
+    units.ready_for_pivot()
+    made = units._pivot_buffer()
+    assert made is units._BUFFER[0] and len(made) == units.w3c_fast.CHUNK
 
 
 def test_workers_load_their_rules_while_the_scan_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
