@@ -150,6 +150,7 @@ class PeakRss:
 
 
 REPEAT = 2  # runs of the pool and the cluster, alternating
+PAIRS = 3  # ripgrep and the default scan, alternating (medians)
 
 
 def hosts_of(corpus: Path) -> list[Path]:
@@ -243,19 +244,25 @@ def main() -> None:
     exhunt_scan(generate(OUT, 0.01, 1), OUT / "case-warmup", cores)
 
     rows: list[Run] = []
-    rg_s, rg_lines, rg_rss = ripgrep(rg, corpus, cores)
-    rows.append(Run(f"{rg_version} -j {cores} (indicator lines)", rg_s, mb, rg_rss, f"{rg_lines:,} lines"))
+    rg_runs, all_runs, one_runs, full_runs = [], [], [], []
+    for _ in range(PAIRS):  # ripgrep and the default scan alternating: the goal's ratio is of their medians
+        rg_runs.append(ripgrep(rg, corpus, cores))
+        all_runs.append(exhunt_scan(corpus, OUT / "case-all", cores))
+    rg_s, rg_lines, rg_rss = sorted(rg_runs)[len(rg_runs) // 2]
+    pair_ratios = [a[0] / r[0] for r, a in zip(rg_runs, all_runs, strict=True)]
+    rows.append(Run(f"{rg_version} -j {cores} (indicator lines, median of {PAIRS})", rg_s, mb, rg_rss,
+                    f"{rg_lines:,} lines"))
     floor_s, _, floor_rows = min(text_floor(hosts_of(corpus), cores) for _ in range(REPEAT))
     rows.append(Run(f"floor: SHA-256 + Arrow CSV read of every line, {cores} processes (best of {REPEAT})",
                     floor_s, mb, None, f"{floor_rows:,} rows; no store, no detection (bench/floor.py)"))
-    all_runs, one_runs, full_runs = [], [], []
     for _ in range(REPEAT):  # alternating, best of each: run-to-run noise here is about 5%
-        all_runs.append(exhunt_scan(corpus, OUT / "case-all", cores))
         full_runs.append(exhunt_scan(corpus, OUT / "case-full", cores, index="full"))
         one_runs.append(exhunt_scan(corpus, OUT / "case-one", 1))
-    (all_s, all_rss), (one_s, one_rss), (full_s, full_rss) = min(all_runs), min(one_runs), min(full_runs)
+    all_s, all_rss = sorted(all_runs)[len(all_runs) // 2]
+    (one_s, one_rss), (full_s, full_rss) = min(one_runs), min(full_runs)
+    best_all_s = min(all_runs)[0]  # --jobs 1 against --jobs <cores>: best of each
     pivot = triage_report(OUT / "case-all" / "findings.json")
-    rows.append(Run(f"exhunt scan --jobs {cores} (default: triage + pivot pass, best of {REPEAT})", all_s, mb, all_rss,
+    rows.append(Run(f"exhunt scan --jobs {cores} (default: triage + pivot pass, median of {PAIRS})", all_s, mb, all_rss,
                     f"all planted steps found; {stored(OUT / 'case-all'):,} rows stored, pivot pass "
                     f"{pivot.get('rows', 0):,} rows from {pivot.get('files', 0):,} files in "
                     f"{pivot.get('seconds', 0):.1f} s"))
@@ -287,7 +294,7 @@ def main() -> None:
             s, rss = exhunt_scan(data, OUT / f"case-mem-{size:g}", cores)
         memory.append(Run(f"exhunt scan --jobs {cores}, {size:g} GB input", s, corpus_bytes(data) / 1e6, rss,
                           "all planted steps found"))
-    report(rows, memory, rg_s, floor_s, all_s, one_s, pool_s, dask_s, args.quick, mb, full_s)
+    report(rows, memory, rg_s, floor_s, all_s, one_s, pool_s, dask_s, args.quick, mb, full_s, best_all_s, pair_ratios)
     print(f"total bench time {time.perf_counter() - t0:.0f} s")
 
 
@@ -303,7 +310,8 @@ def stored(case: Path) -> int:
 
 
 def report(rows: list[Run], memory: list[Run], rg_s: float, floor_s: float, all_s: float, one_s: float,
-           pool_s: float, dask_s: float, quick: bool, mb: float, full_s: float) -> None:
+           pool_s: float, dask_s: float, quick: bool, mb: float, full_s: float, best_all_s: float,
+           pair_ratios: list[float]) -> None:
     cores = os.cpu_count() or 1
     lines = [
         "# Scale benchmark (issues 8 and 18)",
@@ -327,7 +335,7 @@ def report(rows: list[Run], memory: list[Run], rg_s: float, floor_s: float, all_
         lines.append(f"| {r.label} | {r.seconds:.1f} | {r.mb_s:,.1f} | {rss} | {r.note} |")
     ratio = all_s / rg_s
     full_ratio = full_s / rg_s
-    scaling = one_s / all_s
+    scaling = one_s / best_all_s
     overhead = (dask_s - pool_s) / pool_s * 100  # against the pool run under the same conditions
     growth = (memory[1].rss_mb or 0.0) / memory[0].rss_mb if memory[0].rss_mb else float("nan")
     met = {True: "met", False: "**missed**"}
@@ -335,13 +343,14 @@ def report(rows: list[Run], memory: list[Run], rg_s: float, floor_s: float, all_
         "",
         "| goal (issues 8, 18) | measured | |",
         "|---|---|---|",
-        f"| default (triage) scan <= 2x ripgrep's time | {ratio:.2f}x ripgrep's time ({all_s:.2f} s against "
-        f"{rg_s:.2f} s) | {met[ratio <= 2]} |",
+        f"| default (triage) scan <= 2x ripgrep's time | {ratio:.2f}x ripgrep's time (medians: {all_s:.2f} s "
+        f"against {rg_s:.2f} s; per pair {', '.join(f'{r:.2f}x' for r in pair_ratios)}) | {met[ratio <= 2]} |",
         f"| --index full <= 8x ripgrep's time | {full_ratio:.2f}x ripgrep's time ({full_s:.2f} s); triage "
         f"{full_s / all_s:.1f}x faster than full | {met[full_ratio <= 8]} |",
         f"| (the floor: custody hash + Arrow's CSV reader of every line) | {floor_s / rg_s:.1f}x ripgrep's "
         f"time; full {full_s / floor_s:.1f}x the floor | |",
-        f"| --jobs {cores} vs --jobs 1 >= 1.8x | {scaling:.2f}x | {met[scaling >= 1.8]} |",
+        f"| --jobs {cores} vs --jobs 1 >= 1.8x | {scaling:.2f}x (best of each: {one_s:.2f} s against "
+        f"{best_all_s:.2f} s) | {met[scaling >= 1.8]} |",
         f"| peak RSS flat from {memory[0].mbytes:,.0f} to {memory[1].mbytes:,.0f} MB input, < 1 GB | "
         f"{memory[0].rss_mb:,.0f} -> {memory[1].rss_mb:,.0f} MB ({growth:.2f}x) | "
         f"{met[growth < 1.25 and (memory[1].rss_mb or 0) < 1024]} |",

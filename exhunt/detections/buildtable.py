@@ -59,11 +59,13 @@ class Build:
         return head if self.revision is None else f"{head}.{self.revision:03d}"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_build(text: str) -> Build:
     """``15.2.792.10``, ``15.02.0792.010``, ``Version 15.2 (Build 792.10)`` or ``15.1.2176`` -> Build.
 
-    Anything else raises UsageError with one readable line.
-    """
+    Anything else raises UsageError with one readable line. Cached: a host's build facts repeat one
+    value in every log header (2,000 rows of a 2 GB scan, read by the check, the hosts' builds and
+    the report: ~10 us each parsed again)."""
     if not isinstance(text, str):
         raise UsageError(f"not an Exchange build number: {text!r}")
     cleaned = " ".join(text.split())
