@@ -473,8 +473,8 @@ def _host_assessments(cursor: Any, work: list[HostWork], findings: Sequence[Find
     for hw in work:
         evidence_by_host.setdefault(hw.host, []).append(hw.evidence)
     try:
-        stats = expected.event_stats(cursor)
-        return [host_assessment(cursor, host, tuple(roots), [f for f in findings if f.host == host], stats)
+        stats, counts = expected.event_stats(cursor), expected.store_counts(cursor)
+        return [host_assessment(cursor, host, tuple(roots), [f for f in findings if f.host == host], stats, counts)
                 for host, roots in evidence_by_host.items()]
     finally:
         cursor.close()
@@ -536,11 +536,14 @@ def finding_row(f: Finding) -> dict:
 
 
 def host_assessment(con, host: str, roots: tuple[str, ...], findings: list[Finding],  # type: ignore[no-untyped-def]
-                    stats: expected.EventStats | None = None) -> HostAssessment:
-    """``stats``: ``coverage.event_stats`` of the store (one pass over the events for every host)."""
+                    stats: expected.EventStats | None = None,
+                    counts: expected.StoreCounts | None = None) -> HostAssessment:
+    """``stats``: ``coverage.event_stats`` of the store (one pass over the events for every host);
+    ``counts``: its ``coverage.store_counts`` (every host's files and warnings at once)."""
     stats = stats if stats is not None else expected.event_stats(con)
     build = builds.assess_host(con, host)
-    coverage = expected.host_coverage(con, host, build_known=build is not None and bool(build.build), stats=stats)
+    coverage = expected.host_coverage(con, host, build_known=build is not None and bool(build.build), stats=stats,
+                                      counts=counts)
     times = [t for _, first, last in stats.get(host, {}).values() for t in (first, last) if t is not None]
     times += [t for (t,) in con.execute(  # the written times of EVTX records triage did not store
         "SELECT CAST(value AS TIMESTAMPTZ) FROM host_facts WHERE host = ? AND fact IN (?, ?) AND value IS NOT NULL",

@@ -8,7 +8,9 @@ candidate lines only) still counts as seen, and so does an empty one — it was 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from exhunt import artifacts
 from exhunt.artifacts import evtx
@@ -34,11 +36,10 @@ def _quoted(values: tuple[str, ...]) -> str:
 
 # each expected kind: files that show it, and the event sources whose rows show it (by their rows
 # when the file lies elsewhere): an IIS log, an HttpProxy log (by folder); the web folders; event logs
-FILE_QUERIES = {
-    "frontend_logs": (f"SELECT count(*) FROM files WHERE host = $host AND (artifact = 'iis' OR "
-                      f"(artifact = 'exchange_log' AND contains({_PATH}, '/httpproxy/')))"),
-    "web_folders": f"SELECT count(*) FROM files WHERE host = $host AND ({_WEB})",
-    "event_logs": f"SELECT count(*) FROM files WHERE host = $host AND artifact IN {_quoted(EVENT_LOG_ARTIFACTS)}",
+FILE_CONDITIONS = {
+    "frontend_logs": f"artifact = 'iis' OR (artifact = 'exchange_log' AND contains({_PATH}, '/httpproxy/'))",
+    "web_folders": _WEB,
+    "event_logs": f"artifact IN {_quoted(EVENT_LOG_ARTIFACTS)}",
 }
 EVENT_SOURCES = {"frontend_logs": FRONTEND_SOURCES, "event_logs": tuple(EVENT_LOG_ARTIFACTS)}
 
@@ -55,17 +56,64 @@ def event_stats(con) -> EventStats:  # type: ignore[no-untyped-def]
     return stats
 
 
+@dataclass
+class StoreCounts:
+    """What ``host_coverage`` reads of the files, warnings and host facts, for every host at once
+    (a handful of grouped queries, not ten per host: 0.035 of the 0.05 s of a four-host scan's
+    serial tail, and a fleet of twenty hosts asked 200)."""
+
+    files_by_artifact: dict[str, dict[str, int]] = field(default_factory=dict)
+    files: dict[str, tuple[int, int]] = field(default_factory=dict)  # host -> (files, bytes)
+    not_stored: dict[str, int] = field(default_factory=dict)  # EVTX records triage counted, not stored
+    warnings: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    expected_files: dict[str, set[str]] = field(default_factory=dict)  # host -> FILE_CONDITIONS keys seen
+    unrecognised: dict[str, int] = field(default_factory=dict)
+
+
+def store_counts(con, hosts: list[str] | None = None) -> StoreCounts:  # type: ignore[no-untyped-def]
+    """``StoreCounts`` of ``hosts`` (None: every host), one query per kind of count."""
+    where, params = ("host IN (SELECT unnest(?))", [hosts]) if hosts is not None else ("true", [])
+    counts = StoreCounts()
+    for host, artifact, n in con.execute(
+            f"SELECT host, coalesce(artifact, 'other'), count(*) FROM files WHERE {where} GROUP BY ALL ORDER BY 2",
+            params).fetchall():
+        counts.files_by_artifact.setdefault(host, {})[artifact] = int(n)
+    for host, n, size in con.execute(
+            f"SELECT host, count(*), coalesce(sum(size), 0) FROM files WHERE {where} GROUP BY host", params).fetchall():
+        counts.files[host] = (int(n), int(size))
+    for host, n in con.execute(
+            f"SELECT host, sum(CAST(value AS BIGINT)) FROM host_facts WHERE {where} AND fact = ? GROUP BY host",
+            [*params, evtx.NOT_STORED]).fetchall():
+        counts.not_stored[host] = int(n or 0)
+    for host, n, strange in con.execute(
+            f"SELECT host, count(*), count(DISTINCT path) FILTER (WHERE artifact = ?) FROM warnings WHERE {where} "
+            "GROUP BY host", [UNRECOGNISED, *params]).fetchall():
+        counts.warnings[host], counts.unrecognised[host] = int(n), int(strange)
+    for host, artifact, path, line, offset, message in con.execute(
+            f"SELECT host, artifact, path, line, \"offset\", message FROM warnings WHERE {where} "
+            "QUALIFY row_number() OVER (PARTITION BY host ORDER BY path, line NULLS FIRST) <= ? "
+            "ORDER BY host, path, line NULLS FIRST", [*params, WARNING_SAMPLES]).fetchall():
+        counts.samples.setdefault(host, []).append(
+            {"artifact": artifact, "path": path, "line": line, "offset": offset, "message": message})
+    for key, condition in FILE_CONDITIONS.items():
+        for (host,) in con.execute(f"SELECT DISTINCT host FROM files WHERE {where} AND ({condition})",
+                                   params).fetchall():
+            counts.expected_files.setdefault(host, set()).add(key)
+    return counts
+
+
 def missing_evidence(con, host: str, build_known: bool,  # type: ignore[no-untyped-def]
-                     stats: EventStats | None = None) -> tuple[str, ...]:
+                     stats: EventStats | None = None, counts: StoreCounts | None = None) -> tuple[str, ...]:
     """The ``EXPECTED_EVIDENCE`` keys not seen for ``host``, in their declared order."""
     sources = (stats if stats is not None else event_stats(con)).get(host, {})
+    seen_files = (counts if counts is not None else store_counts(con, [host])).expected_files.get(host, set())
     missing = []
     for key in EXPECTED_EVIDENCE:
         if key == "build":
             seen = build_known
         else:
-            row = con.execute(FILE_QUERIES[key], {"host": host}).fetchone()
-            seen = bool(row and row[0]) or any(sources.get(s, (0,))[0] for s in EVENT_SOURCES.get(key, ()))
+            seen = key in seen_files or any(sources.get(s, (0,))[0] for s in EVENT_SOURCES.get(key, ()))
         if not seen:
             missing.append(key)
     return tuple(missing)
@@ -73,39 +121,28 @@ def missing_evidence(con, host: str, build_known: bool,  # type: ignore[no-untyp
 
 def unrecognised_files(con, host: str) -> int:  # type: ignore[no-untyped-def]
     """Files that looked like structured data (an export?) that no artifact reads: named in warnings."""
-    row = con.execute("SELECT count(DISTINCT path) FROM warnings WHERE host = ? AND artifact = ?",
-                      [host, UNRECOGNISED]).fetchone()
-    return int(row[0]) if row else 0
+    return store_counts(con, [host]).unrecognised.get(host, 0)
 
 
 def host_coverage(con, host: str, build_known: bool = False,  # type: ignore[no-untyped-def]
-                  stats: EventStats | None = None) -> Coverage:
+                  stats: EventStats | None = None, counts: StoreCounts | None = None) -> Coverage:
     """Files, events (with the EVTX records triage counted but did not store), warnings (a sample),
     what was expected and not seen, and structured files nobody could read. ``stats``:
-    ``event_stats`` of the store, when the caller assesses several hosts."""
+    ``event_stats`` of the store and ``counts`` its ``store_counts``, when the caller assesses
+    several hosts."""
     stats = stats if stats is not None else event_stats(con)
-    by_artifact = dict(con.execute(
-        "SELECT coalesce(artifact, 'other'), count(*) FROM files WHERE host = ? GROUP BY ALL ORDER BY 1",
-        [host]).fetchall())
+    counts = counts if counts is not None else store_counts(con, [host])
     counted = {source: rows for source, (rows, _, _) in stats.get(host, {}).items()}
-    not_stored = con.execute("SELECT sum(CAST(value AS BIGINT)) FROM host_facts WHERE host = ? AND fact = ?",
-                             [host, evtx.NOT_STORED]).fetchone()
-    if not_stored and not_stored[0]:  # the EVTX records triage counted but did not store
-        counted["evtx"] = counted.get("evtx", 0) + int(not_stored[0])
+    if counts.not_stored.get(host):  # the EVTX records triage counted but did not store
+        counted["evtx"] = counted.get("evtx", 0) + counts.not_stored[host]
     by_source = {s: n for s, n in sorted(counted.items(), key=lambda kv: (kv[0] is None, kv[0] or "")) if n > 0}
-    files, size = con.execute("SELECT count(*), coalesce(sum(size), 0) FROM files WHERE host = ?",
-                              [host]).fetchone() or (0, 0)
-    n_warn = (con.execute("SELECT count(*) FROM warnings WHERE host = ?", [host]).fetchone() or (0,))[0]
-    samples = con.execute(
-        "SELECT artifact, path, line, \"offset\", message FROM warnings WHERE host = ? "
-        "ORDER BY path, line NULLS FIRST LIMIT ?", [host, WARNING_SAMPLES]).fetchall()
+    files, size = counts.files.get(host, (0, 0))
     return Coverage(
-        files=int(files), bytes=int(size), events=int(sum(by_source.values())),
-        files_by_artifact={str(k): int(v) for k, v in by_artifact.items()},
+        files=files, bytes=size, events=int(sum(by_source.values())),
+        files_by_artifact={str(k): v for k, v in counts.files_by_artifact.get(host, {}).items()},
         events_by_source={str(k): int(v) for k, v in by_source.items()},
-        warnings=int(n_warn),
-        warning_samples=tuple({"artifact": a, "path": p, "line": ln, "offset": o, "message": m}
-                              for a, p, ln, o, m in samples),
-        missing=missing_evidence(con, host, build_known, stats),
-        unrecognised=unrecognised_files(con, host),
+        warnings=counts.warnings.get(host, 0),
+        warning_samples=tuple(counts.samples.get(host, ())),
+        missing=missing_evidence(con, host, build_known, stats, counts),
+        unrecognised=counts.unrecognised.get(host, 0),
     )

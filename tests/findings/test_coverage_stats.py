@@ -56,3 +56,50 @@ def test_one_pass_reads_as_the_per_host_queries(tmp_path: Path) -> None:
     assert "frontend_logs" not in coverage.host_coverage(con, "EXCH01", stats=stats).missing
     assert "frontend_logs" in coverage.host_coverage(con, "EXCH02", stats=stats).missing
     assert "event_logs" not in coverage.host_coverage(con, "EXCH02", stats=stats).missing  # by its rows
+
+
+def _reference_counts(con, host: str) -> dict:  # type: ignore[no-untyped-def]
+    """The per-host queries ``store_counts`` replaced (ten per host), as they were."""
+    files, size = con.execute("SELECT count(*), coalesce(sum(size), 0) FROM files WHERE host = ?", [host]).fetchone()
+    return {
+        "files_by_artifact": dict(con.execute("SELECT coalesce(artifact, 'other'), count(*) FROM files "
+                                              "WHERE host = ? GROUP BY ALL ORDER BY 1", [host]).fetchall()),
+        "files": (files, size),
+        "warnings": con.execute("SELECT count(*) FROM warnings WHERE host = ?", [host]).fetchone()[0],
+        "samples": con.execute("SELECT artifact, path, line, \"offset\", message FROM warnings WHERE host = ? "
+                               "ORDER BY path, line NULLS FIRST LIMIT ?", [host, coverage.WARNING_SAMPLES]).fetchall(),
+        "unrecognised": con.execute("SELECT count(DISTINCT path) FROM warnings WHERE host = ? AND artifact = ?",
+                                    [host, coverage.UNRECOGNISED]).fetchone()[0],
+        "seen": {key for key, condition in coverage.FILE_CONDITIONS.items() if con.execute(
+            f"SELECT count(*) FROM files WHERE host = ? AND ({condition})", [host]).fetchone()[0]},
+    }
+
+
+def test_every_host_counted_at_once_reads_as_per_host(tmp_path: Path) -> None:
+    """``store_counts`` (a few grouped queries for every host) against the per-host queries: files
+    by artifact, sizes, warnings and their first ``WARNING_SAMPLES`` (more than that on one host),
+    unreadable structured files, the expected kinds of files seen."""
+    _store(tmp_path)
+    with StoreWriter(tmp_path, "EXCH02", part="c") as writer:
+        writer.add("files", {"host": "EXCH02", "path": "C/inetpub/wwwroot/aspnet_client/x.aspx", "artifact": None,
+                             "size": 10})
+        writer.add("files", {"host": "EXCH02", "path": "Logs/System.evtx", "artifact": "evtx", "size": 5})
+        for n in range(coverage.WARNING_SAMPLES + 7):
+            writer.add("warnings", {"host": "EXCH02", "artifact": coverage.UNRECOGNISED if n % 3 else "iis",
+                                    "path": f"w{n % 11:02d}.json", "line": None if n % 5 == 0 else n,
+                                    "message": f"m{n}"})
+    with StoreWriter(tmp_path, "EXCH01", part="d") as writer:
+        writer.add("warnings", {"host": "EXCH01", "artifact": "iis", "path": "u.log", "line": 3, "message": "bad"})
+    con = connect(tmp_path)
+    counts = coverage.store_counts(con)
+    for host in ("EXCH01", "EXCH02", "NOBODY"):
+        ref = _reference_counts(con, host)
+        assert counts.files_by_artifact.get(host, {}) == ref["files_by_artifact"]
+        assert list(counts.files_by_artifact.get(host, {})) == list(ref["files_by_artifact"])
+        assert counts.files.get(host, (0, 0)) == ref["files"]
+        assert counts.warnings.get(host, 0) == ref["warnings"]
+        assert [tuple(s.values()) for s in counts.samples.get(host, [])] == ref["samples"]
+        assert counts.unrecognised.get(host, 0) == ref["unrecognised"]
+        assert counts.expected_files.get(host, set()) == ref["seen"]
+        stats = coverage.event_stats(con)
+        assert coverage.host_coverage(con, host, stats=stats, counts=counts) == coverage.host_coverage(con, host)
