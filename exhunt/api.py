@@ -344,10 +344,12 @@ def _import_store_ahead() -> None:
 
 def _import_report_ahead() -> None:
     """The reports' modules (Jinja2, the chart, the case view, rich for the terminal's: 60-100 ms)
-    imported while the workers parse, not before them nor after the detections; a head start only,
-    as ``_load_rules_ahead``."""
-    import exhunt.reports.html  # noqa: F401
+    imported and the report's template loaded while the workers parse, not before them nor after
+    the detections; a head start only, as ``_load_rules_ahead``."""
     import exhunt.reports.terminal  # noqa: F401
+    from exhunt.reports.html import report_template
+
+    report_template()
 
 
 def pivot_may_follow(triage: TriagePlan | None, results: list[FileResult], options: ScanOptions) -> bool:

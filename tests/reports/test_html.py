@@ -100,16 +100,23 @@ def test_many_findings_of_one_check_are_counted_past_the_first_ones(case: Case) 
 
 
 def test_the_compiled_template_is_cached_and_renders_the_same(case: Case, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The bytecode cache (``$EXHUNT_CACHE/jinja``) changes the report's cost, never its text."""
+    """The bytecode cache (``$EXHUNT_CACHE/jinja``) changes the report's cost, never its text. The
+    template is loaded once per process (``report_template``): each render here is a new process's."""
+    from exhunt.reports.html import report_template
+
     monkeypatch.setenv("EXHUNT_CACHE", str(tmp_path))
+    report_template.cache_clear()
     first = render_text(case)
     stored = list((tmp_path / "jinja").glob("*.cache"))
+    report_template.cache_clear()
     second = render_text(case)  # a new Environment: the template comes from the cache
     assert stored and second == first
     blocker = tmp_path / "file"
     blocker.write_text("", encoding="utf-8")
     monkeypatch.setenv("EXHUNT_CACHE", str(blocker))  # a cache folder that cannot be made: no cache
+    report_template.cache_clear()
     assert render_text(case) == first
+    report_template.cache_clear()  # the next test's process loads its own
 
 
 def test_report_through_the_scans_open_connection(case: Case) -> None:
