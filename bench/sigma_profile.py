@@ -53,6 +53,7 @@ def _wrapped(targets: list[tuple[Any, str, str]], timings: Timings) -> Iterator[
 def scan_phases() -> Iterator[Timings]:
     from exhunt import api
     from exhunt.detections import runner
+    from exhunt.events.preload import PartLoader
     from exhunt.evidence import custody
 
     timings: Timings = {}
@@ -67,6 +68,7 @@ def scan_phases() -> Iterator[Timings]:
         (api, "parse_all", "parse + store in the workers (start-up included)"),
         (api, "assess_impact", "mailbox impact"),
         (api, "connect", "assess: open the store (its small tables copied into DuckDB)"),
+        (PartLoader, "connect", "assess: open the store (its small tables copied into DuckDB)"),
         (api, "_assess", "assess"),  # the scan's (api.assess is the re-run's entry)
         (api, "save_document", "findings.json + report.html"),
         (api, "save_html_report", "findings.json + report.html"),
