@@ -378,9 +378,10 @@ def _run_pivot(unit: PivotUnit, store: Path) -> UnitResult:
             else:
                 _started(unit.part, index)
                 try:
-                    with io.BufferedReader(file.open(), buffer_size=1 << 20) as stream:  # type: ignore[type-var]
-                        if _may_hold_indicator(stream):
-                            artifact.parse(ctx, stream)
+                    with file.open() as raw:  # unbuffered: the gate reads into its own buffer
+                        if _may_hold_indicator(raw):
+                            with io.BufferedReader(raw, buffer_size=1 << 20) as stream:  # type: ignore[type-var]
+                                artifact.parse(ctx, stream)
                 except OSError as exc:  # the first pass read it: a file gone since is worth a line
                     ctx.warn_file(f"pivot pass: read error: {exc.strerror or exc}")
                 except Exception as exc:  # as in worker._process: a parser bug loses only this file
@@ -389,24 +390,28 @@ def _run_pivot(unit: PivotUnit, store: Path) -> UnitResult:
     return UnitResult(unit.part, results)
 
 
-def _may_hold_indicator(stream: io.BufferedReader[Any]) -> bool:
+def _may_hold_indicator(stream: BinaryIO) -> bool:
     """Whether a file can hold a line of the pivot pass: its raw bytes, chunk by chunk cut at line
     ends, against the indicators' database before any parsing (most logs hold none: no header
     parse, line count or segment work for them). UTF-16 logs are transcoded first: always parsed.
-    Streams that cannot seek (some archive members) are parsed as before. The chunks are read into
-    one buffer per process (a fresh ``bytes`` per read, and the reader's own buffer copied into
-    it, made this pass cost about twice its scan). The stream is left at its start."""
+    Streams that cannot seek (some archive members) are parsed as before. The chunks are read
+    straight into one buffer per process (a buffered reader's 1 MiB buffer, new for each file and
+    filled by the encoding's peek, cost as much as the scan: its pages faulted in, then copied out).
+    The stream is left at its start."""
     selector = w3c_fast.pivot_selector()
     if selector is None or not stream.seekable():
         return True
-    if encoding.sniff(stream.peek(encoding.SNIFF_BYTES)[:encoding.SNIFF_BYTES])[0] != encoding.UTF8:
-        return True
     buffer = _pivot_buffer()
     view = memoryview(buffer)
-    found, kept = False, 0  # ``kept``: bytes of a line carried to the buffer's start
+    found, kept, first = False, 0, True  # ``kept``: bytes of a line carried to the buffer's start
     while True:
-        read = stream.readinto(view[kept:])
+        read = stream.readinto(view[kept:]) or 0  # type: ignore[attr-defined]
         end = kept + read
+        if first:
+            first = False
+            if encoding.sniff(bytes(view[:min(end, encoding.SNIFF_BYTES)]))[0] != encoding.UTF8:
+                found = True
+                break
         if not read:
             found = bool(kept) and selector.any(view[:kept])
             break

@@ -30,10 +30,22 @@ def pivot_plan(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _may(data: bytes) -> bool:
-    stream = io.BufferedReader(io.BytesIO(data))
-    found = units._may_hold_indicator(stream)
-    assert stream.tell() == 0
-    return found
+    """The gate's answer, the same over the raw file the pass opens (a directory's member), an
+    in-memory stream and a buffered one (archive members); each left at its start."""
+    import tempfile
+
+    answers = []
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "u_ex210303.log"
+        path.write_bytes(data)
+        with open(path, "rb", buffering=0) as raw:
+            answers.append(units._may_hold_indicator(raw))
+            assert raw.tell() == 0
+    for stream in (io.BytesIO(data), io.BufferedReader(io.BytesIO(data))):
+        answers.append(units._may_hold_indicator(stream))
+        assert stream.tell() == 0
+    assert len(set(answers)) == 1, answers
+    return answers[0]
 
 
 @pytest.mark.usefixtures("pivot_plan")
