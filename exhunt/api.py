@@ -313,8 +313,8 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
 
 def preload_store(store: Path, options: ScanOptions) -> PartLoader | None:
     """The store's connection, filled as units end (``events.preload``), when the parse runs on a
-    local pool (one process: no wait to fill; a cluster: its units end elsewhere)."""
-    if _jobs(options.jobs) <= 1 or options.scheduler:
+    pool or a cluster (in one process there is no wait to fill)."""
+    if _jobs(options.jobs) <= 1 and not options.scheduler:
         return None
     return PartLoader(store, threads=_jobs(options.jobs), memory_limit=limits.query_memory(options.memory_limit))
 

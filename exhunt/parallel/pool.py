@@ -272,7 +272,7 @@ def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_arg
                unit_done: Callable[[str, str], None] | None = None) -> dict[str, UnitResult]:
     done: dict[str, UnitResult] = {}
     if options.scheduler:
-        return _run_on_dask(units, store, options, scanner_args, advance, submitted)
+        return _run_on_dask(units, store, options, scanner_args, advance, submitted, unit_done)
     if options.jobs <= 1 or len(units) <= 1:  # in this process: simple and debuggable, but no hung-file watchdog
         saved = current_settings()  # the same chunking and EVTX chunks as pool workers: same rows
         init_worker(scanner_args, None, options.settings, options.hook)
@@ -421,7 +421,8 @@ def _timed_out(unit: Unit, rel: str, timeout: float, store: Path) -> tuple[str, 
 
 
 def _run_on_dask(units: list[Unit], store: Path, options: PoolOptions, scanner_args: ScannerArgs,
-                 advance: Callable[[int], None], submitted: Callable[[], None]) -> dict[str, UnitResult]:
+                 advance: Callable[[int], None], submitted: Callable[[], None],
+                 unit_done: Callable[[str, str], None] | None = None) -> dict[str, UnitResult]:
     """The same units on a Dask cluster (exhunt.cluster). No hung-file watchdog there: Dask's own
     worker lifetime settings are the place for that."""
     from exhunt.cluster import DaskExecutor
@@ -434,4 +435,6 @@ def _run_on_dask(units: list[Unit], store: Path, options: PoolOptions, scanner_a
             unit = futures[future]
             done[unit.part] = future.result()
             advance(unit.size)
+            if unit_done is not None and isinstance(unit, FilesUnit):
+                unit_done(unit.host, unit.part)
     return done
