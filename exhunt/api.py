@@ -157,10 +157,10 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
               skip: frozenset[tuple[str, str]] = frozenset(), plan: TriagePlan | None = None,
               events: EventFilter | None = None, warm: WarmPool | None = None,
               submitted: Callable[[], None] = lambda: None,
-              finished: Callable[[str, str], None] | None = None) -> list[FileResult]:
+              unit_done: Callable[[str, str], None] | None = None) -> list[FileResult]:
     """Every file (minus ``skip``: (host, path) unchanged since a resumed scan) through the pool
     (``warm``: its workers, started by ``start_workers``; ``submitted``: called once they have
-    their units; ``finished(host, part)``: as each whole-file unit's parts are final)."""
+    their units; ``unit_done(host, part)``: as each whole-file unit's parts are final)."""
     tasks = [(f, hw.host) for hw in work for f in hw.files if (hw.host, f.rel) not in skip]
     jobs = _jobs(options.jobs)
     budget = limits.budget(options.memory_limit, jobs)
@@ -173,7 +173,7 @@ def parse_all(work: list[HostWork], store: Path, options: ScanOptions,
         bar = progress.task("parsing evidence", total=sum(f.size for f, _ in tasks))
         units, splits = make_units(list(batches(tasks, jobs, budget.batch_bytes)), pool_options)
         results = run_units(units, splits, store, pool_options, scanner_args,
-                            lambda n: progress.advance(bar, n), warm, submitted, finished)
+                            lambda n: progress.advance(bar, n), warm, submitted, unit_done)
     results.sort(key=lambda r: r.rel)
     return results
 

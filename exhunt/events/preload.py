@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 BATCH = 8  # units copied together
 
 
+def _target(name: str) -> str:
+    """The table a store table's rows are copied into (``events`` is a view over its copy)."""
+    return "events_stored" if name == "events" else name
+
+
 class PartLoader:
     """Copies finished units' parts into the connection ``connect`` later returns."""
 
@@ -63,23 +68,21 @@ class PartLoader:
             for name in TABLES:
                 paths = [path for host, part in units if (path := part_path(self.store, name, host, part)).exists()]
                 if name not in self._left and paths:
-                    self._add(name, paths)
+                    self._add(self._con, name, paths)
         except Exception:  # noqa: BLE001 - ``connect`` reads every part again and reports what is wrong
             self._failed = True
 
-    def _add(self, name: str, paths: list[Path]) -> None:
-        assert self._con is not None
+    def _add(self, con: duckdb.DuckDBPyConnection, name: str, paths: list[Path]) -> None:
         size = self._bytes.get(name, 0) + sum(p.stat().st_size for p in paths)
         if size > stored.IN_MEMORY_BYTES:
             self._left.add(name)
             return
-        target = "events_stored" if name in ("events",) else name
         if name not in self._loaded:
             empty = TABLES[name].empty_table()  # noqa: F841  (referenced by DuckDB below)
-            self._con.execute(f"CREATE TABLE {target} AS SELECT * FROM empty")
+            con.execute(f"CREATE TABLE {_target(name)} AS SELECT * FROM empty")
             self._loaded[name] = set()
         files = ", ".join(literal(str(p)) for p in paths)
-        self._con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM "
+        con.execute(f"INSERT INTO {_target(name)} BY NAME SELECT * FROM "
                           f"read_parquet([{files}], union_by_name=true, hive_partitioning=false)")
         self._loaded[name].update(paths)
         self._bytes[name] = size
@@ -87,38 +90,30 @@ class PartLoader:
     def connect(self) -> duckdb.DuckDBPyConnection:
         """The connection ``store.connect(store, threads=..., memory_limit=...)`` would return."""
         self._thread.shutdown(wait=True)
-        threads, memory_limit = self._options
-        if self._con is None or self._failed:
-            self.close()
-            return connect(self.store, threads=threads, memory_limit=memory_limit)
-        con = self._con
-        self._con = None
-        try:
-            for name in TABLES:
-                self._finish(con, name)
-        except Exception:
+        con, self._con = self._con, None
+        if con is not None and not self._failed:
+            try:
+                for name in TABLES:
+                    self._finish(con, name)
+                return con
+            except Exception:  # noqa: BLE001 - read every part again below, which reports what is wrong
+                pass
+        if con is not None:
             con.close()
-            return connect(self.store, threads=threads, memory_limit=memory_limit)
-        return con
+        threads, memory_limit = self._options
+        return connect(self.store, threads=threads, memory_limit=memory_limit)
 
     def _finish(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         loaded = self._loaded.get(name)
-        parts = stored.parts_of(self.store, name)
-        target = "events_stored" if name == "events" else name
-        if loaded is None or name in self._left or not loaded <= set(parts):
-            if loaded is not None:  # a part copied is gone (or the table outgrew memory): from scratch
-                con.execute(f"DROP TABLE {target}")
+        if loaded is None:  # nothing copied early: as ``store.connect`` makes it
             stored.refresh_views(con, self.store, [name])
             return
-        self._con = con
-        try:
-            new = [p for p in parts if p not in loaded]
-            if new:
-                self._add(name, new)
-        finally:
-            self._con = None
-        if name in self._left:
-            con.execute(f"DROP TABLE {target}")
+        parts = stored.parts_of(self.store, name)
+        complete = loaded <= set(parts)  # else a part copied is gone (a split file's, merged)
+        if complete and name not in self._left and (new := [p for p in parts if p not in loaded]):
+            self._add(con, name, new)  # may find the table outgrowing memory
+        if not complete or name in self._left:  # from scratch
+            con.execute(f"DROP TABLE {_target(name)}")
             stored.refresh_views(con, self.store, [name])
         elif name == "events":
             con.execute(f"CREATE VIEW events AS {public_view(name, 'FROM events_stored')}")

@@ -103,11 +103,10 @@ def store_counts(con, hosts: list[str] | None = None) -> StoreCounts:  # type: i
     return counts
 
 
-def missing_evidence(con, host: str, build_known: bool,  # type: ignore[no-untyped-def]
-                     stats: EventStats | None = None, counts: StoreCounts | None = None) -> tuple[str, ...]:
+def _missing(host: str, build_known: bool, stats: EventStats, counts: StoreCounts) -> tuple[str, ...]:
     """The ``EXPECTED_EVIDENCE`` keys not seen for ``host``, in their declared order."""
-    sources = (stats if stats is not None else event_stats(con)).get(host, {})
-    seen_files = (counts if counts is not None else store_counts(con, [host])).expected_files.get(host, set())
+    sources = stats.get(host, {})
+    seen_files = counts.expected_files.get(host, set())
     missing = []
     for key in EXPECTED_EVIDENCE:
         if key == "build":
@@ -117,11 +116,6 @@ def missing_evidence(con, host: str, build_known: bool,  # type: ignore[no-untyp
         if not seen:
             missing.append(key)
     return tuple(missing)
-
-
-def unrecognised_files(con, host: str) -> int:  # type: ignore[no-untyped-def]
-    """Files that looked like structured data (an export?) that no artifact reads: named in warnings."""
-    return store_counts(con, [host]).unrecognised.get(host, 0)
 
 
 def host_coverage(con, host: str, build_known: bool = False,  # type: ignore[no-untyped-def]
@@ -143,6 +137,6 @@ def host_coverage(con, host: str, build_known: bool = False,  # type: ignore[no-
         events_by_source={str(k): int(v) for k, v in by_source.items()},
         warnings=counts.warnings.get(host, 0),
         warning_samples=tuple(counts.samples.get(host, ())),
-        missing=missing_evidence(con, host, build_known, stats, counts),
+        missing=_missing(host, build_known, stats, counts),
         unrecognised=counts.unrecognised.get(host, 0),
     )
