@@ -38,6 +38,7 @@ from exhunt.evidence.directory import DirectorySource
 
 FILES = TABLES["files"]
 TS = FILES.field("mtime").type
+SMALL_BATCH = 100  # files rows below this many: timestamps made one by one (see ``timestamps``)
 READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOATIME", 0)
 # sources whose files are plain files under their root (the directory source and its subclasses)
 _PLAIN_OPEN = vars(DirectorySource)["open_member"].__func__
@@ -240,6 +241,8 @@ def timestamps(seconds: list[float | None]) -> pa.Array:
     them (whole seconds, then the fraction's microseconds rounded half to even), without a datetime
     object per value. Negative times (before 1970) take the datetime path: their fraction rounds
     the other way round in CPython."""
+    if len(seconds) < SMALL_BATCH:  # Arrow's compute calls cost more than a datetime per value here
+        return pa.array([datetime.fromtimestamp(s, UTC) if s is not None else None for s in seconds], TS)
     array = pa.array(seconds, pa.float64())
     if pc.any(pc.less(array, 0.0)).as_py():
         return pa.array([datetime.fromtimestamp(s, UTC) if s is not None else None for s in seconds], TS)

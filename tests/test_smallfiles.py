@@ -119,6 +119,8 @@ def test_timestamps_round_as_datetime_does(seconds: float) -> None:
     want = pa.array([datetime.fromtimestamp(v, UTC) if v is not None else None for v in values],
                     smallfiles.TS)
     assert smallfiles.timestamps(values).equals(want)
+    few = values[: smallfiles.SMALL_BATCH - 1]  # a small batch takes the datetime path
+    assert smallfiles.timestamps(few).equals(want.slice(0, len(few)))
 
 
 @pytest.mark.parametrize("error", ["timeout", "bug"])
