@@ -24,7 +24,6 @@ are compiled by :mod:`exhunt.detections.sigma.correlation`.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sigma.conditions import (
@@ -51,21 +50,10 @@ from sigma.types import (
 )
 
 from exhunt.detections.sigma import fields
+from exhunt.detections.sigma.queries import CompiledQuery
 from exhunt.sqltext import literal
 
 LOGSOURCE_STATE = "logsource"
-
-
-@dataclass(frozen=True)
-class CompiledQuery:
-    """One converted condition of a rule: the logsource part and the detection part kept apart so
-    the engine can evaluate many rules of one logsource in a single scan."""
-
-    rule: SigmaRule | SigmaCorrelationRule
-    logsource: str
-    predicate: str
-    sql: str  # full predicate, or for a correlation rule a whole SELECT
-    needs: tuple[str, ...] = ()  # logsource predicates of a correlation's referenced rules
 
 
 def _like_escape(text: str) -> str:
@@ -265,7 +253,7 @@ class DuckDBBackend(TextQueryBackend):
 
     def finalize_query_default(
         self, rule: SigmaRule | SigmaCorrelationRule, query: Any, index: int, state: ConversionState
-    ) -> CompiledQuery:
+    ) -> CompiledQuery[SigmaRule | SigmaCorrelationRule]:
         if isinstance(rule, SigmaCorrelationRule):
             needs = tuple(
                 str(st.processing_state.get(LOGSOURCE_STATE))
@@ -278,7 +266,9 @@ class DuckDBBackend(TextQueryBackend):
         predicate = query[len(prefix) : -1] if query.startswith(prefix) else query
         return CompiledQuery(rule, logsource, predicate, query)
 
-    def finalize_output_default(self, queries: list[CompiledQuery]) -> list[CompiledQuery]:
+    def finalize_output_default(
+        self, queries: list[CompiledQuery[SigmaRule | SigmaCorrelationRule]]
+    ) -> list[CompiledQuery[SigmaRule | SigmaCorrelationRule]]:
         return queries
 
     # -- correlation ---------------------------------------------------------------------------------

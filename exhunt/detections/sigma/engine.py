@@ -21,13 +21,15 @@ import duckdb
 
 from exhunt.detections.base import EXCERPT_CHARS, Hit
 from exhunt.detections.sigma import fields
-from exhunt.detections.sigma.backend import CompiledQuery
-from exhunt.detections.sigma.loader import RuleSet, load_and_convert, rule_path
+from exhunt.detections.sigma.loader import load_and_convert
 from exhunt.detections.sigma.meta import rule_check
+from exhunt.detections.sigma.queries import CompiledQuery, RuleSet, rule_path
+from exhunt.detections.sigma.ruleinfo import RuleInfo
 from exhunt.events.store import FIELDS_SQL
 from exhunt.findings.model import Finding
 from exhunt.findings.triage import group_hits
 
+Query = CompiledQuery[RuleInfo]  # a converted rule as the engine runs it (no pySigma object)
 BATCH_RULES = 40
 # Scanned left to right: a string literal is consumed whole (so nothing inside one is rewritten);
 # a raw-field read as fields.json_field writes it (path literal, SQL quotes doubled); lower("col").
@@ -49,8 +51,8 @@ EVIDENCE = (
 )
 
 
-def _batches(queries: list[CompiledQuery]) -> Iterator[tuple[str, list[CompiledQuery]]]:
-    by_logsource: dict[str, list[CompiledQuery]] = defaultdict(list)
+def _batches(queries: list[Query]) -> Iterator[tuple[str, list[Query]]]:
+    by_logsource: dict[str, list[Query]] = defaultdict(list)
     for query in queries:
         by_logsource[query.logsource].append(query)
     for logsource, group in by_logsource.items():
@@ -58,7 +60,7 @@ def _batches(queries: list[CompiledQuery]) -> Iterator[tuple[str, list[CompiledQ
             yield logsource, group[start : start + BATCH_RULES]
 
 
-def batch_sql(logsource: str, batch: Sequence[CompiledQuery], stored: bool = False) -> str:
+def batch_sql(logsource: str, batch: Sequence[Query], stored: bool = False) -> str:
     """One scan of the rows ``logsource`` selects for every rule of ``batch``; ``stored``: the rows
     hold ``sigma_fields`` (``run_queries``), raw fields are then read from the line where they can."""
     hoisted, virtuals = shared_virtuals([q.predicate for q in batch])
@@ -149,7 +151,7 @@ def shared_expressions(predicates: Sequence[str]) -> tuple[list[str], list[str],
     return rewritten, list(paths), list(lowered)
 
 
-def correlation_sql(query: CompiledQuery) -> str:
+def correlation_sql(query: Query) -> str:
     return f"SELECT {EVIDENCE}, sigma_key FROM ({query.sql})"
 
 
@@ -177,11 +179,11 @@ def _hit(check_id: str, row: dict[str, Any], confidence: str) -> Hit:
 
 def run_queries(
     con: duckdb.DuckDBPyConnection, ruleset: RuleSet, jobs: int = 1
-) -> dict[int, tuple[CompiledQuery, list[dict[str, Any]]]]:
+) -> dict[int, tuple[Query, list[dict[str, Any]]]]:
     """Matched rows per rule (keyed by ``id(rule)``); rules that fail at run time go to ``failed``.
     With ``jobs`` > 1 that many queries run at once, each on its own cursor: a copy of a few row
     groups gives DuckDB nothing to split, so one query alone keeps one core busy."""
-    matches: dict[int, tuple[CompiledQuery, list[dict[str, Any]]]] = {}
+    matches: dict[int, tuple[Query, list[dict[str, Any]]]] = {}
     logsources = sorted({ls for q in ruleset.queries for ls in (q.logsource, *q.needs) if ls}) or ["false"]
     # One read of the store: every later query scans this in-memory table, not thousands of parts.
     # When no row is selected the copy is made empty without that read: DuckDB reads every column
@@ -241,17 +243,17 @@ def _present(con: duckdb.DuckDBPyConnection, logsources: list[str]) -> dict[str,
 
 # What one query of the engine gives back: its rows (``sigma_m`` indexing ``queries``), the queries
 # those indexes name, and the rules that failed with their error.
-Outcome = tuple[list[dict[str, Any]], list[CompiledQuery], list[tuple[CompiledQuery, str]]]
+Outcome = tuple[list[dict[str, Any]], list[Query], list[tuple[Query, str]]]
 
 
-def _batch(con: duckdb.DuckDBPyConnection, where: str, batch: list[CompiledQuery],
+def _batch(con: duckdb.DuckDBPyConnection, where: str, batch: list[Query],
            stored: bool = False) -> Outcome:
     try:
         return _rows(con, batch_sql(where, batch, stored)), batch, []
     except duckdb.Error:
         rows: list[dict[str, Any]] = []
-        kept: list[CompiledQuery] = []
-        failed: list[tuple[CompiledQuery, str]] = []
+        kept: list[Query] = []
+        failed: list[tuple[Query, str]] = []
         for query in batch:  # find the rule that breaks the batch, keep the others
             try:
                 single = _rows(con, batch_sql(where, [query], stored))
@@ -265,7 +267,7 @@ def _batch(con: duckdb.DuckDBPyConnection, where: str, batch: list[CompiledQuery
         return rows, kept, failed
 
 
-def _correlation(con: duckdb.DuckDBPyConnection, query: CompiledQuery) -> Outcome:
+def _correlation(con: duckdb.DuckDBPyConnection, query: Query) -> Outcome:
     try:
         rows = _rows(con, correlation_sql(query))
     except duckdb.Error as exc:
@@ -286,7 +288,7 @@ def _on_cursor(con: duckdb.DuckDBPyConnection, task: Callable[[duckdb.DuckDBPyCo
 def _run(
     con: duckdb.DuckDBPyConnection,
     ruleset: RuleSet,
-    matches: dict[int, tuple[CompiledQuery, list[dict[str, Any]]]],
+    matches: dict[int, tuple[Query, list[dict[str, Any]]]],
     jobs: int = 1,
     stored: bool = False,
 ) -> None:
@@ -319,7 +321,7 @@ def _run(
 
 
 def findings_for(
-    matches: dict[int, tuple[CompiledQuery, list[dict[str, Any]]]], hit_rows: list[dict] | None
+    matches: dict[int, tuple[Query, list[dict[str, Any]]]], hit_rows: list[dict] | None
 ) -> list[Finding]:
     """One finding per (rule, host)."""
     findings: list[Finding] = []

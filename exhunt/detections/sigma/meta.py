@@ -9,10 +9,9 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from sigma.correlations import SigmaCorrelationRule
-from sigma.rule import SigmaRule
 
 from exhunt.detections.base import Check
+from exhunt.detections.sigma.ruleinfo import RuleInfo
 
 SEVERITY = {"informational": "info", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
 CONFIDENCE = {"stable": "high", "test": "high", "experimental": "medium"}
@@ -27,16 +26,15 @@ def families() -> list[dict[str, Any]]:
     return list(data["families"])
 
 
-def family(rule: SigmaRule | SigmaCorrelationRule) -> dict[str, Any]:
+def family(rule: RuleInfo) -> dict[str, Any]:
     """The first family whose words occur in the rule's title, tags, logsource or file name."""
-    logsource = rule.logsource.to_dict() if isinstance(rule, SigmaRule) else {}
-    path = str(rule.source.path) if rule.source is not None and rule.source.path is not None else ""
+    logsource = rule.logsource or {}
     haystack = " ".join(
         [
             rule.title or "",
             rule.description or "",
-            " ".join(str(t) for t in rule.tags),
-            path,
+            " ".join(rule.tags),
+            rule.path or "",
             " ".join(str(v) for v in logsource.values()),
         ]
     ).lower()
@@ -46,18 +44,17 @@ def family(rule: SigmaRule | SigmaCorrelationRule) -> dict[str, Any]:
     return families()[-1]
 
 
-def check_id(rule: SigmaRule | SigmaCorrelationRule) -> str:
-    name = rule.name or (str(rule.id) if rule.id else (rule.title or "untitled"))
+def check_id(rule: RuleInfo) -> str:
+    name = rule.name or rule.id or rule.title or "untitled"
     return f"sigma:{name}"
 
 
-def rule_check(rule: SigmaRule | SigmaCorrelationRule) -> Check:
+def rule_check(rule: RuleInfo) -> Check:
     """A Check carrying the rule's metadata, so triage groups Sigma hits like any other check's."""
-    tags = [str(t) for t in rule.tags]
-    attack = sorted({m.group(1).upper() for t in tags if (m := _TECHNIQUE.match(t))})
-    cves = sorted({f"CVE-{m.group(1)}-{m.group(2)}" for t in tags if (m := _CVE.match(t))})
-    level = rule.level.name.lower() if rule.level is not None else "medium"
-    status = rule.status.name.lower() if rule.status is not None else "experimental"
+    attack = sorted({m.group(1).upper() for t in rule.tags if (m := _TECHNIQUE.match(t))})
+    cves = sorted({f"CVE-{m.group(1)}-{m.group(2)}" for t in rule.tags if (m := _CVE.match(t))})
+    level = rule.level or "medium"
+    status = rule.status or "experimental"
     fam = family(rule)
     description = (rule.description or rule.title or "").strip()
     if rule.id:
@@ -70,7 +67,7 @@ def rule_check(rule: SigmaRule | SigmaCorrelationRule) -> Check:
         "description": description,
         "cves": tuple(cves),
         "attack": tuple(attack),
-        "references": tuple(str(r) for r in rule.references),
+        "references": rule.references,
         "remediation": tuple(fam.get("remediation", [])),
         "confidence": CONFIDENCE.get(status, "medium"),
         "family": fam.get("name", "generic"),

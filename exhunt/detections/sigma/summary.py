@@ -65,7 +65,7 @@ def _derive(paths: Sequence[Path], include_builtin: bool) -> Summary:
 
     from exhunt.detections.eventfilter import OTHER_KIND
     from exhunt.detections.sigma.literals import logsource_names, rule_literals
-    from exhunt.detections.sigma.loader import load_and_convert, parsed
+    from exhunt.detections.sigma.loader import converted_queries, parsed
     from exhunt.detections.sigma.prefilter import is_web_rule, rule_patterns
 
     web: list[WebRule] = []
@@ -76,7 +76,7 @@ def _derive(paths: Sequence[Path], include_builtin: bool) -> Summary:
             web.append(WebRule(_name(rule), patterns, why))
     windows: list[WindowsRule] = []
     seen: set[int] = set()
-    for query in load_and_convert(paths, include_builtin).queries:
+    for query in converted_queries(paths, include_builtin):
         rule = query.rule
         if not query.logsource or id(rule) in seen or not isinstance(rule, SigmaRule):
             continue  # correlations: their referenced rules are queries of their own

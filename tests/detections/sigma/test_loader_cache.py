@@ -14,7 +14,7 @@ from tests.detections.sigma.test_loader_bad_input import GOOD_RULE
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     calls = {"load": 0, "convert": 0}
-    real_load, real_convert = loader.load, loader.convert
+    real_load, real_convert = loader.load, loader.convert_rules
 
     def load(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls["load"] += 1
@@ -25,7 +25,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         return real_convert(*args, **kwargs)
 
     monkeypatch.setattr(loader, "load", load)
-    monkeypatch.setattr(loader, "convert", convert)
+    monkeypatch.setattr(loader, "convert_rules", convert)
     return calls
 
 

@@ -1,5 +1,6 @@
 """The Sigma loader's disk cache: a new process (here: ``forget``) reads parse + conversion from
-disk, and anything the result depends on (rule bytes, pySigma or exhunt code) is a new entry."""
+disk (the engine's plain set alone when it only runs the rules), and anything the result depends on
+(rule bytes, pySigma or exhunt code) is a new entry."""
 
 from __future__ import annotations
 
@@ -26,24 +27,31 @@ def _sqls(ruleset: loader.RuleSet) -> list[tuple[str, str, str]]:
     return [(q.rule.title or "", q.logsource, q.sql) for q in ruleset.queries]
 
 
+def _stored(rules: Path) -> dict[str, Path]:
+    """The cache's files by kind: "pickle" (pySigma's rules) and "plain.pickle" (the engine's set)."""
+    return {p.name.split(".", 1)[1]: p for p in (rules.parent / "cache" / "sigma").glob("*.pickle")}
+
+
 def test_a_new_process_reads_the_rules_from_disk(rules: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = loader.load_and_convert([rules])
     loader.forget()
     calls = _counting(monkeypatch)
     second = loader.load_and_convert([rules])
+    assert loader._FULL == {}  # the plain set alone was read, not pySigma's rules
     parsed, _ = loader.parsed([rules])
     assert calls == {"load": 0, "convert": 0}
+    assert second == first  # the converted set from disk is the one converted in this process
     assert _sqls(second) == _sqls(first) and second.report() == first.report()
     assert [r.title for r in parsed] == [r.title for r in loader.parsed([rules])[0]]
-    assert len(list((rules.parent / "cache" / "sigma").glob("*.pickle"))) == 1
+    assert sorted(_stored(rules)) == ["pickle", "plain.pickle"]
 
 
 def test_converted_rules_stay_apart_from_the_parsed_ones(rules: Path) -> None:
     loader.load_and_convert([rules])
     loader.forget()
-    converted = loader.load_and_convert([rules])
+    converted = loader.converted_queries([rules])
     parsed, _ = loader.parsed([rules])
-    own = [q.rule for q in converted.queries if q.rule.title == "cmd from w3wp"]
+    own = [q.rule for q in converted if q.rule.title == "cmd from w3wp"]
     assert own and all(rule is not p for rule in own for p in parsed)
 
 
@@ -74,25 +82,55 @@ def test_other_code_is_a_new_entry(rules: Path, monkeypatch: pytest.MonkeyPatch,
     assert calls == {"load": 1, "convert": 1}
 
 
-def test_a_damaged_entry_is_parsed_again(rules: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    loader.load_and_convert([rules])
-    (stored,) = (rules.parent / "cache" / "sigma").glob("*.pickle")
-    stored.write_bytes(stored.read_bytes()[:100])
+@pytest.mark.parametrize(("damaged", "converted"), [("pickle", 0), ("plain.pickle", 0), ("both", 1)])
+def test_a_damaged_entry_is_parsed_again(rules: Path, monkeypatch: pytest.MonkeyPatch, damaged: str,
+                                         converted: int) -> None:
+    """A truncated file: the other one serves (the plain set is written again from pySigma's), or
+    with both gone the rules are parsed and converted again; the same set either way."""
+    first = loader.load_and_convert([rules])
+    for kind, stored in _stored(rules).items():
+        if damaged in (kind, "both"):
+            stored.write_bytes(stored.read_bytes()[:100])
     loader.forget()
     calls = _counting(monkeypatch)
-    assert {q.rule.title for q in loader.load_and_convert([rules]).queries} >= {"cmd from w3wp"}
-    assert calls == {"load": 1, "convert": 1}
+    assert loader.load_and_convert([rules]) == first
+    assert calls == {"load": converted, "convert": converted}
+    loader.forget()
+    assert loader.load_and_convert([rules]) == first
+    assert loader._FULL == {}  # from the plain set (written again when it was the damaged one)
+
+
+def test_a_foreign_plain_entry_is_not_read(rules: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain entry naming any class but the plain ones (here: pySigma's rules) is refused unread:
+    the rules then come from pySigma's pickle."""
+    import pickle
+
+    first = loader.load_and_convert([rules])
+    stored = _stored(rules)
+    digest = loader.digest([rules])
+    stored["plain.pickle"].write_bytes(pickle.dumps((digest, cache.read(digest)[2])))
+    assert cache.read_plain(digest) is None
+    stored["plain.pickle"].write_bytes(pickle.dumps((digest, "not a rule set")))
+    assert cache.read_plain(digest) is None
+    loader.forget()
+    calls = _counting(monkeypatch)
+    assert loader.load_and_convert([rules]) == first and calls == {"load": 0, "convert": 0}
+    assert cache.read_plain(digest) == first
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permission bits")
-def test_an_entry_others_may_write_is_not_trusted(rules: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("shared", "converted"), [("plain.pickle", 0), ("both", 1)])
+def test_an_entry_others_may_write_is_not_trusted(rules: Path, monkeypatch: pytest.MonkeyPatch, shared: str,
+                                                  converted: int) -> None:
     loader.load_and_convert([rules])
-    (stored,) = (rules.parent / "cache" / "sigma").glob("*.pickle")
-    stored.chmod(0o666)
+    for kind, stored in _stored(rules).items():
+        if shared in (kind, "both"):
+            stored.chmod(0o666)
     loader.forget()
     calls = _counting(monkeypatch)
     loader.load_and_convert([rules])
-    assert calls == {"load": 1, "convert": 1}
+    assert calls == {"load": converted, "convert": converted}
+    assert all(not p.stat().st_mode & 0o022 for p in _stored(rules).values())  # written again, private
 
 
 def test_an_unwritable_cache_costs_only_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

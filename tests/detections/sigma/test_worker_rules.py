@@ -107,7 +107,7 @@ def test_shell_lists_are_the_same_in_the_three_child_rules() -> None:
 
 
 def test_levels_follow_the_ownership() -> None:
-    levels = {q.rule.name: q.rule.level.name.lower() for q in pack().queries if q.rule.level is not None}
+    levels = {q.rule.name: q.rule.level for q in pack().queries if q.rule.level is not None}
     assert levels["exhunt_worker_unexpected_child"] == "medium"
     assert levels["exhunt_worker_process_injection"] == "high"
     assert levels["exhunt_worker_lsass_access"] == "critical"
