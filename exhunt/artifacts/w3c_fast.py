@@ -28,6 +28,7 @@ from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.linefilter import LineSelector, TriagePlan
 from exhunt.artifacts.lines import MAX_LINE
 from exhunt.artifacts.w3c import Block, apply_header, iter_records
+from exhunt.bytecount import newlines
 from exhunt.events.selected import SELECTED
 from exhunt.sqltext import identifier, literal
 
@@ -552,18 +553,6 @@ def _lines(data: bytes, pos: int) -> int:
     return newlines(data, pos, len(data)) + (0 if data.endswith(b"\n") or pos >= len(data) else 1)
 
 
-REPLACE_FROM = 1 << 16  # ranges at least this long are counted through ``bytes.replace``
-
-
-def newlines(data: bytes, start: int, end: int) -> int:
-    """The newlines of ``data[start:end]``. ``bytes.count`` of one byte tests every byte in a loop
-    the compiler cannot vectorise (~0.5 ns/B); ``bytes.replace`` finds them with ``memchr`` (~0.3
-    with its copy), so a range that is most of ``data`` is counted as the whole less its ends."""
-    size = len(data)
-    if end - start < REPLACE_FROM or start + size - end > (end - start) // 4:
-        return data.count(b"\n", start, end)
-    whole = size - len(data.replace(b"\n", b""))
-    return whole - data.count(b"\n", 0, start) - data.count(b"\n", end, size)
 
 
 _SELECTORS: dict[tuple[bytes, int | None], LineSelector] = {}

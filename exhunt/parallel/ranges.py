@@ -26,6 +26,7 @@ from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE
 from exhunt.artifacts.encoding import is_utf16
 from exhunt.artifacts.w3c import Block, apply_header
 from exhunt.artifacts.w3c_fast import BOM
+from exhunt.bytecount import newlines
 from exhunt.events.store import StoreWriter
 from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.readonly import open_readonly
@@ -98,10 +99,6 @@ def _headers(data: Any, size: int) -> Iterable[tuple[int, str]]:
         pos = nxt + 1 if nxt >= 0 else -1
 
 
-def _count_lines(data: Any, start: int, end: int, step: int = 16 << 20) -> int:
-    return sum(data[a:min(a + step, end)].count(b"\n") for a in range(start, end, step))
-
-
 def plan_ranges(file: EvidenceFile, host: str, artifact: str, split_size: int, chunk: int,
                 sep: str) -> list[RangeUnit]:
     """Cut ``file`` into ranges of about ``split_size`` bytes on engine chunk boundaries."""
@@ -123,7 +120,7 @@ def plan_ranges(file: EvidenceFile, host: str, artifact: str, split_size: int, c
                     block = apply_header(_NoWarn(), block, pending[1], 0, 0, sep)  # type: ignore[arg-type]
                     pending = next(headers, None)
                 if i:
-                    line0 += _count_lines(data, cuts[i - 1], start)
+                    line0 += newlines(data, cuts[i - 1], start)
                 end = cuts[i + 1] if i + 1 < len(cuts) else size
                 # a chunk starting at ``start`` (cut after read j = ceil(start / chunk)) ends with read j + 1
                 first_read = (-(-start // chunk) + 1) * chunk - start

@@ -241,14 +241,3 @@ def test_leading_headers_read_apart_give_the_same_rows(tmp_path: Path, monkeypat
     assert len(apart["events"]) == 27
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from([b"\n", b"x", b"\r\n", b"yz"]), min_size=1, max_size=150).map(b"".join),
-       st.floats(0, 1.1), st.floats(0, 1.1), st.sampled_from([0, 1, 8, 1 << 16]))
-def test_newlines_counts_as_bytes_count(data: bytes, start_at: float, end_at: float, replace_from: int) -> None:
-    """Whichever way a range is counted (``bytes.replace`` on long ones), the count of ``bytes.count``."""
-    start, end = int(start_at * len(data)), int(end_at * len(data))
-    saved, w3c_fast.REPLACE_FROM = w3c_fast.REPLACE_FROM, replace_from
-    try:
-        assert w3c_fast.newlines(data, start, end) == data.count(b"\n", start, end)
-    finally:
-        w3c_fast.REPLACE_FROM = saved
