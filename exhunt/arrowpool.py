@@ -23,3 +23,17 @@ def prefer_jemalloc() -> bool:
         return False
     os.environ[VARIABLE] = "jemalloc"
     return True
+
+
+BLAS_THREADS = "OPENBLAS_NUM_THREADS"
+
+
+def single_thread_blas() -> bool:
+    """pyarrow imports numpy when it is installed (exhunt counts bytes with it), and numpy loads
+    OpenBLAS, which starts a thread per core at import (~0.05 CPU s in every process: the scan
+    process, the fork server). exhunt does no linear algebra: one thread, unless the user chose, and
+    only before numpy loads. True when it chose."""
+    if "numpy" in sys.modules or os.environ.get(BLAS_THREADS):
+        return False
+    os.environ[BLAS_THREADS] = "1"
+    return True

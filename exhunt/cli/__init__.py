@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from exhunt import __version__
-from exhunt.arrowpool import prefer_jemalloc
+from exhunt.arrowpool import prefer_jemalloc, single_thread_blas
 from exhunt.cli import build, probe, query, quickexit, report, scan, verify
 from exhunt.errors import ExhuntError, ExitCode
 
@@ -43,6 +43,7 @@ def run() -> None:
 
 def main(argv: Sequence[str] | None = None, quick_exit: bool = False) -> int:
     prefer_jemalloc()  # before any command loads pyarrow; worker processes inherit it
+    single_thread_blas()  # likewise before pyarrow loads numpy
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
