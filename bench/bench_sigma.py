@@ -242,7 +242,7 @@ def main() -> None:
         "of every byte that the chain of custody needs. The triage floor row is what the default scan "
         "cannot skip: each file read once, its SHA-256, exhunt's own chunk filter (evtx_chunks.select) and "
         "the chosen chunks' records through the parser, nothing verified, mapped or stored: 74% of the "
-        "dump's rate on the full corpus (80% on the quick one), so 50% is bounded not by the libraries "
+        "dump's rate on the full corpus (72-74% in this stop's runs; 80% on the quick one), so 50% is bounded not by the libraries "
         "but by exhunt's own work. The "
         "derived row shows the triage scan with its main-process custody stage taken out. The default "
         "scan parses only the EVTX chunks holding a literal of a loaded rule or check (--index triage); the "
