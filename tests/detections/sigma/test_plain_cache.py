@@ -79,7 +79,8 @@ def test_warm_rules_run_without_pysigma_and_find_the_same(tmp_path: Path) -> Non
     assert cold["imported"] == ["pyparsing", "sigma"]  # parsed and converted in this process
     checks = {f["check"]: f["severity"] for f in cold["findings"]}
     assert checks["sigma:exhunt_exchange_worker_spawns_shell"] == "critical" and checks["sigma:burst"] == "high"
-    assert cold["report"]["failed"] == [] and len(checks) > 20, checks
+    # the builtin pack's cases and the correlation fire 19 rules; the shared pack, when present, more
+    assert cold["report"]["failed"] == [] and len(checks) >= (40 if SHARED_SIGMA.is_dir() else 19), checks
 
     warm = _scan(cache, rows, paths)
     assert warm["imported"] == []
