@@ -52,7 +52,7 @@ class _Rows:
 
 @dataclass
 class _Table:
-    """The fast path hands whole Arrow tables to the writer: keep them as rows here."""
+    """The fast paths hand Arrow tables and value tuples to the writer: keep them as rows here."""
 
     rows: _Rows
     name: str
@@ -60,6 +60,9 @@ class _Table:
     def add_batch(self, batch: Any) -> None:
         for row in batch.to_pylist():
             self.rows.add(self.name, row)
+
+    def add_values(self, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+        self.rows.add(self.name, dict(zip(names, values, strict=True)))
 
 
 def run(artifact: type, data: bytes) -> _Rows:
