@@ -22,8 +22,9 @@ def count_byte(data: Any, value: int, start: int = 0, end: int | None = None) ->
     ``value``."""
     end = len(data) if end is None else min(end, len(data))
     if end - start < VECTOR_FROM:
-        return bytes(memoryview(data)[start:end]).count(value) if not isinstance(data, bytes) \
-            else data.count(value, start, end)
+        if isinstance(data, (bytes, bytearray)):
+            return data.count(value, start, end)
+        return bytes(memoryview(data)[start:end]).count(value)  # a memoryview or a map: no count of its own
     view = np.frombuffer(data, np.uint8, count=end - start, offset=start)
     return sum(int(np.count_nonzero(view[at : at + STEP] == value)) for at in range(0, end - start, STEP))
 

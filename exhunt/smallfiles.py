@@ -240,12 +240,11 @@ def timestamps(seconds: list[float | None]) -> pa.Array:
     """POSIX seconds as the store's timestamps, exactly as ``datetime.fromtimestamp(s, UTC)`` rounds
     them (whole seconds, then the fraction's microseconds rounded half to even), without a datetime
     object per value. Negative times (before 1970) take the datetime path: their fraction rounds
-    the other way round in CPython."""
-    if len(seconds) < SMALL_BATCH:  # Arrow's compute calls cost more than a datetime per value here
-        return pa.array([datetime.fromtimestamp(s, UTC) if s is not None else None for s in seconds], TS)
-    array = pa.array(seconds, pa.float64())
-    if pc.any(pc.less(array, 0.0)).as_py():
-        return pa.array([datetime.fromtimestamp(s, UTC) if s is not None else None for s in seconds], TS)
-    whole = pc.floor(array)
-    micros = pc.round(pc.multiply(pc.subtract(array, whole), 1e6), round_mode="half_to_even")
-    return pc.add(pc.cast(pc.multiply(whole, 1e6), pa.int64()), pc.cast(micros, pa.int64())).cast(TS)
+    the other way round in CPython, and small batches too (Arrow's compute calls cost more there)."""
+    if len(seconds) >= SMALL_BATCH:
+        array = pa.array(seconds, pa.float64())
+        if not pc.any(pc.less(array, 0.0)).as_py():
+            whole = pc.floor(array)
+            micros = pc.round(pc.multiply(pc.subtract(array, whole), 1e6), round_mode="half_to_even")
+            return pc.add(pc.cast(pc.multiply(whole, 1e6), pa.int64()), pc.cast(micros, pa.int64())).cast(TS)
+    return pa.array([datetime.fromtimestamp(s, UTC) if s is not None else None for s in seconds], TS)
