@@ -244,7 +244,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
     if not evidence:
         raise UsageError("give at least one evidence folder or file")
     refuse_overlap(options.out, evidence)
-    prestart(options.jobs, options.scheduler)  # a no-op when the command line started it
+    prestart(options.jobs, options.scheduler, options.yara, options.iocs)  # a no-op when the command line did
     with case_directory(options.out) as case:
         store = case / "store"
         with (custody.case_writes(case), WarmPool() as warm, heap.long_lived() as keep,

@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from exhunt.parallel.startmethod import prestart
 
-    prestart(args.jobs, args.scheduler)  # before this process imports the scan machinery: both at once
+    prestart(args.jobs, args.scheduler, args.yara, args.iocs)  # before this process imports the scan machinery
     from exhunt.api import ScanOptions, scan
     from exhunt.findings.document import document_bytes
     from exhunt.parallel.fleet import fleet_roots

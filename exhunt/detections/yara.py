@@ -213,6 +213,24 @@ def _ignored(item: Any) -> tuple[str, str]:
     return str(name), " ".join(str(reason).split())[:300]
 
 
+def _cache_paths(sources: Sequence[RuleSource], cache: Path | None = None) -> tuple[Path, Path]:
+    """The compiled rules' file and their report's in the rule cache."""
+    key = cache_key(sources)
+    folder = cache if cache is not None else cache_dir()
+    return folder / f"{key}.yarc", folder / f"{key}.json"
+
+
+def cached_rules(user_paths: Sequence[Path] = (), extra: Sequence[RuleSource] = ()) -> bytes | None:
+    """``load_rules``' compiled blob when the cache holds it; None rather than compiling (the fork
+    server's preload, ``parallel.serverrules``: the scan process compiles on a miss)."""
+    user, _ = collect_sources(user_paths)
+    blob_path, report_path = _cache_paths(builtin_sources() + user + list(extra))
+    try:
+        return blob_path.read_bytes() if report_path.exists() else None
+    except OSError:
+        return None
+
+
 def load_rules(
     user_paths: Sequence[Path] = (),
     builtin: bool = True,
@@ -222,9 +240,7 @@ def load_rules(
     """Bundled pack plus user packs (and ``extra`` texts such as CHIRP rules), cached by content."""
     user, problems = collect_sources(user_paths)
     sources = (builtin_sources() if builtin else []) + user + list(extra)
-    key = cache_key(sources)
-    folder = cache if cache is not None else cache_dir()
-    blob_path, report_path = folder / f"{key}.yarc", folder / f"{key}.json"
+    blob_path, report_path = _cache_paths(sources, cache)
     try:
         cached = CompiledRules(blob_path.read_bytes(), orjson.loads(report_path.read_bytes()))
         cached.report["skipped"] = list(problems) + [
@@ -236,7 +252,7 @@ def load_rules(
         pass
     compiled = compile_sources(sources, problems)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        blob_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = blob_path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(compiled.blob)
         tmp.replace(blob_path)
@@ -286,6 +302,14 @@ def _meta_value(value: Any) -> Any:
 
 
 
+def _rules_of(blob: bytes) -> yara_x.Rules:
+    """The rules of a compiled blob: the fork server's copy when it loaded these (``serverrules``)."""
+    from exhunt.parallel.serverrules import rules_for
+
+    preloaded = rules_for(blob)
+    return preloaded if preloaded is not None else yara_x.Rules.deserialize_from(io.BytesIO(blob))
+
+
 class FileScanner:
     """One per worker process: a yara-x Scanner over the shipped rules, externals set per file."""
 
@@ -303,7 +327,7 @@ class FileScanner:
         """Built at the first file to scan: loading the rules costs ~75 ms per worker, which a
         scan of event and text logs only (no file to content-scan) need not pay."""
         if self._scanner is None:
-            self._scanner = yara_x.Scanner(yara_x.Rules.deserialize_from(io.BytesIO(self._blob)))
+            self._scanner = yara_x.Scanner(_rules_of(self._blob))
             self._scanner.set_timeout(SCAN_TIMEOUT_S)
         return self._scanner
 
@@ -328,8 +352,7 @@ class FileScanner:
         """exhunt's own pack alone (for normalised page views, which user packs were not written for);
         loaded on first use, once per process, from the rule cache (compiling cost 35-45 ms per worker)."""
         if self.own is None:
-            own = yara_x.Rules.deserialize_from(io.BytesIO(load_rules().blob))
-            self.own = yara_x.Scanner(own)
+            self.own = yara_x.Scanner(_rules_of(load_rules().blob))
             self.own.set_timeout(SCAN_TIMEOUT_S)
         return self._scan(self.own, data, rel, host, sha256, self._own_set)
 

@@ -18,11 +18,13 @@ import contextlib
 import multiprocessing
 import os
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-# what a worker needs before its first unit (the EVTX parser is imported lazily by its artifact), and
-# the server's own quick exit (serverexit)
-PRELOAD = ["exhunt.parallel.units", "evtx", "exhunt.parallel.serverexit"]
+# what a worker needs before its first unit (the EVTX parser is imported lazily by its artifact), the
+# scan's YARA rules from the rule cache (serverrules) and the server's own quick exit (serverexit)
+PRELOAD = ["exhunt.parallel.units", "evtx", "exhunt.parallel.serverrules", "exhunt.parallel.serverexit"]
 
 
 def forking() -> bool:
@@ -38,15 +40,26 @@ def worker_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-def prestart(jobs: int, scheduler: str | None = None) -> None:
+def prestart(jobs: int, scheduler: str | None = None, yara: Sequence[Path] = (), iocs: Sequence[Path] = ()) -> None:
     """Start the fork server now, in the background, when the scan will have a local pool (``jobs``
     as ``--jobs``: 0 means every core; no-op where workers are spawned): its imports overlap the scan
-    process's own; the first worker waits only for what is left of them."""
+    process's own; the first worker waits only for what is left of them. ``yara`` and ``iocs``: the
+    scan's packs, whose compiled rules the server loads for its workers (``serverrules``)."""
     if scheduler is None and (jobs if jobs > 0 else os.cpu_count() or 1) > 1 and forking():
         worker_context()
         from multiprocessing import forkserver
 
-        forkserver.ensure_running()
+        from exhunt.parallel import serverrules
+
+        before = os.environ.get(serverrules.ENV)
+        os.environ[serverrules.ENV] = serverrules.request(list(yara), list(iocs))
+        try:  # the server is started (or found running) before this returns: it has read the value
+            forkserver.ensure_running()
+        finally:
+            if before is None:
+                del os.environ[serverrules.ENV]
+            else:
+                os.environ[serverrules.ENV] = before
 
 
 def stop() -> None:
