@@ -56,6 +56,16 @@ def test_a_small_file_that_grew_is_read_whole(tmp_path: Path, monkeypatch: pytes
     assert raw.bytes_read == 5000 and raw.sha256.hexdigest() == hashlib.sha256(b"a" * 5000).hexdigest()
 
 
+def test_a_small_file_that_grew_within_the_one_read_size_is_read_whole(tmp_path: Path) -> None:
+    """A page that grew since the listing is read whole, whatever the one read met."""
+    path = tmp_path / "grew.log"
+    path.write_bytes(b"b" * 5000)
+    stream, raw = open_hashing(_listed(path, size=10))
+    with stream:
+        drain(stream)
+    assert raw.bytes_read == 5000 and raw.sha256.hexdigest() == hashlib.sha256(b"b" * 5000).hexdigest()
+
+
 def test_readinto_fills_the_callers_buffer() -> None:
     raw = HashingRaw(io.BytesIO(b"abcdef"))
     buffer = bytearray(4)
