@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from exhunt.findings.model import EvidenceRef, Finding, Hit, Severity, Verdict, severity_rank
+from exhunt.findings.model import SEVERITY_RANK, EvidenceRef, Finding, Hit, Severity, Verdict, severity_rank
 from exhunt.utctime import iso_utc as iso  # the name every caller of findings uses
 
 MAX_EVIDENCE = 25
@@ -163,9 +163,10 @@ def verdict(findings: Iterable[Finding], assessed: bool, complete: bool = True) 
     for f in findings:
         if f.category != "compromise":
             continue
-        if Severity(f.severity).rank >= Severity.HIGH.rank and f.confidence == "high":
+        rank = severity_rank(f.severity)
+        if rank >= SEVERITY_RANK["high"] and f.confidence == "high":
             return Verdict.COMPROMISED
-        if Severity(f.severity).rank >= Severity.LOW.rank:
+        if rank >= SEVERITY_RANK["low"]:
             suspicious = True
     if suspicious:
         return Verdict.SUSPICIOUS

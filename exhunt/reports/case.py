@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,9 +42,14 @@ class Case:
     def findings_by_id(self) -> dict[str, Finding]:
         return {f.id: f for f in self.document.findings}
 
+    @property
+    def has_events(self) -> bool:
+        """Whether the case's store holds events (else the document's evidence lists are the rows)."""
+        return self.store is not None and (self.store / "events").exists()
+
     def connect(self) -> duckdb.DuckDBPyConnection | None:
         """A DuckDB connection over the store, or None when there is no usable store."""
-        if self.store is None or not (self.store / "events").exists():
+        if self.store is None or not self.has_events:  # (the first test for the type checker)
             return None
         if self.con is not None:  # the scan's own connection: its events view is this store's
             cursor = self.con.cursor()
@@ -193,6 +198,13 @@ def near_hits(con: duckdb.DuckDBPyConnection) -> str:
 def cited_events(case: Case) -> Iterator[CitedEvent]:
     """Every cited row once, in time order (rows without a time last)."""
     known = case.findings_by_id
+    if not case.has_events:  # the document's own rows as they are (no dict per row and back, no fields)
+        for cited in _cited_from_document(case.document):
+            ids = tuple(i for i in cited.finding_ids if i in known)
+            if ids:
+                yield cited if ids == cited.finding_ids and cited.excerpt else replace(
+                    cited, finding_ids=ids, excerpt=cited.excerpt or "")
+        return
     for row in timeline_rows(case, all_events=False):
         ids = tuple(i for i in row["finding_ids"] if i in known)
         if ids:

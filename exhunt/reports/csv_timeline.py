@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from exhunt.findings.model import Finding, Severity
+from exhunt.findings.model import Finding, severity_rank
 from exhunt.reports.case import Case, iso_utc, timeline_rows, timestamp_desc
 
 COLUMNS = ("message", "datetime", "timestamp_desc", "host", "source", "path", "line", "record_id", "severity",
@@ -26,7 +26,7 @@ def finding_fields(ids: list[str], findings: dict[str, Finding]) -> dict[str, An
     cited = [findings[i] for i in ids if i in findings]
     if not cited:
         return {"severity": "", "findings": "", "finding_ids": "", "cves": "", "attack": ""}
-    worst = max(cited, key=lambda f: Severity(f.severity).rank)
+    worst = max(cited, key=lambda f: severity_rank(f.severity))
     return {
         "severity": worst.severity,
         "findings": " | ".join(dict.fromkeys(f.title for f in cited)),

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from exhunt.evidence.names import printable
 from exhunt.findings.coverage import UNRECOGNISED
-from exhunt.findings.model import REQUIRED_FOR_CLEAN, AssessmentDocument, Finding, HostAssessment, Severity
+from exhunt.findings.model import REQUIRED_FOR_CLEAN, AssessmentDocument, Finding, HostAssessment, severity_rank
 from exhunt.reports.actions import host_actions
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
@@ -48,7 +48,7 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
     else:
         console.print(f"Findings ({len(doc.findings)}), most severe first:", markup=False)
         many_hosts = len({f.host for f in doc.findings}) > 1
-        worst_first = sorted(doc.findings, key=lambda f: -Severity(f.severity).rank)  # stable: document order
+        worst_first = sorted(doc.findings, key=lambda f: -severity_rank(f.severity))  # stable: document order
         for f in worst_first[:TOP]:
             console.print(finding_line(f, width, many_hosts), markup=False, highlight=False)
         if len(doc.findings) > TOP:

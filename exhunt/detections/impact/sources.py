@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from exhunt.detections.impact import mailbox
-from exhunt.findings.model import Finding, Severity
+from exhunt.findings.model import SEVERITY_RANK, Finding, severity_rank
 
 if TYPE_CHECKING:
     import duckdb
@@ -67,7 +67,7 @@ class Sources:
 
 
 def qualifies(f: Finding) -> bool:
-    return (f.category == "compromise" and Severity(f.severity).rank >= Severity.HIGH.rank
+    return (f.category == "compromise" and severity_rank(f.severity) >= SEVERITY_RANK["high"]
             and f.confidence != "low")
 
 
@@ -91,11 +91,10 @@ def _accounts_of_hits(con: duckdb.DuckDBPyConnection, ids: set[str], hit_rows: S
     rows = [r for r in hit_rows if r["finding_id"] in ids]
     if not rows:
         return
-    table = pa.Table.from_pylist([{k: r.get(k) for k in ("host", "path", "source", "line", "record_id")}
-                                  for r in rows],
-                                 schema=pa.schema([("host", pa.string()), ("path", pa.string()),
-                                                   ("source", pa.string()), ("line", pa.int64()),
-                                                   ("record_id", pa.int64())]))
+    # column by column, not a dict per row: a web root's findings cite thousands of pages
+    table = pa.table({k: pa.array([r.get(k) for r in rows], type=t) for k, t in (
+        ("host", pa.string()), ("path", pa.string()), ("source", pa.string()), ("line", pa.int64()),
+        ("record_id", pa.int64()))})
     con.register("impact_cited", table)
     try:
         users = con.execute("""
