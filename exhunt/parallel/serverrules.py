@@ -40,14 +40,25 @@ def rules_for(blob: bytes) -> Any:
     return None
 
 
+def _scan_blob(yara: list[Path], iocs: list[Path]) -> bytes | None:
+    """``filehunt.cached_scan_rules``, whose package (the detection engine, YAML, the findings model:
+    ~30 ms of imports on the server's way to its first fork) is imported only for IOC lists."""
+    if iocs:
+        from exhunt.detections.filehunt import cached_scan_rules
+
+        return cached_scan_rules(yara, iocs)
+    from exhunt.detections.yara import cached_rules
+
+    return cached_rules(yara)
+
+
 def _load(spec: str) -> None:
     import yara_x
 
-    from exhunt.detections.filehunt import cached_scan_rules
     from exhunt.detections.yara import cached_rules
 
     wanted = json.loads(spec)
-    blobs = [cached_scan_rules([Path(p) for p in wanted.get("yara", ())], [Path(p) for p in wanted.get("iocs", ())]),
+    blobs = [_scan_blob([Path(p) for p in wanted.get("yara", ())], [Path(p) for p in wanted.get("iocs", ())]),
              cached_rules()]
     for blob in blobs:
         if blob is not None and rules_for(blob) is None:

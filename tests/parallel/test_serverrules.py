@@ -42,6 +42,17 @@ def test_the_scans_rules_and_exhunts_own_pack_are_loaded_from_the_cache(cache: P
     assert serverrules.rules_for(blob + b"x") is None
 
 
+def test_rules_an_ioc_list_brings_are_loaded_too(cache: Path, pack: Path, tmp_path: Path) -> None:
+    """A CHIRP list's YARA rule is part of the scan's compiled rules: the server's blob must be the same."""
+    iocs = tmp_path / "chirp.yaml"
+    iocs.write_text("---\nname: rule\nioc_type: yara\nindicator:\n  files: x\n  rule: |\n"
+                    '    rule chirp_marker { strings: $a = "chirp-marker-9" condition: $a }\n')
+    blob = scan_rules([pack], [iocs]).blob
+    assert blob != scan_rules([pack]).blob
+    serverrules._load(serverrules.request([pack], [iocs]))
+    assert serverrules.rules_for(blob) is not None
+
+
 def test_nothing_is_compiled_on_a_cache_miss(cache: Path, pack: Path) -> None:
     serverrules._load(serverrules.request([pack], []))
     assert serverrules.PRELOADED == []
