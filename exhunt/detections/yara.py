@@ -220,11 +220,11 @@ def _cache_paths(sources: Sequence[RuleSource], cache: Path | None = None) -> tu
     return folder / f"{key}.yarc", folder / f"{key}.json"
 
 
-def cached_rules(user_paths: Sequence[Path] = (), extra: Sequence[RuleSource] = ()) -> bytes | None:
-    """``load_rules``' compiled blob when the cache holds it; None rather than compiling (the fork
-    server's preload, ``parallel.serverrules``: the scan process compiles on a miss)."""
+def cached_rules(user_paths: Sequence[Path] = ()) -> bytes | None:
+    """``load_rules(user_paths)``' compiled blob when the cache holds it; None rather than compiling
+    (the fork server's preload, ``parallel.serverrules``: the scan process compiles on a miss)."""
     user, _ = collect_sources(user_paths)
-    blob_path, report_path = _cache_paths(builtin_sources() + user + list(extra))
+    blob_path, report_path = _cache_paths(builtin_sources() + user)
     try:
         return blob_path.read_bytes() if report_path.exists() else None
     except OSError:

@@ -4,7 +4,8 @@ Each worker used to deserialise the scan's compiled rules itself (yara-x: 0.10 s
 signature-base pack, 6 ms for exhunt's own), both workers at once while the scan process listed the
 evidence: three processes on two cores at the start of every scan with a user pack. The fork server
 loads them instead (``prestart`` names the scan's packs in ``ENV`` when it starts the server): only
-from the rule cache, never compiling (the scan process compiles on a miss, as before), and once; the
+from the rule cache, never compiling (the scan process compiles on a miss, as before), without IOC
+lists (see ``_load``), and once; the
 workers share the loaded rules copy-on-write and build their scanners from them in microseconds.
 A worker whose configuration ships other rules (a later scan in the same process, rules changed on
 disk meanwhile) finds no match in ``PRELOADED`` and deserialises its own, as before.
@@ -40,26 +41,16 @@ def rules_for(blob: bytes) -> Any:
     return None
 
 
-def _scan_blob(yara: list[Path], iocs: list[Path]) -> bytes | None:
-    """``filehunt.cached_scan_rules``, whose package (the detection engine, YAML, the findings model:
-    ~30 ms of imports on the server's way to its first fork) is imported only for IOC lists."""
-    if iocs:
-        from exhunt.detections.filehunt import cached_scan_rules
-
-        return cached_scan_rules(yara, iocs)
-    from exhunt.detections.yara import cached_rules
-
-    return cached_rules(yara)
-
-
 def _load(spec: str) -> None:
+    """The scan's rules and exhunt's own pack (page views), from the cache. Not the scan's rules with
+    IOC lists: their rules' cache key needs every list read (the shared feeds: 0.17 s with the
+    imports), longer than the deserialising it would save on the server's way to its first fork."""
     import yara_x
 
     from exhunt.detections.yara import cached_rules
 
     wanted = json.loads(spec)
-    blobs = [_scan_blob([Path(p) for p in wanted.get("yara", ())], [Path(p) for p in wanted.get("iocs", ())]),
-             cached_rules()]
+    blobs = [None if wanted.get("iocs") else cached_rules([Path(p) for p in wanted.get("yara", ())]), cached_rules()]
     for blob in blobs:
         if blob is not None and rules_for(blob) is None:
             PRELOADED.append((blob, yara_x.Rules.deserialize_from(io.BytesIO(blob))))

@@ -18,7 +18,7 @@ from exhunt.detections.filehunt.heuristic_hits import heuristic_findings
 from exhunt.detections.filehunt.ioc_hits import event_ioc_findings, file_ioc_findings
 from exhunt.detections.filehunt.yara_hits import yara_findings
 from exhunt.detections.iocs import IocSet, load_iocs
-from exhunt.detections.yara import CompiledRules, RuleSource, cached_rules, load_rules
+from exhunt.detections.yara import CompiledRules, RuleSource, load_rules
 from exhunt.findings.model import Finding
 
 if TYPE_CHECKING:
@@ -31,17 +31,10 @@ def scan_rules(
     """The rules every worker runs: exhunt's pack, user packs and YARA rules found in IOC lists."""
     if iocs is None:
         iocs = load_iocs(ioc_paths) if ioc_paths else IocSet()
-    return load_rules(yara_paths, extra=_ioc_sources(iocs))
-
-
-def cached_scan_rules(yara_paths: Sequence[Path], ioc_paths: Sequence[Path] = ()) -> bytes | None:
-    """``scan_rules``' compiled blob when the rule cache holds it, else None (never compiles)."""
-    iocs = load_iocs(ioc_paths) if ioc_paths else IocSet()
-    return cached_rules(yara_paths, extra=_ioc_sources(iocs))
-
-
-def _ioc_sources(iocs: IocSet) -> list[RuleSource]:
-    return [RuleSource(origin, f"iocs_{n}", text.encode()) for n, (origin, text) in enumerate(iocs.yara_rules)]
+    extra = [
+        RuleSource(origin, f"iocs_{n}", text.encode()) for n, (origin, text) in enumerate(iocs.yara_rules)
+    ]
+    return load_rules(yara_paths, extra=extra)
 
 
 def file_engine(
