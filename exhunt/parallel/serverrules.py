@@ -50,7 +50,8 @@ def _load(spec: str) -> None:
     from exhunt.detections.yara import cached_rules
 
     wanted = json.loads(spec)
-    blobs = [None if wanted.get("iocs") else cached_rules([Path(p) for p in wanted.get("yara", ())]), cached_rules()]
+    yara = [Path(p) for p in wanted.get("yara", ())]
+    blobs = [cached_rules(yara) if yara and not wanted.get("iocs") else None, cached_rules()]  # [] is own's
     for blob in blobs:
         if blob is not None and rules_for(blob) is None:
             PRELOADED.append((blob, yara_x.Rules.deserialize_from(io.BytesIO(blob))))
