@@ -73,10 +73,9 @@ class _Group:
             self.evidence = sorted(self.evidence, key=evidence_order)[:MAX_EVIDENCE]
 
 
-
 def group_hits(check: CheckInfo, hits: Iterable[Hit], rows_out: list[dict] | None = None) -> list[Finding]:
     """One finding per (host, key, confidence); every hit also goes to ``rows_out`` for the store.
-    Names are bound once: a web root's checks group one hit per page, thousands (13.8 -> 9 us a hit)."""
+    Names are bound once: a web root's checks group one hit per page, thousands (13.8 -> 10-12.5 us a hit)."""
     groups: dict[tuple[str, str, str], _Group] = {}
     get, show, ref_of, check_id = groups.get, iso, EvidenceRef, check.id
     keep_row = rows_out.append if rows_out is not None else None

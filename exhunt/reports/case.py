@@ -49,7 +49,7 @@ class Case:
 
     def connect(self) -> duckdb.DuckDBPyConnection | None:
         """A DuckDB connection over the store, or None when there is no usable store."""
-        if self.store is None or not self.has_events:  # (the first test for the type checker)
+        if self.store is None or not self.has_events:  # (``store`` tested here too for the type checker)
             return None
         if self.con is not None:  # the scan's own connection: its events view is this store's
             cursor = self.con.cursor()
@@ -198,12 +198,9 @@ def near_hits(con: duckdb.DuckDBPyConnection) -> str:
 def cited_events(case: Case) -> Iterator[CitedEvent]:
     """Every cited row once, in time order (rows without a time last)."""
     known = case.findings_by_id
-    if not case.has_events:  # the document's own rows as they are (no dict per row and back, no fields)
+    if not case.has_events:  # the document's own rows as they are (their ids are its findings'; no fields)
         for cited in _cited_from_document(case.document):
-            ids = tuple(i for i in cited.finding_ids if i in known)
-            if ids:
-                yield cited if ids == cited.finding_ids and cited.excerpt else replace(
-                    cited, finding_ids=ids, excerpt=cited.excerpt or "")
+            yield cited if cited.excerpt is not None else replace(cited, excerpt="")
         return
     for row in timeline_rows(case, all_events=False):
         ids = tuple(i for i in row["finding_ids"] if i in known)
