@@ -175,49 +175,82 @@ def chunks(data: IO[bytes], least: int = CHUNK) -> Iterator[tuple[bytes, int, in
         yield chunk, 0, len(chunk)
 
 
+def header_selectable(header: bytes) -> bool:
+    """Whether triage may copy the chunks of a file with this header: literals are configured and
+    the header is whole and intact (a damaged one: the parser's own reading of it must decide)."""
+    return (_LITERALS is not None and len(header) >= 128
+            and zlib.crc32(header[:120]) == struct.unpack_from("<I", header, 124)[0])
+
+
+class Selector:
+    """The triage decision chunk by chunk, in file order (``keep``), and what is known of the chunks
+    left out; ``selection`` at the end. Chunks are 64 KiB after the file header; a file's pieces
+    shorter than that are no chunk (a cut one was padded to its length first)."""
+
+    def __init__(self) -> None:
+        self.numbers: list[int] = []
+        self.seen = 0
+        self.skipped = 0
+        self.written: list[int] = []
+        self.last_before: dict[int, int] = {}
+        self.by_first_id: dict[int, int] = {}
+        self.previous_last: int | None = None
+
+    def keep(self, number: int, buffer: bytes, at: int, must_parse: bool) -> bool:
+        """Whether chunk ``number`` (at ``at`` in ``buffer``) is parsed; counts the records of one that
+        is not. ``must_parse``: the full parse warns about it (damaged, cut), so triage parses it."""
+        self.seen += 1
+        if not buffer.startswith(CHUNK_MAGIC, at):
+            if must_parse:
+                self.numbers.append(number)
+            return must_parse
+        first, last = struct.unpack_from("<QQ", buffer, at + 24)
+        kept = must_parse or chunk_matches(buffer, at + used_end(buffer, at), at)
+        if kept:
+            self.numbers.append(number)
+            self.by_first_id[first] = number
+            if self.previous_last is not None:
+                self.last_before[number] = self.previous_last
+        else:
+            self.skipped += max(0, last - first + 1)
+            self.written.extend(written_range(buffer, at))
+        self.previous_last = last
+        return kept
+
+    @property
+    def every_chunk(self) -> bool:
+        """Every chunk was kept: the file is parsed as it is, not a copy of its chunks."""
+        return len(self.numbers) == self.seen
+
+    def selection(self, data: IO[bytes] | None) -> Selection:
+        """``data``: the copy of the kept chunks behind their fixed header (None when none was kept)."""
+        first_written, last_written = (min(self.written), max(self.written)) if self.written else (None, None)
+        if not self.numbers:
+            return Selection(None, [], self.skipped, first_written, last_written)
+        return Selection(data, self.numbers, self.skipped, first_written, last_written, self.last_before,
+                         self.by_first_id)
+
+
 def select(data: IO[bytes], must_parse: set[int]) -> Selection | None:
-    """The chunks to parse, or None when every chunk is (then parse the file as it is)."""
+    """The chunks to parse of a file held whole (its copy in memory), or None when every chunk is
+    (then parse the file as it is). The scan's own parse streams its chunks instead
+    (``evtx.chunk_pass``) with the same ``Selector``."""
     if _LITERALS is None:
         return None
     data.seek(0)
     header = data.read(FILE_HEADER)
-    if len(header) < 128 or zlib.crc32(header[:120]) != struct.unpack_from("<I", header, 124)[0]:
-        return None  # a damaged file header: the parser's own reading of it must decide
-    keep: list[bytes | memoryview] = []
-    numbers: list[int] = []
-    count = skipped = 0
-    written: list[int] = []
-    last_before: dict[int, int] = {}
-    by_first_id: dict[int, int] = {}
-    previous_last: int | None = None
-    # a cut chunk was padded by pad_cut_chunk; anything shorter than a chunk holds none
-    for buffer, at, _ in chunks(data):
-        number = count
-        count += 1
-        if not buffer.startswith(CHUNK_MAGIC, at):
-            if number in must_parse:
-                keep.append(memoryview(buffer)[at : at + CHUNK])
-                numbers.append(number)
-            continue
-        first, last = struct.unpack_from("<QQ", buffer, at + 24)
-        if number in must_parse or chunk_matches(buffer, at + used_end(buffer, at), at):
-            keep.append(memoryview(buffer)[at : at + CHUNK])
-            numbers.append(number)
-            by_first_id[first] = number
-            if previous_last is not None:
-                last_before[number] = previous_last
-        else:
-            skipped += max(0, last - first + 1)
-            written.extend(written_range(buffer, at))
-        previous_last = last
-    chunks_seen = count
-    if len(keep) == chunks_seen:
+    if not header_selectable(header):
         return None
-    first_written, last_written = (min(written), max(written)) if written else (None, None)
-    if not keep:
-        return Selection(None, [], skipped, first_written, last_written)
-    return Selection(io.BytesIO(b"".join([synthetic_header(header, len(keep)), *keep])), numbers, skipped,
-                     first_written, last_written, last_before, by_first_id)
+    selector = Selector()
+    keep: list[bytes | memoryview] = []
+    # a cut chunk was padded by pad_cut_chunk; anything shorter than a chunk holds none
+    for number, (buffer, at, _) in enumerate(chunks(data)):
+        if selector.keep(number, buffer, at, number in must_parse):
+            keep.append(memoryview(buffer)[at : at + CHUNK])
+    if selector.every_chunk:
+        return None
+    copy = io.BytesIO(b"".join([synthetic_header(header, len(keep)), *keep])) if keep else None
+    return selector.selection(copy)
 
 
 def used_end(chunk: bytes, at: int = 0) -> int:

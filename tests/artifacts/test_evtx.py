@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import struct
 from pathlib import Path
@@ -239,56 +240,88 @@ def test_file_read_whole_is_parsed_from_its_own_bytes() -> None:
     bytes, not a copy made through the stream (~50 us per 137 KB file), and the stream is left at
     its end so the drain reads nothing more; the hashes are the whole file's."""
     import hashlib
-    import io
 
-    from exhunt.artifacts.evtx import _materialize
+    from exhunt.artifacts.evtx import chunk_pass
     from exhunt.artifacts.files import drain, open_hashing
 
     data = _multi_chunk_sample().read_bytes()
     stream, raw = open_hashing(None, data=data)  # type: ignore[arg-type]  # no file: read already
     stream.peek(4096)  # as the worker sniffs the head
-    with _materialize(stream, len(data)) as copy:
-        assert isinstance(copy, io.BytesIO) and copy.getvalue() is data
+    with chunk_pass(_Context(len(data)), stream) as (source, selection):  # type: ignore[arg-type]
+        assert selection is None and isinstance(source, io.BytesIO) and source.getvalue() is data
     drain(stream)
     assert raw.bytes_read == len(data) and raw.sha256.hexdigest() == hashlib.sha256(data).hexdigest()
     assert stream.read() == b""
 
 
-def test_chunks_of_memory_and_of_a_file_agree(tmp_path: Path) -> None:
-    """Chunks are read in place from an in-memory file and one by one from a spooled (large) one:
-    the checksum warnings and the triage selection are the same either way, damage included."""
-    import io
+class _Context:
+    """What ``chunk_pass`` needs of a parse context: the listed size and the warnings."""
 
+    def __init__(self, size: int) -> None:
+        self.file = type("File", (), {"size": size})()
+        self.seen: list[tuple[str, int | None]] = []
+
+    def warn(self, message: str, offset: int | None = None) -> None:
+        self.seen.append((message, offset))
+
+
+def _pass(data: bytes, limit: int | None = None) -> tuple:
+    """Everything ``chunk_pass`` decides for ``data`` read through a stream: held whole, or (a
+    ``limit`` below its size) streamed chunk by chunk; and whether the parser's copy spilled to disk."""
+    import io
+    from unittest import mock
+
+    from exhunt.artifacts import evtx
+
+    ctx = _Context(len(data))
+    stream = io.BufferedReader(io.BytesIO(data), buffer_size=8192)
+    with (mock.patch.object(evtx, "in_memory_limit", return_value=limit or len(data) + 1),
+          evtx.chunk_pass(ctx, stream) as (source, selection)):  # type: ignore[arg-type]
+        source.seek(0)
+        copy = source.read()
+        spilled = bool(getattr(source, "_rolled", False))
+        facts = None if selection is None else (
+            selection.data is not None, selection.numbers, selection.skipped_records, selection.first_written,
+            selection.last_written, selection.last_before, selection.by_first_id)
+    assert stream.read() == b"", "every byte read: the hashes are the whole file's"
+    return (ctx.seen, copy, facts), spilled
+
+
+@pytest.mark.parametrize("literals", [None, ("lsass.exe",), ("no such text anywhere",), ("",)])
+@pytest.mark.parametrize("damage", ["none", "checksums", "cut", "zero tail"])
+def test_a_file_streamed_chunk_by_chunk_is_read_as_one_held_whole(literals: tuple[str, ...] | None,
+                                                                  damage: str) -> None:
+    """A file larger than the memory budget is never held whole: its chunks stream past and only the
+    parser's copy is kept (spooled). The warnings, the triage selection and the copy's bytes are the
+    same as for the file held whole, whatever the damage and whichever chunks triage keeps (some,
+    none, every one: then the copy is the file itself)."""
     from exhunt.artifacts import evtx_chunks
-    from exhunt.artifacts.evtx import verify_checksums
 
     data = bytearray(_multi_chunk_sample().read_bytes())
-    data[FILE_HEADER + CHUNK + 0x300: FILE_HEADER + CHUNK + 0x340] = b"\xff" * 0x40  # records CRC
-    data[FILE_HEADER + 2 * CHUNK: FILE_HEADER + 2 * CHUNK + 8] = b"XXXXXXXX"  # a bad signature
-    data += bytes(CHUNK) + b"\x01" * 600  # an unused chunk, then a tail too short to be one
-
-    class Warnings:
-        def __init__(self) -> None:
-            self.seen: list[tuple[str, int | None]] = []
-
-        def warn(self, message: str, offset: int | None = None) -> None:
-            self.seen.append((message, offset))
-
-    def outcome(source: io.BytesIO | io.BufferedRandom) -> tuple:
-        ctx = Warnings()
-        source.seek(0)
-        damaged = verify_checksums(ctx, source)  # type: ignore[arg-type]
-        selection = evtx_chunks.select(source, damaged)
-        assert selection is not None and selection.data is not None
-        return (ctx.seen, damaged, selection.data.getvalue(), selection.numbers, selection.skipped_records,
-                selection.first_written, selection.last_written, selection.last_before, selection.by_first_id)
-
+    if damage == "checksums":
+        data[FILE_HEADER + CHUNK + 0x300: FILE_HEADER + CHUNK + 0x340] = b"\xff" * 0x40  # records CRC
+        data[FILE_HEADER + 2 * CHUNK: FILE_HEADER + 2 * CHUNK + 8] = b"XXXXXXXX"  # a bad signature
+        data[20:24] = b"\xff\xff\xff\xff"  # the file header's checksum
+        data += bytes(CHUNK) + bytes(600)  # an unused chunk, then zero-filled space too short to be one
+    elif damage == "cut":  # the last chunk in use cut inside its records
+        last = max(FILE_HEADER + n * CHUNK for n in range((len(data) - FILE_HEADER) // CHUNK)
+                   if data.startswith(b"ElfChnk\x00", FILE_HEADER + n * CHUNK))
+        del data[last + 512 + (struct.unpack_from("<I", data, last + 48)[0] - 512) // 2:]
+    elif damage == "zero tail":
+        data += bytes(1000)
     try:
-        evtx_chunks.configure(("lsass.exe",))
-        in_memory = outcome(io.BytesIO(bytes(data)))
-        with (tmp_path / "spool").open("w+b") as spool:
-            spool.write(data)
-            assert outcome(spool) == in_memory
+        evtx_chunks.configure(literals)
+        whole, _ = _pass(bytes(data))
+        streamed, spilled = _pass(bytes(data), limit=CHUNK)
     finally:
         evtx_chunks.configure(None)
-    assert len(in_memory[0]) >= 2 and {1, 2} <= in_memory[1]
+    assert streamed == whole
+    warnings, copy, facts = whole
+    if damage == "checksums":
+        assert len(warnings) >= 3
+    if damage == "cut":
+        assert "into chunk" in warnings[0][0] and warnings[0][1] == len(data)
+    if facts is None:  # the file as it is (padded when cut)
+        assert copy[: len(data)] == bytes(data) and not copy[len(data):].strip(b"\x00")
+    if len(copy) > CHUNK:
+        assert spilled, "a copy larger than the budget is on disk, not in memory"
