@@ -109,12 +109,30 @@ def chunk_matches(chunk: bytes, end: int | None = None, start: int = 0) -> bool:
         return True
     import hyperscan
 
+    end = len(chunk) if end is None else end
     for first in (start, start + 1):  # texts at even offsets, then at odd ones
         try:
-            _DATABASE.scan(chunk[first:end:2], match_event_handler=_stop)  # one copy: no slice first
+            _DATABASE.scan(low_bytes_of(chunk, first, end), match_event_handler=_stop)
         except hyperscan.ScanTerminated:  # how Hyperscan reports a stopped scan: a match
             return True
     return False
+
+
+NUMPY_FROM = 6144
+
+
+def low_bytes_of(buffer: bytes, start: int, end: int) -> Any:
+    """``buffer[start:end:2]``, the low bytes of the UTF-16 code units from ``start``, as an array:
+    the units read as 16-bit integers and narrowed with SIMD (5 against 10 us per chunk of the shared
+    set for both parities; a strided copy goes byte by byte), the last byte on its own when the span
+    is odd (never a read past ``end``). Spans under ``NUMPY_FROM`` bytes take the strided copy: numpy's
+    ~0.8 us a call costs more there."""
+    if end - start < NUMPY_FROM:
+        return buffer[start:end:2]
+    import numpy as np
+
+    units = np.frombuffer(buffer, "<u2", (end - start) // 2, start).astype(np.uint8)
+    return np.concatenate((units, np.frombuffer(buffer, np.uint8, 1, end - 1))) if (end - start) % 2 else units
 
 
 def filters_records() -> bool:
@@ -263,20 +281,27 @@ def used_end(chunk: bytes, at: int = 0) -> int:
     return free if 512 <= free < length else length
 
 
+_RECORD_HEAD = struct.Struct("<4sIQQ").unpack_from  # magic, size, record id, written time
+_FREE_SPACE = struct.Struct("<I").unpack_from
+
+
 def written_range(chunk: bytes, at: int = 0) -> tuple[int, ...]:
     """Earliest and latest written time (FILETIME) in the record headers of the chunk at ``at``,
     walked by size."""
-    free = at + min(struct.unpack_from("<I", chunk, at + 48)[0], min(CHUNK, len(chunk) - at))
-    offset, low, high = at + 512, None, None
-    while offset + 24 <= free and chunk.startswith(RECORD_MAGIC, offset):
-        size, _, written = struct.unpack_from("<IQQ", chunk, offset + 4)
-        if written:  # a zero time (seen in cleared logs) is no time
-            low = written if low is None or written < low else low
-            high = written if high is None or written > high else high
+    free = at + min(_FREE_SPACE(chunk, at + 48)[0], min(CHUNK, len(chunk) - at))
+    offset = at + 512
+    times: list[int] = []
+    while offset + 24 <= free:
+        magic, size, _, written = _RECORD_HEAD(chunk, offset)
+        if magic != RECORD_MAGIC:
+            break
+        times.append(written)
         if size < 24:
             break
         offset += size
-    return () if low is None or high is None else (low, high)
+    if 0 in times:  # a zero time (seen in cleared logs) is no time
+        times = [t for t in times if t]
+    return (min(times), max(times)) if times else ()
 
 
 def synthetic_header(header: bytes, chunks: int) -> bytes:

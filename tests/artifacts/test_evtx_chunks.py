@@ -174,3 +174,18 @@ def test_unstored_records_keep_count_and_written_range() -> None:
     assert unstored.records == 6
     assert unstored.first == datetime(2019, 7, 18, 1, 2, 3, tzinfo=UTC)
     assert unstored.last == datetime(2019, 7, 19, 14, 53, 47, 239318, tzinfo=UTC)
+
+
+def test_low_bytes_are_the_strided_slice() -> None:
+    """The chunk filter's low bytes (16-bit units narrowed with numpy) are exactly ``buffer[start:end:2]``
+    for every span, odd or even, empty or up to the buffer's end: no byte past ``end`` is read."""
+    import random
+
+    from exhunt.artifacts.evtx_chunks import low_bytes_of
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        buffer = rng.randbytes(rng.choice((rng.randint(0, 300), rng.randint(6000, 20_000))))
+        start = rng.randint(0, len(buffer))
+        end = rng.randint(start, len(buffer))
+        assert bytes(low_bytes_of(buffer, start, end)) == buffer[start:end:2], (len(buffer), start, end)
