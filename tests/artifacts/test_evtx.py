@@ -265,15 +265,16 @@ class _Context:
         self.seen.append((message, offset))
 
 
-def _pass(data: bytes, limit: int | None = None) -> tuple:
+def _pass(data: bytes, limit: int | None = None, listed: int | None = None) -> tuple:
     """Everything ``chunk_pass`` decides for ``data`` read through a stream: held whole, or (a
-    ``limit`` below its size) streamed chunk by chunk; and whether the parser's copy spilled to disk."""
+    ``limit`` below its size) streamed chunk by chunk; and whether the parser's copy spilled to disk.
+    ``listed``: the size the listing gave, when the file grew since."""
     import io
     from unittest import mock
 
     from exhunt.artifacts import evtx
 
-    ctx = _Context(len(data))
+    ctx = _Context(len(data) if listed is None else listed)
     stream = io.BufferedReader(io.BytesIO(data), buffer_size=8192)
     with (mock.patch.object(evtx, "in_memory_limit", return_value=limit or len(data) + 1),
           evtx.chunk_pass(ctx, stream) as (source, selection)):  # type: ignore[arg-type]
@@ -313,9 +314,10 @@ def test_a_file_streamed_chunk_by_chunk_is_read_as_one_held_whole(literals: tupl
         evtx_chunks.configure(literals)
         whole, _ = _pass(bytes(data))
         streamed, spilled = _pass(bytes(data), limit=CHUNK)
+        grown, _ = _pass(bytes(data), limit=CHUNK, listed=FILE_HEADER)  # listed small, read past the limit
     finally:
         evtx_chunks.configure(None)
-    assert streamed == whole
+    assert streamed == whole == grown
     warnings, copy, facts = whole
     if damage == "checksums":
         assert len(warnings) >= 3
