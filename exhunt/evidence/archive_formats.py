@@ -18,6 +18,7 @@ import io
 import lzma
 import stat
 import tarfile
+import tempfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -33,7 +34,10 @@ UNSUPPORTED_MAGIC = {b"Rar!\x1a\x07": "RAR", b"MSCF": "CAB"}
 ARCHIVE_SUFFIXES = (".zip", ".7z", ".tar", ".tgz", ".gz", ".tbz2", ".bz2", ".txz", ".xz")
 TAR_SUFFIXES = (".tar", ".tgz", ".tar.gz")  # a pre-POSIX tar has no magic: these names say tar
 MAX_7Z_MEMBER = 512 << 20
-MAX_IN_MEMORY = 256 << 20  # a nested archive in a member stream that cannot seek is read into memory up to this
+MAX_IN_MEMORY = 256 << 20  # a nested archive in a member stream that cannot seek is copied up to this
+# of that copy, the bytes held in memory before it spills to a private temporary file (workers set their
+# engine chunk, from --memory-limit): the reader cache holds several such copies
+SPOOL_IN_MEMORY = 16 << 20
 CACHE_SIZE = 4
 
 
@@ -327,13 +331,22 @@ def reader_for(container: Path, chain: tuple[str, ...], open_file: Any) -> Reade
 
 
 def in_memory(stream: BinaryIO, limit: int = MAX_IN_MEMORY) -> BinaryIO:
-    """A seekable stream for a reader: ``stream`` itself, or its bytes when it cannot seek."""
+    """A seekable stream for a reader: ``stream`` itself, or a copy of its bytes when it cannot seek,
+    held in memory up to ``SPOOL_IN_MEMORY`` and in a private temporary file past it (the copies were
+    all in memory: the reader cache's four nested archives of up to 256 MiB each had been 1 GiB per
+    worker whatever ``--memory-limit``); refused past ``limit``."""
     if stream.seekable():
         return stream
-    data = stream.read(limit + 1)
-    if len(data) > limit:
-        raise ArchiveFormatError(f"archive in a stream that cannot seek and larger than {limit} bytes: not opened")
-    return io.BytesIO(data)
+    copy = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, prefix="exhunt-archive-")  # noqa: SIM115 - returned
+    total = 0
+    while piece := stream.read(1 << 20):
+        total += len(piece)
+        if total > limit:
+            copy.close()
+            raise ArchiveFormatError(f"archive in a stream that cannot seek and larger than {limit} bytes: not opened")
+        copy.write(piece)
+    copy.seek(0)
+    return copy  # type: ignore[return-value]
 
 
 def clear_cache() -> None:

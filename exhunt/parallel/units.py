@@ -41,8 +41,10 @@ WorkerSettings = tuple[int, str | None, tuple[str, ...] | None, "TriagePlan | No
 def apply_settings(settings: WorkerSettings) -> None:
     """Set this process's settings (pool initializer, Dask worker, in-process run)."""
     from exhunt.artifacts import evtx_chunks, files, w3c_fast
+    from exhunt.evidence import archive_formats
 
     w3c_fast.CHUNK, w3c_fast.DUCKDB_MEMORY, literals, w3c_fast.TRIAGE, files.ALL_DIGESTS = settings
+    archive_formats.SPOOL_IN_MEMORY = w3c_fast.CHUNK  # a nested archive's copy (one engine chunk)
     evtx_chunks.configure(literals)
 
 

@@ -236,3 +236,40 @@ def test_two_7z_members_of_one_name_are_each_read_in_place(tmp_path: Path, scann
     con = parse_bytes(tmp_path, "p.bin", buffer.getvalue())
     rows = con.execute("SELECT path, size FROM files WHERE artifact = 'archive_member' ORDER BY path").fetchall()
     assert rows == [("p.bin!a.log", 5), ("p.bin!a.log~2", 10)]
+
+
+def test_a_nested_archive_that_cannot_seek_spills_past_the_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nested archive read from a member stream that cannot seek is copied for its reader: in memory
+    up to the budget, in a private temporary file past it (the reader cache holds several), with the
+    same members and bytes either way; past the copy limit it is refused with a readable reason."""
+    from exhunt.evidence import archive_formats
+
+    members = [(f"{i}.log", bytes(range(256)) * 400) for i in range(6)]  # ~600 KB
+    data = _zip_pairs(members)
+
+    class OneWay(io.RawIOBase):  # a decompressing member stream: it reads forward only
+        def __init__(self, payload: bytes) -> None:
+            self.inner = io.BytesIO(payload)
+
+        def readable(self) -> bool:
+            return True
+
+        def seekable(self) -> bool:
+            return False
+
+        def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+            return self.inner.readinto(buffer)
+
+    def read_all(spool_budget: int) -> tuple[list[tuple[str, bytes]], bool]:
+        monkeypatch.setattr(archive_formats, "SPOOL_IN_MEMORY", spool_budget)
+        copy = archive_formats.in_memory(io.BufferedReader(OneWay(data)))  # type: ignore[arg-type]
+        spilled = bool(getattr(copy, "_rolled", False))
+        reader = archive_formats.make_reader(copy, "nested.zip")
+        return [(m.name, reader.open(m.locator).read()) for m in reader.members()], spilled
+
+    held, held_spilled = read_all(16 << 20)
+    spooled, spooled_spilled = read_all(64 << 10)
+    assert held == spooled == members
+    assert not held_spilled and spooled_spilled
+    with pytest.raises(archive_formats.ArchiveFormatError, match="cannot seek and larger than"):
+        archive_formats.in_memory(io.BufferedReader(OneWay(data)), limit=len(data) - 1)  # type: ignore[arg-type]
