@@ -7,12 +7,16 @@ or attribute stays in ``fields``, plus ``SourceItemsCount`` (the items an entry 
 writes ``LastAccessed`` in the exporting machine's culture and time zone: ISO and US
 (``3/3/2021 3:12:45 AM``) forms are read as UTC, anything else is a warning and the row is kept.
 The XML is parsed by expat with document type declarations refused (no entity expansion).
+Both are read as a stream, entry by entry, whatever their size: the whole export had been read into
+memory and copied three times (a 256 MiB one held well over 1 GB), and anything past 256 MiB was
+left unread.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 from xml.parsers import expat
@@ -23,16 +27,21 @@ from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.timeparse import parse_ts
 
 CSV_MARKERS = ("MailboxOwnerUPN", "LogonType", "LastAccessed")
-MAX_BYTES = 256 << 20
+HEAD = 4096  # enough to tell the encoding and the kind of export
+READ = 1 << 20  # the XML's read size
 US_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S")
 
 
+def _encoding(head: bytes) -> str:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if len(head) > 1 and head[1:2] == b"\x00":
+        return "utf-16-le"
+    return "utf-8-sig"
+
+
 def _text(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", "replace")
-    if len(data) > 1 and data[1:2] == b"\x00":
-        return data.decode("utf-16-le", "replace")
-    return data.decode("utf-8-sig", "replace")
+    return data.decode(_encoding(data), "replace")
 
 
 def when(text: str | None) -> datetime | None:
@@ -72,15 +81,21 @@ class MailboxAuditExport(Artifact):
 
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
-        data = stream.read(MAX_BYTES + 1)
-        if len(data) > MAX_BYTES:
-            ctx.warn(f"mailbox audit export larger than {MAX_BYTES >> 20} MiB: only the first part is read")
-            data = data[:MAX_BYTES]
-        text = _text(data)
-        if "<SearchResults" in text[:4096]:
-            _xml(ctx, data)
+        head = _peek(stream)
+        if "<SearchResults" in _text(head[:HEAD]):
+            _xml(ctx, stream)
         else:
-            _csv(ctx, text)
+            text = io.TextIOWrapper(stream, encoding=_encoding(head), errors="replace", newline="\n")
+            try:
+                _csv(ctx, text)
+            finally:
+                text.detach()  # the stream stays open: the worker drains it for the file's hashes
+
+
+def _peek(stream: BinaryIO) -> bytes:
+    """The head of the stream, left unread (the worker's streams are buffered readers)."""
+    peek = getattr(stream, "peek", None)
+    return peek(HEAD)[:HEAD] if peek is not None else b""
 
 
 def _emit(ctx: ParseContext, record: dict[str, Any], line: int | None, number: int) -> None:
@@ -98,10 +113,11 @@ def _emit(ctx: ParseContext, record: dict[str, Any], line: int | None, number: i
                "fields": orjson.dumps(record).decode()})
 
 
-def _csv(ctx: ParseContext, text: str) -> None:
-    lines = text.splitlines(keepends=True)
-    skip = 1 if lines and lines[0].startswith("#TYPE") else 0
-    reader = csv.DictReader(io.StringIO("".join(lines[skip:])))
+def _csv(ctx: ParseContext, text: io.TextIOWrapper) -> None:
+    """Row by row from the text stream (lines end at ``\n`` only, as the csv module wants them)."""
+    first = text.readline()
+    skip = 1 if first.startswith("#TYPE") else 0
+    reader = csv.DictReader(text if skip else itertools.chain([first], text))
     number = 0
     while True:
         try:
@@ -119,7 +135,7 @@ def _csv(ctx: ParseContext, text: str) -> None:
         _emit(ctx, record, reader.line_num + skip, number)
 
 
-def _xml(ctx: ParseContext, data: bytes) -> None:
+def _xml(ctx: ParseContext, stream: BinaryIO) -> None:
     parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     state: dict[str, Any] = {"event": None, "line": 0, "n": 0, "items": 0, "tag": None}
@@ -146,6 +162,8 @@ def _xml(ctx: ParseContext, data: bytes) -> None:
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     try:
-        parser.Parse(data, True)
+        while piece := stream.read(READ):
+            parser.Parse(piece, False)
+        parser.Parse(b"", True)
     except (expat.ExpatError, ValueError) as exc:
         ctx.warn(f"audit XML stops being readable here: {exc}", parser.CurrentLineNumber)

@@ -41,3 +41,33 @@ def test_xml_report(tmp_path: Path) -> None:
     first = json.loads(rows[0][2])
     assert first["SourceItemsCount"] == "2" and first["MailboxOwnerUPN"] == "ceo@x.example"
     assert con.execute("SELECT count(*) FROM warnings").fetchone() == (1,), "the truncated end is one warning"
+
+
+def _rows(tmp_path: Path, name: str, data: bytes) -> list[tuple]:
+    con = parse_bytes(tmp_path, name, data)
+    return con.execute("SELECT ts, client_ip, \"user\", cmdlet, line, record_id, fields FROM events "
+                       "ORDER BY record_id").fetchall()
+
+
+def test_csv_in_every_encoding_and_without_its_type_line(tmp_path: Path) -> None:
+    """The export is read row by row from the stream in the encoding its first bytes give (UTF-8,
+    UTF-16 with a BOM, UTF-16LE without), a quoted value over two lines included; without the
+    ``#TYPE`` line the header is the first line and the line numbers follow."""
+    quoted = CSV.replace(b'"X\\eve"', b'"X\\eve\r\nsecond line"')
+    want = _rows(tmp_path / "utf8", "audit/a.csv", quoted)
+    assert len(want) == 3 and want[0][2] == "X\\eve\r\nsecond line"
+    for name, data in (("bom", b"\xff\xfe" + quoted.decode().encode("utf-16-le")),
+                       ("le", quoted.decode().encode("utf-16-le"))):
+        assert _rows(tmp_path / name, "audit/a.csv", data) == want, name
+    untyped = _rows(tmp_path / "untyped", "audit/a.csv", quoted.split(b"\r\n", 1)[1])
+    assert [r[4] for r in untyped] == [r[4] - 1 for r in want] and [r[3] for r in untyped] == [r[3] for r in want]
+
+
+def test_xml_read_in_pieces_gives_the_same_events(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The XML report is fed to expat piece by piece: any read size gives the same events and the
+    same one warning for its truncated end."""
+    from exhunt.artifacts import mailbox_audit
+
+    whole = _rows(tmp_path / "whole", "audit/report.xml", XML)
+    monkeypatch.setattr(mailbox_audit, "READ", 7)
+    assert _rows(tmp_path / "pieces", "audit/report.xml", XML) == whole and len(whole) == 2
