@@ -153,3 +153,24 @@ def test_report_impact_csv_writes_the_notification_list(case: tuple[Path, Assess
     assert list(rows[0]) == ["mailbox", "how", "first_seen", "last_seen", "sources", "confidence"]
     assert [r["confidence"] for r in rows] == sorted((r["confidence"] for r in rows),
                                                      key=["high", "medium", "low"].index)
+
+
+def test_audit_entries_read_by_logon_or_all_in_batches_give_the_same_impact(
+        case: tuple[Path, AssessmentDocument], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The audit export's entries are decided per distinct logon and only the listed logons' entries
+    read; with more listed logons than the query names, every entry is read in batches and filtered:
+    the same mailboxes, evidence and counts either way, and audit entries among them."""
+    import shutil
+
+    from exhunt.api import assess, plan
+    from exhunt.detections.impact import audit
+
+    evidence, doc = case
+    store = tmp_path / "store"
+    shutil.copytree(evidence.parent / "case" / "store", store)  # the module's case stays as it is
+    work = plan([evidence], "EXCH01", store)
+    monkeypatch.setattr(audit, "MAX_MATCHED", 0)
+    monkeypatch.setattr(audit, "BATCH", 1)
+    again = assess(store, work, ScanOptions(jobs=1, quiet=True))
+    assert again.impact == doc.impact
+    assert any(h.startswith("audit:") for e in doc.impact for h in e.how)
