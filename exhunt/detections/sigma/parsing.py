@@ -47,6 +47,13 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0] + where
 
 
+def _conversion_reason(error: Exception) -> str:
+    """pySigma's message alone, one line: its text appends the rule's location and, for a conversion
+    error, the whole rule's repr (kilobytes on one line); the entry names the file and rule already."""
+    text = ValueError.__str__(error) if isinstance(error, SigmaError) else str(error)
+    return (text.splitlines() or [type(error).__name__])[0]
+
+
 # What pySigma and PyYAML raise on hostile or mistyped input besides their own errors (an
 # impossible date, ``id: 5``, ``condition: 5``): a rule file must never stop the scan.
 BAD_RULE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
@@ -147,5 +154,5 @@ def _convert(rules: list[Rule], ruleset: RuleSet) -> list[CompiledQuery[Rule]]:
     backend = DuckDBBackend(pipeline(), collect_errors=True)  # type: ignore[arg-type]
     queries = list(backend.convert(collection))
     for rule, error in backend.errors:
-        ruleset.fail(rule, rule_path(rule), str(error).splitlines()[0])
+        ruleset.fail(rule, rule_path(rule), _conversion_reason(error))
     return queries

@@ -54,3 +54,16 @@ def test_mixed_file_keeps_its_rules(tmp_path: Path) -> None:
     ruleset = load_and_convert([tmp_path], include_builtin=False)
     assert len(ruleset.failed) == 1 and "document 2" in ruleset.failed[0]["reason"]
     assert ruleset.report()["converted"] == 1
+
+
+def test_a_rule_no_pipeline_maps_fails_with_a_short_reason(tmp_path: Path) -> None:
+    """A rule whose logsource no pipeline maps is listed as failed with pySigma's message only (its
+    text appends the whole rule's repr: kilobytes on one line of findings.json)."""
+    rule = tmp_path / "unmapped.yml"
+    rule.write_text("title: Unmapped\nid: 3c6b9a47-3f0e-4c5e-8f8f-0a1b2c3d4e5f\nstatus: test\n"
+                    "logsource:\n    product: windows\ndetection:\n    keywords:\n        - 'x'\n"
+                    "    condition: keywords\nlevel: low\n", encoding="utf-8")
+    ruleset = load_and_convert([rule], include_builtin=False)
+    assert [f["title"] for f in ruleset.failed] == ["Unmapped"]
+    reason = ruleset.failed[0]["reason"]
+    assert reason.startswith("no pipeline maps logsource") and "SigmaRule(" not in reason and len(reason) < 200
