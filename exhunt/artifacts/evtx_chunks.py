@@ -176,21 +176,17 @@ class Selection:
         return self.numbers[number] if 0 <= number < len(self.numbers) else number
 
 
-def chunks(data: IO[bytes], least: int = CHUNK) -> Iterator[tuple[bytes, int, int]]:
-    """``(buffer, offset, length)`` of each chunk after the file header, in order, while at least
-    ``least`` bytes of it are there: an in-memory file's own bytes at the chunk's offset (no copy of
-    each chunk: ~5 us each, read twice per file), else each chunk read (offset 0)."""
+def chunks(data: IO[bytes]) -> Iterator[tuple[bytes, int]]:
+    """``(buffer, offset)`` of each whole chunk after the file header, in order: an in-memory file's
+    own bytes at the chunk's offset (no copy of each chunk), else each chunk read (offset 0)."""
     if isinstance(data, io.BytesIO):
         buffer = data.getvalue()  # the BytesIO's own bytes object, not a copy
-        for offset in range(FILE_HEADER, len(buffer), CHUNK):
-            length = min(CHUNK, len(buffer) - offset)
-            if length < least:
-                return
-            yield buffer, offset, length
+        for offset in range(FILE_HEADER, len(buffer) - CHUNK + 1, CHUNK):
+            yield buffer, offset
         return
     data.seek(FILE_HEADER)
-    while len(chunk := data.read(CHUNK)) >= least:
-        yield chunk, 0, len(chunk)
+    while len(chunk := data.read(CHUNK)) == CHUNK:
+        yield chunk, 0
 
 
 def header_selectable(header: bytes) -> bool:
@@ -261,8 +257,8 @@ def select(data: IO[bytes], must_parse: set[int]) -> Selection | None:
         return None
     selector = Selector()
     keep: list[bytes | memoryview] = []
-    # a cut chunk was padded by pad_cut_chunk; anything shorter than a chunk holds none
-    for number, (buffer, at, _) in enumerate(chunks(data)):
+    # anything shorter than a chunk holds none (``evtx.chunk_pass`` pads a cut one first)
+    for number, (buffer, at) in enumerate(chunks(data)):
         if selector.keep(number, buffer, at, number in must_parse):
             keep.append(memoryview(buffer)[at : at + CHUNK])
     if selector.every_chunk:

@@ -28,7 +28,7 @@ from exhunt.artifacts.pages import SERVER_PAGES
 from exhunt.detections.pagescan import view_rows
 from exhunt.detections.yara import FileScanner
 from exhunt.evidence.archive import looks_like_archive
-from exhunt.evidence.archive_formats import in_memory, is_archive, make_reader
+from exhunt.evidence.archive_formats import is_archive, make_reader, seekable_copy
 from exhunt.evidence.archive_members import Limits, Walk, members, read_whole
 from exhunt.evidence.base import EvidenceFile
 
@@ -191,7 +191,7 @@ def scan_archive(scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, st
     walk = Walk(ARCHIVE_LIMITS, lambda where, message: _warn(ctx, f"{where}: {message}"), "!",
                 lambda e: e.data is not None and is_archive(e.data[:512], e.clean),
                 lambda e: make_reader(io.BytesIO(e.data or b""), e.clean.rsplit("/", 1)[-1], HOLD_7Z))
-    for entry in members(lambda: make_reader(in_memory(stream), name, HOLD_7Z), file.rel, file.rel, walk):
+    for entry in members(lambda: make_reader(seekable_copy(stream), name, HOLD_7Z), file.rel, file.rel, walk):
         member_path, size = entry.rel, entry.member.size
         if size > scanner.max_size:
             _warn(ctx, f"{member_path}: member of {size} bytes over the size limit, not scanned")

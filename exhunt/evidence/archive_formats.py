@@ -34,7 +34,7 @@ UNSUPPORTED_MAGIC = {b"Rar!\x1a\x07": "RAR", b"MSCF": "CAB"}
 ARCHIVE_SUFFIXES = (".zip", ".7z", ".tar", ".tgz", ".gz", ".tbz2", ".bz2", ".txz", ".xz")
 TAR_SUFFIXES = (".tar", ".tgz", ".tar.gz")  # a pre-POSIX tar has no magic: these names say tar
 MAX_7Z_MEMBER = 512 << 20
-MAX_IN_MEMORY = 256 << 20  # a nested archive in a member stream that cannot seek is copied up to this
+MAX_COPY = 256 << 20  # a nested archive in a member stream that cannot seek is copied up to this
 # of that copy, the bytes held in memory before it spills to a private temporary file (workers set their
 # engine chunk, from --memory-limit): the reader cache holds several such copies
 SPOOL_IN_MEMORY = 16 << 20
@@ -315,7 +315,7 @@ def reader_for(container: Path, chain: tuple[str, ...], open_file: Any) -> Reade
         return _CACHE[key]
     if chain:
         parent = reader_for(container, chain[:-1], open_file)
-        stream = in_memory(parent.open(chain[-1]))
+        stream = seekable_copy(parent.open(chain[-1]))
         # a gz/bz2/xz member's one file is named after the member ("x.aspx.gz" -> "x.aspx"), not
         # after its locator (a zip index or tar offset), so path-based detections still see it
         names = _NAMES.get(key[:1] + (chain[:-1],))
@@ -330,7 +330,7 @@ def reader_for(container: Path, chain: tuple[str, ...], open_file: Any) -> Reade
     return reader
 
 
-def in_memory(stream: BinaryIO, limit: int = MAX_IN_MEMORY) -> BinaryIO:
+def seekable_copy(stream: BinaryIO, limit: int = MAX_COPY) -> BinaryIO:
     """A seekable stream for a reader: ``stream`` itself, or a copy of its bytes when it cannot seek,
     held in memory up to ``SPOOL_IN_MEMORY`` and in a private temporary file past it (the copies were
     all in memory: the reader cache's four nested archives of up to 256 MiB each had been 1 GiB per

@@ -262,7 +262,7 @@ def test_a_nested_archive_that_cannot_seek_spills_past_the_memory_budget(monkeyp
 
     def read_all(spool_budget: int) -> tuple[list[tuple[str, bytes]], bool]:
         monkeypatch.setattr(archive_formats, "SPOOL_IN_MEMORY", spool_budget)
-        copy = archive_formats.in_memory(io.BufferedReader(OneWay(data)))  # type: ignore[arg-type]
+        copy = archive_formats.seekable_copy(io.BufferedReader(OneWay(data)))  # type: ignore[arg-type]
         spilled = bool(getattr(copy, "_rolled", False))
         reader = archive_formats.make_reader(copy, "nested.zip")
         return [(m.name, reader.open(m.locator).read()) for m in reader.members()], spilled
@@ -272,4 +272,4 @@ def test_a_nested_archive_that_cannot_seek_spills_past_the_memory_budget(monkeyp
     assert held == spooled == members
     assert not held_spilled and spooled_spilled
     with pytest.raises(archive_formats.ArchiveFormatError, match="cannot seek and larger than"):
-        archive_formats.in_memory(io.BufferedReader(OneWay(data)), limit=len(data) - 1)  # type: ignore[arg-type]
+        archive_formats.seekable_copy(io.BufferedReader(OneWay(data)), limit=len(data) - 1)  # type: ignore[arg-type]
