@@ -35,6 +35,7 @@ from exhunt.events.preload import PartLoader
 from exhunt.events.store import StoreWriter, connect, write_table
 from exhunt.evidence import custody, manifest, open_evidence
 from exhunt.evidence.base import EvidenceFile
+from exhunt.evidence.kape import machine_collections
 from exhunt.findings import coverage as expected
 from exhunt.findings.document import save_document
 from exhunt.findings.model import (
@@ -96,17 +97,26 @@ class HostWork:
 
 
 def plan(evidence: Sequence[Path], host: str | None, store: Path) -> list[HostWork]:
-    """List every evidence file per host; listing problems are written as warnings."""
+    """List every evidence file per host; listing problems are written as warnings. A folder that
+    holds only machines' collections (``EXCH01/C/...``, ``EXCH02/C/...``) is a host per machine
+    unless ``host`` names one for everything."""
     work: list[HostWork] = []
-    for path in evidence:
-        source = open_evidence(path)
-        name = host or source.default_host()
-        with StoreWriter(store, name, part="listing-" + os.urandom(6).hex()) as writer:
-            def warn(rel: str, message: str, _w: StoreWriter = writer, _h: str = name) -> None:
-                _w.add("warnings", {"host": _h, "artifact": "evidence", "path": rel, "message": message})
+    for given in evidence:
+        machines, only = machine_collections(given)
+        split = host is None and len(machines) > 1 and only  # a folder of machines: a host each (as --fleet)
+        for path in machines if split else [given]:
+            source = open_evidence(path)
+            name = host or source.default_host()
+            with StoreWriter(store, name, part="listing-" + os.urandom(6).hex()) as writer:
+                def warn(rel: str, message: str, _w: StoreWriter = writer, _h: str = name) -> None:
+                    _w.add("warnings", {"host": _h, "artifact": "evidence", "path": rel, "message": message})
 
-            files = tuple(source.files(warn))
-        work.append(HostWork(name, str(path), files))
+                if len(machines) > 1 and not split:
+                    warn("", f"holds the collections of {len(machines)} machines "
+                             f"({', '.join(m.name for m in machines)}) read as one host {name}: give each "
+                             "collection (or --fleet) to assess each machine as its own host")
+                files = tuple(source.files(warn))
+            work.append(HostWork(name, str(path), files))
     return work
 
 

@@ -22,6 +22,14 @@ MAX_DEPTH = 64
 _open_readonly = open_readonly  # older import name
 
 
+def _another_name(rel: str, taken: set[str]) -> str:
+    """``rel [2]``, ``rel [3]``...: the first not ``taken``."""
+    n = 2
+    while f"{rel} [{n}]" in taken:
+        n += 1
+    return f"{rel} [{n}]"
+
+
 class DirectorySource(Source):
     """Every regular file under a folder; archives inside it are opened in place (one level)."""
 
@@ -41,6 +49,7 @@ class DirectorySource(Source):
 
         root = str(self.root)
         stack: list[tuple[str, int]] = [(root, 0)]
+        shown: set[str] = set()  # the names given so far: a file's name is its identity in the case
         while stack:
             folder, depth = stack.pop()
             real_folder = os.path.relpath(folder, root).replace(os.sep, "/")
@@ -72,6 +81,11 @@ class DirectorySource(Source):
                 elif stat.S_ISDIR(st.st_mode):
                     subdirs.append((entry.path, depth + 1))
                 elif stat.S_ISREG(st.st_mode):
+                    if rel in shown:  # two real names shown as one: each file must keep its own
+                        rel = _another_name(rel, shown)
+                        warn(rel, f"another file is shown as {rel.rsplit(' [', 1)[0]} (a drive folder's "
+                                  "spelling or escaped characters): listed under this name")
+                    shown.add(rel)
                     if st.st_nlink > 1:
                         warn(rel, f"hard link ({st.st_nlink} names): read as a regular file, never written")
                     locator = (real,) if rel != real else ()

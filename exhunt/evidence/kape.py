@@ -57,11 +57,32 @@ class KapeSource(DirectorySource):
             return False
         if any(_is_drive_folder(c) for c in children):
             return True
-        return len(children) <= 8 and any(
-            _is_drive_folder(g) for c in children for g in _subdirs(c))
+        # one collection folder (KAPE's timestamped destination) around the drive folders; several
+        # are several machines' collections, whose paths must not be merged by dropping that folder
+        return len(children) <= 8 and len(_holding_drives(children)) == 1
 
     def present(self, rel: str) -> str:
         return normalise_drive_path(rel)
+
+
+def _holding_drives(folders: list[Path]) -> list[Path]:
+    """The folders that hold a drive folder (each is a collection of one machine)."""
+    return [c for c in folders if any(_is_drive_folder(g) for g in _subdirs(c))]
+
+
+def machine_collections(path: Path) -> tuple[list[Path], bool]:
+    """The children of ``path`` that are each a machine's collection (a drive folder in them), and
+    whether they are all it holds. A folder of several collections (``EXCH01/C/...``,
+    ``EXCH02/C/...``) is several hosts: read as one, their files would share names and verdicts."""
+    if not path.is_dir():
+        return [], False
+    try:
+        entries = sorted(path.iterdir())
+    except OSError:
+        return [], False
+    folders = [c for c in entries if c.is_dir() and not c.is_symlink()]
+    held = _holding_drives(folders)
+    return held, len(held) == len(entries)
 
 
 def _subdirs(path: Path) -> list[Path]:
