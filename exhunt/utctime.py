@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import overload
 
@@ -22,3 +23,35 @@ def iso_utc(ts: datetime | None) -> str | None:
 def iso_from_epoch(value: float | None) -> str | None:
     """A file-system time stamp (seconds since 1970, UTC) as ISO 8601 UTC."""
     return None if value is None else iso_utc(datetime.fromtimestamp(value, UTC))
+
+
+# Seconds since 1970 that ``iso_from_epoch`` writes with four digits of year (0001-9999).
+_FIRST, _LAST = -62135596800.0, 253402300799.0
+
+
+def iso_from_epochs(values: Sequence[float | None]) -> list[str | None]:
+    """``iso_from_epoch`` of many file times at once (numpy, no ``datetime`` per value: a listing
+    has three per file, 60,000 for 20,000 pages). The microseconds round half to even from the
+    fraction, with the carry into the second, exactly as ``datetime.fromtimestamp`` does; values it
+    cannot write that way (missing, out of range) go through ``iso_from_epoch`` one by one."""
+    import numpy as np
+
+    times = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    usable = np.isfinite(times) & (times >= _FIRST) & (times <= _LAST)
+    safe = np.where(usable, times, 0.0)
+    fraction, whole = np.modf(safe)
+    micro = np.rint(fraction * 1e6)
+    carry, borrow = micro >= 1e6, micro < 0
+    micro = np.where(carry, micro - 1e6, np.where(borrow, micro + 1e6, micro))
+    whole = whole + carry - borrow
+    stamps = whole.astype(np.int64) * 1_000_000 + micro.astype(np.int64)
+    text = np.datetime_as_string(stamps.astype("datetime64[us]"), unit="us").tolist()
+    out: list[str | None] = []
+    for value, shown, ok, us in zip(values, text, usable.tolist(), micro.tolist(), strict=True):
+        if not ok:
+            out.append(iso_from_epoch(value))
+        elif us:
+            out.append(shown + "Z")
+        else:
+            out.append(shown[:-7] + "Z")  # whole seconds: no fraction, as ``isoformat`` writes them
+    return out

@@ -11,6 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from exhunt.findings.model import Hit
+from exhunt.findings.triage import HitRow
 
 if TYPE_CHECKING:  # annotations only: the probe's report path imports this without DuckDB
     import duckdb
@@ -70,20 +71,35 @@ class SqlCheck(Check):
     gate: ClassVar[str] = ""
 
     def run(self, con: duckdb.DuckDBPyConnection) -> Iterator[Hit]:
+        if self.shapes_hits:
+            for names, batch in self._batches(con):
+                yield from map(partial(_by_dict, self.hit, names), batch)
+            return
+        for row in self.hit_rows(con):
+            yield _hit_of(self.id, row)
+
+    def hit_rows(self, con: duckdb.DuckDBPyConnection) -> Iterator[HitRow]:
+        """The query's rows as grouping reads them (``triage.group_rows``): no ``Hit`` per row (a
+        check over web-root pages returns one row per page, thousands). Only for checks that do not
+        shape their own hits (``shapes_hits``)."""
+        for names, batch in self._batches(con):
+            yield from map(self.row_maker(names), batch)
+
+    @property
+    def shapes_hits(self) -> bool:
+        """A check that overrides ``hit`` shapes its own hits (from the row as a dict)."""
+        return type(self).hit is not SqlCheck.hit
+
+    def _batches(self, con: duckdb.DuckDBPyConnection) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
         if self.gate and con.execute(f"SELECT 1 FROM events WHERE {self.gate} LIMIT 1").fetchone() is None:
             return
         cursor = con.execute(self.sql)
         names = [d[0] for d in cursor.description]
-        make = self.hit_maker(names)
-        if type(self).hit is not SqlCheck.hit:  # a check that shapes its own hits keeps doing so
-            make = partial(_by_dict, self.hit, names)
         while batch := cursor.fetchmany(10_000):
-            for values in batch:
-                yield make(values)
+            yield names, batch
 
-    def hit_maker(self, names: list[str]) -> Callable[[tuple[Any, ...]], Hit]:
-        """``hit`` for the rows of one query, reading columns by position: no dict per row (a check
-        over web-root pages returns one row per page, thousands)."""
+    def row_maker(self, names: list[str]) -> Callable[[tuple[Any, ...]], HitRow]:
+        """A query row as a ``HitRow``, its columns read by position (no dict per row)."""
         at = {name: i for i, name in enumerate(names)}  # a repeated name: its last column, as a dict
         iocs = tuple((name[4:], i) for name, i in at.items() if name.startswith("ioc_"))
         host, path = at["host"], at["path"]
@@ -93,31 +109,27 @@ class SqlCheck(Check):
         def get(values: tuple[Any, ...], i: int | None) -> Any:
             return None if i is None else values[i]
 
-        def make(values: tuple[Any, ...]) -> Hit:
+        def make(values: tuple[Any, ...]) -> HitRow:
             indicators = {}
             for name, i in iocs:
                 value = values[i]
                 if value not in (None, ""):
                     indicators[name] = str(value)
-            return Hit(
-                check=self.id,
-                host=values[host],
-                key=str(get(values, key) or ""),
-                path=values[path],
-                source=get(values, source) or "",
-                ts=get(values, ts),
-                line=get(values, line),
-                record_id=get(values, record_id),
-                excerpt=(get(values, excerpt) or "")[:EXCERPT_CHARS],
-                confidence=get(values, confidence) or "high",
-                indicators=indicators,
-            )
+            return (values[host], str(get(values, key) or ""), get(values, confidence) or "high", values[path],
+                    get(values, source) or "", get(values, ts), get(values, line), get(values, record_id),
+                    (get(values, excerpt) or "")[:EXCERPT_CHARS], indicators)
 
         return make
 
     def hit(self, row: dict[str, Any]) -> Hit:
-        """One row as a dict (callers outside ``run``); the same fields as ``hit_maker`` reads."""
-        return self.hit_maker(list(row))(tuple(row.values()))
+        """One row as a dict (callers outside ``run``); the same fields as ``row_maker`` reads."""
+        return _hit_of(self.id, self.row_maker(list(row))(tuple(row.values())))
+
+
+def _hit_of(check: str, row: HitRow) -> Hit:
+    host, key, confidence, path, source, ts, line, record_id, excerpt, indicators = row
+    return Hit(check=check, host=host, key=key, path=path, source=source, ts=ts, line=line, record_id=record_id,
+               excerpt=excerpt, confidence=confidence, indicators=indicators)
 
 
 def _by_dict(hit: Callable[[dict[str, Any]], Hit], names: list[str], values: tuple[Any, ...]) -> Hit:

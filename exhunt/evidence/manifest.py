@@ -36,7 +36,7 @@ from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.directory import MAX_DEPTH
 from exhunt.evidence.names import printable
 from exhunt.evidence.readonly import open_readonly
-from exhunt.utctime import iso_utc
+from exhunt.utctime import iso_from_epochs, iso_utc
 
 MANIFEST_VERSION = 1
 CHUNK = 1 << 20
@@ -77,10 +77,17 @@ def _iso(value: float | None) -> str | None:
 def _record(rid: str, kind: str, host: str, evidence: str, path: Path | str, rel: str, size: int, sha: str,
             times: Times) -> dict[str, Any]:
     """One manifest record as a plain dict (the fields of ``InputRecord``, in its order)."""
+    return _record_at(rid, kind, host, evidence, path, rel, size, sha, (_iso(times[0]), _iso(times[1]),
+                                                                       _iso(times[2])))
+
+
+def _record_at(rid: str, kind: str, host: str, evidence: str, path: Path | str, rel: str, size: int, sha: str,
+               shown_times: tuple[str | None, str | None, str | None]) -> dict[str, Any]:
+    """``_record`` with its times already written (``iso_from_epochs`` of a whole folder)."""
     shown_path, escaped = printable(str(path))
     return {"id": rid, "kind": kind, "host": host, "evidence": evidence, "path": shown_path,
-            "rel": printable(rel)[0], "size": size, "sha256": sha, "mtime": _iso(times[0]),
-            "ctime": _iso(times[1]), "atime": _iso(times[2]),
+            "rel": printable(rel)[0], "size": size, "sha256": sha, "mtime": shown_times[0],
+            "ctime": shown_times[1], "atime": shown_times[2],
             "fs_hex": os.fsencode(str(path)).hex() if escaped else None}
 
 
@@ -211,12 +218,14 @@ def prepare(hosts: Sequence[tuple[str, str, Sequence[EvidenceFile]]]) -> Prepare
         ids = {real_rel(f): f"{root_id}:{i:06d}" for i, f in enumerate(folder, start=1)}
         members = []
         base = os.path.join(root, "")  # a string join per file: tens of thousands of pages
+        # every file's three times written at once (one ``datetime`` each was half of this loop)
+        shown_times = iter(iso_from_epochs([t for f in folder for t in (f.mtime, f.ctime, f.atime)]))
         for f in folder:
             real = real_rel(f)
             shown = base + (real if os.sep == "/" else real.replace("/", os.sep))
             members.append(((f.root, f.rel), real, f.size,  # a Path only where needed: 3 us a file
-                             _record(ids[real], "file-in-folder", host, evidence, shown, real, 0, "",
-                                     (f.mtime, f.ctime, f.atime))))
+                             _record_at(ids[real], "file-in-folder", host, evidence, shown, real, 0, "",
+                                        (next(shown_times), next(shown_times), next(shown_times)))))
         prepared.folders[n] = members
         refs = []
         for f in files:
