@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from exhunt.findings.model import Hit
@@ -99,25 +100,24 @@ class SqlCheck(Check):
             yield names, batch
 
     def row_maker(self, names: list[str]) -> Callable[[tuple[Any, ...]], HitRow]:
-        """A query row as a ``HitRow``, its columns read by position (no dict per row)."""
+        """A query row as a ``HitRow``, its columns read by position (no dict per row); a column the
+        query lacks reads as None (the row's extra last value)."""
         at = {name: i for i, name in enumerate(names)}  # a repeated name: its last column, as a dict
         iocs = tuple((name[4:], i) for name, i in at.items() if name.startswith("ioc_"))
-        host, path = at["host"], at["path"]
-        optional = [at.get(n) for n in ("key", "source", "ts", "line", "record_id", "excerpt", "confidence")]
-        key, source, ts, line, record_id, excerpt, confidence = optional
-
-        def get(values: tuple[Any, ...], i: int | None) -> Any:
-            return None if i is None else values[i]
+        missing = len(names)
+        optional = [at.get(n, missing) for n in ("key", "confidence", "source", "ts", "line", "record_id", "excerpt")]
+        key, confidence, source, ts, line, record_id, excerpt = optional
+        pick = itemgetter(at["host"], key, confidence, at["path"], source, ts, line, record_id, excerpt)
 
         def make(values: tuple[Any, ...]) -> HitRow:
+            host, key, confidence, path, source, ts, line, record_id, excerpt = pick(values + (None,))
             indicators = {}
             for name, i in iocs:
                 value = values[i]
                 if value not in (None, ""):
                     indicators[name] = str(value)
-            return (values[host], str(get(values, key) or ""), get(values, confidence) or "high", values[path],
-                    get(values, source) or "", get(values, ts), get(values, line), get(values, record_id),
-                    (get(values, excerpt) or "")[:EXCERPT_CHARS], indicators)
+            return (host, str(key or ""), confidence or "high", path, source or "", ts, line, record_id,
+                    (excerpt or "")[:EXCERPT_CHARS], indicators)
 
         return make
 

@@ -211,16 +211,30 @@ def cited_events(case: Case) -> Iterator[CitedEvent]:
 
 
 def _cited_from_document(doc: AssessmentDocument) -> Iterator[CitedEvent]:
-    rows: dict[tuple[Any, ...], CitedEvent] = {}
+    """The document's cited rows, each once with the ids of every finding citing it. A row's
+    ``CitedEvent`` is made once all are known, without a keyword ``__init__`` (a web root's one-page
+    findings cite thousands of rows) and with its time parsed once per distinct text."""
+    rows: dict[tuple[Any, ...], tuple[Any, str, tuple[str, ...]]] = {}
+    get = rows.get
     for f in doc.findings:
+        host, fid = f.host, f.id
         for e in f.evidence:
-            key = (f.host, e.path, e.source, e.line, e.record_id, e.ts)
-            old = rows.get(key)
-            ids = (old.finding_ids if old else ()) + (f.id,)
-            rows[key] = CitedEvent(parse_iso(e.ts), f.host, e.source, e.path, e.line, e.record_id,
-                                   e.excerpt, ids)
+            key = (host, e.path, e.source, e.line, e.record_id, e.ts)
+            old = get(key)
+            rows[key] = (e, host, (old[2] if old else ()) + (fid,))
+    times: dict[str | None, datetime | None] = {}
+    cited = []
+    new = object.__new__
+    for e, host, ids in rows.values():
+        ts = times.get(e.ts, times)
+        if ts is times:
+            ts = times[e.ts] = parse_iso(e.ts)
+        event = new(CitedEvent)
+        event.__dict__.update(ts=ts, host=host, source=e.source, path=e.path, line=e.line, record_id=e.record_id,
+                              excerpt=e.excerpt, finding_ids=ids, fields={})
+        cited.append(event)
     far = datetime.max.replace(tzinfo=UTC)
-    yield from sorted(rows.values(), key=lambda c: (c.ts or far, c.host, c.path, c.line or 0))
+    yield from sorted(cited, key=lambda c: (c.ts or far, c.host, c.path, c.line or 0))
 
 
 def worst_finding(event: CitedEvent, findings: dict[str, Finding]) -> Finding:
