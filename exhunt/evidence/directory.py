@@ -23,11 +23,11 @@ _open_readonly = open_readonly  # older import name
 
 
 def _another_name(rel: str, taken: set[str]) -> str:
-    """``rel [2]``, ``rel [3]``...: the first not ``taken``."""
+    """``rel~2``, ``rel~3``...: the first not ``taken`` (as an archive's duplicate members are named)."""
     n = 2
-    while f"{rel} [{n}]" in taken:
+    while f"{rel}~{n}" in taken:
         n += 1
-    return f"{rel} [{n}]"
+    return f"{rel}~{n}"
 
 
 class DirectorySource(Source):
@@ -82,9 +82,10 @@ class DirectorySource(Source):
                     subdirs.append((entry.path, depth + 1))
                 elif stat.S_ISREG(st.st_mode):
                     if rel in shown:  # two real names shown as one: each file must keep its own
-                        rel = _another_name(rel, shown)
-                        warn(rel, f"another file is shown as {rel.rsplit(' [', 1)[0]} (a drive folder's "
-                                  "spelling or escaped characters): listed under this name")
+                        other = _another_name(rel, shown)
+                        warn(rel, f"another file is shown under this name (a drive folder's spelling or "
+                                  f"escaped characters): this one read as {other}")
+                        rel = other
                     shown.add(rel)
                     if st.st_nlink > 1:
                         warn(rel, f"hard link ({st.st_nlink} names): read as a regular file, never written")

@@ -74,7 +74,7 @@ def test_two_spellings_of_one_drive_keep_both_files(tmp_path: Path) -> None:
     assert open_evidence(kape).name == "kape"
     names = [f.rel for f in open_evidence(kape).files(lambda rel, message: None)]
     assert len(names) == len(set(names)) == 2 * len(c.FILES)
-    assert sum(name.endswith(" [2]") for name in names) == len(c.FILES)
+    assert sum(name.endswith("~2") for name in names) == len(c.FILES)
     scan([kape], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False))
     assert len(set(_manifest_is_true(tmp_path / "case"))) == 2 * len(c.FILES)
 
@@ -86,8 +86,8 @@ def test_a_name_escaped_like_another_keeps_its_own(tmp_path: Path) -> None:
     (folder / "a\\x01.log").write_bytes(b"backslash, x, zero, one")
     warned: list[str] = []
     names = sorted(f.rel for f in open_evidence(folder).files(lambda rel, message: warned.append(message)))
-    assert names == ["a\\x01.log", "a\\x01.log [2]"]
-    assert any("another file is shown as a\\x01.log" in m for m in warned)
+    assert names == ["a\\x01.log", "a\\x01.log~2"]
+    assert any("this one read as a\\x01.log~2" in m for m in warned)
     scan([folder], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False))
     rows = duckdb.sql(f"SELECT path, sha256 FROM read_parquet('{tmp_path}/case/store/manifest/*.parquet') "
                       "WHERE kind = 'file-in-folder'").fetchall()
