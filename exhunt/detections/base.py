@@ -12,7 +12,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from exhunt.findings.model import Hit
-from exhunt.findings.triage import HitRow
+from exhunt.findings.triage import HitRow, hit_row
 
 if TYPE_CHECKING:  # annotations only: the probe's report path imports this without DuckDB
     import duckdb
@@ -56,6 +56,10 @@ class Check:
     def run(self, con: duckdb.DuckDBPyConnection) -> Iterable[Hit]:
         raise NotImplementedError
 
+    def hit_rows(self, con: duckdb.DuckDBPyConnection) -> Iterable[HitRow]:
+        """What grouping reads (``triage.group_rows``): the hits of ``run``, as rows."""
+        return map(hit_row, self.run(con))
+
     def refine(self, finding: Finding) -> Finding:
         """Adjust a grouped finding with what only the check knows (e.g. per-host CVEs); default: as is."""
         return finding
@@ -72,24 +76,28 @@ class SqlCheck(Check):
     gate: ClassVar[str] = ""
 
     def run(self, con: duckdb.DuckDBPyConnection) -> Iterator[Hit]:
-        if self.shapes_hits:
+        if self.shapes_hits:  # a check that overrides ``hit`` shapes its own hits (from the row as a dict)
             for names, batch in self._batches(con):
                 yield from map(partial(_by_dict, self.hit, names), batch)
             return
-        for row in self.hit_rows(con):
+        for row in self._query_rows(con):
             yield _hit_of(self.id, row)
 
-    def hit_rows(self, con: duckdb.DuckDBPyConnection) -> Iterator[HitRow]:
-        """The query's rows as grouping reads them (``triage.group_rows``): no ``Hit`` per row (a
-        check over web-root pages returns one row per page, thousands). Only for checks that do not
-        shape their own hits (``shapes_hits``)."""
-        for names, batch in self._batches(con):
-            yield from map(self.row_maker(names), batch)
+    def hit_rows(self, con: duckdb.DuckDBPyConnection) -> Iterable[HitRow]:
+        """The query's rows as grouping reads them, with no ``Hit`` per row (a check over web-root
+        pages returns one row per page, thousands); a check that overrides ``run`` or ``hit`` is
+        grouped from the hits it makes."""
+        if self.shapes_hits or type(self).run is not SqlCheck.run:
+            return super().hit_rows(con)
+        return self._query_rows(con)
 
     @property
     def shapes_hits(self) -> bool:
-        """A check that overrides ``hit`` shapes its own hits (from the row as a dict)."""
         return type(self).hit is not SqlCheck.hit
+
+    def _query_rows(self, con: duckdb.DuckDBPyConnection) -> Iterator[HitRow]:
+        for names, batch in self._batches(con):
+            yield from map(self.row_maker(names), batch)
 
     def _batches(self, con: duckdb.DuckDBPyConnection) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
         if self.gate and con.execute(f"SELECT 1 FROM events WHERE {self.gate} LIMIT 1").fetchone() is None:

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from exhunt.detections.base import Check, Hit, SqlCheck
+from exhunt.detections.base import Check
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.checks.webshells import known_web_files
 from exhunt.detections.orgdomains import fill_org_domains
 from exhunt.detections.sigma import sigma_engine
 from exhunt.findings.model import Finding
-from exhunt.findings.triage import HitRow, group_hits, group_rows
+from exhunt.findings.triage import HitRow, group_rows
 
 if TYPE_CHECKING:
     import duckdb
@@ -27,24 +27,11 @@ def prepare(con: duckdb.DuckDBPyConnection, org_domains: Sequence[str] = ()) -> 
     fill_org_domains(con, org_domains)
 
 
-def hits_of(con: duckdb.DuckDBPyConnection, check: Check) -> Iterable[Hit | HitRow]:
-    """What ``group_of`` groups: a plain query check's rows as they are, else the check's hits."""
-    if isinstance(check, SqlCheck) and not check.shapes_hits:
-        return check.hit_rows(con)
-    return check.run(con)
-
-
-def group_of(check: Check, hits: Iterable[Hit | HitRow], rows_out: list[dict] | None) -> list[Finding]:
-    if isinstance(check, SqlCheck) and not check.shapes_hits:
-        return group_rows(check, hits, rows_out)  # type: ignore[arg-type]
-    return group_hits(check, hits, rows_out)  # type: ignore[arg-type]
-
-
-def _hits_of(con: duckdb.DuckDBPyConnection, check: Check) -> list[Hit | HitRow]:
+def _hit_rows_of(con: duckdb.DuckDBPyConnection, check: Check) -> list[HitRow]:
     """One check on its own cursor (same database, own connection), so checks can run side by side."""
     cursor = con.cursor()
     try:
-        return list(hits_of(cursor, check))
+        return list(check.hit_rows(cursor))
     finally:
         cursor.close()
 
@@ -60,11 +47,11 @@ def run_checks(
     findings: list[Finding] = []
     if jobs <= 1:
         for check in todo:
-            findings.extend(group_of(check, hits_of(con, check), hit_rows))
+            findings.extend(group_rows(check, check.hit_rows(con), hit_rows))
         return findings
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # DuckDB releases the GIL while a query runs
-        for check, hits in zip(todo, pool.map(lambda c: _hits_of(con, c), todo), strict=True):
-            findings.extend(group_of(check, hits, hit_rows))
+        for check, rows in zip(todo, pool.map(lambda c: _hit_rows_of(con, c), todo), strict=True):
+            findings.extend(group_rows(check, rows, hit_rows))
     return findings
 
 

@@ -3,12 +3,14 @@ keeps shaping its own."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import duckdb
 
 from exhunt.detections.base import SqlCheck
 from exhunt.findings.model import Hit
+from exhunt.findings.triage import group_hits, group_rows
 
 SQL = ("SELECT 'h1' AS host, '/logs/a.log' AS path, 'k' AS key, 'iis' AS source, 7 AS line, "
        "'GET /x' AS excerpt, '10.0.0.9' AS ioc_client_ip, '' AS ioc_user_agent")
@@ -17,6 +19,8 @@ SQL = ("SELECT 'h1' AS host, '/logs/a.log' AS path, 'k' AS key, 'iis' AS source,
 class Plain(SqlCheck):
     id = "test.plain"
     title = "plain"
+    severity = "high"
+    description = "a test check"
     sql = SQL
 
 
@@ -41,3 +45,20 @@ def test_rows_by_position_equal_rows_by_dict() -> None:
 def test_an_overriding_hit_is_used() -> None:
     [hit] = list(Shaped().run(duckdb.connect()))
     assert hit.key == "shaped:k"
+
+
+class Gated(Plain):
+    id = "test.gated"
+
+    def run(self, con: duckdb.DuckDBPyConnection) -> Iterator[Hit]:
+        return iter(())  # a gate that finds too little to run the query
+
+
+def test_grouping_reads_the_rows_a_check_makes() -> None:
+    con = duckdb.connect()
+    [plain] = group_rows(Plain(), Plain().hit_rows(con))
+    assert (plain.key, plain.count, plain.indicators) == ("k", 1, {"client_ip": ["10.0.0.9"]})
+    assert plain == group_hits(Plain(), Plain().run(con))[0]
+    [shaped] = group_rows(Shaped(), Shaped().hit_rows(con))
+    assert shaped.key == "shaped:k"
+    assert list(Gated().hit_rows(con)) == []
