@@ -12,7 +12,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from exhunt.findings.model import Hit
-from exhunt.findings.triage import HitRow, hit_row
+from exhunt.findings.triage import HitRow, group_rows, hit_row
 
 if TYPE_CHECKING:  # annotations only: the probe's report path imports this without DuckDB
     import duckdb
@@ -59,6 +59,10 @@ class Check:
     def hit_rows(self, con: duckdb.DuckDBPyConnection) -> Iterable[HitRow]:
         """What grouping reads (``triage.group_rows``): the hits of ``run``, as rows."""
         return map(hit_row, self.run(con))
+
+    def findings(self, con: duckdb.DuckDBPyConnection, rows_out: list[dict] | None = None) -> list[Finding]:
+        """The check's findings (its hits grouped); every hit also goes to ``rows_out`` for the store."""
+        return group_rows(self, self.hit_rows(con), rows_out)
 
     def refine(self, finding: Finding) -> Finding:
         """Adjust a grouped finding with what only the check knows (e.g. per-host CVEs); default: as is."""

@@ -14,7 +14,6 @@ from exhunt.detections.checks.webshells import known_web_files
 from exhunt.detections.orgdomains import fill_org_domains
 from exhunt.detections.sigma import sigma_engine
 from exhunt.findings.model import Finding
-from exhunt.findings.triage import HitRow, group_rows
 
 if TYPE_CHECKING:
     import duckdb
@@ -27,11 +26,12 @@ def prepare(con: duckdb.DuckDBPyConnection, org_domains: Sequence[str] = ()) -> 
     fill_org_domains(con, org_domains)
 
 
-def _hit_rows_of(con: duckdb.DuckDBPyConnection, check: Check) -> list[HitRow]:
+def _findings_of(con: duckdb.DuckDBPyConnection, check: Check) -> tuple[list[Finding], list[dict]]:
     """One check on its own cursor (same database, own connection), so checks can run side by side."""
     cursor = con.cursor()
+    rows: list[dict] = []
     try:
-        return list(check.hit_rows(cursor))
+        return check.findings(cursor, rows), rows
     finally:
         cursor.close()
 
@@ -41,17 +41,20 @@ def run_checks(
     jobs: int = 1, org_domains: Sequence[str] = (),
 ) -> list[Finding]:
     """Every check; with ``jobs`` > 1 that many run at once (most are small queries that leave cores
-    idle on their own), and their hits are grouped in the checks' order, so the result is the same."""
+    idle on their own), and their findings and hit rows are gathered in the checks' order, so the
+    result is the same."""
     prepare(con, org_domains)
     todo = list(checks) if checks is not None else [c() for c in CHECKS]
     findings: list[Finding] = []
     if jobs <= 1:
         for check in todo:
-            findings.extend(group_rows(check, check.hit_rows(con), hit_rows))
+            findings.extend(check.findings(con, hit_rows))
         return findings
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # DuckDB releases the GIL while a query runs
-        for check, rows in zip(todo, pool.map(lambda c: _hit_rows_of(con, c), todo), strict=True):
-            findings.extend(group_rows(check, rows, hit_rows))
+        for found, rows in pool.map(lambda c: _findings_of(con, c), todo):
+            findings.extend(found)
+            if hit_rows is not None:
+                hit_rows.extend(rows)
     return findings
 
 

@@ -93,7 +93,12 @@ def group_hits(check: CheckInfo, hits: Iterable[Hit], rows_out: list[dict] | Non
 def group_rows(check: CheckInfo, rows: Iterable[HitRow], rows_out: list[dict] | None = None) -> list[Finding]:
     """``group_hits`` over hits as ``HitRow`` tuples. Names are bound once and the findings and
     their references made without a keyword ``__init__`` each: a web root's checks group one hit
-    per page, thousands (29 -> ~12 us a page of the placement check, its query's fetch included)."""
+    per page, thousands (29 -> ~12 us a page of the placement check, its query's fetch included).
+    When no two rows share a finding (a check with one row per page), each row is its finding,
+    made directly."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    if len({(r[0], r[1], r[2]) for r in rows}) == len(rows):
+        return _one_row_findings(check, rows, rows_out)
     groups: dict[tuple[str, str, str], _Group] = {}
     get, show, check_id = groups.get, iso, check.id
     keep_row = rows_out.append if rows_out is not None else None
@@ -140,6 +145,35 @@ def group_rows(check: CheckInfo, rows: Iterable[HitRow], rows_out: list[dict] | 
             remediation=remediation, evidence=tuple(evidence[:MAX_EVIDENCE]),
             indicators={k: sorted(held[k])[:MAX_INDICATOR_VALUES] for k in sorted(held)})
         findings.append(refine(finding))
+    return findings
+
+
+def _one_row_findings(check: CheckInfo, rows: list[HitRow], rows_out: list[dict] | None) -> list[Finding]:
+    """``group_rows`` where every row is its own finding: what the general loop makes of a group of
+    one (its time first and last seen, its row the evidence, its indicators one value each), with no
+    group object per row (the placement check's 7,176 one-page findings: 0.10 -> 0.08 s, its query
+    and fetch included)."""
+    findings = []
+    check_id, refine, new = check.id, check.refine, object.__new__
+    cves, attack = tuple(check.cves), tuple(check.attack)
+    references, remediation = tuple(check.references), tuple(check.remediation)
+    title, category, description = check.title, check.category, check.description
+    severities = {c: _severity_for(check.severity, c) for c in {r[2] for r in rows}}
+    keep_row, show = (rows_out.append if rows_out is not None else None), iso
+    for host, key, confidence, path, source, ts, line, record_id, excerpt, indicators in rows:
+        shown = show(ts)
+        fid = finding_id(check_id, host, key, confidence)
+        finding = new(Finding)
+        finding.__dict__.update(  # every field of ``Finding`` in its order, as its ``__init__`` sets them
+            id=fid, check=check_id, title=title, severity=severities[confidence], confidence=confidence,
+            category=category, host=host, key=key, description=description, first_seen=shown, last_seen=shown,
+            count=1, cves=cves, attack=attack, references=references, remediation=remediation,
+            evidence=(evidence_ref(path, source, line, record_id, shown, excerpt),),
+            indicators={k: [indicators[k]] for k in sorted(indicators)} if indicators else {})
+        findings.append(refine(finding))
+        if keep_row is not None:
+            keep_row({"finding_id": fid, "host": host, "path": path, "source": source,
+                      "line": line, "record_id": record_id, "ts": ts, "excerpt": excerpt})
     return findings
 
 
