@@ -12,6 +12,7 @@ from exhunt.artifacts.encoding import BOMS, text_head
 from exhunt.artifacts.eventcsv import EventCsv
 from exhunt.artifacts.evtx import EvtxLog
 from exhunt.artifacts.exchange_logs import ExchangeLog
+from exhunt.artifacts.headmarks import Matcher, compile_marks
 from exhunt.artifacts.iis import IisLog
 from exhunt.artifacts.mailbox_audit import MailboxAuditExport
 from exhunt.artifacts.ndjson import NdjsonEvents
@@ -45,8 +46,22 @@ def may_be_content_claimed(head: bytes) -> bool:
     # binary or UTF-16 (without a NUL byte, only a BOM makes the head UTF-16): every sniff decides
     if b"\x00" in head or head.startswith(UTF16_BOMS):
         return True
+    global _MARKS
+    if _MARKS is _UNBUILT:  # built on first use: in a worker, not in every process that imports this
+        _MARKS = compile_marks(HEAD_MARKS, HEAD_START.pattern)
+    if _MARKS is not None:
+        return _MARKS(head)
+    return marked_in_python(head)
+
+
+def marked_in_python(head: bytes) -> bool:
+    """What the head marks say, in Python (the reference ``headmarks`` must agree with)."""
     low = head.lower()
     return any(mark in low for mark in HEAD_MARKS) or HEAD_START.match(low) is not None
+
+
+_UNBUILT: Matcher = marked_in_python
+_MARKS: Matcher | None = _UNBUILT
 
 
 def choose(rel_lower: str, head: bytes) -> type[Artifact] | None:
