@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from exhunt.heap import long_lived
+from exhunt.heap import YOUNG, long_lived
 
 
 def test_kept_objects_leave_the_collector_until_the_end() -> None:
@@ -14,6 +14,17 @@ def test_kept_objects_leave_the_collector_until_the_end() -> None:
         keep()
         assert gc.get_freeze_count() >= before + len(listing)
     assert gc.get_freeze_count() == 0 and listing
+
+
+def test_young_collections_are_rarer_while_a_scan_runs_and_as_before_after() -> None:
+    before = gc.get_threshold()
+    with long_lived():
+        assert gc.get_threshold() == (max(YOUNG, before[0]), *before[1:])
+        cycle: list[object] = []
+        cycle.append(cycle)
+        del cycle
+        assert gc.collect() >= 1  # garbage cycles still go
+    assert gc.get_threshold() == before
 
 
 def test_a_scan_freezes_after_the_parse_and_unfreezes_at_its_end(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

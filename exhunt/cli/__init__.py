@@ -14,6 +14,7 @@ from exhunt import __version__
 from exhunt.arrowpool import prefer_jemalloc, single_thread_blas
 from exhunt.cli import build, probe, query, quickexit, report, scan, verify
 from exhunt.errors import ExhuntError, ExitCode
+from exhunt.heap import collect_young_rarely
 
 COMMANDS = (scan, build, report, query, verify, probe)
 
@@ -38,6 +39,7 @@ def make_parser() -> argparse.ArgumentParser:
 def run() -> None:
     """The program (``exhunt``, ``python -m exhunt``): ``main``, and a scan's process ended without
     the interpreter's teardown (``quickexit``). Tests call ``main``, which always returns."""
+    collect_young_rarely()
     raise SystemExit(main(quick_exit=True))
 
 
