@@ -34,7 +34,7 @@ def long_lived() -> Iterator[Callable[[], None]]:
     they are handed back (``gc.unfreeze``) and the collector's thresholds restored, so a caller of the
     library API gets its heap as before (one that froze objects itself gets them back too)."""
     thresholds = gc.get_threshold()
-    gc.set_threshold(max(YOUNG, thresholds[0]), *thresholds[1:])
+    collect_young_rarely()
     try:
         yield gc.freeze
     finally:

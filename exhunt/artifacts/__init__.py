@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -46,22 +47,20 @@ def may_be_content_claimed(head: bytes) -> bool:
     # binary or UTF-16 (without a NUL byte, only a BOM makes the head UTF-16): every sniff decides
     if b"\x00" in head or head.startswith(UTF16_BOMS):
         return True
-    global _MARKS
-    if _MARKS is _UNBUILT:  # built on first use: in a worker, not in every process that imports this
-        _MARKS = compile_marks(HEAD_MARKS, HEAD_START.pattern)
-    if _MARKS is not None:
-        return _MARKS(head)
-    return marked_in_python(head)
+    matcher = _compiled_marks()
+    return matcher(head) if matcher is not None else marked_in_python(head)
+
+
+@functools.cache
+def _compiled_marks() -> Matcher | None:
+    """Built on first use (in a worker, not in every process that imports this module)."""
+    return compile_marks(HEAD_MARKS, HEAD_START.pattern)
 
 
 def marked_in_python(head: bytes) -> bool:
     """What the head marks say, in Python (the reference ``headmarks`` must agree with)."""
     low = head.lower()
     return any(mark in low for mark in HEAD_MARKS) or HEAD_START.match(low) is not None
-
-
-_UNBUILT: Matcher = marked_in_python
-_MARKS: Matcher | None = _UNBUILT
 
 
 def choose(rel_lower: str, head: bytes) -> type[Artifact] | None:
