@@ -557,9 +557,11 @@ def host_assessment(con, host: str, roots: tuple[str, ...], findings: list[Findi
     coverage = expected.host_coverage(con, host, build_known=build is not None and bool(build.build), stats=stats,
                                       counts=counts)
     times = [t for _, first, last in stats.get(host, {}).values() for t in (first, last) if t is not None]
-    times += [t for (t,) in con.execute(  # the written times of EVTX records triage did not store
-        "SELECT CAST(value AS TIMESTAMPTZ) FROM host_facts WHERE host = ? AND fact IN (?, ?) AND value IS NOT NULL",
-        [host, evtx.FIRST_NOT_STORED, evtx.LAST_NOT_STORED]).fetchall() if t is not None]
+    times += [t for t in con.execute(  # the written times of EVTX records triage did not store: their
+        # range, not every file's two facts (33,794 small files: 67,000 times turned into Python, 0.09 s)
+        "SELECT min(CAST(value AS TIMESTAMPTZ)), max(CAST(value AS TIMESTAMPTZ)) FROM host_facts "
+        "WHERE host = ? AND fact IN (?, ?) AND value IS NOT NULL",
+        [host, evtx.FIRST_NOT_STORED, evtx.LAST_NOT_STORED]).fetchone() or () if t is not None]
     first, last = (min(times), max(times)) if times else (None, None)
     assessed = coverage.events > 0 or coverage.files > 0
     return HostAssessment(

@@ -23,6 +23,9 @@ def _store(root: Path) -> None:
         for fact, value in ((evtx.NOT_STORED, "7"), (evtx.FIRST_NOT_STORED, "2021-03-02T23:00:00+00:00"),
                             (evtx.LAST_NOT_STORED, "2021-03-03T04:30:00+00:00")):
             writer.add("host_facts", {"host": "EXCH01", "fact": fact, "value": value})
+        for fact, value in ((evtx.NOT_STORED, "2"), (evtx.FIRST_NOT_STORED, "2021-03-02T23:30:00+00:00"),
+                            (evtx.LAST_NOT_STORED, "2021-03-03T07:15:00+00:00")):  # a second file's: the range of both
+            writer.add("host_facts", {"host": "EXCH01", "fact": fact, "value": value})
     with StoreWriter(root, "EXCH02", part="b") as writer:  # events of a source only, no files
         writer.add("events", {"host": "EXCH02", "path": "s.evtx", "source": "evtx", "event_id": 9, "ts": T0})
 
