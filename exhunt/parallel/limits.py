@@ -28,14 +28,17 @@ class Budget:
     yara_max: int  # files above this are hashed but not held in memory for YARA
 
 
-QUERY_SHARE = 0.75  # of what the parent does not need itself: DuckDB's limit covers only its buffer pool
+# of what the parent does not need itself (DuckDB's limit covers only its buffer pool). 0.75 let the
+# 1M-record EVTX scan with --index full and the SigmaHQ pack peak at 1,029-1,033 MiB for the process
+# tree under --memory-limit 1G; 0.7: 986-995 MiB, that scan 1.5% slower, the 2 GB text one unchanged
+QUERY_SHARE = 0.7
 
 
 def query_memory(limit: int) -> str:
     """DuckDB's limit for the detections, which run in the scan process after the workers ended.
     Not all of the rest: query results turned into Python rows, the findings and DuckDB's own
     allocations outside its buffer pool come on top (measured: a limit of limit - PARENT let the
-    1M-record EVTX scan peak at 1,025 MiB under --memory-limit 1G)."""
+    1M-record EVTX scan peak at 1,025 MiB under --memory-limit 1G; see ``QUERY_SHARE``)."""
     return f"{max(128 * MIB, int((limit - PARENT) * QUERY_SHARE)) // MIB}MB"
 
 

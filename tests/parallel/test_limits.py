@@ -17,8 +17,9 @@ def _mb(text: str) -> int:
 @pytest.mark.parametrize("limit", [512 * MIB, 1 << 30, 4 << 30])
 def test_query_memory_leaves_room_for_the_scan_process(limit: int) -> None:
     # DuckDB's limit covers its buffer pool only; the parent's Python side must still fit beside it
+    # (at 0.75 of the rest the 1M-record EVTX scan with --index full peaked 1,029 MiB under 1 GiB)
     query = _mb(limits.query_memory(limit))
-    assert query <= (limit - limits.PARENT) * 0.8
+    assert query <= (limit - limits.PARENT) * 0.7
     assert query >= 128 * MIB
 
 
