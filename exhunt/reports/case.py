@@ -135,6 +135,20 @@ ALL_EVENTS_SQL = f"""
     FROM e FULL OUTER JOIN h ON {SAME_ROW}
     {ORDER}
 """
+# What the report's timeline and chart show of each cited row (``CITED_SQL`` without the event columns,
+# which they never read): an event row is joined only to give a time its hit lacks. The EVTX bench
+# case's 7,442 cited rows: 0.30 -> 0.19-0.22 s read from the parts, each row a tuple, not a dict.
+CITED_ROWS_SQL = f"""
+    WITH h AS ({HITS_SQL}), e AS (
+        SELECT host, path, source, line, record_id, min(ts) AS ts
+        FROM events WHERE {{near}} (host, path, source) IN (SELECT host, path, source FROM h WHERE ts IS NULL)
+        GROUP BY host, path, source, line, record_id
+    )
+    SELECT coalesce(h.ts, e.ts) AS ts, h.host, h.source, h.path, h.line, h.record_id, h.excerpt AS message,
+           h.finding_ids
+    FROM h LEFT JOIN e ON h.ts IS NULL AND {SAME_ROW}
+    {ORDER}
+"""
 ROW_COLUMNS = ("ts", "host", "source", "path", "line", "record_id", "message", "finding_ids") + EVENT_COLUMNS
 HITS_DDL = ("CREATE TABLE hits (finding_id VARCHAR, host VARCHAR, path VARCHAR, source VARCHAR, line BIGINT, "
             "record_id BIGINT, ts TIMESTAMPTZ, excerpt VARCHAR)")
@@ -196,18 +210,32 @@ def near_hits(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def cited_events(case: Case) -> Iterator[CitedEvent]:
-    """Every cited row once, in time order (rows without a time last)."""
+    """Every cited row once, in time order (rows without a time last), as the HTML report shows them:
+    without their event columns (``fields`` empty; the CSV and Timesketch exports read
+    ``timeline_rows``, which has them)."""
     known = case.findings_by_id
     if not case.has_events:  # the document's own rows as they are (their ids are its findings'; no fields)
         for cited in _cited_from_document(case.document):
             yield cited if cited.excerpt is not None else replace(cited, excerpt="")
         return
-    for row in timeline_rows(case, all_events=False):
-        ids = tuple(i for i in row["finding_ids"] if i in known)
+    con = case.connect()
+    if con is None:
+        return
+    try:
+        if not has_table(con, "hits"):
+            return
+        con.execute("SET preserve_insertion_order = false")
+        rows = con.execute(CITED_ROWS_SQL.format(near=near_hits(con))).fetchall()
+    finally:
+        con.close()
+    new = object.__new__
+    for ts, host, source, path, line, record_id, message, finding_ids in rows:
+        ids = tuple(i for i in finding_ids if i in known)
         if ids:
-            extra = {k: row[k] for k in EVENT_COLUMNS if row.get(k) is not None}
-            yield CitedEvent(row["ts"], row["host"], row["source"], row["path"], row["line"],
-                             row["record_id"], row["message"] or "", ids, extra)
+            event = new(CitedEvent)
+            event.__dict__.update(ts=ts, host=host, source=source, path=path, line=line, record_id=record_id,
+                                  excerpt=message or "", finding_ids=ids, fields={})
+            yield event
 
 
 def _cited_from_document(doc: AssessmentDocument) -> Iterator[CitedEvent]:
