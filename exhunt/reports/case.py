@@ -214,12 +214,10 @@ def cited_events(case: Case) -> Iterator[CitedEvent]:
     without their event columns (``fields`` empty; the CSV and Timesketch exports read
     ``timeline_rows``, which has them)."""
     known = case.findings_by_id
-    if not case.has_events:  # the document's own rows as they are (their ids are its findings'; no fields)
+    con = case.connect()  # None without events in the store
+    if con is None:  # the document's own rows as they are (their ids are its findings'; no fields)
         for cited in _cited_from_document(case.document):
             yield cited if cited.excerpt is not None else replace(cited, excerpt="")
-        return
-    con = case.connect()
-    if con is None:
         return
     try:
         if not has_table(con, "hits"):
