@@ -19,6 +19,7 @@ then, from the same listing and hashes.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -52,9 +53,12 @@ def wanted(jobs: int, scheduler: str | None) -> bool:
 _HELD: dict[str, Any] = {}
 
 
-def _hold(listing: list[Listing]) -> None:
+def _hold(listing: list[Listing], cwd: str) -> None:
+    """Keep the listing; work where the scan process works (the server was started where the first
+    scan of its process began: evidence given relative to a later folder must resolve as there)."""
     _HELD.clear()
     _HELD["listing"] = listing
+    os.chdir(cwd)
 
 
 def _record(read: manifest.ReadHashes, hashed: manifest.PathHashes, jobs: int) -> tuple[Ids, Roots]:
@@ -91,7 +95,7 @@ class Custodian:
         """Send the listing now (the scan process pickles it on the executor's thread, ~25 ms for
         20,000 files, while the workers parse)."""
         self._listing = [Listing(w.host, w.evidence, tuple(w.files)) for w in work]
-        self._pool.submit(_hold, self._listing)
+        self._pool.submit(_hold, self._listing, os.getcwd())
 
     def record(self, case: Path, store: Path, read: manifest.ReadHashes, hashed: manifest.PathHashes,
                jobs: int, tool_version: str, key: str, stats: dict[Any, str] | None) -> custody.RecordedInputs:

@@ -139,6 +139,32 @@ def test_a_custodian_that_dies_loses_nothing(tmp_path: Path, dies: str) -> None:
     assert _written(case) == _written(here_case)
 
 
+def test_evidence_given_relative_resolves_where_the_scan_process_works(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The custodian forks from a server started elsewhere (another folder, an earlier scan): a
+    root given relative to the scan's folder is recorded and hashed as there."""
+    folder = c.write_folder(tmp_path / "ev")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    keeper = custodians.Custodian()
+    try:
+        monkeypatch.chdir(elsewhere)
+        keeper._pool.submit(int).result()  # the process exists, started from this folder
+        monkeypatch.chdir(tmp_path)
+        work = api.plan([Path("ev")], "exch01", tmp_path / "listing")
+        keeper.hold(work)
+        case, store = _case(tmp_path, "case")
+        recorded = keeper.record(case, store, {}, {}, 2, __version__, KEY, None)
+        recorded.wait()
+    finally:
+        keeper.close()
+    records = {r["id"]: r for r in _written(case)[0]}
+    assert records["E1"]["evidence"] == "ev" and records["E1"]["path"] == str(folder)
+    assert records["E1"]["sha256"] == manifest.tree_hash(
+        (r["rel"], r["sha256"]) for i, r in records.items() if i.startswith("E1:"))
+    assert len(records) == 1 + len(work[0].files)
+
+
 def test_only_a_local_pool_of_forked_workers_has_a_custodian() -> None:
     assert custodians.wanted(2, None)
     assert not custodians.wanted(1, None)  # --jobs 1 keeps to one core
