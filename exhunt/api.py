@@ -330,6 +330,8 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 if options.out and options.html_report:
                     save_html_report(case, document, con)
                 saved.result()
+                if custodian is not None:
+                    custodian.finish()  # the resume state: after the document, which needs only the manifest
         return ScanResult(document, case if options.out else Path(), results)
 
 

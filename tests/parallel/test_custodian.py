@@ -65,6 +65,7 @@ def test_the_custodian_writes_what_the_scan_process_writes(tmp_path: Path, given
         recorded = keeper.record(case, store, {}, {}, 2, __version__, KEY, None)
         assert recorded.ids == here.ids and recorded.roots == here.roots
         recorded.wait()
+        keeper.finish()
     finally:
         keeper.close()
     assert recorded.manifest == case / "manifest.json"
@@ -88,6 +89,7 @@ def test_the_custodian_takes_the_workers_hashes_and_hashes_only_containers(tmp_p
     try:
         keeper.hold(work)
         keeper.record(case, store, read, {}, 2, __version__, KEY, None).wait()
+        keeper.finish()
     finally:
         keeper.close()
     records = {r["id"]: r for r in _written(case)[0]}
@@ -134,9 +136,24 @@ def test_a_custodian_that_dies_loses_nothing(tmp_path: Path, dies: str) -> None:
         recorded = keeper.record(case, store, {}, {}, 2, __version__, KEY, None)
         assert recorded.ids == here.ids and recorded.roots == here.roots
         recorded.wait()
+        keeper.finish()
     finally:
         keeper.close()
     assert _written(case) == _written(here_case)
+
+
+def test_a_resume_state_the_custodian_could_not_write_is_written_here(tmp_path: Path) -> None:
+    """The process gone after the manifest: ``finish`` writes the same resume state itself."""
+    work = api.plan(_evidence(tmp_path)[:1], "exch01", tmp_path / "listing")
+    _, here_case = _in_process(tmp_path, work)
+    case, store = _case(tmp_path, "there")
+    keeper = custodians.Custodian()
+    try:
+        keeper.hold(work)
+        keeper._save_state(store, {}, {}, 1, KEY, None)
+    finally:
+        keeper.close()
+    assert _written(here_case)[1]["state"] == pq.read_table(store / "state").to_pylist()
 
 
 def test_evidence_given_relative_resolves_where_the_scan_process_works(tmp_path: Path,
@@ -156,6 +173,7 @@ def test_evidence_given_relative_resolves_where_the_scan_process_works(tmp_path:
         case, store = _case(tmp_path, "case")
         recorded = keeper.record(case, store, {}, {}, 2, __version__, KEY, None)
         recorded.wait()
+        keeper.finish()
     finally:
         keeper.close()
     records = {r["id"]: r for r in _written(case)[0]}
