@@ -26,23 +26,24 @@ def store_rows(case: Path) -> dict[str, list]:
     return {t: con.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall() for t, o in TABLES.items()}
 
 
-def test_resume_reparses_only_the_changed_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", [1, 2])  # 2: the resume state written by the custodian process
+def test_resume_reparses_only_the_changed_file(tmp_path: Path, jobs: int) -> None:
     ev = tmp_path / "exch01"
     generate(ev, SMALL)
-    first = scan([ev], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False))
+    first = scan([ev], ScanOptions(out=tmp_path / "case", jobs=jobs, quiet=True, html_report=False))
     logs = sorted(p for p in ev.rglob("u_ex*.log"))
     assert len(first.file_results) > 5 and logs
     with logs[0].open("ab") as f:
         f.write(b"2021-03-03 23:59:59 10.0.0.5 GET /owa/auth/x.js - 443 - 192.0.2.99 curl/8 200 0 0 5\r\n")
-    again = scan([ev], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False, resume=True))
+    again = scan([ev], ScanOptions(out=tmp_path / "case", jobs=jobs, quiet=True, html_report=False, resume=True))
     assert [r.rel for r in again.file_results] == [logs[0].relative_to(ev).as_posix()]
-    fresh = scan([ev], ScanOptions(out=tmp_path / "fresh", jobs=1, quiet=True, html_report=False))
+    fresh = scan([ev], ScanOptions(out=tmp_path / "fresh", jobs=jobs, quiet=True, html_report=False))
     assert store_rows(tmp_path / "case") == store_rows(tmp_path / "fresh")  # pivot rows redone, none twice
     assert again.document.rules["triage"]["pivot"]["rows"] > 0
     assert again.document.impact == fresh.document.impact
     assert [f.id for f in again.document.findings] == [f.id for f in fresh.document.findings]
     assert again.document.hosts[0].coverage == fresh.document.hosts[0].coverage
-    nothing = scan([ev], ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False, resume=True))
+    nothing = scan([ev], ScanOptions(out=tmp_path / "case", jobs=jobs, quiet=True, html_report=False, resume=True))
     assert nothing.file_results == []
     assert store_rows(tmp_path / "case") == store_rows(tmp_path / "fresh")
 
