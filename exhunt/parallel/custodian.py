@@ -28,11 +28,9 @@ from typing import Any, NamedTuple
 
 from exhunt.evidence import custody, manifest
 from exhunt.evidence.base import EvidenceFile
+from exhunt.evidence.custody import Ids, Roots
 from exhunt.parallel import resume
 from exhunt.parallel.startmethod import forking, worker_context
-
-Ids = dict[tuple[str, str], str]
-Roots = tuple[dict[str, Any], ...]
 
 
 class Listing(NamedTuple):

@@ -51,6 +51,24 @@ def _written(case: Path) -> tuple[list[dict], dict[str, list]]:
     return records, tables
 
 
+def _through_custodian(work: list[api.HostWork], case: Path, read: manifest.ReadHashes | None = None,
+                       kill: str = "") -> custody.RecordedInputs:
+    """The records of ``work`` made and written by a custodian (``kill``: when its process dies)."""
+    keeper = custodians.Custodian()
+    try:
+        if kill == "before the records":
+            keeper._pool.submit(os._exit, 9)
+        keeper.hold(work)
+        if kill == "after the listing":
+            keeper._pool.submit(os._exit, 9)
+        recorded = keeper.record(case, case / "store", read or {}, {}, 2, __version__, KEY, None)
+        recorded.wait()
+        keeper.finish()
+    finally:
+        keeper.close()
+    return recorded
+
+
 @pytest.mark.parametrize("given", ["a folder, a 7z of it and a log", "a folder"])
 def test_the_custodian_writes_what_the_scan_process_writes(tmp_path: Path, given: str) -> None:
     """A folder and a 7z of it: one path cites two inputs (and gives no resume fingerprint, its
@@ -58,16 +76,9 @@ def test_the_custodian_writes_what_the_scan_process_writes(tmp_path: Path, given
     evidence = _evidence(tmp_path)
     work = api.plan(evidence if given != "a folder" else evidence[:1], "exch01", tmp_path / "listing")
     here, here_case = _in_process(tmp_path, work)
-    case, store = _case(tmp_path, "there")
-    keeper = custodians.Custodian()
-    try:
-        keeper.hold(work)
-        recorded = keeper.record(case, store, {}, {}, 2, __version__, KEY, None)
-        assert recorded.ids == here.ids and recorded.roots == here.roots
-        recorded.wait()
-        keeper.finish()
-    finally:
-        keeper.close()
+    case, _ = _case(tmp_path, "there")
+    recorded = _through_custodian(work, case)
+    assert recorded.ids == here.ids and recorded.roots == here.roots
     assert recorded.manifest == case / "manifest.json"
     assert _written(case) == _written(here_case)
     state = _written(case)[1]["state"]
@@ -84,14 +95,8 @@ def test_the_custodian_takes_the_workers_hashes_and_hashes_only_containers(tmp_p
     work = api.plan(evidence, "exch01", tmp_path / "listing")
     read: manifest.ReadHashes = {(f.root, f.rel): ("0" * 64, f.size) for w in work for f in w.files
                                  if f.source in manifest.FOLDER_SOURCES or manifest.single_file(w.files) == f}
-    case, store = _case(tmp_path, "case")
-    keeper = custodians.Custodian()
-    try:
-        keeper.hold(work)
-        keeper.record(case, store, read, {}, 2, __version__, KEY, None).wait()
-        keeper.finish()
-    finally:
-        keeper.close()
+    case, _ = _case(tmp_path, "case")
+    _through_custodian(work, case, read)
     records = {r["id"]: r for r in _written(case)[0]}
     assert {r["sha256"] for i, r in records.items() if i.startswith("E1:")} == {"0" * 64}
     assert records["E3"]["sha256"] == "0" * 64  # the log given alone: its one read
@@ -124,21 +129,9 @@ def test_a_custodian_that_dies_loses_nothing(tmp_path: Path, dies: str) -> None:
     """The process killed (out of memory, a signal): the scan process makes the same records."""
     work = api.plan(_evidence(tmp_path), "exch01", tmp_path / "listing")
     here, here_case = _in_process(tmp_path, work)
-    case, store = _case(tmp_path, "there")
-    keeper = custodians.Custodian()
-    try:
-        if dies == "before the records":
-            keeper._pool.submit(os._exit, 9)
-            keeper.hold(work)
-        else:
-            keeper.hold(work)
-            keeper._pool.submit(os._exit, 9)
-        recorded = keeper.record(case, store, {}, {}, 2, __version__, KEY, None)
-        assert recorded.ids == here.ids and recorded.roots == here.roots
-        recorded.wait()
-        keeper.finish()
-    finally:
-        keeper.close()
+    case, _ = _case(tmp_path, "there")
+    recorded = _through_custodian(work, case, kill=dies)
+    assert recorded.ids == here.ids and recorded.roots == here.roots
     assert _written(case) == _written(here_case)
 
 
