@@ -56,9 +56,9 @@ def _hold(listing: list[Listing], cwd: str) -> None:
     """Keep the listing and make the records no hash decides (``manifest.prepare``) now, while the
     workers parse: made after them, they held the ids back until ~0.16 s into the detections on
     20,000 pages, longer than the whole tail of a scan with few findings (0.1 s slower than making
-    them on a thread of the scan process). Work where the scan process works (the server was started
-    where the first scan of its process began: evidence given relative to a later folder must
-    resolve as there)."""
+    them on a thread of the scan process). Work where the scan process works now (the process
+    starts in the folder the scan process was in at its first task: evidence given relative to a
+    folder entered since must resolve as in the scan process)."""
     _HELD.clear()
     os.chdir(cwd)
     _HELD["listing"] = listing

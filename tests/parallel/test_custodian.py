@@ -151,8 +151,8 @@ def test_a_resume_state_the_custodian_could_not_write_is_written_here(tmp_path: 
 
 def test_evidence_given_relative_resolves_where_the_scan_process_works(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The custodian forks from a server started elsewhere (another folder, an earlier scan): a
-    root given relative to the scan's folder is recorded and hashed as there."""
+    """The custodian's process started in another folder (its first task came from there): a root
+    given relative to the scan's folder now is recorded and hashed as there."""
     folder = c.write_folder(tmp_path / "ev")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
