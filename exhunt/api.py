@@ -288,7 +288,8 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 resume.save(store, {k: before[k] for k in skip}, key, stats or {})
             meanwhile = Meanwhile()  # this process's work while the workers parse
             custodian = None
-            if custodians.wanted(_jobs(options.jobs), options.scheduler):  # the records in a process of their own
+            if custodians.wanted(limits.budget(options.memory_limit, _jobs(options.jobs)).jobs, options.scheduler,
+                                 sum(len(hw.files) for hw in work)):  # the records in a process of their own
                 custodian = stack.enter_context(contextlib.closing(custodians.Custodian()))
                 meanwhile.add(custodian.hold, work)
                 prepared = None
@@ -326,12 +327,12 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 inputs.wait()  # the manifest before the document: a case with findings has its hashes
                 if state is not None:
                     state.result()
+                if custodian is not None:
+                    custodian.finish()  # the resume state too: a full disk leaves no findings.json
                 saved = writes.submit(save_document, case, document)  # its write overlaps the report's rendering
                 if options.out and options.html_report:
                     save_html_report(case, document, con)
                 saved.result()
-                if custodian is not None:
-                    custodian.finish()  # the resume state: after the document, which needs only the manifest
         return ScanResult(document, case if options.out else Path(), results)
 
 

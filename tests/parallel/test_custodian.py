@@ -53,15 +53,17 @@ def _written(case: Path) -> tuple[list[dict], dict[str, list]]:
 
 def _through_custodian(work: list[api.HostWork], case: Path, read: manifest.ReadHashes | None = None,
                        kill: str = "") -> custody.RecordedInputs:
-    """The records of ``work`` made and written by a custodian (``kill``: when its process dies)."""
-    keeper = custodians.Custodian()
+    """The records of ``work`` made and written by a custodian. ``kill``: when its process dies
+    (before or after it got the listing, or as it starts a step: listing, records, manifest, state)."""
+    keeper = custodians.Custodian(die_at=kill if kill in ("listing", "records", "manifest", "state") else "")
     try:
-        if kill == "before the records":
+        if kill == "before the listing":
             keeper._pool.submit(os._exit, 9)
         keeper.hold(work)
         if kill == "after the listing":
             keeper._pool.submit(os._exit, 9)
         recorded = keeper.record(case, case / "store", read or {}, {}, 2, __version__, KEY, None)
+        _ = recorded.ids
         recorded.wait()
         keeper.finish()
     finally:
@@ -124,15 +126,68 @@ def test_an_unreadable_root_is_the_scan_processs_error(tmp_path: Path) -> None:
     assert not (case / "manifest.json").exists() and not (store / "state").exists()
 
 
-@pytest.mark.parametrize("dies", ["before the records", "after the listing"])
+@pytest.mark.parametrize("dies", ["before the listing", "listing", "after the listing", "records", "manifest",
+                                  "state"])
 def test_a_custodian_that_dies_loses_nothing(tmp_path: Path, dies: str) -> None:
-    """The process killed (out of memory, a signal): the scan process makes the same records."""
+    """The process killed (out of memory, a signal) at any point: the scan process makes the same
+    records, manifest and resume state."""
     work = api.plan(_evidence(tmp_path), "exch01", tmp_path / "listing")
     here, here_case = _in_process(tmp_path, work)
     case, _ = _case(tmp_path, "there")
     recorded = _through_custodian(work, case, kill=dies)
     assert recorded.ids == here.ids and recorded.roots == here.roots
     assert _written(case) == _written(here_case)
+
+
+def test_a_failed_resume_state_reaches_the_scan(tmp_path: Path) -> None:
+    """An error writing the resume state (here its folder is a file) is raised by ``finish``."""
+    work = api.plan(_evidence(tmp_path)[:1], "exch01", tmp_path / "listing")
+    case, store = _case(tmp_path, "case")
+    (store / "state").write_bytes(b"")
+    keeper = custodians.Custodian()
+    try:
+        keeper.hold(work)
+        keeper.record(case, store, {}, {}, 2, __version__, KEY, None).wait()
+        with pytest.raises(OSError):
+            keeper.finish()
+    finally:
+        keeper.close()
+    assert (case / "manifest.json").exists()
+
+
+def test_a_scan_saves_its_document_after_the_manifest_and_the_resume_state(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a custodian: the manifest and the resume state are written (and their errors raised)
+    before findings.json is, as in the scan process (a full disk leaves no findings.json)."""
+    order: list[str] = []
+    real_save, real_finish = api.save_document, custodians.Custodian.finish
+
+    def save(case: Path, document: object) -> Path:
+        order.append(f"document, manifest {(case / 'manifest.json').exists()}")
+        return real_save(case, document)  # type: ignore[arg-type]
+
+    def finish(self: custodians.Custodian) -> None:
+        real_finish(self)
+        order.append("resume state")
+
+    monkeypatch.setattr(api, "save_document", save)
+    monkeypatch.setattr(custodians.Custodian, "finish", finish)
+    api.scan(_evidence(tmp_path), api.ScanOptions(out=tmp_path / "case", host="exch01", jobs=2, quiet=True,
+                                                  progress=False, html_report=False))
+    assert order == ["resume state", "document, manifest True"]
+    assert (tmp_path / "case" / "store" / "state" / "all.parquet").exists()
+
+
+@pytest.mark.parametrize("jobs", [2, 1])
+def test_a_manifest_that_cannot_be_written_stops_the_scan_before_its_document(tmp_path: Path, jobs: int) -> None:
+    """Its error is the scan's (here its temporary file's name is taken by a folder), and no
+    findings.json claims hashes that no manifest holds."""
+    case = tmp_path / "case"
+    (case / "manifest.json.tmp").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        api.scan(_evidence(tmp_path), api.ScanOptions(out=case, host="exch01", jobs=jobs, quiet=True,
+                                                      progress=False, html_report=False))
+    assert not (case / "findings.json").exists() and not (case / "manifest.json").exists()
 
 
 def test_a_resume_state_the_custodian_could_not_write_is_written_here(tmp_path: Path) -> None:
@@ -177,9 +232,10 @@ def test_evidence_given_relative_resolves_where_the_scan_process_works(tmp_path:
 
 
 def test_only_a_local_pool_of_forked_workers_has_a_custodian() -> None:
-    assert custodians.wanted(2, None)
-    assert not custodians.wanted(1, None)  # --jobs 1 keeps to one core
-    assert not custodians.wanted(2, "tcp://127.0.0.1:8786")
+    assert custodians.wanted(2, None, 2)
+    assert not custodians.wanted(1, None, 2)  # --jobs 1 keeps to one core (or the memory budget does)
+    assert not custodians.wanted(2, "tcp://127.0.0.1:8786", 2)
+    assert not custodians.wanted(2, None, 1)  # one file: no pool either
 
 
 def test_a_scan_with_workers_records_through_its_custodian(tmp_path: Path,
