@@ -46,7 +46,6 @@ from exhunt.findings.model import (
     MailboxImpact,
 )
 from exhunt.findings.triage import iso, sort_findings, verdict
-from exhunt.parallel import custodian as custodians
 from exhunt.parallel import limits, pivot, resume
 from exhunt.parallel.limits import DEFAULT_MEMORY_LIMIT
 from exhunt.parallel.meanwhile import Meanwhile
@@ -287,14 +286,7 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
                 # interrupted run must not leave the old state claiming rows it just deleted
                 resume.save(store, {k: before[k] for k in skip}, key, stats or {})
             meanwhile = Meanwhile()  # this process's work while the workers parse
-            custodian = None
-            if custodians.wanted(limits.budget(options.memory_limit, _jobs(options.jobs)).jobs, options.scheduler,
-                                 sum(len(hw.files) for hw in work)):  # the records in a process of their own
-                custodian = stack.enter_context(contextlib.closing(custodians.Custodian()))
-                meanwhile.add(custodian.hold, work)
-                prepared = None
-            else:
-                prepared = custody.prepare_inputs(work, meanwhile.add)
+            prepared = custody.prepare_inputs(work, meanwhile.add)
             if _jobs(options.jobs) > 1 or options.scheduler:  # else the parse runs here: no wait to fill
                 meanwhile.add(_load_rules_ahead, list(options.sigma))
                 meanwhile.add(_import_store_ahead)
@@ -312,23 +304,16 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
             else:
                 warm.ready_for_pivot()
             read.update(custody.read_hashes(results))  # the parse's own read wins over the pre-check
-            if custodian is not None:  # the manifest and the resume state made beside the detections
-                inputs = custodian.record(case, store, read, hashed, _jobs(options.jobs), __version__, key, stats)
-                state = None
-            else:
-                inputs = custody.record_inputs(case, store, work, read, hashed, _jobs(options.jobs), __version__,
-                                               prepared, writes.submit)  # written while the detections run
-                state = writes.submit(_save_state, store, work, read, hashed, key, stats)  # for a later --resume
+            inputs = custody.record_inputs(case, store, work, read, hashed, _jobs(options.jobs), __version__,
+                                           prepared, writes.submit)  # written while the detections run
+            state = writes.submit(_save_state, store, work, read, hashed, key, stats)  # for a later --resume
             with assessed(store, work, options, triage, warm, inputs, loader) as (document, con):
                 triage_report = {**triage_report, "pivot": document.rules.get("pivot", PIVOT_NONE)}
                 document = replace(document, rules={**{k: v for k, v in document.rules.items() if k != "pivot"},
                                                     "triage": triage_report,
                                                     "evtx_index": events.report(options.index)})
                 inputs.wait()  # the manifest before the document: a case with findings has its hashes
-                if state is not None:
-                    state.result()
-                if custodian is not None:
-                    custodian.finish()  # the resume state too: a full disk leaves no findings.json
+                state.result()
                 saved = writes.submit(save_document, case, document)  # its write overlaps the report's rendering
                 if options.out and options.html_report:
                     save_html_report(case, document, con)

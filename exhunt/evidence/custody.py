@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,63 +18,23 @@ from exhunt.evidence import manifest
 
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 ROOT_COLUMNS = ("id", "kind", "host", "evidence", "path", "size", "sha256")  # a root in the document
-Ids = dict[tuple[str, str], str]
-Roots = tuple[dict[str, Any], ...]
 
 
+@dataclass(frozen=True)
 class RecordedInputs:
     """What ``record_inputs`` wrote, kept for this scan's own findings: citing them and listing the
     roots from memory, not by reading the store's ``inputs`` and ``manifest`` tables back (0.2-0.5 s
-    on 20,000 pages). ``assess`` on a saved case reads the tables.
+    on 20,000 pages). ``assess`` on a saved case reads the tables."""
 
-    ``made``: the ids and roots, or the future of another process making them
-    (``parallel.custodian``); ``written``: the manifest's write, when it runs elsewhere;
-    ``fallback``: what makes both in this process when that process broke (it returns the
-    ``RecordedInputs`` used instead)."""
-
-    def __init__(self, manifest_path: Path, made: tuple[Ids, Roots] | Future[tuple[Ids, Roots]],
-                 written: Future[Path] | None = None,
-                 fallback: Callable[[], RecordedInputs] | None = None) -> None:
-        self.manifest = manifest_path
-        self._made = made
-        self._written = written
-        self._fallback = fallback
-
-    @property
-    def ids(self) -> Ids:
-        """(host, path) -> input id(s), as ``manifest.input_ids``."""
-        return self._resolved()[0]
-
-    @property
-    def roots(self) -> Roots:
-        """The evidence roots, as ``root_inputs``."""
-        return self._resolved()[1]
-
-    def _resolved(self) -> tuple[Ids, Roots]:
-        if isinstance(self._made, Future):
-            try:
-                self._made = self._made.result()
-            except BrokenProcessPool as exc:
-                self._use_fallback(exc)
-        assert not isinstance(self._made, Future)
-        return self._made
-
-    def _use_fallback(self, broken: BrokenProcessPool) -> None:
-        if self._fallback is None:
-            raise broken
-        here = self._fallback()
-        self._fallback = None
-        self._made, self._written = (here.ids, here.roots), here._written
+    manifest: Path
+    ids: dict[tuple[str, str], str]  # (host, path) -> input id(s), as ``manifest.input_ids``
+    roots: tuple[dict[str, Any], ...]  # as ``root_inputs``
+    written: Future[Path] | None = None  # the manifest's write, when it runs on a thread
 
     def wait(self) -> None:
         """Until the manifest is written (its error, e.g. a full disk, raised here)."""
-        self._resolved()
-        if self._written is not None:
-            try:
-                self._written.result()
-            except BrokenProcessPool as exc:
-                self._use_fallback(exc)
-                self.wait()
+        if self.written is not None:
+            self.written.result()
 
 
 def read_hashes(results: Iterable[Any]) -> manifest.ReadHashes:
@@ -108,17 +68,9 @@ def record_inputs(case: Path, store: Path, work: Sequence[Any], read: manifest.R
     else:
         path = manifest.json_path(case)
         written = write_later(manifest.write, case, store, records, refs, tool_version)
-    return RecordedInputs(path, (kept_ids(refs), kept_roots(records)), written)
-
-
-def kept_ids(refs: Sequence[dict[str, str]]) -> Ids:
-    """(host, path) -> input id(s) of the ``inputs`` rows ``manifest.build`` made."""
-    return manifest.id_map([r["host"] for r in refs], [r["path"] for r in refs], [r["input"] for r in refs])
-
-
-def kept_roots(records: Sequence[dict[str, Any]]) -> Roots:
-    """The evidence roots of the records ``manifest.build`` made, as ``root_inputs`` reads them."""
-    return tuple({k: r[k] for k in ROOT_COLUMNS} for r in records if ":" not in r["id"])
+    ids = manifest.id_map([r["host"] for r in refs], [r["path"] for r in refs], [r["input"] for r in refs])
+    roots = tuple({k: r[k] for k in ROOT_COLUMNS} for r in records if ":" not in r["id"])
+    return RecordedInputs(path, ids, roots, written)
 
 
 def cite_inputs(store: Path, findings: Sequence[Any], ids: dict[tuple[str, str], str] | None = None) -> list[Any]:

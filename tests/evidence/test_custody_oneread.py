@@ -15,7 +15,6 @@ from exhunt.demo import DemoSpec, generate
 from exhunt.events.store import connect
 from exhunt.evidence import manifest
 from exhunt.evidence.verify import verify
-from exhunt.parallel import custodian as custodians
 from exhunt.parallel import ranges
 from exhunt.utctime import iso_from_epoch
 from tests.evidence import collection as c
@@ -88,8 +87,6 @@ def test_manifest_from_the_one_read_equals_sha256sum_of_every_input(tmp_path: Pa
     real_merge = ranges.merge
     monkeypatch.setattr(ranges, "merge", lambda *a, **k: merged.append(a[-1]) or real_merge(*a, **k))
     hashed_here = counting_hashes(monkeypatch)
-    # the count sees this process only: the custodian process (tests/parallel/test_custodian.py) not here
-    monkeypatch.setattr(custodians, "wanted", lambda *a: False)
     evidence = [demo, archive, single, *([image] if image else [])]
     result = scan(evidence, ScanOptions(out=tmp_path / "case", jobs=jobs, quiet=True, html_report=False,
                                         split_size=1 << 20, memory_limit=300 << 20))

@@ -26,7 +26,7 @@ def store_rows(case: Path) -> dict[str, list]:
     return {t: con.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall() for t, o in TABLES.items()}
 
 
-@pytest.mark.parametrize("jobs", [1, 2])  # 2: the resume state written by the custodian process
+@pytest.mark.parametrize("jobs", [1, 2])  # 2: the resume state written beside the detections
 def test_resume_reparses_only_the_changed_file(tmp_path: Path, jobs: int) -> None:
     ev = tmp_path / "exch01"
     generate(ev, SMALL)
