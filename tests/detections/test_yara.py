@@ -204,3 +204,38 @@ def test_rules_load_at_the_first_file_scanned(tmp_path: Path, monkeypatch: pytes
     assert scanner.wants(10) and scanner.skips("iis") and loads == []
     assert [r["rule"] for r in scanner.scan(b"so evil", "a.aspx", "h", "0")] == ["hit"]
     assert scanner.scan(b"fine", "b.aspx", "h", "0") == [] and loads == [1]
+
+
+def test_empty_module_outputs_decode_as_json_would(tmp_path: Path) -> None:
+    """The scan's fast path for modules with nothing to say (yara._scan_results) gives the results and
+    module outputs the binding gives with the standard ``json.loads``, and leaves ``json.loads`` as it
+    found it (also when something else had replaced it)."""
+    import json
+
+    from exhunt.detections import yara
+
+    rule = tmp_path / "m.yar"
+    rule.write_text('import "math"\nimport "pe"\n'
+                    'rule ent { condition: math.entropy(0, filesize) >= 0 and not pe.is_pe }\n'
+                    'rule shell { strings: $a = "eval(Request" condition: $a }\n')
+    rules = load_rules([rule], builtin=False, cache=tmp_path / "c").rules()
+    scanner = __import__("yara_x").Scanner(rules)
+    standard = json.loads
+    for data in (SHELL, b"", b"MZ" + bytes(200), "\u00e9t\u00e9".encode()):
+        plain = scanner.scan(data)
+        fast = yara._scan_results(scanner, data)
+        assert json.loads is standard
+        assert [r.identifier for r in fast.matching_rules] == [r.identifier for r in plain.matching_rules]
+        assert fast.module_outputs == plain.module_outputs
+    assert yara._loads_module_output(yara.EMPTY_MODULE_OUTPUT) == {}
+    assert yara._loads_module_output(b'{"a": [1]}', strict=False) == {"a": [1]}
+
+    def other(text, **kwargs):  # type: ignore[no-untyped-def]
+        return standard(text, **kwargs)
+
+    json.loads = other
+    try:
+        assert [r.identifier for r in yara._scan_results(scanner, SHELL).matching_rules] == ["ent", "shell"]
+        assert json.loads is other
+    finally:
+        json.loads = standard
