@@ -114,10 +114,11 @@ ROUNDS = 3  # the second finds the rows of what only the attacker's rows name (S
 def run_rounds(con: duckdb.DuckDBPyConnection, store: Path, work: Sequence[Any], plan: TriagePlan,
                options: PoolOptions, scanner_args: ScannerArgs,
                indicators: Callable[[], tuple[dict[str, int], list[str]]], progress: bool,
-               warm: WarmPool | None = None) -> dict[str, Any]:
+               warm: WarmPool | None = None, grew: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Rounds of the pass until ``indicators`` (counts per kind, patterns; read from the store as it
     stands) gives no new pattern: the report for ``rules.triage.pivot``. ``work``: the scan's
-    HostWork (host, files); ``warm``: the first pass's workers, when they are still running."""
+    HostWork (host, files); ``warm``: the first pass's workers, when they are still running;
+    ``grew``: called when a round's rows are in ``con`` (the store may be final from then on)."""
     report: dict[str, Any] = {"indicators": {}, "rounds": 0, "files": 0, "rows": 0, "patterns": 0, "seconds": 0.0}
     searched: list[str] = []
     logs = text_logs(con, work)
@@ -134,6 +135,7 @@ def run_rounds(con: duckdb.DuckDBPyConnection, store: Path, work: Sequence[Any],
             done = run_pass(store, logs, plan, new, options, partial(bars.advance, bar), scanner_args, searched,
                             round_, warm)
         add_new_parts(con, store, VIEWED, known)
+        grew()  # warnings too may have come in, with no row
         searched += new
         report.update(rounds=round_, files=done["files"], rows=report["rows"] + done["rows"],
                       patterns=len(searched), seconds=report["seconds"] + done["seconds"])
