@@ -443,8 +443,9 @@ def _assess(con: Any, store: Path, work: list[HostWork], options: ScanOptions, t
     if _jobs(options.jobs) > 1:  # --jobs 1 keeps to one core
         with HostsAhead(con, work, findings) as ahead:
             if triage is not None and triage.blob is not None and not marked:
-                # the hosts' verdicts start as each pivot round's rows are in: the last round's run
-                # beside the gathering that finds no new indicator (~0.05 s of a 2 GB scan's tail)
+                # the hosts' verdicts start as each pivot round's rows are in: after the last round
+                # that found rows they run beside the gathering that finds no new indicator (~0.05 s
+                # of a 2 GB scan's tail); else beside the impact, as below
                 pivoted, read = pivot_pass(con, store, work, options, triage, findings, hit_rows, warm, ahead.start)
                 rules = {**rules, "pivot": pivoted}
             if marked:  # every row again for the hosts' cursor, the selection for the impact on ``con``
@@ -489,23 +490,34 @@ def _impact(con: Any, store: Path, findings: Sequence[Finding], hit_rows: list[d
 
 class HostsAhead:
     """The hosts' verdicts (``_host_assessments``) on a side thread and their own cursor, started as
-    soon as the store may be final (``start``: after each pivot round's parts are in); a later
-    ``start`` leaves the earlier one to finish unread: ``result`` is always that of the latest."""
+    soon as the store may be final (``start``: after each pivot round's parts are in). A later
+    ``start`` cancels the earlier one if it has not begun (else leaves it to finish unread):
+    ``result`` is always that of the latest. Leaving on an error interrupts the one running."""
 
     def __init__(self, con: Any, work: list[HostWork], findings: Sequence[Finding]) -> None:
         self._con, self._work, self._findings = con, work, findings
         self._side = ThreadPoolExecutor(1, thread_name_prefix="exhunt-hosts")
-        self._latest: Future[list[HostAssessment]] | None = None
+        self._latest: tuple[Future[list[HostAssessment]], Any] | None = None  # and its cursor
         self._current = False  # the latest started after the store's last change
 
     def __enter__(self) -> HostsAhead:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._side.shutdown(wait=True)
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None and self._latest is not None:
+            future, cursor = self._latest
+            if future.cancel():
+                cursor.close()
+            else:
+                with contextlib.suppress(Exception):  # finished, its cursor closed
+                    cursor.interrupt()
+        self._side.shutdown(wait=True, cancel_futures=True)
 
     def start(self) -> None:
-        self._latest = self._side.submit(_host_assessments, self._con.cursor(), self._work, self._findings)
+        if self._latest is not None and self._latest[0].cancel():
+            self._latest[1].close()
+        cursor = self._con.cursor()
+        self._latest = self._side.submit(_host_assessments, cursor, self._work, self._findings), cursor
         self._current = True
 
     def start_unless_current(self) -> None:
@@ -515,7 +527,7 @@ class HostsAhead:
     def result(self) -> list[HostAssessment]:
         self.start_unless_current()
         assert self._latest is not None
-        return self._latest.result()
+        return self._latest[0].result()
 
 
 def _host_assessments(cursor: Any, work: list[HostWork], findings: Sequence[Finding]) -> list[HostAssessment]:

@@ -307,14 +307,16 @@ def _meta_value(value: Any) -> Any:
 # object_hook=..., strict=False)`` and a decoder made per call, although exhunt reads none of them. A
 # module with nothing to say writes this text (``math``, the one module signature-base imports, on
 # every file): ~8 us of a ~100 us page, 0.16 CPU s on 20,000 pages. While exhunt's own scan call
-# runs, ``json.loads`` answers that text exactly as it would (the hook applied to an empty object)
-# and passes every other call on unchanged (``_scan_results``).
+# runs, ``json.loads`` answers exactly that call (those bytes, no other argument than the hook and
+# ``strict``) as it would, the hook applied to an empty object, and passes every other call on
+# unchanged (``_scan_results``).
 EMPTY_MODULE_OUTPUT = b"{\n    \n}"
 _JSON_LOADS = json.loads
+_BINDING_ARGUMENTS = frozenset({"object_hook", "strict"})
 
 
 def _loads_module_output(text: Any, *args: Any, **kwargs: Any) -> Any:
-    if text == EMPTY_MODULE_OUTPUT and not args:
+    if type(text) is bytes and text == EMPTY_MODULE_OUTPUT and not args and _BINDING_ARGUMENTS.issuperset(kwargs):
         hook = kwargs.get("object_hook")
         return hook({}) if hook is not None else {}
     return _JSON_LOADS(text, *args, **kwargs)
@@ -326,8 +328,8 @@ def _scan_results(scanner: yara_x.Scanner, data: bytes) -> yara_x.ScanResults:
     scanning meanwhile keeps a working ``json.loads`` either way."""
     if json.loads is not _JSON_LOADS:
         return scanner.scan(data)
-    json.loads = _loads_module_output  # type: ignore[assignment]  # the same calls, answered alike
     try:
+        json.loads = _loads_module_output  # type: ignore[assignment]  # that call answered alike
         return scanner.scan(data)
     finally:
         if json.loads is _loads_module_output:

@@ -206,11 +206,15 @@ def test_rules_load_at_the_first_file_scanned(tmp_path: Path, monkeypatch: pytes
     assert scanner.scan(b"fine", "b.aspx", "h", "0") == [] and loads == [1]
 
 
-def test_empty_module_outputs_decode_as_json_would(tmp_path: Path) -> None:
+def test_empty_module_outputs_decode_as_json_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The scan's fast path for modules with nothing to say (yara._scan_results) gives the results and
-    module outputs the binding gives with the standard ``json.loads``, and leaves ``json.loads`` as it
-    found it (also when something else had replaced it)."""
+    module outputs the binding gives with the standard ``json.loads``, is taken for the binding's
+    empty output (a yara-x that wrote it otherwise would lose the speed-up: this fails), answers any
+    other call as ``json.loads`` does, and leaves ``json.loads`` as it found it."""
     import json
+    from collections import OrderedDict
+
+    import yara_x
 
     from exhunt.detections import yara
 
@@ -218,8 +222,7 @@ def test_empty_module_outputs_decode_as_json_would(tmp_path: Path) -> None:
     rule.write_text('import "math"\nimport "pe"\n'
                     'rule ent { condition: math.entropy(0, filesize) >= 0 and not pe.is_pe }\n'
                     'rule shell { strings: $a = "eval(Request" condition: $a }\n')
-    rules = load_rules([rule], builtin=False, cache=tmp_path / "c").rules()
-    scanner = __import__("yara_x").Scanner(rules)
+    scanner = yara_x.Scanner(load_rules([rule], builtin=False, cache=tmp_path / "c").rules())
     standard = json.loads
     for data in (SHELL, b"", b"MZ" + bytes(200), "\u00e9t\u00e9".encode()):
         plain = scanner.scan(data)
@@ -227,7 +230,28 @@ def test_empty_module_outputs_decode_as_json_would(tmp_path: Path) -> None:
         assert json.loads is standard
         assert [r.identifier for r in fast.matching_rules] == [r.identifier for r in plain.matching_rules]
         assert fast.module_outputs == plain.module_outputs
-    assert yara._loads_module_output(yara.EMPTY_MODULE_OUTPUT) == {}
+
+    passed_on: list[object] = []
+
+    def spy(text, *args, **kwargs):  # type: ignore[no-untyped-def]
+        passed_on.append(text)
+        return standard(text, *args, **kwargs)
+
+    monkeypatch.setattr(json, "loads", spy)
+    monkeypatch.setattr(yara, "_JSON_LOADS", spy)
+    assert [r.identifier for r in yara._scan_results(scanner, SHELL).matching_rules] == ["ent", "shell"]
+    # pe's output passed on; math's (an empty object) answered without the standard decoder
+    assert passed_on and not [text for text in passed_on if standard(text) == {}]
+    assert json.loads is spy
+    monkeypatch.undo()
+
+    empty = yara.EMPTY_MODULE_OUTPUT
+    assert yara._loads_module_output(empty) == {}
+    assert yara._loads_module_output(empty, object_hook=lambda d: ("hooked", d)) == ("hooked", {})
+    assert type(yara._loads_module_output(empty, object_pairs_hook=OrderedDict)) is OrderedDict
+    assert yara._loads_module_output(bytearray(empty)) == {}  # passed on, same answer
+    with pytest.raises(TypeError):
+        yara._loads_module_output(memoryview(empty))
     assert yara._loads_module_output(b'{"a": [1]}', strict=False) == {"a": [1]}
 
     def other(text, **kwargs):  # type: ignore[no-untyped-def]
