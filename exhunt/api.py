@@ -491,33 +491,34 @@ def _impact(con: Any, store: Path, findings: Sequence[Finding], hit_rows: list[d
 class HostsAhead:
     """The hosts' verdicts (``_host_assessments``) on a side thread and their own cursor, started as
     soon as the store may be final (``start``: after each pivot round's parts are in). A later
-    ``start`` cancels the earlier one if it has not begun (else leaves it to finish unread):
-    ``result`` is always that of the latest. Leaving on an error interrupts the one running."""
+    ``start`` cancels the earlier ones that have not begun (else leaves them to finish unread):
+    ``result`` is always that of the latest. Leaving on an error cancels or interrupts every run."""
 
     def __init__(self, con: Any, work: list[HostWork], findings: Sequence[Finding]) -> None:
         self._con, self._work, self._findings = con, work, findings
         self._side = ThreadPoolExecutor(1, thread_name_prefix="exhunt-hosts")
-        self._latest: tuple[Future[list[HostAssessment]], Any] | None = None  # and its cursor
+        self._runs: list[tuple[Future[list[HostAssessment]], Any]] = []  # each with its cursor, latest last
         self._current = False  # the latest started after the store's last change
 
     def __enter__(self) -> HostsAhead:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is not None and self._latest is not None:
-            future, cursor = self._latest
-            if future.cancel():
-                cursor.close()
-            else:
-                with contextlib.suppress(Exception):  # finished, its cursor closed
-                    cursor.interrupt()
-        self._side.shutdown(wait=True, cancel_futures=True)
+        if exc_type is not None:
+            for future, cursor in self._runs:
+                if future.cancel():
+                    cursor.close()
+                else:
+                    with contextlib.suppress(Exception):  # finished, its cursor closed
+                        cursor.interrupt()
+        self._side.shutdown(wait=True)
 
     def start(self) -> None:
-        if self._latest is not None and self._latest[0].cancel():
-            self._latest[1].close()
+        for future, cursor in self._runs:
+            if future.cancel():
+                cursor.close()
         cursor = self._con.cursor()
-        self._latest = self._side.submit(_host_assessments, cursor, self._work, self._findings), cursor
+        self._runs.append((self._side.submit(_host_assessments, cursor, self._work, self._findings), cursor))
         self._current = True
 
     def start_unless_current(self) -> None:
@@ -526,8 +527,7 @@ class HostsAhead:
 
     def result(self) -> list[HostAssessment]:
         self.start_unless_current()
-        assert self._latest is not None
-        return self._latest[0].result()
+        return self._runs[-1][0].result()
 
 
 def _host_assessments(cursor: Any, work: list[HostWork], findings: Sequence[Finding]) -> list[HostAssessment]:

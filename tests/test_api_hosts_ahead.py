@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,18 +13,31 @@ from exhunt.api import ScanOptions, scan
 from exhunt.demo import DemoSpec, generate
 
 
+class _Cursor:
+    def __init__(self, state: int) -> None:
+        self.state, self.closed, self.interrupted = state, False, False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+
+
 class _Store:
     """A stand-in connection whose cursors tell which state of the store they saw."""
 
     def __init__(self) -> None:
         self.state = 0
+        self.cursors: list[_Cursor] = []
 
-    def cursor(self) -> int:
-        return self.state
+    def cursor(self) -> _Cursor:
+        self.cursors.append(_Cursor(self.state))
+        return self.cursors[-1]
 
 
 def test_the_result_is_that_of_the_latest_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api, "_host_assessments", lambda cursor, work, findings: [cursor])
+    monkeypatch.setattr(api, "_host_assessments", lambda cursor, work, findings: [cursor.state])
     store = _Store()
     with api.HostsAhead(store, [], []) as ahead:
         ahead.start()
@@ -33,6 +48,32 @@ def test_the_result_is_that_of_the_latest_start(monkeypatch: pytest.MonkeyPatch)
     store.state = 2
     with api.HostsAhead(store, [], []) as ahead:  # no pivot round: started where the verdicts are needed
         assert ahead.result() == [2]
+
+
+def test_a_start_not_begun_is_cancelled_and_an_error_does_not_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later start drops the one still queued (its cursor closed); leaving on an error cancels what
+    has not begun and interrupts what runs instead of waiting for its queries."""
+    running = threading.Event()
+    release = threading.Event()
+
+    def slow(cursor, work, findings):  # type: ignore[no-untyped-def]
+        running.set()
+        release.wait(30)
+        return [cursor.state]
+
+    monkeypatch.setattr(api, "_host_assessments", slow)
+    store = _Store()
+    started = time.monotonic()
+    with pytest.raises(RuntimeError), api.HostsAhead(store, [], []) as ahead:
+        ahead.start()
+        assert running.wait(5)
+        store.cursors[0].interrupt = release.set  # type: ignore[method-assign]  # as DuckDB's would end it
+        ahead.start()  # queued behind the running one
+        ahead.start()  # so the queued one never begins
+        assert store.cursors[1].closed and not store.cursors[2].closed
+        raise RuntimeError("a pivot round failed")
+    assert release.is_set() and store.cursors[2].closed
+    assert time.monotonic() - started < 10
 
 
 def test_two_jobs_give_the_hosts_one_job_gives(tmp_path: Path) -> None:
