@@ -440,29 +440,22 @@ def _assess(con: Any, store: Path, work: list[HostWork], options: ScanOptions, t
     hit_rows.sort(key=_hit_order)  # the same table on every run, whatever order queries returned
     write_table(store, "hits", hit_rows)
     read = None
-    if _jobs(options.jobs) > 1:  # --jobs 1 keeps to one core
-        with HostsAhead(con, work, findings) as ahead:
-            if triage is not None and triage.blob is not None and not marked:
-                # the hosts' verdicts start as each pivot round's rows are in: after the last round
-                # that found rows they run beside the gathering that finds no new indicator (~0.05 s
-                # of a 2 GB scan's tail); else beside the impact, as below
-                pivoted, read = pivot_pass(con, store, work, options, triage, findings, hit_rows, warm, ahead.start)
-                rules = {**rules, "pivot": pivoted}
-            if marked:  # every row again for the hosts' cursor, the selection for the impact on ``con``
-                selected.only_here(con, store)
-            # the hosts' verdicts on their own cursor while the impact runs: both are mostly DuckDB
-            # queries (the GIL released), and each waited for the other on one core before
-            ahead.start_unless_current()
-            impact = _impact(con, store, findings, hit_rows, read, marked)
-            hosts = ahead.result()
-    else:
+    # --jobs 1 keeps to one core: the hosts' verdicts after the impact, in this thread
+    with HostsAhead(con, work, findings) if _jobs(options.jobs) > 1 else contextlib.nullcontext() as ahead:
         if triage is not None and triage.blob is not None and not marked:
-            pivoted, read = pivot_pass(con, store, work, options, triage, findings, hit_rows, warm)
+            # the hosts' verdicts start as each pivot round's rows are in: after the last round that
+            # found rows they run beside the gathering that finds no new indicator (~0.05 s of a 2 GB
+            # scan's tail); else beside the impact, as below
+            pivoted, read = pivot_pass(con, store, work, options, triage, findings, hit_rows, warm,
+                                       ahead.start if ahead else lambda: None)
             rules = {**rules, "pivot": pivoted}
-        if marked:
+        if marked:  # every row again for the hosts' cursor, the selection for the impact on ``con``
             selected.only_here(con, store)
+        if ahead:  # the hosts' verdicts on their own cursor while the impact runs: both are mostly
+            # DuckDB queries (the GIL released), and each waited for the other on one core before
+            ahead.start_unless_current()
         impact = _impact(con, store, findings, hit_rows, read, marked)
-        hosts = _host_assessments(con.cursor(), work, findings)
+        hosts = ahead.result() if ahead else _host_assessments(con.cursor(), work, findings)
     if marked:
         selected.restore(con, store)
     document = AssessmentDocument(

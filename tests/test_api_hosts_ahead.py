@@ -15,13 +15,13 @@ from exhunt.demo import DemoSpec, generate
 
 class _Cursor:
     def __init__(self, state: int) -> None:
-        self.state, self.closed, self.interrupted = state, False, False
+        self.state, self.closed = state, False
 
     def close(self) -> None:
         self.closed = True
 
     def interrupt(self) -> None:
-        self.interrupted = True
+        pass
 
 
 class _Store:
