@@ -10,6 +10,9 @@ imports begin, so that server imports beside them as in a plain run; times count
 start (the interpreter's own ~25 ms come before). A wrapped call costs ~10 us: wrap what is called
 a few times, not per file.
 
+Each call shows its thread's CPU and the whole scan process's (every thread: what the process took
+from the workers' cores meanwhile). EXHUNT_TIMELINE_UNITS=1 also lists every unit's start and end.
+
 Usage: python bench/timeline.py [--wrap module:attr ...] -- scan EVIDENCE --out CASE --jobs 2 ...
 """
 
@@ -42,7 +45,7 @@ UNIT = "unit"
 def log(name: str, phase: str) -> None:
     with open(os.environ[LOG], "a") as out:
         out.write(f"{time.time() - T0:.4f}\t{os.getpid()}\t{threading.current_thread().name}\t{phase}\t{name}\t"
-                  f"{time.thread_time():.4f}\n")
+                  f"{time.thread_time():.4f}\t{time.process_time():.4f}\n")
 
 
 def wrap(owner: Any, attr: str, name: str) -> None:
@@ -114,30 +117,33 @@ def run(command: list[str], specs: list[str]) -> None:
 def report(path: Path) -> None:
     rows = [line.rstrip("\n").split("\t") for line in path.read_text().splitlines()]
     main_pid = rows[0][1]
-    opened: dict[tuple[str, str, str], tuple[float, float]] = {}
-    calls: list[tuple[float, float, float, str, str]] = []
+    opened: dict[tuple[str, str, str], tuple[float, float, float]] = {}
+    calls: list[tuple[float, float, float, float, str, str]] = []
     units: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-    for t, pid, thread, phase, name, cpu in rows:
+    for t, pid, thread, phase, name, cpu, pcpu in rows:
         key = (pid, thread, name)
         if phase == "B":
-            opened[key] = (float(t), float(cpu))
+            opened[key] = (float(t), float(cpu), float(pcpu))
             continue
-        begin, cpu0 = opened.pop(key)
+        begin, cpu0, pcpu0 = opened.pop(key)
         if name == UNIT:
             units[f"{'scan process' if pid == main_pid else 'worker ' + pid}"].append(
                 (begin, float(t), float(cpu) - cpu0))
         else:
-            calls.append((begin, float(t), float(cpu) - cpu0, thread, name))
-    print(f"{'from':>7} {'to':>7} {'wall':>6} {'cpu':>6}  thread / call")
-    for begin, end, cpu, thread, name in sorted(calls):
-        print(f"{begin:7.3f} {end:7.3f} {end - begin:6.3f} {cpu:6.3f}  {thread[:16]} / {name}")
+            calls.append((begin, float(t), float(cpu) - cpu0, float(pcpu) - pcpu0, thread, name))
+    print(f"{'from':>7} {'to':>7} {'wall':>6} {'cpu':>6} {'proc':>6}  thread / call (cpu: the thread's; proc: the "
+          "scan process's, every thread)")
+    for begin, end, cpu, pcpu, thread, name in sorted(calls):
+        print(f"{begin:7.3f} {end:7.3f} {end - begin:6.3f} {cpu:6.3f} {pcpu:6.3f}  {thread[:16]} / {name}")
     spans = sorted(span for runs in units.values() for span in [(b, e) for b, e, _ in runs])
     for who, runs in sorted(units.items()):
         busy = sum(e - b for b, e, _ in runs)
+        if os.environ.get("EXHUNT_TIMELINE_UNITS"):
+            print(f"{who}: " + " ".join(f"{b:.2f}-{e:.2f}" for b, e, _ in sorted(runs)))
         print(f"{who}: {len(runs)} units, first {min(b for b, _, _ in runs):.3f}, last end "
               f"{max(e for _, e, _ in runs):.3f}, busy {busy:.3f} s, CPU {sum(c for _, _, c in runs):.3f} s")
     if spans:
-        end_of_main = max(e for _, e, _, _, name in calls if name == "main")
+        end_of_main = max(e for _, e, _, _, _, name in calls if name == "main")
         idle, reach = [(0.0, spans[0][0])], spans[0][1]
         for begin, end in spans[1:]:
             if begin - reach > 0.05:

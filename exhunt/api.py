@@ -241,8 +241,9 @@ def warm_ahead(warm: WarmPool, options: ScanOptions, evidence: Sequence[Path], p
 def start_workers(warm: WarmPool, options: ScanOptions, work: list[HostWork] | None) -> None:
     """Start the pool's workers as soon as the listing says the scan will use them, so their
     start-up overlaps building the rules and prefilters here."""
-    if not options.scheduler and (work is None or sum(len(hw.files) for hw in work) > 1):
-        warm.start(limits.budget(options.memory_limit, _jobs(options.jobs)).jobs)
+    jobs = limits.budget(options.memory_limit, _jobs(options.jobs)).jobs
+    if not options.scheduler and jobs > 1 and (work is None or sum(len(hw.files) for hw in work) > 1):
+        warm.start(jobs)
 
 
 def all_digests(iocs: Sequence[Path]) -> bool:

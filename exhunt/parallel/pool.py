@@ -145,9 +145,10 @@ class WarmPool:
         return self.folder is not None
 
     def start(self, jobs: int) -> None:
-        """Spawn ``jobs`` workers now (none for one job: that scan runs in this process)."""
+        """Spawn ``jobs`` workers now (``--jobs 1`` runs its scan in this process and starts none: see
+        ``api.start_workers``; one worker for a lone unit, under the hung-file watchdog)."""
         self._wait_ahead()
-        if jobs <= 1 or self.started:
+        if jobs < 1 or self.started:
             return
         self.folder = Path(tempfile.mkdtemp(prefix="exhunt-pool-"))
         self._start(jobs)
@@ -273,7 +274,9 @@ def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_arg
     done: dict[str, UnitResult] = {}
     if options.scheduler:
         return _run_on_dask(units, store, options, scanner_args, advance, submitted, unit_done)
-    if options.jobs <= 1 or len(units) <= 1:  # in this process: simple and debuggable, but no hung-file watchdog
+    # --jobs 1: in this process, simple and debuggable, but no hung-file watchdog. One unit with more
+    # jobs still goes to a worker: a single suspicious EVTX given alone is where a parser can spin
+    if options.jobs <= 1 or not units:
         saved = current_settings()  # the same chunking and EVTX chunks as pool workers: same rows
         init_worker(scanner_args, None, options.settings, options.hook)
         try:
@@ -286,7 +289,7 @@ def _run_units(units: list[Unit], store: Path, options: PoolOptions, scanner_arg
     with contextlib.ExitStack() as stack:
         if warm is None or not warm.started:
             warm = stack.enter_context(WarmPool())
-            warm.start(options.jobs)
+            warm.start(min(options.jobs, len(units)))
         warm.configure(scanner_args, options.settings, options.hook)
         return _run_pool(units, store, options, warm, advance, submitted, unit_done)
 

@@ -45,3 +45,17 @@ def test_a_hung_file_in_a_pivot_batch_loses_only_itself(tmp_path: Path) -> None:
     assert part.startswith(PIVOT_PREFIX) and result.files[0].warnings == 1
     assert list((tmp_path / "store").glob(f"warnings/host=h1/{PIVOT_PREFIX}*.parquet"))
     assert _without(PivotUnit("h1", files[:1], ("iis",), PIVOT_PREFIX + "one"), "u_ex1.log") is None
+
+
+def test_a_lone_hung_file_is_skipped_too(tmp_path: Path) -> None:
+    """One file is one unit: with --jobs 2 it still runs in a worker, under the watchdog (a single
+    suspicious EVTX given alone is the common case a parser can spin on), not in the scan process."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "u_ex2_hang.log").write_bytes(LOG)
+    options = ScanOptions(out=tmp_path / "case", jobs=2, quiet=True, html_report=False, file_timeout=2,
+                          worker_hook="tests.parallel.hang_hook:install")
+    result = scan([ev / "u_ex2_hang.log"], options)
+    warnings = connect(tmp_path / "case" / "store").execute("SELECT path, message FROM warnings").fetchall()
+    assert [(p, "--file-timeout of 2 s" in m) for p, m in warnings] == [("u_ex2_hang.log", True)]
+    assert [r.rel for r in result.file_results] == ["u_ex2_hang.log"]
