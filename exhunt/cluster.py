@@ -31,9 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from exhunt import __version__, worker
-from exhunt.errors import MissingExtraError, UsageError
-from exhunt.worker import ScannerArgs
+from exhunt.arrowpool import prefer_jemalloc
+
+# A Dask worker imports this module first (the task's function), before anything loads pyarrow:
+# Arrow's pool there is then the one exhunt's own processes use (exhunt.arrowpool). In the client,
+# pyarrow is loaded already and this does nothing.
+prefer_jemalloc()
+
+from exhunt import __version__, worker  # noqa: E402 - after the pool's choice
+from exhunt.errors import MissingExtraError, UsageError  # noqa: E402
+from exhunt.parallel.heapsize import scanning_heap  # noqa: E402
+from exhunt.worker import ScannerArgs  # noqa: E402
 
 if TYPE_CHECKING:
     from exhunt.parallel.units import WorkerSettings
@@ -72,7 +80,8 @@ def run_task(rules: RulesPayload, fn: Callable[..., Any], *args: Any) -> Any:
         if rules.settings is not None:  # the same chunking as the local pool: the same rows and warnings
             apply_settings(rules.settings)
         try:
-            return fn(*args)
+            with scanning_heap():
+                return fn(*args)
         finally:
             worker.use_scanner(None)
             apply_settings(saved)

@@ -49,6 +49,7 @@ from exhunt.parallel.units import (
     remove_parts,
     run_configured,
     run_unit,
+    run_units,
     started_label,
     warm_worker,
 )
@@ -432,12 +433,26 @@ def _run_on_dask(units: list[Unit], store: Path, options: PoolOptions, scanner_a
 
     done: dict[str, UnitResult] = {}
     with DaskExecutor(options.scheduler or "", scanner_args, store, list(options.roots), options.settings) as pool:
-        futures = {pool.submit(run_unit, unit, str(store)): unit for unit in units}
+        futures = {pool.submit(run_units, group, str(store)): group for group in dask_tasks(units, pool.slots)}
         submitted()
         for future in as_completed(futures):
-            unit = futures[future]
-            done[unit.part] = future.result()
-            advance(unit.size)
-            if unit_done is not None and isinstance(unit, FilesUnit):
-                unit_done(unit.host, unit.part)
+            for unit, result in zip(futures[future], future.result(), strict=True):
+                done[unit.part] = result
+                advance(unit.size)
+                if unit_done is not None and isinstance(unit, FilesUnit):
+                    unit_done(unit.host, unit.part)
     return done
+
+
+PIVOT_UNITS_PER_TASK = 4
+
+
+def dask_tasks(units: list[Unit], slots: int) -> list[list[Unit]]:
+    """The units as Dask tasks: one each, but the pivot pass's in fours (a pivot unit's gate reads a
+    log in ~35 ms, and a Dask task costs its worker ~5 ms between tasks: 2 GB of logs took 0.83 s
+    there against 0.6 s in the pool), while every slot still gets four tasks or more."""
+    pivot: list[Unit] = [u for u in units if isinstance(u, PivotUnit)]
+    size = max(1, min(PIVOT_UNITS_PER_TASK, len(pivot) // (4 * max(1, slots))))
+    tasks: list[list[Unit]] = [[u] for u in units if not isinstance(u, PivotUnit)]
+    tasks += [pivot[i : i + size] for i in range(0, len(pivot), size)]
+    return tasks

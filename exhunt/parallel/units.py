@@ -14,6 +14,7 @@ import io
 import os
 import pickle
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -323,6 +324,12 @@ def remove_parts(store: Path, part: str) -> None:
         if folder.exists():
             for path in folder.glob(f"host=*/{part}.parquet"):
                 path.unlink()
+
+
+def run_units(units: Sequence[Unit], store: str) -> list[UnitResult]:
+    """Several units as one task (a Dask task: each costs a worker ~5 ms to receive and report, as
+    much as a tenth of a pivot unit's own time)."""
+    return [run_unit(unit, store) for unit in units]
 
 
 def run_unit(unit: Unit, store: str) -> UnitResult:

@@ -189,3 +189,20 @@ def test_low_bytes_are_the_strided_slice() -> None:
         start = rng.randint(0, len(buffer))
         end = rng.randint(start, len(buffer))
         assert bytes(low_bytes_of(buffer, start, end)) == buffer[start:end:2], (len(buffer), start, end)
+
+
+def test_literals_set_again_are_not_compiled_again() -> None:
+    """A Dask worker sets the scan's literals for each task and its own back after: each set is
+    compiled once per process, not at every task."""
+    before = evtx_chunks.current()
+    try:
+        evtx_chunks.configure(("mimikatz", "lsass"))
+        first = (evtx_chunks._DATABASE, evtx_chunks._RECORDS)
+        evtx_chunks.configure(None)
+        assert evtx_chunks._DATABASE is None and evtx_chunks._RECORDS is None
+        evtx_chunks.configure(("mimikatz", "lsass"))
+        assert evtx_chunks._DATABASE is first[0] and evtx_chunks._RECORDS is first[1]
+        assert evtx_chunks.chunk_matches("x mimikatz y".encode("utf-16-le"))
+        assert not evtx_chunks.chunk_matches("nothing here".encode("utf-16-le"))
+    finally:
+        evtx_chunks.configure(before)

@@ -250,3 +250,19 @@ def test_several_files_looks_only_as_far_as_it_must(tmp_path: Path) -> None:
     (folder / "1").write_bytes(b"")
     (folder / "2").write_bytes(b"")
     assert not api.several_files([deep])  # past the folders it looks at: a late start, not a wrong scan
+
+
+def test_dask_tasks_group_pivot_units_and_keep_every_slot_busy() -> None:
+    from exhunt.evidence.base import EvidenceFile
+    from exhunt.parallel.pool import dask_tasks
+    from exhunt.parallel.units import FilesUnit, PivotUnit
+
+    file = EvidenceFile("directory", "/e", "u_ex1.log", 10)
+    files = [FilesUnit("h", (file,), f"u-{i}") for i in range(3)]
+    pivots = [PivotUnit("h", (file,), ("iis",), f"p-{i}") for i in range(37)]
+    tasks = dask_tasks([*files, *pivots], slots=2)
+    assert [t for t in tasks if isinstance(t[0], FilesUnit)] == [[u] for u in files]
+    grouped = [t for t in tasks if isinstance(t[0], PivotUnit)]
+    assert [u for t in grouped for u in t] == pivots  # every unit once, in order
+    assert max(map(len, grouped)) == 4 and len(grouped) >= 8
+    assert all(len(t) == 1 for t in dask_tasks(pivots[:7], slots=2))  # too few to group: a slot each
