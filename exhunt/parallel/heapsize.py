@@ -22,7 +22,7 @@ from typing import Any
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-DEFAULT_MMAP = 128 * 1024  # glibc's starting mmap threshold, which the environment variables freeze
+DEFAULT_MMAP = DEFAULT_TRIM = 128 * 1024  # glibc's starting thresholds, which the environment variables freeze
 TRIM_ENV, MMAP_ENV = "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"
 WHILE_SCANNING = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 64 << 20}
 
@@ -39,24 +39,20 @@ def _glibc_mallopt() -> Any:
     return _mallopt or None
 
 
-def _environment_value(name: str, default: int) -> int | None:
-    text = os.environ.get(name)
-    if text is None:
-        return None
+def _environment_value(name: str, default: int) -> int:
+    """The variable's value as glibc read it at start; its default when unset or not a number."""
     try:
-        return int(text)
+        return int(os.environ.get(name, default))
     except ValueError:
         return default
 
 
 def worker_thresholds() -> dict[int, int]:
     """The thresholds the environment froze for this process (empty: glibc adjusts them itself)."""
-    trim = _environment_value(TRIM_ENV, 128 * 1024)
-    mmap = _environment_value(MMAP_ENV, DEFAULT_MMAP)
-    if trim is None and mmap is None:
+    if TRIM_ENV not in os.environ and MMAP_ENV not in os.environ:
         return {}
-    return {M_MMAP_THRESHOLD: DEFAULT_MMAP if mmap is None else mmap,
-            M_TRIM_THRESHOLD: 128 * 1024 if trim is None else trim}
+    return {M_MMAP_THRESHOLD: _environment_value(MMAP_ENV, DEFAULT_MMAP),
+            M_TRIM_THRESHOLD: _environment_value(TRIM_ENV, DEFAULT_TRIM)}
 
 
 @contextlib.contextmanager
