@@ -75,16 +75,17 @@ def engine_times(timings: dict[str, float]) -> Iterator[None]:
 
 @contextmanager
 def check_times(timings: dict[str, float]) -> Iterator[None]:
-    """Each native check's query plus its grouping, and each Sigma query (checks run one by one)."""
-    from exhunt.detections import runner
+    """Each native check's query plus its grouping (``Check.findings``), and each Sigma query
+    (checks run one by one)."""
+    from exhunt.detections.base import Check
     from exhunt.detections.sigma import engine
 
-    group_hits, rows = runner.group_hits, engine._rows
+    findings, rows = Check.findings, engine._rows
 
-    def grouped(check: Any, hits: Any, out: Any = None) -> Any:
+    def timed_findings(check: Any, con: Any, out: Any = None) -> Any:
         start = time.perf_counter()
         try:
-            return group_hits(check, hits, out)
+            return findings(check, con, out)
         finally:
             timings[f"check {check.id}"] = time.perf_counter() - start
 
@@ -96,11 +97,11 @@ def check_times(timings: dict[str, float]) -> Iterator[None]:
             label = f"sigma query {sql[-160:]}" if "sigma_key" in sql else f"sigma batch {len(timings)}"
             timings[label] = time.perf_counter() - start
 
-    runner.group_hits, engine._rows = grouped, sigma_rows
+    Check.findings, engine._rows = timed_findings, sigma_rows  # type: ignore[method-assign, assignment]
     try:
         yield
     finally:
-        runner.group_hits, engine._rows = group_hits, rows
+        Check.findings, engine._rows = findings, rows  # type: ignore[method-assign]
 
 
 def main() -> None:
