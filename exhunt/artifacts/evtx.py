@@ -70,35 +70,44 @@ class EvtxLog(Artifact):
 
     @classmethod
     def parse(cls, ctx: ParseContext, stream: BinaryIO) -> None:
-        with chunk_pass(ctx, stream) as (source, selection):
-            unstored = Unstored()
-            if selection is not None:
-                unstored.add_chunks(selection)
-                if selection.data is None:
-                    not_stored(ctx, unstored)
-                    return
-                source = selection.data
-            source.seek(0)
-            events = ctx.writer.table("events")
-            extra = (ctx.host, ctx.file.rel, "evtx")
-            count = 0
-            skip = unstored if evtx_chunks.filters_records() else None
-            try:
-                for record_id, event, no_at_keys in iter_events(ctx, source, selection, skip):
-                    try:
-                        values = evtx_event_values(event, no_at_keys)
-                    except (TypeError, ValueError, AttributeError) as exc:
-                        ctx.warn(f"record {record_id}: unreadable event structure ({exc})")
-                        continue
-                    if values[RECORD_ID] is None:
-                        values = (*values[:RECORD_ID], record_id, *values[RECORD_ID + 1 :])
-                    if values[TS] is None:
-                        ctx.warn(f"record {record_id}: no readable TimeCreated/SystemTime")
-                    events.add_values(COLUMNS, values + extra)  # no dict per event: the hot path
-                    count += 1
-            finally:  # what was read and skipped counts even when the parse stops early
-                ctx.events += count
+        parse_chunks(ctx, stream)
+
+
+def parse_chunks(ctx: ParseContext, stream: BinaryIO, first: int = 0, last_before: int | None = None) -> None:
+    """The records of ``stream``: a whole file, or (``first`` > 0, ``exhunt.parallel.evtx_ranges``)
+    the file's chunks from number ``first`` on behind a header of their own, parsed, warned about and
+    counted as the whole file's parse does those chunks; ``last_before``: the record id that ends the
+    chunk before them (what an "unreadable records after record id" warning names)."""
+    with chunk_pass(ctx, stream, first, last_before) as (source, selection):
+        unstored = Unstored()
+        if selection is not None:
+            unstored.add_chunks(selection)
+            if selection.data is None:
                 not_stored(ctx, unstored)
+                return
+            source = selection.data
+        source.seek(0)
+        events = ctx.writer.table("events")
+        extra = (ctx.host, ctx.file.rel, "evtx")
+        count = 0
+        skip = unstored if evtx_chunks.filters_records() else None
+        after = last_before if selection is None else None  # a selection knows it chunk by chunk
+        try:
+            for record_id, event, no_at_keys in iter_events(ctx, source, selection, skip, first, after):
+                try:
+                    values = evtx_event_values(event, no_at_keys)
+                except (TypeError, ValueError, AttributeError) as exc:
+                    ctx.warn(f"record {record_id}: unreadable event structure ({exc})")
+                    continue
+                if values[RECORD_ID] is None:
+                    values = (*values[:RECORD_ID], record_id, *values[RECORD_ID + 1 :])
+                if values[TS] is None:
+                    ctx.warn(f"record {record_id}: no readable TimeCreated/SystemTime")
+                events.add_values(COLUMNS, values + extra)  # no dict per event: the hot path
+                count += 1
+        finally:  # what was read and skipped counts even when the parse stops early
+            ctx.events += count
+            not_stored(ctx, unstored)
 
 
 @dataclass
@@ -164,7 +173,8 @@ def in_memory_limit() -> int:
 
 
 @contextmanager
-def chunk_pass(ctx: ParseContext, stream: BinaryIO) -> Iterator[tuple[IO[bytes], evtx_chunks.Selection | None]]:
+def chunk_pass(ctx: ParseContext, stream: BinaryIO, first: int = 0,
+               last_before: int | None = None) -> Iterator[tuple[IO[bytes], evtx_chunks.Selection | None]]:
     """One pass over the file's chunks as they are read: a cut last chunk padded, every checksum
     verified (the parser verifies none), and under triage the chunks to parse chosen and copied.
     Yields what the parser reads (the file, or with a selection the copy of its chosen chunks,
@@ -176,26 +186,29 @@ def chunk_pass(ctx: ParseContext, stream: BinaryIO) -> Iterator[tuple[IO[bytes],
     worker (and the chosen chunks of a larger one were gathered in memory before they were joined);
     streamed, 170 MB files scanned in 3.9 s instead of 5.0 (a large block is fresh pages each time,
     a 64 KiB piece the same memory again; 4 MB files were 2-3% faster held whole). Warnings come as
-    a check of the whole file gives them: the cut first, then the checksums in file order."""
+    a check of the whole file gives them: the cut first, then the checksums in file order. ``first``
+    and ``last_before``: of a range of a file's chunks (``parse_chunks``): the number of its first
+    chunk, so warnings and the selection name chunks as the whole file's pass does, and the record
+    id ending the chunk before it."""
     limit = in_memory_limit()
     pieces = _Pieces(stream, ctx.file.size, min(WHOLE_MAX, limit))
     warnings: list[tuple[str, int | None]] = []
     with contextlib.ExitStack() as stack:
         try:
-            source, selection = _chunk_pass(pieces, limit, warnings, stack)
+            source, selection = _chunk_pass(pieces, limit, warnings, stack, first, last_before)
         finally:
             for message, offset in warnings:
                 ctx.warn(message, offset=offset)
         yield source, selection
 
 
-def _chunk_pass(pieces: _Pieces, limit: int, warnings: list[tuple[str, int | None]],
-                stack: contextlib.ExitStack) -> tuple[IO[bytes], evtx_chunks.Selection | None]:
+def _chunk_pass(pieces: _Pieces, limit: int, warnings: list[tuple[str, int | None]], stack: contextlib.ExitStack,
+                first: int = 0, last_before: int | None = None) -> tuple[IO[bytes], evtx_chunks.Selection | None]:
     header = pieces.header
     verifying = len(header) >= 128 and header.startswith(MAGIC)
     if verifying and zlib.crc32(header[:120]) != struct.unpack_from("<I", header, 124)[0]:
         warnings.append(("EVTX file header checksum mismatch (file edited or not closed cleanly)", 0))
-    selector = evtx_chunks.Selector() if evtx_chunks.header_selectable(header) else None
+    selector = evtx_chunks.Selector(last_before) if evtx_chunks.header_selectable(header) else None
     spool: IO[bytes] | None = None
     if pieces.whole is None:  # streamed: the parser's copy (as is, or the chosen chunks) spools
         spool = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=limit, prefix="exhunt-evtx-"))  # noqa: SIM115 - closed by the stack
@@ -203,7 +216,7 @@ def _chunk_pass(pieces: _Pieces, limit: int, warnings: list[tuple[str, int | Non
     kept: list[memoryview] = []  # held whole: the chosen chunks in place
     cut: tuple[int, int] | None = None  # (chunk number, bytes of it in the file)
     tail = b""  # of a streamed file: zero-filled bytes after its last chunk, too short to be one
-    for number, (buffer, at, length) in enumerate(pieces):
+    for number, (buffer, at, length) in enumerate(pieces, first):
         offset = FILE_HEADER + number * CHUNK
         if length < CHUNK:
             if buffer.startswith(ZERO_CHUNK[:length], at):  # unused, zero-filled space: nothing in it
@@ -252,10 +265,7 @@ def _damaged(warnings: list[tuple[str, int | None]], number: int, offset: int, b
     (warned); unused, zero-filled space is fine (``strip()`` was 40x slower, a comparison ~4x)."""
     view = memoryview(buffer)
     if buffer.startswith(CHUNK_MAGIC, at):
-        free = min(struct.unpack_from("<I", buffer, at + 48)[0], length)
-        header_ok = (zlib.crc32(view[at + 128 : at + 512], zlib.crc32(view[at : at + 120]))
-                     == struct.unpack_from("<I", buffer, at + 124)[0])
-        data_ok = free < 512 or (zlib.crc32(view[at + 512 : at + free]) == struct.unpack_from("<I", buffer, at + 52)[0])
+        header_ok, data_ok = checksums_match(buffer, at, length)
         if header_ok and data_ok:
             return False
         first, last = struct.unpack_from("<QQ", buffer, at + 24)
@@ -267,6 +277,17 @@ def _damaged(warnings: list[tuple[str, int | None]], number: int, offset: int, b
         return False
     warnings.append((f"chunk {number}: bad chunk signature {bytes(view[at : at + 8])!r}", offset))
     return True
+
+
+def checksums_match(buffer: bytes, at: int, length: int = CHUNK) -> tuple[bool, bool]:
+    """Whether the header CRC32 and the record-area CRC32 of the chunk at ``at`` (``length`` bytes of
+    it in ``buffer``) match what its header says."""
+    view = memoryview(buffer)
+    free = min(struct.unpack_from("<I", buffer, at + 48)[0], length)
+    header_ok = (zlib.crc32(view[at + 128 : at + 512], zlib.crc32(view[at : at + 120]))
+                 == struct.unpack_from("<I", buffer, at + 124)[0])
+    data_ok = free < 512 or (zlib.crc32(view[at + 512 : at + free]) == struct.unpack_from("<I", buffer, at + 52)[0])
+    return header_ok, data_ok
 
 
 class _Pieces:
@@ -341,12 +362,14 @@ def _read_upto(stream: BinaryIO, limit: int, size_hint: int) -> bytes:
 
 
 def iter_events(ctx: ParseContext, data: IO[bytes], selection: evtx_chunks.Selection | None = None,
-                unstored: Unstored | None = None) -> Iterator[tuple[int | None, dict[str, Any], bool]]:
+                unstored: Unstored | None = None, first: int = 0,
+                last_id: int | None = None) -> Iterator[tuple[int | None, dict[str, Any], bool]]:
     """``(record_id, {"System": ..., ...}, no_at_keys)`` for every readable record (``no_at_keys``:
     the JSON text has no "@", so no key starts with one); bad chunks become warnings. ``selection``:
     of a triage copy, so warnings say what the full parse says (chunk numbers, last record id).
     ``unstored``: records holding no literal (``evtx_chunks.record_matches``) are counted there
-    instead, before their JSON is decoded."""
+    instead, before their JSON is decoded. ``first``: the number of ``data``'s first chunk in its
+    file (a range of a file's chunks, parsed as it is); ``last_id``: the record id before it."""
     from evtx import PyEvtxParser
 
     try:
@@ -355,7 +378,6 @@ def iter_events(ctx: ParseContext, data: IO[bytes], selection: evtx_chunks.Selec
         ctx.warn(f"not a readable EVTX file: {exc}", offset=0)
         return
     records = parser.records_json()
-    last_id: int | None = None
     errors = 0
     while True:
         try:
@@ -370,8 +392,8 @@ def iter_events(ctx: ParseContext, data: IO[bytes], selection: evtx_chunks.Selec
             text = str(exc)
             match = CHUNK_NUMBER_RE.search(text)
             number = int(match.group(1)) if match else None
-            if match and selection is not None and number is not None:
-                number = selection.original(number)
+            if match and number is not None and (selection is not None or first):
+                number = selection.original(number) if selection is not None else number + first
                 text = text[: match.start(1)] + str(number) + text[match.end(1):]
             if selection is not None:  # the last record before this chunk may be in a skipped one
                 ids = FIRST_ID_RE.search(text)

@@ -213,14 +213,16 @@ class Selector:
     left out; ``selection`` at the end. Chunks are 64 KiB after the file header; a file's pieces
     shorter than that are no chunk (a cut one was padded to its length first)."""
 
-    def __init__(self) -> None:
+    def __init__(self, previous_last: int | None = None) -> None:
+        """``previous_last``: the last record id of the chunk before the first one seen (of a range of
+        a file's chunks), else None."""
         self.numbers: list[int] = []
         self.seen = 0
         self.skipped = 0
         self.written: list[int] = []
         self.last_before: dict[int, int] = {}
         self.by_first_id: dict[int, int] = {}
-        self.previous_last: int | None = None
+        self.previous_last = previous_last
 
     def keep(self, number: int, buffer: bytes, at: int, must_parse: bool) -> bool:
         """Whether chunk ``number`` (at ``at`` in ``buffer``) is parsed; counts the records of one that

@@ -16,14 +16,16 @@ MB/s against tens of MB/s for parsing, so it costs little and keeps every range 
 from __future__ import annotations
 
 import mmap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from exhunt.artifacts import choose
 from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE
 from exhunt.artifacts.encoding import is_utf16
+from exhunt.artifacts.evtx import FIRST_NOT_STORED, LAST_NOT_STORED, NOT_STORED
 from exhunt.artifacts.w3c import Block, apply_header
 from exhunt.artifacts.w3c_fast import BOM
 from exhunt.bytecount import newlines
@@ -139,7 +141,6 @@ def merge(ranges: list[UnitResult], whole: UnitResult | None, store: Path, host:
     and fact de-duplication a single parse applies per file; warnings and facts go to one more part."""
     ordered = ranges + ([whole] if whole is not None else [])
     warnings: list[dict[str, Any]] = []
-    facts: dict[tuple[str, str], dict[str, Any]] = {}
     total = 0
     seen: set[tuple[Any, ...]] = set()
     for r in ordered:
@@ -152,14 +153,44 @@ def merge(ranges: list[UnitResult], whole: UnitResult | None, store: Path, host:
             seen.add(key)
             if len(warnings) < MAX_WARNINGS_PER_FILE:
                 warnings.append(warning)
-        for fact in r.facts:
-            facts.setdefault((fact["fact"], fact["value"]), fact)
     if total >= MAX_WARNINGS_PER_FILE and len(warnings) == MAX_WARNINGS_PER_FILE:
         warnings[-1] = {**warnings[-1], "message": warnings[-1]["message"] + " (further warnings for this "
                         "file suppressed)"}
     with StoreWriter(store, host, part=part) as writer:
         writer.extend("warnings", warnings)
-        writer.extend("host_facts", facts.values())
+        writer.extend("host_facts", merged_facts(ordered))
     events = sum(f.events for r in ordered for f in r.files)
     base = whole.files[0] if whole is not None and whole.files else ranges[0].files[0]
     return replace(base, events=events, warnings=total)  # the whole-file pass's size and custody hash
+
+
+def _later(a: str, b: str) -> str:
+    return max(a, b, key=datetime.fromisoformat)
+
+
+def _earlier(a: str, b: str) -> str:
+    return min(a, b, key=datetime.fromisoformat)
+
+
+# facts each range says of its own part: the file's is their sum, or the widest time range
+COMBINED: dict[str, Callable[[str, str], str]] = {
+    NOT_STORED: lambda a, b: str(int(a) + int(b)), FIRST_NOT_STORED: _earlier, LAST_NOT_STORED: _later}
+
+
+def merged_facts(results: list[UnitResult]) -> list[dict[str, Any]]:
+    """The facts of a split file's units as one parse says them: each value once (the software and
+    version of a header every range carries), and the counts of an EVTX file's records that triage did
+    not store summed, with the earliest and latest of their times."""
+    facts: dict[tuple[str, str], dict[str, Any]] = {}
+    combined: dict[str, dict[str, Any]] = {}
+    for r in results:
+        for fact in r.facts:
+            how = COMBINED.get(fact["fact"])
+            seen = combined.get(fact["fact"])
+            if how is None:
+                facts.setdefault((fact["fact"], fact["value"]), fact)
+            elif seen is None:
+                combined[fact["fact"]] = fact
+            else:
+                combined[fact["fact"]] = {**seen, "value": how(seen["value"], fact["value"])}
+    return [*facts.values(), *combined.values()]

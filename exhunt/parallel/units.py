@@ -126,6 +126,26 @@ class WholeUnit:
 
 
 @dataclass(frozen=True)
+class EvtxRangeUnit:
+    """Chunks of one big EVTX file from number ``first``, bytes ``[start, end)``, read behind
+    ``header`` (the file's, with their chunk count: ``exhunt.parallel.evtx_ranges``)."""
+
+    host: str
+    file: EvidenceFile
+    index: int
+    first: int
+    start: int
+    end: int
+    header: bytes
+    last_before: int | None  # the record id ending chunk ``first - 1`` (None for the first range)
+    part: str
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
 class PivotUnit:
     """The pivot pass over text logs of one host (``exhunt.parallel.pivot``): whole files, or one
     byte range of a split one (``window``); it stores only rows, under a ``p-`` part name."""
@@ -141,7 +161,7 @@ class PivotUnit:
         return self.window.size if self.window is not None else sum(f.size for f in self.files)
 
 
-Unit = FilesUnit | RangeUnit | WholeUnit | PivotUnit
+Unit = FilesUnit | RangeUnit | EvtxRangeUnit | WholeUnit | PivotUnit
 
 
 @dataclass
@@ -238,7 +258,7 @@ class FileSlots:
 
 def started_label(unit: Unit, index: int) -> str:
     """The file a unit's ``index``-th report names (the hung file's warning and its batch's rerun)."""
-    if isinstance(unit, RangeUnit):
+    if isinstance(unit, RangeUnit | EvtxRangeUnit):
         return f"{unit.file.rel} bytes {unit.start}-{unit.end}"
     if isinstance(unit, WholeUnit):
         return unit.file.rel
@@ -340,6 +360,8 @@ def run_unit(unit: Unit, store: str) -> UnitResult:
         return _run_range(unit, Path(store))
     if isinstance(unit, WholeUnit):
         return _run_whole(unit, Path(store))
+    if isinstance(unit, EvtxRangeUnit):
+        return _run_evtx_range(unit, Path(store))
     with StoreWriter(Path(store), unit.host, part=unit.part) as writer:
         results = smallfiles.process(unit.files, unit.host, writer, lambda index: _started(unit.part, index))
     return UnitResult(unit.part, results)
@@ -354,17 +376,23 @@ def _run_whole(unit: WholeUnit, store: Path) -> UnitResult:
 
 
 class _Window(io.RawIOBase):
-    """``[start, end)`` of a file, read-only."""
+    """``[start, end)`` of a file, read-only, after ``prefix`` (an EVTX range's header)."""
 
-    def __init__(self, inner: BinaryIO, start: int, end: int) -> None:
+    def __init__(self, inner: BinaryIO, start: int, end: int, prefix: bytes = b"") -> None:
         self.inner = inner
         self.left = end - start
+        self.prefix = prefix
         inner.seek(start)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
+        if self.prefix:
+            n = min(len(buffer), len(self.prefix))
+            buffer[:n] = self.prefix[:n]
+            self.prefix = self.prefix[n:]
+            return n
         data = self.inner.read(min(len(buffer), self.left))
         n = len(data)
         buffer[:n] = data
@@ -464,6 +492,31 @@ def _run_range(unit: RangeUnit, store: Path) -> UnitResult:
         ctx = CollectingContext(unit.host, unit.file, writer)
         _parse_range(unit, ctx)
     result = worker.FileResult(unit.file.rel, ctx.artifact, 0, ctx.events, 0, None, unit.file.root)
+    return UnitResult(unit.part, [result], ctx.warning_rows, ctx.fact_rows, ctx.warnings)
+
+
+def _run_evtx_range(unit: EvtxRangeUnit, store: Path) -> UnitResult:
+    """The range's records, warnings and facts as the whole file's parse gives them for its chunks;
+    the file's hashes and ``files`` row come from its ``WholeUnit``."""
+    from exhunt.artifacts.evtx import parse_chunks
+
+    _started(unit.part, 0)
+    with StoreWriter(store, unit.host, part=unit.part) as writer:
+        ctx = CollectingContext(unit.host, unit.file, writer)
+        ctx.artifact = "evtx"
+        try:
+            raw = open_readonly(_real_path(unit.file))
+        except OSError as exc:
+            ctx.warn(f"cannot open: {exc.strerror or exc}")
+        else:
+            with io.BufferedReader(_Window(raw, unit.start, unit.end, unit.header), buffer_size=1 << 20) as stream:
+                try:
+                    parse_chunks(ctx, stream, unit.first, unit.last_before)
+                except OSError as exc:
+                    ctx.warn(f"read error while parsing: {exc.strerror or exc}")
+                except Exception as exc:  # as in worker._process: a parser bug loses only this range
+                    ctx.warn(f"parser error {type(exc).__name__}: {exc} (bytes {unit.start}-{unit.end})")
+    result = worker.FileResult(unit.file.rel, "evtx", 0, ctx.events, 0, None, unit.file.root)
     return UnitResult(unit.part, [result], ctx.warning_rows, ctx.fact_rows, ctx.warnings)
 
 

@@ -1,0 +1,204 @@
+"""An EVTX file parsed in ranges of whole chunks gives exactly the rows, warnings, facts and hashes of
+one whole parse: every multi-chunk file of the shared set, damaged copies, triage and the full index."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from exhunt.artifacts import evtx_chunks
+from exhunt.artifacts.evtx import CHUNK, CHUNK_MAGIC, FILE_HEADER, NOT_STORED
+from exhunt.events.store import connect
+from exhunt.evidence.base import EvidenceFile
+from exhunt.parallel.evtx_ranges import plan_evtx_ranges
+from exhunt.parallel.pool import PoolOptions, balanced, make_units, run
+from exhunt.parallel.units import EvtxRangeUnit
+from exhunt.worker import process_file
+from tests.conftest import shared_path
+
+TRIAGE = ("powershell", "4688", "lsass", "Microsoft-Windows-Sysmon/Operational")
+MODES = {"full": None, "triage": TRIAGE}
+
+
+def multi_chunk_files() -> list[Path]:
+    """Shared EVTX files with three or more chunks in use (the rest of a file is zero-filled)."""
+    try:
+        root = shared_path("evtx")
+    except pytest.skip.Exception:
+        return []
+    found = []
+    for path in sorted(root.rglob("*.evtx")):
+        if path.stat().st_size >= FILE_HEADER + 3 * CHUNK:
+            data = path.read_bytes()
+            used = sum(data.startswith(CHUNK_MAGIC, at) for at in range(FILE_HEADER, len(data), CHUNK))
+            if used >= 3:
+                found.append(path)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def every_chunk_after() -> Iterator[None]:
+    yield
+    evtx_chunks.configure(None)
+
+
+def _file(root: Path, rel: str) -> EvidenceFile:
+    st = (root / rel).stat()
+    return EvidenceFile("directory", str(root), rel, st.st_size, st.st_mtime, st.st_ctime, st.st_atime)
+
+
+def snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
+    return {
+        "events": con.execute("SELECT * FROM events ORDER BY record_id, ts").fetchall(),
+        "warnings": con.execute('SELECT * FROM warnings ORDER BY "offset", message').fetchall(),
+        "facts": con.execute("SELECT * FROM host_facts ORDER BY fact, value").fetchall(),
+        "files": con.execute("SELECT * FROM files ORDER BY path").fetchall(),
+    }
+
+
+def whole(store: Path, root: Path, rel: str, literals: tuple[str, ...] | None) -> dict[str, list]:
+    evtx_chunks.configure(literals)
+    try:
+        process_file(_file(root, rel), "h", str(store))
+    finally:
+        evtx_chunks.configure(None)
+    return snapshot(connect(store))
+
+
+def split(store: Path, root: Path, rel: str, literals: tuple[str, ...] | None, split_size: int,
+          jobs: int = 1) -> dict[str, list]:
+    options = PoolOptions(jobs=jobs, split_size=split_size, settings=(16 << 20, None, literals, None, False))
+    # planned for 2 workers (one file alone is not balanced: it is split), run as ``jobs`` says
+    units, splits = make_units([([_file(root, rel)], "h")], replace(options, jobs=2))
+    assert sum(isinstance(u, EvtxRangeUnit) for u in units) > 1 and len(splits) == 1
+    results = run(units, splits, store, options, (None, 0, False), lambda n: None)
+    assert [r.rel for r in results] == [rel]
+    return snapshot(connect(store))
+
+
+def assert_same(split_rows: dict[str, list], whole_rows: dict[str, list]) -> None:
+    for table, rows in whole_rows.items():
+        assert len(split_rows[table]) == len(rows), table
+        for x, y in zip(split_rows[table], rows, strict=True):
+            assert x == y, (table, x, y)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("path", multi_chunk_files(), ids=lambda p: p.name)
+def test_every_shared_file_split_equals_whole(tmp_path: Path, path: Path, mode: str) -> None:
+    root = tmp_path / "ev"
+    root.mkdir()
+    (root / "Security.evtx").write_bytes(path.read_bytes())
+    expected = whole(tmp_path / "whole", root, "Security.evtx", MODES[mode])
+    assert expected["events"] or mode == "triage"
+    assert_same(split(tmp_path / "split", root, "Security.evtx", MODES[mode], 2 * CHUNK), expected)
+
+
+def _largest() -> Path:
+    files = multi_chunk_files()
+    if not files:
+        pytest.skip("no multi-chunk EVTX file in the shared set")
+    return max(files, key=lambda p: p.read_bytes().count(CHUNK_MAGIC))
+
+
+def _damaged(data: bytes, how: str) -> bytes:
+    """A copy with chunk 3's signature broken, chunk 6's records changed (its checksum then fails),
+    or the file cut in the middle of its last chunk in use."""
+    out = bytearray(data)
+    if how == "signature":
+        out[FILE_HEADER + 3 * CHUNK : FILE_HEADER + 3 * CHUNK + 8] = b"XXXXXXXX"
+    elif how == "records":
+        at = FILE_HEADER + 6 * CHUNK + 0x300
+        out[at : at + 0x40] = b"\xff" * 0x40
+    else:
+        last = max(n for n in range((len(data) - FILE_HEADER) // CHUNK)
+                   if data.startswith(CHUNK_MAGIC, FILE_HEADER + n * CHUNK))
+        free = struct.unpack_from("<I", data, FILE_HEADER + last * CHUNK + 48)[0]
+        del out[FILE_HEADER + last * CHUNK + 512 + (free - 512) // 2 :]
+    return bytes(out)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("how", ["signature", "records", "cut"])
+def test_damaged_file_split_equals_whole(tmp_path: Path, how: str, mode: str) -> None:
+    """Warnings name the chunks and offsets of the file, not of a range; the cut and the checksums are
+    said once, and the records counted but not stored add up."""
+    root = tmp_path / "ev"
+    root.mkdir()
+    (root / "Security.evtx").write_bytes(_damaged(_largest().read_bytes(), how))
+    expected = whole(tmp_path / "whole", root, "Security.evtx", MODES[mode])
+    assert expected["warnings"]
+    if mode == "triage":
+        assert any(f[1] == NOT_STORED for f in expected["facts"])
+    assert_same(split(tmp_path / "split", root, "Security.evtx", MODES[mode], 2 * CHUNK), expected)
+
+
+def test_split_in_a_pool_equals_whole(tmp_path: Path) -> None:
+    root = tmp_path / "ev"
+    root.mkdir()
+    (root / "Security.evtx").write_bytes(_largest().read_bytes())
+    expected = whole(tmp_path / "whole", root, "Security.evtx", TRIAGE)
+    assert_same(split(tmp_path / "split", root, "Security.evtx", TRIAGE, 3 * CHUNK, jobs=2), expected)
+
+
+def _chunks(count: int, damaged: set[int]) -> bytes:
+    """A file header and ``count`` chunks (signature and checksums made up), ``damaged`` ones broken."""
+    header = bytearray(FILE_HEADER)
+    header[:8] = b"ElfFile\x00"
+    struct.pack_into("<I", header, 124, zlib.crc32(bytes(header[:120])))
+    body = bytearray()
+    for n in range(count):
+        chunk = bytearray(CHUNK)
+        chunk[:8] = CHUNK_MAGIC
+        struct.pack_into("<QQ", chunk, 24, 10 * n + 1, 10 * n + 10)
+        struct.pack_into("<I", chunk, 48, 512)
+        if n not in damaged:
+            crc = zlib.crc32(bytes(chunk[128:512]), zlib.crc32(bytes(chunk[:120])))
+            struct.pack_into("<I", chunk, 124, crc)
+        body += chunk
+    return bytes(header) + bytes(body)
+
+
+def test_cuts_follow_an_intact_chunk_and_carry_its_last_record_id(tmp_path: Path) -> None:
+    (tmp_path / "a.evtx").write_bytes(_chunks(20, damaged={3, 7, 8}))
+    units = plan_evtx_ranges(_file(tmp_path, "a.evtx"), "h", 4 * CHUNK)
+    # a cut at 4 would follow damaged chunk 3: 5 instead; none at 8 or 9 (after 7 and 8)
+    assert [(u.first, u.last_before) for u in units] == [(0, None), (5, 50), (12, 120), (16, 160)]
+    assert [u.end for u in units[:-1]] == [u.start for u in units[1:]]
+    assert units[-1].end == FILE_HEADER + 20 * CHUNK
+    assert [struct.unpack_from("<H", u.header, 42)[0] for u in units] == [5, 7, 4, 4]
+
+
+def test_a_damaged_header_or_a_small_file_stays_whole(tmp_path: Path) -> None:
+    data = bytearray(_chunks(20, damaged=set()))
+    (tmp_path / "small.evtx").write_bytes(data)
+    assert plan_evtx_ranges(_file(tmp_path, "small.evtx"), "h", 20 * CHUNK + FILE_HEADER) == []
+    data[50] ^= 1
+    (tmp_path / "bad.evtx").write_bytes(data)
+    assert plan_evtx_ranges(_file(tmp_path, "bad.evtx"), "h", 4 * CHUNK) == []
+
+
+def test_evtx_files_are_split_only_when_whole_files_leave_a_worker_idle(tmp_path: Path) -> None:
+    for n in range(4):
+        (tmp_path / f"L{n}.evtx").write_bytes(_chunks(20, damaged=set()))
+    files = [_file(tmp_path, f"L{n}.evtx") for n in range(4)]
+    options = PoolOptions(jobs=2, split_size=4 * CHUNK)
+    units, splits = make_units([([f], "h") for f in files], options)  # 2 and 2: even, kept whole
+    assert not splits and len(units) == 4
+    units, splits = make_units([([f], "h") for f in files[:3]], options)  # 2 against 1: split
+    assert len(splits) == 3 and sum(isinstance(u, EvtxRangeUnit) for u in units) == 15
+    units, splits = make_units([([files[0]], "h")], replace(options, jobs=1))  # one worker: never
+    assert not splits
+
+
+def test_balanced_is_the_busiest_worker_against_an_even_share() -> None:
+    assert balanced([10, 10, 10, 10], 2)
+    assert not balanced([30, 10], 2)
+    assert balanced([30, 10], 1)
+    assert balanced([13, 10], 2) and not balanced([14, 10], 2)  # an even share: 11.5 and 12
