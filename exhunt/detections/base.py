@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # annotations only: the probe's report path imports this with
 __all__ = ["EXCERPT_CHARS", "Check", "Hit", "SqlCheck"]  # Hit lives with the findings it becomes
 
 EXCERPT_CHARS = 400
+# what Windows and IIS write for "none": a logon's IpAddress "-" is no attacker address to block
+NO_VALUE = (None, "", "-")
 
 
 class Check:
@@ -126,7 +128,7 @@ class SqlCheck(Check):
             indicators = {}
             for name, i in iocs:
                 value = values[i]
-                if value not in (None, ""):
+                if value not in NO_VALUE:
                     indicators[name] = str(value)
             return (host, str(key or ""), confidence or "high", path, source or "", ts, line, record_id,
                     (excerpt or "")[:EXCERPT_CHARS], indicators)

@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from exhunt.detections.base import EXCERPT_CHARS, Hit
+from exhunt.detections.base import EXCERPT_CHARS, NO_VALUE, Hit
 from exhunt.detections.sigma import fields
 from exhunt.detections.sigma.loader import load_and_convert
 from exhunt.detections.sigma.meta import rule_check
@@ -173,7 +173,7 @@ def _hit(check_id: str, row: dict[str, Any], confidence: str) -> Hit:
         record_id=row["record_id"],
         excerpt=(row["excerpt"] or "")[:EXCERPT_CHARS],
         confidence=confidence,
-        indicators={k[4:]: str(v) for k, v in row.items() if k.startswith("ioc_") and v not in (None, "")},
+        indicators={k[4:]: str(v) for k, v in row.items() if k.startswith("ioc_") and v not in NO_VALUE},
     )
 
 
