@@ -7,9 +7,11 @@ on a thread of the scan process (which only waits during the parse), and ``conne
 came after (the listing's and the merged split files' parts, an earlier scan's kept by --resume).
 The tables come out as ``store.connect`` makes them: the schema's columns, every part's rows.
 
-Only whole-file units are copied early (a split file's range parts are merged later); a table that
-outgrows ``IN_MEMORY_BYTES`` is left to ``connect``, which makes it a view; any error here leaves
-everything to ``connect`` (an early copy is a head start, never the only way in).
+Every unit of the first pass is copied as it ends, a split file's ranges and its whole-file pass
+too (their parts are final; the file's merged warnings and facts come after, to ``connect``: a
+2.8 GB EVTX file's 45 parts left to it cost 0.19 s of the serial tail); a table that outgrows
+``IN_MEMORY_BYTES`` is left to ``connect``, which makes it a view; any error here leaves everything
+to ``connect`` (an early copy is a head start, never the only way in).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class PartLoader:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="exhunt-preload")
 
     def unit_done(self, host: str, part: str) -> None:
-        """A whole-file unit's parts are complete: copied with the next ``BATCH`` units' (a statement
+        """A unit's parts are complete: copied with the next ``BATCH`` units' (a statement
         a table costs ~1.5 ms however few rows it copies: one per unit cost more than ``connect``)."""
         self._pending.append((host, part))
         if len(self._pending) >= BATCH:

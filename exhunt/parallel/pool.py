@@ -139,7 +139,9 @@ def run(units: list[Unit], splits: dict[str, tuple[str, list[str]]], store: Path
     """Run every unit, then merge split files; returns one FileResult per file parsed. ``warm``: workers
     started earlier (else started here when the units need a pool); ``submitted``: called once the
     workers (a pool or a cluster) have every unit, so the caller's own work waits for that;
-    ``unit_done(host, part)``: a pool's whole-file unit ended well and its parts are final."""
+    ``unit_done(host, part)``: a unit of the first pass ended well and its parts are final (a split
+    file's too: its ranges write rows, its whole-file pass the ``files`` row; their warnings and facts
+    come back here and go to the merged part, written after the pass)."""
     done = _run_units(units, store, options, scanner_args, advance, warm, submitted, unit_done)
     split_parts = {p for whole, parts in splits.values() for p in (whole, *parts)}
     results = [f for part, r in done.items() if part not in split_parts for f in r.files]
@@ -360,7 +362,7 @@ def _run_pool(units: list[Unit], store: Path, options: PoolOptions, warm: WarmPo
                         unit = pending.pop(part)
                         advance(unit.size)
                         watch.finished(part)
-                        if unit_done is not None and isinstance(unit, FilesUnit):
+                        if unit_done is not None and not isinstance(unit, PivotUnit):
                             unit_done(unit.host, part)
                     now = time.time()
                     for pid, (part, rel, started) in watch.running().items():
@@ -476,7 +478,7 @@ def _run_on_dask(units: list[Unit], store: Path, options: PoolOptions, scanner_a
             for unit, result in zip(futures[future], future.result(), strict=True):
                 done[unit.part] = result
                 advance(unit.size)
-                if unit_done is not None and isinstance(unit, FilesUnit):
+                if unit_done is not None and not isinstance(unit, PivotUnit):
                     unit_done(unit.host, unit.part)
     return done
 

@@ -202,3 +202,28 @@ def test_balanced_is_the_busiest_worker_against_an_even_share() -> None:
     assert not balanced([30, 10], 2)
     assert balanced([30, 10], 1)
     assert balanced([13, 10], 2) and not balanced([14, 10], 2)  # an even share: 11.5 and 12
+
+
+def test_the_ranges_parts_reach_the_scan_connection_as_they_end(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store connection the detections read (``events.preload``) takes each range's and the
+    hashing unit's parts as they end, and comes out as a fresh connection over the finished store."""
+    from exhunt.events import preload
+    from exhunt.events.preload import PartLoader
+
+    monkeypatch.setattr(preload, "BATCH", 1)
+    root = tmp_path / "ev"
+    root.mkdir()
+    (root / "Security.evtx").write_bytes(_largest().read_bytes())
+    options = PoolOptions(jobs=2, split_size=3 * CHUNK, settings=(16 << 20, None, TRIAGE, None, False))
+    units, splits = make_units([([_file(root, "Security.evtx")], "h")], options)
+    store = tmp_path / "store"
+    loader = PartLoader(store)
+    handed: list[str] = []
+    run(units, splits, store, options, (None, 0, False), lambda n: None,
+        unit_done=lambda host, part: (handed.append(part), loader.unit_done(host, part)))
+    assert sorted(handed) == sorted(u.part for u in units)
+    con = loader.connect()
+    fresh = connect(store)
+    for table, rows in snapshot(fresh).items():
+        assert snapshot(con)[table] == rows, table
