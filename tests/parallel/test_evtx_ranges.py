@@ -23,6 +23,18 @@ from exhunt.worker import process_file
 from tests.conftest import shared_path
 
 TRIAGE = ("powershell", "4688", "lsass", "Microsoft-Windows-Sysmon/Operational")
+PROCESS_RULE = """title: A command shell started
+id: 0f9c8d0e-5b1a-4c3e-9e57-3f4f1c2a7b10
+status: test
+logsource:
+  product: windows
+  category: process_creation
+detection:
+  selection:
+    Image|endswith: '\\cmd.exe'
+  condition: selection
+level: high
+"""
 MODES = {"full": None, "triage": TRIAGE}
 
 
@@ -227,3 +239,40 @@ def test_the_ranges_parts_reach_the_scan_connection_as_they_end(tmp_path: Path,
     fresh = connect(store)
     for table, rows in snapshot(fresh).items():
         assert snapshot(con)[table] == rows, table
+
+
+@pytest.mark.parametrize("index", ["triage", "full"])
+def test_a_scan_with_a_split_evtx_file_equals_one_without(tmp_path: Path, index: str) -> None:
+    """End to end: the findings, every host's coverage and the manifest of a scan whose big EVTX file
+    went in ranges (2 workers) equal those of one that parsed it whole, and the case verifies."""
+    from exhunt.api import ScanOptions, scan
+    from exhunt.evidence.manifest import load
+    from exhunt.evidence.verify import verify
+
+    evidence = tmp_path / "ev" / "Windows" / "System32" / "winevt" / "Logs"
+    evidence.mkdir(parents=True)
+    sysmon = [p for p in multi_chunk_files() if p.name == "PanacheSysmon_vs_AtomicRedTeam01.evtx"]
+    if not sysmon:
+        pytest.skip("the shared set's Sysmon sample (15 chunks, shells started) is absent")
+    (evidence / "Security.evtx").write_bytes(_damaged(sysmon[0].read_bytes(), "records"))
+    small = sorted(shared_path("evtx").rglob("*.evtx"), key=lambda p: p.stat().st_size)[-40:-38]
+    for n, path in enumerate(small):
+        (evidence / f"Small{n}.evtx").write_bytes(path.read_bytes())
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "process.yml").write_text(PROCESS_RULE)
+    cases = {}
+    for name, jobs, split_size in (("whole", 1, 1 << 30), ("split", 2, 2 * CHUNK)):
+        cases[name] = scan([tmp_path / "ev"], ScanOptions(out=tmp_path / name, quiet=True, progress=False,
+                                                          host="EXCH01", jobs=jobs, split_size=split_size,
+                                                          index=index, sigma=[rules])).document
+        assert verify(tmp_path / name).ok
+    whole, split_doc = cases["whole"], cases["split"]
+    assert whole.findings and split_doc.findings == whole.findings
+    assert split_doc.hosts == whole.hosts
+    assert ([(r.rel, r.size, r.sha256) for r in load(tmp_path / "split")]
+            == [(r.rel, r.size, r.sha256) for r in load(tmp_path / "whole")])
+    rows = connect(tmp_path / "split" / "store").execute("SELECT count(*) FROM events").fetchone()
+    assert rows == connect(tmp_path / "whole" / "store").execute("SELECT count(*) FROM events").fetchone()
+    parts = {name: len(list((tmp_path / name / "store" / "events").rglob("*.parquet"))) for name in cases}
+    assert parts["split"] > parts["whole"] + 2, parts  # the ranges wrote their own parts
