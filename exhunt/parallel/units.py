@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from exhunt import artifacts, smallfiles, worker
 from exhunt.artifacts import encoding, w3c_fast
@@ -376,7 +376,7 @@ def _run_whole(unit: WholeUnit, store: Path) -> UnitResult:
 
 
 class _Window(io.RawIOBase):
-    """``[start, end)`` of a file, read-only, after ``prefix`` (an EVTX range's header)."""
+    """``[start, end)`` of a file (opened unbuffered), read-only, after ``prefix`` (an EVTX range's header)."""
 
     def __init__(self, inner: BinaryIO, start: int, end: int, prefix: bytes = b"") -> None:
         self.inner = inner
@@ -387,15 +387,27 @@ class _Window(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def read(self, size: int = -1) -> bytes:
+        """One read of the file a call, for a reader of whole pieces (an EVTX range's 64 KiB chunks):
+        ``readinto`` behind a buffered reader copied each byte twice more (0.24 of 0.78 s of a range's
+        parse went to reading it)."""
+        if self.prefix:
+            n = len(self.prefix) if size < 0 else min(size, len(self.prefix))
+            piece, self.prefix = self.prefix[:n], self.prefix[n:]
+            return piece
+        n = self.left if size < 0 else min(size, self.left)
+        data = self.inner.read(n) if n > 0 else b""
+        self.left -= len(data)
+        return data
+
     def readinto(self, buffer: Any) -> int:
         if self.prefix:
             n = min(len(buffer), len(self.prefix))
             buffer[:n] = self.prefix[:n]
             self.prefix = self.prefix[n:]
             return n
-        data = self.inner.read(min(len(buffer), self.left))
-        n = len(data)
-        buffer[:n] = data
+        with memoryview(buffer) as view:  # straight into the caller's buffer: one copy
+            n = self.inner.readinto(view[: min(len(view), self.left)]) or 0  # type: ignore[attr-defined]
         self.left -= n
         return n
 
@@ -505,13 +517,13 @@ def _run_evtx_range(unit: EvtxRangeUnit, store: Path) -> UnitResult:
         ctx = CollectingContext(unit.host, unit.file, writer)
         ctx.artifact = "evtx"
         try:
-            raw = open_readonly(_real_path(unit.file))
+            raw = open_readonly(_real_path(unit.file), buffered=False)
         except OSError as exc:
             ctx.warn(f"cannot open: {exc.strerror or exc}")
         else:
-            with io.BufferedReader(_Window(raw, unit.start, unit.end, unit.header), buffer_size=1 << 20) as stream:
+            with _Window(raw, unit.start, unit.end, unit.header) as stream:
                 try:
-                    parse_chunks(ctx, stream, unit.first, unit.last_before)
+                    parse_chunks(ctx, cast(BinaryIO, stream), unit.first, unit.last_before)  # reads whole pieces
                 except OSError as exc:
                     ctx.warn(f"read error while parsing: {exc.strerror or exc}")
                 except Exception as exc:  # as in worker._process: a parser bug loses only this range
@@ -525,7 +537,7 @@ def _parse_range(unit: RangeUnit, ctx: ParseContext) -> None:
     artifact, dialect = RANGE_ARTIFACTS[unit.artifact]
     ctx.artifact = artifact.name
     try:
-        stream = io.BufferedReader(_Window(open_readonly(_real_path(unit.file)), unit.start, unit.end),
+        stream = io.BufferedReader(_Window(open_readonly(_real_path(unit.file), buffered=False), unit.start, unit.end),
                                    buffer_size=1 << 20)
     except OSError as exc:
         ctx.warn(f"cannot open: {exc.strerror or exc}")
