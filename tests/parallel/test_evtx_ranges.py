@@ -209,6 +209,20 @@ def test_evtx_files_are_split_only_when_whole_files_leave_a_worker_idle(tmp_path
     assert not splits
 
 
+def test_a_file_over_the_cap_is_split_however_even_the_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unit of minutes would meet the hung-file watchdog: such a file goes in ranges anyway."""
+    from exhunt.parallel import pool
+
+    for n in range(2):
+        (tmp_path / f"L{n}.evtx").write_bytes(_chunks(20, damaged=set()))
+    files = [_file(tmp_path, f"L{n}.evtx") for n in range(2)]
+    options = PoolOptions(jobs=2, split_size=4 * CHUNK)
+    assert not make_units([([f], "h") for f in files], options)[1]  # one each: even
+    monkeypatch.setattr(pool, "WHOLE_AT_MOST", 10 * CHUNK)
+    assert len(make_units([([f], "h") for f in files], options)[1]) == 2
+    assert len(make_units([([files[0]], "h")], replace(options, jobs=1))[1]) == 1
+
+
 def test_balanced_is_the_busiest_worker_against_an_even_share() -> None:
     assert balanced([10, 10, 10, 10], 2)
     assert not balanced([30, 10], 2)
