@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a folder with one child per host (folder or archive), each assessed as a host "
                         "named after it, into one case and report with cross-host pivots")
     p.add_argument("--split-size", type=_size, default=None, metavar="BYTES",
-                   help="text logs (and EVTX files, when one would hold up the others) bigger than this "
-                        "are parsed by several workers in ranges (default 64M; K/M/G)")
+                   help="text logs and EVTX files bigger than this are parsed by several workers in ranges "
+                        "when one would hold up the others, or is over 1 GiB (default 64M; K/M/G)")
     p.add_argument("--memory-limit", type=_size, default=None, metavar="BYTES",
                    help="memory for the whole scan: worker count, read chunk and DuckDB limits follow "
                         "(default 1G)")
