@@ -76,11 +76,12 @@ class PoolOptions:
 def make_units(batches: Sequence[tuple[list[EvidenceFile], str]], options: PoolOptions) -> tuple[
         list[Unit], dict[str, tuple[str, list[str]]]]:
     """Whole-file batches, and for each big seekable text log or EVTX file its ranges plus a
-    whole-file pass, when whole files would leave the workers unevenly loaded (``balanced``) or the
-    file is over ``WHOLE_AT_MOST``. Returns the units and, per split file, (whole part, range parts)
-    keyed by the merged part name."""
+    whole-file pass, when whole files would leave the workers unevenly loaded (``balanced``), the
+    file is over ``WHOLE_AT_MOST`` or the units go to a Dask cluster. Returns the units and, per split
+    file, (whole part, range parts) keyed by the merged part name."""
     batches = list(batches)
-    uneven = not balanced([sum(f.size for f in files) for files, _ in batches], options.jobs)
+    # a cluster's workers are not known here (often many more than --jobs): its big files always split
+    uneven = bool(options.scheduler) or not balanced([sum(f.size for f in fs) for fs, _ in batches], options.jobs)
     units: list[Unit] = []
     splits: dict[str, tuple[str, list[str]]] = {}
     for files, host in batches:

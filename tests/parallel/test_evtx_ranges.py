@@ -207,6 +207,8 @@ def test_evtx_files_are_split_only_when_whole_files_leave_a_worker_idle(tmp_path
     assert len(splits) == 3 and sum(isinstance(u, EvtxRangeUnit) for u in units) == 15
     units, splits = make_units([([files[0]], "h")], replace(options, jobs=1))  # one worker: never
     assert not splits
+    # a cluster (its workers unknown when the units are made): always
+    assert len(make_units([([f], "h") for f in files], replace(options, scheduler="tcp://x:8786"))[1]) == 4
 
 
 def test_a_file_over_the_cap_is_split_however_even_the_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
