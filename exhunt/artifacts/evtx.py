@@ -27,7 +27,7 @@ import re
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,6 +54,7 @@ TS = ROW_COLUMNS.index("ts")
 NOT_STORED = "evtx_records_not_stored"
 FIRST_NOT_STORED, LAST_NOT_STORED = "evtx_first_not_stored", "evtx_last_not_stored"
 FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+CUT = "file ends"  # how the warning of a file cut inside a chunk begins: said before any other
 
 
 class EvtxLog(Artifact):
@@ -73,12 +74,17 @@ class EvtxLog(Artifact):
         parse_chunks(ctx, stream)
 
 
-def parse_chunks(ctx: ParseContext, stream: BinaryIO, first: int = 0, last_before: int | None = None) -> None:
+def parse_chunks(ctx: ParseContext, stream: BinaryIO, first: int = 0, last_before: int | None = None,
+                 checked: Callable[[], None] | None = None) -> None:
     """The records of ``stream``: a whole file, or (``first`` > 0, ``exhunt.parallel.evtx_ranges``)
     the file's chunks from number ``first`` on behind a header of their own, parsed, warned about and
     counted as the whole file's parse does those chunks; ``last_before``: the record id that ends the
-    chunk before them (what an "unreadable records after record id" warning names)."""
+    chunk before them (what an "unreadable records after record id" warning names). ``checked``:
+    called once the chunks' own checks are warned about, before any record (a whole file's parse says
+    every chunk's first: a range's merge puts them there)."""
     with chunk_pass(ctx, stream, first, last_before) as (source, selection):
+        if checked is not None:
+            checked()
         unstored = Unstored()
         if selection is not None:
             unstored.add_chunks(selection)
@@ -222,7 +228,7 @@ def _chunk_pass(pieces: _Pieces, limit: int, warnings: list[tuple[str, int | Non
             if buffer.startswith(ZERO_CHUNK[:length], at):  # unused, zero-filled space: nothing in it
                 tail = bytes(buffer[at : at + length]) if spool is not None else b""
             else:
-                warnings.insert(0, (f"file ends {length:,} bytes into chunk {number} (of {CHUNK:,}): cut short "
+                warnings.insert(0, (f"{CUT} {length:,} bytes into chunk {number} (of {CHUNK:,}): cut short "
                                     "while copied or written; the chunk's complete records are read, any "
                                     "record past the cut is lost", offset + length))
                 buffer, at, cut = bytes(buffer[at : at + length]) + ZERO_CHUNK[length:], 0, (number, length)
@@ -399,7 +405,11 @@ def iter_events(ctx: ParseContext, data: IO[bytes], selection: evtx_chunks.Selec
                 ids = FIRST_ID_RE.search(text)
                 where = number if number is not None else selection.by_first_id.get(int(ids.group(1))) if ids else None
                 if where is not None and where in selection.last_before:
-                    last_id = max(last_id or 0, selection.last_before[where])
+                    # the record before the chunk in file order (a wrapped log's greatest id is not
+                    # it), unless the parse had reached into the chunk itself
+                    span = selection.ids.get(where)
+                    if span is None or last_id is None or not span[0] <= last_id <= span[1]:
+                        last_id = selection.last_before[where]
             offset = FILE_HEADER + number * CHUNK if number is not None else None
             ctx.warn(f"unreadable records after record id {last_id}: {type(exc).__name__}: {text}",
                      offset=offset)

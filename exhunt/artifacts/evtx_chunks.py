@@ -182,6 +182,7 @@ class Selection:
     last_written: int | None = None
     last_before: dict[int, int] = field(default_factory=dict)  # chunk -> last record id before it
     by_first_id: dict[int, int] = field(default_factory=dict)  # first record id -> chunk (parsed ones)
+    ids: dict[int, tuple[int, int]] = field(default_factory=dict)  # chunk -> its header's record ids (parsed)
 
     def original(self, number: int) -> int:
         """The original number of the triage copy's chunk ``number``."""
@@ -222,6 +223,7 @@ class Selector:
         self.written: list[int] = []
         self.last_before: dict[int, int] = {}
         self.by_first_id: dict[int, int] = {}
+        self.ids: dict[int, tuple[int, int]] = {}
         self.previous_last = previous_last
 
     def keep(self, number: int, buffer: bytes, at: int, must_parse: bool) -> bool:
@@ -231,12 +233,15 @@ class Selector:
         if not buffer.startswith(CHUNK_MAGIC, at):
             if must_parse:
                 self.numbers.append(number)
+                if self.previous_last is not None:  # what a warning about its records names
+                    self.last_before[number] = self.previous_last
             return must_parse
         first, last = struct.unpack_from("<QQ", buffer, at + 24)
         kept = must_parse or chunk_matches(buffer, at + used_end(buffer, at), at)
         if kept:
             self.numbers.append(number)
             self.by_first_id[first] = number
+            self.ids[number] = (first, last)
             if self.previous_last is not None:
                 self.last_before[number] = self.previous_last
         else:
@@ -256,7 +261,7 @@ class Selector:
         if not self.numbers:
             return Selection(None, [], self.skipped, first_written, last_written)
         return Selection(data, self.numbers, self.skipped, first_written, last_written, self.last_before,
-                         self.by_first_id)
+                         self.by_first_id, self.ids)
 
 
 def select(data: IO[bytes], must_parse: set[int]) -> Selection | None:

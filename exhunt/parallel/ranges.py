@@ -25,7 +25,7 @@ from typing import Any
 from exhunt.artifacts import choose
 from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE
 from exhunt.artifacts.encoding import is_utf16
-from exhunt.artifacts.evtx import FIRST_NOT_STORED, LAST_NOT_STORED, NOT_STORED
+from exhunt.artifacts.evtx import CUT, FIRST_NOT_STORED, LAST_NOT_STORED, NOT_STORED
 from exhunt.artifacts.w3c import Block, apply_header
 from exhunt.artifacts.w3c_fast import BOM
 from exhunt.bytecount import newlines
@@ -141,18 +141,15 @@ def merge(ranges: list[UnitResult], whole: UnitResult | None, store: Path, host:
     and fact de-duplication a single parse applies per file; warnings and facts go to one more part."""
     ordered = ranges + ([whole] if whole is not None else [])
     warnings: list[dict[str, Any]] = []
-    total = 0
-    seen: set[tuple[Any, ...]] = set()
-    for r in ordered:
-        total += r.warning_count
-        for warning in r.warnings:
-            key = (warning.get("line"), warning.get("offset"), warning.get("message"))
-            if key in seen:  # e.g. "cannot open" once per range of a file that vanished: said once
-                total -= 1
-                continue
-            seen.add(key)
-            if len(warnings) < MAX_WARNINGS_PER_FILE:
-                warnings.append(warning)
+    total = sum(r.warning_count for r in ordered)
+    said: dict[tuple[Any, ...], int] = {}  # warning -> the unit that said it first
+    for unit, warning in _parse_order(ranges, whole):
+        key = (warning.get("line"), warning.get("offset"), warning.get("message"))
+        if said.setdefault(key, unit) != unit and str(key[2]).startswith(EVERY_UNIT):  # said once, as one parse does
+            total -= 1
+            continue
+        if len(warnings) < MAX_WARNINGS_PER_FILE:
+            warnings.append(warning)
     if total >= MAX_WARNINGS_PER_FILE and len(warnings) == MAX_WARNINGS_PER_FILE:
         warnings[-1] = {**warnings[-1], "message": warnings[-1]["message"] + " (further warnings for this "
                         "file suppressed)"}
@@ -162,6 +159,21 @@ def merge(ranges: list[UnitResult], whole: UnitResult | None, store: Path, host:
     events = sum(f.events for r in ordered for f in r.files)
     base = whole.files[0] if whole is not None and whole.files else ranges[0].files[0]
     return replace(base, events=events, warnings=total)  # the whole-file pass's size and custody hash
+
+
+# what every unit of a file says when the file cannot be read (it vanished, a disk error): said once;
+# any other warning two units both say is two findings of the file (two chunks with the same records)
+EVERY_UNIT = ("cannot open:", "read error")
+
+
+def _parse_order(ranges: list[UnitResult], whole: UnitResult | None) -> list[tuple[int, dict[str, Any]]]:
+    """(unit index, warning) in the order one parse of the file says them: an EVTX file's chunk checks
+    first (a cut chunk's before all), then each range's other warnings, then the whole-file pass's."""
+    checks = [(i, w) for i, r in enumerate(ranges) for w in r.warnings[: r.leading]]
+    checks.sort(key=lambda item: not str(item[1].get("message", "")).startswith(CUT))  # stable: file order kept
+    rest = [(i, w) for i, r in enumerate(ranges) for w in r.warnings[r.leading :]]
+    after = [(len(ranges), w) for w in whole.warnings] if whole is not None else []
+    return checks + rest + after
 
 
 def _later(a: str, b: str) -> str:

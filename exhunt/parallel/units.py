@@ -174,6 +174,7 @@ class UnitResult:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     facts: list[dict[str, Any]] = field(default_factory=list)
     warning_count: int = 0
+    leading: int = 0  # of ``warnings``, the first ones a whole parse says before all others (chunk checks)
 
 
 class CollectingContext(ParseContext):
@@ -516,6 +517,7 @@ def _run_evtx_range(unit: EvtxRangeUnit, store: Path) -> UnitResult:
     with StoreWriter(store, unit.host, part=unit.part) as writer:
         ctx = CollectingContext(unit.host, unit.file, writer)
         ctx.artifact = "evtx"
+        checks: list[int] = []
         try:
             raw = open_readonly(_real_path(unit.file), buffered=False)
         except OSError as exc:
@@ -523,13 +525,14 @@ def _run_evtx_range(unit: EvtxRangeUnit, store: Path) -> UnitResult:
         else:
             with _Window(raw, unit.start, unit.end, unit.header) as stream:
                 try:
-                    parse_chunks(ctx, cast(BinaryIO, stream), unit.first, unit.last_before)  # reads whole pieces
+                    parse_chunks(ctx, cast(BinaryIO, stream), unit.first, unit.last_before,  # reads whole pieces
+                                 checked=lambda: checks.append(len(ctx.warning_rows)))
                 except OSError as exc:
                     ctx.warn(f"read error while parsing: {exc.strerror or exc}")
                 except Exception as exc:  # as in worker._process: a parser bug loses only this range
                     ctx.warn(f"parser error {type(exc).__name__}: {exc} (bytes {unit.start}-{unit.end})")
     result = worker.FileResult(unit.file.rel, "evtx", 0, ctx.events, 0, None, unit.file.root)
-    return UnitResult(unit.part, [result], ctx.warning_rows, ctx.fact_rows, ctx.warnings)
+    return UnitResult(unit.part, [result], ctx.warning_rows, ctx.fact_rows, ctx.warnings, checks[0] if checks else 0)
 
 
 def _parse_range(unit: RangeUnit, ctx: ParseContext) -> None:

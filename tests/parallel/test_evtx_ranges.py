@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import pytest
 
 from exhunt.artifacts import evtx_chunks
 from exhunt.artifacts.evtx import CHUNK, CHUNK_MAGIC, FILE_HEADER, NOT_STORED
+from exhunt.artifacts.evtx_chunks import synthetic_header
 from exhunt.events.store import connect
 from exhunt.evidence.base import EvidenceFile
 from exhunt.parallel.evtx_ranges import plan_evtx_ranges
@@ -149,6 +150,75 @@ def test_damaged_file_split_equals_whole(tmp_path: Path, how: str, mode: str) ->
     if mode == "triage":
         assert any(f[1] == NOT_STORED for f in expected["facts"])
     assert_same(split(tmp_path / "split", root, "Security.evtx", MODES[mode], 2 * CHUNK), expected)
+
+
+def _sysmon() -> tuple[bytes, list[bytes]]:
+    """The header and the 15 chunks of the shared set's Sysmon sample (record ids in order)."""
+    found = [p for p in multi_chunk_files() if p.name == "PanacheSysmon_vs_AtomicRedTeam01.evtx"]
+    if not found:
+        pytest.skip("the shared set's Sysmon sample is absent")
+    data = found[0].read_bytes()
+    return data[:FILE_HEADER], [data[at : at + CHUNK] for at in range(FILE_HEADER, len(data), CHUNK)
+                                if data.startswith(CHUNK_MAGIC, at)]
+
+
+def _intact_chunks() -> tuple[bytes, list[bytes]]:
+    """A header and every intact chunk of the shared set (as the bench's large corpus has them)."""
+    header, chunks = b"", []
+    for path in sorted(shared_path("evtx").rglob("*.evtx")):
+        data = path.read_bytes()
+        if not data.startswith(b"ElfFile\x00"):
+            continue
+        header = header or data[:FILE_HEADER]
+        for at in range(FILE_HEADER, len(data) - CHUNK + 1, CHUNK):
+            chunk = data[at : at + CHUNK]
+            free = struct.unpack_from("<I", chunk, 48)[0]
+            if chunk.startswith(CHUNK_MAGIC) and zlib.crc32(chunk[512:free]) == struct.unpack_from("<I", chunk, 52)[0]:
+                chunks.append(chunk)
+    return header, chunks
+
+
+def _broken(chunks: list[bytes], signature: Iterable[int] = (), records: Iterable[int] = ()) -> bytes:
+    out = bytearray(b"".join(chunks))
+    for n in signature:
+        out[n * CHUNK : n * CHUNK + 8] = b"XXXXXXXX"
+    for n in records:
+        out[n * CHUNK + 0x300 : n * CHUNK + 0x340] = b"\xff" * 0x40
+    return bytes(out)
+
+
+def _hard_case(name: str) -> bytes:
+    """Files where a range knows less than the whole parse did (found by a review of the ranges)."""
+    if name == "signature broken at a range start, chunks before it skipped":
+        header, chunks = _sysmon()
+        return synthetic_header(header, len(chunks)) + _broken(chunks, signature={6})
+    if name == "wrapped log: record ids fall back mid-file":
+        header, chunks = _sysmon()
+        chunks = [chunks[i] for i in (9, 10, 11, 12, 13, 14, 5, 6, 7, 8, 0, 1, 2, 3, 4)]
+        return synthetic_header(header, len(chunks)) + _broken(chunks, records={7})
+    if name == "repeated record ids: the same chunk damaged twice":
+        header, chunks = _sysmon()
+        return synthetic_header(header, 2 * len(chunks)) + _broken(chunks + chunks, records={6, 21})
+    header, chunks = _intact_chunks()
+    if name == "slack after the last chunk":
+        return synthetic_header(header, 61) + b"".join(chunks[:61]) + b"\x01" * 600
+    # over the per-file cap of 200 warnings, the last chunk cut: the cut is said first, the rest in file order
+    return synthetic_header(header, 300) + _broken(chunks[:300], signature={n for n in range(300) if n % 4})[:-40000]
+
+
+@pytest.mark.parametrize("literals", [("powershell",), TRIAGE, None], ids=["one-literal", "triage", "full"])
+@pytest.mark.parametrize("name", ["signature broken at a range start, chunks before it skipped",
+                                  "wrapped log: record ids fall back mid-file",
+                                  "repeated record ids: the same chunk damaged twice",
+                                  "slack after the last chunk", "over 200 warnings"])
+def test_hard_cases_split_equals_whole(tmp_path: Path, name: str, literals: tuple[str, ...] | None) -> None:
+    root = tmp_path / "ev"
+    root.mkdir()
+    (root / "Security.evtx").write_bytes(_hard_case(name))
+    expected = whole(tmp_path / "whole", root, "Security.evtx", literals)
+    assert expected["warnings"]
+    split_size = 4 * CHUNK if name == "over 200 warnings" else 2 * CHUNK
+    assert_same(split(tmp_path / "split", root, "Security.evtx", literals, split_size), expected)
 
 
 def test_split_in_a_pool_equals_whole(tmp_path: Path) -> None:
