@@ -27,7 +27,7 @@ from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE
 from exhunt.artifacts.encoding import is_utf16
 from exhunt.artifacts.evtx import CUT, FIRST_NOT_STORED, LAST_NOT_STORED, NOT_STORED
 from exhunt.artifacts.w3c import Block, apply_header
-from exhunt.artifacts.w3c_fast import BOM
+from exhunt.artifacts.w3c_fast import BOM, next_header
 from exhunt.bytecount import newlines
 from exhunt.events.store import StoreWriter
 from exhunt.evidence.base import EvidenceFile
@@ -87,18 +87,15 @@ def chunk_starts(data: Any, size: int, chunk: int) -> list[int]:
 
 
 def _headers(data: Any, size: int) -> Iterable[tuple[int, str]]:
-    """(position, text) of every line before ``size`` that starts with ``#``, in file order."""
+    """(position, text) of every line before ``size`` that starts with ``#``, in file order (the
+    two-byte search for a line's ``#`` took 0.11 of the 0.12 s to plan a 129 MB log's ranges)."""
     first = 3 if data[:3] == BOM else 0
-    pos = first if data[first:first + 1] == b"#" else -1
-    if pos < 0:
-        nxt = data.find(b"\n#", first)
-        pos = nxt + 1 if nxt >= 0 else -1
+    pos = first if data[first:first + 1] == b"#" else next_header(data, first)  # the one byte: memchr speed
     while 0 <= pos < size:
         end = data.find(b"\n", pos)
         end = len(data) if end < 0 else end
         yield pos, bytes(data[pos:end]).rstrip(b"\r\n").decode("utf-8", "replace")
-        nxt = data.find(b"\n#", end)
-        pos = nxt + 1 if nxt >= 0 else -1
+        pos = next_header(data, end)
 
 
 def plan_ranges(file: EvidenceFile, host: str, artifact: str, split_size: int, chunk: int,

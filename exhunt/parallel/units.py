@@ -381,12 +381,24 @@ class _Window(io.RawIOBase):
 
     def __init__(self, inner: BinaryIO, start: int, end: int, prefix: bytes = b"") -> None:
         self.inner = inner
+        self.start, self.end, self.header = start, end, prefix
         self.left = end - start
         self.prefix = prefix
         inner.seek(start)
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Back to the window's start (the pivot pass's gate rewinds so); nothing else is asked of it."""
+        if offset or whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("a window rewinds only to its start")
+        self.inner.seek(self.start)
+        self.left, self.prefix = self.end - self.start, self.header
+        return 0
 
     def read(self, size: int = -1) -> bytes:
         """One read of the file a call, for a reader of whole pieces (an EVTX range's 64 KiB chunks):
@@ -426,7 +438,9 @@ def _run_pivot(unit: PivotUnit, store: Path) -> UnitResult:
             artifact = RANGE_ARTIFACTS[name][0]
             ctx = PivotContext(host=unit.host, file=file, writer=writer, artifact=name)
             if unit.window is not None:
-                _parse_range(unit.window, ctx)
+                _started(unit.part, 0)
+                if _window_may_hold_indicator(unit.window):
+                    _parse_range(unit.window, ctx)
             else:
                 _started(unit.part, index)
                 try:
@@ -440,6 +454,18 @@ def _run_pivot(unit: PivotUnit, store: Path) -> UnitResult:
                     ctx.warn_file(f"pivot pass: parser error {type(exc).__name__}: {exc}")
             results.append(worker.FileResult(file.rel, name, 0, ctx.events, ctx.warnings, None, file.root))
     return UnitResult(unit.part, results)
+
+
+def _window_may_hold_indicator(window: RangeUnit) -> bool:
+    """The gate of ``_may_hold_indicator`` over one byte range of a split log (without it, every range
+    of a big log was parsed line by line: the pass took 0.87 s against 0.39 s with the logs whole);
+    a range that cannot be opened is parsed, which reports it."""
+    try:
+        raw = open_readonly(_real_path(window.file), buffered=False)
+    except OSError:
+        return True
+    with _Window(raw, window.start, window.end) as stream:
+        return _may_hold_indicator(cast(BinaryIO, stream))
 
 
 def _may_hold_indicator(stream: BinaryIO) -> bool:

@@ -92,3 +92,31 @@ def test_the_pass_stores_the_same_rows_with_and_without_the_skip(tmp_path: Path,
     assert True in seen and False in seen, "the demo's logs: some hold the attacker's indicators, some do not"
     assert skipping.document.rules["triage"]["pivot"]["rows"] > 0
     assert pivot_rows(tmp_path / "skip") == pivot_rows(tmp_path / "all")
+
+
+@pytest.mark.usefixtures("pivot_plan")
+def test_only_ranges_holding_an_indicator_are_parsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big log's byte ranges pass the same gate: the range with the attacker's line is parsed and
+    stores it, the others are not parsed at all."""
+    from exhunt.evidence.base import EvidenceFile
+    from exhunt.parallel.ranges import plan_ranges
+
+    attack = LINE.replace(b"10.9.9.9", b"203.0.113.77")
+    head = b"#Software: Microsoft Internet Information Services 10.0\r\n#Fields: date time s-ip cs-method " \
+           b"cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status " \
+           b"sc-substatus sc-win32-status time-taken\r\n"
+    path = tmp_path / "u_ex210303.log"
+    path.write_bytes(head + LINE * 30 + attack + LINE * 30)
+    st = path.stat()
+    file = EvidenceFile("directory", str(tmp_path), path.name, st.st_size, st.st_mtime, st.st_ctime, st.st_atime)
+    windows = plan_ranges(file, "h", "iis", 1024, 256, " ")
+    assert len(windows) > 4
+    parsed: list[int] = []
+    real = units._parse_range
+    monkeypatch.setattr(units, "_parse_range", lambda unit, ctx: (parsed.append(unit.index), real(unit, ctx)))
+    rows = 0
+    for window in windows:
+        unit = units.PivotUnit("h", (file,), ("iis",), f"p-{window.index}", window)
+        rows += sum(r.events for r in units.run_unit(unit, str(tmp_path / "store")).files)
+    holding = [w.index for w in windows if w.start <= len(head) + 30 * len(LINE) < w.end]
+    assert parsed == holding and rows == 1
