@@ -120,3 +120,26 @@ def test_only_ranges_holding_an_indicator_are_parsed(tmp_path: Path, monkeypatch
         rows += sum(r.events for r in units.run_unit(unit, str(tmp_path / "store")).files)
     holding = [w.index for w in windows if w.start <= len(head) + 30 * len(LINE) < w.end]
     assert parsed == holding and rows == 1
+
+
+def test_big_logs_go_in_ranges_only_when_whole_ones_would_leave_a_worker_idle(tmp_path: Path) -> None:
+    """As in the first pass: planning ranges reads the whole log in the scan process, while a whole
+    log's gate skips it in a worker."""
+    from exhunt.evidence.base import EvidenceFile
+    from exhunt.parallel.pivot import make_units
+    from exhunt.parallel.pool import PoolOptions
+
+    head = b"#Software: Microsoft Internet Information Services 10.0\r\n#Fields: date time s-ip cs-method " \
+           b"cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status " \
+           b"sc-substatus sc-win32-status time-taken\r\n"
+    logs = []
+    for n in range(2):
+        path = tmp_path / f"u_ex21030{n}.log"
+        path.write_bytes(head + LINE * 400)
+        st = path.stat()
+        logs.append(("h", EvidenceFile("directory", str(tmp_path), path.name, st.st_size, st.st_mtime, st.st_ctime,
+                                       st.st_atime), "iis"))
+    options = PoolOptions(jobs=2, split_size=4096, chunk=1024)
+    assert all(u.window is None for u in make_units(logs, options))  # one log each: even
+    assert all(u.window is not None for u in make_units(logs[:1], options))  # one log, two workers
+    assert len(make_units(logs[:1], replace(options, scheduler="tcp://x:8786"))) > 4
