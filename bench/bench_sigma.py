@@ -32,11 +32,9 @@ import os
 import resource
 import shutil
 import statistics
-import struct
 import sys
 import tempfile
 import time
-import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -101,7 +99,7 @@ def build_large_corpus(copies: int, out: Path, files: int) -> list[Path]:
     MB): every intact chunk of the shared set, ``copies`` times, behind ``files`` file headers (EVTX
     chunks carry their own string and template tables, so a chunk reads the same in any file).
     Rebuilt when its marker names another size."""
-    from exhunt.artifacts.evtx_chunks import CHUNK, CHUNK_MAGIC, FILE_HEADER, synthetic_header
+    from exhunt.artifacts.evtx_chunks import FILE_HEADER, intact_chunks, synthetic_header
 
     marker = out / ".complete"
     wanted = f"{copies} copies in {files} files"
@@ -117,11 +115,7 @@ def build_large_corpus(copies: int, out: Path, files: int) -> list[Path]:
         if not data.startswith(b"ElfFile\x00"):
             continue
         header = header or data[:FILE_HEADER]
-        for at in range(FILE_HEADER, len(data) - CHUNK + 1, CHUNK):
-            chunk = data[at : at + CHUNK]
-            free = struct.unpack_from("<I", chunk, 48)[0]
-            if chunk.startswith(CHUNK_MAGIC) and zlib.crc32(chunk[512:free]) == struct.unpack_from("<I", chunk, 52)[0]:
-                chunks.append(chunk)
+        chunks += intact_chunks(data)
     every = chunks * copies
     per = -(-len(every) // files)
     for n in range(files):

@@ -319,6 +319,18 @@ def written_range(chunk: bytes, at: int = 0) -> tuple[int, ...]:
     return (min(times), max(times)) if times else ()
 
 
+def intact_chunks(data: bytes) -> list[bytes]:
+    """The whole chunks of a file's bytes whose signature and record-area checksum hold: chunks that
+    read the same in any file (the material of the bench's large files and of the ranges' tests)."""
+    chunks = []
+    for at in range(FILE_HEADER, len(data) - CHUNK + 1, CHUNK):
+        chunk = data[at : at + CHUNK]
+        free = struct.unpack_from("<I", chunk, 48)[0]
+        if chunk.startswith(CHUNK_MAGIC) and zlib.crc32(chunk[512:free]) == struct.unpack_from("<I", chunk, 52)[0]:
+            chunks.append(chunk)
+    return chunks
+
+
 def synthetic_header(header: bytes, chunks: int) -> bytes:
     """The file header with first/last chunk numbers and the chunk count of ``chunks``, CRC fixed."""
     fixed = bytearray(header.ljust(FILE_HEADER, b"\x00"))

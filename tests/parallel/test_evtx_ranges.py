@@ -14,7 +14,7 @@ import pytest
 
 from exhunt.artifacts import evtx_chunks
 from exhunt.artifacts.evtx import CHUNK, CHUNK_MAGIC, FILE_HEADER, NOT_STORED
-from exhunt.artifacts.evtx_chunks import synthetic_header
+from exhunt.artifacts.evtx_chunks import intact_chunks, synthetic_header
 from exhunt.events.store import connect
 from exhunt.evidence.base import EvidenceFile
 from exhunt.parallel.evtx_ranges import plan_evtx_ranges
@@ -170,11 +170,7 @@ def _intact_chunks() -> tuple[bytes, list[bytes]]:
         if not data.startswith(b"ElfFile\x00"):
             continue
         header = header or data[:FILE_HEADER]
-        for at in range(FILE_HEADER, len(data) - CHUNK + 1, CHUNK):
-            chunk = data[at : at + CHUNK]
-            free = struct.unpack_from("<I", chunk, 48)[0]
-            if chunk.startswith(CHUNK_MAGIC) and zlib.crc32(chunk[512:free]) == struct.unpack_from("<I", chunk, 52)[0]:
-                chunks.append(chunk)
+        chunks += intact_chunks(data)
     return header, chunks
 
 
