@@ -29,6 +29,13 @@ class EvidenceFile:
 
         return source_by_name(self.source).open_member(self)
 
+    def open_seekable(self) -> BinaryIO | None:
+        """Open read-only as a stream that can seek (a big file's ranges read their own part), or None
+        when the source cannot (an archive's compressed member is read from its start)."""
+        from exhunt.evidence import source_by_name
+
+        return source_by_name(self.source).open_seekable(self)
+
     @property
     def rel_lower(self) -> str:
         return self.rel.replace("\\", "/").lower()
@@ -53,6 +60,11 @@ class Source:
     @classmethod
     def open_member(cls, member: EvidenceFile) -> BinaryIO:
         raise NotImplementedError
+
+    @classmethod
+    def open_seekable(cls, member: EvidenceFile) -> BinaryIO | None:
+        """A raw stream of ``member`` that can seek, or None (see ``EvidenceFile.open_seekable``)."""
+        return None
 
     def default_host(self) -> str:
         """A host name when none is given: the evidence folder or file stem."""

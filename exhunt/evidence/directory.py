@@ -104,3 +104,7 @@ class DirectorySource(Source):
         # the worker's hashing reader and the archive readers buffer for themselves
         return open_readonly(os.path.join(member.root, member.locator[0] if member.locator else member.rel),
                              buffered=False)
+
+    @classmethod
+    def open_seekable(cls, member: EvidenceFile) -> BinaryIO | None:
+        return cls.open_member(member)  # the raw file

@@ -75,6 +75,47 @@ class OpenedImage:
 _TARGETS: OrderedDict[str, OpenedImage] = OrderedDict()
 
 
+class SeekableMember(io.RawIOBase):
+    """An image member's stream, read and seek errors of hostile file system data made OSError."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return bytes(self._guarded(self.inner.read, size))
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return int(self._guarded(self.inner.seek, offset, whence))
+
+    def tell(self) -> int:
+        return int(self._guarded(self.inner.tell))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.inner.close()
+        super().close()
+
+    @staticmethod
+    def _guarded(call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - corrupt file system data
+            raise OSError(f"cannot read from image: {type(exc).__name__}: {exc}") from exc
+
+
 def _target(root: str) -> OpenedImage:
     if root not in _TARGETS:
         target_cls = _require()
@@ -231,6 +272,20 @@ class ImageSource(Source):
         except Exception as exc:  # noqa: BLE001
             raise OSError(f"cannot read from image: {type(exc).__name__}: {exc}") from exc
         return io.BufferedReader(GuardedStream(inner, member.size))  # type: ignore[return-value]
+
+    @classmethod
+    def open_seekable(cls, member: EvidenceFile) -> BinaryIO | None:
+        """The file system's own stream (NTFS and FAT files seek), its errors made OSError: a big
+        event log in an image goes in ranges like one in a folder."""
+        try:
+            volume = _target(member.root).volumes[int(member.locator[0])]
+            return SeekableMember(volume.fs.path(member.locator[1]).open("rb"))  # type: ignore[return-value]
+        except (EvidenceError, MissingExtraError) as exc:
+            raise OSError(str(exc)) from exc
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise OSError(f"cannot read from image: {type(exc).__name__}: {exc}") from exc
 
     def default_host(self) -> str:
         stem = self.root.stem

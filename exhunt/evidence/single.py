@@ -30,3 +30,7 @@ class SingleFileSource(Source):
     @classmethod
     def open_member(cls, member: EvidenceFile) -> BinaryIO:
         return _open_readonly(Path(member.root) / member.rel)
+
+    @classmethod
+    def open_seekable(cls, member: EvidenceFile) -> BinaryIO | None:
+        return _open_readonly(Path(member.root) / member.rel, buffered=False)

@@ -12,7 +12,7 @@ chunks, naming them by their numbers in the file (``evtx.parse_chunks``); the fi
 A cut goes only where the chunk before it is intact (signature and both checksums): the record id
 that ends it (its header's) is then what the whole parse had read last there, which a warning about
 unreadable records after the cut names. A file whose header is damaged stays whole (the parser's
-own reading of that header decides, as in triage), and so does any source that cannot seek.
+own reading of that header decides, as in triage), and so does an archive's member, which cannot seek.
 
 Known to differ from a whole parse, in warnings' text only (rows and counts are equal): a chunk whose
 checksums both match but whose last records the parser cannot read, right before a cut (the range
@@ -30,18 +30,20 @@ from typing import BinaryIO
 from exhunt.artifacts.evtx import CHUNK, CHUNK_MAGIC, FILE_HEADER, MAGIC, checksums_match
 from exhunt.artifacts.evtx_chunks import synthetic_header
 from exhunt.evidence.base import EvidenceFile
-from exhunt.evidence.readonly import open_readonly
-from exhunt.parallel.ranges import SEEKABLE_SOURCES
-from exhunt.parallel.units import EvtxRangeUnit, _real_path, file_key, part_name
+from exhunt.parallel.units import EvtxRangeUnit, file_key, part_name
 
 
 def plan_evtx_ranges(file: EvidenceFile, host: str, split_size: int) -> list[EvtxRangeUnit]:
     """Ranges of about ``split_size`` bytes of whole chunks when ``file`` is a big EVTX file of a
-    source that can seek (else none: the file is parsed whole). No range is under half that size."""
-    if file.size <= split_size or file.source not in SEEKABLE_SOURCES:
+    source that can seek: a folder, a single file, a disk image's file system (else none: the file is
+    parsed whole). No range is under half that size."""
+    if file.size <= split_size:
         return []
     try:
-        with open_readonly(_real_path(file)) as f:
+        stream = file.open_seekable()
+        if stream is None:  # an archive's member: read whole, from its start
+            return []
+        with stream as f:
             header = f.read(FILE_HEADER)
             if not intact_header(header):
                 return []

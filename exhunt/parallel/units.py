@@ -545,7 +545,9 @@ def _run_evtx_range(unit: EvtxRangeUnit, store: Path) -> UnitResult:
         ctx.artifact = "evtx"
         checks: list[int] = []
         try:
-            raw = open_readonly(_real_path(unit.file), buffered=False)
+            raw = unit.file.open_seekable()
+            if raw is None:
+                raise OSError(f"the {unit.file.source} source cannot seek")
         except OSError as exc:
             ctx.warn(f"cannot open: {exc.strerror or exc}")
         else:

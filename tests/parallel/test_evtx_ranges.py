@@ -358,3 +358,30 @@ def test_a_scan_with_a_split_evtx_file_equals_one_without(tmp_path: Path, index:
     assert rows == connect(tmp_path / "whole" / "store").execute("SELECT count(*) FROM events").fetchone()
     parts = {name: len(list((tmp_path / name / "store" / "events").rglob("*.parquet"))) for name in cases}
     assert parts["split"] > parts["whole"] + 2, parts  # the ranges wrote their own parts
+
+
+def test_a_big_evtx_file_in_a_disk_image_goes_in_ranges_too(tmp_path: Path) -> None:
+    """An image's file system seeks (``open_seekable``): its big event log is split like one in a
+    folder, with the findings, coverage and manifest of a whole parse."""
+    pytest.importorskip("dissect.target", reason="the images extra is not installed")
+    from exhunt.api import ScanOptions, scan
+    from exhunt.evidence.manifest import load
+    from tests.evidence.disk_images import fat16_volume, mbr_disk
+
+    header, chunks = _sysmon()
+    log = synthetic_header(header, len(chunks)) + _broken(chunks, records={6})
+    image = tmp_path / "exch01.img"
+    image.write_bytes(mbr_disk(fat16_volume({"Windows/System32/winevt/Logs/Security.evtx": log})))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "process.yml").write_text(PROCESS_RULE)
+    docs = {}
+    for name, jobs, split_size in (("whole", 1, 1 << 30), ("split", 2, 2 * CHUNK)):
+        docs[name] = scan([image], ScanOptions(out=tmp_path / name, quiet=True, progress=False, host="EXCH01",
+                                               jobs=jobs, split_size=split_size, sigma=[rules])).document
+    assert docs["whole"].findings and docs["split"].findings == docs["whole"].findings
+    assert docs["split"].hosts == docs["whole"].hosts
+    manifests = {name: [(r.rel, r.sha256) for r in load(tmp_path / name)] for name in docs}
+    assert manifests["split"] == manifests["whole"]
+    parts = {name: len(list((tmp_path / name / "store" / "events").rglob("*.parquet"))) for name in docs}
+    assert parts["split"] > parts["whole"] + 2, parts
