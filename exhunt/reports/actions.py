@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exhunt.findings.addresses import remote_address
 from exhunt.findings.model import EXPECTED_EVIDENCE, AssessmentDocument, Finding, HostAssessment, severity_rank
 
 TOP_ACTIONS = 6
@@ -66,7 +67,7 @@ def host_actions(doc: AssessmentDocument, host: HostAssessment, limit: int = TOP
                 titles.append(f.title)
     for step, titles in seen.items():
         actions.append(Action(step, "; ".join(titles[:3]) + (" …" if len(titles) > 3 else "")))
-    ips = indicator_values(findings, "client_ip")
+    ips = list(dict.fromkeys(a for v in indicator_values(findings, "client_ip") if (a := remote_address(v))))
     if ips:
         shown = ", ".join(ips[:TOP_INDICATORS]) + (f" and {len(ips) - TOP_INDICATORS} more"
                                                     if len(ips) > TOP_INDICATORS else "")

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 import stix2
 
+from exhunt.findings.addresses import names_no_other_machine
 from exhunt.findings.model import AssessmentDocument, Finding
 from exhunt.reports.case import Case
 
@@ -52,10 +53,10 @@ def pattern_for(kind: str, value: str) -> str | None:
         return f"[file:name = {_literal(name)}]"
     if kind == "client_ip":
         try:
-            version = ipaddress.ip_address(value).version
+            address = ipaddress.ip_address(value)
         except ValueError:
             return None
-        return f"[ipv{version}-addr:value = {_literal(value)}]"
+        return None if names_no_other_machine(address) else f"[ipv{address.version}-addr:value = {_literal(value)}]"
     if kind == "user_agent":
         header = "network-traffic:extensions.'http-request-ext'.request_header.'User-Agent'"
         return f"[{header} = {_literal(value)}]"
@@ -82,10 +83,11 @@ def _observables(f: Finding) -> list[Any]:
         objects.extend(stix2.File(hashes={"SHA-256": h.lower()}) for h in hashes)
     for ip in f.indicators.get("client_ip", []):
         try:
-            version = ipaddress.ip_address(ip).version
+            address = ipaddress.ip_address(ip)
         except ValueError:
             continue
-        objects.append(stix2.IPv4Address(value=ip) if version == 4 else stix2.IPv6Address(value=ip))
+        if not names_no_other_machine(address):  # the server itself: no indicator to share
+            objects.append(stix2.IPv4Address(value=ip) if address.version == 4 else stix2.IPv6Address(value=ip))
     return objects
 
 

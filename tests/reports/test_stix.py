@@ -36,5 +36,7 @@ def test_pattern_literals_are_escaped() -> None:
     assert stix.pattern_for("user_agent", "a'b\\c").endswith("= 'a\\'b\\\\c']")
     assert stix.pattern_for("client_ip", "2001:db8::1") == "[ipv6-addr:value = '2001:db8::1']"
     assert stix.pattern_for("client_ip", "not an ip") is None
+    for own in ("127.0.0.1", "::1", "0.0.0.0", "::ffff:127.0.0.1"):  # the server itself: no indicator to share
+        assert stix.pattern_for("client_ip", own) is None
     stix2.Indicator(pattern=stix.pattern_for("user_agent", "<script>'x'</script>"), pattern_type="stix",
                     valid_from="2021-03-03T00:00:00Z")
