@@ -75,6 +75,19 @@ class OpenedImage:
 _TARGETS: OrderedDict[str, OpenedImage] = OrderedDict()
 
 
+def _member_stream(member: EvidenceFile) -> Any:
+    """The file system's stream of ``member``; any failure to find or open it is an OSError."""
+    try:
+        volume = _target(member.root).volumes[int(member.locator[0])]
+        return volume.fs.path(member.locator[1]).open("rb")
+    except (EvidenceError, MissingExtraError) as exc:
+        raise OSError(str(exc)) from exc
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise OSError(f"cannot read from image: {type(exc).__name__}: {exc}") from exc
+
+
 class SeekableMember(io.RawIOBase):
     """An image member's stream, read and seek errors of hostile file system data made OSError."""
 
@@ -262,30 +275,13 @@ class ImageSource(Source):
 
     @classmethod
     def open_member(cls, member: EvidenceFile) -> BinaryIO:
-        try:
-            volume = _target(member.root).volumes[int(member.locator[0])]
-            inner = volume.fs.path(member.locator[1]).open("rb")
-        except (EvidenceError, MissingExtraError) as exc:
-            raise OSError(str(exc)) from exc
-        except OSError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise OSError(f"cannot read from image: {type(exc).__name__}: {exc}") from exc
-        return io.BufferedReader(GuardedStream(inner, member.size))  # type: ignore[return-value]
+        return io.BufferedReader(GuardedStream(_member_stream(member), member.size))  # type: ignore[return-value]
 
     @classmethod
     def open_seekable(cls, member: EvidenceFile) -> BinaryIO | None:
         """The file system's own stream (NTFS and FAT files seek), its errors made OSError: a big
         event log in an image goes in ranges like one in a folder."""
-        try:
-            volume = _target(member.root).volumes[int(member.locator[0])]
-            return SeekableMember(volume.fs.path(member.locator[1]).open("rb"))  # type: ignore[return-value]
-        except (EvidenceError, MissingExtraError) as exc:
-            raise OSError(str(exc)) from exc
-        except OSError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise OSError(f"cannot read from image: {type(exc).__name__}: {exc}") from exc
+        return SeekableMember(_member_stream(member))  # type: ignore[return-value]
 
     def default_host(self) -> str:
         stem = self.root.stem
