@@ -205,8 +205,12 @@ def chunks(data: IO[bytes]) -> Iterator[tuple[bytes, int]]:
 def header_selectable(header: bytes) -> bool:
     """Whether triage may copy the chunks of a file with this header: literals are configured and
     the header is whole and intact (a damaged one: the parser's own reading of it must decide)."""
-    return (_LITERALS is not None and len(header) >= 128
-            and zlib.crc32(header[:120]) == struct.unpack_from("<I", header, 124)[0])
+    return _LITERALS is not None and header_intact(header)
+
+
+def header_intact(header: bytes) -> bool:
+    """Whether a file header is long enough to hold its checksum and the checksum holds."""
+    return len(header) >= 128 and zlib.crc32(header[:120]) == struct.unpack_from("<I", header, 124)[0]
 
 
 class Selector:

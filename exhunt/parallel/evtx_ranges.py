@@ -24,11 +24,10 @@ the shared set; both need crafted files.
 from __future__ import annotations
 
 import struct
-import zlib
 from typing import BinaryIO
 
 from exhunt.artifacts.evtx import CHUNK, CHUNK_MAGIC, FILE_HEADER, MAGIC, checksums_match
-from exhunt.artifacts.evtx_chunks import synthetic_header
+from exhunt.artifacts.evtx_chunks import header_intact, synthetic_header
 from exhunt.evidence.base import EvidenceFile
 from exhunt.parallel.units import EvtxRangeUnit, file_key, part_name
 
@@ -72,8 +71,7 @@ def plan_evtx_ranges(file: EvidenceFile, host: str, split_size: int) -> list[Evt
 
 
 def intact_header(header: bytes) -> bool:
-    return (len(header) == FILE_HEADER and header.startswith(MAGIC)
-            and zlib.crc32(header[:120]) == struct.unpack_from("<I", header, 124)[0])
+    return len(header) == FILE_HEADER and header.startswith(MAGIC) and header_intact(header)
 
 
 def intact_chunk_last_id(f: BinaryIO, number: int) -> int | None:
