@@ -27,7 +27,7 @@ from exhunt.artifacts import choose
 from exhunt.artifacts.base import Artifact, ParseContext
 from exhunt.artifacts.encoding import SNIFF_BYTES, UTF8, sniff
 from exhunt.artifacts.files import HEAD_BYTES, WHOLE_READ
-from exhunt.artifacts.unrecognised import reason as unrecognised_reason
+from exhunt.artifacts.unrecognised import warning as unclaimed_warning
 from exhunt.artifacts.webroots import WebPage
 from exhunt.events.schema import TABLES
 from exhunt.events.store import StoreWriter
@@ -168,9 +168,9 @@ def _fast(file: EvidenceFile, host: str, writer: StoreWriter, data: bytes | None
     artifact = scanned.artifact
     head = data[:HEAD_BYTES]
     ctx = ParseContext(host=host, file=file, writer=writer, artifact=artifact.name if artifact else "files")
-    if artifact is None and (why := unrecognised_reason(file.rel_lower, head, file.size <= len(head))):
+    if artifact is None and (why := unclaimed_warning(file.rel_lower, head, file.size)):
         ctx.artifact = "unrecognised"  # counted in the host's coverage (findings/coverage.py)
-        ctx.warn(f"{why}: only inventoried and scanned as a file", offset=0)
+        ctx.warn(why, offset=0)
         ctx.artifact = "files"
     elif artifact is WebPage:
         WebPage.inspect(ctx, data)

@@ -13,7 +13,7 @@ from pathlib import Path
 from exhunt.artifacts import choose
 from exhunt.artifacts.base import ParseContext
 from exhunt.artifacts.files import HEAD_BYTES, drain, extra_digests_for, file_row, open_hashing
-from exhunt.artifacts.unrecognised import reason as unrecognised_reason
+from exhunt.artifacts.unrecognised import warning as unclaimed_warning
 from exhunt.detections.filescan import scan_file
 from exhunt.detections.yara import FileScanner
 from exhunt.events.store import StoreWriter
@@ -70,6 +70,11 @@ def process_files(files: list[EvidenceFile], host: str, store: str) -> list[File
         return [_process(file, host, writer) for file in files]
 
 
+def process_bytes(file: EvidenceFile, host: str, writer: StoreWriter, data: bytes) -> FileResult:
+    """One file already read whole (an archive member the content scan opened), as ``_process``."""
+    return _process(file, host, writer, data=data)
+
+
 def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = True,
              ctx: ParseContext | None = None, data: bytes | None = None) -> FileResult:
     """``parse=False``: hash, inventory and content-scan only (the byte ranges of a split log parse it).
@@ -95,9 +100,9 @@ def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = T
         if artifact is None and file.rel_lower.endswith(".evtx"):  # evidence a responder expects read
             ctx.warn("named .evtx but " + ("empty" if not head else "without the EVTX signature (ElfFile)")
                      + ": not parsed as an event log, only inventoried and scanned as a file", offset=0)
-        elif artifact is None and (why := unrecognised_reason(file.rel_lower, head, file.size <= len(head))):
+        elif artifact is None and (why := unclaimed_warning(file.rel_lower, head, file.size)):
             ctx.artifact = "unrecognised"  # counted in the host's coverage (findings/coverage.py)
-            ctx.warn(f"{why}: only inventoried and scanned as a file", offset=0)
+            ctx.warn(why, offset=0)
             ctx.artifact = "files"
         content_scan = _SCANNER is not None and not _SCANNER.skips(artifact.name if artifact else None)
         if not content_scan:

@@ -1,4 +1,12 @@
-"""Structured files no artifact reads: named in a warning, never passed over in silence.
+"""Evidence no artifact reads: named in a warning, never passed over in silence.
+
+``unread_reason``: files where evidence is kept that nobody read: a disk image inside the evidence
+(only opened as evidence of its own), a log in an Exchange or IIS log folder that no artifact
+claims (no ``#Fields`` header in its head, another IIS log format, not text). The host's coverage
+counts them as unread: no all-clear over them. (An archive found by its content, its name without
+an archive extension, is opened by the content scan: ``filescan.scan_archive`` parses its members.)
+
+``reason``: structured files no artifact reads.
 
 Why: an event export in a shape exhunt does not know (a SIEM's JSON lines, a CSV, an XML dump)
 would otherwise be inventoried and hashed, and the host called clean with none of its events read.
@@ -66,6 +74,43 @@ def _looks_like_csv(lines: list[str], header_only: bool) -> list[str] | None:
         width = len(rows[0])
         if width >= 2 and all(len(r) == width for r in rows[1:]):
             return [c.strip() for c in rows[0]]
+    return None
+
+
+LOG_FOLDERS = ("/logging/", "/logfiles/")  # Exchange's Logging tree, IIS's inetpub\logs\LogFiles
+
+
+def warning(rel_lower: str, head: bytes, size: int) -> str | None:
+    """The warning for a file no artifact claimed, or None: evidence left unread (``unread_reason``)
+    or a structured file (``reason``). Its artifact is ``unrecognised`` (the host's coverage)."""
+    why = unread_reason(rel_lower, head, size)
+    if why is not None:
+        return why
+    why = reason(rel_lower, head, size <= len(head))
+    return f"{why}: only inventoried and scanned as a file" if why is not None else None
+
+
+def unread_reason(rel_lower: str, head: bytes, size: int) -> str | None:
+    """Why this unclaimed file is evidence left unread, or None (see the module). Never raises."""
+    try:
+        return _unread_reason(rel_lower, head, size)
+    except Exception:  # noqa: BLE001 - a sniff is a courtesy; the file is inventoried and scanned anyway
+        return None
+
+
+def _unread_reason(rel_lower: str, head: bytes, size: int) -> str | None:
+    from exhunt.evidence.archive_formats import sniff  # a compressed log: the content scan opens and parses it
+    from exhunt.evidence.image import image_kind
+
+    path = "/" + rel_lower.replace("\\", "/").replace("!", "/")
+    name = path.rsplit("/", 1)[-1]
+    image = image_kind(name, head, size)
+    if image is not None:
+        return (f"a disk or VM image ({image}) inside the evidence is not opened: scan it as evidence of its "
+                "own (exhunt scan IMAGE)")
+    if name.endswith(".log") and any(folder in path for folder in LOG_FOLDERS) and sniff(head) is None:
+        what = "not text" if b"\x00" in head[:512] else "no #Fields header in its first 4 KB, or another log format"
+        return f"a log in an Exchange or IIS log folder that no artifact reads ({what}): not parsed, only inventoried"
     return None
 
 

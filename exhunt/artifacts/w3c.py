@@ -18,9 +18,13 @@ HEAD_BYTES = 4096
 
 
 def header_value(head: bytes, directive: str) -> str | None:
-    """The value of ``#Directive:`` in the first bytes of a file, any letter case."""
+    """The value of ``#Directive:`` in the first bytes of a file, any letter case: on any line of
+    them, not only the first few (a log copied from its middle, or cut at its start, has data lines
+    before a header block: they are skipped with a warning, the rest is read)."""
     wanted = b"#" + directive.lower().encode() + b":"
-    for raw in head.splitlines()[:12]:
+    if wanted not in head.lower():
+        return None
+    for raw in head.splitlines():
         line = raw.lstrip(b"\xef\xbb\xbf").strip()
         if line.lower().startswith(wanted):
             return line[len(wanted):].strip().decode("utf-8", "replace")

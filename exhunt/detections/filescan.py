@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import yara_x
 
 from exhunt.artifacts.base import ParseContext
+from exhunt.artifacts.files import HEAD_BYTES
 from exhunt.artifacts.pages import SERVER_PAGES
 from exhunt.detections.pagescan import view_rows
 from exhunt.detections.yara import FileScanner
@@ -194,16 +195,36 @@ def scan_archive(scanner: FileScanner, ctx: ParseContext, file: EvidenceFile, st
     for entry in members(lambda: make_reader(seekable_copy(stream), name, HOLD_7Z), file.rel, file.rel, walk):
         member_path, size = entry.rel, entry.member.size
         if size > scanner.max_size:
-            _warn(ctx, f"{member_path}: member of {size} bytes over the size limit, not scanned")
+            _warn(ctx, f"{member_path}: member of {size} bytes over the size limit, not read (neither parsed "
+                       "nor scanned): extract the archive")
             continue
         try:
             data = read_whole(entry, scanner.max_size)
         except OSError as exc:  # any error on one member loses only that member
             _warn(ctx, f"{member_path}: cannot read member: {exc}")
             continue
+        if _parsed(ctx, file, member_path, data, entry.member.mtime):
+            continue
         sha256 = hashlib.sha256(data).hexdigest()
         ctx.writer.add("files", _member_row(ctx.host, file, member_path, data, sha256, entry.member.mtime))
         scan_bytes(scanner, ctx, member_path, data, sha256)
+
+
+def _parsed(ctx: ParseContext, file: EvidenceFile, member_path: str, data: bytes, mtime: float | None) -> bool:
+    """Whether this member is a log or an event log (an export included), now parsed: its rows,
+    warnings and inventory row as a listed archive's member gets them. Archives the listing opens
+    are named as such; one found here by its content (``Collection-EXCH01``, a gzip named
+    ``u_ex210304.log``) held the attack's logs, which only hashed and scanned were missed. Other
+    members (pages, tools, dumps) stay as they were: hashed and scanned."""
+    from exhunt import worker
+    from exhunt.artifacts import choose
+
+    artifact = choose(member_path.lower(), data[:HEAD_BYTES])
+    if artifact is None or not (artifact.is_log or artifact.is_event_log):
+        return False
+    member = EvidenceFile("archive", file.root, member_path, len(data), mtime)
+    ctx.events += worker.process_bytes(member, ctx.host, ctx.writer, data).events
+    return True
 
 
 def _member_row(

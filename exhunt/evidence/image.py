@@ -185,6 +185,22 @@ class _WalkedFolders:
         return True
 
 
+IMAGE_AT_LEAST = 1 << 20  # a file named like an image but smaller holds no drive worth opening
+
+
+def image_kind(name: str, head: bytes, size: int) -> str | None:
+    """What a file found inside the evidence is, when it is a disk or VM image (its magic bytes, a
+    boot sector, or an image's name and size): such a file is only opened as evidence of its own."""
+    if head.startswith(MAGIC):
+        return "VM or forensic container"
+    kind = boot_sector_kind(head)
+    if kind is not None and size >= IMAGE_AT_LEAST:
+        return kind
+    if name.lower().endswith(SUFFIXES) and size >= IMAGE_AT_LEAST:
+        return "image named " + name.rsplit(".", 1)[-1].upper()
+    return None
+
+
 class ImageSource(Source):
     name = "image"
 

@@ -1,9 +1,17 @@
 """What a host's evidence covered, against what a compromise leaves (``EXPECTED_EVIDENCE``).
 
 Why: "clean" from evidence that could not have shown a compromise (a web root without logs, an
-event export nobody could read) is the most expensive wrong answer. Each expected kind is looked
-for in the ``files`` inventory as well as in ``events``: a log parsed only in part (triage reads
-candidate lines only) still counts as seen, and so does an empty one — it was collected.
+event export nobody could read) is the most expensive wrong answer. Front-end and event logs count
+as seen only when rows were read from them (triage stores every log's first and last lines and
+counts the EVTX records it leaves out, so a clean log read in part still counts): logs collected
+but all unreadable (NUL-filled after a crash, every record damaged) are not an all-clear. The web
+folders count when files were collected there.
+
+Evidence that was not (fully) read makes the host's coverage incomplete however much else was:
+a warning that says lines, records, members or a file were skipped, cut, refused or unreadable
+(``LOSS``), and a file nobody could read where evidence is kept (``UNRECOGNISED`` warnings: a log
+without its ``#Fields`` header, an archive named without its extension, an image inside the
+evidence, a structured export no artifact knows). The attack may be in exactly those lines.
 """
 
 from __future__ import annotations
@@ -18,7 +26,19 @@ from exhunt.findings.model import EXPECTED_EVIDENCE, Coverage
 from exhunt.sqltext import literal
 
 WARNING_SAMPLES = 50  # warnings cited in the document per host; all stay in the store
+UNREAD_SAMPLES = 20  # unread files named in the document per host
 UNRECOGNISED = "unrecognised"  # the ``warnings.artifact`` of a structured file no artifact claimed
+# what a warning says when evidence was not (fully) read; other warnings are notes (a byte replaced,
+# a record kept without its time, a checksum mismatch with the records kept, a hard link, a link
+# not followed). Matched caselessly anywhere in the message.
+LOSS = ("skipped", "not read", "not parsed", "not opened", "not scanned", "not descended", "cannot open",
+        "cannot read", "cannot list", "cannot stat", "unreadable", "undecodable", "cut off", "cut short",
+        "is lost", "stops being readable", "read error", "parser error", "not a readable", "only inventoried",
+        "changed while read", "truncated", "refused", "scan error", "needs a password", "no event element",
+        "consecutive parse errors", "without a header line", "without an event id and a time column",
+        "not a cmdlet export after all")
+# ... except these: a FIFO or device in a folder copy holds no evidence
+NOT_LOSS = ("not a regular file",)
 
 # Path fragments (lower case, '/' separated) of the Exchange web folders a web shell is dropped in.
 WEB_FOLDERS = ("/owa/auth/", "/ecp/auth/", "/aspnet_client/", "/frontend/httpproxy/")
@@ -34,14 +54,27 @@ def _quoted(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(literal(v) for v in values) + ")"
 
 
-# each expected kind: files that show it, and the event sources whose rows show it (by their rows
-# when the file lies elsewhere): an IIS log, an HttpProxy log (by folder); the web folders; event logs
+# the files that show an expected kind (the web folders; event log files, whose records triage
+# counts without storing them), and the event sources whose rows show one (front-end and event logs)
 FILE_CONDITIONS = {
-    "frontend_logs": f"artifact = 'iis' OR (artifact = 'exchange_log' AND contains({_PATH}, '/httpproxy/'))",
     "web_folders": _WEB,
     "event_logs": f"artifact IN {_quoted(EVENT_LOG_ARTIFACTS)}",
 }
 EVENT_SOURCES = {"frontend_logs": FRONTEND_SOURCES, "event_logs": tuple(EVENT_LOG_ARTIFACTS)}
+ROWS_REQUIRED = ("frontend_logs", "event_logs")  # seen only when rows were read from them
+
+
+def loss_condition(column: str = "message") -> str:
+    """SQL: the warning in ``column`` says evidence was not (fully) read (``LOSS``, ``NOT_LOSS``)."""
+    def any_of(phrases: tuple[str, ...]) -> str:
+        return " OR ".join(f"contains(lower({column}), {literal(p)})" for p in phrases)
+    return f"(({any_of(LOSS)}) AND NOT ({any_of(NOT_LOSS)}))"
+
+
+def loses_evidence(message: str) -> bool:
+    """``loss_condition`` in Python (tests, callers holding one warning)."""
+    text = message.lower()
+    return any(p in text for p in LOSS) and not any(p in text for p in NOT_LOSS)
 
 # per host and source: rows, first and last time. One pass over ``events`` for every host: with
 # --index full each per-host query (counts, a source's first row, the time range) scanned all rows
@@ -69,6 +102,8 @@ class StoreCounts:
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     expected_files: dict[str, set[str]] = field(default_factory=dict)  # host -> FILE_CONDITIONS keys seen
     unrecognised: dict[str, int] = field(default_factory=dict)
+    unread: dict[str, int] = field(default_factory=dict)  # host -> files not (fully) read
+    unread_samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def store_counts(con, hosts: list[str] | None = None) -> StoreCounts:  # type: ignore[no-untyped-def]
@@ -96,6 +131,17 @@ def store_counts(con, hosts: list[str] | None = None) -> StoreCounts:  # type: i
             "ORDER BY host, path, line NULLS FIRST", [*params, WARNING_SAMPLES]).fetchall():
         counts.samples.setdefault(host, []).append(
             {"artifact": artifact, "path": path, "line": line, "offset": offset, "message": message})
+    unread = f"(artifact = {literal(UNRECOGNISED)} OR {loss_condition()})"
+    for host, n in con.execute(
+            f"SELECT host, count(DISTINCT path) FROM warnings WHERE {where} AND {unread} GROUP BY host",
+            params).fetchall():
+        counts.unread[host] = int(n)
+    for host, path, artifact, n, message in con.execute(
+            f"SELECT host, path, min(artifact), count(*), min(message) FROM warnings WHERE {where} AND {unread} "
+            "GROUP BY host, path QUALIFY row_number() OVER (PARTITION BY host ORDER BY path) <= ? "
+            "ORDER BY host, path", [*params, UNREAD_SAMPLES]).fetchall():
+        counts.unread_samples.setdefault(host, []).append(
+            {"path": path, "artifact": artifact, "warnings": int(n), "message": message})
     for key, condition in FILE_CONDITIONS.items():
         for (host,) in con.execute(f"SELECT DISTINCT host FROM files WHERE {where} AND ({condition})",
                                    params).fetchall():
@@ -109,10 +155,13 @@ def _missing(host: str, build_known: bool, stats: EventStats, counts: StoreCount
     seen_files = counts.expected_files.get(host, set())
     missing = []
     for key in EXPECTED_EVIDENCE:
+        rows = any(sources.get(s, (0,))[0] for s in EVENT_SOURCES.get(key, ()))
         if key == "build":
             seen = build_known
+        elif key in ROWS_REQUIRED:  # collected but nothing read (all unreadable) is not seen
+            seen = rows or (key == "event_logs" and key in seen_files and bool(counts.not_stored.get(host)))
         else:
-            seen = key in seen_files or any(sources.get(s, (0,))[0] for s in EVENT_SOURCES.get(key, ()))
+            seen = key in seen_files or rows
         if not seen:
             missing.append(key)
     return tuple(missing)
@@ -139,4 +188,6 @@ def host_coverage(con, host: str, build_known: bool = False,  # type: ignore[no-
         warning_samples=tuple(counts.samples.get(host, ())),
         missing=_missing(host, build_known, stats, counts),
         unrecognised=counts.unrecognised.get(host, 0),
+        unread=counts.unread.get(host, 0),
+        unread_samples=tuple(counts.unread_samples.get(host, ())),
     )

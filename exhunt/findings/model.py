@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-DOCUMENT_SCHEMA_VERSION = "1.3"
+DOCUMENT_SCHEMA_VERSION = "1.4"
 
 
 class Severity(StrEnum):
@@ -138,11 +138,16 @@ class Coverage:
     warning_samples: tuple[dict[str, Any], ...] = ()
     missing: tuple[str, ...] = ()  # EXPECTED_EVIDENCE keys not seen for this host
     unrecognised: int = 0  # files that look like structured data (JSON, CSV, XML) but no artifact read
+    # evidence files not (fully) read: lines or records skipped, archives or members not opened, logs
+    # no artifact reads, images inside the evidence; a sample of them (path, artifact, warnings, why)
+    unread: int = 0
+    unread_samples: tuple[dict[str, Any], ...] = ()
 
     @property
     def complete(self) -> bool:
-        """Whether the evidence could have shown a compromise: what ``clean`` needs was seen."""
-        return not any(key in self.missing for key in REQUIRED_FOR_CLEAN)
+        """Whether the evidence could have shown a compromise: what ``clean`` needs was seen, and
+        every file of it was read (a log whose lines were skipped may have held the attack)."""
+        return not self.unread and not any(key in self.missing for key in REQUIRED_FOR_CLEAN)
 
 
 @dataclass(frozen=True)

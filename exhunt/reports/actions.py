@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exhunt.findings.addresses import remote_address
-from exhunt.findings.model import EXPECTED_EVIDENCE, AssessmentDocument, Finding, HostAssessment, severity_rank
+from exhunt.findings.model import (
+    EXPECTED_EVIDENCE,
+    REQUIRED_FOR_CLEAN,
+    AssessmentDocument,
+    Finding,
+    HostAssessment,
+    severity_rank,
+)
 
 TOP_ACTIONS = 6
 GENERIC_UPDATE_STEP = "Install the latest Exchange Cumulative Update"
@@ -40,6 +47,28 @@ def update_to_install(host: HostAssessment) -> str | None:
 def missing_evidence(host: HostAssessment) -> list[str]:
     """What was expected in this host's evidence and not seen, in words (``coverage.missing``)."""
     return [EXPECTED_EVIDENCE.get(key, key) for key in host.coverage.missing]
+
+
+def unread_evidence(host: HostAssessment, named: int = 2) -> str | None:
+    """The evidence files not (fully) read, in words, the first ``named`` of them by path (None: all read)."""
+    c = host.coverage
+    if not c.unread:
+        return None
+    paths = [str(s.get("path")) for s in c.unread_samples[:named]]
+    more = ", …" if c.unread > len(paths) else ""
+    return (f"{c.unread} evidence file{'s' if c.unread != 1 else ''} could not be read in full"
+            + (f" ({', '.join(paths)}{more})" if paths else ""))
+
+
+def inconclusive_reasons(host: HostAssessment) -> list[str]:
+    """Why nothing found is no all-clear for this host: what the evidence lacks, what of it was not read."""
+    reasons = []
+    if any(key in REQUIRED_FOR_CLEAN for key in host.coverage.missing):
+        reasons.append("the evidence lacks " + "; ".join(missing_evidence(host)))
+    unread = unread_evidence(host)
+    if unread:
+        reasons.append(unread)
+    return reasons
 
 
 def host_findings(doc: AssessmentDocument, host: str) -> list[Finding]:
@@ -73,7 +102,11 @@ def host_actions(doc: AssessmentDocument, host: HostAssessment, limit: int = TOP
                                                     if len(ips) > TOP_INDICATORS else "")
         actions.append(Action(f"Block and hunt for the attacker client IPs across all servers: {shown}.",
                               "indicators of the findings"))
-    if host.verdict == "inconclusive":
+    if host.verdict == "inconclusive" and host.coverage.unread:
+        actions.insert(0, Action(f"Read the warnings: {unread_evidence(host)}; repair, extract or collect them "
+                                 "again and scan again: the attack may be in what was not read.",
+                                 "verdict inconclusive"))
+    if host.verdict == "inconclusive" and any(key in REQUIRED_FOR_CLEAN for key in host.coverage.missing):
         actions.insert(0, Action("Collect " + "; ".join(missing_evidence(host)) + f" of {host.host} and scan "
                                  "again: without them 'nothing found' does not mean clean.",
                                  "verdict inconclusive"))

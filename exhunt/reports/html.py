@@ -26,6 +26,7 @@ from exhunt.findings.model import AssessmentDocument, Finding, Severity, severit
 from exhunt.reports.actions import (
     host_actions,
     host_findings,
+    inconclusive_reasons,
     missing_evidence,
     update_to_install,
     vulnerable_cves,
@@ -133,7 +134,7 @@ def _host_view(doc: AssessmentDocument, host: Any) -> dict[str, Any]:
             "cves_evaluated": bool(b and b.cves),
             "findings": len(findings), "worst": worst, "first_seen": host.first_seen,
             "last_seen": host.last_seen, "actions": host_actions(doc, host),
-            "missing": missing_evidence(host)}
+            "missing": missing_evidence(host), "inconclusive": inconclusive_reasons(host)}
 
 
 def _timeline_row(e: CitedEvent, findings: dict[str, Finding], anchors: dict[str, str]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from exhunt.findings.model import AssessmentDocument, Finding
 from exhunt.reports.actions import (
     host_actions,
     host_findings,
+    inconclusive_reasons,
     missing_evidence,
     update_to_install,
     vulnerable_cves,
@@ -62,8 +63,8 @@ def render_text(doc: AssessmentDocument) -> str:
                      f"{len(host_findings(doc, h.host))} |")
     for h in doc.hosts:
         if h.verdict == "inconclusive":
-            lines += ["", f"**{text(h.host)} is inconclusive**: nothing was found, but the evidence lacks "
-                      + "; ".join(text(m) for m in missing_evidence(h)) + "."]
+            lines += ["", f"**{text(h.host)} is inconclusive**: nothing was found, but "
+                      + ", and ".join(text(m) for m in inconclusive_reasons(h)) + "."]
     lines += ["", "## What to do now", ""]
     for h in doc.hosts:
         lines.append(f"**{text(h.host)}**")
@@ -84,6 +85,7 @@ def render_text(doc: AssessmentDocument) -> str:
         lines.append(f"- **{text(h.host)}**: {c.files} files ({c.bytes} bytes), {c.events} events "
                      f"({parsed}), {c.warnings} warnings"
                      + (f", {c.unrecognised} structured files not recognised (see warnings)" if c.unrecognised else "")
+                     + (f", {c.unread} evidence files not read in full (see warnings)" if c.unread else "")
                      + (". Not seen: " + "; ".join(text(m) for m in missing_evidence(h)) if c.missing else "")
                      + ".")
     lines.append("")

@@ -13,7 +13,7 @@ from rich.text import Text
 from exhunt.evidence.names import printable
 from exhunt.findings.coverage import UNRECOGNISED
 from exhunt.findings.model import REQUIRED_FOR_CLEAN, AssessmentDocument, Finding, HostAssessment, severity_rank
-from exhunt.reports.actions import host_actions
+from exhunt.reports.actions import host_actions, unread_evidence
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 VERDICT_STYLE = {"compromised": "bold red", "suspicious": "yellow", "clean": "green", "inconclusive": "magenta",
@@ -35,7 +35,11 @@ def print_summary(doc: AssessmentDocument, color: bool = True, case_dir: Path | 
     for h in doc.hosts:
         console.print(host_line(h, width, pad), markup=False, highlight=False)
     for h in doc.hosts:
-        if h.coverage.unrecognised:
+        unread = unread_evidence(h)
+        if unread:
+            console.print(_fit(printable(f"{h.host}: {unread}: see the warnings")[0], width),
+                          markup=False, highlight=False)
+        elif h.coverage.unrecognised:
             named = [w["path"] for w in h.coverage.warning_samples if w.get("artifact") == UNRECOGNISED]
             console.print(_fit(printable(
                 f"{h.host}: {h.coverage.unrecognised} structured file(s) not read"
@@ -91,6 +95,8 @@ def host_line(h: HostAssessment, width: int, pad: int = 0) -> Text:
     required = [k for k in c.missing if k in REQUIRED_FOR_CLEAN]  # event logs: named in the next steps
     if h.verdict == "inconclusive" and required:
         details.append("not seen: " + ", ".join(MISSING_SHORT.get(k, k) for k in required))
+    if c.unread:
+        details.append(f"{c.unread} file{'s' if c.unread != 1 else ''} not read in full")
     if c.warnings:
         details.append(f"{c.warnings} warning{'s' if c.warnings != 1 else ''}")
     details.append(f"{c.files} files, {c.events} events")
