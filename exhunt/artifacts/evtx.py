@@ -75,14 +75,17 @@ class EvtxLog(Artifact):
 
 
 def parse_chunks(ctx: ParseContext, stream: BinaryIO, first: int = 0, last_before: int | None = None,
-                 checked: Callable[[], None] | None = None) -> None:
+                 checked: Callable[[], None] | None = None, counted: int | None = None,
+                 ends_file: bool = True) -> None:
     """The records of ``stream``: a whole file, or (``first`` > 0, ``exhunt.parallel.evtx_ranges``)
     the file's chunks from number ``first`` on behind a header of their own, parsed, warned about and
     counted as the whole file's parse does those chunks; ``last_before``: the record id that ends the
     chunk before them (what an "unreadable records after record id" warning names). ``checked``:
     called once the chunks' own checks are warned about, before any record (a whole file's parse says
-    every chunk's first: a range's merge puts them there)."""
-    with chunk_pass(ctx, stream, first, last_before) as (source, selection):
+    every chunk's first: a range's merge puts them there). ``counted`` and ``ends_file``: of a range,
+    the chunk count in its file's own header, and whether the range reaches the file's end
+    (``chunk_pass``)."""
+    with chunk_pass(ctx, stream, first, last_before, counted, ends_file) as (source, selection):
         if checked is not None:
             checked()
         unstored = Unstored()
@@ -179,8 +182,9 @@ def in_memory_limit() -> int:
 
 
 @contextmanager
-def chunk_pass(ctx: ParseContext, stream: BinaryIO, first: int = 0,
-               last_before: int | None = None) -> Iterator[tuple[IO[bytes], evtx_chunks.Selection | None]]:
+def chunk_pass(ctx: ParseContext, stream: BinaryIO, first: int = 0, last_before: int | None = None,
+               counted: int | None = None,
+               ends_file: bool = True) -> Iterator[tuple[IO[bytes], evtx_chunks.Selection | None]]:
     """One pass over the file's chunks as they are read: a cut last chunk padded, every checksum
     verified (the parser verifies none), and under triage the chunks to parse chosen and copied.
     Yields what the parser reads (the file, or with a selection the copy of its chosen chunks,
@@ -195,13 +199,17 @@ def chunk_pass(ctx: ParseContext, stream: BinaryIO, first: int = 0,
     a check of the whole file gives them: the cut first, then the checksums in file order. ``first``
     and ``last_before``: of a range of a file's chunks (``parse_chunks``): the number of its first
     chunk, so warnings and the selection name chunks as the whole file's pass does, and the record
-    id ending the chunk before it."""
+    id ending the chunk before it. Records lost without a damaged chunk to show it are warned too:
+    a zero-filled chunk among those the file header counts (``counted``: the file's count, for a
+    range behind its own header), and a file that ends before the last of them (``ends_file``: this
+    pass reaches the file's end), cut at a chunk boundary or down to its header."""
     limit = in_memory_limit()
     pieces = _Pieces(stream, ctx.file.size, min(WHOLE_MAX, limit))
     warnings: list[tuple[str, int | None]] = []
     with contextlib.ExitStack() as stack:
         try:
-            source, selection = _chunk_pass(pieces, limit, warnings, stack, first, last_before)
+            source, selection = _chunk_pass(pieces, limit, warnings, stack, first, last_before, counted,
+                                            ends_file)
         finally:
             for message, offset in warnings:
                 ctx.warn(message, offset=offset)
@@ -209,11 +217,18 @@ def chunk_pass(ctx: ParseContext, stream: BinaryIO, first: int = 0,
 
 
 def _chunk_pass(pieces: _Pieces, limit: int, warnings: list[tuple[str, int | None]], stack: contextlib.ExitStack,
-                first: int = 0, last_before: int | None = None) -> tuple[IO[bytes], evtx_chunks.Selection | None]:
+                first: int = 0, last_before: int | None = None, counted: int | None = None,
+                ends_file: bool = True) -> tuple[IO[bytes], evtx_chunks.Selection | None]:
     header = pieces.header
     verifying = len(header) >= 128 and header.startswith(MAGIC)
-    if verifying and zlib.crc32(header[:120]) != struct.unpack_from("<I", header, 124)[0]:
+    header_ok = verifying and zlib.crc32(header[:120]) == struct.unpack_from("<I", header, 124)[0]
+    if verifying and not header_ok:
         warnings.append(("EVTX file header checksum mismatch (file edited or not closed cleanly)", 0))
+    if counted is None and header_ok:  # a damaged header's count says nothing
+        counted = struct.unpack_from("<H", header, 42)[0]
+    if counted is not None and counted >= 0xFFFF:  # the two-byte count of a file of 4 GiB or more
+        counted = None
+    last = first - 1
     selector = evtx_chunks.Selector(last_before) if evtx_chunks.header_selectable(header) else None
     spool: IO[bytes] | None = None
     if pieces.whole is None:  # streamed: the parser's copy (as is, or the chosen chunks) spools
@@ -224,6 +239,7 @@ def _chunk_pass(pieces: _Pieces, limit: int, warnings: list[tuple[str, int | Non
     tail = b""  # of a streamed file: zero-filled bytes after its last chunk, too short to be one
     for number, (buffer, at, length) in enumerate(pieces, first):
         offset = FILE_HEADER + number * CHUNK
+        last = number
         if length < CHUNK:
             if buffer.startswith(ZERO_CHUNK[:length], at):  # unused, zero-filled space: nothing in it
                 tail = bytes(buffer[at : at + length]) if spool is not None else b""
@@ -234,6 +250,10 @@ def _chunk_pass(pieces: _Pieces, limit: int, warnings: list[tuple[str, int | Non
                 buffer, at, cut = bytes(buffer[at : at + length]) + ZERO_CHUNK[length:], 0, (number, length)
                 length = CHUNK
         damaged = verifying and length >= 512 and _damaged(warnings, number, offset, buffer, at, length)
+        if (counted is not None and number < counted and length == CHUNK and not damaged
+                and not buffer.startswith(CHUNK_MAGIC, at) and buffer.startswith(ZERO_CHUNK, at)):
+            warnings.append((f"chunk {number}: zero-filled, though the file header counts {counted} chunks: "
+                             "the records it held are lost (wiped, or not copied)", offset))
         view = memoryview(buffer)[at : at + length]
         if selector is not None and length == CHUNK:
             if selector.keep(number, buffer, at, damaged or cut is not None):
@@ -243,6 +263,11 @@ def _chunk_pass(pieces: _Pieces, limit: int, warnings: list[tuple[str, int | Non
                     spool.write(view)
         elif selector is None and spool is not None:
             spool.write(view)
+    if ends_file and counted is not None and last + 1 < counted:
+        chunks = last + 1
+        warnings.append((f"the file ends after {chunks:,} chunk{'s' if chunks != 1 else ''} although its header "
+                         f"counts {counted:,}: the records of the other {counted - chunks:,} are lost (cut while "
+                         "copied?)", FILE_HEADER + chunks * CHUNK))
     if selector is not None and selector.every_chunk:  # parse the file as it is
         if spool is not None:  # the chunks are there, in order, behind a placeholder header
             spool.seek(0)
@@ -411,8 +436,8 @@ def iter_events(ctx: ParseContext, data: IO[bytes], selection: evtx_chunks.Selec
                     if span is None or last_id is None or not span[0] <= last_id <= span[1]:
                         last_id = selection.last_before[where]
             offset = FILE_HEADER + number * CHUNK if number is not None else None
-            ctx.warn(f"unreadable records after record id {last_id}: {type(exc).__name__}: {text}",
-                     offset=offset)
+            since = f"after record id {last_id}" if last_id is not None else "before any record was read"
+            ctx.warn(f"unreadable records {since}: {type(exc).__name__}: {text}", offset=offset)
             continue
         errors = 0
         if not isinstance(record, dict):

@@ -33,10 +33,10 @@ UNRECOGNISED = "unrecognised"  # the ``warnings.artifact`` of a structured file 
 # not followed). Matched caselessly anywhere in the message.
 LOSS = ("skipped", "not read", "not parsed", "not opened", "not scanned", "not descended", "cannot open",
         "cannot read", "cannot list", "cannot stat", "unreadable", "undecodable", "cut off", "cut short",
-        "is lost", "stops being readable", "read error", "parser error", "not a readable", "only inventoried",
-        "changed while read", "truncated", "refused", "scan error", "needs a password", "no event element",
-        "consecutive parse errors", "without a header line", "without an event id and a time column",
-        "not a cmdlet export after all")
+        "is lost", "are lost", "stops being readable", "read error", "parser error", "not a readable",
+        "only inventoried", "changed while read", "truncated", "refused", "scan error", "needs a password",
+        "no event element", "consecutive parse errors", "without a header line",
+        "without an event id and a time column", "not a cmdlet export after all")
 # ... except these: a FIFO or device in a folder copy holds no evidence
 NOT_LOSS = ("not a regular file",)
 

@@ -66,7 +66,8 @@ def plan_evtx_ranges(file: EvidenceFile, host: str, split_size: int) -> list[Evt
         end = min(size, FILE_HEADER + end_chunk * CHUNK)
         units.append(EvtxRangeUnit(host, file, index, first, start, end,
                                    synthetic_header(header, end_chunk - first), last_before,
-                                   part_name(host, file_key(file), "evtx-range", str(index))))
+                                   part_name(host, file_key(file), "evtx-range", str(index)),
+                                   struct.unpack_from("<H", header, 42)[0], index == len(firsts) - 1))
     return units
 
 

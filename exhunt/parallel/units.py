@@ -139,6 +139,8 @@ class EvtxRangeUnit:
     header: bytes
     last_before: int | None  # the record id ending chunk ``first - 1`` (None for the first range)
     part: str
+    counted: int | None = None  # the chunk count in the file's own header (``header`` holds the range's)
+    ends_file: bool = True  # the last range: it says whether the file ends before its counted chunks
 
     @property
     def size(self) -> int:
@@ -564,7 +566,8 @@ def _run_evtx_range(unit: EvtxRangeUnit, store: Path) -> UnitResult:
             with stream:
                 try:
                     parse_chunks(ctx, cast(BinaryIO, stream), unit.first, unit.last_before,  # reads whole pieces
-                                 checked=lambda: checks.append(len(ctx.warning_rows)))
+                                 checked=lambda: checks.append(len(ctx.warning_rows)), counted=unit.counted,
+                                 ends_file=unit.ends_file)
                 except OSError as exc:
                     ctx.warn(f"read error while parsing: {exc.strerror or exc}")
                 except Exception as exc:  # as in worker._process: a parser bug loses only this range

@@ -327,3 +327,45 @@ def test_a_file_streamed_chunk_by_chunk_is_read_as_one_held_whole(literals: tupl
         assert copy[: len(data)] == bytes(data) and not copy[len(data):].strip(b"\x00")
     if len(copy) > CHUNK:
         assert spilled, "a copy larger than the budget is on disk, not in memory"
+
+
+@pytest.mark.parametrize(("keep", "message", "offset"), [
+    # (what of the file is kept: the header and chunks, a zero-filled one among them), the warning, where
+    (lambda h, c: h + c[0] + bytes(CHUNK) + b"".join(c[2:]), "chunk 1: zero-filled, though the file header counts",
+     FILE_HEADER + CHUNK),
+    (lambda h, c: h + b"".join(c[:2]), "the file ends after 2 chunks although its header counts",
+     FILE_HEADER + 2 * CHUNK),
+    (lambda h, c: h, "the file ends after 0 chunks although its header counts", FILE_HEADER),
+], ids=["zero-filled chunk", "cut at a chunk boundary", "cut to its header"])
+def test_records_lost_with_no_damaged_chunk_are_warned(tmp_path: Path, keep, message: str,  # type: ignore[no-untyped-def]
+                                                       offset: int) -> None:
+    """A chunk wiped to zeros, or chunks missing from the end, look like unused space unless the file
+    header's chunk count is read: the records they held are lost, and the warning says so (the host
+    is then not clean on that file: ``coverage.unread``)."""
+    data = _counted_sample().read_bytes()
+    counted = struct.unpack_from("<H", data, 42)[0]
+    chunks = [data[FILE_HEADER + n * CHUNK : FILE_HEADER + (n + 1) * CHUNK] for n in range(counted)]
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "lost.evtx").write_bytes(keep(data[:FILE_HEADER], chunks))
+    con = parse_paths(tmp_path, evidence, ["lost.evtx"])
+    warnings = con.execute("SELECT message, \"offset\" FROM warnings").fetchall()
+    assert [(m, o) for m, o in warnings if message in m] == [(next(m for m, _ in warnings if message in m), offset)]
+    intact = parse_paths(tmp_path / "intact", _copy(tmp_path / "intact-ev", data), ["whole.evtx"])
+    assert intact.execute("SELECT count(*) FROM warnings").fetchone() == (0,)
+
+
+def _copy(folder: Path, data: bytes) -> Path:
+    folder.mkdir()
+    (folder / "whole.evtx").write_bytes(data)
+    return folder
+
+
+def _counted_sample() -> Path:
+    """A shared sample whose header counts 4 chunks or more, all of them in the file."""
+    for path in sorted(shared_path("evtx").rglob("*.evtx"), key=lambda p: p.stat().st_size):
+        head = path.read_bytes()[:FILE_HEADER]
+        counted = struct.unpack_from("<H", head, 42)[0] if head.startswith(MAGIC) else 0
+        if counted >= 4 and path.stat().st_size >= FILE_HEADER + counted * CHUNK:
+            return path
+    pytest.skip("no EVTX sample counting 4 chunks")

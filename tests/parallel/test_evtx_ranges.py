@@ -198,6 +198,9 @@ def _hard_case(name: str) -> bytes:
     header, chunks = _intact_chunks()
     if name == "slack after the last chunk":
         return synthetic_header(header, 61) + b"".join(chunks[:61]) + b"\x01" * 600
+    if name == "records lost with no damaged chunk: zero-filled chunks, and the file cut short of its count":
+        return synthetic_header(header, 40) + b"".join(c if n not in (3, 17) else bytes(CHUNK)
+                                                       for n, c in enumerate(chunks[:30]))
     # over the per-file cap of 200 warnings, the last chunk cut: the cut is said first, the rest in file order
     return synthetic_header(header, 300) + _broken(chunks[:300], signature={n for n in range(300) if n % 4})[:-40000]
 
@@ -206,7 +209,9 @@ def _hard_case(name: str) -> bytes:
 @pytest.mark.parametrize("name", ["signature broken at a range start, chunks before it skipped",
                                   "wrapped log: record ids fall back mid-file",
                                   "repeated record ids: the same chunk damaged twice",
-                                  "slack after the last chunk", "over 200 warnings"])
+                                  "slack after the last chunk", "over 200 warnings",
+                                  "records lost with no damaged chunk: zero-filled chunks, and the file cut short "
+                                  "of its count"])
 def test_hard_cases_split_equals_whole(tmp_path: Path, name: str, literals: tuple[str, ...] | None) -> None:
     root = tmp_path / "ev"
     root.mkdir()
