@@ -181,6 +181,9 @@ def utf8_stream(ctx: Any, stream: BinaryIO) -> BinaryIO:
     returned reader is never closed by the caller (that would close the evidence stream)."""
     head = stream.peek(SNIFF_BYTES)[:SNIFF_BYTES] if hasattr(stream, "peek") else b""
     encoding, bom = sniff(head)
+    if encoding == UTF8 and head.count(b"\r") >= 2 and b"\n" not in head:  # line ends of CR alone
+        ctx.warn("lines end with a carriage return alone (no line feed): read with those as line ends", offset=0)
+        return io.BufferedReader(CrLineEnds(stream), buffer_size=READ)  # type: ignore[return-value]
     if encoding == UTF8:
         return stream
     if bom:
@@ -190,3 +193,23 @@ def utf8_stream(ctx: Any, stream: BinaryIO) -> BinaryIO:
     ctx.offset_map = raw.map.original
     ctx.encoding = encoding
     return io.BufferedReader(raw, buffer_size=READ)  # type: ignore[return-value]
+
+
+CR_TO_LF = bytes.maketrans(b"\r", b"\n")
+
+
+class CrLineEnds(io.RawIOBase):
+    """A text whose lines end with CR alone (old Mac tools, some converters) read with LF there:
+    byte for byte, so every line number and byte offset is the original file's. Without it such a
+    log was one line, claimed by its header and read as holding no row at all."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        buffer[: len(data)] = data.translate(CR_TO_LF)
+        return len(data)

@@ -85,6 +85,11 @@ def iter_records(
         if len(values) > len(block.fields):
             ctx.warn(f"{len(values)} values for {len(block.fields)} fields: extra values kept as "
                      "_extra", number, offset)
+        elif len(values) < len(block.fields) and len(set(block.fields)) == len(block.fields):
+            # a line cut short (the last one of a log being written); under a header that repeats
+            # names the values are mapped by position, as its own warning said already
+            ctx.warn(f"{len(values)} values for {len(block.fields)} fields: the missing ones read as empty",
+                     number, offset)
         record: dict[str, str] = {}
         for name, value in zip(block.fields, values, strict=False):
             record.setdefault(name, value)

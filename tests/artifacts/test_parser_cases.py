@@ -28,7 +28,8 @@ def _content(case: dict[str, Any]) -> bytes:
     if "hex" in case:
         return bytes.fromhex(case["hex"])
     text: str = case["text"]
-    return (text.replace("\n", "\r\n") if case.get("crlf") else text).encode("utf-8")
+    ending = "\r\n" if case.get("crlf") else "\r" if case.get("cr") else "\n"
+    return text.replace("\n", ending).encode("utf-8")
 
 
 def _plain(value: Any) -> Any:
