@@ -120,8 +120,15 @@ def plan(evidence: Sequence[Path], host: str | None, store: Path) -> list[HostWo
     return work
 
 
+JOBS_PER_CORE = 4  # --jobs above this many per core is taken as this many: more only costs memory
+
+
 def _jobs(requested: int) -> int:
-    return requested if requested > 0 else max(1, os.cpu_count() or 1)
+    """``--jobs`` as used: 0 (or less) every core, never more than ``JOBS_PER_CORE`` per core (the
+    workers are fewer still when ``--memory-limit`` cannot hold them: ``limits.budget``; the query
+    threads are these). --jobs 30000 had started 30,000 DuckDB threads and ignored the memory limit."""
+    cores = max(1, os.cpu_count() or 1)
+    return min(requested, cores * JOBS_PER_CORE) if requested > 0 else cores
 
 
 BATCH_FILES = 1024  # a Parquet part per table per batch: 7% of the per-page work at 256

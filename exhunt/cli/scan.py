@@ -20,8 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, metavar="DIR", help="case folder: findings.json and the Parquet store")
     p.add_argument("--host", metavar="NAME", help="host name for the evidence (default: folder name)")
     p.add_argument("--json", action="store_true", help="print the findings document to stdout")
-    p.add_argument("--jobs", type=int, default=0, metavar="N",
-                   help="cores to use: worker processes and query threads (default: all)")
+    p.add_argument("--jobs", type=_jobs, default=0, metavar="N",
+                   help="cores to use: worker processes and query threads (default, or 0: all; at most four "
+                        "per core, and fewer workers when --memory-limit cannot hold them)")
     p.add_argument("--sigma", type=Path, action="append", default=[], metavar="PATH",
                    help="extra Sigma rules: a .yml file or a folder of them (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -124,6 +125,16 @@ def fill_defaults(args: argparse.Namespace) -> None:
                           ("memory_limit", DEFAULT_MEMORY_LIMIT), ("file_timeout", DEFAULT_FILE_TIMEOUT)):
         if getattr(args, name) is None:
             setattr(args, name, default)
+
+
+def _jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if jobs < 0:
+        raise argparse.ArgumentTypeError(f"{jobs} is negative: give 0 (every core) or a number of cores")
+    return jobs
 
 
 def _domain(text: str) -> str:

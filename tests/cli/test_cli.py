@@ -28,7 +28,7 @@ def test_missing_evidence_is_one_line_exit_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("argv", [["scan"], ["frobnicate"], ["scan", "x", "--jobs", "many"], [],
-                                  ["scan", "x", "--org-domain", "not a domain"]])
+                                  ["scan", "x", "--jobs", "-3"], ["scan", "x", "--org-domain", "not a domain"]])
 def test_usage_errors_exit_2_without_traceback(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(argv)
