@@ -17,6 +17,7 @@ from exhunt.artifacts.unrecognised import warning as unclaimed_warning
 from exhunt.detections.filescan import scan_file
 from exhunt.detections.yara import FileScanner
 from exhunt.events.store import StoreWriter
+from exhunt.evidence.archive_formats import problem_of
 from exhunt.evidence.base import EvidenceFile
 
 # --- file-scanning hook (YARA, heuristics, archive members): set once per worker process -----------
@@ -121,7 +122,11 @@ def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = T
         except OSError as exc:
             read_error = f"unreadable: {exc.strerror or exc}"  # the manifest claims no hash of a partial read
             ctx.warn(f"read error while hashing: {exc.strerror or exc}")
-        if raw.bytes_read != file.size:
+        if (problem := problem_of(raw.inner)) is not None:  # a compressed member cut short, or a bomb
+            ctx.warn(problem)
+        if raw.bytes_read != file.size and file.source == "archive":  # the archive's word, not a listing's
+            ctx.warn(f"member read as {raw.bytes_read:,} bytes; its archive declared {file.size:,}")
+        elif raw.bytes_read != file.size:
             ctx.warn(f"file changed while read: listed {file.size} bytes, read {raw.bytes_read}")
         sha256 = raw.sha256.hexdigest()
         writer.add("files", file_row(host, file, raw, head, artifact.name if artifact else None, sha256))

@@ -181,18 +181,18 @@ def utf8_stream(ctx: Any, stream: BinaryIO) -> BinaryIO:
     returned reader is never closed by the caller (that would close the evidence stream)."""
     head = stream.peek(SNIFF_BYTES)[:SNIFF_BYTES] if hasattr(stream, "peek") else b""
     encoding, bom = sniff(head)
-    if encoding == UTF8 and head.count(b"\r") >= 2 and b"\n" not in head:  # line ends of CR alone
+    if encoding != UTF8:
+        if bom:
+            stream.read(bom)
+        raw = Utf16Reader(stream, encoding, bom, ctx.warn_original)
+        ctx.offset_map = raw.map.original
+        ctx.encoding = encoding
+        stream = io.BufferedReader(raw, buffer_size=READ)  # type: ignore[assignment]
+        head = stream.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+    if head.count(b"\r") >= 2 and b"\n" not in head:  # line ends of CR alone
         ctx.warn("lines end with a carriage return alone (no line feed): read with those as line ends", offset=0)
         return io.BufferedReader(CrLineEnds(stream), buffer_size=READ)  # type: ignore[return-value]
-    if encoding == UTF8:
-        return stream
-    if bom:
-        stream.read(bom)
-
-    raw = Utf16Reader(stream, encoding, bom, ctx.warn_original)
-    ctx.offset_map = raw.map.original
-    ctx.encoding = encoding
-    return io.BufferedReader(raw, buffer_size=READ)  # type: ignore[return-value]
+    return stream
 
 
 CR_TO_LF = bytes.maketrans(b"\r", b"\n")

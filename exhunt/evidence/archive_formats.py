@@ -157,7 +157,62 @@ class CompressedReader:
 
     def open(self, locator: str) -> BinaryIO:
         self.stream.seek(0)
-        return _decompressor(self.fmt, self.stream)
+        return io.BufferedReader(CompressedStream(self.stream, self.fmt), buffer_size=1 << 20)  # type: ignore[return-value]
+
+
+def problem_of(stream: Any, depth: int = 8) -> str | None:
+    """Why a member stream ended early (``CompressedStream.problem``), looked for through the readers
+    wrapped around it (``raw`` of a buffered reader, ``inner`` of a guard or a hashing reader)."""
+    for _ in range(depth):
+        if stream is None:
+            return None
+        problem = getattr(stream, "problem", None)
+        if isinstance(problem, str):
+            return problem
+        stream = getattr(stream, "raw", None) or getattr(stream, "inner", None)
+    return None
+
+
+RATIO = 250  # content to compressed bytes: deflate on real IIS/Exchange logs and web pages stays below 100:1
+RATIO_MIN_SIZE = 16 << 20  # less content than this cannot hurt whatever its ratio
+
+
+class CompressedStream(io.RawIOBase):
+    """A gzip/bz2/xz stream's content, read one decompressed piece at a time, with two guards.
+
+    A stream cut short (a collection copied while written, a download stopped) gives every byte it
+    holds, then ends, and ``problem`` says why (``problem_of``: the reader's warning). A read of many
+    bytes at once had raised ``EOFError`` and lost all it had decompressed: a log's readable lines,
+    the attack in them; an error raised later would lose the same in the buffered readers above.
+    Content that outgrows its compressed bytes ``RATIO`` times past ``RATIO_MIN_SIZE`` (a bomb: 5 GiB
+    of zeros in 23 MB, a size field that holds only the low 32 bits) ends the same way, where a zip
+    member's declared ratio is refused before it is read."""
+
+    def __init__(self, source: BinaryIO, fmt: str) -> None:
+        self.source = source
+        self.inner = _decompressor(fmt, source)
+        self.produced = 0
+        self.problem: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.problem is not None:
+            return 0
+        view = memoryview(buffer).cast("B")
+        try:
+            data = self.inner.read1(len(view))  # type: ignore[attr-defined]
+        except EOFError:
+            self.problem = (f"compressed stream cut short after {self.produced:,} bytes of its content: "
+                            "the rest is lost")
+            return 0
+        view[: len(data)] = data
+        self.produced += len(data)
+        if self.produced > RATIO_MIN_SIZE and self.produced > RATIO * max(self.source.tell(), 1):
+            self.problem = (f"content expands more than {RATIO}:1 over its compressed bytes after "
+                            f"{self.produced:,} bytes: possible archive bomb, the rest not read")
+        return len(data)
 
 
 class _MemoryWriter:
@@ -204,7 +259,11 @@ class SevenZipReader:
         import py7zr
 
         self.py7zr = py7zr
-        self.sz = py7zr.SevenZipFile(stream, mode="r")
+        try:
+            self.sz = py7zr.SevenZipFile(stream, mode="r")
+        except py7zr.exceptions.PasswordRequired:  # its header is encrypted: not even the names can be read
+            raise ArchiveFormatError("encrypted 7z archive (its member names too): needs a password, "
+                                     "not read") from None
         self.hold = hold
         self.held: dict[str, _MemoryWriter] | None = None
 
@@ -251,6 +310,10 @@ class SevenZipReader:
             raise ArchiveFormatError("encrypted 7z archive: needs a password, member not read")
         name, _, nth = locator.partition(NTH)
         index = int(nth) if nth.isdigit() else 0
+        declared = [int(f.uncompressed or 0) for f in self.sz.files if f.filename == name]
+        if index < len(declared) and declared[index] > MAX_7Z_MEMBER:  # refused before any byte is decompressed
+            raise ArchiveFormatError(f"7z member declares {declared[index]:,} bytes, more than the {MAX_7Z_MEMBER:,} "
+                                     "read into memory: not read (extract the archive and scan the folder)")
         if self.held is None and self._holdable():
             self.held = dict(self._extract(None))
         if self.held is not None:

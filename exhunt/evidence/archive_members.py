@@ -39,8 +39,8 @@ class Limits:
     members: int
     total: int  # expanded bytes
     depth: int  # levels of archives inside the outermost one that are opened
-    ratio: int = 250  # deflate on real IIS/Exchange logs and web pages stays well below 100:1
-    ratio_min_size: int = 16 << 20  # a smaller member cannot hurt whatever its ratio
+    ratio: int = fmt.RATIO  # deflate on real IIS/Exchange logs and web pages stays well below 100:1
+    ratio_min_size: int = fmt.RATIO_MIN_SIZE  # a smaller member cannot hurt whatever its ratio
 
 
 @dataclass

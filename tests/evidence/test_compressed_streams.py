@@ -1,0 +1,76 @@
+"""Compressed members read as far as they go: a cut stream keeps its rows, a bomb stops, a 7z member
+too large to hold is refused before a byte of it is decompressed."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from pathlib import Path
+
+import pytest
+
+from exhunt.api import ScanOptions, scan
+from exhunt.demo import DemoSpec, generate
+from exhunt.evidence import archive_formats as fmt
+
+IIS = "C/inetpub/logs/LogFiles/W3SVC1/u_ex210303.log"
+
+
+def _drain(stream: io.BufferedReader, piece: int) -> int:
+    read = 0
+    while data := stream.read(piece):
+        read += len(data)
+    return read
+
+
+@pytest.mark.parametrize("piece", [1 << 10, 16 << 20])  # small reads, and one read of more than it holds
+def test_a_cut_gzip_gives_every_byte_it_holds_then_says_so(piece: int) -> None:
+    content = b"".join(b"line %06d of a log\n" % n for n in range(50_000))
+    packed = gzip.compress(content)
+    stream = fmt.make_reader(io.BytesIO(packed[: len(packed) * 9 // 10]), "u.log.gz").open("0")
+    read = _drain(stream, piece)  # type: ignore[arg-type]
+    assert 0 < read < len(content)
+    assert fmt.problem_of(stream) == (f"compressed stream cut short after {read:,} bytes of its content: "
+                                      "the rest is lost")
+    whole = fmt.make_reader(io.BytesIO(packed), "u.log.gz").open("0")
+    assert _drain(whole, piece) == len(content) and fmt.problem_of(whole) is None  # type: ignore[arg-type]
+
+
+def test_a_gzip_bomb_stops_past_the_ratio() -> None:
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+    packed = b"".join([deflate.compress(bytes(1 << 20)) for _ in range(64)] + [deflate.flush()])
+    stream = fmt.make_reader(io.BytesIO(packed), "zeros.log.gz").open("0")
+    read = _drain(stream, 1 << 20)  # type: ignore[arg-type]
+    assert fmt.RATIO_MIN_SIZE < read < 64 << 20
+    assert "possible archive bomb" in (fmt.problem_of(stream) or "")
+
+
+def test_a_cut_gzipped_log_keeps_the_attack_before_the_cut(tmp_path: Path) -> None:
+    generate(tmp_path / "demo", DemoSpec(per_day=60, attack=True, seed=3))
+    data = (tmp_path / "demo" / IIS).read_bytes()
+    packed = gzip.compress(data)
+    root = tmp_path / "evidence"
+    root.mkdir()
+    (root / "u_ex210303.log.gz").write_bytes(packed[: len(packed) * 9 // 10])
+    doc = scan([root], ScanOptions(host="EXCH01", jobs=1, quiet=True)).document
+    assert any(f.category == "compromise" for f in doc.findings)  # all its rows were lost before
+    (host,) = doc.hosts
+    assert any("compressed stream cut short" in w["message"] for w in host.coverage.warning_samples)
+    assert host.coverage.unread == 1
+
+
+def test_a_7z_member_declaring_more_than_can_be_held_is_refused_unread(monkeypatch: pytest.MonkeyPatch) -> None:
+    py7zr = pytest.importorskip("py7zr")
+    buffer = io.BytesIO()
+    with py7zr.SevenZipFile(buffer, "w") as archive:
+        archive.writestr(bytes(5000), "big.bin")
+        archive.writestr(b"small", "small.txt")
+    monkeypatch.setattr(fmt, "MAX_7Z_MEMBER", 1000)
+    extracted: list[object] = []
+    reader = fmt.make_reader(io.BytesIO(buffer.getvalue()), "x.7z")
+    assert isinstance(reader, fmt.SevenZipReader)
+    monkeypatch.setattr(reader, "_extract", lambda targets: extracted.append(targets) or [])
+    with pytest.raises(fmt.ArchiveFormatError, match="declares 5,000 bytes"):
+        reader.open("big.bin")
+    assert extracted == []  # nothing decompressed
