@@ -23,6 +23,9 @@ import re
 
 import orjson
 
+from exhunt.evidence.archive_formats import sniff  # a compressed log: the content scan opens and parses it
+from exhunt.evidence.image import image_kind
+
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".tab", ".xml", ".txt", ".log")
 CSV_SUFFIXES = (".csv", ".tsv", ".tab", ".txt")  # a .log with commas is usually a plain text log
 SYSTEM_FOLDERS = frozenset({"program files", "program files (x86)", "windows", "inetpub", "programdata",
@@ -99,16 +102,15 @@ def unread_reason(rel_lower: str, head: bytes, size: int) -> str | None:
 
 
 def _unread_reason(rel_lower: str, head: bytes, size: int) -> str | None:
-    from exhunt.evidence.archive_formats import sniff  # a compressed log: the content scan opens and parses it
-    from exhunt.evidence.image import image_kind
-
-    path = "/" + rel_lower.replace("\\", "/").replace("!", "/")
-    name = path.rsplit("/", 1)[-1]
+    name = rel_lower.replace("\\", "/").replace("!", "/").rsplit("/", 1)[-1]
     image = image_kind(name, head, size)
     if image is not None:
         return (f"a disk or VM image ({image}) inside the evidence is not opened: scan it as evidence of its "
                 "own (exhunt scan IMAGE)")
-    if name.endswith(".log") and any(folder in path for folder in LOG_FOLDERS) and sniff(head) is None:
+    if not name.endswith(".log"):
+        return None
+    path = "/" + rel_lower.replace("\\", "/").replace("!", "/")
+    if any(folder in path for folder in LOG_FOLDERS) and sniff(head) is None:
         what = "not text" if b"\x00" in head[:512] else "no #Fields header in its first 4 KB, or another log format"
         return f"a log in an Exchange or IIS log folder that no artifact reads ({what}): not parsed, only inventoried"
     return None

@@ -193,6 +193,8 @@ def image_kind(name: str, head: bytes, size: int) -> str | None:
     boot sector, or an image's name and size): such a file is only opened as evidence of its own."""
     if head.startswith(MAGIC):
         return "VM or forensic container"
+    if size < IMAGE_AT_LEAST:  # most files: nothing more to look at
+        return None
     kind = boot_sector_kind(head)
     if kind is not None and size >= IMAGE_AT_LEAST:
         return kind
