@@ -15,6 +15,7 @@ import io
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from exhunt.evidence.archive_formats import problem_of
 from exhunt.evidence.base import EvidenceFile
 
 HEAD_BYTES = 4096
@@ -38,6 +39,7 @@ class HashingRaw(io.RawIOBase):
     def __init__(self, inner: BinaryIO, capture: bool = False, capture_limit: int | None = None,
                  extra_digests: bool | None = None) -> None:
         self.inner = inner
+        self.problem: str | None = None  # why a member read whole ended early (``archive_formats.problem_of``)
         self._readinto = getattr(inner, "readinto", None)
         self.chunks: list[bytes] | None = [] if capture else None  # the content, for YARA in the same read
         # a listed size is only a claim (a compressed member's, a file that grew): past the limit the
@@ -131,13 +133,16 @@ def read_small(file: EvidenceFile, capture: bool,
     inner = file.open()
     try:
         data = inner.read(WHOLE_READ + 1)
+        problem = problem_of(inner)  # a compressed member cut short: said by the worker
     except OSError:
         return None
     finally:
         inner.close()
     if len(data) > WHOLE_READ:
         return None
-    return _in_memory(data, capture, capture_limit)
+    stream, raw = _in_memory(data, capture, capture_limit)
+    raw.problem = problem
+    return stream, raw
 
 
 class InMemoryReader(io.BufferedReader):

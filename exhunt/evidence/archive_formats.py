@@ -137,7 +137,10 @@ class TarReader:
         extracted = self.tf.extractfile(info)
         if extracted is None:
             raise ArchiveFormatError(f"tar member at offset {locator} has no data")
-        return extracted  # type: ignore[return-value]
+        # a compressed tar cut short inside the member: its bytes before the cut, then a warning. Read
+        # under tarfile's own buffer (its reads of 8 KiB would each lose what they held at the cut)
+        inner = getattr(extracted, "raw", extracted)
+        return io.BufferedReader(CutShort(inner, 1 << 16), buffer_size=1 << 20)  # type: ignore[return-value]
 
 
 class CompressedReader:
@@ -177,7 +180,56 @@ RATIO = 250  # content to compressed bytes: deflate on real IIS/Exchange logs an
 RATIO_MIN_SIZE = 16 << 20  # less content than this cannot hurt whatever its ratio
 
 
-class CompressedStream(io.RawIOBase):
+class CutShort(io.RawIOBase):
+    """A member stream read ``piece`` bytes at a time that ends where its archive was cut short
+    (``EOFError`` from the decompressor under it), ``problem`` saying so: what came before the cut is
+    kept (a read of many bytes at once had raised and lost it all). A read that meets the cut loses
+    what it had decompressed; a stream that can seek is read again from there in pieces a sixteenth
+    the size, down to single bytes (a tar.gz member: ``tarfile`` decompresses from the start to seek
+    back, on this damaged path only), so every byte before the cut is kept."""
+
+    def __init__(self, inner: Any, piece: int) -> None:
+        self.inner = inner
+        self.piece = piece
+        self.produced = 0
+        self.problem: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def _read(self, size: int) -> bytes:
+        return bytes(self.inner.read(min(size, self.piece)))
+
+    def _retry(self) -> bool:
+        """Whether the read that met the cut can be made again in smaller pieces."""
+        if self.piece <= 1 or not getattr(self.inner, "seekable", lambda: False)():
+            return False
+        try:
+            self.inner.seek(self.produced)
+        except (OSError, EOFError, ValueError):
+            return False
+        self.piece = max(1, self.piece // 16)
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.problem is not None:
+            return 0
+        view = memoryview(buffer).cast("B")
+        while True:
+            try:
+                data = self._read(len(view))
+                break
+            except EOFError:
+                if not self._retry():
+                    self.problem = (f"compressed stream cut short after {self.produced:,} bytes of its content: "
+                                    "the rest is lost")
+                    return 0
+        view[: len(data)] = data
+        self.produced += len(data)
+        return len(data)
+
+
+class CompressedStream(CutShort):
     """A gzip/bz2/xz stream's content, read one decompressed piece at a time, with two guards.
 
     A stream cut short (a collection copied while written, a download stopped) gives every byte it
@@ -189,30 +241,19 @@ class CompressedStream(io.RawIOBase):
     member's declared ratio is refused before it is read."""
 
     def __init__(self, source: BinaryIO, fmt: str) -> None:
+        super().__init__(_decompressor(fmt, source), 1 << 20)
         self.source = source
-        self.inner = _decompressor(fmt, source)
-        self.produced = 0
-        self.problem: str | None = None
 
-    def readable(self) -> bool:
-        return True
+    def _retry(self) -> bool:
+        return False  # ``read1`` hands over each piece as decompressed: nothing was lost at the cut
 
-    def readinto(self, buffer: Any) -> int:
-        if self.problem is not None:
-            return 0
-        view = memoryview(buffer).cast("B")
-        try:
-            data = self.inner.read1(len(view))  # type: ignore[attr-defined]
-        except EOFError:
-            self.problem = (f"compressed stream cut short after {self.produced:,} bytes of its content: "
-                            "the rest is lost")
-            return 0
-        view[: len(data)] = data
-        self.produced += len(data)
-        if self.produced > RATIO_MIN_SIZE and self.produced > RATIO * max(self.source.tell(), 1):
+    def _read(self, size: int) -> bytes:
+        data = bytes(self.inner.read1(size))  # one piece as decompressed: nothing lost at a cut
+        produced = self.produced + len(data)
+        if produced > RATIO_MIN_SIZE and produced > RATIO * max(self.source.tell(), 1):
             self.problem = (f"content expands more than {RATIO}:1 over its compressed bytes after "
-                            f"{self.produced:,} bytes: possible archive bomb, the rest not read")
-        return len(data)
+                            f"{produced:,} bytes: possible archive bomb, the rest not read")
+        return data
 
 
 class _MemoryWriter:
