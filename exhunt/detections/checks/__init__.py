@@ -45,6 +45,7 @@ CHECKS: tuple[type[Check], ...] = (
     mailflow.MailboxForwarding,
     mailflow.InboxRuleHiding,
     exchange_config.MailboxExportRequest,
+    exchange_config.MailboxExportCmdlet,
     exchange_config.MailboxPermissionGrant,
     exchange_config.ImpersonationRole,
 )

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from exhunt.detections.base import SqlCheck
 from exhunt.detections.checks.mailflow import COLUMNS, prop
-from exhunt.detections.checks.proxyshell import EXPORT_TO_WEB, MSRC_PROXYSHELL
+from exhunt.detections.checks.proxyshell import CMDLET, EXPORT_TO_WEB, MSRC_PROXYSHELL, PARAMETERS, WEB_FOLDERS
+from exhunt.detections.patterns import literal
 
 MS_PERMISSIONS = "https://learn.microsoft.com/en-us/exchange/recipients/mailbox-permissions"
 MS_IMPERSONATION = "https://learn.microsoft.com/en-us/exchange/applicationimpersonation-role-exchange-2013-help"
@@ -23,6 +24,15 @@ BUILT_IN = ("(^|\\\\)(self|system|network service|s-1-5-18|exchange servers|exch
             "delegated setup|public folder management|exchange organization administrators|"
             "hygiene management|discovery management)$")
 MASS_GRANT = 3  # a principal with rights on this many mailboxes is more than one delegate
+
+
+def export_confidence(path: str) -> str:
+    """SQL: an export's FilePath (``path``) that is no UNC share, a UNC path to this host or an admin
+    share, or a file that is no .pst is unusual (medium); an ordinary .pst on a share low."""
+    return (f"CASE WHEN NOT starts_with(coalesce({path}, ''), '\\\\')"
+            f" OR regexp_matches({path}, '(?i)^\\\\\\\\(localhost|127\\.[0-9.]+|\\[?::1\\]?)\\\\')"
+            f" OR regexp_matches({path}, '(?i)^\\\\\\\\[^\\\\]+\\\\[a-z]\\$')"
+            f" OR NOT regexp_matches({path}, '(?i)\\.pst$') THEN 'medium' ELSE 'low' END")
 
 
 class MailboxExportRequest(SqlCheck):
@@ -49,14 +59,43 @@ class MailboxExportRequest(SqlCheck):
         SELECT {COLUMNS}, coalesce(target_filename, '') AS key,
                concat_ws(' ', cmdlet, 'mailbox=' || anchor_mailbox, 'FilePath=' || target_filename,
                          'status=' || message, 'requested by=' || "user") AS excerpt,
-               CASE WHEN NOT starts_with(coalesce(target_filename, ''), '\\\\')
-                      OR regexp_matches(target_filename, '(?i)^\\\\\\\\(localhost|127\\.[0-9.]+|\\[?::1\\]?)\\\\')
-                      OR regexp_matches(target_filename, '(?i)^\\\\\\\\[^\\\\]+\\\\[a-z]\\$')
-                      OR NOT regexp_matches(target_filename, '(?i)\\.pst$')
-                    THEN 'medium' ELSE 'low' END AS confidence,
+               {export_confidence("target_filename")} AS confidence,
                target_filename AS ioc_file_path
         FROM events
         WHERE kind = 'mailbox_export_request' AND NOT coalesce({EXPORT_TO_WEB}, false)
+    """
+
+
+class MailboxExportCmdlet(SqlCheck):
+    id = "exchange_config.mailbox_export_cmdlet"
+    prefilter = (literal("New-MailboxExportRequest"),)  # the cmdlet name, raw in the log line
+    event_literals = ()  # MSExchange Management events: the Sigma rule exhunt_exchange_mailbox_export
+    title = "Mailbox export request in the cmdlet logs"
+    severity = "medium"
+    description = (
+        "New-MailboxExportRequest recorded by remote PowerShell (Rps_Cmdlet) or ECP (Server log): a mailbox "
+        "copied to a PST, legitimate for migrations and eDiscovery, used to steal mail after ProxyShell and "
+        "ProxyNotShell. Confidence as for export requests (medium for a local path, this host's or an admin "
+        "share, or a file that is no .pst; low otherwise). Into a web folder or as a page it is the ProxyShell "
+        "check; in the MSExchange Management event log, the Sigma rule exhunt_exchange_mailbox_export."
+    )
+    attack = ("T1114.002",)
+    references = (MS_EXPORT, MSRC_PROXYSHELL)
+    remediation = MailboxExportRequest.remediation
+    sql = f"""
+        WITH c AS (
+            SELECT host, path, source, ts, line, record_id, "user", {CMDLET} AS name, {PARAMETERS} AS params,
+                   regexp_extract({PARAMETERS}, '(?i)-FilePath[ :]+"?([^"]+)', 1) AS file
+            FROM events WHERE source IN ('rps_cmdlet', 'ecp_server')
+        )
+        SELECT host, path, source, ts, line, record_id,
+               coalesce(nullif(regexp_extract(params, '(?i)-Mailbox[ :]+"?([^" ]+)', 1), ''), params) AS key,
+               concat_ws(' ', name, params, 'user=' || "user") AS excerpt,
+               {export_confidence("file")} AS confidence, nullif(file, '') AS ioc_file_path
+        FROM c
+        WHERE lower(name) = 'new-mailboxexportrequest'
+          AND NOT (regexp_matches(params, '(?i)\\.(aspx|ashx|asmx|asp)\\b')  -- the ProxyShell check's
+                   OR (regexp_matches(params, '(?i)\\.pst\\b') AND regexp_matches(params, '{WEB_FOLDERS}')))
     """
 
 

@@ -7,6 +7,7 @@ into lower-confidence findings instead of being dropped.
 from __future__ import annotations
 
 from exhunt.detections.base import SqlCheck
+from exhunt.detections.checks.proxyshell import CMDLET, PARAMETERS
 from exhunt.detections.patterns import literal, url_text
 
 PROXYLOGON_CVES = ("CVE-2021-26855", "CVE-2021-26857", "CVE-2021-26858", "CVE-2021-27065")
@@ -91,14 +92,14 @@ class SsrfBackendCookie(SqlCheck):
         SELECT {COLUMNS}, {REQUEST} || ' cookie=' || {IIS_COOKIE} AS excerpt
         FROM events
         WHERE source = 'iis' AND "user" IS NULL
-          AND (contains(coalesce(raw, fields), 'X-BEResource=')
-               OR contains(coalesce(raw, fields), 'X-AnonResource-Backend='))
+          AND (coalesce(raw, fields) ILIKE '%x-beresource=%'  -- cookie names in any case
+               OR coalesce(raw, fields) ILIKE '%x-anonresource-backend=%')
           AND regexp_matches({IIS_COOKIE}, '(X-BEResource|X-AnonResource-Backend)=[^;]*(\\]@|/)', 'i')
     """
 
 
-_SSRF_SCRIPT = r'(?:/owa/auth/[^\r\n]*\.js|/ecp/[^/\r\n]*\.js)(?:[ \t,"?\r]|$)'
-_SSRF_SCRIPT_W3C = r"(?:/owa/auth/[^ \r\n]*\.js|/ecp/[^/ \r\n]*\.js)(?:[ \t?\r]|$)"
+_SSRF_SCRIPT = r'(?:/owa/auth/[^\r\n]*\.js|/ecp/(?:auth/)?[^/\r\n]*\.js)(?:[ \t,"?\r]|$)'
+_SSRF_SCRIPT_W3C = r"(?:/owa/auth/[^ \r\n]*\.js|/ecp/(?:auth/)?[^/ \r\n]*\.js)(?:[ \t?\r]|$)"
 
 
 class SsrfStaticResourcePost(SqlCheck):
@@ -116,7 +117,7 @@ class SsrfStaticResourcePost(SqlCheck):
     severity = "high"
     description = (
         "Static files (.js, .css, default.flt, theme resources) are never the target of a legitimate "
-        "POST. ProxyLogon exploits sent their SSRF as POSTs to such paths (e.g. /ecp/y.js, "
+        "POST. ProxyLogon exploits sent their SSRF as POSTs to such paths (e.g. /ecp/y.js, /ecp/auth/w.js, "
         "/owa/auth/x.js) with X-BEResource cookies."
     )
     cves = ("CVE-2021-26855",)
@@ -131,7 +132,7 @@ class SsrfStaticResourcePost(SqlCheck):
         FROM events
         WHERE source IN ('iis', 'httpproxy') AND upper(method) = 'POST'
           AND regexp_matches(lower(uri),
-              '^/(owa/auth/.*\\.js|ecp/[^/]*\\.js|ecp/default\\.flt|ecp/main\\.css|owa/auth/current/themes/resources/.*)$')
+              '^/(owa/auth/.*\\.js|ecp/(auth/)?[^/]*\\.js|ecp/default\\.flt|ecp/main\\.css|owa/auth/current/themes/resources/.*)$')
     """
 
 
@@ -142,7 +143,8 @@ class EcpVirtualDirectoryScript(SqlCheck):
     title = "Virtual directory URL set to a script (CVE-2021-27065)"
     severity = "critical"
     description = (
-        "The ECP Server log records a Set-*VirtualDirectory cmdlet whose parameters hold '<script', or a "
+        "The ECP Server or remote PowerShell (Rps_Cmdlet) log records a Set-*VirtualDirectory cmdlet whose "
+        "parameters hold '<script', or a "
         "Get-*VirtualDirectory export shows a URL holding one (the same trace in its current state): the "
         "arbitrary file write of CVE-2021-27065, used to plant a China Chopper shell in the OAB "
         "virtual directory's ExternalUrl and export it to a web folder."
@@ -157,11 +159,11 @@ class EcpVirtualDirectoryScript(SqlCheck):
         "preserving it as evidence.",
     )
     sql = f"""
-        SELECT {EVENT_COLUMNS}, coalesce(cmdlet, '') AS key,
-               coalesce(message, cmdlet || parameters) AS excerpt
+        SELECT {EVENT_COLUMNS}, coalesce({CMDLET}, '') AS key,
+               coalesce(message, {CMDLET} || ' ' || {PARAMETERS}) AS excerpt
         FROM events
-        WHERE source = 'ecp_server' AND cmdlet ILIKE 'Set-%VirtualDirectory'
-          AND parameters ILIKE '%<script%'
+        WHERE source IN ('ecp_server', 'rps_cmdlet') AND {CMDLET} ILIKE 'Set-%VirtualDirectory'
+          AND {PARAMETERS} ILIKE '%<script%'
         UNION ALL  -- Get-*VirtualDirectory exports (artifacts.cmdlet_exports): the URL as it is now
         SELECT {EVENT_COLUMNS}, regexp_replace(cmdlet, '^Get-', 'Set-') AS key,
                concat_ws(' ', cmdlet, message, 'ExternalUrl=' || uri, 'InternalUrl=' || uri_query) AS excerpt

@@ -20,7 +20,8 @@ class ProxyNotShellAutodiscover(SqlCheck):
     description = (
         "A request to autodiscover.json that names PowerShell after it (Microsoft's hunting pattern "
         "'autodiscover.json.*@.*Powershell', also as the published 'FooProtocol=Powershell' and the "
-        "mitigation bypasses without '@'). From an authenticated user, with '@' and without ProxyShell's "
+        "mitigation bypasses without '@'). From an authenticated user, with '@' or the confusion's "
+        "'Email=autodiscover/autodiscover.json' (the bypasses drop the '@') and without ProxyShell's "
         "forged X-Rps-CAT token, it is the ProxyNotShell SSRF (high); otherwise the same shape may be "
         "ProxyShell's or a bypass probe, so it is medium and the server's build decides which applies."
     )
@@ -35,7 +36,8 @@ class ProxyNotShellAutodiscover(SqlCheck):
     )
     sql = f"""
         SELECT {EVENT_COLUMNS}, coalesce(client_ip, '') AS key, {HTTP_EXCERPT} AS excerpt,
-               CASE WHEN "user" IS NOT NULL AND "user" NOT IN ('-', '') AND contains({REQUEST}, '@')
+               CASE WHEN "user" IS NOT NULL AND "user" NOT IN ('-', '')
+                         AND (contains({REQUEST}, '@') OR contains({REQUEST}, 'email=autodiscover/autodiscover.json'))
                          AND NOT contains({REQUEST}, 'x-rps-cat')
                     THEN 'high' ELSE 'medium' END AS confidence,
                client_ip AS ioc_client_ip, user_agent AS ioc_user_agent, "user" AS ioc_user

@@ -57,8 +57,10 @@ class ProxyShellAutodiscover(SqlCheck):
         "A request to /autodiscover/autodiscover.json carrying '@' and "
         "'Email=autodiscover/autodiscover.json' that reaches /powershell, /mapi/nspi or /EWS: the "
         "pre-authentication path confusion that opens "
-        "ProxyShell. Authenticated requests of the same shape are reported at medium confidence because "
-        "ProxyNotShell (CVE-2022-41040) uses it with valid credentials. The same pattern without the "
+        "ProxyShell. The same confusion reaching /owa/ is the published vulnerability check (a 302 answer "
+        "means vulnerable), reported at medium confidence. Authenticated requests of the same shape are "
+        "reported at medium confidence because ProxyNotShell (CVE-2022-41040) uses it with valid "
+        "credentials. The same pattern without the "
         "Email= parameter is a variant or a scanner (medium)."
     )
     cves = PROXYSHELL_CVES
@@ -71,12 +73,13 @@ class ProxyShellAutodiscover(SqlCheck):
         SELECT {EVENT_COLUMNS}, coalesce(client_ip, '') AS key, {HTTP_EXCERPT} AS excerpt,
                CASE WHEN NOT contains({REQUEST}, 'email=autodiscover/autodiscover.json') THEN 'medium'
                     WHEN "user" IS NOT NULL AND "user" NOT IN ('-', '') THEN 'medium'
+                    WHEN NOT regexp_matches({REQUEST}, '@.*/(powershell|mapi/nspi|ews)([/?&%. ]|$)') THEN 'medium'
                     ELSE 'high' END AS confidence,
                client_ip AS ioc_client_ip, user_agent AS ioc_user_agent
         FROM events
         WHERE source IN {WEB_SOURCES} AND {mentions('autodiscover.json')}
           AND regexp_matches({REQUEST},
-              'autodiscover\\.json.*@.*/(powershell|mapi/nspi|ews)([/?&%. ]|$)')
+              'autodiscover\\.json.*@.*/(powershell|mapi/nspi|ews|owa)([/?&%. ]|$)')
     """
 
 

@@ -13,9 +13,14 @@ from exhunt.detections.base import SqlCheck
 from exhunt.detections.checks.proxylogon import MS_GUIDANCE, TEST_PROXYLOGON
 from exhunt.detections.patterns import not_one_of
 
-WEB_FOLDER_RE = "(^|/)(frontend/httpproxy/(owa|ecp)/auth|inetpub/wwwroot/aspnet_client|clientaccess/oab)/"
+# FrontEnd\HttpProxy\oab and \ews hold no page of Exchange's own: shells were found there (Microsoft's
+# March 2021 IOC feed: ...\HttpProxy\OAB\log.aspx, ...\HttpProxy\ews\333.aspx)
+WEB_FOLDER_RE = ("(^|/)(frontend/httpproxy/(owa|ecp)/auth|frontend/httpproxy/(oab|ews)|inetpub/wwwroot/aspnet_client|"
+                 "clientaccess/oab)/")
 PAGE_RE = "\\.(aspx|ashx|asmx|asp|asax|cshtml)$"
-URL_FOLDER_RE = "^/(owa/auth|ecp/auth|aspnet_client|oab)/(.*/)?[^/]+\\.(aspx|ashx|asmx|asp)$"
+# /ews/ serves Exchange.asmx and Services.wsdl: only pages of another kind there are unknown
+URL_FOLDER_RE = ("^/((owa/auth|ecp/auth|aspnet_client|oab)/(.*/)?[^/]+\\.(aspx|ashx|asmx|asp)"
+                 "|ews/(.*/)?[^/]+\\.(aspx|ashx|asp))$")
 # where the known page names are legitimate: directly in owa\auth or ecp\auth (the baselines hold no
 # page anywhere else in these folders), so logon.aspx under themes\resources or errorFE.aspx in
 # aspnet_client is as unknown as any other name
@@ -37,8 +42,8 @@ class WebShellByPlacement(SqlCheck):
     title = "Unknown page in an Exchange or IIS web folder"
     severity = "high"
     description = (
-        "ProxyLogon web shells were dropped under FrontEnd\\HttpProxy\\owa\\auth, ...\\ecp\\auth, "
-        "inetpub\\wwwroot\\aspnet_client and ClientAccess\\OAB. This page is not one of Exchange's "
+        "ProxyLogon web shells were dropped under FrontEnd\\HttpProxy\\owa\\auth, ...\\ecp\\auth, ...\\OAB, "
+        "...\\ews, inetpub\\wwwroot\\aspnet_client and ClientAccess\\OAB. This page is not one of Exchange's "
         "known-good pages in its place (a known name elsewhere, e.g. logon.aspx under themes\\resources, "
         "counts as unknown)."
     )
@@ -99,6 +104,7 @@ def _requests_prefilter() -> str:
     unknown_name = not_one_of(stems, end=' ?\r\n,"/') + "\\.aspx"
     return "|".join((
         "/(?:aspnet_client|oab)/[^\\r\\n]*\\.as[phm]",
+        f"/ews/{segment}*\\.as(?:px|hx|p)(?:[ ?,\"\\r\\n]|$)",
         f"/(?:owa|ecp)/auth/{segment}*/{segment}*\\.as[phm]",
         f"/(?:owa|ecp)/auth/(?:{unknown_name}|[^ ?\\r\\n,\"/]*\\.as(?:hx|mx|p))(?:[ ?,\"\\r\\n]|$)",
     ))
