@@ -120,7 +120,7 @@ class ExchangeDialect:
     def on_block(self, ctx: ParseContext, block: Block, first_line: int) -> None:
         version = block.directives.get("version", "")
         if BUILD_RE.match(version) and not version.startswith(("15.0.0.0", "15.00.0000")):
-            ctx.fact("build", version, first_line, "high")
+            ctx.fact("build", version, block.lines.get("version") or first_line, "high")
 
     def handle(self, ctx: ParseContext, number: int, text: str, block: Block, record: dict[str, str]) -> None:
         source = self.source(ctx, block)

@@ -37,6 +37,7 @@ class Block:
 
     directives: dict[str, str] = field(default_factory=dict)
     fields: list[str] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)  # directive -> its line (0: not known here)
 
 
 def apply_header(ctx: ParseContext, block: Block, text: str, number: int, offset: int, field_sep: str) -> Block:
@@ -45,13 +46,14 @@ def apply_header(ctx: ParseContext, block: Block, text: str, number: int, offset
     key = name.strip().lower()
     if key != "fields":
         block.directives[key] = value.strip()
+        block.lines[key] = number  # a fact taken from it cites its line, not the block's first row
         return block
     names = [f.strip() for f in value.strip().split(field_sep) if f.strip()]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         ctx.warn(f"malformed #Fields header: duplicate field names {', '.join(dupes)}; "
                  "values are mapped by position", number, offset)
-    return Block(dict(block.directives), names)
+    return Block(dict(block.directives), names, dict(block.lines))
 
 
 def iter_records(

@@ -22,6 +22,7 @@ from exhunt.errors import CaseError, UsageError
 from exhunt.events.store import connect
 from exhunt.findings.model import AssessmentDocument
 from exhunt.reports.case import HITS_DDL, has_table
+from exhunt.reports.csv_timeline import spreadsheet_cell
 
 ALLOWED = {duckdb.StatementType.SELECT}  # not EXPLAIN: EXPLAIN ANALYZE runs the statement it explains
 TABLE_ROWS = 1_000
@@ -96,7 +97,7 @@ def write_csv(cursor: duckdb.DuckDBPyConnection, out: BinaryIO) -> int:
         writer = csv.writer(text)
         writer.writerow([d[0] for d in cursor.description])
         for batch in batches(cursor):
-            writer.writerows(["" if v is None else v for v in row] for row in batch)
+            writer.writerows([spreadsheet_cell(v) for v in row] for row in batch)  # no formula runs
             n += len(batch)
         text.flush()
     finally:

@@ -72,3 +72,19 @@ def test_sniffed_by_header_in_any_case(tmp_path: Path, software: str) -> None:
     data = f"{software}\n#Log-type: HttpProxy Logs\n#fields: DateTime,UrlStem\n2021-03-03T00:00:00Z,/owa/\n"
     con = parse_bytes(tmp_path, "deep/random/name.txt", data.encode())
     assert con.execute("SELECT source, uri FROM events").fetchone() == ("httpproxy", "/owa/")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_build_from_a_version_header_cites_that_header_line(tmp_path: Path, fast: bool,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A block's #Version is a fact of its own header line (2 here, then 8 after the restart), not of the
+    block's first row: the exposure finding cites the line that says the build."""
+    from exhunt.artifacts.exchange_logs import ExchangeLog
+
+    monkeypatch.setattr(ExchangeLog, "fast", fast)
+    row = "2021-03-03T02:01:02Z,r1,Owa,/owa/,,UA,1.2.3.4,200,GET,\r\n"
+    second = HEADER.replace("15.01.2176.002", "15.01.2308.008")
+    con = parse_bytes(tmp_path, "HttpProxy/Owa/HttpProxy_2021030300-1.LOG", (HEADER + row + second + row).encode())
+    facts = con.execute("SELECT value, line FROM host_facts WHERE fact = 'build' AND value LIKE '15.01.%' "
+                        "ORDER BY line").fetchall()
+    assert facts == [("15.01.2176.002", 2), ("15.01.2308.008", 8)]

@@ -19,6 +19,13 @@ def test_pivot_on_an_ip_as_csv(scanned: ScanResult, capsys: pytest.CaptureFixtur
     assert [r["uri"] for r in rows] == ["/ecp/y.js", "/ecp/y.js", "/aspnet_client/system_web/shell.aspx"]
 
 
+def test_csv_cells_a_spreadsheet_would_run_are_text(scanned: ScanResult, capsys: pytest.CaptureFixture) -> None:
+    sql = "SELECT '=cmd|''/c calc''!A1' AS ua, '@SUM(1)' AS b, 'plain' AS c, NULL AS d"
+    assert main(["query", str(scanned.case_dir), sql, "--format", "csv"]) == 0
+    (row,) = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert row == {"ua": "'=cmd|'/c calc'!A1", "b": "'@SUM(1)", "c": "plain", "d": ""}
+
+
 def test_json_and_table_output(scanned: ScanResult, capsys: pytest.CaptureFixture) -> None:
     sql = "SELECT h.host, h.verdict, count(f.id) AS n FROM hosts h JOIN findings f USING (host) GROUP BY ALL"
     assert main(["query", str(scanned.case_dir), sql, "-f", "json"]) == 0
