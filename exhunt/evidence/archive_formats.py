@@ -17,6 +17,7 @@ import gzip
 import io
 import lzma
 import stat
+import struct
 import tarfile
 import tempfile
 import zipfile
@@ -82,6 +83,31 @@ def _decompressor(fmt: str, stream: BinaryIO) -> BinaryIO:
     return lzma.LZMAFile(stream)  # type: ignore[return-value]
 
 
+FILETIME_UNIX = 11_644_473_600  # seconds from 1601-01-01 (Windows FILETIME) to 1970-01-01
+
+
+def zip_mtime(info: zipfile.ZipInfo) -> float | None:
+    """A member's modification time in UTC: from its NTFS extra field (0x000A: FILETIME, written by
+    7-Zip and others on Windows) or its extended timestamp (0x5455 'UT': Unix seconds, Info-ZIP),
+    else its DOS time, which is the archiving machine's local time (its zone is not recorded: read as
+    UTC, the best guess left). A zip made in New York had put its members' times 5 hours early."""
+    extra, at = info.extra, 0
+    while at + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, at)
+        body = extra[at + 4 : at + 4 + size]
+        at += 4 + size
+        if tag == 0x000A and len(body) >= 32 and struct.unpack_from("<HH", body, 4) == (1, 24):
+            filetime = struct.unpack_from("<Q", body, 8)[0]
+            if filetime:
+                return filetime / 10_000_000 - FILETIME_UNIX
+        elif tag == 0x5455 and len(body) >= 5 and body[0] & 1:
+            return float(struct.unpack_from("<i", body, 1)[0])
+    try:
+        return float(calendar.timegm((*info.date_time, 0, 0, 0)))
+    except (ValueError, OverflowError):
+        return None
+
+
 class ZipReader:
     def __init__(self, stream: BinaryIO) -> None:
         self.zf = zipfile.ZipFile(stream)
@@ -90,11 +116,7 @@ class ZipReader:
         for i, info in enumerate(self.zf.infolist()):
             mode = info.external_attr >> 16
             kind = "dir" if info.is_dir() else "link" if stat.S_ISLNK(mode) else "file"
-            try:
-                mtime: float | None = float(calendar.timegm((*info.date_time, 0, 0, 0)))
-            except (ValueError, OverflowError):
-                mtime = None
-            yield Member(str(i), info.filename, info.file_size, info.compress_size, kind, mtime)
+            yield Member(str(i), info.filename, info.file_size, info.compress_size, kind, zip_mtime(info))
 
     def open(self, locator: str) -> BinaryIO:
         info = self.zf.infolist()[int(locator)]
