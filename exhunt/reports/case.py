@@ -152,6 +152,28 @@ CITED_ROWS_SQL = f"""
 ROW_COLUMNS = ("ts", "host", "source", "path", "line", "record_id", "message", "finding_ids") + EVENT_COLUMNS
 HITS_DDL = ("CREATE TABLE hits (finding_id VARCHAR, host VARCHAR, path VARCHAR, source VARCHAR, line BIGINT, "
             "record_id BIGINT, ts TIMESTAMPTZ, excerpt VARCHAR)")
+HITS_COLUMNS = "finding_id, host, path, source, line, record_id, ts, excerpt"
+IMPACT_ID = "impact:"  # the timelines' id of the rows the mailbox impact cites: impact:<mailbox>
+
+
+def impact_hits(doc: AssessmentDocument) -> list[tuple[Any, ...]]:
+    """The rows the mailbox impact cites, as hits (``HITS_COLUMNS``) of ``impact:<mailbox>``: the
+    timelines hold them as they hold the findings' rows (the dates a notification rests on)."""
+    return [(IMPACT_ID + i.mailbox, i.host, e.path, e.source, e.line, e.record_id, e.ts, e.excerpt)
+            for i in doc.impact for e in i.evidence]
+
+
+def _with_impact_hits(con: duckdb.DuckDBPyConnection, sql: str, doc: AssessmentDocument) -> str:
+    """``sql`` reading the hits and the impact's cited rows (a temporary table of this connection)."""
+    rows = impact_hits(doc)
+    if not rows:
+        return sql
+    con.execute(f"CREATE OR REPLACE TEMP TABLE impact_hits ({HITS_DDL.split('(', 1)[1]}")
+    con.executemany(f"INSERT INTO impact_hits ({HITS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    marker = "FROM hits GROUP BY"
+    assert marker in sql
+    return sql.replace(marker, f"FROM (SELECT {HITS_COLUMNS} FROM hits UNION ALL SELECT {HITS_COLUMNS} "
+                               "FROM impact_hits) GROUP BY")
 
 
 def timeline_rows(case: Case, all_events: bool | None = None) -> Iterator[dict[str, Any]]:
@@ -162,7 +184,7 @@ def timeline_rows(case: Case, all_events: bool | None = None) -> Iterator[dict[s
     every = case.all_events if all_events is None else all_events
     con = case.connect()
     if con is None:
-        for c in _cited_from_document(case.document):
+        for c in _cited_from_document(case.document, with_impact=True):
             yield {"ts": c.ts, "host": c.host, "source": c.source, "path": c.path, "line": c.line,
                    "record_id": c.record_id, "message": c.excerpt, "finding_ids": list(c.finding_ids)}
         return
@@ -174,7 +196,8 @@ def timeline_rows(case: Case, all_events: bool | None = None) -> Iterator[dict[s
                 con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
                 con.execute("SET temp_directory = ?", [spill])
             con.execute("SET preserve_insertion_order = false")
-            cursor = con.execute(ALL_EVENTS_SQL if every else CITED_SQL.format(near=near_hits(con)))
+            sql = ALL_EVENTS_SQL if every else CITED_SQL.format(near=near_hits(con))
+            cursor = con.execute(_with_impact_hits(con, sql, case.document))
             while batch := cursor.fetchmany(FETCH_ROWS):
                 for row in batch:
                     yield dict(zip(ROW_COLUMNS, row, strict=True))
@@ -232,15 +255,18 @@ def cited_events(case: Case) -> Iterator[CitedEvent]:
             yield _cited(ts, host, source, path, line, record_id, message or "", ids)
 
 
-def _cited_from_document(doc: AssessmentDocument) -> Iterator[CitedEvent]:
-    """The document's cited rows, each once with the ids of every finding citing it. A row's
-    ``CitedEvent`` is made once all are known, without a keyword ``__init__`` (a web root's one-page
-    findings cite thousands of rows) and with its time parsed once per distinct text."""
+def _cited_from_document(doc: AssessmentDocument, with_impact: bool = False) -> Iterator[CitedEvent]:
+    """The document's cited rows, each once with the ids of every finding citing it (``with_impact``:
+    and of the mailbox impact's, ``impact:<mailbox>``). A row's ``CitedEvent`` is made once all are
+    known, without a keyword ``__init__`` (a web root's one-page findings cite thousands of rows) and
+    with its time parsed once per distinct text."""
     rows: dict[tuple[Any, ...], tuple[Any, str, tuple[str, ...]]] = {}
     get = rows.get
-    for f in doc.findings:
-        host, fid = f.host, f.id
-        for e in f.evidence:
+    citing = [(f.host, f.id, f.evidence) for f in doc.findings]
+    if with_impact:
+        citing += [(i.host, IMPACT_ID + i.mailbox, i.evidence) for i in doc.impact]
+    for host, fid, evidence in citing:
+        for e in evidence:
             key = (host, e.path, e.source, e.line, e.record_id, e.ts)
             old = get(key)
             rows[key] = (e, host, (old[2] if old else ()) + (fid,))

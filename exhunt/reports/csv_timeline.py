@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from exhunt.findings.model import Finding, severity_rank
-from exhunt.reports.case import Case, iso_utc, timeline_rows, timestamp_desc
+from exhunt.reports.case import IMPACT_ID, Case, iso_utc, timeline_rows, timestamp_desc
 
 COLUMNS = ("message", "datetime", "timestamp_desc", "host", "source", "path", "line", "record_id", "severity",
            "findings", "finding_ids", "cves", "attack", "kind", "client_ip", "user", "method", "uri",
@@ -24,13 +24,17 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def finding_fields(ids: list[str], findings: dict[str, Finding]) -> dict[str, Any]:
     """Names, severity, CVEs and ATT&CK ids of the findings citing a row (empty when none)."""
     cited = [findings[i] for i in ids if i in findings]
-    if not cited:
-        return {"severity": "", "findings": "", "finding_ids": "", "cves": "", "attack": ""}
+    if not cited:  # a row only the mailbox impact cites
+        boxes = [i.removeprefix(IMPACT_ID) for i in ids if i.startswith(IMPACT_ID)]
+        return {"severity": "", "findings": "Mailbox exposed: " + ", ".join(boxes) if boxes else "",
+                "finding_ids": " ".join(ids), "cves": "", "attack": ""}
     worst = max(cited, key=lambda f: severity_rank(f.severity))
+    boxes = [i.removeprefix(IMPACT_ID) for i in ids if i.startswith(IMPACT_ID)]
     return {
         "severity": worst.severity,
-        "findings": " | ".join(dict.fromkeys(f.title for f in cited)),
-        "finding_ids": " ".join(f.id for f in cited),
+        "findings": " | ".join([*dict.fromkeys(f.title for f in cited), *(["Mailbox exposed: " + ", ".join(boxes)]
+                                                                        if boxes else [])]),
+        "finding_ids": " ".join([*(f.id for f in cited), *(IMPACT_ID + b for b in boxes)]),
         "cves": " ".join(dict.fromkeys(c for f in cited for c in f.cves)),
         "attack": " ".join(dict.fromkeys(a for f in cited for a in f.attack)),
     }

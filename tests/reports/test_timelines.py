@@ -128,3 +128,25 @@ def test_cited_rows_read_near_the_hits_are_those_of_every_row(case: Case, monkey
     monkeypatch.undo()
     monkeypatch.setattr(case_module, "NEAR_VALUES", 0)
     assert _cited(copy) == near
+
+
+def test_the_rows_the_mailbox_impact_cites_are_in_the_timelines(tmp_path: Path) -> None:
+    """The dates a breach notification rests on (who was read, from when to when) come from the
+    impact's cited rows: the timelines hold each of them, store or not, tagged with the mailbox."""
+    from exhunt.api import ScanOptions, scan
+    from exhunt.demo import DemoSpec, generate
+
+    generate(tmp_path / "evidence", DemoSpec(per_day=60, attack=True, seed=3))
+    doc = scan([tmp_path / "evidence"], ScanOptions(out=tmp_path / "case", host="EXCH01", jobs=1, quiet=True,
+                                                    progress=False)).document
+    cited = {(i.mailbox, e.path, e.line) for i in doc.impact for e in i.evidence}
+    assert cited
+    for case in (Case(doc, tmp_path / "case" / "store"), Case(doc)):
+        rows = _csv(case)
+        tagged = {(ids.removeprefix("impact:"), r["path"], int(r["line"])) for r in rows
+                  for ids in r["finding_ids"].split() if ids.startswith("impact:")}
+        assert cited <= tagged
+        assert all(r["findings"] for r in rows if "impact:" in r["finding_ids"])
+        lines = _jsonl(case)
+        assert sum("impact:" in " ".join(line.get("finding_ids", "").split()) for line in lines) >= len(
+            {(p, n) for _, p, n in cited})
