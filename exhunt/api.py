@@ -25,7 +25,7 @@ from exhunt.detections import pivot as attacker
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.eventfilter import EventFilter
 from exhunt.detections.filehunt import scan_rules
-from exhunt.detections.impact import Accesses, assess_impact, pivot_rows
+from exhunt.detections.impact import Accesses, assess_impact, pivot_rows, read_accesses
 from exhunt.detections.iocs import load_iocs
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
@@ -462,7 +462,9 @@ def _assess(con: Any, store: Path, work: list[HostWork], options: ScanOptions, t
         if ahead:  # the hosts' verdicts on their own cursor while the impact runs: both are mostly
             # DuckDB queries (the GIL released), and each waited for the other on one core before
             ahead.start_unless_current()
-        impact = _impact(con, store, findings, hit_rows, read, marked)
+        impact, shared = _impact(con, store, findings, hit_rows, read, marked)
+        if shared:  # the reports say why no mailbox access is tied to them
+            rules = {**rules, "impact": {"shared_client_ips": shared}}
         hosts = ahead.result() if ahead else _host_assessments(con.cursor(), work, findings)
     if marked:
         selected.restore(con, store)
@@ -481,12 +483,16 @@ def _assess(con: Any, store: Path, work: list[HostWork], options: ScanOptions, t
 
 
 def _impact(con: Any, store: Path, findings: Sequence[Finding], hit_rows: list[dict], read: Accesses | None,
-            marked: bool) -> tuple[MailboxImpact, ...]:
-    """Whose mail: after every detection. ``--index full`` (``marked``): over the selection plus the
-    rows triage's pivot pass would store (``pivot_rows``), not every row."""
+            marked: bool) -> tuple[tuple[MailboxImpact, ...], dict[str, int]]:
+    """Whose mail: after every detection, and the attacker addresses set aside as shared (a load
+    balancer's: ``impact.sources``). ``--index full`` (``marked``): over the selection plus the rows
+    triage's pivot pass would store (``pivot_rows``), not every row."""
     if marked:
         read = pivot_rows.add_attacker_rows(con, store, findings, hit_rows)
-    return assess_impact(con, findings, hit_rows, store, read)
+    if read is None:
+        read = read_accesses(con, findings, hit_rows)
+    shared = dict(read[0].shared_ips)
+    return assess_impact(con, findings, hit_rows, store, read), shared
 
 
 class HostsAhead:

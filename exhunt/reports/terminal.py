@@ -171,6 +171,10 @@ def rule_problems(rules: dict[str, Any], shown: int = 3) -> list[str]:
              ("YARA", "yara.rules", ((rules.get("yara") or {}).get("rules") or {}).get("skipped") or []),
              ("IOC", "yara.iocs", ((rules.get("yara") or {}).get("iocs") or {}).get("skipped") or []))
     lines = []
+    shared = (rules.get("impact") or {}).get("shared_client_ips") or {}
+    for address, accounts in list(shared.items())[:shown]:
+        lines.append(f"Impact: attacker address {address} is shared by {accounts} accounts (a load balancer, proxy "
+                     "or NAT?): no mailbox access is tied to it; log X-Forwarded-For to see the real clients.")
     for name, where, failed in lists:
         if not failed:
             continue

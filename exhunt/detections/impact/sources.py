@@ -5,6 +5,10 @@ as SYSTEM, S-1-5-18 or the machine account from a client that is not an Exchange
 A row from one of these sources is the attacker's; a mailbox it touched is exposed at high
 confidence. User agents count only when they are distinctive: one that more than a few other
 clients also send (a stock browser string) would turn the users' own traffic into the attacker's.
+So do client addresses: one that many accounts sign in from is a load balancer, reverse proxy or
+NAT in front of the server (IIS then logs its address for every client, the attacker's included),
+and reading all of its traffic as the attacker's would expose every mailbox behind it; it is set
+aside in ``shared_ips`` (the reports name it: log X-Forwarded-For to see the real clients).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 COMMON_UA_CLIENTS = 3  # a user agent also sent by this many other client IPs is not the attacker's mark
+SHARED_IP_ACCOUNTS = 10  # a client address this many accounts sign in from is a balancer, proxy or NAT
 SYSTEM_SQL = "(nt authority\\\\system|system|s-1-5-18|[^@]*\\\\system|[^@]*\\$)"
 # Back-end logs where the SSRF's SYSTEM identity shows: EWS (Logging\Ews) and HttpProxy rows
 BACKEND_SQL = "(lower(log_type) LIKE 'ews%' OR source = 'httpproxy')"
@@ -47,6 +52,7 @@ class Sources:
     accounts: set[str] = field(default_factory=set)  # mailbox keys of accounts the attacker used
     servers: set[str] = field(default_factory=set)  # addresses of the Exchange servers themselves
     ssrf_ips: set[str] = field(default_factory=set)  # clients of SSRF-fed SYSTEM back-end calls
+    shared_ips: dict[str, int] = field(default_factory=dict)  # set aside: address -> accounts seen from it
 
     def label(self, client_ip: str | None, user_agent: str | None, user: str | None) -> tuple[str, ...]:
         """What ties a row to the attacker (empty: nothing does)."""
@@ -82,7 +88,24 @@ def collect(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_row
     _accounts_of_hits(con, {f.id for f in chosen}, hit_rows, src)
     _ssrf_clients(con, src)
     _drop_common_user_agents(con, src)
+    _set_aside_shared_ips(con, src)
     return src
+
+
+def _set_aside_shared_ips(con: duckdb.DuckDBPyConnection, src: Sources) -> None:
+    """Attacker addresses that ``SHARED_IP_ACCOUNTS`` or more accounts sign in from (see the module)."""
+    if not src.ips:
+        return
+    rows = con.execute("""
+        SELECT client_ip, count(DISTINCT lower("user")) FROM events
+        WHERE list_contains(?, client_ip) AND "user" IS NOT NULL AND "user" NOT IN ('-', '')
+        GROUP BY client_ip""", [sorted(src.ips)]).fetchall()
+    for value, accounts in rows:
+        addr = ip(value)
+        if addr and accounts >= SHARED_IP_ACCOUNTS:
+            src.ips.discard(addr)
+            src.ssrf_ips.discard(addr)
+            src.shared_ips[addr] = max(src.shared_ips.get(addr, 0), int(accounts))
 
 
 def _accounts_of_hits(con: duckdb.DuckDBPyConnection, ids: set[str], hit_rows: Sequence[dict],
