@@ -14,6 +14,7 @@ same document twice gives the same bundle.
 from __future__ import annotations
 
 import ipaddress
+import re
 import uuid
 from typing import Any, BinaryIO
 
@@ -34,12 +35,23 @@ def _literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+# a collection's drive folder (``C/inetpub/...``, as KAPE and exhunt's images lay a drive out) or a
+# log's Windows path written with '/' (``C:/Program Files/...``)
+DRIVE_RE = re.compile(r"^([A-Za-z]):?/")
+
+
 def _split(path: str) -> tuple[str, str]:
-    """Folder and name. Evidence paths are '/'-separated and may hold backslash escapes of control
-    characters (``cr\\x0dx.aspx``): only a Windows path from a log (no '/') splits at backslashes."""
+    """Folder and name, the folder as the host names it (``C:\\inetpub\\wwwroot``): an indicator to
+    share names the server's path, not the collection's, and one file is one directory object
+    whichever log or inventory named it. Evidence paths are '/'-separated and may hold backslash
+    escapes of control characters (``cr\\x0dx.aspx``): only a Windows path from a log (no '/') splits
+    at backslashes; the name is kept as it is."""
     if "/" not in path:
         path = path.replace("\\", "/")
     folder, _, name = path.rpartition("/")
+    drive = DRIVE_RE.match(folder + "/")
+    if drive:
+        folder = f"{drive.group(1).upper()}:\\" + folder[drive.end():].replace("/", "\\")
     return folder, name
 
 

@@ -40,3 +40,18 @@ def test_pattern_literals_are_escaped() -> None:
         assert stix.pattern_for("client_ip", own) is None
     stix2.Indicator(pattern=stix.pattern_for("user_agent", "<script>'x'</script>"), pattern_type="stix",
                     valid_from="2021-03-03T00:00:00Z")
+
+
+def test_file_indicators_name_the_hosts_path_once() -> None:
+    """A collection's drive folder and a log's Windows path with '/' are one folder on the server, named
+    as the server names it (an indicator matches no host at ``C/inetpub/...``)."""
+    from exhunt.reports.stix import pattern_for
+
+    folder = "C:\\\\inetpub\\\\wwwroot\\\\aspnet_client\\\\system_web"  # as a STIX literal escapes it
+    expected = f"[file:name = 's.aspx' AND file:parent_directory_ref.path = '{folder}']"
+    for path in ("C/inetpub/wwwroot/aspnet_client/system_web/s.aspx",
+                 "c:/inetpub/wwwroot/aspnet_client/system_web/s.aspx",
+                 "C:\\inetpub\\wwwroot\\aspnet_client\\system_web\\s.aspx"):
+        assert pattern_for("file_path", path) == expected
+    assert pattern_for("file_path", "ProgramData/x.aspx") == (
+        "[file:name = 'x.aspx' AND file:parent_directory_ref.path = 'ProgramData']")  # no drive: as it is
