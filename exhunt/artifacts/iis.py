@@ -52,6 +52,25 @@ def _dash(value: str | None) -> str | None:
     return None if value in (None, "", "-") else value
 
 
+# a custom IIS field carrying the request's X-Forwarded-For header (IIS 8.5+ custom logging names it
+# as the header, the older Advanced Logging as cs(...)): behind a load balancer or reverse proxy, c-ip
+# is the balancer's address for every client
+FORWARDED_FOR = ("X-Forwarded-For", "cs(X-Forwarded-For)")
+# the last address of the header: the one the nearest proxy saw connect (a client can write the
+# earlier ones itself); IIS writes the list's spaces as '+'
+LAST_FORWARDED = re.compile(r"([^,+\s]+)[+\s]*$")
+LAST_FORWARDED_RE2 = r"(?P<address>[^,+\s]+)[+\s]*$"
+
+
+def client_address(record: dict[str, str]) -> str | None:
+    """The client a request came from: X-Forwarded-For's last address when the log holds one, else c-ip."""
+    for name in FORWARDED_FOR:
+        forwarded = _dash(record.get(name))
+        if forwarded and (last := LAST_FORWARDED.search(forwarded)) and last.group(1) != "-":
+            return last.group(1)
+    return _dash(record.get("c-ip"))
+
+
 def iis_time(date: str | None, time: str | None) -> Any:
     if not (date and time and DATE_RE.fullmatch(date) and TIME_RE.fullmatch(time)):
         return None
@@ -70,7 +89,7 @@ def normalize(record: dict[str, str]) -> dict[str, Any]:
     return {
         "kind": "http",
         "ts": iis_time(date, time),
-        "client_ip": _dash(record.get("c-ip")),
+        "client_ip": client_address(record),
         "server_ip": _dash(record.get("s-ip")),
         "user": _dash(record.get("cs-username")),
         "method": _dash(record.get("cs-method")),
@@ -121,7 +140,7 @@ class IisDialect:
     quote_char: str | bool = False
     # the columns ``fast_arrow`` and ``fast_facts`` read (the fast path converts only these when it can)
     columns = frozenset({"date", "time", "cs-uri-stem", "cs-uri-query", "sc-status", "c-ip", "s-ip", "cs-username",
-                         "cs-method", "cs(User-Agent)", "s-computername"})
+                         "cs-method", "cs(User-Agent)", "s-computername", *FORWARDED_FOR})
 
     @staticmethod
     def split(text: str) -> list[str]:
@@ -185,11 +204,22 @@ class IisDialect:
 
         return http_rows(
             ctx, rows, "iis", block.directives.get("software"), columns, ts,
-            client_ip=dash("c-ip"), server_ip=dash("s-ip"), user=dash("cs-username"),
+            client_ip=self._client(dash, present), server_ip=dash("s-ip"), user=dash("cs-username"),
             method=dash("cs-method"), uri=stem, uri_query=query, uri_decoded=decoded,
             status=status, user_agent=plus_to_space(dash("cs(User-Agent)")),
             computer=dash("s-computername"),
         )
+
+    @staticmethod
+    def _client(dash: Any, present: set[str]) -> pa.Array:
+        """``client_address`` over a segment: X-Forwarded-For's last address where the log has one."""
+        client = dash("c-ip")
+        for name in reversed(FORWARDED_FOR):  # the first of them wins, as in ``client_address``
+            if name in present:
+                last = pc.struct_field(pc.extract_regex(dash(name), LAST_FORWARDED_RE2), [0])
+                last = pc.if_else(pc.equal(last, "-"), pa.scalar(None, pa.string()), last)
+                client = pc.coalesce(last, client)
+        return client
 
     def fast_facts(self, ctx: ParseContext, seg: pa.Table, block: Block) -> None:
         """``handle``'s ``owa_build`` fact over a segment: Arrow finds the rows whose stem may hold
