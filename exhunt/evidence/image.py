@@ -52,7 +52,14 @@ INTERESTING = (
     "root",
     "users/public",
 )
-TOP_KEYWORDS = ("exchange", "iis", "w3svc", "logs")  # a top-level folder so named is walked whole
+TOP_KEYWORDS = ("exchange", "iis", "w3svc", "log")  # a top-level folder so named is walked whole (LogFiles too)
+# top-level folders a responder or a collector leaves on a server (C:\IR\<host>, as this README advises)
+COLLECTION_TOPS = frozenset({"ir", "kape", "triage", "collection", "collections", "evidence", "exports", "export"})
+# a system drive's own top-level folders: no note for leaving them (or most of them) unwalked
+SYSTEM_TOPS = frozenset({"$recycle.bin", "boot", "documents and settings", "program files", "program files (x86)",
+                         "programdata", "recovery", "system volume information", "users", "windows", "config.msi",
+                         "msocache", "$windows.~bt", "$windows.~ws", "$winreagent", "intel", "perflogs", "inetpub",
+                         "root", "$sysreset", "onedrivetemp", "$getcurrent"})
 MAX_DEPTH = 64
 FEATURE = "reading disk and VM images (E01, VMDK, VHD/VHDX, raw)"
 
@@ -160,7 +167,9 @@ def _wanted(lower: str) -> bool:
     """Whether a folder or file (path below the drive, lower case) is walked."""
     top = lower.split("/", 1)[0]
     return (any(i.startswith(lower) or lower.startswith(i) for i in INTERESTING)
-            or "exchange" in lower or any(k in top for k in TOP_KEYWORDS))
+            or "exchange" in lower
+            or (not top.startswith("$")  # NTFS's own $LogFile, $Extend: not logs of anyone's
+                and (any(k in top for k in TOP_KEYWORDS) or top in COLLECTION_TOPS)))
 
 
 class _WalkedFolders:
@@ -183,6 +192,16 @@ class _WalkedFolders:
             return False
         self.seen.add(inode)
         return True
+
+
+def _seconds(st: Any, name: str) -> float | None:
+    """A stat time in seconds from its exact nanoseconds where the file system gives them (dissect's
+    float ``st_mtime`` is a microsecond off the folder copy's time on most files)."""
+    nanoseconds = getattr(st, f"st_{name}_ns", None)
+    if isinstance(nanoseconds, int):
+        whole, part = divmod(nanoseconds, 1_000_000_000)
+        return whole + part * 1e-9  # as CPython's os.stat makes a folder copy's float, bit for bit
+    return getattr(st, f"st_{name}", None)
 
 
 IMAGE_AT_LEAST = 1 << 20  # a file named like an image but smaller holds no drive worth opening
@@ -241,6 +260,7 @@ class ImageSource(Source):
             warn(image, f"image {image}: {note}")
         listed = 0
         tops_seen: list[str] = []
+        not_walked: list[tuple[str, str]] = []
         for index, volume in enumerate(opened.volumes):
             try:
                 tops = sorted(volume.fs.path("/").iterdir(), key=lambda p: p.name)
@@ -253,14 +273,24 @@ class ImageSource(Source):
             tops_seen.append(f"{volume.describe()}: " + (", ".join(names[:8]) or "empty")
                              + (", ..." if len(names) > 8 else ""))
             walked = _WalkedFolders(volume.fs)
+            skipped = []
             for top in tops:
                 if _wanted(top.name.lower()):
                     for file in self._walk(top, f"{volume.drive}/{top.name}", str(index), warn, 0, walked):
                         listed += 1
                         yield file
-        if not listed and tops_seen:
+                elif top.name.lower() not in SYSTEM_TOPS and not top.name.startswith("$"):
+                    skipped.append(top.name)
+            if skipped:  # a folder the walk leaves out may be a relocated log folder or a collection
+                not_walked.append((volume.drive, f"image {image}: {volume.describe()}: top-level folders not walked "
+                                   f"(not where Exchange, IIS or Windows keep their logs): {', '.join(skipped[:12])}"
+                                   f"{', ...' if len(skipped) > 12 else ''}; scan a copy of them to read them"))
+        if not listed and tops_seen:  # this names every top-level folder
             warn(image, f"image {image}: nothing read: no Exchange, IIS or Windows log folder found on "
                  + "; ".join(tops_seen))
+        else:
+            for drive, message in not_walked:
+                warn(drive, message)
 
     def _walk(self, path: Any, rel: str, volume: str, warn: Callable[[str, str], None],
               depth: int, walked: _WalkedFolders) -> Iterator[EvidenceFile]:
@@ -278,8 +308,8 @@ class ImageSource(Source):
             if path.is_file():
                 st = path.lstat()
                 yield EvidenceFile(self.name, str(self.root), shown, int(st.st_size),
-                                   getattr(st, "st_mtime", None), getattr(st, "st_ctime", None),
-                                   getattr(st, "st_atime", None), (volume, str(path)))
+                                   _seconds(st, "mtime"), _seconds(st, "ctime"), _seconds(st, "atime"),
+                                   (volume, str(path)))
                 return
             if not walked.first_visit(path):
                 warn(shown, "folder already walked under another name (a loop in the file system): not descended")

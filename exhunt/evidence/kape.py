@@ -62,7 +62,20 @@ class KapeSource(DirectorySource):
         return len(children) <= 8 and len(_holding_drives(children)) == 1
 
     def present(self, rel: str) -> str:
+        parts = rel.split("/", 2)
+        if (len(parts) > 2 and parts[0] in self._collection_folders()
+                and drive_component(parts[1]) is not None):  # every file of that drive, $MFT and C:\root too
+            return normalise_drive_path(rel.split("/", 1)[1])
         return normalise_drive_path(rel)
+
+    def _collection_folders(self) -> frozenset[str]:
+        """The top folders that hold a drive folder (KAPE's destination around ``C``): the drive's own
+        files are ``C/...`` whatever its top folders are named (``C:\root``, ``PerfLogs``, ``$MFT``),
+        not only below the Windows folders a bare ``C`` is recognised by."""
+        found = getattr(self, "_collections", None)
+        if found is None:
+            found = self._collections = frozenset(c.name for c in _holding_drives(_subdirs(Path(self.root))))
+        return found
 
 
 def _holding_drives(folders: list[Path]) -> list[Path]:

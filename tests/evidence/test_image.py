@@ -377,3 +377,24 @@ def test_partition_entries_repeating_one_extent_are_read_once(tmp_path: Path) ->
     assert [rel for rel, _, _ in files] == [f"D/{log}"]
     assert warnings == [("repeated.img", "image repeated.img: 39 partition table entries repeat another "
                                          "partition's extent: each read once")]
+
+
+def test_relocated_log_folders_and_collections_are_walked_and_other_top_folders_named(tmp_path: Path) -> None:
+    """An image walks only where evidence is kept. IIS logs moved to C:\\LogFiles and a responder's
+    C:\\IR\\<host> collection were skipped without a word, and a compromised host came out clean; a
+    top-level folder still left out is named in a warning."""
+    image = tmp_path / "exch01-d.img"
+    image.write_bytes(fat16_volume({
+        "LogFiles/W3SVC1/u_ex210303.log": b"#Fields: date time c-ip\r\n",
+        "IR/EXCH01/inboxrules.xml": b"<Objs/>",
+        "Program Files/Microsoft/Exchange Server/V15/Bin/ExSetup.exe": b"MZ",
+        "Tools/scanner.exe": b"MZ",
+        "$Extend/x": b"",
+    }, label="DATA"))
+    listing, warnings = _listing(image)
+    paths = {p for p, _, _ in listing}
+    assert {"D/LogFiles/W3SVC1/u_ex210303.log", "D/IR/EXCH01/inboxrules.xml"} <= paths
+    assert not any(p.startswith(("D/Tools", "D/$Extend")) for p in paths)
+    (message,) = [m for _, m in warnings if "not walked" in m]
+    assert message.endswith("top-level folders not walked (not where Exchange, IIS or Windows keep their "
+                            "logs): Tools; scan a copy of them to read them")

@@ -198,3 +198,19 @@ def test_velociraptor_names_that_decode_alike_are_both_read_and_warned(tmp_path:
     messages = [m for (m,) in con.execute("SELECT message FROM warnings").fetchall()]
     assert any("another accessor" in m for m in messages)
     assert any("parent-folder" in m for m in messages) and any("undecodable" in m for m in messages)
+
+
+def test_a_collection_folder_around_a_bare_drive_folder_is_dropped_from_every_path(tmp_path: Path) -> None:
+    """KAPE's destination around ``C``: ``C:\\root\\lsass.dmp``, ``PerfLogs`` and ``$MFT`` kept the
+    collection folder in their paths (only paths below a Windows top folder lost it), so their findings'
+    keys and ids differed from the same files in a plain copy."""
+    from exhunt.evidence import open_evidence
+
+    drive = tmp_path / "collection" / "tout" / "C"
+    for rel in ("Windows/System32/winevt/Logs/x.txt", "root/lsass.dmp", "PerfLogs/data.bin", "$MFT"):
+        (drive / rel).parent.mkdir(parents=True, exist_ok=True)
+        (drive / rel).write_bytes(b"x")
+    source = open_evidence(tmp_path / "collection")
+    assert source.name == "kape"
+    assert sorted(f.rel for f in source.files(lambda rel, message: None)) == [
+        "C/$MFT", "C/PerfLogs/data.bin", "C/Windows/System32/winevt/Logs/x.txt", "C/root/lsass.dmp"]

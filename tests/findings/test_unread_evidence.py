@@ -88,6 +88,16 @@ def front_end_logs_all_nul(root: Path, attacked: Path) -> None:
         _nul_data_lines(path)
 
 
+def nul_stretch_inside_a_log(root: Path, attacked: Path) -> None:
+    """A few thousand bytes of NUL in the middle of a log (a crash's unwritten space): triage selects
+    no line there, a full parse skips each with a warning; both must say lines were not read."""
+    path = root / IIS
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = bytes(4096)
+    path.write_bytes(bytes(data))
+
+
 def archive_without_extension(root: Path, attacked: Path) -> None:
     (root / "Collection-EXCH01").write_bytes(_zip_of(attacked / "C"))
 
@@ -137,6 +147,7 @@ CASES = {
                                            warning="data line before any #Fields header: skipped"),
     "header after data lines": Case(header_after_data_lines, "compromised", True),
     "front-end logs all NUL": Case(front_end_logs_all_nul, "inconclusive", True, missing="frontend_logs"),
+    "NUL stretch inside a log": Case(nul_stretch_inside_a_log, "inconclusive", True, warning="NUL bytes in the log"),
     "archive without its extension": Case(archive_without_extension, "compromised", False),
     "encrypted archive": Case(encrypted_archive, "inconclusive", True, warning="needs a password"),
     "truncated archive": Case(truncated_archive, "inconclusive", True, warning="cannot open archive"),
