@@ -59,6 +59,8 @@ def frontend(web_rows: list[dict[str, Any]], src: Sources) -> list[Access]:
     for row in web_rows:
         if row["source"] != "httpproxy" or row["protocol"] not in MAILBOX_PROTOCOLS:
             continue
+        if (row["status"] or 0) >= 400:  # refused, unauthenticated or failed: no mail was read (401, 403, 500)
+            continue
         raw = _frontend_mailbox(row)
         labels = src.label(row["client_ip"], row["user_agent"], row["user"])
         if raw is None or own_traffic(labels, raw, row["user"]):
@@ -69,7 +71,10 @@ def frontend(web_rows: list[dict[str, Any]], src: Sources) -> list[Access]:
             how = "owa:attachment"
         elif row["protocol_action"]:
             how += ":" + row["protocol_action"].split(":")[0]
-        out.append(Access(row["host"], raw, how, "high", ref(row, row["excerpt"]), row["ts"], labels,
+        # tied by its user agent alone (no attacker address or account): an app may share a stock agent
+        # (the EWS Managed API's ExchangeServicesClient/0.0.0.0), so the row is no proof by itself
+        confidence = "medium" if labels and all(label.startswith("UA ") for label in labels) else "high"
+        out.append(Access(row["host"], raw, how, confidence, ref(row, row["excerpt"]), row["ts"], labels,
                           bytes=to_int(row["response_bytes"]), client_ip=row["client_ip"], frontend=True))
     return out
 
