@@ -122,10 +122,11 @@ def _process(file: EvidenceFile, host: str, writer: StoreWriter, parse: bool = T
         except OSError as exc:
             read_error = f"unreadable: {exc.strerror or exc}"  # the manifest claims no hash of a partial read
             ctx.warn(f"read error while hashing: {exc.strerror or exc}")
-        if file.source == "archive" and (problem := problem_of(raw)) is not None:  # a cut stream, a bomb
-            ctx.warn(problem)
-        if raw.bytes_read != file.size and file.source == "archive":  # the archive's word, not a listing's
-            ctx.warn(f"member read as {raw.bytes_read:,} bytes; its archive declared {file.size:,}")
+        if file.source == "archive":  # its size is the archive's word, not a listing's
+            if (problem := problem_of(raw)) is not None:  # a compressed stream cut short, a bomb
+                ctx.warn(problem)
+            if raw.bytes_read != file.size:
+                ctx.warn(f"member read as {raw.bytes_read:,} bytes; its archive declared {file.size:,}")
         elif raw.bytes_read != file.size:
             ctx.warn(f"file changed while read: listed {file.size} bytes, read {raw.bytes_read}")
         sha256 = raw.sha256.hexdigest()

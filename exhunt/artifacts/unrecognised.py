@@ -102,14 +102,14 @@ def unread_reason(rel_lower: str, head: bytes, size: int) -> str | None:
 
 
 def _unread_reason(rel_lower: str, head: bytes, size: int) -> str | None:
-    name = rel_lower.replace("\\", "/").replace("!", "/").rsplit("/", 1)[-1]
+    path = "/" + rel_lower.replace("\\", "/").replace("!", "/")  # an archive member's inner path too
+    name = path.rsplit("/", 1)[-1]
     image = image_kind(name, head, size)
     if image is not None:
         return (f"a disk or VM image ({image}) inside the evidence is not opened: scan it as evidence of its "
                 "own (exhunt scan IMAGE)")
     if not name.endswith(".log"):
         return None
-    path = "/" + rel_lower.replace("\\", "/").replace("!", "/")
     if any(folder in path for folder in LOG_FOLDERS) and sniff(head) is None:
         what = "not text" if b"\x00" in head[:512] else "no #Fields header in its first 4 KB, or another log format"
         return f"a log in an Exchange or IIS log folder that no artifact reads ({what}): not parsed, only inventoried"

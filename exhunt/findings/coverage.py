@@ -70,12 +70,6 @@ def loss_condition(column: str = "message") -> str:
         return " OR ".join(f"contains(lower({column}), {literal(p)})" for p in phrases)
     return f"(({any_of(LOSS)}) AND NOT ({any_of(NOT_LOSS)}))"
 
-
-def loses_evidence(message: str) -> bool:
-    """``loss_condition`` in Python (tests, callers holding one warning)."""
-    text = message.lower()
-    return any(p in text for p in LOSS) and not any(p in text for p in NOT_LOSS)
-
 # per host and source: rows, first and last time. One pass over ``events`` for every host: with
 # --index full each per-host query (counts, a source's first row, the time range) scanned all rows
 EventStats = dict[str, dict[str | None, tuple[int, datetime | None, datetime | None]]]

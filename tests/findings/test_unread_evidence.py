@@ -20,7 +20,7 @@ import pytest
 
 from exhunt.api import ScanOptions, scan
 from exhunt.demo import DemoSpec, generate
-from exhunt.findings.coverage import loses_evidence
+from exhunt.findings.coverage import loss_condition
 from exhunt.findings.model import HostAssessment
 from exhunt.reports.actions import host_actions, inconclusive_reasons
 from tests.conftest import shared_path
@@ -224,3 +224,11 @@ def test_event_log_with_every_record_unreadable(demos: tuple[Path, Path], tmp_pa
 ])
 def test_which_warnings_lose_evidence(message: str, lost: bool) -> None:
     assert loses_evidence(message) is lost
+
+
+def loses_evidence(message: str) -> bool:
+    """The store's own test of a warning (``loss_condition``, the SQL the coverage counts with)."""
+    import duckdb
+
+    (row,) = duckdb.execute(f"SELECT {loss_condition('m')} FROM (SELECT ?::VARCHAR AS m)", [message]).fetchall()
+    return bool(row[0])

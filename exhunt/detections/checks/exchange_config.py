@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from exhunt.detections.base import SqlCheck
 from exhunt.detections.checks.mailflow import COLUMNS, prop
-from exhunt.detections.checks.proxyshell import CMDLET, EXPORT_TO_WEB, MSRC_PROXYSHELL, PARAMETERS, WEB_FOLDERS
+from exhunt.detections.checks.proxyshell import (
+    CMDLET,
+    EXPORT_TO_WEB,
+    FILE_PATH,
+    MSRC_PROXYSHELL,
+    PARAMETERS,
+    PARAMS_TO_WEB,
+)
 from exhunt.detections.patterns import literal
 
 MS_PERMISSIONS = "https://learn.microsoft.com/en-us/exchange/recipients/mailbox-permissions"
@@ -84,18 +91,15 @@ class MailboxExportCmdlet(SqlCheck):
     remediation = MailboxExportRequest.remediation
     sql = f"""
         WITH c AS (
-            SELECT host, path, source, ts, line, record_id, "user", {CMDLET} AS name, {PARAMETERS} AS params,
-                   regexp_extract({PARAMETERS}, '(?i)-FilePath[ :]+"?([^"]+)', 1) AS file
+            SELECT host, path, source, ts, line, record_id, "user", {CMDLET} AS name, {PARAMETERS} AS params
             FROM events WHERE source IN ('rps_cmdlet', 'ecp_server')
-        )
+        ), e AS (SELECT *, {FILE_PATH} AS file FROM c)
         SELECT host, path, source, ts, line, record_id,
                coalesce(nullif(regexp_extract(params, '(?i)-Mailbox[ :]+"?([^" ]+)', 1), ''), params) AS key,
                concat_ws(' ', name, params, 'user=' || "user") AS excerpt,
                {export_confidence("file")} AS confidence, nullif(file, '') AS ioc_file_path
-        FROM c
-        WHERE lower(name) = 'new-mailboxexportrequest'
-          AND NOT (regexp_matches(params, '(?i)\\.(aspx|ashx|asmx|asp)\\b')  -- the ProxyShell check's
-                   OR (regexp_matches(params, '(?i)\\.pst\\b') AND regexp_matches(params, '{WEB_FOLDERS}')))
+        FROM e
+        WHERE lower(name) = 'new-mailboxexportrequest' AND NOT {PARAMS_TO_WEB}  -- those: the ProxyShell check
     """
 
 

@@ -28,6 +28,11 @@ CMDLET = "coalesce(cmdlet, json_extract_string(fields, '$.Cmdlet'))"
 PARAMETERS = "coalesce(parameters, json_extract_string(fields, '$.Parameters'), message)"
 # Folders IIS serves on an Exchange server (a .pst written there can be fetched, a page can run).
 WEB_FOLDERS = "(?i)(inetpub|aspnet_client|frontend.httpproxy|clientaccess|\\\\owa\\\\|\\\\ecp\\\\)"
+# a New-MailboxExportRequest's -FilePath, from its parameters (SQL over ``params``)
+FILE_PATH = """regexp_extract(params, '(?i)-FilePath[ :]+"?([^"]+)', 1)"""
+# parameters exporting a mailbox as a page, or as a .pst into a web folder (SQL over ``params``)
+PARAMS_TO_WEB = (f"(regexp_matches(params, '(?i)\\.(aspx|ashx|asmx|asp)\\b') "
+                 f"OR (regexp_matches(params, '(?i)\\.pst\\b') AND regexp_matches(params, '{WEB_FOLDERS}')))")
 # an export request's FilePath (artifacts.cmdlet_exports) that drops a page or a .pst into a web folder
 EXPORT_TO_WEB = ("(regexp_matches(target_filename, '(?i)\\.(aspx|ashx|asmx|asp)$') OR "
                  f"regexp_matches(target_filename, '{WEB_FOLDERS}'))")
@@ -135,14 +140,11 @@ class MailboxExportToWebFolder(SqlCheck):
             WHERE {NOT_WEB} AND {CMDLET} IS NOT NULL
         )
         SELECT host, path, source, ts, line, record_id,
-               coalesce(regexp_extract(params, '(?i)-FilePath[ :]+"?([^"]+)', 1), params) AS key,
+               coalesce({FILE_PATH}, params) AS key,
                concat_ws(' ', name, params, 'user=' || "user") AS excerpt,
-               regexp_extract(params, '(?i)-FilePath[ :]+"?([^"]+)', 1) AS ioc_file_path
+               {FILE_PATH} AS ioc_file_path
         FROM c
-        WHERE lower(name) = 'new-mailboxexportrequest'
-          AND (regexp_matches(params, '(?i)\\.(aspx|ashx|asmx|asp)\\b')
-               OR (regexp_matches(params, '(?i)\\.pst\\b')
-                   AND regexp_matches(params, '{WEB_FOLDERS}')))
+        WHERE lower(name) = 'new-mailboxexportrequest' AND {PARAMS_TO_WEB}
         UNION ALL  -- Get-MailboxExportRequest(Statistics) exports: the request's FilePath as it is
         SELECT host, path, source, ts, line, record_id, target_filename AS key,
                concat_ws(' ', cmdlet, 'mailbox=' || anchor_mailbox, 'FilePath=' || target_filename,
