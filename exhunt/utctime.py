@@ -20,6 +20,14 @@ def iso_utc(ts: datetime | None) -> str | None:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def parse_iso(text: str | None) -> datetime | None:
+    """The time an ``iso_utc`` text (or any ISO 8601 text) names, aware; a text without a zone is UTC."""
+    if not text:
+        return None
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def iso_from_epoch(value: float | None) -> str | None:
     """A file-system time stamp (seconds since 1970, UTC) as ISO 8601 UTC."""
     return None if value is None else iso_utc(datetime.fromtimestamp(value, UTC))

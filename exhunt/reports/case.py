@@ -79,13 +79,6 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(rows)
 
 
-def parse_iso(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def iso_utc(ts: datetime | None) -> str:
     """ISO 8601 in UTC with a ``Z``; empty when unknown."""
     return utctime.iso_utc(ts) or ""
@@ -276,7 +269,7 @@ def _cited_from_document(doc: AssessmentDocument, with_impact: bool = False) -> 
         if e.ts in times:
             ts = times[e.ts]
         else:
-            ts = times[e.ts] = parse_iso(e.ts)
+            ts = times[e.ts] = utctime.parse_iso(e.ts)
         cited.append(_cited(ts, host, e.source, e.path, e.line, e.record_id, e.excerpt, ids))
     far = datetime.max.replace(tzinfo=UTC)
     yield from sorted(cited, key=lambda c: (c.ts or far, c.host, c.path, c.line or 0))

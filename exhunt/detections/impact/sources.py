@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from exhunt import utctime
 from exhunt.detections.impact import mailbox
 from exhunt.findings.model import SEVERITY_RANK, Finding, severity_rank
 
@@ -53,6 +55,7 @@ class Sources:
     servers: set[str] = field(default_factory=set)  # addresses of the Exchange servers themselves
     ssrf_ips: set[str] = field(default_factory=set)  # clients of SSRF-fed SYSTEM back-end calls
     shared_ips: dict[str, int] = field(default_factory=dict)  # set aside: address -> accounts seen from it
+    since: datetime | None = None  # the first row of the findings behind these sources: the intrusion's start
 
     def label(self, client_ip: str | None, user_agent: str | None, user: str | None) -> tuple[str, ...]:
         """What ties a row to the attacker (empty: nothing does)."""
@@ -66,6 +69,12 @@ class Sources:
         if k and k in self.accounts:
             out.append(f"account {user}")
         return tuple(out)
+
+    def before_intrusion(self, ts: datetime | None) -> bool:
+        """Whether a row is older than every row of the findings behind the sources."""
+        if ts is None or self.since is None:
+            return False
+        return (ts if ts.tzinfo else ts.replace(tzinfo=self.since.tzinfo)) < self.since
 
     def is_server(self, client_ip: str | None) -> bool:
         addr = ip(client_ip)
@@ -82,6 +91,7 @@ def collect(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], hit_row
     src.servers = {a for (v,) in con.execute(
         "SELECT DISTINCT server_ip FROM events WHERE server_ip IS NOT NULL").fetchall() if (a := ip(v))}
     chosen = [f for f in findings if qualifies(f)]
+    src.since = min((t for f in chosen if (t := utctime.parse_iso(f.first_seen))), default=None)
     for f in chosen:
         src.ips.update(a for v in f.indicators.get("client_ip", ()) if (a := ip(v)) and not src.is_server(a))
         src.user_agents.update(v for v in f.indicators.get("user_agent", ()) if v and v != "-")

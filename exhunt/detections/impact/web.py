@@ -63,7 +63,7 @@ def frontend(web_rows: list[dict[str, Any]], src: Sources) -> list[Access]:
             continue
         raw = _frontend_mailbox(row)
         labels = src.label(row["client_ip"], row["user_agent"], row["user"])
-        if raw is None or own_traffic(labels, raw, row["user"]):
+        if raw is None or own_traffic(labels, raw, row["user"], src.before_intrusion(row["ts"])):
             continue
         how = row["protocol"]
         text = " ".join(filter(None, (row["uri"], row["uri_query"], row["protocol_action"])))
@@ -72,17 +72,25 @@ def frontend(web_rows: list[dict[str, Any]], src: Sources) -> list[Access]:
         elif row["protocol_action"]:
             how += ":" + row["protocol_action"].split(":")[0]
         # tied by its user agent alone (no attacker address or account): an app may share a stock agent
-        # (the EWS Managed API's ExchangeServicesClient/0.0.0.0), so the row is no proof by itself
-        confidence = "medium" if labels and all(label.startswith("UA ") for label in labels) else "high"
+        # (the EWS Managed API's ExchangeServicesClient/0.0.0.0), so the row is no proof by itself. An
+        # Autodiscover lookup resolves the mailbox (the first step of ProxyLogon's chain) but reads no mail.
+        if row["protocol"] == "autodiscover":
+            confidence = "low"
+        elif labels and all(label.startswith("UA ") for label in labels):
+            confidence = "medium"
+        else:
+            confidence = "high"
         out.append(Access(row["host"], raw, how, confidence, ref(row, row["excerpt"]), row["ts"], labels,
                           bytes=to_int(row["response_bytes"]), client_ip=row["client_ip"], frontend=True))
     return out
 
 
-def own_traffic(labels: tuple[str, ...], raw: str | None, user: str | None) -> bool:
-    """A row tied to the attacker only by its account, on that account's own mailbox: the owner's
-    own traffic from their usual clients (a row from an attacker IP or user agent is not)."""
-    if not labels or not all(label.startswith("account ") for label in labels):
+def own_traffic(labels: tuple[str, ...], raw: str | None, user: str | None, before_intrusion: bool = False) -> bool:
+    """An account on its own mailbox, tied to the attacker only by that account (the owner's own
+    traffic from their usual clients), or from an attacker address or user agent before the first row
+    of the findings behind them (the owner's traffic from an address the attacker used later: a NAT,
+    a hotel, a VPN exit). From an attacker address during or after the intrusion it is listed."""
+    if not labels or not (before_intrusion or all(label.startswith("account ") for label in labels)):
         return False
     box, who = mailbox.key(raw), mailbox.key(user)
     return bool(box and who) and (box == who or mailbox.local_part(box or "") == mailbox.local_part(who or ""))
@@ -104,13 +112,15 @@ def backend_ews(con: duckdb.DuckDBPyConnection, src: Sources, grantees: set[str]
     """EWS back-end rows from attacker sources, SSRF-fed SYSTEM calls, and impersonation by grantees."""
     # the cheap columns pick the rows; their raw fields are read afterwards (EWS logs are large)
     found = rows(con.execute(f"""
-        SELECT {REF_COLUMNS}, client_ip, user_agent, "user" FROM events
+        SELECT {REF_COLUMNS}, client_ip, user_agent, "user", status FROM events
         WHERE lower(log_type) LIKE 'ews%'
           AND ({SOURCE_MATCH} OR regexp_full_match(lower("user"), '{SYSTEM_SQL}')
                OR list_contains($grantees::VARCHAR[], lower("user")))""", params(src) | {"grantees": sorted(grantees)}))
     add_fields(con, found, EWS_FIELDS)
     out = []
     for row in found:
+        if (row["status"] or 0) >= 400:  # refused or failed (HttpStatus): as on the front end, no mail read
+            continue
         labels = src.label(row["client_ip"], row["user_agent"], row["user"])
         if not labels and not mailbox.is_system(row["user"]) and not mailbox.clean(row["impersonateduser"]):
             continue  # a granted account's own mailbox use
@@ -125,7 +135,7 @@ def backend_ews(con: duckdb.DuckDBPyConnection, src: Sources, grantees: set[str]
             labels = (f"SSRF as {row['user']} from {row['client_ip']}", *labels)
         raw = next((v for v in (row["impersonateduser"], row["actasuser"], row["proxyasuser"], row["user"])
                     if mailbox.clean(v) and not mailbox.is_system(v)), None)
-        if raw is None or own_traffic(labels, raw, row["user"]):
+        if raw is None or own_traffic(labels, raw, row["user"], src.before_intrusion(row["ts"])):
             continue
         confidence = "high" if labels else "medium"
         if not labels:

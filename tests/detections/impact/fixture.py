@@ -35,7 +35,7 @@ EXPECTED = {
     f"ceo@{DOMAIN}": ({"ews:FindItem", "ews:GetItem", "ews:ExportItems", "audit:MailboxLogin"}, "high"),
     f"carol@{DOMAIN}": ({"owa:attachment"}, "high"),
     "northwind\\dave": ({"mapi"}, "high"),
-    f"frank@{DOMAIN}": ({"autodiscover"}, "high"),
+    f"frank@{DOMAIN}": ({"autodiscover"}, "low"),  # looked up, no mail read
     f"erin@{DOMAIN}": ({"eas"}, "high"),
     f"legal@{DOMAIN}": ({"ews:GetFolder", "ews:GetItem", "audit:FolderBind"}, "high"),
     f"cfo@{DOMAIN}": ({"export-request:web-folder", "fullaccess-permission"}, "high"),
@@ -46,7 +46,7 @@ EXPECTED = {
     "*": ({"impersonation-role"}, "low"),
 }
 BENIGN = (f"alice@{DOMAIN}", "northwind\\alice", f"bob@{DOMAIN}", "northwind\\bob", f"grace@{DOMAIN}",
-          "northwind\\grace", "healthmailbox", "helpdesk")
+          "northwind\\grace", "healthmailbox", "helpdesk", f"ghost@{DOMAIN}")
 FORWARDED_OUT = 3  # sales@ messages redirected to DROP after the change
 FORWARDED_BYTES = 3 * 41_000
 EWS_FIELDS = ("DateTime,RequestId,MajorVersion,MinorVersion,BuildVersion,RevisionVersion,AuthenticationType,"
@@ -81,13 +81,13 @@ def proxy(ts: datetime, ip: str, protocol: str, stem: str, user: str = "", ancho
 
 
 def ews(ts: datetime, ip: str, user: str, action: str, impersonated: str = "", proxy_as: str = "",
-        act_as: str = "", ua: str = "ExchangeServicesClient/15.0.913.15", ids: int = 0, size: int = 2000
-        ) -> dict[str, str]:
+        act_as: str = "", ua: str = "ExchangeServicesClient/15.0.913.15", ids: int = 0, size: int = 2000,
+        status: int = 200) -> dict[str, str]:
     return {"DateTime": exchange_iso(ts), "RequestId": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{ts}{action}{ip}")),
             "MajorVersion": "15", "MinorVersion": "1", "BuildVersion": "2242", "RevisionVersion": "4",
             "AuthenticationType": "Negotiate", "IsAuthenticated": "true", "AuthenticatedUser": user,
             "Organization": "", "UserAgent": ua, "ClientIpAddress": ip, "ServerHostName": "EXCH01",
-            "FrontEndServer": "EXCH01", "SoapAction": action, "HttpStatus": "200", "RequestSize": "700",
+            "FrontEndServer": "EXCH01", "SoapAction": action, "HttpStatus": str(status), "RequestSize": "700",
             "ResponseSize": str(size), "ImpersonatedUser": impersonated, "ProxyAsUser": proxy_as,
             "ActAsUser": act_as, "LocalIdCount": str(ids) if ids else "", "RemoteIdCount": "0" if ids else ""}
 
@@ -162,6 +162,10 @@ def _ews_backend() -> list[dict[str, str]]:
     for k, (action, ids) in enumerate((("FindItem", 0), ("GetItem", 5), ("ExportItems", 12))):
         rows.append(ews(at(61 + k) + timedelta(seconds=1), ATTACKER, "NORTHWIND\\helpdesk", action,
                         impersonated=f"CEO@{DOMAIN}", ua=ATTACKER_UA, ids=ids, size=40_000))
+    # the back end refused or failed these: no mail of ghost@ was read
+    for k, code in enumerate((403, 500)):
+        rows.append(ews(at(64 + k), ATTACKER, "NORTHWIND\\helpdesk", "GetItem", impersonated=f"ghost@{DOMAIN}",
+                        ua=ATTACKER_UA, ids=4, status=code))
     rows.append(ews(at(80), SSRF_CLIENT, "NT AUTHORITY\\SYSTEM", "GetFolder", proxy_as=f"Sid~{SID}1108~RemoteUser",
                     ua="ExchangeServicesClient/0.0.0.0"))
     for m in (200, 201):  # svc-archive, granted ApplicationImpersonation below, reads legal@
