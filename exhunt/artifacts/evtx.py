@@ -26,7 +26,6 @@ import io
 import re
 import struct
 import tempfile
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import orjson
 
 from exhunt.artifacts import evtx_chunks
 from exhunt.artifacts.base import Artifact, ParseContext
+from exhunt.artifacts.evtx_chunks import crc32
 from exhunt.artifacts.winevent import ROW_COLUMNS, evtx_event_values
 
 MAGIC = b"ElfFile\x00"
@@ -221,7 +221,7 @@ def _chunk_pass(pieces: _Pieces, limit: int, warnings: list[tuple[str, int | Non
                 ends_file: bool = True) -> tuple[IO[bytes], evtx_chunks.Selection | None]:
     header = pieces.header
     verifying = len(header) >= 128 and header.startswith(MAGIC)
-    header_ok = verifying and zlib.crc32(header[:120]) == struct.unpack_from("<I", header, 124)[0]
+    header_ok = verifying and crc32(header[:120]) == struct.unpack_from("<I", header, 124)[0]
     if verifying and not header_ok:
         warnings.append(("EVTX file header checksum mismatch (file edited or not closed cleanly)", 0))
     if counted is None and header_ok:  # a damaged header's count says nothing
@@ -315,9 +315,9 @@ def checksums_match(buffer: bytes, at: int, length: int = CHUNK) -> tuple[bool, 
     it in ``buffer``) match what its header says."""
     view = memoryview(buffer)
     free = min(struct.unpack_from("<I", buffer, at + 48)[0], length)
-    header_ok = (zlib.crc32(view[at + 128 : at + 512], zlib.crc32(view[at : at + 120]))
+    header_ok = (crc32(view[at + 128 : at + 512], crc32(view[at : at + 120]))
                  == struct.unpack_from("<I", buffer, at + 124)[0])
-    data_ok = free < 512 or (zlib.crc32(view[at + 512 : at + free]) == struct.unpack_from("<I", buffer, at + 52)[0])
+    data_ok = free < 512 or (crc32(view[at + 512 : at + free]) == struct.unpack_from("<I", buffer, at + 52)[0])
     return header_ok, data_ok
 
 

@@ -30,10 +30,15 @@ from __future__ import annotations
 import io
 import json
 import struct
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
+
+try:  # Intel ISA-L's CRC-32 (zlib's polynomial; carry-less multiply): ~11 GB/s here against zlib's 2.2,
+    # and every chunk's record area is checked: 1.3 of the workers' 5.5 CPU s over 2.85 GB of EVTX
+    from isal.isal_zlib import crc32
+except ImportError:  # a platform without its wheel: the same values, slower
+    from zlib import crc32
 
 FILE_HEADER = 4096
 CHUNK = 65536
@@ -210,7 +215,7 @@ def header_selectable(header: bytes) -> bool:
 
 def header_intact(header: bytes) -> bool:
     """Whether a file header is long enough to hold its checksum and the checksum holds."""
-    return len(header) >= 128 and zlib.crc32(header[:120]) == struct.unpack_from("<I", header, 124)[0]
+    return len(header) >= 128 and crc32(header[:120]) == struct.unpack_from("<I", header, 124)[0]
 
 
 class Selector:
@@ -330,7 +335,7 @@ def intact_chunks(data: bytes) -> list[bytes]:
     for at in range(FILE_HEADER, len(data) - CHUNK + 1, CHUNK):
         chunk = data[at : at + CHUNK]
         free = struct.unpack_from("<I", chunk, 48)[0]
-        if chunk.startswith(CHUNK_MAGIC) and zlib.crc32(chunk[512:free]) == struct.unpack_from("<I", chunk, 52)[0]:
+        if chunk.startswith(CHUNK_MAGIC) and crc32(chunk[512:free]) == struct.unpack_from("<I", chunk, 52)[0]:
             chunks.append(chunk)
     return chunks
 
@@ -340,5 +345,5 @@ def synthetic_header(header: bytes, chunks: int) -> bytes:
     fixed = bytearray(header.ljust(FILE_HEADER, b"\x00"))
     struct.pack_into("<QQ", fixed, 8, 0, chunks - 1)
     struct.pack_into("<H", fixed, 42, min(chunks, 0xFFFF))
-    struct.pack_into("<I", fixed, 124, zlib.crc32(bytes(fixed[:120])))
+    struct.pack_into("<I", fixed, 124, crc32(bytes(fixed[:120])))
     return bytes(fixed)
