@@ -17,11 +17,12 @@ import io
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from exhunt.errors import EvidenceError, MissingExtraError
+from exhunt.evidence import image_edges
 from exhunt.evidence.archive_members import GuardedStream
 from exhunt.evidence.base import EvidenceFile, Source
 from exhunt.evidence.image_volumes import (
@@ -77,6 +78,7 @@ class OpenedImage:
     target: Any
     volumes: list[Volume]
     notes: list[str]  # what dissect said while opening it that a responder should see
+    edges: list[image_edges.EdgeWatch] = field(default_factory=list)  # the files its disks read from
 
 
 _TARGETS: OrderedDict[str, OpenedImage] = OrderedDict()
@@ -85,14 +87,34 @@ _TARGETS: OrderedDict[str, OpenedImage] = OrderedDict()
 def _member_stream(member: EvidenceFile) -> Any:
     """The file system's stream of ``member``; any failure to find or open it is an OSError."""
     try:
-        volume = _target(member.root).volumes[int(member.locator[0])]
-        return volume.fs.path(member.locator[1]).open("rb")
+        opened = _target(member.root)
+        volume = opened.volumes[int(member.locator[0])]
+        return _WithinImage(volume.fs.path(member.locator[1]).open("rb"), opened.edges)
     except (EvidenceError, MissingExtraError) as exc:
         raise OSError(str(exc)) from exc
     except OSError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise OSError(f"cannot read from image: {type(exc).__name__}: {exc}") from exc
+
+
+class _WithinImage:
+    """A member's stream that fails where its data lies past the end of a cut image (which dissect
+    reads as zeros): the worker then warns, and the file counts as not read."""
+
+    def __init__(self, inner: Any, edges: list[image_edges.EdgeWatch]) -> None:
+        self.inner = inner
+        self.edges = edges
+
+    def read(self, size: int = -1) -> bytes:
+        before = image_edges.hits(self.edges)
+        data = self.inner.read(size)
+        if self.edges and image_edges.hits(self.edges) != before:
+            raise OSError(f"image {image_edges.describe(self.edges)}; this file's data is among it")
+        return bytes(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 class SeekableMember(io.RawIOBase):
@@ -142,12 +164,13 @@ def _target(root: str) -> OpenedImage:
         with dissect_log() as records:
             try:
                 target = target_cls.open(root, apply=False)
+                edges = image_edges.watch(target)  # before the volumes are read
                 target.apply()
             except Exception as exc:  # noqa: BLE001 - any loader failure on a hostile image
                 said = "; ".join(notable(records)[:3])
                 raise EvidenceError(f"cannot open image: {_reason(exc)}" + (f" ({said})" if said else "")) from exc
         notes = notable(records)
-        _TARGETS[root] = OpenedImage(target, volumes(target, notes), notes + unread_reasons(target))
+        _TARGETS[root] = OpenedImage(target, volumes(target, notes), notes + unread_reasons(target), edges)
         while len(_TARGETS) > 2:
             _TARGETS.popitem(last=False)
     return _TARGETS[root]
@@ -285,6 +308,9 @@ class ImageSource(Source):
                 not_walked.append((volume.drive, f"image {image}: {volume.describe()}: top-level folders not walked "
                                    f"(not where Exchange, IIS or Windows keep their logs): {', '.join(skipped[:12])}"
                                    f"{', ...' if len(skipped) > 12 else ''}; scan a copy of them to read them"))
+        cut = image_edges.describe(opened.edges)
+        if cut:  # folders listed as empty, files missing: no reader error tells
+            warn(image, f"image {image}: {cut}")
         if not listed and tops_seen:  # this names every top-level folder
             warn(image, f"image {image}: nothing read: no Exchange, IIS or Windows log folder found on "
                  + "; ".join(tops_seen))

@@ -398,3 +398,34 @@ def test_relocated_log_folders_and_collections_are_walked_and_other_top_folders_
     (message,) = [m for _, m in warnings if "not walked" in m]
     assert message.endswith("top-level folders not walked (not where Exchange, IIS or Windows keep their "
                             "logs): Tools; scan a copy of them to read them")
+
+
+CUT_FORMS = ("vhdx", "vmdk-sparse", "qcow2", "vdi")
+
+
+@pytest.mark.parametrize("form", CUT_FORMS)
+def test_a_container_cut_short_is_named_and_its_host_is_not_called_clean(tmp_path: Path, form: str) -> None:
+    """dissect reads the blocks a cut VHDX, VMDK, qcow2 or VDI places past its end as zeros: folders
+    listed as empty and files went missing with no warning, and a host came out clean."""
+    gen = tmp_path / "gen"
+    generate(gen, DemoSpec(per_day=300, attack=False))
+    drive = gen / "C"
+    files = {p.relative_to(drive).as_posix(): (p.read_bytes(), p.stat().st_mtime)
+             for p in sorted(drive.rglob("*")) if p.is_file()}
+    (tmp_path / form).mkdir()
+    whole = CONTAINERS[form](mbr_disk(fat16_volume(files)), tmp_path / form)
+    listed, warnings = _listing(whole)
+    assert warnings == [] and len(listed) == len(files)
+    doc = scan([whole], ScanOptions(out=tmp_path / "whole-case", host="EXCH01", jobs=1, quiet=True,
+                                    html_report=False)).document
+    assert doc.hosts[0].verdict == "clean"
+    cut = tmp_path / f"cut-{whole.name}"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    warned: list[tuple[str, str]] = []
+    listed_cut = list(open_evidence(cut).files(lambda rel, message: warned.append((rel, message))))
+    assert len(listed_cut) < len(files)  # what dissect still lists
+    assert any("cut short" in message and cut.name in message for _, message in warned)
+    doc = scan([cut], ScanOptions(out=tmp_path / "cut-case", host="EXCH01", jobs=1, quiet=True,
+                                  html_report=False)).document
+    (host,) = doc.hosts
+    assert host.verdict == "inconclusive" and host.coverage.unread >= 1
