@@ -28,6 +28,7 @@ from exhunt.evidence.base import EvidenceFile, Source
 from exhunt.evidence.image_volumes import (
     Volume,
     boot_sector_kind,
+    cut_volumes,
     dissect_log,
     notable,
     unread_reasons,
@@ -170,7 +171,8 @@ def _target(root: str) -> OpenedImage:
                 said = "; ".join(notable(records)[:3])
                 raise EvidenceError(f"cannot open image: {_reason(exc)}" + (f" ({said})" if said else "")) from exc
         notes = notable(records)
-        _TARGETS[root] = OpenedImage(target, volumes(target, notes), notes + unread_reasons(target), edges)
+        found = volumes(target, notes)  # notes repeated partition entries
+        _TARGETS[root] = OpenedImage(target, found, notes + unread_reasons(target) + cut_volumes(target), edges)
         while len(_TARGETS) > 2:
             _TARGETS.popitem(last=False)
     return _TARGETS[root]

@@ -220,6 +220,43 @@ def unread_volume_reason(volume: Any) -> str | None:
     return f"{where}: {kind} boot sector found, but dissect could not open the filesystem (damaged?)"
 
 
+def declared_size(head: bytes) -> int | None:
+    """The bytes an NTFS or FAT boot sector says its volume spans (None for other kinds)."""
+    kind = boot_sector_kind(head)
+    if kind not in ("NTFS", "FAT") or len(head) < 40:
+        return None
+    sector = struct.unpack_from("<H", head, 11)[0]
+    if kind == "NTFS":
+        return sector * struct.unpack_from("<Q", head, 40)[0]
+    small, large = struct.unpack_from("<H", head, 19)[0], struct.unpack_from("<I", head, 32)[0]
+    return sector * (small or large)
+
+
+def cut_volumes(target: Any, limit: int = 10) -> list[str]:
+    """Volumes that reach past the end of their image, a raw or split image copied in part (a
+    container's own tables are watched by ``image_edges``): a partition the table sizes beyond the
+    disk's end, or a bare volume whose boot sector counts more bytes than the image holds."""
+    cut: list[str] = []
+    for volume in getattr(target, "volumes", ()):
+        disk = getattr(volume, "disk", None)
+        offset, size = getattr(volume, "offset", 0) or 0, getattr(volume, "size", None)
+        end = getattr(disk, "size", None)
+        if not isinstance(size, int) or not isinstance(end, int):
+            continue
+        claimed = offset + size
+        if getattr(volume, "vs", None) is None:  # no partition table: the filesystem says its size
+            try:
+                volume.seek(0)
+                claimed = offset + (declared_size(volume.read(512)) or 0)
+            except Exception:  # noqa: BLE001 - unreadable: unread_volume_reason says so
+                continue
+        if claimed > end and len(cut) < limit:
+            cut.append(f"cut short (copied in part?): the volume at offset {offset:,} spans {claimed - offset:,} "
+                       f"bytes, but the image ends {end - offset:,} bytes into it: what lies past the end is not "
+                       "read (copy the image again)")
+    return cut
+
+
 def unread_reasons(target: Any, limit: int = 10) -> list[str]:
     """One line per volume dissect found but could not read as a filesystem, for the first ``limit``
     of them, then a count: a hostile partition table may list thousands of entries (each reason reads

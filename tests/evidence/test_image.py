@@ -429,3 +429,20 @@ def test_a_container_cut_short_is_named_and_its_host_is_not_called_clean(tmp_pat
                                   html_report=False)).document
     (host,) = doc.hosts
     assert host.verdict == "inconclusive" and host.coverage.unread >= 1
+
+
+@pytest.mark.parametrize("layout", ["mbr-disk", "bare-fat", "bare-ntfs"])
+def test_a_raw_image_cut_short_is_named(tmp_path: Path, demo_drive: tuple[Path, Files], layout: str) -> None:
+    """A raw image copied in part: the volume the partition table or boot sector sizes runs past the
+    file's end. dissect lists what it can and reads the rest as nothing, without an error."""
+    _, files = demo_drive
+    volume = _volume("ntfs" if layout == "bare-ntfs" else "fat16", files, tmp_path)
+    image = mbr_disk(volume) if layout == "mbr-disk" else volume
+    whole, cut = tmp_path / "whole.img", tmp_path / "cut.img"
+    whole.write_bytes(image)
+    start = len(image) - len(volume) if layout != "mbr-disk" else image.index(volume[:512])
+    cut.write_bytes(image[: start + len(volume) * 9 // 10])  # the last tenth of the volume missing
+    for path, expected in ((whole, False), (cut, True)):
+        warned: list[tuple[str, str]] = []
+        list(open_evidence(path).files(lambda rel, message, w=warned: w.append((rel, message))))
+        assert any("cut short" in message for _, message in warned) is expected, (path.name, warned)
