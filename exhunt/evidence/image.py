@@ -25,6 +25,7 @@ from exhunt.errors import EvidenceError, MissingExtraError
 from exhunt.evidence import image_edges
 from exhunt.evidence.archive_members import GuardedStream
 from exhunt.evidence.base import EvidenceFile, Source
+from exhunt.evidence.image_ntfs import broken_index_blocks
 from exhunt.evidence.image_volumes import (
     Volume,
     boot_sector_kind,
@@ -343,9 +344,13 @@ class ImageSource(Source):
                 warn(shown, "folder already walked under another name (a loop in the file system): not descended")
                 return
             children = sorted(path.iterdir(), key=lambda p: p.name)
+            broken = broken_index_blocks(path.get())
         except Exception as exc:  # noqa: BLE001 - corrupt file system structures are warnings
             warn(shown, f"cannot read: {type(exc).__name__}: {exc}")
             return
+        if broken is not None and broken[0]:
+            warn(shown, f"folder index damaged: {broken[0]} of its {broken[1]} index blocks unreadable (zeroed or "
+                        "overwritten): the files listed in them are not read (missing from this scan)")
         for child in children:
             yield from self._walk(child, f"{rel}/{child.name}", volume, warn, depth + 1, walked)
 

@@ -446,3 +446,38 @@ def test_a_raw_image_cut_short_is_named(tmp_path: Path, demo_drive: tuple[Path, 
         warned: list[tuple[str, str]] = []
         list(open_evidence(path).files(lambda rel, message, w=warned: w.append((rel, message))))
         assert any("cut short" in message for _, message in warned) is expected, (path.name, warned)
+
+
+def test_an_ntfs_folder_whose_index_blocks_are_zeroed_is_named_and_its_host_is_not_called_clean(
+        tmp_path: Path) -> None:
+    """dissect.ntfs skips an index block without its INDX signature: a folder of 190 IIS logs whose
+    index run was zeroed listed none of them, with no warning, and the host was called clean."""
+    from dissect.ntfs import NTFS
+
+    logs = {f"inetpub/logs/LogFiles/W3SVC1/u_ex2103{d:02d}{h:02d}.log": b"#Fields: date time\r\n"
+            for d in range(1, 20) for h in range(10)}
+    readable = {"inetpub/logs/LogFiles/W3SVC2/u_ex210301.log": (
+        b"#Software: Microsoft Internet Information Services 10.0\r\n#Version: 1.0\r\n"
+        b"#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) "
+        b"sc-status sc-substatus sc-win32-status time-taken\r\n"
+        b"2021-03-01 08:00:00 10.0.0.5 GET /owa/ - 443 - 10.0.0.20 Mozilla/5.0 200 0 0 15\r\n")}
+    volume = bytearray(_volume("ntfs", logs | readable, tmp_path))
+    whole, zeroed = tmp_path / "exch01-d.img", tmp_path / "zeroed" / "exch01-d.img"
+    whole.write_bytes(volume)
+    with whole.open("rb") as fh:
+        ntfs = NTFS(fh)
+        record = ntfs.mft.get("inetpub/logs/LogFiles/W3SVC1")
+        runs = [run for attribute in record.attributes[0xA0] for run in attribute.dataruns()]
+        size = ntfs.cluster_size
+    for start, count in runs:  # the folder's index blocks, wiped
+        volume[start * size:(start + count) * size] = bytes(count * size)
+    zeroed.parent.mkdir()
+    zeroed.write_bytes(volume)
+    listed, warnings = _listing(whole)
+    assert len(listed) == len(logs) + 1 and warnings == []
+    warned: list[tuple[str, str]] = []
+    assert len(list(open_evidence(zeroed).files(lambda rel, message: warned.append((rel, message))))) < len(logs)
+    assert [rel for rel, message in warned if "folder index damaged" in message] == ["D/inetpub/logs/LogFiles/W3SVC1"]
+    doc = scan([zeroed], ScanOptions(out=tmp_path / "case", host="EXCH01", jobs=1, quiet=True,
+                                     html_report=False)).document
+    assert doc.hosts[0].verdict == "inconclusive"
