@@ -1,11 +1,11 @@
 """Readers for zip, 7z, tar (plain/gz/bz2/xz) and single compressed files, read in place.
 
-Nothing is extracted to disk. zip and tar members are streamed from the archive; a tar.gz is a
-forward stream, so readers are cached per process (``reader_for``) and workers asking for members
-in listing order decompress it about once. py7zr 1.1 can extract one named member through a
-``WriterFactory`` into memory without touching the disk, so a 7z member is read into a bounded
-in-memory buffer (``MAX_7Z_MEMBER``); a larger member is refused with a warning rather than
-spilled to a temporary file outside the case. A solid 7z is decompressed from the start of its
+Nothing is extracted beside the evidence. zip and tar members are streamed from the archive; a tar.gz
+is a forward stream, so readers are cached per process (``reader_for``) and workers asking for members
+in listing order decompress it about once. py7zr 1.1 extracts named members through a
+``WriterFactory``, so a 7z member is read into a buffer capped at ``MAX_7Z_MEMBER`` (a larger member
+is refused with a warning), held in memory up to ``SPOOL_IN_MEMORY`` for all the members of one
+extraction and in a private, unlinked temporary file past it. A solid 7z is decompressed from the start of its
 block for every member: correct, but slow for large solid archives (say so, extract, scan folder).
 """
 
@@ -278,22 +278,42 @@ class CompressedStream(CutShort):
         return data
 
 
-class _MemoryWriter:
-    """py7zr Py7zIO writer into memory with a hard cap (never a file on disk)."""
+class _Held:
+    """Bytes of one extraction's members held in memory, shared by its writers (``_SpoolWriter``)."""
 
-    def __init__(self, limit: int) -> None:
-        self.buffer = io.BytesIO()
+    def __init__(self) -> None:
+        self.in_memory = 0
+
+
+class _SpoolWriter:
+    """py7zr Py7zIO writer with a hard cap (``limit``), into a private temporary file that holds its
+    bytes in memory only while the extraction's members together hold under ``SPOOL_IN_MEMORY`` (a
+    7z's members had been held in memory whole: up to 512 MiB per worker, whatever ``--memory-limit``).
+    The temporary file is unlinked at once, never beside the evidence or in the case."""
+
+    def __init__(self, limit: int, held: _Held) -> None:
+        self.buffer = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, prefix="exhunt-7z-")  # noqa: SIM115 - returned by open
         self.limit = limit
+        self.held = held
+        self.written = 0
+        self.on_disk = False
         self.overflow = False
 
     def write(self, data: bytes | bytearray) -> int:
-        if self.buffer.tell() + len(data) > self.limit:
+        if self.written + len(data) > self.limit:
             self.overflow = True
             return len(data)
+        if not self.on_disk and self.held.in_memory + len(data) > SPOOL_IN_MEMORY:
+            self.buffer.rollover()  # this member and what it holds already go to disk
+            self.held.in_memory -= self.written
+            self.on_disk = True
+        if not self.on_disk:
+            self.held.in_memory += len(data)
+        self.written += len(data)
         return self.buffer.write(data)
 
     def read(self, size: int | None = None) -> bytes:
-        return self.buffer.read(size)
+        return self.buffer.read(-1 if size is None else size)
 
     def seek(self, offset: int, whence: int = 0) -> int:
         return self.buffer.seek(offset, whence)
@@ -302,7 +322,7 @@ class _MemoryWriter:
         return None
 
     def size(self) -> int:
-        return self.buffer.getbuffer().nbytes
+        return self.written
 
     def close(self) -> None:
         return None
@@ -328,7 +348,7 @@ class SevenZipReader:
             raise ArchiveFormatError("encrypted 7z archive (its member names too): needs a password, "
                                      "not read") from None
         self.hold = hold
-        self.held: dict[str, _MemoryWriter] | None = None
+        self.held: dict[str, _SpoolWriter] | None = None
 
     def members(self) -> Iterator[Member]:
         seen: dict[str, int] = {}
@@ -347,16 +367,17 @@ class SevenZipReader:
             yield Member(f"{f.filename}{NTH}{nth}" if nth else f.filename, f.filename, int(f.uncompressed or 0),
                          None, kind, mtime)
 
-    def _extract(self, targets: list[str] | None) -> list[tuple[str, _MemoryWriter]]:
-        """Members (``targets``, or all) into capped memory buffers, in archive order. py7zr hands
+    def _extract(self, targets: list[str] | None) -> list[tuple[str, _SpoolWriter]]:
+        """Members (``targets``, or all) into capped spooled buffers, in archive order. py7zr hands
         the second member of one name over as ``name_0``: only the order tells copies apart."""
         from py7zr.io import WriterFactory
 
-        writers: list[tuple[str, _MemoryWriter]] = []
+        writers: list[tuple[str, _SpoolWriter]] = []
+        held = _Held()
 
         class Factory(WriterFactory):
             def create(self, filename: str) -> Any:
-                writers.append((filename, _MemoryWriter(MAX_7Z_MEMBER)))
+                writers.append((filename, _SpoolWriter(MAX_7Z_MEMBER, held)))
                 return writers[-1][1]
 
         self.sz.reset()
@@ -387,10 +408,10 @@ class SevenZipReader:
         if writer is None:
             raise ArchiveFormatError(f"7z member not found: {name!r}")
         if writer.overflow:
-            raise ArchiveFormatError(f"7z member larger than {MAX_7Z_MEMBER} bytes: not read into memory "
+            raise ArchiveFormatError(f"7z member larger than {MAX_7Z_MEMBER} bytes: not read "
                                      "(extract the archive and scan the folder)")
         writer.buffer.seek(0)
-        return writer.buffer
+        return writer.buffer  # type: ignore[return-value]
 
 
 Reader = ZipReader | TarReader | CompressedReader | SevenZipReader

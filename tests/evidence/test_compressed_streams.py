@@ -85,3 +85,28 @@ def test_a_7z_member_declaring_more_than_can_be_held_is_refused_unread(monkeypat
     with pytest.raises(fmt.ArchiveFormatError, match="declares 5,000 bytes"):
         reader.open("big.bin")
     assert extracted == []  # nothing decompressed
+
+
+@pytest.mark.parametrize("hold", [0, 512 << 20], ids=["member-by-member", "held-together"])
+def test_7z_members_are_held_in_memory_only_up_to_the_spool_limit(monkeypatch: pytest.MonkeyPatch,
+                                                                  hold: int) -> None:
+    """A 7z's members were held in memory whole (up to 512 MiB per worker, whatever --memory-limit):
+    past ``SPOOL_IN_MEMORY`` for one extraction they now go to a private temporary file."""
+    import tracemalloc
+
+    py7zr = pytest.importorskip("py7zr")
+    members = {f"m{n}.log": bytes([65 + n]) * (24 << 20) for n in range(3)}
+    buffer = io.BytesIO()
+    with py7zr.SevenZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(data, name)
+    monkeypatch.setattr(fmt, "SPOOL_IN_MEMORY", 1 << 20)
+    reader = fmt.make_reader(io.BytesIO(buffer.getvalue()), "x.7z", hold)
+    tracemalloc.start()
+    try:
+        streams = [reader.open(name) for name in members]  # decompressed, not read yet
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 32 << 20, held  # 72 MiB of members (and py7zr's 16 MiB LZMA dictionary); whole: above
+    assert [stream.read() for stream in streams] == list(members.values())  # every byte, in order
