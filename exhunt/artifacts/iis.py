@@ -40,6 +40,15 @@ OWA_BUILD_ANYWHERE = re.compile(OWA_BUILD_PATTERN[1:].encode(), re.I)
 # the prefilter's fact patterns once values are known (``owa_build_patterns``): the path of a build
 OWA_BUILD_PATH = r"/(?:owa|ecp)/(?:auth/)?15\."
 VALUE_CHARS = "0123456789."
+
+
+def served(status: int | None) -> bool:
+    """Whether a request's status shows the server has the build path (its content served, or not
+    modified since the client's copy): a build in a path answered otherwise is only what the client
+    asked for (an unauthenticated OWA or ECP request for any path is redirected to the logon page,
+    a made-up version folder is 404), and one request could have set the host's build. A log
+    without a status column keeps every path."""
+    return status is None or 200 <= status < 300 or status == 304
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.A)
 TIME_RE = re.compile(r"\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?", re.A)
 # the same in RE2 for Arrow, less the year 0000 (Arrow reads it, Python's datetime has no year 0)
@@ -162,7 +171,7 @@ class IisDialect:
         row["raw"] = text
         row["raw_header"] = self.field_sep + self.field_sep.join(block.fields)
         match = OWA_BUILD_RE.match(row["uri"] or "")
-        if match and (row["status"] or 0) < 400:
+        if match and served(row["status"]):
             ctx.fact("owa_build", match.group(1), number, "medium")
         ctx.event(row)
 
@@ -235,7 +244,7 @@ class IisDialect:
         for text, code, line in zip(pc.filter(stem, hit).to_pylist(), pc.filter(status, hit).to_pylist(),
                                     pc.filter(seg.column("__line"), hit).to_pylist(), strict=True):
             match = OWA_BUILD_RE.match(text)
-            if match and (status_code(code) or 0) < 400:
+            if match and served(status_code(code)):
                 values.append(match.group(1))
                 lines.append(line)
         if values:
@@ -255,7 +264,7 @@ class IisDialect:
             return None
         status_at = fields.index("sc-status") if "sc-status" in fields else len(values)
         code = status_code(values[status_at].decode("ascii", "replace")) if status_at < len(values) else None
-        if (code or 0) >= 400:
+        if not served(code):
             return None
         return "owa_build", match.group(1).decode("ascii"), "medium"
 

@@ -26,18 +26,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from exhunt.detections.builds import assess_build, assess_file
+    from exhunt.detections.builds import assess_build, assess_file_all
 
     path = Path(args.value)
-    host_build = assess_file(path) if path.is_file() else assess_build(args.value, "command line")
-    if args.json:
+    builds = assess_file_all(path) if path.is_file() else [assess_build(args.value, "command line")]
+    if args.json:  # one build: its object; a file naming several (an organisation's export): a list
         import orjson
 
-        text = orjson.dumps(dataclasses.asdict(host_build), option=orjson.OPT_INDENT_2).decode()
-        sys.stdout.write(text + "\n")
+        value = [dataclasses.asdict(b) for b in builds] if len(builds) > 1 else dataclasses.asdict(builds[0])
+        sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        _print(host_build)
-    vulnerable = any(c.status == "vulnerable" for c in host_build.cves)
+        for n, host_build in enumerate(builds):
+            if len(builds) > 1:
+                print(f"{'' if n == 0 else chr(10)}Build {n + 1} of the {len(builds)} the file names:")
+            _print(host_build)
+    vulnerable = any(c.status == "vulnerable" for b in builds for c in b.cves)
     return int(ExitCode.FINDINGS if vulnerable else ExitCode.CLEAN)
 
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # only annotations: the fleet probe maps builds without loadi
     import duckdb
 
 __all__ = ["Build", "BuildFact", "assess_build", "assess_host", "best_build_fact", "build_facts",
-           "assess_file", "parse_build"]
+           "assess_file", "assess_file_all", "parse_build"]
 
 HEAD_BYTES = 4096
 CONFIDENCE_ORDER = {"high": 0, "medium": 1, "low": 2}
@@ -178,14 +178,22 @@ def _install(build: Build, line: _Line, statuses: tuple[CveStatus, ...], cu_only
     if line.base is None and not line.older:
         return f"Unknown build {build}: confirm it, {EXSETUP_HINT}{_nearest(line)}"
     open_ = [s for s in statuses if s.status in ("vulnerable", "unknown") and s.note != EP_NOTE]
-    if line.older or any(s.status == "vulnerable" and s.fixed_in is None for s in open_):
+    unfixed = sorted(s.cve for s in open_ if s.status == "vulnerable" and s.fixed_in is None)
+    fixes = [parse_build(s.fixed_in) for s in open_ if s.fixed_in]
+    if line.older or unfixed:
         bases = [r for r in build_rows() if r.product == line.product and r.is_line_base]
         newest = max(bases, key=lambda r: r.build)
         latest = max((r for r in build_rows() if r.product == line.product and r.cu_line == newest.cu_line),
                      key=lambda r: r.build)
+        if not line.older and line.base is not None and line.base.cu_line == newest.cu_line:
+            # on the product's last CU: no upgrade exists, whatever its SU (an update of the line may
+            # still fix the other CVEs)
+            meanwhile = (f"; meanwhile install {_row_name(line.product, newest.cu_line, max(fixes))} "
+                         f"({max(fixes)}) or later" if fixes else "")
+            return (f"No update of {line.product} fixes {', '.join(unfixed)} ({newest.cu_line} is its last CU, "
+                    f"{latest.name} the newest update in the table): migrate to Exchange Server SE{meanwhile}")
         return (f"Upgrade to {line.product} {newest.cu_line} ({newest.build}) and install its latest SU "
                 f"(newest in the table: {latest.name}, {latest.build})")
-    fixes = [parse_build(s.fixed_in) for s in open_ if s.fixed_in]
     if fixes:
         target = max(fixes)
         name = _row_name(line.product, line.base.cu_line if line.base else "", target)
@@ -248,8 +256,10 @@ class BuildFact:
 def build_facts(con: duckdb.DuckDBPyConnection, host: str) -> list[BuildFact]:
     """Every parsable build fact of a host, best first.
 
-    Best = highest confidence, then a full build over a CU-only one, then the highest build (a server's
-    build only goes up, so older logs show older builds), then the most often seen.
+    Best = highest confidence, then the highest CU line (a server's build only goes up, so older logs
+    show older builds; a CU-only value of a newer CU beats a full build of an older one, which the
+    server no longer runs), then a full build over a CU-only one, then the highest revision, then
+    the most often seen.
     """
     rows = con.execute(
         "SELECT value, source, confidence, path, line FROM host_facts "
@@ -265,8 +275,8 @@ def build_facts(con: duckdb.DuckDBPyConnection, host: str) -> list[BuildFact]:
         groups.setdefault((build, confidence or "low"), []).append((value, source, path, line))
     facts = [BuildFact(b, seen[0][0], seen[0][1], conf, seen[0][2], seen[0][3], len(seen))
              for (b, conf), seen in groups.items()]
-    facts.sort(key=lambda f: (CONFIDENCE_ORDER.get(f.confidence, 3), f.build.cu_only, _neg(f.build),
-                              -f.count))
+    facts.sort(key=lambda f: (CONFIDENCE_ORDER.get(f.confidence, 3), _neg(f.build)[:3], f.build.cu_only,
+                              _neg(f.build)[3:], -f.count))
     return facts
 
 
@@ -290,11 +300,15 @@ def assess_host(con: duckdb.DuckDBPyConnection, host: str) -> HostBuild | None:
 
 
 def assess_file(path: Path) -> HostBuild:
-    """The build stated by a HealthChecker/ExSetup CLIXML file (``exhunt build FILE``).
+    """The build stated by a HealthChecker/ExSetup CLIXML file: the most trustworthy, highest one
+    when it names several (``assess_file_all`` gives each)."""
+    return assess_file_all(path)[0]
 
-    A file naming several builds (an org-wide Get-ExchangeServer export) gives the most trustworthy,
-    highest one; the CLI is for one server at a time.
-    """
+
+def assess_file_all(path: Path) -> list[HostBuild]:
+    """Each build a HealthChecker/ExSetup CLIXML file names (``exhunt build FILE``), the most
+    trustworthy and highest first: an organisation's Get-ExchangeServer export names every server's,
+    and one older server is what matters (keeping the highest alone called such a file safe)."""
     from exhunt.artifacts.clixml import CliXml, read_builds_file
 
     try:
@@ -312,6 +326,12 @@ def assess_file(path: Path) -> HostBuild:
     if not found:
         raise UsageError(f"{path}: {problems[0] if problems else 'no Exchange build found'}")
     found.sort(key=lambda f: (CONFIDENCE_ORDER.get(f[2], 3), _neg(parse_build(f[0]))))
-    value, line, confidence = found[0]
-    where = f"{path.name}:{line}" if line else path.name
-    return assess_build(value, where, confidence)
+    seen: set[str] = set()
+    assessed = []
+    for value, line, confidence in found:
+        key = str(parse_build(value))
+        if key in seen:
+            continue
+        seen.add(key)
+        assessed.append(assess_build(value, f"{path.name}:{line}" if line else path.name, confidence))
+    return assessed

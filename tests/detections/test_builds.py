@@ -71,6 +71,9 @@ CASES = [
     ("14.3.496.0", "Exchange 2010", "SP3", "RU30",
      {"fixed": ("CVE-2020-0688",), "vulnerable": ("CVE-2021-26857", "CVE-2020-17144")}, "Exchange 2010"),
     ("8.1.240.6", None, None, None, {"unknown": PROXYLOGON}, None),
+    # the product's last CU and update: no upgrade exists for what no update fixes
+    ("15.0.1497.48", "Exchange 2013", "CU23", "Mar23SU", {"vulnerable": ("CVE-2024-21410",)},
+     "No update of Exchange 2013 fixes CVE-2024-21410"),
 ]
 
 
@@ -153,6 +156,41 @@ def test_assess_host_normalizes_and_prefers_confident_full_highest_builds(tmp_pa
     assert assess_host(con, "other") is None
 
 
+def test_a_newer_cu_seen_only_as_a_cu_beats_a_full_build_of_an_older_cu(tmp_path: Path) -> None:
+    """A server upgraded from 2016 CU19 to CU22 during the logs: the verdict is about CU22, not the
+    CU19 SU the server no longer runs (whose update cannot be installed on CU22)."""
+    con = _facts_store(tmp_path, [
+        ("owa_build", "15.1.2176.9", "medium", "iis/u_ex1.log", 3),
+        ("owa_build", "15.1.2375", "medium", "iis/u_ex2.log", 5),
+        ("owa_build", "15.1.2375.7", "medium", "iis/u_ex3.log", 7),
+        ("owa_build", "15.1.2375", "medium", "iis/u_ex3.log", 9),
+    ])
+    assert best_build_fact(con, "h") == ("15.1.2375.7", "x", "medium")  # within a CU: the full build
+    con = _facts_store(tmp_path / "cu-only", [("owa_build", "15.1.2176.9", "medium", "iis/u_ex1.log", 3),
+                                              ("owa_build", "15.1.2375", "medium", "iis/u_ex2.log", 5)])
+    hb = assess_host(con, "h")
+    assert hb is not None and (hb.build, hb.cu) == ("15.1.2375", "CU22")
+    expect(hb, "fixed", PROXYSHELL)
+
+
+def test_an_org_export_is_assessed_server_by_server(tmp_path: Path) -> None:
+    """Get-ExchangeServer of an organisation: the 2016 CU22 server beside a 2019 CU14 one was
+    dropped, and the file came out with nothing vulnerable."""
+    from exhunt.detections.builds import assess_file_all
+
+    export = tmp_path / "GetExchangeServer.xml"
+    export.write_text(
+        '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        + "".join(f'<Obj RefId="{n}"><Props><S N="Name">{name}</S><S N="AdminDisplayVersion">{version}</S>'
+                  "</Props></Obj>" for n, (name, version) in enumerate(
+                      (("EX2016", "Version 15.1 (Build 2375.7)"), ("EX2019", "Version 15.2 (Build 1544.4)"))))
+        + "</Objs>", encoding="utf-8")
+    assessed = assess_file_all(export)
+    assert [hb.cu for hb in assessed] == ["CU14", "CU22"]  # the highest first, then the others
+    assert assess_file(export) == assessed[0]
+    assert any(c.status == "vulnerable" for c in assessed[1].cves)
+
+
 def test_assess_host_falls_back_to_owa_paths(tmp_path: Path) -> None:
     con = _facts_store(tmp_path, [("owa_build", "15.1.2176", "medium", "iis/u_ex1.log", 3)])
     hb = assess_host(con, "h")
@@ -193,3 +231,31 @@ def test_each_fix_build_flips_its_cve_from_vulnerable_to_fixed() -> None:
         before = [b for b in line if b < fix.fixed_in]
         assert statuses(assess_build(str(fix.fixed_in)))[fix.cve] == "fixed", fix
         assert statuses(assess_build(str(before[-1])))[fix.cve] == "vulnerable", fix
+
+
+IIS_HEADER = ("#Software: Microsoft Internet Information Services 10.0\r\n#Version: 1.0\r\n"
+              "#Date: 2022-11-20 00:00:00\r\n"
+              "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) "
+              "sc-status sc-substatus sc-win32-status time-taken\r\n")
+
+
+@pytest.mark.parametrize("index", ["triage", "full"])
+@pytest.mark.parametrize(("status", "build"), [("302", "15.1.2375"), ("404", "15.1.2375"), ("200", "15.1.2507.16"),
+                                               ("304", "15.1.2507.16")])
+def test_a_build_in_a_path_counts_only_where_the_server_served_it(tmp_path: Path, index: str, status: str,
+                                                                 build: str) -> None:
+    """A client can ask for any version path: an unauthenticated OWA request is redirected to the
+    logon page (302) and a made-up version folder is 404. One such request named a newer SU than the
+    server runs, and ProxyNotShell came out fixed."""
+    from exhunt.api import ScanOptions, scan
+
+    real = "".join(f"2022-11-20 08:{m:02d}:00 10.0.0.5 GET /owa/auth/15.1.2375/themes/resources/favicon.ico - 443 - "
+                   f"10.0.0.{20 + m} Mozilla/5.0 200 0 0 5\r\n" for m in range(50))
+    asked = (f"2022-11-20 09:00:00 10.0.0.5 GET /owa/15.1.2507.16/scripts/boot.js - 443 - 198.51.100.9 curl/8 "
+             f"{status} 0 0 5\r\n")
+    log = tmp_path / "evidence" / "inetpub" / "logs" / "LogFiles" / "W3SVC1" / "u_ex221120.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(IIS_HEADER + real + asked, encoding="ascii")
+    doc = scan([tmp_path / "evidence"], ScanOptions(out=tmp_path / "case", host="EX1", jobs=1, quiet=True,
+                                                    progress=False, index=index, html_report=False)).document
+    assert doc.hosts[0].build is not None and doc.hosts[0].build.build == build
