@@ -296,6 +296,10 @@ def connect(store: Path, extra_tables: Iterable[str] = (), threads: int = 0,
     import duckdb
 
     con = duckdb.connect(":memory:", config=config)
+    # every cursor's too (a SET alone is the one connection's): times are UTC whatever the analyst's
+    # zone; under TZ=America/New_York the query command printed local times, and a time literal in
+    # a WHERE was read as New York time
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
     names = list(TABLES) if tables is None else list(tables)
     names += [t for t in extra_tables if t not in names]
     if copy_small:

@@ -126,3 +126,27 @@ def test_new_parts_join_the_copy_as_a_refresh_would(tmp_path: Path, monkeypatch:
     for query in ("SELECT * FROM events ORDER BY event_id", "SELECT * FROM warnings", "DESCRIBE events"):
         assert con.execute(query).fetchall() == fresh.execute(query).fetchall(), query
     assert con.execute("SELECT count(*) FROM events_stored").fetchone() == (2,)
+
+
+def test_times_are_utc_on_every_cursor_whatever_the_analysts_zone(tmp_path: Path) -> None:
+    """Under TZ=America/New_York the store's connection gave times in New York time, and a time
+    literal in a WHERE was read as New York time (14 rows became 0)."""
+    import os
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    writer = StoreWriter(tmp_path / "store", "h")
+    writer.add("events", {"host": "h", "source": "iis", "path": "u.log", "line": 1,
+                          "ts": datetime(2021, 3, 3, 2, 10, 30, tzinfo=UTC)})
+    writer.close()
+    probe = ("import sys\nfrom pathlib import Path\nfrom exhunt.events.store import connect\n"
+             "con = connect(Path(sys.argv[1]))\n"
+             "for c in (con, con.cursor()):\n"
+             "    (ts,), = c.execute('SELECT ts FROM events').fetchall()\n"
+             "    (n,), = c.execute(\"SELECT count(*) FROM events WHERE ts >= '2021-03-03 02:10:00' "
+             "AND ts < '2021-03-03 02:11:00'\").fetchall()\n"
+             "    print(ts.isoformat(), n)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "store")], capture_output=True, text=True,
+                          env={**os.environ, "TZ": "America/New_York"}, check=True, timeout=60)
+    assert done.stdout.split("\n")[:2] == ["2021-03-03T02:10:30+00:00 1"] * 2
