@@ -28,6 +28,18 @@ def parse_iso(text: str | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def order(text: str | None) -> str:
+    """An ``iso_utc`` text as it sorts among others: ``iso_utc`` leaves out a zero fraction, and '.'
+    sorts before 'Z', so ``...:01.500000Z`` came before ``...:01Z`` (the first evidence row, a first
+    seen merged from two hosts). Texts of other shapes are returned as they are."""
+    if not text:
+        return ""
+    if len(text) >= 20 and text.endswith("Z") and text[10] == "T":
+        whole, dot, fraction = text[:-1].partition(".")
+        return f"{whole}.{fraction.ljust(6, '0') if dot else '000000'}Z"
+    return text
+
+
 def iso_from_epoch(value: float | None) -> str | None:
     """A file-system time stamp (seconds since 1970, UTC) as ISO 8601 UTC."""
     return None if value is None else iso_utc(datetime.fromtimestamp(value, UTC))

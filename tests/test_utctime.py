@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+from exhunt import utctime
 from exhunt.utctime import iso_from_epoch, iso_from_epochs
 
 
@@ -30,3 +31,22 @@ def test_times_no_datetime_can_write_go_one_by_one() -> None:
         except (ValueError, OverflowError, OSError) as exc:
             got = type(exc)
         assert got == expected
+
+
+def test_times_of_mixed_precision_sort_as_instants() -> None:
+    """``iso_utc`` leaves out a zero fraction, and '.' sorts before 'Z': a row at 01.5 s came before
+    one at 01 s, in a finding's evidence (and the cap on it) and in a first seen merged from hosts."""
+    from exhunt.findings.model import EvidenceRef, MailboxImpact
+    from exhunt.findings.triage import evidence_order
+    from exhunt.reports.impact_csv import merged
+
+    texts = ["2021-03-03T02:10:01.500000Z", "2021-03-03T02:10:01Z", "2021-03-03T02:10:00.999999Z",
+             "2021-03-03T02:10:02Z"]
+    assert sorted(texts, key=utctime.order) == [texts[2], texts[1], texts[0], texts[3]]
+    refs = [EvidenceRef("p", "iis", n, None, ts, "") for n, ts in enumerate(texts)]
+    assert [r.ts for r in sorted(refs, key=evidence_order)] == sorted(texts, key=utctime.order)
+    boxes = tuple(MailboxImpact(host=h, mailbox="heidi@corp.example", how=("ews",), first_seen=first,
+                                last_seen=first, sources=(), requests=1, items=None, bytes=None,
+                                confidence="high") for h, first in (("A", texts[0]), ("B", texts[1])))
+    (row,) = merged(boxes)
+    assert (row["first_seen"], row["last_seen"]) == (texts[1], texts[0])

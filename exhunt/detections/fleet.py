@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from exhunt import utctime
 from exhunt.detections.base import Check, Hit
 from exhunt.findings.model import Finding
 from exhunt.findings.triage import group_hits
@@ -51,7 +52,7 @@ def pivots(findings: Sequence[Finding], hit_rows: list[dict] | None = None) -> l
         hosts = ",".join(sorted(by_host))
         label = dict(PIVOTS)[name]
         for host, host_findings in sorted(by_host.items()):
-            first = min(host_findings, key=lambda f: f.first_seen or "")
+            first = min(host_findings, key=lambda f: utctime.order(f.first_seen))
             ref = first.evidence[0] if first.evidence else None
             titles = "; ".join(sorted({f.title for f in host_findings}))
             hits.append(Hit(check=check.id, host=hosts, key=f"{name}={value}", path=ref.path if ref else "",

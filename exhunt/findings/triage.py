@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
+from exhunt import utctime
 from exhunt.findings.model import SEVERITY_RANK, EvidenceRef, Finding, Hit, Severity, Verdict, severity_rank
 from exhunt.utctime import iso_utc as iso  # the name every caller of findings uses
 
@@ -48,7 +49,7 @@ def finding_id(check: str, host: str, key: str, confidence: str) -> str:
 
 
 def evidence_order(e: EvidenceRef) -> tuple[str, str, int, int, str, str]:
-    return (e.ts or "", e.path, e.line or 0, e.record_id or 0, e.source or "", e.excerpt or "")
+    return (utctime.order(e.ts), e.path, e.line or 0, e.record_id or 0, e.source or "", e.excerpt or "")
 
 
 class _Group:
@@ -200,7 +201,7 @@ def _severity_for(severity: str, confidence: str) -> str:
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-severity_rank(f.severity), -CONFIDENCE_RANK.get(f.confidence, 0),
-                                           f.host, f.first_seen or "", f.check, f.key))
+                                           f.host, utctime.order(f.first_seen), f.check, f.key))
 
 
 def verdict(findings: Iterable[Finding], assessed: bool, complete: bool = True) -> Verdict:

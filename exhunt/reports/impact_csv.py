@@ -11,6 +11,7 @@ import csv
 import io
 from typing import BinaryIO
 
+from exhunt import utctime
 from exhunt.findings.model import MailboxImpact
 from exhunt.reports.case import Case
 from exhunt.reports.csv_timeline import spreadsheet_cell
@@ -29,7 +30,8 @@ def merged(entries: tuple[MailboxImpact, ...]) -> list[dict[str, str]]:
         firsts = [e.first_seen for e in group if e.first_seen]
         lasts = [e.last_seen for e in group if e.last_seen]
         out.append({"mailbox": box, "how": ";".join(sorted({h for e in group for h in e.how})),
-                    "first_seen": min(firsts, default=""), "last_seen": max(lasts, default=""),
+                    "first_seen": min(firsts, default="", key=utctime.order),
+                    "last_seen": max(lasts, default="", key=utctime.order),
                     "sources": ";".join(sorted({s for e in group for s in e.sources})),
                     "confidence": max((e.confidence for e in group), key=RANK.__getitem__)})
     out.sort(key=lambda r: -RANK[r["confidence"]])  # stable: volume order kept within a confidence

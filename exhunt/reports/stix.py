@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 import stix2
 
+from exhunt import utctime
 from exhunt.findings.addresses import names_no_other_machine
 from exhunt.findings.model import AssessmentDocument, Finding
 from exhunt.reports.case import Case
@@ -147,7 +148,7 @@ def bundle(doc: AssessmentDocument) -> stix2.Bundle:
                 entry["findings"].append(f.title)
                 entry["observed"] += [observed_id] if observed_id else []
                 entry["attack"] += refs
-                entry["valid_from"] = min(entry["valid_from"], f.first_seen or created)
+                entry["valid_from"] = min(entry["valid_from"], f.first_seen or created, key=utctime.order)
     for (kind, value), entry in sorted(indicators.items()):
         titles = list(dict.fromkeys(entry["findings"]))
         indicator = stix2.Indicator(
