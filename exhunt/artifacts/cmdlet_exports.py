@@ -44,6 +44,7 @@ from exhunt.artifacts.encoding import utf8_stream
 from exhunt.artifacts.exchange_logs import normalize
 from exhunt.artifacts.psobjects import (
     US_DATE_RE,
+    ZONELESS_ISO_RE,
     PsRecord,
     csv_header,
     flat,
@@ -195,6 +196,9 @@ class Rows:
         if value and US_DATE_RE.match(value.strip()):
             self._once("zone", "Export-Csv dates carry no zone and follow the collecting machine's culture: "
                        "read as en-US month/day in UTC (Export-Clixml keeps the zone)", line)
+        elif value and ZONELESS_ISO_RE.match(value.strip()):
+            self._once("iso-zone", "dates without a zone (ISO, no offset; a cmdlet's times are the collecting "
+                       "machine's local time): read as UTC (Export-Clixml keeps the zone)", line)
         return ps_time(value)
 
     def _once(self, key: str, message: str, line: int | None) -> None:

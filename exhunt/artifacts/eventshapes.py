@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from exhunt.artifacts.timeparse import parse_ts
+from exhunt.artifacts.timeparse import ms_date, parse_ts
 from exhunt.artifacts.winevent import (
     SYSMON_CHANNEL,
     SYSMON_PROVIDER,
@@ -168,6 +168,9 @@ def _moment(value: Any, utc_when_naive: bool) -> tuple[datetime | None, str | No
     text = value.strip()
     if text.endswith(" UTC"):
         moment = parse_ts(text)
+        return moment, None if moment else "unreadable"
+    if text.startswith("/Date("):  # ConvertTo-Json of Windows PowerShell 5.1: an instant, whatever zone
+        moment = ms_date(text)
         return moment, None if moment else "unreadable"
     try:
         parsed = datetime.fromisoformat(text)

@@ -5,7 +5,9 @@ One ``mailbox_audit`` event per entry: ``ts`` from ``LastAccessed``, ``user`` th
 ``client_ip`` the client address (brackets and port removed), ``cmdlet`` the operation; every column
 or attribute stays in ``fields``, plus ``SourceItemsCount`` (the items an entry names). Export-Csv
 writes ``LastAccessed`` in the exporting machine's culture and time zone: ISO and US
-(``3/3/2021 3:12:45 AM``) forms are read as UTC, anything else is a warning and the row is kept.
+(``3/3/2021 3:12:45 AM``) forms are read as UTC, and a file with such times says so once (a warning
+naming the assumption: the times may be off by that machine's UTC offset, and a day/month date is
+read as month/day); anything else is a warning and the row is kept.
 The XML is parsed by expat with document type declarations refused (no entity expansion).
 Both are read as a stream, entry by entry, whatever their size: the whole export had been read into
 memory and copied three times (a 256 MiB one held well over 1 GB), and anything past 256 MiB was
@@ -17,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import re
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 from xml.parsers import expat
@@ -30,6 +33,9 @@ CSV_MARKERS = ("MailboxOwnerUPN", "LogonType", "LastAccessed")
 HEAD = 4096  # enough to tell the encoding and the kind of export
 READ = 1 << 20  # the XML's read size
 US_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S")
+ZONE_RE = re.compile(r"(?:Z|[+-]\d{2}:?\d{2}| UTC)$", re.I)  # an ISO time that says its zone
+ZONE_NOTE = ("LastAccessed carries no time zone (Export-Csv writes the exporting machine's local time and "
+             "culture): read as UTC, a d/m/y date as en-US m/d/y; shift the times by that machine's UTC offset")
 
 
 def _encoding(head: bytes) -> str:
@@ -44,16 +50,20 @@ def _text(data: bytes) -> str:
     return data.decode(_encoding(data), "replace")
 
 
-def when(text: str | None) -> datetime | None:
+def when(text: str | None) -> tuple[datetime | None, bool]:
+    """The time of a ``LastAccessed`` value, and whether it had no zone (read as UTC: the caller says
+    so once a file, since Export-Csv writes the exporting machine's local time and culture)."""
+    if not text:
+        return None, False
     value = parse_ts(text)
-    if value is not None or not text:
-        return value
+    if value is not None:
+        return value, ZONE_RE.search(text.strip()) is None
     for fmt in US_FORMATS:
         try:
-            return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC)
+            return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC), True
         except ValueError:
             continue
-    return None
+    return None, False
 
 
 def client(text: str | None) -> str | None:
@@ -98,8 +108,11 @@ def _peek(stream: BinaryIO) -> bytes:
     return peek(HEAD)[:HEAD] if peek is not None else b""
 
 
-def _emit(ctx: ParseContext, record: dict[str, Any], line: int | None, number: int) -> None:
-    ts = when(record.get("LastAccessed"))
+def _emit(ctx: ParseContext, record: dict[str, Any], line: int | None, number: int, said: set[str]) -> None:
+    ts, zoneless = when(record.get("LastAccessed"))
+    if zoneless and "zone" not in said:
+        said.add("zone")
+        ctx.warn(ZONE_NOTE, line)
     if ts is None:
         ctx.warn(f"audit entry without a readable LastAccessed: {record.get('LastAccessed')!r}", line)
     items = record.get("SourceItemsCount") or len([s for s in (record.get("SourceItemIdsList") or "").split(",") if s])
@@ -116,6 +129,7 @@ def _emit(ctx: ParseContext, record: dict[str, Any], line: int | None, number: i
 def _csv(ctx: ParseContext, text: io.TextIOWrapper) -> None:
     """Row by row from the text stream (lines end at ``\n`` only, as the csv module wants them)."""
     first = text.readline()
+    said: set[str] = set()
     skip = 1 if first.startswith("#TYPE") else 0
     reader = csv.DictReader(text if skip else itertools.chain([first], text))
     number = 0
@@ -132,13 +146,14 @@ def _csv(ctx: ParseContext, text: io.TextIOWrapper) -> None:
             ctx.warn("row with a different number of values than the header: kept as far as it goes",
                      reader.line_num + skip)
         record = {k: v for k, v in row.items() if isinstance(k, str) and isinstance(v, str)}
-        _emit(ctx, record, reader.line_num + skip, number)
+        _emit(ctx, record, reader.line_num + skip, number, said)
 
 
 def _xml(ctx: ParseContext, stream: BinaryIO) -> None:
     parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     state: dict[str, Any] = {"event": None, "line": 0, "n": 0, "items": 0, "tag": None}
+    said: set[str] = set()
 
     def refuse(*_: Any) -> None:
         raise ValueError("document type declarations are refused")
@@ -154,7 +169,7 @@ def _xml(ctx: ParseContext, stream: BinaryIO) -> None:
             state["n"] += 1
             event = state["event"]
             event.setdefault("SourceItemsCount", str(state["items"] or ""))
-            _emit(ctx, event, state["line"], state["n"])
+            _emit(ctx, event, state["line"], state["n"], said)
             state["event"] = None
 
     parser.StartDoctypeDeclHandler = refuse

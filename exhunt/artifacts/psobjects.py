@@ -16,11 +16,12 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 from xml.parsers import expat
 
 from exhunt.artifacts.encoding import RECORDING, recorded
+from exhunt.artifacts.timeparse import ms_date
 
 Warn = Callable[[str, "int | None", "int | None"], None]
 Value = str | list[str] | None
@@ -62,7 +63,7 @@ def getter(props: dict[str, Value]) -> Callable[[str], str | None]:
 
 
 # ---- dates -----------------------------------------------------------------------------------------
-MS_DATE_RE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+ZONELESS_ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$")  # no Z, no offset
 US_DATE_RE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2}):(\d{2})(?: ?([AP]M))?$", re.I)
 
 
@@ -75,9 +76,9 @@ def ps_time(value: Value) -> str | None:
     if not isinstance(value, str) or not value:
         return None
     text = value.strip()
-    ms = MS_DATE_RE.match(text)
-    if ms:
-        return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(ms[1]))).isoformat()
+    if text.startswith("/Date("):
+        moment = ms_date(text)
+        return moment.isoformat() if moment else None
     us = US_DATE_RE.match(text)
     if us:
         month, day, year, hour, minute, second, ampm = us.groups()
@@ -179,6 +180,8 @@ def _json_value(value: Any) -> Value:
         out = [_json_value(v) for v in value]
         return [v if isinstance(v, str) else json.dumps(v) for v in out if v is not None]
     if isinstance(value, dict):
+        if isinstance(value.get("value"), str) and "DateTime" in value:  # PowerShell 5.1's DateTime object:
+            return value["value"]  # {"value": "/Date(ms)/", "DisplayHint": 2, "DateTime": "<culture text>"}
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return str(value)
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
+
+# .NET's JSON date (Windows PowerShell 5.1's ConvertTo-Json): milliseconds since 1970 in UTC; the
+# offset some writers add says the writer's zone, not a shift of the instant
+MS_DATE_RE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
 
 def parse_ts(text: str | None) -> datetime | None:
@@ -19,3 +24,14 @@ def parse_ts(text: str | None) -> datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def ms_date(text: str) -> datetime | None:
+    """The instant of a ``/Date(1614823200000)/`` (or ``/Date(ms+0100)/``) text, else None."""
+    match = MS_DATE_RE.match(text.strip())
+    if match is None:
+        return None
+    try:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(match[1]))
+    except OverflowError:
+        return None

@@ -154,3 +154,17 @@ def test_csv_header_claims(header: str, claimed: bool) -> None:
     from exhunt.artifacts.eventcsv import EventCsv
 
     assert EventCsv.claims("x.csv", f"{header}\r\n".encode()) is claimed
+
+
+def test_convertto_json_dates_of_powershell_51_give_the_instant(tmp_path: Path) -> None:
+    """``Get-WinEvent | ConvertTo-Json`` in Windows PowerShell 5.1 writes ``/Date(ms)/``: the event
+    was stored with no time and the date called unreadable."""
+    one = events()[0]
+    doc = otrf(one)
+    doc.pop("@timestamp", None)
+    for key in ("EventTime", "TimeCreated", "Timestamp", "TimeGenerated", "UtcTime"):
+        doc.pop(key, None)
+    doc["TimeCreated"] = "/Date(1614744605123)/"
+    con = parse_bytes(tmp_path, "ps51/events.json", orjson.dumps(doc) + b"\n")
+    ((ts,),) = con.execute("SELECT ts FROM events").fetchall()
+    assert ts.isoformat() == "2021-03-03T04:10:05.123000+00:00"

@@ -133,3 +133,20 @@ def test_a_lone_cr_is_no_line(tmp_path: Path, head: bytes) -> None:
     lines = data.count(b"\n") + 1
     cited = con.execute("SELECT line FROM events UNION ALL SELECT line FROM warnings").fetchall()
     assert cited and all(line is None or 1 <= line <= lines for (line,) in cited)
+
+
+def test_powershell_51_date_objects_and_zoneless_iso_dates(tmp_path: Path) -> None:
+    """Windows PowerShell 5.1's ConvertTo-Json writes a DateTime as an object (``value`` holds the
+    instant): the row had no time and no warning. A zone-less ISO date is read as UTC, and said."""
+    objects = [{"Mailbox": "corp.example/Users/cfo", "FilePath": "\\\\srv\\c$\\x.pst", "Status": "Completed",
+                "RequestGuid": "7c1c2d7e-0000-4000-8000-000000000001",
+                "QueuedTimestamp": {"value": "/Date(1614737405000)/", "DisplayHint": 2,
+                                    "DateTime": "Wednesday, March 3, 2021 2:10:05 AM"}},
+               {"Mailbox": "corp.example/Users/ceo", "FilePath": "\\\\srv\\c$\\y.pst", "Status": "Queued",
+                "RequestGuid": "7c1c2d7e-0000-4000-8000-000000000002", "QueuedTimestamp": "2021-03-03T04:10:05"}]
+    con = parse_bytes(tmp_path, "exports.json", json.dumps(objects).encode())
+    rows = con.execute("SELECT anchor_mailbox, ts FROM events ORDER BY line").fetchall()
+    assert [(box, ts.isoformat() if ts else None) for box, ts in rows] == [
+        ("corp.example/Users/cfo", "2021-03-03T02:10:05+00:00"),
+        ("corp.example/Users/ceo", "2021-03-03T04:10:05+00:00")]
+    assert any("without a zone" in message for _, _, message in warnings(con))
