@@ -86,11 +86,26 @@ def _decompressor(fmt: str, stream: BinaryIO) -> BinaryIO:
 FILETIME_UNIX = 11_644_473_600  # seconds from 1601-01-01 (Windows FILETIME) to 1970-01-01
 
 
+LOCAL_ZIP_TIMES = ("member times without an NTFS or Unix time field are DOS times, the archiving machine's "
+                   "local time with no zone: read as UTC (shift them by that machine's UTC offset)")
+
+
 def zip_mtime(info: zipfile.ZipInfo) -> float | None:
-    """A member's modification time in UTC: from its NTFS extra field (0x000A: FILETIME, written by
-    7-Zip and others on Windows) or its extended timestamp (0x5455 'UT': Unix seconds, Info-ZIP),
-    else its DOS time, which is the archiving machine's local time (its zone is not recorded: read as
-    UTC, the best guess left). A zip made in New York had put its members' times 5 hours early."""
+    """A member's modification time in UTC: ``zip_utc_mtime``, else its DOS time, which is the
+    archiving machine's local time (its zone is not recorded: read as UTC, and said, see
+    ``ZipReader.local_times``). A zip made in New York had put its members' times 5 hours early."""
+    utc = zip_utc_mtime(info)
+    if utc is not None:
+        return utc
+    try:
+        return float(calendar.timegm((*info.date_time, 0, 0, 0)))
+    except (ValueError, OverflowError):
+        return None
+
+
+def zip_utc_mtime(info: zipfile.ZipInfo) -> float | None:
+    """A member's modification time from its NTFS extra field (0x000A: FILETIME, written by 7-Zip
+    and others on Windows) or its extended timestamp (0x5455 'UT': Unix seconds, Info-ZIP), else None."""
     extra, at = info.extra, 0
     while at + 4 <= len(extra):
         tag, size = struct.unpack_from("<HH", extra, at)
@@ -102,21 +117,22 @@ def zip_mtime(info: zipfile.ZipInfo) -> float | None:
                 return filetime / 10_000_000 - FILETIME_UNIX
         elif tag == 0x5455 and len(body) >= 5 and body[0] & 1:
             return float(struct.unpack_from("<i", body, 1)[0])
-    try:
-        return float(calendar.timegm((*info.date_time, 0, 0, 0)))
-    except (ValueError, OverflowError):
-        return None
+    return None
 
 
 class ZipReader:
     def __init__(self, stream: BinaryIO) -> None:
         self.zf = zipfile.ZipFile(stream)
+        self.local_times = False  # a file member's time is a DOS time (local, no zone): the walk says so
 
     def members(self) -> Iterator[Member]:
         for i, info in enumerate(self.zf.infolist()):
             mode = info.external_attr >> 16
             kind = "dir" if info.is_dir() else "link" if stat.S_ISLNK(mode) else "file"
-            yield Member(str(i), info.filename, info.file_size, info.compress_size, kind, zip_mtime(info))
+            mtime = zip_mtime(info)
+            if kind == "file" and mtime is not None and zip_utc_mtime(info) is None:
+                self.local_times = True
+            yield Member(str(i), info.filename, info.file_size, info.compress_size, kind, mtime)
 
     def open(self, locator: str) -> BinaryIO:
         info = self.zf.infolist()[int(locator)]

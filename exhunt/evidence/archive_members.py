@@ -108,6 +108,8 @@ def _walk(reader: fmt.Reader, label: str, where: str, chain: tuple[str, ...], de
             yield from _member(reader, label, chain, depth, budget, walk, m)
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt archive: keep what was listed
         walk.warn(where, f"archive truncated or corrupt after {count} members: {type(exc).__name__}: {exc}")
+    if getattr(reader, "local_times", False):
+        walk.warn(where, fmt.LOCAL_ZIP_TIMES)
 
 
 def _member(reader: fmt.Reader, label: str, chain: tuple[str, ...], depth: int, budget: _Budget, walk: Walk,

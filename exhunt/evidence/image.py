@@ -64,6 +64,8 @@ SYSTEM_TOPS = frozenset({"$recycle.bin", "boot", "documents and settings", "prog
                          "msocache", "$windows.~bt", "$windows.~ws", "$winreagent", "intel", "perflogs", "inetpub",
                          "root", "$sysreset", "onedrivetemp", "$getcurrent"})
 MAX_DEPTH = 64
+FAT_LOCAL_TIMES = ("FAT keeps file times in the writing machine's local time with no zone, and the last access "
+                   "as a date: read as UTC (shift them by that machine's UTC offset)")
 FEATURE = "reading disk and VM images (E01, VMDK, VHD/VHDX, raw)"
 
 
@@ -300,6 +302,7 @@ class ImageSource(Source):
                              + (", ..." if len(names) > 8 else ""))
             walked = _WalkedFolders(volume.fs)
             skipped = []
+            before = listed
             for top in tops:
                 if _wanted(top.name.lower()):
                     for file in self._walk(top, f"{volume.drive}/{top.name}", str(index), warn, 0, walked):
@@ -307,6 +310,8 @@ class ImageSource(Source):
                         yield file
                 elif top.name.lower() not in SYSTEM_TOPS and not top.name.startswith("$"):
                     skipped.append(top.name)
+            if volume.kind == "fat" and listed > before:  # the times of what was listed
+                warn(volume.drive, f"image {image}: {volume.describe()}: {FAT_LOCAL_TIMES}")
             if skipped:  # a folder the walk leaves out may be a relocated log folder or a collection
                 not_walked.append((volume.drive, f"image {image}: {volume.describe()}: top-level folders not walked "
                                    f"(not where Exchange, IIS or Windows keep their logs): {', '.join(skipped[:12])}"

@@ -36,5 +36,22 @@ def test_member_times(extra: bytes, expected: float) -> None:
         info = zipfile.ZipInfo("C/inetpub/wwwroot/aspnet_client/s.aspx", date_time=LOCAL)
         info.extra = extra
         archive.writestr(info, b"<%eval(Request.Item[\"x\"])%>")
-    (member,) = ZipReader(io.BytesIO(buffer.getvalue())).members()
+    reader = ZipReader(io.BytesIO(buffer.getvalue()))
+    (member,) = reader.members()
     assert member.mtime == pytest.approx(expected)
+    assert reader.local_times is (extra == b"")  # a DOS time alone is local: the walk says so
+
+
+def test_a_zip_of_dos_times_says_they_were_read_as_utc() -> None:
+    from exhunt.evidence.archive_formats import LOCAL_ZIP_TIMES
+    from exhunt.evidence.archive_members import Limits, Walk, members
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("a.log", date_time=LOCAL), b"x")
+    warned: list[tuple[str, str]] = []
+    walk = Walk(Limits(members=10, total=1 << 20, depth=1), lambda where, message: warned.append((where, message)),
+                "!", lambda e: False, lambda e: None)
+    assert [e.rel for e in members(lambda: ZipReader(io.BytesIO(buffer.getvalue())), "c.zip", "c.zip", walk)] == [
+        "c.zip!a.log"]
+    assert warned == [("c.zip", LOCAL_ZIP_TIMES)]
