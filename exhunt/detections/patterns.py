@@ -13,9 +13,17 @@ from collections.abc import Iterable
 _SPACE = r"(?: |\+|%20)"
 
 
+# How a raw line may hold what a decoded value shows: a '?' of a full URL is where IIS writes the
+# space and an HttpProxy log the comma between its stem and query fields; a '"' inside a CSV field is
+# written doubled (the web prefilter had missed a user agent holding one)
+_RAW_FORMS = {"?": r"(?:\?|%3f| |,)", '"': r'(?:""|"|%22)'}
+
+
 def _char(c: str) -> str:
     if c == " ":
         return _SPACE
+    if c in _RAW_FORMS:
+        return _RAW_FORMS[c]
     code = ord(c)
     escaped = re.escape(c)
     if code > 0x7F:  # non-ASCII: its UTF-8 bytes, each raw or %-encoded

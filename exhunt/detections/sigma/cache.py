@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 FORMAT = 2
 # exhunt modules outside detections/sigma that the conversion's output depends on (SQL quoting, the
 # events table's columns)
-CONVERSION_MODULES = (("sqltext.py",), ("events", "schema.py"))
+CONVERSION_MODULES = (("sqltext.py",), ("events", "schema.py"), ("detections", "patterns.py"))
 
 
 def cache_dir() -> Path:

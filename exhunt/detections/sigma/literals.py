@@ -52,22 +52,30 @@ def _usable(run: str) -> str | None:
     return None if len(best) < MIN_LITERAL or RENDERED_VALUE.fullmatch(best.strip()) else best
 
 
-def value_literals(value: Any) -> list[str] | None:
+def value_literals(value: Any, spaces_end_runs: bool = False) -> list[str] | None:
     """Texts one of which a matching value holds: the longest plain-text run of a string, or what
-    a regular expression needs (see ``regex_literals``); None for anything else."""
+    a regular expression needs (see ``regex_literals``); None for anything else. ``spaces_end_runs``:
+    of a keyword, whose text the engine may find across an event's unnamed ``<Data>`` values (the
+    ``message`` column joins them with spaces, while the record holds each value apart): a run
+    then ends at a space too, since each run must lie within one value of the record."""
     if isinstance(value, SigmaRegularExpression):
         regexp = value.regexp  # a SigmaString in current pySigma, a str in older ones
         return regex_literals(regexp if isinstance(regexp, str) else str(getattr(regexp, "original", regexp)))
     if not isinstance(value, SigmaString):
         return None
-    literal = _usable("\n".join(part for part in value.s if isinstance(part, str)))  # runs end at wildcards
+    text = "\n".join(part for part in value.s if isinstance(part, str))  # runs end at wildcards
+    literal = _usable(text.replace(" ", "\n") if spaces_end_runs else text)
     return [literal] if literal else None
 
 
 def regex_literals(pattern: str) -> list[str] | None:
     """What every match of a regex holds: its longest top-level run of literal characters, or a
     top-level group of alternatives that each begin with one (whichever has the longer shortest
-    text). Unparseable, or nothing of 3+ characters: None."""
+    text). Unparseable, or nothing of 3+ characters: None. The engine matches with DuckDB's RE2,
+    whose POSIX classes (``[[:alpha:]]``) Python's parser reads as a set and a literal ``]``: such
+    a pattern gives no literal (``smart[[:alpha:]]creen`` had required the text ``]creen``)."""
+    if "[[:" in pattern:
+        return None
     try:
         items = list(regex_parser.parse(pattern))
     except (re.error, RecursionError, ValueError, TypeError):
@@ -114,7 +122,7 @@ def necessary(node: Any) -> list[str] | None:
             return None
         return value_literals(node.value)
     if isinstance(node, ConditionValueExpression):  # a keyword: anywhere in the event
-        return value_literals(node.value)
+        return value_literals(node.value, spaces_end_runs=True)
     return None  # ConditionNOT and anything else
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sigma.rule import SigmaRule
 
-from exhunt.detections.sigma.literals import dedupe, logsource_names, regex_literals, rule_literals
+from exhunt.detections.sigma.literals import dedupe, logsource_names, necessary, regex_literals, rule_literals
 from exhunt.detections.sigma.loader import converted_queries
 
 CASES = yaml.safe_load((Path(__file__).parent / "cases" / "pack.yml").read_text(encoding="utf-8"))
@@ -90,3 +90,21 @@ def test_regex_literals_top_level_runs_or_alternatives() -> None:
     assert regex_literals(r"(?i)powershell.*-enc") == ["powershell"]
     assert regex_literals("abc|defg") is None  # a top-level alternative with no group: nothing certain
     assert regex_literals("(ab|cd)x") is None
+
+
+def test_a_keyword_literal_lies_within_one_value_of_the_record() -> None:
+    """The engine finds a keyword across unnamed <Data> values (the message column joins them with
+    spaces), the record holds each value apart: a keyword's literal ends at a space too (triage had
+    dropped an MSSQL 18456 event whose keyword spans two values)."""
+    found = necessary(rule({"keywords": ["login provided.  [CLIENT:"], "condition": "keywords"})
+                      .detection.parsed_condition[0].parsed)
+    assert found is not None and all(" " not in text for text in found) and found == ["provided."]
+    field = necessary(rule({"sel": {"CommandLine|contains": "net user /add"}, "condition": "sel"})
+                      .detection.parsed_condition[0].parsed)
+    assert field == ["net user /add"]  # a field's value is one value: its spaces stay
+
+
+def test_re2_posix_classes_give_no_literal() -> None:
+    """DuckDB matches with RE2, whose [[:alpha:]] Python's parser reads as a set and a literal ']'."""
+    assert regex_literals("smart[[:alpha:]]creen\\.exe") is None
+    assert regex_literals("net[[:space:]]user") is None

@@ -46,6 +46,20 @@ def test_and_takes_one_child_or_takes_all(tmp_path: Path) -> None:
     assert not selector.spans(b"x POST /owa/auth/logon.aspx - 200 Mozilla\n")
 
 
+@pytest.mark.parametrize(("detection", "line"), [
+    ("  sel:\n    cs-user-agent|contains: 'evil\"ua'\n  condition: sel",  # a CSV field's quote is doubled
+     b'2021-03-03T02:10:01.000Z,rid,15,Owa,/owa/,"evil""ua/1.0",198.51.100.9\n'),
+    ("  sel:\n    cs-uri-query|contains: 'zz.php\\?cmd='\n  condition: sel",  # IIS: stem, space, query
+     b"2021-03-03 02:10:01 10.0.0.5 GET /site/zz.php cmd=whoami 443 - 198.51.100.9 curl 200 0 0 5\n"),
+    ("  sel:\n    cs-uri-query|contains: 'zz.php\\?cmd='\n  condition: sel",  # HttpProxy: stem, comma, query
+     b"2021-03-03T02:10:01.000Z,rid,15,Owa,/site/zz.php,cmd=whoami,198.51.100.9\n"),
+], ids=["doubled-quote", "iis-query", "httpproxy-query"])
+def test_a_literal_is_found_as_the_raw_line_writes_it(tmp_path: Path, detection: str, line: bytes) -> None:
+    """The engine matches the decoded row; the prefilter must pass the raw line that row came from."""
+    selector = LineSelector(compile_patterns(list(_prefilter(tmp_path, detection, 3).patterns)).blob)
+    assert selector.spans(line)
+
+
 def test_rule_without_literals_forces_a_full_parse(tmp_path: Path) -> None:
     detection = """  sel:
     sc-status: 500
@@ -67,3 +81,41 @@ def test_sigmahq_web_rules_all_give_patterns() -> None:
     selector = LineSelector(compile_patterns(list(prefilter.patterns)).blob)
     line = b"2021-08-10 01:00:00 10.0.0.1 GET /autodiscover/autodiscover.json @foo.com/mapi/nspi/?&Email=x 443\n"
     assert selector.spans(line)
+
+
+WINDOWS_RULE = """
+title: {title}
+id: 3f1d2c4b-0000-4000-8000-0000000001{n:02d}
+status: test
+logsource: {logsource}
+detection:
+{detection}
+level: high
+"""
+
+
+@pytest.mark.parametrize(("sample", "logsource", "detection"), [
+    ("Credential Access/MSSQL_multiple_failed_logon_EventID_18456.evtx", "{product: windows, service: application}",
+     "  keywords: ['login provided.  [CLIENT:']\n  condition: keywords"),  # across two unnamed <Data> values
+    ("AutomatedTestingTools/Malware/sideloading_injection_persistence_run_key.evtx",
+     "{category: process_creation, product: windows}",
+     "  sel: {'CommandLine|re': 'smart[[:alpha:]]creen\\.exe'}\n  condition: sel"),  # an RE2 POSIX class
+], ids=["keyword-across-values", "re2-posix-class"])
+def test_triage_keeps_what_the_full_index_matches(tmp_path: Path, sample: str, logsource: str,
+                                                 detection: str) -> None:
+    """Two rule forms whose literals triage took wrongly: the default scan found nothing where
+    ``--index full`` found the events."""
+    from exhunt.api import ScanOptions, scan
+
+    source = shared_path("evtx", "evtx-attack-samples", *sample.split("/"))
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / source.name).write_bytes(source.read_bytes())
+    rule = tmp_path / "rule.yml"
+    rule.write_text(WINDOWS_RULE.format(title="probe", n=1, logsource=logsource, detection=detection), encoding="utf-8")
+    counts = {}
+    for index in ("triage", "full"):
+        doc = scan([evidence], ScanOptions(out=tmp_path / index, host="h", jobs=1, quiet=True, progress=False,
+                                           sigma=[rule], index=index, html_report=False)).document
+        counts[index] = sum(f.count for f in doc.findings if f.title == "probe")
+    assert counts["full"] > 0 and counts["triage"] == counts["full"]
