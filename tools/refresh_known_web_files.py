@@ -1,4 +1,6 @@
-"""Regenerate exhunt/data/known_web_files.txt from CSS-Exchange known-good baselines.
+"""Regenerate exhunt/data/known_web_files.txt (page names) and known_web_paths.txt (each page by its
+path from the install folder, in the folders the placement check watches) from CSS-Exchange
+known-good baselines.
 
 Usage: python tools/refresh_known_web_files.py ../shared/data/css-exchange/baselines
 Ships only the names of legitimate pages in the web folders that ProxyLogon shells were dropped
@@ -13,6 +15,21 @@ from pathlib import Path
 WEB_FOLDERS = ("owa/auth/", "ecp/auth/", "aspnet_client/", "clientaccess/oab/", "/oab/")
 PAGE_EXT = (".aspx", ".ashx", ".asmx", ".asax", ".asp", ".svc")
 OUT = Path(__file__).resolve().parent.parent / "exhunt" / "data" / "known_web_files.txt"
+PATHS_OUT = OUT.with_name("known_web_paths.txt")
+PLACED = "/frontend/httpproxy/"  # where the placement check tells pages apart by path
+
+
+def known_paths(folder: Path) -> list[str]:
+    paths: set[str] = set()
+    for csv_file in sorted(folder.glob("*.csv")):
+        for line in csv_file.read_text(encoding="utf-8-sig").splitlines():
+            parts = line.split(",", 2)
+            if len(parts) != 3:
+                continue
+            rel = "/" + parts[2].strip().replace("\\", "/").lower().lstrip("/")
+            if rel.endswith(PAGE_EXT) and rel.startswith(PLACED):
+                paths.add(rel.lstrip("/"))
+    return sorted(paths)
 
 
 def known_names(folder: Path) -> list[str]:
@@ -33,6 +50,11 @@ def render(names: list[str]) -> str:
     return header + "".join(n + "\n" for n in names)
 
 
+PATHS_HEADER = ("# Legitimate pages in the folders the placement check watches, by path from the Exchange install\n"
+                "# folder (from CSS-Exchange baselines; tools/refresh_known_web_files.py): a known name anywhere\n"
+                "# else is unknown\n")
+
 if __name__ == "__main__":
     OUT.write_text(render(known_names(Path(sys.argv[1]))), encoding="utf-8")
-    print(f"wrote {OUT}")
+    PATHS_OUT.write_text(PATHS_HEADER + "".join(p + "\n" for p in known_paths(Path(sys.argv[1]))), encoding="utf-8")
+    print(f"wrote {OUT} and {PATHS_OUT}")

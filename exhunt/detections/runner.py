@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from exhunt.detections.base import Check
 from exhunt.detections.checks import CHECKS
-from exhunt.detections.checks.webshells import known_web_files
+from exhunt.detections.checks.webshells import known_web_files, known_web_paths
 from exhunt.detections.orgdomains import fill_org_domains
 from exhunt.detections.sigma import sigma_engine
 from exhunt.findings.model import Finding
@@ -23,6 +23,8 @@ def prepare(con: duckdb.DuckDBPyConnection, org_domains: Sequence[str] = ()) -> 
     """Helper tables that checks join against."""
     con.execute("CREATE OR REPLACE TABLE known_web_files (name VARCHAR)")
     con.executemany("INSERT INTO known_web_files VALUES (?)", [[n] for n in known_web_files()])
+    con.execute("CREATE OR REPLACE TABLE known_web_paths (path VARCHAR)")
+    con.executemany("INSERT INTO known_web_paths VALUES (?)", [[p] for p in known_web_paths()])
     fill_org_domains(con, org_domains)
 
 

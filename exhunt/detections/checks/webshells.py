@@ -17,14 +17,15 @@ from exhunt.detections.patterns import not_one_of
 # March 2021 IOC feed: ...\HttpProxy\OAB\log.aspx, ...\HttpProxy\ews\333.aspx)
 WEB_FOLDER_RE = ("(^|/)(frontend/httpproxy/(owa|ecp)/auth|frontend/httpproxy/(oab|ews)|inetpub/wwwroot/aspnet_client|"
                  "clientaccess/oab)/")
-PAGE_RE = "\\.(aspx|ashx|asmx|asp|asax|cshtml)$"
+# what IIS hands to ASP.NET or ASP in Exchange's configuration (WCF .svc and Razor .vbhtml too)
+PAGE_RE = "\\.(aspx|ashx|asmx|asp|asax|cshtml|vbhtml|svc|rem|soap)$"
 # not /ews/ (FrontEnd\HttpProxy\ews held a shell too, which the placement check finds): every EWS
 # request names /ews/, and a prefilter for its pages cost 10% of the triage scan's Hyperscan time
 URL_FOLDER_RE = "^/(owa/auth|ecp/auth|aspnet_client|oab)/(.*/)?[^/]+\\.(aspx|ashx|asmx|asp)$"
-# where the known page names are legitimate: directly in owa\auth or ecp\auth (the baselines hold no
-# page anywhere else in these folders), so logon.aspx under themes\resources or errorFE.aspx in
-# aspnet_client is as unknown as any other name
-KNOWN_FILE_HOME_RE = "(^|/)frontend/httpproxy/(owa|ecp)/auth/[^/]+$"
+# a file's path from the install folder, as ``known_web_paths`` lists the legitimate ones: each known
+# page in its own folder only (logon.aspx is owa\auth's: in ecp\auth, under themes\resources or in
+# aspnet_client it is as unknown as any other name; global.asax is HttpProxy\oab's and \ews's)
+INSTALL_PATH_SQL = "regexp_extract(lower(path), '(frontend/httpproxy/.*)$', 1)"
 KNOWN_URL_HOME_RE = "^/(owa|ecp)/auth/[^/]+$"
 SHELL_REMEDIATION = (
     "Preserve the file (hash, copy, timestamps) and then remove it; search every Exchange server for the "
@@ -44,8 +45,8 @@ class WebShellByPlacement(SqlCheck):
     description = (
         "ProxyLogon web shells were dropped under FrontEnd\\HttpProxy\\owa\\auth, ...\\ecp\\auth, ...\\OAB, "
         "...\\ews, inetpub\\wwwroot\\aspnet_client and ClientAccess\\OAB. This page is not one of Exchange's "
-        "known-good pages in its place (a known name elsewhere, e.g. logon.aspx under themes\\resources, "
-        "counts as unknown)."
+        "known-good pages in its place (a known name elsewhere, e.g. logon.aspx in ecp\\auth or under "
+        "themes\\resources, counts as unknown)."
     )
     attack = ("T1505.003",)
     references = (MS_GUIDANCE, TEST_PROXYLOGON)
@@ -57,8 +58,7 @@ class WebShellByPlacement(SqlCheck):
                sha256 AS ioc_sha256, path AS ioc_file_path
         FROM files
         WHERE regexp_matches(lower(path), '{WEB_FOLDER_RE}') AND regexp_matches(lower(path), '{PAGE_RE}')
-          AND NOT (lower(regexp_extract(path, '[^/]+$')) IN (SELECT name FROM known_web_files)
-                   AND regexp_matches(lower(path), '{KNOWN_FILE_HOME_RE}'))
+          AND {INSTALL_PATH_SQL} NOT IN (SELECT path FROM known_web_paths)
     """
 
 
@@ -89,7 +89,18 @@ class OabExportWithScript(SqlCheck):
 
 @cache
 def known_web_files() -> tuple[str, ...]:
-    text = resources.files("exhunt").joinpath("data", "known_web_files.txt").read_text(encoding="utf-8")
+    """Names of legitimate pages in the web folders (the request checks' test: a URL names no folder)."""
+    return _listed("known_web_files.txt")
+
+
+@cache
+def known_web_paths() -> tuple[str, ...]:
+    """Paths from the install folder of the legitimate pages in the placement check's folders."""
+    return _listed("known_web_paths.txt")
+
+
+def _listed(name: str) -> tuple[str, ...]:
+    text = resources.files("exhunt").joinpath("data", name).read_text(encoding="utf-8")
     return tuple(n.strip().lower() for n in text.splitlines() if n.strip() and not n.startswith("#"))
 
 
