@@ -99,11 +99,14 @@ def _load_file(path: Path, out: Baselines) -> None:
 
 
 def deviations(files: Sequence[tuple[str, str]], baseline: dict[str, set[str]]) -> list[tuple[str, str, str]]:
-    """(evidence path, sha256) of one host -> (path, kind, install-relative path), kind modified|unknown."""
+    """(evidence path, sha256) of one host -> (path, kind, install-relative path), kind modified|unknown.
+    Only under the web roots the baseline covers: a baseline written relative to ClientAccess holds no
+    FrontEnd file, and every FrontEnd page had been "unknown" against it."""
     out = []
+    covered = tuple(root for root in WEB_ROOTS if any(key.startswith(root) for key in baseline))
     for rel, sha256 in files:
         sub = install_relative(rel)
-        if sub is None or not sub.startswith(WEB_ROOTS) or "!" in rel:
+        if sub is None or not covered or not sub.startswith(covered) or "!" in rel:
             continue
         known = baseline.get(sub)
         if known is not None:

@@ -75,3 +75,15 @@ def test_shared_baselines_load() -> None:
     logon = loaded.for_build("15.1.2176.2")
     assert logon is not None and "frontend/httpproxy/owa/auth/logon.aspx" in logon
     assert any(k.startswith("clientaccess/owa/") for k in loaded.for_build("15.2.792.3") or {})
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    (V15 + "FrontEnd/HttpProxy/owa/auth/logon.aspx", []),  # the baseline holds no FrontEnd file: no verdict
+    (V15 + "ClientAccess/owa/auth/errorEE.aspx", ["unknown"]),
+    (V15 + "ClientAccess/owa/auth.owa", []),
+])
+def test_a_baseline_judges_only_the_web_roots_it_covers(baselines, path: str, expected: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """A baseline written relative to ClientAccess (CSS-Exchange's 2019 one) had made every FrontEnd
+    page "unknown", and a clean host suspicious."""
+    found = deviations([(path, "4" * 64)], baselines.for_build("15.2.792.3"))
+    assert [k for _p, k, _s in found] == expected
