@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from exhunt.detections import builds
 from exhunt.errors import ExhuntError
@@ -118,14 +119,24 @@ def best(candidates: Iterable[Fingerprint | None]) -> Fingerprint:
 def looks_like_exchange(replies: Iterable[Reply]) -> tuple[bool, tuple[str, ...]]:
     """Whether any reply carries an Exchange-only header or page marker, and which ones."""
     signals: list[str] = []
+    replies = tuple(replies)
+    # what the probe sent, which a server may only repeat ("Cannot GET /owa/auth/logon.aspx"): an
+    # Express or Spring 404 had counted as Exchange from its echo of the probe's own paths
+    sent = sorted({encoded for r in replies for path in (r.spec.path, r.spec.path.split("?", 1)[0])
+                   for form in (path, unquote(path))
+                   if any(m in (encoded := form.encode("latin-1", "replace")) for m in EXCHANGE_BODY_MARKERS)},
+                  key=len, reverse=True)
     for r in replies:
         if not r.ok:
             continue
         for k, _ in r.headers:
             if k.lower() in EXCHANGE_HEADERS and k not in signals:
                 signals.append(k)
+        body = r.body
+        for echoed in sent:
+            body = body.replace(echoed, b"")
         for marker in EXCHANGE_BODY_MARKERS:
-            if marker in r.body and marker.decode() not in signals:
+            if marker in body and marker.decode() not in signals:
                 signals.append(marker.decode())
     return bool(signals), tuple(signals)
 

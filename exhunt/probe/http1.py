@@ -106,8 +106,8 @@ class _ResponseReader(asyncio.Protocol):
             self.parser.feed_data(data)
             if not self.got_head:
                 self.head_bytes += len(data)
-                if self.head_bytes > HEAD_LIMIT:
-                    self._fail(MALFORMED, f"no end of the response head within {HEAD_LIMIT} bytes")
+            if self.head_bytes > HEAD_LIMIT:
+                self._fail(MALFORMED, f"no end of the response head (or its trailer) within {HEAD_LIMIT} bytes")
         except httptools.HttpParserUpgrade:
             self._fail(MALFORMED, "the server switched protocols (HTTP upgrade)")
         except httptools.HttpParserError as exc:  # also garbage after a complete answer: drop either way
@@ -132,6 +132,9 @@ class _ResponseReader(asyncio.Protocol):
         self.reason = status.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.got_head:  # a chunked body's trailer: not kept, and counted against the head's limit
+            self.head_bytes += len(name) + len(value)  # (endless trailer lines had taken 3 GB)
+            return
         key = name.decode("latin-1")
         low = key.lower()
         if low == "content-length" or (low == "transfer-encoding" and b"chunked" in value.lower()):

@@ -18,6 +18,11 @@ behaviour is a *profile*, chosen per listening port or per virtual host (``Host:
   tarpit     accepts the connection, never answers
   malformed  answers with a broken status line and headers
   hugebody   Exchange 2019 whose logon page body never ends
+  waf403     vuln2016 behind a WAF answering 403 to the ProxyLogon cookie and Autodiscover '@' paths
+  echo404    a Node.js (Express) app whose 404 page repeats the requested path
+  stripproxy vuln2016 behind a proxy that strips every X-* header
+  gzipproxy  vuln2016 behind a proxy that gzips every body, asked or not
+  trailers   a chunked answer whose trailer lines never end
 
 ``EXPECTED`` says what the probe must report for each profile (the tests and the bench check it).
 
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import ssl
 import threading
 from collections.abc import Callable
@@ -144,6 +150,33 @@ def _huge(path: str, headers: dict[str, str]) -> Action:
     return PROFILES["patched2019"](path, headers)
 
 
+def _waf(inner: Callable[[str, dict[str, str]], Action]) -> Callable[[str, dict[str, str]], Action]:
+    def handle(path: str, headers: dict[str, str]) -> Action:
+        decoded = unquote(path).lower()
+        if "x-beresource" in headers.get("cookie", "").lower() or ("autodiscover.json" in decoded and "@" in decoded):
+            return ("respond", 403, "Forbidden", [("Server", "Microsoft-IIS/10.0"), ("Content-Type", "text/html")],
+                    b"<html><body>403 - Forbidden: Access is denied.</body></html>")
+        return inner(path, headers)
+    return handle
+
+
+def _rewritten(inner: Callable[[str, dict[str, str]], Action], headers_of: Callable[[list], list],
+               body_of: Callable[[bytes], bytes] = lambda b: b) -> Callable[[str, dict[str, str]], Action]:
+    """``inner``'s answers as a proxy in front of it rewrites them."""
+    def handle(path: str, headers: dict[str, str]) -> Action:
+        action = inner(path, headers)
+        if action[0] != "respond":
+            return action
+        _, status, reason, head, body = action
+        return ("respond", status, reason, headers_of(head), body_of(body))
+    return handle
+
+
+def _echo404(path: str, headers: dict[str, str]) -> Action:
+    return ("respond", 404, "Not Found", [("X-Powered-By", "Express"), ("Content-Type", "text/html")],
+            f"<!DOCTYPE html><html><body><pre>Cannot GET {unquote(path)}</pre></body></html>".encode())
+
+
 PROFILES: dict[str, Callable[[str, dict[str, str]], Action]] = {
     "vuln2016": _exchange("15.1.2176.2", ssrf=True, proxyshell="page", mitigated=False),
     "patched2019": _exchange("15.2.1118.25", ssrf=False, proxyshell="400", mitigated=False),
@@ -159,6 +192,13 @@ PROFILES: dict[str, Callable[[str, dict[str, str]], Action]] = {
     "malformed": lambda p, h: ("raw", b"HTTP/1.1 2OO OK\r\nX-OWA-Version 15.1.2176.2\r\n"
                                       b"\x00\x01: \xff\r\n\r\n"),
     "hugebody": _huge,
+    "waf403": _waf(_exchange("15.1.2176.2", ssrf=True, proxyshell="page", mitigated=False)),
+    "echo404": _echo404,
+    "stripproxy": _rewritten(_exchange("15.1.2176.2", ssrf=True, proxyshell="page", mitigated=False),
+                             lambda head: [(k, v) for k, v in head if not k.lower().startswith("x-")]),
+    "gzipproxy": _rewritten(_exchange("15.1.2176.2", ssrf=True, proxyshell="page", mitigated=False),
+                            lambda head: [*head, ("Content-Encoding", "gzip")], gzip.compress),
+    "trailers": lambda p, h: ("trailers",),
 }
 
 ALL_PROFILES = list(PROFILES)
@@ -182,6 +222,12 @@ EXPECTED: dict[str, tuple[bool, str | None, str | None, str | None, str, str, st
     "pscut": (True, "15.1.2176.9", "high", _EXPORT, _N, _U, _V),
     "psvercut": (True, "15.1.2176.9", "high", _EXPORT, _N, _V, _V),
     "ps302": (True, "15.2.1118.25", "high", "X-OWA-Version header", _N, _N, _N),
+    # a block, a stripped header or an unreadable body decides nothing (each had read as "not vulnerable")
+    "waf403": (True, "15.1.2176.2", "high", "X-OWA-Version header", _U, _U, _U),
+    "echo404": (False, None, None, None, _N, _N, _N),  # its echo of the probe's paths had counted as Exchange
+    "stripproxy": (True, "15.1.2176.2", "high", _MAPI, _U, _V, _V),
+    "gzipproxy": (True, "15.1.2176.2", "high", "X-OWA-Version header", _V, _U, _V),
+    "trailers": (False, None, None, None, _U, _U, _U),  # endless trailer lines had taken 3 GB
 }
 
 
@@ -284,6 +330,17 @@ class FixtureServer:
         if kind == "raw":
             writer.write(action[1])
             await writer.drain()
+            return False
+        if kind == "trailers":  # a chunked body that ends, then trailer fields that never do
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n")
+            line = b"X-Trailer-Field: " + b"a" * 4000 + b"\r\n"
+            sent = 0
+            while not writer.is_closing() and sent < STREAM_LIMIT:
+                writer.write(line)
+                sent += len(line)
+                self.streamed += len(line)
+                await writer.drain()
+                await asyncio.sleep(0)
             return False
         # stream: an endless body, stopped only by the client going away
         head = "HTTP/1.1 200 OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in action[1])

@@ -58,7 +58,7 @@ CASES = [
     (PS, [err(DISCONNECTED)], None, True, UNKNOWN, "disconnected"),
     (PNS, [ok(400), err(DISCONNECTED)], "vulnerable", True, NOT_VULNERABLE, "mitigation answers"),
     (PNS, [ok(401), ok(403)], "vulnerable", True, NOT_VULNERABLE, "403"),
-    (PNS, [ok(403), ok(403)], "vulnerable", True, VULNERABLE, "lacks"),
+    (PNS, [ok(403), ok(403)], "vulnerable", True, UNKNOWN, "baseline request was blocked"),  # a WAF: nothing to tell
     (PNS, [ok(400), ok(400)], "vulnerable", True, VULNERABLE, "lacks"),
     (PNS, [ok(400), ok(400)], "fixed", True, NOT_VULNERABLE, "has the ProxyNotShell fix"),
     (PNS, [ok(400), ok(400)], "unknown", True, UNKNOWN, "unknown"),

@@ -52,6 +52,15 @@ def test_best_prefers_precise_sources() -> None:
     assert fp.best([None]).build is None
 
 
+def test_the_probes_own_paths_echoed_back_are_no_signal() -> None:
+    """An Express or Spring 404 repeats the requested path: it had counted as Exchange."""
+    asked = RequestSpec("owa-logon", "/owa/auth/logon.aspx?replaceCurrent=1")
+    echo = Reply(asked, 404, "Not Found", (), b"<pre>Cannot GET /owa/auth/logon.aspx?replaceCurrent=1</pre>")
+    assert fp.looks_like_exchange([echo]) == (False, ())
+    page = Reply(asked, 200, "OK", (), b'<link href="/owa/auth/15.1.2176/themes/resources/owafont.css">')
+    assert fp.looks_like_exchange([page]) == (True, ("/owa/auth/",))
+
+
 def test_exchange_signals() -> None:
     yes, signals = fp.looks_like_exchange([reply(headers=(("X-FEServer", "EX1"),)),
                                            reply(body=b"/owa/auth/x")])

@@ -274,3 +274,10 @@ def test_a_body_that_breaks_off_is_unknown_not_patched() -> None:
         server.server_close()
     assert MARKER not in b"<html>"
     assert verdicts(r)["proxyshell_path"] == UNKNOWN
+
+
+def test_endless_trailer_fields_end_as_a_malformed_answer(tls_results: dict[str, dict[str, Any]]) -> None:
+    """A chunked answer's trailer lines were kept without limit (3 GB for one host in 10 s): they
+    now count against the head's limit, and the answer ends as malformed long before the timeout."""
+    reasons = [c["reason"] for c in tls_results["trailers"]["checks"]]
+    assert reasons and all("trailer" in reason for reason in reasons), reasons

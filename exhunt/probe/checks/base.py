@@ -41,3 +41,18 @@ class ProbeCheck:
 def failed(replies: tuple[Reply, ...]) -> Reply | None:
     """The first reply that got no response at all."""
     return next((r for r in replies if not r.ok), None)
+
+
+BLOCKED = (403, 429, 503)  # refused or throttled in front of the application (a WAF, a rate limit)
+
+
+def undecidable(reply: Reply) -> str | None:
+    """Why an answer tells nothing about the check, or None: a block or throttle in front of the
+    application (a WAF's 403 had read as "patched"), or a body encoded though the probe asked for
+    none (a proxy that compresses anyway: the marker cannot be seen)."""
+    if reply.status in BLOCKED:
+        return f"blocked or throttled before the application could answer ({reply.describe()})"
+    encoding = (reply.header("Content-Encoding") or "").strip().lower()
+    if encoding and encoding != "identity":
+        return f"a {encoding}-encoded body the probe did not ask for and cannot read ({reply.describe()})"
+    return None

@@ -16,7 +16,7 @@ patched one ignores it.
 from __future__ import annotations
 
 from exhunt.findings.model import HostBuild
-from exhunt.probe.checks.base import ProbeCheck, failed
+from exhunt.probe.checks.base import ProbeCheck, failed, undecidable
 from exhunt.probe.wire import NOT_VULNERABLE, UNKNOWN, VULNERABLE, Outcome, Reply, RequestSpec
 
 COOKIE = ("X-AnonResource=true; X-AnonResource-Backend=localhost/ecp/default.flt?~3; "
@@ -53,5 +53,11 @@ class ProxyLogonSsrf(ProbeCheck):
         if not exchange:
             return self.outcome(NOT_VULNERABLE, f"not an Exchange front end ({reply.describe()}, "
                                                 "no Exchange headers)", replies)
+        why = undecidable(reply)
+        if why is not None:
+            return self.outcome(UNKNOWN, why, replies)
+        if target is None and reply.status == 500:  # what a vulnerable front end answers, less the header
+            return self.outcome(UNKNOWN, f"the front end failed on the cookie's back end ({reply.describe()}) but "
+                                         "sent no X-CalculatedBETarget header to tell (a proxy may strip it)", replies)
         shown = f"X-CalculatedBETarget: {target[:80]}" if target else "no X-CalculatedBETarget header"
         return self.outcome(NOT_VULNERABLE, f"cookie back end ignored ({reply.describe()}, {shown})", replies)

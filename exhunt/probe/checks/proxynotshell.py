@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from exhunt.findings.model import HostBuild
-from exhunt.probe.checks.base import ProbeCheck
+from exhunt.probe.checks.base import BLOCKED, ProbeCheck, undecidable
 from exhunt.probe.checks.proxyshell import ProxyShellPathConfusion
 from exhunt.probe.wire import DISCONNECTED, NOT_VULNERABLE, UNKNOWN, VULNERABLE, Outcome, Reply, RequestSpec
 
@@ -80,6 +80,9 @@ class ProxyNotShellMitigation(ProbeCheck):
                                          f"({baseline.describe()})", replies)
         if not exchange:
             return self.outcome(NOT_VULNERABLE, f"not an Exchange server ({baseline.describe()})", replies)
+        blocked = undecidable(baseline)
+        if blocked is not None and baseline.status in BLOCKED:  # the trigger's answer has nothing to differ from
+            return self.outcome(UNKNOWN, f"the baseline request was {blocked}", replies)
         if not trigger.ok and trigger.error == DISCONNECTED:
             return self.outcome(NOT_VULNERABLE, "URL-rewrite mitigation answers: request aborted while the "
                                                 f"baseline got {baseline.describe()}", replies)

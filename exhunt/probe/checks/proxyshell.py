@@ -20,7 +20,7 @@ vulnerable".
 from __future__ import annotations
 
 from exhunt.findings.model import HostBuild
-from exhunt.probe.checks.base import ProbeCheck, failed
+from exhunt.probe.checks.base import ProbeCheck, failed, undecidable
 from exhunt.probe.wire import NOT_VULNERABLE, UNKNOWN, VULNERABLE, Outcome, Reply, RequestSpec
 
 PATH = "/autodiscover/autodiscover.json?@x/mapi/nspi/?&Email=autodiscover/autodiscover.json%3F@x"
@@ -59,4 +59,7 @@ class ProxyShellPathConfusion(ProbeCheck):
                                          f"({reply.describe()})", replies)
         if not exchange:
             return self.outcome(NOT_VULNERABLE, f"not an Exchange front end ({reply.describe()})", replies)
+        why = undecidable(reply)
+        if why is not None:
+            return self.outcome(UNKNOWN, why, replies)
         return self.outcome(NOT_VULNERABLE, f"path confusion rejected ({reply.describe()})", replies)
