@@ -126,6 +126,8 @@ def view_rows(
 ) -> list[dict[str, Any]]:
     """``matches`` rows (engine ``yara_normalised``) for what only the normalised view revealed.
     Raises yara_x.ScanError/TimeoutError to the caller, like ``FileScanner.scan``."""
+    if is_page(rel) and not _own(raw_rows) and (text := utf16_as_utf8(data)) is not None:
+        return _transcoded_rows(scanner, rel, host, sha256, text)
     if not is_page(rel) or _own(raw_rows) or not worth_normalising(data):
         return []
     view = normalise(data, rel)
@@ -138,6 +140,36 @@ def view_rows(
     for rule, row in found.items():
         meta = orjson.loads(row["meta"])
         meta["undone"] = needed[rule] or list(view.undone)
+        row.update(engine=ENGINE, meta=orjson.dumps(meta).decode())
+    return list(found.values())
+
+
+def utf16_as_utf8(data: bytes) -> bytes | None:
+    """A page saved as UTF-16 (with a byte-order mark, or without: NULs in every other byte of its
+    head), as UTF-8; None for any other page. IIS serves such pages, and exhunt's rules, written for
+    the bytes of a page, had matched none of the shared shells saved that way."""
+    head = data[:256]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        codec = "utf-16"
+    elif b"\x00" not in head:  # every other page: one memchr
+        return None
+    elif len(head) >= 16 and head[1::2].count(0) * 10 >= len(head[1::2]) * 9 and head[0::2].count(0) == 0:
+        codec = "utf-16-le"
+    elif len(head) >= 16 and head[0::2].count(0) * 10 >= len(head[0::2]) * 9 and head[1::2].count(0) == 0:
+        codec = "utf-16-be"
+    else:
+        return None
+    return data[:MAX_VIEW_BYTES * 2].decode(codec, errors="replace").encode("utf-8")
+
+
+def _transcoded_rows(scanner: FileScanner, rel: str, host: str, sha256: str, text: bytes) -> list[dict[str, Any]]:
+    """The own pack's matches in a UTF-16 page's UTF-8 text, and in its normalised view."""
+    found = _own(scanner.scan_own(text, rel, host, sha256))
+    for row in view_rows(scanner, rel, host, sha256, text, list(found.values())):
+        found.setdefault(row["rule"], row)
+    for row in found.values():
+        meta = orjson.loads(row["meta"])
+        meta["undone"] = ["utf-16", *meta.get("undone", [])]
         row.update(engine=ENGINE, meta=orjson.dumps(meta).decode())
     return list(found.values())
 

@@ -215,3 +215,21 @@ def test_the_gate_is_a_necessary_condition_of_the_trigger() -> None:
     assert [worth_normalising(p) for p in pages] == [_worth(p) for p in pages]
     assert sum(map(_worth, pages)) >= len(CASES)
     assert not _may_trigger((CS + '<html><body><%= DateTime.Now %> // ok</body></html>').encode())
+
+
+@pytest.mark.parametrize("form", ["utf-16 with bom", "utf-16-le", "utf-16-be with bom"])
+def test_every_shared_web_shell_saved_as_utf16_is_flagged(scanner: FileScanner, form: str) -> None:
+    """IIS serves a page saved as UTF-16; exhunt's rules, written for a page's bytes, matched none
+    of the shared shells saved that way. The page's UTF-8 text is scanned, and the finding says so."""
+    encode = {"utf-16 with bom": lambda t: b"\xff\xfe" + t.encode("utf-16-le"),
+              "utf-16-le": lambda t: t.encode("utf-16-le"),
+              "utf-16-be with bom": lambda t: b"\xfe\xff" + t.encode("utf-16-be")}[form]
+    missed = []
+    for path in _pages("webshells"):
+        data = encode(path.read_bytes().decode("utf-8", errors="replace"))
+        raw = scanner.scan(data, path.name, "h", "0")
+        rows = view_rows(scanner, path.name, "h", "0", data, raw)
+        if not _own(raw + rows):
+            missed.append(path.name)
+        assert all("utf-16" in orjson.loads(r["meta"])["undone"] for r in rows if r["engine"] == ENGINE)
+    assert missed == []
