@@ -165,6 +165,10 @@ POSITIVE = {
         'System.Reflection.Assembly.Load(m.ToArray()).CreateInstance("U").Equals(this); %>',
         "exhunt_webshell_assembly_loader",
     ),
+    "razor_page_process": (
+        '@using System.Diagnostics\n@{ Process.Start(Request["f"], Request["a"]); }',
+        "exhunt_webshell_process_from_page",
+    ),
     # a hidden eval written after 200 KB of padding: the size bound alone had let it pass
     "jscript_concat_eval_after_padding": (
         '<%@ Page Language="C#"%><!--' + "x" * (205 << 10) + '--><script language="JScript" runat="server">'
