@@ -66,11 +66,16 @@ def obfuscation(data: bytes) -> dict[str, Any]:
     return scores
 
 
+DATA_IMAGE_RE = re.compile(rb"data:image/[a-z0-9+.-]{1,20};base64,[A-Za-z0-9+/=\s]{16,}", re.I)
+
+
 def _obfuscation(data: bytes, threshold: int) -> dict[str, Any] | None:
     """The scores, or None as soon as they cannot reach ``threshold``. It runs on every page, so
     everything is a C-level bytes operation; entropy (the costliest, a pyarrow histogram) and the
     concatenation count are computed only when they could still tip the score over the threshold."""
     data = data[:HEURISTIC_BYTES]
+    if b"data:image/" in data:  # an inline image (a branded logon page's logo) is no packed payload
+        data = DATA_IMAGE_RE.sub(b"", data)
     n = max(len(data), 1)
     lines = data.split(b"\n")
     longest = max(map(len, lines))

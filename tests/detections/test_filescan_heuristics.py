@@ -47,6 +47,15 @@ def test_shared_benign_pages_score_low() -> None:
     assert noisy == {}
 
 
+def test_a_page_with_an_inline_image_scores_low() -> None:
+    """A branded logon page with its logo inline (``data:image/png;base64,...``) scored 80."""
+    page = (b'<%@ Page Language="C#" %><html><body><img alt="logo" src="data:image/png;base64,' + BLOB
+            + b'"/><form method="post"><input name="username"/></form></body></html>')
+    assert obfuscation(page)["score"] < HEURISTIC_SCORE
+    assert content_heuristics("h", "a/logon.aspx", page, "0") == []
+    assert obfuscation(OBFUSCATED["base64 blob"])["score"] >= HEURISTIC_SCORE  # a packed string still scores
+
+
 def _mixed_page(rng: random.Random) -> bytes:
     """A page mixing the signals in random doses, many near the threshold."""
     parts = [b'<%@ Page Language="C#" %>']
