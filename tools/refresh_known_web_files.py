@@ -19,30 +19,25 @@ PATHS_OUT = OUT.with_name("known_web_paths.txt")
 PLACED = "/frontend/httpproxy/"  # where the placement check tells pages apart by path
 
 
-def known_paths(folder: Path) -> list[str]:
+def _baseline_paths(folder: Path) -> set[str]:
+    """Every file's relative path in the baselines, '/'-separated, lower case, with a leading '/'."""
     paths: set[str] = set()
     for csv_file in sorted(folder.glob("*.csv")):
         for line in csv_file.read_text(encoding="utf-8-sig").splitlines():
             parts = line.split(",", 2)
-            if len(parts) != 3:
-                continue
-            rel = "/" + parts[2].strip().replace("\\", "/").lower().lstrip("/")
-            if rel.endswith(PAGE_EXT) and rel.startswith(PLACED):
-                paths.add(rel.lstrip("/"))
-    return sorted(paths)
+            if len(parts) == 3:
+                paths.add("/" + parts[2].strip().replace("\\", "/").lower().lstrip("/"))
+    return paths
 
 
 def known_names(folder: Path) -> list[str]:
-    names: set[str] = set()
-    for csv_file in sorted(folder.glob("*.csv")):
-        for line in csv_file.read_text(encoding="utf-8-sig").splitlines():
-            parts = line.split(",", 2)
-            if len(parts) != 3:
-                continue
-            rel = "/" + parts[2].strip().replace("\\", "/").lower().lstrip("/")
-            if rel.endswith(PAGE_EXT) and any(f in rel for f in WEB_FOLDERS):
-                names.add(rel.rsplit("/", 1)[1])
-    return sorted(names)
+    return sorted({rel.rsplit("/", 1)[1] for rel in _baseline_paths(folder)
+                   if rel.endswith(PAGE_EXT) and any(f in rel for f in WEB_FOLDERS)})
+
+
+def known_paths(folder: Path) -> list[str]:
+    return sorted(rel.lstrip("/") for rel in _baseline_paths(folder)
+                  if rel.endswith(PAGE_EXT) and rel.startswith(PLACED))
 
 
 def render(names: list[str]) -> str:
