@@ -165,6 +165,17 @@ POSITIVE = {
         'System.Reflection.Assembly.Load(m.ToArray()).CreateInstance("U").Equals(this); %>',
         "exhunt_webshell_assembly_loader",
     ),
+    "web_service_method_runs_cmd": (
+        '<%@ WebService Language="C#" Class="S" %>\nusing System.Web.Services; public class S : WebService {'
+        ' [WebMethod] public string Run(string c) { var p = System.Diagnostics.Process.Start("cmd.exe", "/c " + c);'
+        ' return ""; } }',
+        "exhunt_webshell_process_from_page",
+    ),
+    "embedded_dll_loaded": (
+        '<%@ Page Language="C#"%><% System.Reflection.Assembly.Load(Convert.FromBase64String('
+        '"TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAA")).CreateInstance("X").Equals(Context); %>',
+        "exhunt_webshell_assembly_loader",
+    ),
     "razor_page_process": (
         '@using System.Diagnostics\n@{ Process.Start(Request["f"], Request["a"]); }',
         "exhunt_webshell_process_from_page",
@@ -192,6 +203,8 @@ NEGATIVE = {
     'var q = Request["q"]; %>',
     "assembly_load_of_a_resource": '<%@ Page Language="C#"%><% var s = GetType().Assembly.GetManifestResourceStream'
     '("x"); var a = Assembly.Load(bytes.ToArray()); %>',
+    "web_service_listing_processes": '<%@ WebService Language="C#" Class="S" %> [WebMethod] public int N() '
+    '{ return System.Diagnostics.Process.GetProcesses().Length; }',
     "concat_eval_in_a_large_page_without_request": '<%@ Page Language="C#" %><!--' + "x" * (205 << 10)
     + '--><script>var f = window["ev" + "al"];</script>',
     "reflection_without_request": '<%@ Page Language="C#" %><% Type.GetType("System.Diagnostics.Process")'

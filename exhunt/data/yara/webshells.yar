@@ -93,6 +93,7 @@ rule exhunt_webshell_process_from_page : webshell
         $io3 = "Invoke-Expression" nocase
         $in1 = /Request\s*(\.\s*(Item|Form|QueryString|Params|Headers)\s*)?[\[\(]/ nocase
         $in2 = /\.Text\b/ nocase
+        $in3 = /\[\s*WebMethod\b/ nocase  // a web service's method: its parameters are the request
     condition:
         exhunt_server_page and (
             (any of ($net_*) and (any of ($cmd*) or any of ($io*)) and any of ($in*))
@@ -126,10 +127,13 @@ rule exhunt_webshell_assembly_loader : webshell
         // the request body itself loaded as an assembly, no decoding step
         $raw_load = /Assembly\s*\)?\s*\.\s*Load\s*\(\s*(Request\s*\.\s*BinaryRead|[a-z_][a-z0-9_]{0,20}\s*\.\s*ToArray\s*\(\s*\))/ nocase
         $raw_in = /Request\s*\.\s*(BinaryRead|InputStream)/ nocase
+        // a DLL carried in the page itself: the Base64 of a PE header ("MZ\x90\0\x03\0\0\0\x04\0")
+        $pe_b64 = "TVqQAAMAAAAEAAAA"
     condition:
         exhunt_server_page and (
             (any of ($load*) and any of ($dec*) and (any of ($req*) or ($sess and $load3)))
             or ($raw_load and $raw_in)
+            or ($load1 and $dec4 and $pe_b64)
         )
 }
 
