@@ -47,7 +47,7 @@ def pivots(findings: Sequence[Finding], hit_rows: list[dict] | None = None) -> l
         for name, _ in PIVOTS:
             for value in f.indicators.get(name, ()):
                 seen.setdefault((name, value), {}).setdefault(f.host, []).append(f)
-    hits = []
+    hits, hosts_of = [], []
     for (name, value), by_host in sorted(item for item in seen.items() if len(item[1]) >= 2):
         hosts = ",".join(sorted(by_host))
         label = dict(PIVOTS)[name]
@@ -57,6 +57,13 @@ def pivots(findings: Sequence[Finding], hit_rows: list[dict] | None = None) -> l
             titles = "; ".join(sorted({f.title for f in host_findings}))
             hits.append(Hit(check=check.id, host=hosts, key=f"{name}={value}", path=ref.path if ref else "",
                             source=ref.source if ref else "", ts=_parse(first.first_seen),
+                            line=ref.line if ref else None, record_id=ref.record_id if ref else None,
                             excerpt=f"{host}: {label} {value} in {len(host_findings)} finding(s): {titles}",
                             indicators={name: value, "hosts": hosts}))
-    return group_hits(check, hits, hit_rows)
+            hosts_of.append(host)
+    rows: list[dict] = []
+    found = group_hits(check, hits, rows)
+    if hit_rows is not None:  # each cited row under its own host: the hosts' rows had merged into one
+        for row, host in zip(rows, hosts_of, strict=True):  # row of a made-up host "a,b" in every timeline
+            hit_rows.append({**row, "host": host})
+    return found

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exhunt.detections.fleet import FleetPivots
 from exhunt.findings.addresses import remote_address
 from exhunt.findings.model import (
     EXPECTED_EVIDENCE,
@@ -72,7 +73,9 @@ def inconclusive_reasons(host: HostAssessment) -> list[str]:
 
 
 def host_findings(doc: AssessmentDocument, host: str) -> list[Finding]:
-    return [f for f in doc.findings if f.host == host]
+    """The host's findings, a fleet pivot's (host ``a,b``: one indicator on several hosts) included."""
+    return [f for f in doc.findings
+            if f.host == host or (f.check == FleetPivots.id and host in f.host.split(","))]
 
 
 def host_actions(doc: AssessmentDocument, host: HostAssessment, limit: int = TOP_ACTIONS) -> list[Action]:

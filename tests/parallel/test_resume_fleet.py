@@ -68,6 +68,19 @@ def test_fleet_one_host_per_child_with_pivots(tmp_path: Path, capsys: pytest.Cap
     assert "Same attacker indicator on several servers" in html and "exch01,exch02" in html
     findings = orjson.loads((tmp_path / "case" / "findings.json").read_bytes())["findings"]
     assert len(findings) == len(doc["findings"])
+    # each host's cited row under its own host: the rows had merged into one of a made-up host
+    # "exch01,exch02" in every timeline, and the pivot findings counted for no host
+    from exhunt.events.store import connect
+    from exhunt.findings.document import load_document
+    from exhunt.reports.actions import host_findings
+
+    cited = connect(tmp_path / "case" / "store", extra_tables=("hits",)).execute(
+        "SELECT host, count(*) FROM hits WHERE finding_id LIKE 'fleet-pivot:%' GROUP BY host ORDER BY host").fetchall()
+    assert [host for host, _ in cited] == ["exch01", "exch02"]
+    assert sum(n for _, n in cited) == sum(f["count"] for f in pivots)
+    document = load_document(tmp_path / "case")
+    for host in ("exch01", "exch02"):
+        assert {f.id for f in host_findings(document, host)} >= {f["id"] for f in pivots}
 
 
 def test_fleet_rejects_host_name_clashes(tmp_path: Path) -> None:
