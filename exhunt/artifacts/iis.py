@@ -69,6 +69,16 @@ FORWARDED_FOR = ("X-Forwarded-For", "cs(X-Forwarded-For)")
 # earlier ones itself); IIS writes the list's spaces as '+'
 LAST_FORWARDED = re.compile(r"([^,+\s]+)[+\s]*$")
 LAST_FORWARDED_RE2 = r"(?P<address>[^,+\s]+)[+\s]*$"
+# ... without the port a proxy may add (IIS ARR writes the client's port by default): "[v6]:443" and
+# "v4:52311" give the address alone, as c-ip would (the same client had been a new address per connection)
+PORTED = ((r"^\[([^\]]+)\](?::[0-9]+)?$", r"\1"), (r"^([0-9]{1,3}(?:\.[0-9]{1,3}){3}):[0-9]+$", r"\1"))
+PORTED_RE = tuple((re.compile(pattern), "\\1") for pattern, _ in PORTED)
+
+
+def _unported(address: str) -> str:
+    for pattern, group in PORTED_RE:
+        address = pattern.sub(group, address)
+    return address
 
 
 def client_address(record: dict[str, str]) -> str | None:
@@ -76,7 +86,7 @@ def client_address(record: dict[str, str]) -> str | None:
     for name in FORWARDED_FOR:
         forwarded = _dash(record.get(name))
         if forwarded and (last := LAST_FORWARDED.search(forwarded)) and last.group(1) != "-":
-            return last.group(1)
+            return _unported(last.group(1))
     return _dash(record.get("c-ip"))
 
 
@@ -227,6 +237,8 @@ class IisDialect:
             if name in present:
                 last = pc.struct_field(pc.extract_regex(dash(name), LAST_FORWARDED_RE2), [0])
                 last = pc.if_else(pc.equal(last, "-"), pa.scalar(None, pa.string()), last)
+                for pattern, group in PORTED:
+                    last = pc.replace_substring_regex(last, pattern, group)
                 client = pc.coalesce(last, client)
         return client
 
