@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exhunt import utctime
+from exhunt.detections.fleet import FleetPivots
 from exhunt.events.store import connect, refresh_views
 from exhunt.findings.model import AssessmentDocument, Finding, severity_rank
 from exhunt.sqltext import literal
@@ -255,14 +256,18 @@ def _cited_from_document(doc: AssessmentDocument, with_impact: bool = False) -> 
     with its time parsed once per distinct text."""
     rows: dict[tuple[Any, ...], tuple[Any, str, tuple[str, ...]]] = {}
     get = rows.get
-    citing = [(f.host, f.id, f.evidence) for f in doc.findings]
+    citing = [(f.host, f.id, f.evidence, f.check == FleetPivots.id) for f in doc.findings]
     if with_impact:
-        citing += [(i.host, IMPACT_ID + i.mailbox, i.evidence) for i in doc.impact]
-    for host, fid, evidence in citing:
+        citing += [(i.host, IMPACT_ID + i.mailbox, i.evidence, False) for i in doc.impact]
+    for host, fid, evidence, fleet in citing:
+        hosts = host.split(",") if fleet else ()
         for e in evidence:
-            key = (host, e.path, e.source, e.line, e.record_id, e.ts)
+            # a fleet pivot's row is its own host's (the excerpt says which), as the store's hits hold it
+            row_host = prefix if fleet and (prefix := e.excerpt.split(":", 1)[0]) in hosts else host
+            key = (row_host, e.path, e.source, e.line, e.record_id, e.ts)
             old = get(key)
-            rows[key] = (e, host, (old[2] if old else ()) + (fid,))
+            ids = old[2] if old else ()
+            rows[key] = (e, row_host, ids if fid in ids else ids + (fid,))
     times: dict[str | None, datetime | None] = {}
     cited = []
     for e, host, ids in rows.values():

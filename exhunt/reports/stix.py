@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 import stix2
 
 from exhunt import utctime
-from exhunt.findings.addresses import names_no_other_machine
+from exhunt.findings.addresses import remote_address
 from exhunt.findings.model import AssessmentDocument, Finding
 from exhunt.reports.case import Case
 
@@ -64,12 +64,12 @@ def pattern_for(kind: str, value: str) -> str | None:
         if folder:
             return f"[file:name = {_literal(name)} AND file:parent_directory_ref.path = {_literal(folder)}]"
         return f"[file:name = {_literal(name)}]"
-    if kind == "client_ip":
-        try:
-            address = ipaddress.ip_address(value)
-        except ValueError:
+    if kind == "client_ip":  # as the block list writes it: no port, brackets or IPv6 zone (a STIX
+        # value holds none: '203.0.113.78:4444' had given no indicator, 'fe80::1%eth0' an invalid one)
+        address = remote_address(value)
+        if address is None:
             return None
-        return None if names_no_other_machine(address) else f"[ipv{address.version}-addr:value = {_literal(value)}]"
+        return f"[ipv{ipaddress.ip_address(address).version}-addr:value = {_literal(address)}]"
     if kind == "user_agent":
         header = "network-traffic:extensions.'http-request-ext'.request_header.'User-Agent'"
         return f"[{header} = {_literal(value)}]"
@@ -94,13 +94,10 @@ def _observables(f: Finding) -> list[Any]:
             objects.append(stix2.File(name=name or None, **extra))
     if len(hashes) > 1:
         objects.extend(stix2.File(hashes={"SHA-256": h.lower()}) for h in hashes)
-    for ip in f.indicators.get("client_ip", []):
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            continue
-        if not names_no_other_machine(address):  # the server itself: no indicator to share
-            objects.append(stix2.IPv4Address(value=ip) if address.version == 4 else stix2.IPv6Address(value=ip))
+    for ip in dict.fromkeys(a for v in f.indicators.get("client_ip", []) if (a := remote_address(v))):
+        # (None: the server itself, or no address: no indicator to share)
+        version = ipaddress.ip_address(ip).version
+        objects.append(stix2.IPv4Address(value=ip) if version == 4 else stix2.IPv6Address(value=ip))
     return objects
 
 

@@ -28,5 +28,5 @@ def render(case: Case, out: BinaryIO) -> None:
         event["data_type"] = "exhunt:evidence" if record["finding_ids"] else "exhunt:event"
         if record["finding_ids"]:
             checks = sorted({i.rsplit(":", 1)[0] for i in record["finding_ids"].split()})
-            event["tag"] = ["exhunt", record["severity"], *checks]
+            event["tag"] = ["exhunt", *([record["severity"]] if record["severity"] else []), *checks]
         out.write(orjson.dumps(event) + b"\n")

@@ -81,6 +81,15 @@ def test_fleet_one_host_per_child_with_pivots(tmp_path: Path, capsys: pytest.Cap
     document = load_document(tmp_path / "case")
     for host in ("exch01", "exch02"):
         assert {f.id for f in host_findings(document, host)} >= {f["id"] for f in pivots}
+    # the same rows read from findings.json alone: each host's, each finding cited once
+    from exhunt.reports.case import Case, cited_events
+
+    store_rows = [c for c in cited_events(Case(document, tmp_path / "case" / "store"))]
+    doc_rows = [c for c in cited_events(Case(document, None))]
+    for rows in (store_rows, doc_rows):
+        pivot_rows = [c for c in rows if any(i.startswith("fleet-pivot:") for i in c.finding_ids)]
+        assert {c.host for c in pivot_rows} == {"exch01", "exch02"}
+        assert all(len(set(c.finding_ids)) == len(c.finding_ids) for c in rows)
 
 
 def test_fleet_rejects_host_name_clashes(tmp_path: Path) -> None:

@@ -36,6 +36,11 @@ def test_pattern_literals_are_escaped() -> None:
     assert stix.pattern_for("user_agent", "a'b\\c").endswith("= 'a\\'b\\\\c']")
     assert stix.pattern_for("client_ip", "2001:db8::1") == "[ipv6-addr:value = '2001:db8::1']"
     assert stix.pattern_for("client_ip", "not an ip") is None
+    # as the block list writes them: a port (IIS c-ip behind some proxies) or an IPv6 zone had given
+    # no indicator, or one no STIX consumer matches
+    assert stix.pattern_for("client_ip", "203.0.113.78:4444") == "[ipv4-addr:value = '203.0.113.78']"
+    assert stix.pattern_for("client_ip", "fe80::1%eth0") == "[ipv6-addr:value = 'fe80::1']"
+    assert stix.pattern_for("client_ip", "[2001:db8::9]:443") == "[ipv6-addr:value = '2001:db8::9']"
     for own in ("127.0.0.1", "::1", "0.0.0.0", "::ffff:127.0.0.1"):  # the server itself: no indicator to share
         assert stix.pattern_for("client_ip", own) is None
     stix2.Indicator(pattern=stix.pattern_for("user_agent", "<script>'x'</script>"), pattern_type="stix",

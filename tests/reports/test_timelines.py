@@ -150,3 +150,4 @@ def test_the_rows_the_mailbox_impact_cites_are_in_the_timelines(tmp_path: Path) 
         lines = _jsonl(case)
         assert sum("impact:" in " ".join(line.get("finding_ids", "").split()) for line in lines) >= len(
             {(p, n) for _, p, n in cited})
+        assert all(tag for line in lines for tag in line.get("tag", ())), "no empty tag (a row the impact alone cites)"
