@@ -139,14 +139,17 @@ def bundle(doc: AssessmentDocument) -> stix2.Bundle:
                 pattern_text = pattern_for(kind, value)
                 if pattern_text is None:
                     continue
-                entry = indicators.setdefault((kind, value), {
-                    "pattern": pattern_text, "valid_from": f.first_seen or created, "findings": [],
-                    "observed": [], "attack": []})
+                # one indicator per pattern: a file named as the server's path (C:\...) by one log and
+                # as the evidence's (C/...) by YARA had given two indicators of one pattern
+                entry = indicators.setdefault((kind, pattern_text), {
+                    "value": value, "pattern": pattern_text, "valid_from": f.first_seen or created,
+                    "findings": [], "observed": [], "attack": []})
                 entry["findings"].append(f.title)
                 entry["observed"] += [observed_id] if observed_id else []
                 entry["attack"] += refs
                 entry["valid_from"] = min(entry["valid_from"], f.first_seen or created, key=utctime.order)
-    for (kind, value), entry in sorted(indicators.items()):
+    for (kind, _), entry in sorted(indicators.items()):
+        value = entry["value"]
         titles = list(dict.fromkeys(entry["findings"]))
         indicator = stix2.Indicator(
             id=_id("indicator", kind, value), name=f"{kind}: {value}"[:250], pattern=entry["pattern"],

@@ -60,3 +60,18 @@ def test_file_indicators_name_the_hosts_path_once() -> None:
         assert pattern_for("file_path", path) == expected
     assert pattern_for("file_path", "ProgramData/x.aspx") == (
         "[file:name = 'x.aspx' AND file:parent_directory_ref.path = 'ProgramData']")  # no drive: as it is
+
+
+def test_one_indicator_per_pattern(case: Case) -> None:
+    """A file named as the server's path by one log and as the evidence's by YARA had given two
+    indicators with the same pattern."""
+    import dataclasses
+
+    doc = case.document
+    f = next(f for f in doc.findings if any("shell.aspx" in p for p in f.indicators.get("file_path", ())))
+    path = next(p for p in f.indicators["file_path"] if "shell.aspx" in p)
+    twin = dataclasses.replace(f, id=f.id + "-twin", indicators={"file_path": [path.replace("/", "\\")]})
+    bundle = stix2.parse(_bundle(Case(dataclasses.replace(doc, findings=(*doc.findings, twin)))).decode(),
+                         allow_custom=False)
+    patterns = [o.pattern for o in bundle.objects if o.type == "indicator"]
+    assert len(patterns) == len(set(patterns))
