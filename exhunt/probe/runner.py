@@ -264,6 +264,9 @@ class Prober:
                     if reply is None:
                         reply = sent[spec.name] = await self.send(conn, target, spec, budget)
                     replies.append(reply)
+                extra = check.follow_up(tuple(replies))
+                if extra is not None:
+                    replies.append(await self.send(conn, target, extra, budget))
                 answers.append((check, tuple(replies)))
             fp_replies = [logon]
             fp = fpmod.from_header(logon) or fpmod.from_mapi_page(sent.values())

@@ -23,6 +23,8 @@ behaviour is a *profile*, chosen per listening port or per virtual host (``Host:
   stripproxy vuln2016 behind a proxy that strips every X-* header
   gzipproxy  vuln2016 behind a proxy that gzips every body, asked or not
   trailers   a chunked answer whose trailer lines never end
+  ratelimit  Exchange 2019 CU12 Aug22SU without the mitigation, behind a limiter that aborts every request
+             after the third since the logon page (IIS Dynamic IP Restrictions' "abort request")
 
 ``EXPECTED`` says what the probe must report for each profile (the tests and the bench check it).
 
@@ -172,6 +174,18 @@ def _rewritten(inner: Callable[[str, dict[str, str]], Action], headers_of: Calla
     return handle
 
 
+def _rate_limited(inner: Callable[[str, dict[str, str]], Action],
+                  allowed: int = 3) -> Callable[[str, dict[str, str]], Action]:
+    """``inner`` behind a limiter that aborts every request after ``allowed`` since the last logon page
+    (each probe of the host starts with it, so each sees the same limit)."""
+    seen = [0]
+
+    def handle(path: str, headers: dict[str, str]) -> Action:
+        seen[0] = 1 if path.startswith("/owa/auth/logon.aspx") else seen[0] + 1
+        return ("abort",) if seen[0] > allowed else inner(path, headers)
+    return handle
+
+
 def _echo404(path: str, headers: dict[str, str]) -> Action:
     return ("respond", 404, "Not Found", [("X-Powered-By", "Express"), ("Content-Type", "text/html")],
             f"<!DOCTYPE html><html><body><pre>Cannot GET {unquote(path)}</pre></body></html>".encode())
@@ -199,6 +213,7 @@ PROFILES: dict[str, Callable[[str, dict[str, str]], Action]] = {
     "gzipproxy": _rewritten(_exchange("15.1.2176.2", ssrf=True, proxyshell="page", mitigated=False),
                             lambda head: [*head, ("Content-Encoding", "gzip")], gzip.compress),
     "trailers": lambda p, h: ("trailers",),
+    "ratelimit": _rate_limited(_exchange("15.2.1118.12", ssrf=False, proxyshell="400", mitigated=False)),
 }
 
 ALL_PROFILES = list(PROFILES)
@@ -228,6 +243,8 @@ EXPECTED: dict[str, tuple[bool, str | None, str | None, str | None, str, str, st
     "stripproxy": (True, "15.1.2176.2", "high", _MAPI, _U, _V, _V),
     "gzipproxy": (True, "15.1.2176.2", "high", "X-OWA-Version header", _V, _U, _V),
     "trailers": (False, None, None, None, _U, _U, _U),  # endless trailer lines had taken 3 GB
+    # its limiter drops the trigger and everything after it: no rule to tell from the drop (had read as one)
+    "ratelimit": (True, "15.2.1118.12", "high", "X-OWA-Version header", _N, _N, _U),
 }
 
 

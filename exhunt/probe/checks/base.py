@@ -34,6 +34,11 @@ class ProbeCheck:
         of the probe's speed: only return one whose answer proves exactly what ``spec``'s would."""
         return None
 
+    def follow_up(self, replies: tuple[Reply, ...]) -> RequestSpec | None:
+        """One more request this check needs after its own were answered (``replies``), or None (the
+        default): only where the answers so far cannot tell two causes apart."""
+        return None
+
     def outcome(self, verdict: str, reason: str, replies: tuple[Reply, ...]) -> Outcome:
         return Outcome(self.id, verdict, reason, replies)
 

@@ -24,7 +24,10 @@ baseline above sent itself.
 A dropped trigger is sent once more, at once, on a fresh connection: the same host has just answered
 the requests before it, so it is up, and a second drop shows the rule rather than a glitch. Backing
 off first (the runner's default for connection failures) bought nothing here and held a worker for
-~0.25 s per mitigated host: on a fleet with a fifth mitigated, most of a sweep's wall time.
+~0.25 s per mitigated host: on a fleet with a fifth mitigated, most of a sweep's wall time. Then the
+baseline's request is sent once more (``follow_up``; mitigated hosts only): the rule drops only what
+names PowerShell, while a rate limit (IIS Dynamic IP Restrictions' "abort request") or a failing server
+drops that too. Without it a rate limit had read as the mitigation.
 
 Verdict: mitigated -> not vulnerable. No mitigation -> depends on the build: vulnerable when the
 build table says the build lacks the November 2022 fixes, not vulnerable when it has them, unknown
@@ -67,6 +70,12 @@ class ProxyNotShellMitigation(ProbeCheck):
         RequestSpec("proxynotshell-trigger", TRIGGER, retries=1, backoff=0.0),
     )
 
+    def follow_up(self, replies: tuple[Reply, ...]) -> RequestSpec | None:
+        baseline, trigger = replies[:2]
+        if baseline.ok and not trigger.ok and trigger.error == DISCONNECTED:
+            return RequestSpec("proxynotshell-recheck", baseline.spec.path, retries=0)
+        return None
+
     def stand_in(self, spec: RequestSpec, sent: Mapping[str, Reply]) -> Reply | None:
         earlier = sent.get(BASELINE_STAND_IN) if spec == self.requests[0] else None
         if earlier is None or not earlier.ok or earlier.incomplete or earlier.status == 403:
@@ -74,7 +83,8 @@ class ProxyNotShellMitigation(ProbeCheck):
         return earlier
 
     def classify(self, replies: tuple[Reply, ...], build: HostBuild | None, exchange: bool) -> Outcome:
-        baseline, trigger = replies
+        baseline, trigger = replies[:2]
+        recheck = replies[2] if len(replies) > 2 else None
         if not baseline.ok:
             return self.outcome(UNKNOWN, "no answer to the baseline Autodiscover request "
                                          f"({baseline.describe()})", replies)
@@ -84,6 +94,10 @@ class ProxyNotShellMitigation(ProbeCheck):
         if blocked is not None and baseline.status in BLOCKED:  # the trigger's answer has nothing to differ from
             return self.outcome(UNKNOWN, f"the baseline request was {blocked}", replies)
         if not trigger.ok and trigger.error == DISCONNECTED:
+            if recheck is not None and not recheck.ok:
+                return self.outcome(UNKNOWN, "the trigger was dropped, and so was the baseline's request sent "
+                                             f"again ({recheck.describe()}): a rate limit or a failing server, "
+                                             "not the URL-rewrite rule alone", replies)
             return self.outcome(NOT_VULNERABLE, "URL-rewrite mitigation answers: request aborted while the "
                                                 f"baseline got {baseline.describe()}", replies)
         if not trigger.ok:
