@@ -203,6 +203,9 @@ NEGATIVE = {
     'var q = Request["q"]; %>',
     "assembly_load_of_a_resource": '<%@ Page Language="C#"%><% var s = GetType().Assembly.GetManifestResourceStream'
     '("x"); var a = Assembly.Load(bytes.ToArray()); %>',
+    # every PowerShell hashtable is "@{": Exchange's own Scripts folder had been called compromised
+    "powershell_script_with_hashtables": '$p = @{ Name = "x" }; Add-Type -AssemblyName System.Management.Automation;'
+    ' $b = [System.Text.Encoding]::UTF8.GetBytes($p.Name); [System.Diagnostics.Process]::Start("cmd.exe")',
     "web_service_listing_processes": '<%@ WebService Language="C#" Class="S" %> [WebMethod] public int N() '
     '{ return System.Diagnostics.Process.GetProcesses().Length; }',
     "concat_eval_in_a_large_page_without_request": '<%@ Page Language="C#" %><!--' + "x" * (205 << 10)

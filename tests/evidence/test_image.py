@@ -155,6 +155,14 @@ def _split_raw(disk: bytes, tmp: Path) -> Path:
     return tmp / "exch01.001"
 
 
+def _split_raw_odd(disk: bytes, tmp: Path) -> Path:
+    """Segments of a size no sector or 8 KiB read divides (``split -b 2GB``): reads run past the end of
+    the first, as dissect's split container expects; they had been taken for a cut image."""
+    (tmp / "exch01.001").write_bytes(disk[:1_500_000])
+    (tmp / "exch01.002").write_bytes(disk[1_500_000:])
+    return tmp / "exch01.001"
+
+
 def _vhd(disk: bytes, tmp: Path) -> Path:
     (tmp / "exch01.vhd").write_bytes(fixed_vhd(disk))
     return tmp / "exch01.vhd"
@@ -165,11 +173,11 @@ def _flat_vmdk(disk: bytes, tmp: Path) -> Path:
     return tmp / "exch01.vmdk"
 
 
-def _qemu(fmt: str, options: tuple[str, ...] = ()) -> Callable[[bytes, Path], Path]:
+def _qemu(fmt: str, options: tuple[str, ...] = (), suffix: str = "") -> Callable[[bytes, Path], Path]:
     def build(disk: bytes, tmp: Path) -> Path:
         qemu = _tool("qemu-img")
         (tmp / "raw.img").write_bytes(disk)
-        out = tmp / f"exch01.{fmt}"
+        out = tmp / f"exch01.{suffix or fmt}"
         subprocess.run([qemu, "convert", "-f", "raw", "-O", fmt, *options, str(tmp / "raw.img"), str(out)],
                        check=True, capture_output=True, timeout=120)
         (tmp / "raw.img").unlink()
@@ -192,6 +200,10 @@ CONTAINERS: dict[str, Callable[[bytes, Path], Path]] = {
     "vhd-fixed": _vhd,
     "vmdk-flat": _flat_vmdk,
     "vhdx": _qemu("vhdx"),
+    # qemu sizes a VHD by CHS geometry: not a multiple of 8 KiB, so dissect's probe of the last
+    # sector reads past the file's end, as it does on any such disk (had been taken for a cut image)
+    "vhd-fixed-chs": _qemu("vpc", ("-o", "subformat=fixed"), "vhd"),
+    "split-raw-odd": _split_raw_odd,
     "vmdk-sparse": _qemu("vmdk"),
     "vmdk-stream": _qemu("vmdk", ("-o", "subformat=streamOptimized")),
     "qcow2": _qemu("qcow2"),

@@ -13,7 +13,8 @@ private rule exhunt_server_page
         $runat = /runat\s*=\s*["']?server/ nocase
         $handler = /<%@\s*(WebHandler|WebService|Page|Control|Application)\b/ nocase
         $xsl = "msxsl:script" nocase
-        $razor = /@(\{|functions\s*\{|using\s+System)/  // Razor (.cshtml, .vbhtml): no <% and no runat
+        // Razor (.cshtml, .vbhtml): no <% and no runat. Not "@{" alone: every PowerShell hashtable is one
+        $razor = /@(functions\s*\{|using\s+System\b)/
     condition:
         filesize < 8MB and any of them
 }
