@@ -20,6 +20,7 @@ import stat
 import struct
 import tarfile
 import tempfile
+import threading
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -295,44 +296,79 @@ class CompressedStream(CutShort):
 
 
 class _Held:
-    """Bytes of one extraction's members held in memory, shared by its writers (``_SpoolWriter``)."""
+    """One extraction's members in one private, unlinked temporary file, held in memory only up to
+    ``SPOOL_IN_MEMORY`` (a 7z's members had been held in memory whole: up to 512 MiB per worker,
+    whatever ``--memory-limit``). One file for all of them: a file each had run out of descriptors
+    on an archive of a few thousand members. Never beside the evidence or in the case."""
 
     def __init__(self) -> None:
-        self.in_memory = 0
+        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, prefix="exhunt-7z-")  # noqa: SIM115 - lives with the reader
+        self.end = 0
+        self.lock = threading.Lock()  # py7zr may write two folders' members from two threads
+
+    def append(self, data: bytes | bytearray) -> int:
+        with self.lock:
+            at = self.end
+            self.file.seek(at)
+            self.file.write(data)
+            self.end += len(data)
+            return at
+
+    def read_at(self, at: int, size: int) -> bytes:
+        with self.lock:
+            self.file.seek(at)
+            return self.file.read(size)
 
 
 class _SpoolWriter:
-    """py7zr Py7zIO writer with a hard cap (``limit``), into a private temporary file that holds its
-    bytes in memory only while the extraction's members together hold under ``SPOOL_IN_MEMORY`` (a
-    7z's members had been held in memory whole: up to 512 MiB per worker, whatever ``--memory-limit``).
-    The temporary file is unlinked at once, never beside the evidence or in the case."""
+    """py7zr Py7zIO writer with a hard cap (``limit``): the member's bytes go to its extraction's
+    ``_Held`` file, as extents (offset, length) in write order."""
 
     def __init__(self, limit: int, held: _Held) -> None:
-        self.buffer = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, prefix="exhunt-7z-")  # noqa: SIM115 - returned by open
         self.limit = limit
         self.held = held
+        self.extents: list[list[int]] = []
         self.written = 0
-        self.on_disk = False
+        self.position = 0  # of ``read``
         self.overflow = False
 
     def write(self, data: bytes | bytearray) -> int:
         if self.written + len(data) > self.limit:
             self.overflow = True
             return len(data)
-        if not self.on_disk and self.held.in_memory + len(data) > SPOOL_IN_MEMORY:
-            self.buffer.rollover()  # this member and what it holds already go to disk
-            self.held.in_memory -= self.written
-            self.on_disk = True
-        if not self.on_disk:
-            self.held.in_memory += len(data)
-        self.written += len(data)
-        return self.buffer.write(data)
+        if data:
+            at = self.held.append(data)
+            if self.extents and self.extents[-1][0] + self.extents[-1][1] == at:
+                self.extents[-1][1] += len(data)  # contiguous: one extent
+            else:
+                self.extents.append([at, len(data)])
+            self.written += len(data)
+        return len(data)
 
     def read(self, size: int | None = None) -> bytes:
-        return self.buffer.read(-1 if size is None else size)
+        data = self.read_at(self.position, self.written - self.position if size is None or size < 0 else size)
+        self.position += len(data)
+        return data
+
+    def read_at(self, position: int, size: int) -> bytes:
+        """Up to ``size`` bytes of the member from ``position``."""
+        parts, start = [], 0
+        for at, length in self.extents:
+            if size <= 0:
+                break
+            if position < start + length:
+                offset = max(position - start, 0)
+                piece = self.held.read_at(at + offset, min(length - offset, size))
+                parts.append(piece)
+                size -= len(piece)
+                position += len(piece)
+            start += length
+        return b"".join(parts)
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self.buffer.seek(offset, whence)
+        base = {0: 0, 1: self.position, 2: self.written}[whence]
+        self.position = max(0, base + offset)
+        return self.position
 
     def flush(self) -> None:
         return None
@@ -342,6 +378,36 @@ class _SpoolWriter:
 
     def close(self) -> None:
         return None
+
+    def stream(self) -> BinaryIO:
+        """The member as a seekable stream, read from the shared file."""
+        return io.BufferedReader(_MemberReader(self))  # type: ignore[return-value]
+
+
+class _MemberReader(io.RawIOBase):
+    def __init__(self, writer: _SpoolWriter) -> None:
+        self.writer = writer
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.writer.read_at(self.position, len(buffer))
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.position, 2: self.writer.written}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
 
 
 NTH = "\0#"  # in a 7z locator: "<name>\0#<n>" is the n-th member named <name> (n > 0)
@@ -426,8 +492,7 @@ class SevenZipReader:
         if writer.overflow:
             raise ArchiveFormatError(f"7z member larger than {MAX_7Z_MEMBER} bytes: not read "
                                      "(extract the archive and scan the folder)")
-        writer.buffer.seek(0)
-        return writer.buffer  # type: ignore[return-value]
+        return writer.stream()
 
 
 Reader = ZipReader | TarReader | CompressedReader | SevenZipReader

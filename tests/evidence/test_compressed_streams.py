@@ -110,3 +110,27 @@ def test_7z_members_are_held_in_memory_only_up_to_the_spool_limit(monkeypatch: p
         tracemalloc.stop()
     assert held < 32 << 20, held  # 72 MiB of members (and py7zr's 16 MiB LZMA dictionary); whole: above
     assert [stream.read() for stream in streams] == list(members.values())  # every byte, in order
+
+
+def test_7z_members_past_the_spool_limit_share_one_temporary_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each member past the limit had held a temporary file of its own, open until it was read: an
+    archive of a few thousand members ran out of file descriptors on every member."""
+    import os
+
+    py7zr = pytest.importorskip("py7zr")
+    members = {f"big{n}.log": bytes([65 + n]) * (2 << 20) for n in range(5)}
+    members |= {f"small{n}.txt": f"member {n}".encode() * 50 for n in range(200)}
+    buffer = io.BytesIO()
+    with py7zr.SevenZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(data, name)
+    monkeypatch.setattr(fmt, "SPOOL_IN_MEMORY", 1 << 20)
+    reader = fmt.make_reader(io.BytesIO(buffer.getvalue()), "x.7z", 512 << 20)
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    streams = {name: reader.open(name) for name in members}
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) - before <= 2
+    assert {name: stream.read() for name, stream in streams.items()} == members
+    stream = streams["big3.log"]
+    stream.seek(1 << 20)
+    assert stream.read(3) == b"DDD"
