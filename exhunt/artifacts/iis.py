@@ -72,7 +72,7 @@ LAST_FORWARDED_RE2 = r"(?P<address>[^,+\s]+)[+\s]*$"
 # ... without the port a proxy may add (IIS ARR writes the client's port by default): "[v6]:443" and
 # "v4:52311" give the address alone, as c-ip would (the same client had been a new address per connection)
 PORTED = ((r"^\[([^\]]+)\](?::[0-9]+)?$", r"\1"), (r"^([0-9]{1,3}(?:\.[0-9]{1,3}){3}):[0-9]+$", r"\1"))
-PORTED_RE = tuple((re.compile(pattern), "\\1") for pattern, _ in PORTED)
+PORTED_RE = tuple((re.compile(pattern), group) for pattern, group in PORTED)
 
 
 def _unported(address: str) -> str:

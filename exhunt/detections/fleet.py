@@ -9,7 +9,6 @@ names, so per-host verdicts are not changed by it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from exhunt import utctime
 from exhunt.detections.base import Check, Hit
@@ -34,10 +33,6 @@ class FleetPivots(Check):
                    "on those hosts.")
 
 
-def _parse(ts: str | None) -> datetime | None:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")) if ts else None
-
-
 def pivots(findings: Sequence[Finding], hit_rows: list[dict] | None = None) -> list[Finding]:
     check = FleetPivots()
     seen: dict[tuple[str, str], dict[str, list[Finding]]] = {}
@@ -56,7 +51,7 @@ def pivots(findings: Sequence[Finding], hit_rows: list[dict] | None = None) -> l
             ref = first.evidence[0] if first.evidence else None
             titles = "; ".join(sorted({f.title for f in host_findings}))
             hits.append(Hit(check=check.id, host=hosts, key=f"{name}={value}", path=ref.path if ref else "",
-                            source=ref.source if ref else "", ts=_parse(first.first_seen),
+                            source=ref.source if ref else "", ts=utctime.parse_iso(first.first_seen),
                             line=ref.line if ref else None, record_id=ref.record_id if ref else None,
                             excerpt=f"{host}: {label} {value} in {len(host_findings)} finding(s): {titles}",
                             indicators={name: value, "hosts": hosts}))

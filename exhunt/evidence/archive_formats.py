@@ -329,8 +329,8 @@ class _SpoolWriter:
         self.held = held
         self.extents: list[list[int]] = []
         self.written = 0
-        self.position = 0  # of ``read``
         self.overflow = False
+        self._reader = _MemberReader(self)  # py7zr's Py7zIO reads and seeks too
 
     def write(self, data: bytes | bytearray) -> int:
         if self.written + len(data) > self.limit:
@@ -346,9 +346,7 @@ class _SpoolWriter:
         return len(data)
 
     def read(self, size: int | None = None) -> bytes:
-        data = self.read_at(self.position, self.written - self.position if size is None or size < 0 else size)
-        self.position += len(data)
-        return data
+        return self._reader.read(-1 if size is None else size) or b""
 
     def read_at(self, position: int, size: int) -> bytes:
         """Up to ``size`` bytes of the member from ``position``."""
@@ -366,9 +364,7 @@ class _SpoolWriter:
         return b"".join(parts)
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self.position, 2: self.written}[whence]
-        self.position = max(0, base + offset)
-        return self.position
+        return self._reader.seek(offset, whence)
 
     def flush(self) -> None:
         return None

@@ -90,9 +90,8 @@ class ProxyNotShellMitigation(ProbeCheck):
                                          f"({baseline.describe()})", replies)
         if not exchange:
             return self.outcome(NOT_VULNERABLE, f"not an Exchange server ({baseline.describe()})", replies)
-        blocked = undecidable(baseline)
-        if blocked is not None and baseline.status in BLOCKED:  # the trigger's answer has nothing to differ from
-            return self.outcome(UNKNOWN, f"the baseline request was {blocked}", replies)
+        if baseline.status in BLOCKED:  # the trigger's answer has nothing to differ from
+            return self.outcome(UNKNOWN, f"the baseline request was {undecidable(baseline)}", replies)
         if not trigger.ok and trigger.error == DISCONNECTED:
             if recheck is not None and not recheck.ok:
                 return self.outcome(UNKNOWN, "the trigger was dropped, and so was the baseline's request sent "
