@@ -100,7 +100,10 @@ def _parse_single(text: str, where: Location | None) -> Target:
     except ValueError:
         pass
     explicit_scheme = "://" in text
-    parts = urlsplit(text if explicit_scheme else f"//{text}")
+    try:
+        parts = urlsplit(text if explicit_scheme else f"//{text}")
+    except ValueError as exc:  # an unclosed IPv6 bracket
+        raise UsageError(f"bad target {text!r}: {exc}", where) from exc
     scheme = (parts.scheme or "").lower()
     if explicit_scheme and scheme not in DEFAULT_PORT:
         raise UsageError(f"unsupported scheme in {text!r} (use http:// or https://)", where)

@@ -29,6 +29,7 @@ def test_single_targets(text: str, origin: str) -> None:
     "ftp://mail.example.org", "mail.example.org:99999", "user:pw@mail.example.org", "bad host",
     "mail.example.org/owa", "https://", "-", "a..b",
     "127.0.0.1:0", "http://mail.example.org:0/", "http://mail.example.org/a b/", "https://mail.example.org/é",
+    "http://[::1", "[::1:443",
 ])
 def test_bad_targets_are_usage_errors(text: str) -> None:
     with pytest.raises(UsageError):
