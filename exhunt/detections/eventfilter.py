@@ -56,8 +56,9 @@ def build(index: str, checks: Sequence[type[Check]], sigma_paths: Sequence[Path]
     texts.extend(CMDLETS)
     if ioc_paths:
         from exhunt.detections.iocs import load_iocs
+        from exhunt.detections.iocs.model import ip_texts
 
-        texts.extend(i.value for i in load_iocs(ioc_paths).of("ip"))
+        texts.extend(text for i in load_iocs(ioc_paths).of("ip") for text in ip_texts(i.value))
     if full:
         return EventFilter(None, full)
     return EventFilter(dedupe(texts))

@@ -13,6 +13,7 @@ import pyarrow as pa
 from exhunt.detections.base import EXCERPT_CHARS, Check, Hit
 from exhunt.detections.filehunt.context import FileHuntContext, file_hit, make_check
 from exhunt.detections.iocs import IocSet
+from exhunt.detections.iocs.model import Indicator, ip_key, ip_network
 from exhunt.detections.iocs.pathmatch import PathMatcher, windows_form
 
 DOMAIN_TOKEN = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}"
@@ -123,11 +124,15 @@ DOMAIN_CHECK = make_check(
 
 
 def _events_hits(ctx: FileHuntContext, check: Check, sql: str, table: pa.Table, what: str) -> None:
+    """``sql`` selects EVENT_COLUMNS, the listed value, its name and list, and optionally the value
+    as the log wrote it (the finding's indicator; the listed value otherwise)."""
     ctx.con.register("ioc_values", table)
     cursor = ctx.con.execute(sql)
     hits = []
     while batch := cursor.fetchmany(10_000):
-        for host, path, source, ts, line, record_id, excerpt, value, name, origin in batch:
+        for host, path, source, ts, line, record_id, excerpt, value, name, origin, *logged in batch:
+            seen = logged[0] if logged else value
+            listed = value if seen == value else f"{value} ({seen})"
             hits.append(
                 Hit(
                     check=check.id,
@@ -139,8 +144,8 @@ def _events_hits(ctx: FileHuntContext, check: Check, sql: str, table: pa.Table, 
                     line=line,
                     record_id=record_id,
                     confidence="medium",
-                    excerpt=f"{excerpt} [{what} {value} from {Path(origin).name}: {name}]"[:EXCERPT_CHARS],
-                    indicators={what: value},
+                    excerpt=f"{excerpt} [{what} {listed} from {Path(origin).name}: {name}]"[:EXCERPT_CHARS],
+                    indicators={what: seen},
                 )
             )
     ctx.con.unregister("ioc_values")
@@ -167,13 +172,13 @@ def event_ioc_findings(ctx: FileHuntContext, iocs: IocSet) -> None:
             }
         )
 
-    ips = table("ip")
+    ips = _client_ips(ctx, iocs)
     if ips is not None:
         _events_hits(
             ctx,
             IP_CHECK,
-            f"SELECT {EVENT_COLUMNS}, i.value, i.name, i.origin FROM events e "
-            "JOIN ioc_values i ON e.client_ip = i.value",
+            f"SELECT {EVENT_COLUMNS}, i.value, i.name, i.origin, i.logged FROM events e "
+            "JOIN ioc_values i ON e.client_ip = i.logged",
             ips,
             "client_ip",
         )
@@ -204,3 +209,36 @@ def event_ioc_findings(ctx: FileHuntContext, iocs: IocSet) -> None:
             domains,
             "domain",
         )
+
+
+def _client_ips(ctx: FileHuntContext, iocs: IocSet) -> pa.Table | None:
+    """(logged, value, name, origin) for every client address the events hold that an IP indicator
+    lists: compared as addresses (``model.ip_key``: port, brackets, zone and IPv4-mapped form aside,
+    IPv6 in any spelling), a CIDR indicator by containment."""
+    listed = iocs.of("ip")
+    if not listed:
+        return None
+    exact: dict[Any, Indicator] = {}
+    ranges: list[tuple[Any, Indicator]] = []
+    for ind in listed:
+        network = ip_network(ind.value)
+        if network is not None:
+            ranges.append((network, ind))
+        elif (address := ip_key(ind.value)) is not None:
+            exact.setdefault(address, ind)
+    rows: dict[str, list[str]] = {"logged": [], "value": [], "name": [], "origin": []}
+    cursor = ctx.con.execute("SELECT DISTINCT client_ip FROM events WHERE client_ip IS NOT NULL")
+    while batch := cursor.fetchmany(100_000):
+        for (logged,) in batch:
+            address = ip_key(logged)
+            if address is None:
+                continue
+            found = [exact[address]] if address in exact else []
+            found.extend(ind for network, ind in ranges
+                         if network.version == address.version and address in network)
+            for ind in found:
+                rows["logged"].append(logged)
+                rows["value"].append(ind.value)
+                rows["name"].append(ind.name)
+                rows["origin"].append(ind.source)
+    return pa.table(rows) if rows["logged"] else None

@@ -69,12 +69,92 @@ def hash_kind(value: str) -> str | None:
     return HASH_KINDS.get(len(value)) if HEX_RE.match(value) else None
 
 
-def is_ip(value: str) -> bool:
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# "v4:port" and "[v6]:port" (a proxy's or an IOC feed's "address:port"), "[v6]"
+_PORTED = re.compile(r"^\[([^\]]+)\](?::[0-9]{1,5})?$|^([0-9]{1,3}(?:\.[0-9]{1,3}){3}):[0-9]{1,5}$")
+
+
+def ip_key(text: str | None) -> IpAddress | None:
+    """An address as a log or a list writes it, in one comparable form: brackets and port removed,
+    the zone (``%12``) dropped, an IPv4-mapped IPv6 address (``::ffff:1.2.3.4``, as IIS and the
+    Security log write IPv4 clients of a dual-stack socket) as its IPv4 address; None if not one."""
+    if not text:
+        return None
+    value = text.strip()
+    ported = _PORTED.match(value)
+    if ported:
+        value = ported.group(1) or ported.group(2)
+    value = value.split("%", 1)[0]
     try:
-        ipaddress.ip_address(value.strip())
+        address = ipaddress.ip_address(value)
     except ValueError:
-        return False
-    return True
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def ip_network(text: str) -> IpNetwork | None:
+    """A CIDR range (``198.51.100.0/24``, ``2001:db8::/32``; host bits allowed) or None."""
+    if "/" not in text:
+        return None
+    try:
+        network = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return None
+    if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None \
+            and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}", strict=False)
+    return network
+
+
+def ip_value(text: str) -> str | None:
+    """An IP indicator's value: the canonical address (lower-case, compressed, IPv4-mapped as IPv4)
+    or CIDR range (a /32 or /128 as its address); None if ``text`` is neither."""
+    address = ip_key(text)
+    if address is not None:
+        return str(address)
+    network = ip_network(text)
+    if network is None:
+        return None
+    return str(network.network_address) if network.num_addresses == 1 else str(network)
+
+
+def is_ip(value: str) -> bool:
+    return ip_value(value) is not None
+
+
+def ip_texts(value: str) -> list[str]:
+    """Texts one of which a log line holding an address of the IP indicator ``value`` holds (the
+    triage prefilters' literals, matched caselessly): the address, compressed and, for IPv6, in full;
+    for a range, the fixed leading octets (IPv4) or groups (IPv6) of its addresses."""
+    network = ip_network(value)
+    if network is None:
+        address = ip_key(value)
+        if address is None:
+            return [value]
+        return [str(address)] if address.version == 4 else [str(address), address.exploded]
+    if network.version == 4:
+        octets = str(network.network_address).split(".")
+        full, rest = divmod(network.prefixlen, 8)
+        head = ".".join(octets[:full])
+        if not rest:
+            return [head + "."] if full else ["."]
+        start = int(octets[full])
+        return [".".join([*octets[:full], str(v)]) + ("." if full < 3 else "")
+                for v in range(start, start + (1 << (8 - rest)))]
+    groups = network.network_address.exploded.split(":")
+    full = network.prefixlen // 16
+    fixed: list[str] = []
+    for group in groups[:full]:  # up to the first zero group: a compressed address may drop it
+        if int(group, 16) == 0:
+            break
+        fixed.append(group)
+    if not fixed:
+        return [":"]
+    return [":".join(f"{int(g, 16):x}" for g in fixed) + ":", ":".join(fixed) + ":"]
 
 
 def windows_path(value: str) -> str:
@@ -111,8 +191,9 @@ def classify(value: str, source: str, name: str = "", hint: str = "") -> Indicat
     if kind:
         return Indicator(kind, v.lower(), source, name)
     net = refang(v)
-    if is_ip(net):
-        return Indicator("ip", net, source, name)
+    ip = ip_value(net)
+    if ip is not None:
+        return Indicator("ip", ip, source, name)
     if re.match(r"^[a-z][a-z0-9+.-]*://", net, re.I):
         return Indicator("url", net, source, name)
     if hint == "filename":

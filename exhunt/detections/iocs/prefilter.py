@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exhunt.detections.iocs import load_iocs
+from exhunt.detections.iocs.model import ip_texts
 from exhunt.detections.patterns import literal, url_text
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ def user_agent_pattern(value: str) -> str:
 def from_iocs(prefilter: Prefilter, paths: Sequence[Path]) -> None:
     iocs = load_iocs(paths)
     origin = "iocs " + ", ".join(p.name for p in paths)
-    prefilter.add(origin, [literal(i.value) for i in iocs.of("ip")])
+    prefilter.add(origin, [literal(text) for i in iocs.of("ip") for text in ip_texts(i.value)])
     prefilter.add(origin, [user_agent_pattern(i.value.replace("+", " ").strip()) for i in iocs.of("user_agent")
                            if i.value.strip()])
     prefilter.add(origin, [url_text(i.value) for i in iocs.of("domain")])
