@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from exhunt.api import ScanOptions, scan
-from exhunt.detections.iocs.model import ip_texts, ip_value
+from exhunt.detections.iocs.model import ip_texts, ip_value, refang
 
 V15 = "C/Program Files/Microsoft/Exchange Server/V15/"
 IIS_HEAD = (
@@ -58,6 +58,15 @@ IP_CASES = {
     "HttpProxy ClientIpAddress IPv4-mapped": ("198.51.100.2", "::ffff:198.51.100.2", "proxy"),
     "Security 4624 IpAddress IPv4-mapped": ("198.51.100.4", "::ffff:198.51.100.4", "event"),
 }
+# (indicator as listed, cs-uri-query, cs(Referer), whether it is a match)
+URL_CASES = {
+    "URL in a referer, the list defanged": ("hxxp://dl.bad[.]example/payload.ps1", "-",
+                                            "http://dl.bad.example/payload.ps1", True),
+    "URL %-encoded in a query": ("https://c2.example/a/b", "u=https%3A%2F%2Fc2.example%2Fa%2Fb", "-", True),
+    "URL of a bare host, upper case": ("http://Stage.Example/", "-", "http://stage.example:8080/x", True),
+    "another host ending the same": ("http://c3.example/z", "u=http://notc3.example/z", "-", False),
+    "a longer host starting the same": ("http://c4.example", "u=http://c4.example.net/", "-", False),
+}
 # the client address the parser stores, where it is not the text the log holds (X-Forwarded-For's port)
 STORED = {"203.0.113.9:51234": "203.0.113.9", "[2001:db8::7]:443": "2001:db8::7"}
 
@@ -75,6 +84,8 @@ def _evidence(ev: Path) -> None:
         else:
             events.append(_logon(n, logged))
     iis.append(_iis(59, "192.0.3.1"))  # outside every range
+    for n, (_listed, query, referer, _match) in enumerate(URL_CASES.values()):
+        iis.append(_iis(40 + n, "10.1.1.1", query=query, referer=referer))
     files = {
         "inetpub/logs/LogFiles/W3SVC1/u_ex210303.log": "".join(iis).encode(),
         "inetpub/logs/LogFiles/W3SVC2/u_ex210303.log": "".join(xff).encode(),
@@ -90,7 +101,8 @@ def _evidence(ev: Path) -> None:
 def findings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
     root = tmp_path_factory.mktemp("iocmatch")
     _evidence(root / "ev")
-    (root / "iocs.txt").write_text("".join(f"{listed}\n" for listed, _l, _w in IP_CASES.values()))
+    listed = [case[0] for case in (*IP_CASES.values(), *URL_CASES.values())]
+    (root / "iocs.txt").write_text("".join(f"{value}\n" for value in listed))
     out = {}
     for index in ("triage", "full"):
         options = ScanOptions(out=root / index, quiet=True, jobs=1, iocs=[root / "iocs.txt"], index=index)
@@ -141,3 +153,12 @@ def test_prefilter_texts_hold_every_address_of_the_indicator(value: str, logged:
     texts = ip_texts(value)
     assert any(t in logged for t in texts)
     assert not any(t in other for t in texts)
+
+
+@pytest.mark.parametrize("index", ["triage", "full"])
+@pytest.mark.parametrize("case", sorted(URL_CASES))
+def test_url_indicator_matches_a_request_or_referer(findings, case: str, index: str) -> None:  # type: ignore[no-untyped-def]
+    listed, _query, _referer, match = URL_CASES[case]
+    urls = {f.key for f in findings[index] if f.check == "ioc.url"} | {
+        v for f in findings[index] if f.check == "ioc.url" for v in f.indicators.get("url", ())}
+    assert (refang(listed) in urls) is match

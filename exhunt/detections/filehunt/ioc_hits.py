@@ -3,6 +3,7 @@ domains in URIs and referers)."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pyarrow as pa
 from exhunt.detections.base import EXCERPT_CHARS, Check, Hit
 from exhunt.detections.filehunt.context import FileHuntContext, file_hit, make_check
 from exhunt.detections.iocs import IocSet
-from exhunt.detections.iocs.model import Indicator, ip_key, ip_network
+from exhunt.detections.iocs.model import Indicator, ip_key, ip_network, url_body
 from exhunt.detections.iocs.pathmatch import PathMatcher, windows_form
 
 DOMAIN_TOKEN = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}"
@@ -121,6 +122,14 @@ DOMAIN_CHECK = make_check(
     ("T1071",),
     ("Block the domain; review the requests and the hosts that made them.",),
 )
+URL_CHECK = make_check(
+    "ioc.url",
+    "A URL on an IOC list in a request or referer",
+    "high",
+    "A URL listed by an IOC feed appears in a request URI, query or referer.",
+    ("T1071", "T1105"),
+    ("Block the URL's host; review the requests and the hosts that made them.",),
+)
 
 
 def _events_hits(ctx: FileHuntContext, check: Check, sql: str, table: pa.Table, what: str) -> None:
@@ -209,6 +218,36 @@ def event_ioc_findings(ctx: FileHuntContext, iocs: IocSet) -> None:
             domains,
             "domain",
         )
+    urls = _urls(iocs)
+    if urls is not None:
+        _events_hits(
+            ctx,
+            URL_CHECK,
+            f"""
+            SELECT DISTINCT {EVENT_COLUMNS}, i.value, i.name, i.origin FROM events e
+            JOIN ioc_values i ON regexp_matches(lower(concat_ws(' ', e.uri, e.uri_query, e.uri_decoded,
+                 json_extract_string(e.fields, '$."cs(Referer)"'), json_extract_string(e.fields, '$.Referer'))),
+                 i.regex)
+            WHERE e.kind = 'http'""",
+            urls,
+            "url",
+        )
+
+
+def _urls(iocs: IocSet) -> pa.Table | None:
+    """(value, name, origin, regex): the URL's text preceded by no host character (``evil.example/x``
+    is not ``notevil.example/x``) and, for a bare host, followed by none."""
+    rows: dict[str, list[str]] = {"value": [], "name": [], "origin": [], "regex": []}
+    for ind in iocs.of("url"):
+        text = url_body(ind.value)
+        if not text:
+            continue
+        bare = not re.search(r"[/?#]", text)
+        rows["value"].append(ind.value)
+        rows["name"].append(ind.name)
+        rows["origin"].append(ind.source)
+        rows["regex"].append(f"(?:^|[^a-z0-9.-]){re.escape(text)}" + ("(?:[^a-z0-9.-]|$)" if bare else ""))
+    return pa.table(rows) if rows["value"] else None
 
 
 def _client_ips(ctx: FileHuntContext, iocs: IocSet) -> pa.Table | None:

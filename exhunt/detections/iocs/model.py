@@ -178,6 +178,12 @@ def refang(value: str) -> str:
                                                  or value[:1] in "hH") else value
 
 
+def url_body(value: str) -> str:
+    """A URL indicator as a request or referer holds it: without its scheme (a query parameter may
+    hold it with or without, %-encoded or not), ``/`` at the end dropped, lower case."""
+    return re.sub(r"^[a-z][a-z0-9+.-]*://", "", value.strip(), flags=re.I).rstrip("/").lower()
+
+
 def classify(value: str, source: str, name: str = "", hint: str = "") -> Indicator | None:
     """A bare value: hash by length, IP, domain, URL, path; a hint (from the file name) decides the rest.
     IPs, domains and URLs are refanged first; paths and file names are taken as written (``[.]`` is

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exhunt.detections.iocs import load_iocs
-from exhunt.detections.iocs.model import ip_texts
+from exhunt.detections.iocs.model import ip_texts, url_body
 from exhunt.detections.patterns import literal, url_text
 
 if TYPE_CHECKING:
@@ -29,3 +29,4 @@ def from_iocs(prefilter: Prefilter, paths: Sequence[Path]) -> None:
     prefilter.add(origin, [user_agent_pattern(i.value.replace("+", " ").strip()) for i in iocs.of("user_agent")
                            if i.value.strip()])
     prefilter.add(origin, [url_text(i.value) for i in iocs.of("domain")])
+    prefilter.add(origin, [url_text(text) for i in iocs.of("url") if (text := url_body(i.value))])
