@@ -162,6 +162,11 @@ AS_WRITTEN = {
     "file name lists keep [.] as written": (
         "shell_names.txt", "help[.]aspx\n", {("filename_regex", r"(?i)\\help\[\.\]aspx$")}
     ),
+    "hashes with their algorithm's name": (
+        "h.txt",
+        f"sha256:{SHA.upper()}\nSHA1: {SHA1}  tool\nMD5={MD5}\n",
+        {("sha256", SHA), ("sha1", SHA1), ("md5", MD5)},
+    ),
     "signature-base list with sha256sum lines": (
         "hash-iocs.txt", f"{SHA};a\n{MD5}  b\n", {("sha256", SHA), ("md5", MD5)}
     ),

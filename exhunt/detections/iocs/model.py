@@ -10,6 +10,8 @@ from typing import Any
 HASH_KINDS = {32: "md5", 40: "sha1", 64: "sha256"}
 HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{1,62}$", re.I)
+# a hash written with its algorithm's name: "sha256:HASH", "SHA-1=HASH", "md5: HASH"
+HASH_PREFIX = re.compile(r"^(?:sha-?256|sha-?1|md5)\s*[:=]\s*", re.I)
 KINDS = ("md5", "sha1", "sha256", "filename_regex", "path", "ip", "domain", "user_agent", "url")
 # how reports defang network values so nobody clicks them: hxxp(s), [.] (.) {.} [dot], [:] [://], [at]
 DEFANGED = re.compile(
@@ -193,8 +195,9 @@ def classify(value: str, source: str, name: str = "", hint: str = "") -> Indicat
         return None
     if hint == "user_agent":
         return Indicator("user_agent", v.replace("+", " "), source, name)
-    kind = hash_kind(v)
+    kind = hash_kind(HASH_PREFIX.sub("", v))
     if kind:
+        v = HASH_PREFIX.sub("", v)
         return Indicator(kind, v.lower(), source, name)
     net = refang(v)
     ip = ip_value(net)

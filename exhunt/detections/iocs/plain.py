@@ -7,7 +7,8 @@ agents, ``*name*`` files hold file names (the HAFNIUM community lists use both).
 A line is a value and an optional comment: ``sha256sum``/``md5sum`` output (``HASH  name``,
 ``HASH *name`` in binary mode), ``HASH,comment``, ``HASH;comment``, ``HASH # comment``,
 ``HASH<TAB>comment``, leading and trailing spaces; IPs, domains and URLs may be defanged
-(``hxxps://evil[.]example``, see ``model.refang``). Whole-line comments start with ``#``, ``//``
+(``hxxps://evil[.]example``, see ``model.refang``); a hash may carry its algorithm's name
+(``sha256:HASH``, ``MD5=HASH``). Whole-line comments start with ``#``, ``//``
 or ``;``. A line that still cannot be read is listed with its line number.
 """
 
@@ -22,7 +23,8 @@ SUFFIXES = (".txt", ".csv", ".lst", ".list", ".ioc", ".iocs", ".md5", ".sha1", "
 # a hash and whatever follows it: sha256sum's "  name" / " *name" (a leading \ when the name was
 # escaped), or a separator and a comment
 HASH_LINE = re.compile(
-    r"^\\?(?P<value>[0-9a-f]{64}|[0-9a-f]{40}|[0-9a-f]{32})(?![0-9a-f])(?:\s*[,;|\t#]|\s+\*?|$)(?P<rest>.*)$",
+    r"^\\?(?:(?:sha-?256|sha-?1|md5)\s*[:=]\s*)?"  # "sha256:HASH", "MD5=HASH"
+    r"(?P<value>[0-9a-f]{64}|[0-9a-f]{40}|[0-9a-f]{32})(?![0-9a-f])(?:\s*[,;|\t#]|\s+\*?|$)(?P<rest>.*)$",
     re.I,
 )
 # a value without spaces (IP, domain, URL) and a comment after a separator or a space
