@@ -167,11 +167,17 @@ AS_WRITTEN = {
         f"sha256:{SHA.upper()}\nSHA1: {SHA1}  tool\nMD5={MD5}\n",
         {("sha256", SHA), ("sha1", SHA1), ("md5", MD5)},
     ),
+    "file names in a list of any name": (
+        "iocs.txt",
+        "shell2.aspx\nProcDump64.EXE # tool\nevil.example\n",
+        {("filename_regex", r"(?i)\\shell2\.aspx$"), ("filename_regex", r"(?i)\\ProcDump64\.EXE$"),
+         ("domain", "evil.example")},
+    ),
     "signature-base list with sha256sum lines": (
         "hash-iocs.txt", f"{SHA};a\n{MD5}  b\n", {("sha256", SHA), ("md5", MD5)}
     ),
 }
-UNREADABLE = "h.txt", f"{SHA}\nnot an indicator at all\n{SHA[:60]}  short hash\n"
+UNREADABLE = "h.txt", f"{SHA}\nnot an indicator at all\n{SHA[:60]}  short hash\nwscript.exe /b /E:jscript\n"
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -225,7 +231,7 @@ def test_unreadable_lines_are_listed_with_their_line_number(tmp_path: Path) -> N
     (tmp_path / name).write_text(text)
     iocs = load_iocs([tmp_path / name])
     assert [i.value for i in iocs.indicators] == [SHA]
-    assert [(s["line"], s["origin"].endswith(name)) for s in iocs.skipped] == [(2, True), (3, True)]
+    assert [(s["line"], s["origin"].endswith(name)) for s in iocs.skipped] == [(2, True), (3, True), (4, True)]
 
 
 def test_chirp_yara_rules_are_kept_for_the_scan(tmp_path: Path) -> None:

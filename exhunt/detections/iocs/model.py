@@ -12,6 +12,13 @@ HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{1,62}$", re.I)
 # a hash written with its algorithm's name: "sha256:HASH", "SHA-1=HASH", "md5: HASH"
 HASH_PREFIX = re.compile(r"^(?:sha-?256|sha-?1|md5)\s*[:=]\s*", re.I)
+# a bare file name whose extension is no top-level domain (web shells, tools, dumps, scripts): a
+# file name in a list of any name, never a domain ("shell.aspx" had been a domain, matched no file)
+FILE_NAME_RE = re.compile(
+    r"^[^\\/:*?\"<>|\s]+\.(?:aspx|ashx|asmx|asax|ascx|asp|cshtml|exe|dll|ps1|psm1|bat|cmd|vbs|vbe|jse|wsf|"
+    r"jsp|jspx|php|hta|lnk|scr|sys|dmp|rar|7z|config|msi|tmp)$",
+    re.I,
+)
 KINDS = ("md5", "sha1", "sha256", "filename_regex", "path", "ip", "domain", "user_agent", "url")
 # how reports defang network values so nobody clicks them: hxxp(s), [.] (.) {.} [dot], [:] [://], [at]
 DEFANGED = re.compile(
@@ -187,7 +194,8 @@ def url_body(value: str) -> str:
 
 
 def classify(value: str, source: str, name: str = "", hint: str = "") -> Indicator | None:
-    """A bare value: hash by length, IP, domain, URL, path; a hint (from the file name) decides the rest.
+    """A bare value: hash by length, IP, URL, path, file name (``FILE_NAME_RE``), domain; a hint (from
+    the file name) decides the rest.
     IPs, domains and URLs are refanged first; paths and file names are taken as written (``[.]`` is
     a regex class there)."""
     v = value.strip()
@@ -209,6 +217,8 @@ def classify(value: str, source: str, name: str = "", hint: str = "") -> Indicat
         return Indicator("filename_regex", r"(?i)\\" + re.escape(v.strip("\\/")) + "$", source, name)
     if hint == "path" or re.match(r"^([A-Za-z]:|%[A-Za-z_]+%)?\\", v):
         return Indicator("path", windows_path(v), source, name)
+    if not hint and FILE_NAME_RE.match(v):
+        return Indicator("filename_regex", r"(?i)\\" + re.escape(v) + "$", source, name)
     if DOMAIN_RE.match(net.rstrip(".")):
         return Indicator("domain", net.lower().rstrip("."), source, name)
     return None

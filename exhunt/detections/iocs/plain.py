@@ -64,6 +64,10 @@ def parse_line(line: str, hint: str, origin: str) -> tuple[str, Indicator | None
             indicator = classify(match["value"], origin, comment, hint)
             if indicator is not None and indicator.kind in NETWORK_KINDS:
                 return match["value"], indicator
+            after = line[len(match["value"]):].lstrip(" ")
+            # a file name alone or with a marked comment ("wscript.exe /b /E:jscript" is a command line)
+            if indicator is not None and indicator.kind == "filename_regex" and after[:1] in ("", "#", "\t"):
+                return match["value"], indicator
     value, comment = line, ""
     for sep in SEPARATORS:
         if sep in line:
