@@ -219,6 +219,22 @@ def test_bom_and_utf16_lists(tmp_path: Path, encoding: str, bom: bytes) -> None:
     assert iocs.skipped == []
 
 
+def test_csv_feed_lists_every_row_it_cannot_use(tmp_path: Path) -> None:
+    text = (
+        "Indicator,IndicatorType,Notes\n"
+        f"{SHA},sha256,\"shell, seen 2021\"\n"
+        "evil_c2.example,DomainName,underscore\n"
+        "not-a-hash,FileHash,\n"
+        "198.51.100.0/33,IPAddress,bad range\n"
+        "203.0.113.5\n"
+        ",,\n"
+    )
+    (tmp_path / "feed.csv").write_text(text)
+    iocs = load_iocs([tmp_path / "feed.csv"])
+    assert [(i.kind, i.value, i.name) for i in iocs.indicators] == [("sha256", SHA, "shell, seen 2021")]
+    assert [s["line"] for s in iocs.skipped] == [3, 4, 5, 6]
+
+
 def test_utf16_csv_feed_is_recognised(tmp_path: Path) -> None:
     text = f"Indicator,IndicatorType\r\n{SHA},sha256\r\nevil[.]example,domainname\r\n"
     (tmp_path / "feed.csv").write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))

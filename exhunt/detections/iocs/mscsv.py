@@ -7,7 +7,7 @@ import csv
 import io
 from pathlib import Path
 
-from exhunt.detections.iocs.model import Indicator, IocSet, classify, hash_kind, windows_path
+from exhunt.detections.iocs.model import HASH_PREFIX, Indicator, IocSet, classify, hash_kind, windows_path
 
 VALUE_COLUMNS = ("indicator", "value", "ioc", "indicatorvalue")
 TYPE_COLUMNS = ("indicatortype", "type", "ioc_type")
@@ -57,25 +57,27 @@ def read(path: Path, text: str) -> IocSet:
     notes = next(
         (i for i, h in enumerate(header) if h.strip().lower() in ("notes", "description", "comment")), None
     )
-    for n, row in enumerate(rows, 2):
+    for n, row in enumerate(rows, 2):  # n: the row's number (a quoted field may span lines)
+        if not any(c.strip() for c in row):  # an empty row
+            continue
         if len(row) <= max(vi, ti):
+            out.skip(origin, f"row without its indicator and type columns: {','.join(row)[:80]!r}", n)
             continue
         value, kind = row[vi].strip(), TYPE_MAP.get(row[ti].strip().lower().replace(" ", ""))
         name = row[notes].strip() if notes is not None and notes < len(row) else ""
+        item: Indicator | None = None
         if kind is None:
             out.skip(origin, f"unknown indicator type {row[ti]!r}", n)
-        elif kind == "":
-            hk = hash_kind(value)
-            out.add(Indicator(hk, value.lower(), origin, name) if hk else None)
+            continue
+        if kind == "":
+            hk = hash_kind(HASH_PREFIX.sub("", value))
+            item = Indicator(hk, HASH_PREFIX.sub("", value).lower(), origin, name) if hk else None
         elif kind == "path":
-            out.add(Indicator("path", windows_path(value), origin, name))
+            item = Indicator("path", windows_path(value), origin, name) if value.strip('"\\/ ') else None
         else:
-            out.add(
-                classify(
-                    value,
-                    origin,
-                    name,
-                    "filename" if kind == "filename" else "user_agent" if kind == "user_agent" else "",
-                )
-            )
+            hint = "filename" if kind == "filename" else "user_agent" if kind == "user_agent" else ""
+            item = classify(value, origin, name, hint)
+        if item is None:
+            out.skip(origin, f"unrecognised {row[ti].strip()} value {value[:80]!r}", n)
+        out.add(item)
     return out
