@@ -235,6 +235,28 @@ def test_csv_feed_lists_every_row_it_cannot_use(tmp_path: Path) -> None:
     assert [s["line"] for s in iocs.skipped] == [3, 4, 5, 6]
 
 
+def test_stix_revoked_and_superseded_indicators_are_not_used(tmp_path: Path) -> None:
+    def indicator(n: int, pattern: str, modified: str, **more: object) -> dict:
+        return {"type": "indicator", "id": f"indicator--{n}", "pattern_type": "stix", "pattern": pattern,
+                "modified": modified, **more}
+
+    objects = [
+        indicator(1, "[ipv4-addr:value = '198.51.100.1']", "2021-03-01T00:00:00Z"),
+        indicator(1, "[ipv4-addr:value = '198.51.100.1']", "2021-03-09T00:00:00Z", revoked=True),
+        indicator(2, "[ipv4-addr:value = '198.51.100.2']", "2021-03-01T00:00:00Z"),
+        indicator(2, "[ipv4-addr:value = '198.51.100.22']", "2021-03-02T00:00:00Z"),
+        indicator(3, "[file:hashes.'SHA1' = '" + "B" * 40 + "']", "2021-03-01T00:00:00Z",
+                  valid_until="2021-04-01T00:00:00Z"),
+    ]
+    # keys sorted, as json.dumps(sort_keys=True) writes them: "type": "bundle" after every object
+    text = orjson.dumps({"id": "bundle--9", "objects": objects + [{"type": "note", "id": "note--1",
+                         "content": "x" * 70000}], "type": "bundle"}, option=orjson.OPT_SORT_KEYS)
+    (tmp_path / "bundle.json").write_bytes(text)
+    iocs = load_iocs([tmp_path / "bundle.json"])
+    assert {(i.kind, i.value) for i in iocs.indicators} == {("ip", "198.51.100.22"), ("sha1", "b" * 40)}
+    assert [s["reason"].startswith("indicator--1: revoked") for s in iocs.skipped] == [True]
+
+
 def test_utf16_csv_feed_is_recognised(tmp_path: Path) -> None:
     text = f"Indicator,IndicatorType\r\n{SHA},sha256\r\nevil[.]example,domainname\r\n"
     (tmp_path / "feed.csv").write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))

@@ -1,5 +1,8 @@
 """STIX 2.1 bundles: ``indicator`` objects whose pattern is a simple comparison or an OR of them.
 
+An indicator's latest version (by ``modified``) is read; a revoked one is listed as skipped. One
+past its ``valid_until`` is used: a hunt reads logs of the time it was valid.
+
 Supported object paths: file hashes and names, IPv4/IPv6, domain names, URLs and the HTTP
 User-Agent header. Patterns joining different observations with AND / FOLLOWEDBY need state
 that a list match cannot give; they are listed as skipped with the pattern.
@@ -21,6 +24,7 @@ PATHS = {
     "file:hashes.sha256": "sha256",
     "file:hashes.'sha256'": "sha256",
     "file:hashes.'sha-1'": "sha1",
+    "file:hashes.'sha1'": "sha1",
     "file:hashes.sha1": "sha1",
     "file:hashes.md5": "md5",
     "file:hashes.'md5'": "md5",
@@ -34,7 +38,21 @@ PATHS = {
 
 
 def detect(path: Path, head: bytes) -> bool:
-    return head.lstrip().startswith(b"{") and b'"bundle"' in head or b'"type": "bundle"' in head
+    """A bundle's ``"type": "bundle"`` or its ``"bundle--"`` id (keys written sorted put ``type`` after
+    every object: past the head of a large bundle)."""
+    return head.lstrip().startswith(b"{") and (b'"bundle"' in head or b'"bundle--' in head) or (
+        b'"type": "bundle"' in head)
+
+
+def _current(objects: list[Any]) -> list[dict[str, Any]]:
+    """Each indicator's latest version (a bundle may carry several of one id; ``modified`` orders them)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for obj in objects:
+        if isinstance(obj, dict) and obj.get("type") == "indicator":
+            key = str(obj.get("id") or id(obj))
+            if key not in latest or str(obj.get("modified") or "") >= str(latest[key].get("modified") or ""):
+                latest[key] = obj
+    return list(latest.values())
 
 
 def read(path: Path, text: str) -> IocSet:
@@ -46,11 +64,12 @@ def read(path: Path, text: str) -> IocSet:
         out.skip(origin, f"invalid JSON: {exc}")
         return out
     objects = bundle.get("objects", []) if isinstance(bundle, dict) else []
-    for obj in objects:
-        if not isinstance(obj, dict) or obj.get("type") != "indicator":
-            continue
+    for obj in _current(objects):
         name = str(obj.get("name") or obj.get("id") or "")
         pattern = str(obj.get("pattern") or "")
+        if obj.get("revoked") is True:  # withdrawn by its producer (often: a false positive)
+            out.skip(origin, f"{name}: revoked: {pattern[:160]}")
+            continue
         if obj.get("pattern_type", "stix") != "stix":
             out.skip(origin, f"{name}: pattern type {obj.get('pattern_type')!r} not supported")
             continue
