@@ -257,6 +257,18 @@ def test_stix_revoked_and_superseded_indicators_are_not_used(tmp_path: Path) -> 
     assert [s["reason"].startswith("indicator--1: revoked") for s in iocs.skipped] == [True]
 
 
+def test_path_lists_skip_descriptions_of_paths(tmp_path: Path) -> None:
+    (tmp_path / "webshell_paths.txt").write_text(
+        "C:\\inetpub\\wwwroot\\aspnet_client\\x.aspx\n"
+        "\\inetpub\\wwwroot\\aspnet_client\\ (any .aspx file under this folder or sub folders)\n"
+        "\\<exchange install path>\\FrontEnd\\HttpProxy\\owa\\auth\\Current\\<any aspx file in this folder>\n"
+    )
+    iocs = load_iocs([tmp_path / "webshell_paths.txt"])
+    assert [i.value for i in iocs.indicators] == ["\\inetpub\\wwwroot\\aspnet_client\\x.aspx"]
+    assert [(s["line"], "folder" in s["reason"] or "description" in s["reason"]) for s in iocs.skipped] == [
+        (2, True), (3, True)]
+
+
 def test_utf16_csv_feed_is_recognised(tmp_path: Path) -> None:
     text = f"Indicator,IndicatorType\r\n{SHA},sha256\r\nevil[.]example,domainname\r\n"
     (tmp_path / "feed.csv").write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))

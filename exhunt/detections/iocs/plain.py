@@ -74,8 +74,10 @@ def parse_line(line: str, hint: str, origin: str) -> tuple[str, Indicator | None
             value, _, comment = line.partition(sep)
             break
     value = value.strip()
-    if hint == "path" and value.endswith(("\\", "/")):
-        return value, None
+    if hint == "path":
+        value = re.sub(r"\s+\([^)]*\)$", "", value)  # "\\x\\ (any .aspx file under it)": prose after
+        if value.endswith(("\\", "/")) or re.search(r'[<>*?|"]', value.strip('"')):
+            return value, None
     return value, classify(value, origin, comment.strip(), hint)
 
 
@@ -89,8 +91,10 @@ def read(path: Path, text: str) -> IocSet:
         value, indicator = parse_line(line, hint, origin)
         if indicator is None:
             folder = hint == "path" and value.endswith(("\\", "/"))
-            reason = f"folder {value!r} is a location, not an indicator" if folder else (
-                f"unrecognised value {value[:80]!r}")
+            wild = hint == "path" and re.search(r'[<>*?|"]', value.strip('"'))
+            reason = (f"folder {value!r} is a location, not an indicator" if folder else
+                      f"{value[:80]!r} is a description (<, >, *, ?, | are no path's), not a path" if wild else
+                      f"unrecognised value {value[:80]!r}")
             out.skip(origin, reason, n)
         out.add(indicator)
     return out
