@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import re
 from typing import Any
-from urllib.parse import unquote_plus
 
 import orjson
 import pyarrow as pa
@@ -23,12 +22,11 @@ from exhunt.artifacts.w3c import Block
 from exhunt.artifacts.w3c_log import (
     SegmentColumns,
     W3cLog,
+    arrow_decoded_url,
     arrow_status,
-    each_distinct,
+    decoded_url,
     facts_by_first_line,
-    holds,
     http_rows,
-    plus_to_space,
     status_code,
 )
 from exhunt.events.schema import TS
@@ -101,7 +99,7 @@ def normalize(record: dict[str, str], source: str) -> dict[str, Any]:
     row["ts"] = parse_ts(row.get("ts"))
     row["status"] = status_code(row.get("status"))
     if source == "httpproxy":
-        row["uri_decoded"] = unquote_plus((row.get("uri") or "") + (row.get("uri_query") or ""))
+        row["uri_decoded"] = decoded_url(row.get("uri"), row.get("uri_query"))  # UrlQuery keeps its '?'
     return row
 
 
@@ -175,8 +173,7 @@ class ExchangeDialect:
         except pa.ArrowInvalid:
             return None
         uri, query = pick("uri"), pick("uri_query")
-        joined = pc.binary_join_element_wise(pc.coalesce(uri, ""), pc.coalesce(query, ""), "")
-        decoded = each_distinct(joined, unquote_plus) if holds(joined, "%") else plus_to_space(joined)
+        decoded = arrow_decoded_url(uri, query)
 
         return http_rows(
             ctx, rows, "httpproxy", block.directives.get("log-type"), columns, ts,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote, unquote_plus
 
 import orjson
 import pyarrow as pa
@@ -22,10 +21,10 @@ from exhunt.artifacts.w3c import Block
 from exhunt.artifacts.w3c_log import (
     SegmentColumns,
     W3cLog,
+    arrow_decoded_url,
     arrow_status,
-    each_distinct,
+    decoded_url,
     facts_by_first_line,
-    holds,
     http_rows,
     plus_to_space,
     status_code,
@@ -102,9 +101,7 @@ def normalize(record: dict[str, str]) -> dict[str, Any]:
     stem = _dash(record.get("cs-uri-stem"))
     query = _dash(record.get("cs-uri-query"))
     agent = _dash(record.get("cs(User-Agent)"))
-    decoded = unquote(stem or "")
-    if query:
-        decoded += "?" + unquote_plus(query)
+    decoded = decoded_url(stem, "?" + query if query else None)
     return {
         "kind": "http",
         "ts": iis_time(date, time),
@@ -213,11 +210,7 @@ class IisDialect:
             return pc.if_else(pc.is_in(column, value_set=DASHES), pa.scalar(None, pa.string()), column)
 
         stem, query = dash("cs-uri-stem"), dash("cs-uri-query")
-        stem_decoded = each_distinct(stem, unquote) if holds(stem, "%") else stem
-        query_decoded = (each_distinct(query, unquote_plus) if holds(query, "%")
-                         else plus_to_space(query))
-        with_query = pc.binary_join_element_wise("?", query_decoded, "")
-        decoded = pc.binary_join_element_wise(pc.coalesce(stem_decoded, ""), pc.coalesce(with_query, ""), "")
+        decoded = arrow_decoded_url(stem, pc.binary_join_element_wise("?", query, ""))
         decoded = pc.if_else(pc.equal(decoded, ""), pa.scalar(None, pa.string()), decoded)
         status = arrow_status(columns["sc-status"]) if "sc-status" in present else pa.nulls(rows, pa.int32())
 

@@ -5,14 +5,15 @@ Both are claimed by their ``#Software`` header (or by a path glob when a ``#Fiel
 there), transcoded first when Windows PowerShell re-saved them as UTF-16, parsed by the W3C engine
 (``w3c_fast``, reference parser ``w3c``) with their dialect, and split in byte ranges when big. Each
 subclass states only what differs: its name, the ``#Software`` text, its globs, its dialect and
-the lines triage must parse for its facts. The status-code rule both dialects apply, in Python and
-in Arrow, and the Arrow helpers of their fast paths are here too.
+the lines triage must parse for its facts. The status-code and URL-decoding rules both dialects
+apply, in Python and in Arrow, and the Arrow helpers of their fast paths are here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import BinaryIO, ClassVar
+from urllib.parse import unquote, unquote_plus
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -87,6 +88,23 @@ def each_distinct(column: pa.Array, decode: Callable[[str], str]) -> pa.Array:
     codes = pc.dictionary_encode(column)
     values = pa.array([decode(v) for v in codes.dictionary.to_pylist()], pa.string())
     return values.take(codes.indices)
+
+
+def decoded_url(path: str | None, query: str | None) -> str:
+    """A request's path and query percent-decoded as the client meant them: ``+`` is a space only in
+    the query (form encoding); in a path it is a plus (``/owa/auth/a+b.aspx`` names that file, and
+    a pivot on it must find it). ``query`` as the URL holds it, from its ``?`` on: HttpProxy logs it
+    so; an IIS caller adds the ``?`` its log leaves out."""
+    return unquote(path or "") + unquote_plus(query or "")
+
+
+def arrow_decoded_url(path: pa.Array, query: pa.Array) -> pa.Array:
+    """``decoded_url`` of every row, for the fast paths: each distinct value percent-decoded once
+    by the reference's own functions, a query without any ``%`` only its ``+`` made spaces."""
+    if holds(path, "%"):
+        path = each_distinct(path, unquote)
+    query = each_distinct(query, unquote_plus) if holds(query, "%") else plus_to_space(query)
+    return pc.binary_join_element_wise(pc.coalesce(path, ""), pc.coalesce(query, ""), "")
 
 
 def http_rows(ctx: ParseContext, rows: int, source: str, log_type: str | None, columns: SegmentColumns,

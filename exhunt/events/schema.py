@@ -32,7 +32,7 @@ EVENTS = pa.schema(
         ("method", pa.string()),
         ("uri", pa.string()),  # raw path as logged
         ("uri_query", pa.string()),  # raw query as logged
-        ("uri_decoded", pa.string()),  # percent/plus decoded path?query
+        ("uri_decoded", pa.string()),  # path?query percent-decoded, '+' a space in the query only (w3c_log.decoded_url)
         ("status", pa.int32()),
         ("user_agent", pa.string()),  # decoded ('+' -> ' ')
         ("protocol", pa.string()),  # HttpProxy protocol folder (Ecp, Owa, ...)

@@ -1,4 +1,5 @@
-"""Bytes in, rows out: every parser case in tests/artifacts/cases/*.yml through the worker's task."""
+"""Bytes in, rows out: every parser case in tests/artifacts/cases/*.yml through the worker's task; the
+cases of an artifact with a fast path (the ``#Fields`` logs) through both its parsers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exhunt.artifacts import RANGE_ARTIFACTS, w3c_fast
 from exhunt.utctime import iso_utc
 from tests.helpers import parse_bytes
 
@@ -24,6 +26,21 @@ def _cases() -> list[Any]:
     return out
 
 
+def _parsed_cases() -> list[Any]:
+    """Every case with the parser it runs through: both for an artifact with a fast path, else its own."""
+    return [pytest.param(*p.values, parser, id=f"{p.id} [{parser}]" if parser else p.id)
+            for p in _cases() for parser in (("reference", "fast") if p.values[0] in RANGE_ARTIFACTS else (None,))]
+
+
+def _use_parser(monkeypatch: pytest.MonkeyPatch, artifact: str, parser: str | None) -> None:
+    """Small files take the reference parser: force the one the case runs with (the fast path still
+    hands the reference a segment it declines)."""
+    if parser == "reference":
+        monkeypatch.setattr(RANGE_ARTIFACTS[artifact][0], "fast", False)
+    elif parser == "fast":
+        monkeypatch.setattr(w3c_fast, "MIN_FAST_BYTES", 0)
+
+
 def _content(case: dict[str, Any]) -> bytes:
     if "hex" in case:
         return bytes.fromhex(case["hex"])
@@ -36,8 +53,10 @@ def _plain(value: Any) -> Any:
     return iso_utc(value) if isinstance(value, datetime) else value
 
 
-@pytest.mark.parametrize(("artifact", "case"), _cases())
-def test_parser_case(tmp_path: Path, artifact: str, case: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("artifact", "case", "parser"), _parsed_cases())
+def test_parser_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, artifact: str, case: dict[str, Any],
+                     parser: str | None) -> None:
+    _use_parser(monkeypatch, artifact, parser)
     con = parse_bytes(tmp_path, case["path"], _content(case))
     assert con.execute("SELECT artifact FROM files").fetchall() == [(artifact,)]
     wanted: list[dict[str, Any]] = case.get("events") or []
