@@ -45,6 +45,46 @@ def printable(name: str) -> tuple[str, bool]:
     return "".join(_escape_char(ch) if _unsafe_char(ch) else ch for ch in name), True
 
 
+# what ``_escape_char`` writes: two hex digits, or four (five for a character past U+FFFF)
+_ESCAPE = re.compile(r"\\x([0-9a-f]{2})|\\u([0-9a-f]{4})([0-9a-f]?)")
+
+
+class _NotText(Exception):
+    """An escape of a byte or character no Unicode text holds."""
+
+
+def _unescape(match: re.Match[str]) -> str:
+    """One escape as the character ``printable`` wrote it for; what it cannot have written, as is.
+    Four or five digits: whichever gives a character it escapes (never both: no such character past
+    U+FFFF starts with the digits of one in the BMP)."""
+    two, four, fifth = match.groups()
+    if two is not None:
+        code = int(two, 16)
+        if code >= 0x80:  # an undecodable byte and a C1 control print alike
+            raise _NotText
+        return chr(code) if _unsafe_char(chr(code)) else match.group()
+    for digits, rest in ((four + fifth, ""), (four, fifth)):
+        code = int(digits, 16)
+        if code >= 0x100 and _unsafe_char(chr(code)):
+            if 0xD800 <= code <= 0xDFFF:
+                raise _NotText
+            return chr(code) + rest
+    return match.group()
+
+
+def real_name(shown: str) -> str | None:
+    """The name ``printable`` showed as ``shown`` (the store keeps only that form: Parquet holds no
+    lone surrogate), or None where no Unicode text is that name: an escaped byte from ``\\x80``
+    (undecodable, or a C1 control: they print alike) or a lone surrogate. A backslash is read as an
+    escape: a Windows name never holds one."""
+    if "\\" not in shown:
+        return shown
+    try:
+        return _ESCAPE.sub(_unescape, shown)
+    except _NotText:
+        return None
+
+
 def visible(text: str) -> str:
     """Text for a report: control, format (bidi override) and surrogate characters as ``\\xNN`` /
     ``\\uNNNN``, so a log line cannot reorder or hide what a reader sees; tab and line ends kept."""

@@ -7,6 +7,11 @@ path): one ``indicator`` with a STIX pattern, ``based-on`` the observed-data tha
 ``indicates`` the attack patterns. User agents and URL paths appear only as indicator patterns: an
 HTTP request SCO needs a method and URL per request, which a finding's indicator list does not keep.
 
+File names are the files' real names, not the escaped form reports show (``names.real_name``): a
+pattern or SCO naming ``cr\x0dx.aspx`` names a file no host has. A name no Unicode text can hold (an
+undecodable byte, a lone surrogate) gets no name indicator and no name on its SCO: its SHA-256 says
+which file it was.
+
 Identifiers are UUIDv5 of their content and timestamps come from the document, so rendering the
 same document twice gives the same bundle.
 """
@@ -16,11 +21,13 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 import stix2
 
 from exhunt import utctime
+from exhunt.evidence.names import real_name
 from exhunt.findings.addresses import remote_address
 from exhunt.findings.model import AssessmentDocument, Finding
 from exhunt.reports.case import Case
@@ -41,26 +48,39 @@ def _literal(value: str) -> str:
 DRIVE_RE = re.compile(r"^([A-Za-z]):?/")
 
 
-def _split(path: str) -> tuple[str, str]:
-    """Folder and name, the folder as the host names it (``C:\\inetpub\\wwwroot``): an indicator to
-    share names the server's path, not the collection's, and one file is one directory object
-    whichever log or inventory named it. Evidence paths are '/'-separated and may hold backslash
-    escapes of control characters (``cr\\x0dx.aspx``): only a Windows path from a log (no '/') splits
-    at backslashes; the name is kept as it is."""
-    if "/" not in path:
-        path = path.replace("\\", "/")
-    folder, _, name = path.rpartition("/")
+def _split(path: str) -> tuple[str | None, str | None]:
+    """Folder and name as the host names them (``C:\\inetpub\\wwwroot``): an indicator to share
+    names the server's path, not the collection's, and one file is one directory object whichever log
+    or inventory named it. A Windows path from a log (no '/') is real text split at backslashes; an
+    evidence path is '/'-separated names as ``printable`` shows them, each read back to the real name.
+    None for a folder or name no text can say."""
+    parts: list[str | None] = [real_name(p) for p in path.split("/")] if "/" in path else [*path.split("\\")]
+    *folder, name = parts
+    return _host_folder(folder), name
+
+
+def _host_folder(parts: Sequence[str | None]) -> str | None:
+    """A folder's names joined as its host writes them: a drive folder (``C``, ``C:``) as ``C:\\``
+    and backslashes after it (a collection's ``C/inetpub`` and a log's ``C:/inetpub`` are one folder)."""
+    said = [part for part in parts if part is not None]
+    if len(said) < len(parts):
+        return None
+    folder = "/".join(said)
     drive = DRIVE_RE.match(folder + "/")
     if drive:
         folder = f"{drive.group(1).upper()}:\\" + folder[drive.end():].replace("/", "\\")
-    return folder, name
+    return folder
 
 
 def pattern_for(kind: str, value: str) -> str | None:
+    """The STIX pattern of one indicator value, or None where none is true (the server's own address,
+    a file name no text can say: see the module's docstring)."""
     if kind == "sha256":
         return f"[file:hashes.'SHA-256' = {_literal(value.lower())}]"
     if kind == "file_path":
         folder, name = _split(value)
+        if name is None:
+            return None
         if folder:
             return f"[file:name = {_literal(name)} AND file:parent_directory_ref.path = {_literal(folder)}]"
         return f"[file:name = {_literal(name)}]"

@@ -49,12 +49,13 @@ def test_a_json_file_that_is_no_findings_document_is_one_line(tmp_path: Path,
 
 
 @pytest.mark.parametrize(("path", "name", "folder"), [
-    # the folder as the server names it (a STIX literal doubles its backslashes), the escaped name whole
-    ("C/inetpub/wwwroot/aspnet_client/cr\\x0dx.aspx", "cr\\\\x0dx.aspx",
+    # the folder as the server names it (a STIX literal doubles its backslashes), the name whole and real
+    # (the evidence path shows its CR escaped: names.real_name reads it back)
+    ("C/inetpub/wwwroot/aspnet_client/cr\\x0dx.aspx", "cr\rx.aspx",
      "C:\\\\inetpub\\\\wwwroot\\\\aspnet_client"),
     ("C:\\inetpub\\wwwroot\\x.aspx", "x.aspx", "C:\\\\inetpub\\\\wwwroot"),
 ])
-def test_stix_file_pattern_keeps_escaped_names_whole(path: str, name: str, folder: str) -> None:
+def test_stix_file_pattern_keeps_names_whole(path: str, name: str, folder: str) -> None:
     assert pattern_for("file_path", path) == (f"[file:name = '{name}' AND "
                                               f"file:parent_directory_ref.path = '{folder}']")
 

@@ -7,6 +7,7 @@ import stix2
 
 from exhunt.reports import stix
 from exhunt.reports.case import Case
+from exhunt.reports.stix import pattern_for
 
 
 def _bundle(case: Case) -> bytes:
@@ -50,7 +51,6 @@ def test_pattern_literals_are_escaped() -> None:
 def test_file_indicators_name_the_hosts_path_once() -> None:
     """A collection's drive folder and a log's Windows path with '/' are one folder on the server, named
     as the server names it (an indicator matches no host at ``C/inetpub/...``)."""
-    from exhunt.reports.stix import pattern_for
 
     folder = "C:\\\\inetpub\\\\wwwroot\\\\aspnet_client\\\\system_web"  # as a STIX literal escapes it
     expected = f"[file:name = 's.aspx' AND file:parent_directory_ref.path = '{folder}']"
@@ -75,3 +75,30 @@ def test_one_indicator_per_pattern(case: Case) -> None:
                          allow_custom=False)
     patterns = [o.pattern for o in bundle.objects if o.type == "indicator"]
     assert len(patterns) == len(set(patterns))
+
+
+def test_file_indicators_carry_the_real_name_not_the_escaped_one() -> None:
+    """Evidence paths keep names as reports show them (``printable``): the pattern names the file the
+    host has, its folder unsplit by an escape, ``'`` and ``\\`` quoted as STIX literals want."""
+    assert pattern_for("file_path", "C/inetpub/wwwroot/aspnet_client/a\\x07b.aspx") == (
+        "[file:name = 'a\x07b.aspx' AND file:parent_directory_ref.path = 'C:\\\\inetpub\\\\wwwroot\\\\aspnet_client']")
+    assert pattern_for("file_path", "C/inetpub/x\\u202egpj.aspx/it's\\q.aspx") == (
+        "[file:name = 'it\\'s\\\\q.aspx' AND file:parent_directory_ref.path = 'C:\\\\inetpub\\\\x\u202egpj.aspx']")
+    assert pattern_for("file_path", "C/inet\\xffpub/s.aspx") == "[file:name = 's.aspx']"  # folder unsayable
+
+
+def test_a_name_no_text_can_hold_keeps_only_its_hash(case: Case) -> None:
+    """An undecodable byte in a name (shown ``\\xff``) is no Unicode text: no name indicator and no name
+    on the file object, the SHA-256 indicator kept."""
+    import dataclasses
+
+    assert pattern_for("file_path", "C/inetpub/wwwroot/a\\xffb.aspx") is None
+    doc = case.document
+    sha = "ab" * 32
+    odd = dataclasses.replace(doc.findings[0], id="odd-name", category="compromise", indicators={
+        "file_path": ["C/inetpub/wwwroot/a\\xffb.aspx", "C/inetpub/wwwroot/c\\x07d.aspx"], "sha256": [sha]})
+    bundle = stix2.parse(_bundle(Case(dataclasses.replace(doc, findings=(odd,)))).decode(), allow_custom=False)
+    patterns = {o.pattern for o in bundle.objects if o.type == "indicator"}
+    assert f"[file:hashes.'SHA-256' = '{sha}']" in patterns
+    assert not any("\\x" in p or "a\udcffb" in p for p in patterns)
+    assert {o.get("name") for o in bundle.objects if o.type == "file"} == {None, "c\x07d.aspx"}
