@@ -32,7 +32,7 @@ from exhunt.detections.yara import DEFAULT_MAX_SIZE
 from exhunt.errors import UsageError
 from exhunt.events import selected
 from exhunt.events.preload import PartLoader
-from exhunt.events.store import StoreWriter, connect, write_table
+from exhunt.events.store import StoreWriter, connect, drop_unfinished, write_table
 from exhunt.evidence import custody, manifest, open_evidence
 from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.kape import machine_collections
@@ -267,9 +267,10 @@ def scan(evidence: Sequence[Path], options: ScanOptions) -> ScanResult:
         store = case / "store"
         with (custody.case_writes(case), WarmPool() as warm, heap.long_lived() as keep,
               ThreadPoolExecutor(1, thread_name_prefix="exhunt-writes") as writes, contextlib.ExitStack() as stack):
-            before, stats_before, key_before = resume.previous(store) if options.resume else ({}, {}, None)
             if store.exists() and not options.resume:
                 shutil.rmtree(store)
+            drop_unfinished(store)  # parts a killed scan left open: no rows to keep, and no read takes them
+            before, stats_before, key_before = resume.previous(store) if options.resume else ({}, {}, None)
             resume.drop_listing_parts(store)
             pivot.drop_parts(store)  # redone on every run, resumed or not: new evidence, new indicators
             (case / "findings.json").unlink(missing_ok=True)

@@ -54,6 +54,23 @@ def part_path(store: Path, table: str, host: str, part: str) -> Path:
     return store / table / f"host={_safe(host)}" / f"{part}.parquet"
 
 
+# A part is written under this suffix and renamed to ``.parquet`` once closed: a scan killed while a
+# part was open (kill -9, power loss) left a ``.parquet`` without its footer, and every later read of
+# the store (``--resume`` first) failed on it. Leftovers are deleted by the next scan (``drop_unfinished``).
+WRITING = ".writing"
+
+
+def writing_path(path: Path) -> Path:
+    return path.with_name(path.name + WRITING)
+
+
+def drop_unfinished(store: Path) -> None:
+    """Delete the parts a killed scan left open (and the tables it was rewriting)."""
+    if store.exists():
+        for path in store.rglob(f"*{WRITING}"):
+            path.unlink(missing_ok=True)
+
+
 def _printable(row: Row) -> dict[str, Any]:
     """Undecodable bytes in names become ``\\xNN`` text: kept visible, never a crash."""
     return {k: _text(v) if isinstance(v, str) else v for k, v in row.items()}
@@ -176,7 +193,8 @@ class TableWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             plain = PLAIN.get(self.table, frozenset())
             bare = NO_STATISTICS.get(self.table, frozenset())
-            self._writer = pq.ParquetWriter(self.path, self.schema, compression=CODEC.get(self.table, "zstd"),
+            self._writer = pq.ParquetWriter(writing_path(self.path), self.schema,
+                                            compression=CODEC.get(self.table, "zstd"),
                                             use_dictionary=[n for n in self.schema.names if n not in plain],
                                             write_statistics=[n for n in self.schema.names if n not in bare])
         self._writer.write_table(table)
@@ -187,6 +205,7 @@ class TableWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+            writing_path(self.path).replace(self.path)
 
 
 class StoreWriter:
@@ -240,7 +259,9 @@ def write_table(store: Path, table: str, rows: Sequence[Row], part: str = "all")
                 unknown_columns(table, row, known)
     arrow = pa.Table.from_pylist(list(rows), schema=schema) if schema else pa.Table.from_pylist(list(rows))
     if arrow.num_columns:
-        pq.write_table(arrow, folder / f"{part}.parquet", compression="zstd")
+        path = folder / f"{part}.parquet"
+        pq.write_table(arrow, writing_path(path), compression="zstd")
+        writing_path(path).replace(path)
 
 
 # ``fields`` of a row whose parts hold the line and its header instead of the JSON (schema.py): the

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from exhunt.events.schema import TABLES
+from exhunt.events.store import writing_path
 from exhunt.evidence import manifest
 from exhunt.evidence.base import EvidenceFile
 
@@ -187,7 +188,7 @@ def keep_only(store: Path, keep: frozenset[tuple[str, str]],
                 index = data.schema.get_field_index("evidence")
                 data = data.set_column(index, "evidence", pa.array(_rooted(data, roots), pa.string()))
             data = data.filter(mask)
-            tmp = path.with_suffix(".tmp")
+            tmp = writing_path(path)
             pq.write_table(data, tmp, compression="zstd")
             tmp.replace(path)
 
@@ -224,4 +225,6 @@ def save(store: Path, current: dict[Key, str], key: str, stats: Mapping[Key, str
                       "key": pa.DictionaryArray.from_arrays(pa.array([0] * len(keys), pa.int32()),
                                                             pa.array([key], pa.string())),
                       "stat": pa.array([stats.get(k) for k in keys], pa.string())})
-    pq.write_table(table, folder / "all.parquet", compression="zstd")
+    path = folder / "all.parquet"  # whole or not at all: a scan killed here must not leave a state no read takes
+    pq.write_table(table, writing_path(path), compression="zstd")
+    writing_path(path).replace(path)

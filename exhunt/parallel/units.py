@@ -25,7 +25,7 @@ from exhunt.artifacts.base import MAX_WARNINGS_PER_FILE, ParseContext
 from exhunt.artifacts.w3c import Block
 from exhunt.artifacts.w3c_fast import PivotContext, W3cEngine
 from exhunt.events.schema import TABLES
-from exhunt.events.store import StoreWriter
+from exhunt.events.store import WRITING, StoreWriter
 from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.readonly import open_readonly
 from exhunt.parallel.startmethod import adopt_environment
@@ -341,12 +341,13 @@ def _started(part: str, index: int) -> None:
 
 
 def remove_parts(store: Path, part: str) -> None:
-    """Delete every Parquet part a unit may have written (before it runs again)."""
+    """Delete every Parquet part a unit may have written (before it runs again), or begun (a worker
+    killed while writing it)."""
     for table in TABLES:
         folder = store / table
         if folder.exists():
-            for path in folder.glob(f"host=*/{part}.parquet"):
-                path.unlink()
+            for path in [*folder.glob(f"host=*/{part}.parquet"), *folder.glob(f"host=*/{part}.parquet{WRITING}")]:
+                path.unlink(missing_ok=True)
 
 
 def run_units(units: Sequence[Unit], store: str) -> list[UnitResult]:

@@ -159,3 +159,36 @@ def test_out_inside_the_fleet_folder_is_refused(tmp_path: Path, capsys: pytest.C
                  "--quiet"]) == 2
     assert "inside the evidence" in capsys.readouterr().err
     assert not (tmp_path / "fleet" / "case").exists()
+
+
+KILLED_WRITER = """
+import os, sys
+from pathlib import Path
+from exhunt.events.store import StoreWriter
+writer = StoreWriter(Path(sys.argv[1]), "exch01", part="u-killed")
+for n in range(3):
+    writer.add("events", {"host": "exch01", "path": "C/inetpub/logs/x.log", "line": n})
+writer.table("events").flush()  # a row group on disk, the part still open (no footer)
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_resume_after_a_kill_mid_part_equals_fresh(tmp_path: Path) -> None:
+    """kill -9 while a part is being written: the part had kept its final name without its footer, and
+    every later --resume of the case stopped with an internal error on it."""
+    import subprocess
+    import sys
+
+    ev = tmp_path / "exch01"
+    generate(ev, SMALL)
+    options = {"jobs": 1, "quiet": True, "html_report": False}
+    scan([ev], ScanOptions(out=tmp_path / "fresh", **options))  # type: ignore[arg-type]
+    scan([ev], ScanOptions(out=tmp_path / "case", **options))  # type: ignore[arg-type]
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path / "case" / "store")], check=False)
+    assert killed.returncode == -9
+    again = scan([ev], ScanOptions(out=tmp_path / "case", resume=True, **options))  # type: ignore[arg-type]
+    assert not list((tmp_path / "case" / "store").rglob("*killed*"))
+    assert counts(tmp_path / "case") == counts(tmp_path / "fresh")
+    fresh = connect(tmp_path / "fresh" / "store", extra_tables=("findings",)).execute(
+        "SELECT id, count FROM findings ORDER BY id").fetchall()
+    assert sorted((f.id, f.count) for f in again.document.findings) == fresh
