@@ -101,6 +101,7 @@ def plan(evidence: Sequence[Path], host: str | None, store: Path) -> list[HostWo
     holds only machines' collections (``EXCH01/C/...``, ``EXCH02/C/...``) is a host per machine
     unless ``host`` names one for everything."""
     work: list[HostWork] = []
+    named: dict[str, str] = {}  # a host named after its evidence (no --host) -> the first evidence so named
     for given in evidence:
         machines, only = machine_collections(given)
         split = host is None and len(machines) > 1 and only  # a folder of machines: a host each (as --fleet)
@@ -115,6 +116,11 @@ def plan(evidence: Sequence[Path], host: str | None, store: Path) -> list[HostWo
                     warn("", f"holds the collections of {len(machines)} machines "
                              f"({', '.join(m.name for m in machines)}) read as one host {name}: give each "
                              "collection (or --fleet) to assess each machine as its own host")
+                first = named.setdefault(name.lower(), str(path)) if host is None else str(path)
+                if first != str(path):  # two servers' folders of one name had merged without a word
+                    warn("", f"{path} and {first} are both named {name} and are read as one host {name} (one "
+                             "verdict, one coverage): if they are different machines, scan each with its own "
+                             "--host (or use --fleet)")
                 files = tuple(source.files(warn))
             work.append(HostWork(name, str(path), files))
     return work

@@ -192,3 +192,21 @@ def test_resume_after_a_kill_mid_part_equals_fresh(tmp_path: Path) -> None:
     fresh = connect(tmp_path / "fresh" / "store", extra_tables=("findings",)).execute(
         "SELECT id, count FROM findings ORDER BY id").fetchall()
     assert sorted((f.id, f.count) for f in again.document.findings) == fresh
+
+
+def test_two_roots_of_one_folder_name_are_merged_with_a_warning(tmp_path: Path) -> None:
+    """a/EXCH01 and b/EXCH01 (two sites' servers, or one server's two copies) become one host EXCH01:
+    the merge had been silent, so one server's empty or partial collection hid under the other's."""
+    generate(tmp_path / "a" / "EXCH01", SMALL)
+    (tmp_path / "b" / "EXCH01").mkdir(parents=True)
+    roots = [tmp_path / "a" / "EXCH01", tmp_path / "b" / "EXCH01"]
+    merged = scan(roots, ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False))
+    assert [h.host for h in merged.document.hosts] == ["EXCH01"]
+    said = connect(tmp_path / "case" / "store").execute(
+        "SELECT host, message FROM warnings WHERE artifact = 'evidence'").fetchall()
+    assert [h for h, m in said if "both named EXCH01" in m and str(roots[1]) in m] == ["EXCH01"]
+    assert merged.document.hosts[0].coverage.warnings >= 1
+    named = scan(roots, ScanOptions(out=tmp_path / "named", host="EXCH01", jobs=1, quiet=True, html_report=False))
+    assert [h.host for h in named.document.hosts] == ["EXCH01"]  # --host: the merge was asked for
+    assert connect(tmp_path / "named" / "store").execute(
+        "SELECT count(*) FROM warnings WHERE artifact = 'evidence'").fetchone() == (0,)
