@@ -18,10 +18,12 @@ def run(args: argparse.Namespace) -> int:
     from exhunt.evidence.verify import verify  # Arrow: imported by this command only
 
     result = verify(args.case)
-    for change in result.changes:
+    for change in (*result.changes, *result.unverified):
         print(change)
+    # an input the scan could not read has no hash: it is neither counted nor called unchanged
+    unread = f"; {len(result.unverified)} not verifiable (unread by the scan)" if result.unverified else ""
     if result.ok:
-        print(f"verified: {result.checked} inputs unchanged since the scan")
+        print(f"verified: {result.checked} inputs unchanged since the scan{unread}")
         return int(ExitCode.CLEAN)
-    print(f"{len(result.changes)} change(s) in {result.checked} inputs since the scan")
+    print(f"{len(result.changes)} change(s) in {result.checked} inputs since the scan{unread}")
     return int(ExitCode.FINDINGS)

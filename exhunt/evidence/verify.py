@@ -17,7 +17,7 @@ from exhunt.utctime import iso_from_epoch
 class Change:
     id: str
     path: str
-    what: str  # changed | missing | added | unreadable | touched
+    what: str  # changed | missing | added | unreadable | touched | unverified
     detail: str = ""
 
     def __str__(self) -> str:
@@ -26,8 +26,10 @@ class Change:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    checked: int
+    checked: int  # inputs re-hashed against a recorded hash (the unverified not among them)
     changes: tuple[Change, ...]
+    # inputs the scan could not read: no hash was recorded, so nothing says they are unchanged
+    unverified: tuple[Change, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -39,7 +41,8 @@ def _check_file(record: InputRecord) -> list[Change]:
     if not path.exists():
         return [Change(record.id, record.path, "missing")]
     if record.sha256.startswith("unreadable"):
-        return []
+        why = record.sha256.removeprefix("unreadable: ")
+        return [Change(record.id, record.path, "unverified", f"the scan could not read it ({why}): no hash to compare")]
     try:
         sha, size = sha256_file(path)
         mtime = iso_from_epoch(path.stat().st_mtime)
@@ -95,4 +98,5 @@ def verify(case: Path) -> VerifyResult:
             shown = printable(rel)[0]
             if shown not in known:
                 changes.append(Change(root.id, f"{root.path}/{shown}", "added", "file not in the manifest"))
-    return VerifyResult(checked, tuple(changes))
+    unverified = tuple(c for c in changes if c.what == "unverified")
+    return VerifyResult(checked - len(unverified), tuple(c for c in changes if c.what != "unverified"), unverified)

@@ -164,3 +164,32 @@ def test_a_manifest_prepared_during_the_parse_equals_one_built_after(tmp_path: P
     assert set(prepared.folders) == {1} and all(r["sha256"] == "" for *_, r in prepared.folders[1])
     assert manifest.build(hosts, {}, {}, prepared=prepared) == at_once
     assert len(at_once[0]) == 3 + len(c.FILES) and {r["input"] for r in at_once[1]} >= {"E2", "E3"}
+
+
+def test_verify_does_not_call_an_input_the_scan_could_not_read_unchanged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file the scan could not open has no hash in the manifest: verify had counted it among the
+    "inputs unchanged since the scan" whatever its bytes are now."""
+    from exhunt import worker
+
+    folder = c.write_folder(tmp_path / "ev")
+    target = next(iter(c.FILES))
+    real = worker.open_hashing
+
+    def refuse(file, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if file.rel == target:
+            raise PermissionError(13, "Permission denied")
+        return real(file, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(worker, "open_hashing", refuse)
+        main(["scan", str(folder), "--host", "exch01", "--out", str(tmp_path / "case"), "--jobs", "1", "--quiet"])
+    (folder / target).write_bytes(b"other bytes since the scan")
+    result = verify(tmp_path / "case")
+    assert [(ch.what, ch.path.endswith(target)) for ch in result.unverified] == [("unverified", True)]
+    assert result.checked == len(c.FILES) - 1
+    capsys.readouterr()
+    assert main(["verify", str(tmp_path / "case")]) == 0
+    out = capsys.readouterr().out
+    assert f"verified: {len(c.FILES) - 1} inputs unchanged" in out and "1 not verifiable" in out
+    assert "UNVERIFIED" in out and target in out
