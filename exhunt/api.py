@@ -25,6 +25,7 @@ from exhunt.detections import pivot as attacker
 from exhunt.detections.checks import CHECKS
 from exhunt.detections.eventfilter import EventFilter
 from exhunt.detections.filehunt import scan_rules
+from exhunt.detections.fleet_reach import attacker_reach
 from exhunt.detections.impact import Accesses, assess_impact, pivot_rows, read_accesses
 from exhunt.detections.iocs import load_iocs
 from exhunt.detections.runner import DetectContext, run_detections
@@ -472,6 +473,14 @@ def _assess(con: Any, store: Path, work: list[HostWork], options: ScanOptions, t
         impact, shared = _impact(con, store, findings, hit_rows, read, marked)
         if shared:  # the reports say why no mailbox access is tied to them
             rules = {**rules, "impact": {"shared_client_ips": shared}}
+        reached, reach_rows = attacker_reach(con, findings, [hw.host for hw in work], list(shared))
+        if reached:  # the attacker's rows on hosts no finding named: their verdicts again, with them
+            findings = sort_findings([*findings, *custody.cite_inputs(store, reached, inputs.ids if inputs else None)])
+            hit_rows.extend(reach_rows)
+            hit_rows.sort(key=_hit_order)
+            write_table(store, "hits", hit_rows)
+            if ahead:
+                ahead.use(findings)
         hosts = ahead.result() if ahead else _host_assessments(con.cursor(), work, findings)
     if marked:
         selected.restore(con, store)
@@ -534,6 +543,11 @@ class HostsAhead:
         cursor = self._con.cursor()
         self._runs.append((self._side.submit(_host_assessments, cursor, self._work, self._findings), cursor))
         self._current = True
+
+    def use(self, findings: Sequence[Finding]) -> None:
+        """Judge ``findings`` instead (findings added after the store's last change): start again."""
+        self._findings = findings
+        self.start()
 
     def start_unless_current(self) -> None:
         if not self._current:

@@ -99,9 +99,6 @@ def test_fleet_rejects_host_name_clashes(tmp_path: Path) -> None:
         fleet_roots(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="the fleet pivots read findings only, before the triage pivot pass: the "
-                   "rows of another host's attacker IP (stored by that pass, or by --index full) make no finding, "
-                   "and the host they reached is called clean")
 @pytest.mark.parametrize("index", ["triage", "full"])
 def test_fleet_attacker_ip_seen_on_another_host_is_not_clean(tmp_path: Path, index: str) -> None:
     from exhunt.demo import ATTACKER_IP
@@ -124,4 +121,8 @@ def test_fleet_attacker_ip_seen_on_another_host_is_not_clean(tmp_path: Path, ind
     on_exch02 = [f for f in result.document.findings if "exch02" in f.host.split(",")
                  and ATTACKER_IP in f.indicators.get("client_ip", ())]
     assert on_exch02, "... yet no finding of exch02 names the attacker's address"
-    assert hosts["exch02"] != "clean"
+    assert hosts["exch02"] == "suspicious"  # a request alone does not show that it succeeded
+    (reach,) = on_exch02
+    assert (reach.check, reach.host, reach.count) == ("fleet-attacker-address", "exch02", 2)
+    assert {r.line for r in reach.evidence} == {n + 1 for n in range(len(log.read_bytes().splitlines()))[-2:]}
+    assert all(r.input for r in reach.evidence)  # cited with the manifest's input ids
