@@ -3,12 +3,16 @@ true however a client spelled the text a check matches after decoding.
 
 A check that matches a decoded URL (``uri_decoded``) must prefilter on every raw spelling of it:
 ``%2e`` for ``.``, ``%6A`` for ``j``, ``+`` or ``%20`` for a space. ``url_text`` writes that regex.
+Both it and ``literal`` also spell each letter as SQL's caseless matching takes it (``İ`` for ``i``:
+``exhunt.sqlfold``), since the checks and Sigma rules match the stored rows that way.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+from exhunt.sqlfold import folds
 
 _SPACE = r"(?: |\+|%20)"
 
@@ -24,22 +28,35 @@ def _char(c: str) -> str:
         return _SPACE
     if c in _RAW_FORMS:
         return _RAW_FORMS[c]
-    code = ord(c)
-    escaped = re.escape(c)
-    if code > 0x7F:  # non-ASCII: its UTF-8 bytes, each raw or %-encoded
-        return "".join(f"(?:\\x{b:02x}|%{b:02x})" for b in c.encode())
-    return f"(?:{escaped}|%{code:02x})"
+    if ord(c) > 0x7F:  # non-ASCII: its UTF-8 bytes, each raw or %-encoded
+        return _utf8(c, url=True)
+    # a letter's %-code in either case (%41 is A, %61 a: no caseless flag can tell)
+    encoded = dict.fromkeys(f"%{ord(x):02x}" for x in (c, c.swapcase()))
+    forms = [re.escape(c), *encoded, *(_utf8(f, url=True) for f in folds(c))]
+    return f"(?:{'|'.join(forms)})"
+
+
+def _utf8(c: str, url: bool) -> str:
+    """The UTF-8 bytes of ``c`` as regex escapes; ``url``: each raw or %-encoded."""
+    return "".join(f"(?:\\x{b:02x}|%{b:02x})" if url else f"\\x{b:02x}" for b in c.encode())
 
 
 def url_text(text: str) -> str:
-    """A regex matching ``text`` (case-insensitive) in a raw URL, each character written as is or
-    %-encoded (and a space as ``+``): the raw lines whose decoded URL holds ``text``."""
+    """A regex matching ``text`` (case-insensitive, as SQL matches it: ``sqlfold``) in a raw URL, each
+    character written as is or %-encoded (and a space as ``+``): the raw lines whose decoded URL
+    holds ``text``."""
     return "".join(_char(c) for c in text)
 
 
 def literal(text: str) -> str:
-    """``text`` as a regex matching itself."""
-    return re.escape(text)
+    """``text`` as a regex matching itself (case-insensitive, as SQL matches it: ``sqlfold``)."""
+    return "".join(_literal_char(c) for c in text)
+
+
+def _literal_char(c: str) -> str:
+    if not folds(c):
+        return re.escape(c)
+    return f"(?:{'|'.join([re.escape(c), *(_utf8(f, url=False) for f in folds(c))])})"
 
 
 def either_order(first: str, second: str) -> str:

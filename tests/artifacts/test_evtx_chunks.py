@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from exhunt.artifacts import evtx_chunks
 from exhunt.artifacts.evtx import CHUNK, FILE_HEADER, NOT_STORED, Unstored
 from tests.artifacts.test_evtx import _multi_chunk_sample, plain_dump_count
-from tests.helpers import parse_paths
+from tests.helpers import caseless_spellings, parse_paths
 
 
 @pytest.fixture
@@ -55,14 +55,29 @@ def test_records_match_their_values_as_json_writes_them(literals: None) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(literal=st.text(min_size=1, max_size=12), before=st.binary(max_size=40), after=st.binary(max_size=40),
-       upper=st.booleans())
-def test_a_chunk_holding_a_literal_always_matches(literal: str, before: bytes, after: bytes, upper: bool) -> None:
+       data=st.data())
+def test_a_chunk_holding_a_literal_always_matches(literal: str, before: bytes, after: bytes,
+                                                   data: st.DataObject) -> None:
     """The filter may select more chunks than hold a literal, never fewer: any text, any case of its
-    ASCII letters, at any offset among any bytes (deleting NULs keeps every occurrence)."""
-    written = "".join(c.upper() if upper and c.isascii() else c for c in literal)
+    ASCII letters or a character SQL takes for one (``İ`` for ``i``), at any offset among any bytes
+    (deleting NULs keeps every occurrence)."""
+    written = data.draw(caseless_spellings(literal))
     try:
         evtx_chunks.configure((literal,))
         assert evtx_chunks.chunk_matches(before + written.encode("utf-16-le", "surrogatepass") + after)
+    finally:
+        evtx_chunks.configure(None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(literal=st.text(min_size=1, max_size=12), before=st.text(max_size=20), after=st.text(max_size=20),
+       data=st.data())
+def test_a_record_holding_a_literal_always_matches(literal: str, before: str, after: str, data: st.DataObject) -> None:
+    """Of a record's JSON text likewise: a value holding the literal spelled as SQL matches it."""
+    value = before + data.draw(caseless_spellings(literal)) + after
+    try:
+        evtx_chunks.configure((literal,))
+        assert evtx_chunks.record_matches(orjson.dumps({"Event": {"EventData": {"Data": value}}}).decode())
     finally:
         evtx_chunks.configure(None)
 
@@ -206,3 +221,20 @@ def test_literals_set_again_are_not_compiled_again() -> None:
         assert not evtx_chunks.chunk_matches("nothing here".encode("utf-16-le"))
     finally:
         evtx_chunks.configure(before)
+
+
+def test_a_set_compiled_once_is_loaded_from_the_disk_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           literals: None) -> None:
+    """The folded letters make the chunk patterns slow to compile: a later process loads them."""
+    from exhunt.artifacts import linefilter
+
+    monkeypatch.setenv("EXHUNT_CACHE", str(tmp_path))
+    monkeypatch.setattr(evtx_chunks, "_COMPILED", {})
+    evtx_chunks.configure(("mimikatz", "lsass"))
+    assert len(list((tmp_path / "hyperscan").glob("*.hsdb"))) == 2  # the chunks' and the records' databases
+    evtx_chunks.configure(None)
+    monkeypatch.setattr(evtx_chunks, "_COMPILED", {})  # a new process
+    monkeypatch.setattr(linefilter, "_database", lambda *a: pytest.fail("compiled again"))
+    evtx_chunks.configure(("mimikatz", "lsass"))
+    assert evtx_chunks.chunk_matches("x m\u0130m\u0130\u212aatz y".encode("utf-16-le"))
+    assert not evtx_chunks.chunk_matches("nothing here".encode("utf-16-le"))

@@ -23,7 +23,7 @@ from pathlib import Path
 import orjson
 
 # modules outside detections/sigma whose code shapes the summary (the loader's key covers that folder)
-SUMMARY_MODULES = (("detections", "eventfilter.py"), ("detections", "patterns.py"))
+SUMMARY_MODULES = (("detections", "eventfilter.py"), ("detections", "patterns.py"), ("sqlfold.py",))
 FORMAT = 1
 
 
