@@ -1,8 +1,9 @@
 """The texts of which every Windows event some loaded detection could use holds at least one.
 
 Gathered from the native checks' ``event_literals``, the cmdlets the mailbox impact reads, the
-necessary literals of every Sigma rule that may select Windows events (or, for a rule with none,
-the channel and provider names its logsource selects on) and the IP indicators (matched against
+necessary literals of every Sigma rule that may select Windows events (values; for a rule whose
+values are binary, such as an EventID and a SID, the names of the raw fields it compares; for a
+rule with neither, the channel and provider names its logsource selects on) and the IP indicators (matched against
 events' client IPs). The EVTX artifact parses only the chunks holding one of them
 (``exhunt.artifacts.evtx_chunks``). Anything that needs every event (a check with
 ``event_literals = None``, a rule with neither literals nor a channel name) makes the plan

@@ -11,6 +11,14 @@ Some values never appear as text in the source: Windows stores ``Level``, ``Even
 SIDs, hex and decimal numbers, booleans and times as binary values that the parser renders. Those
 fields and such values have no literal here (a rule on them falls back on its other children, its
 channel or provider name, or a full parse).
+
+For Windows events a rule's raw EventData field is itself a text (``field_names``): a record that
+matches ``TargetSid: S-1-5-32-544`` or ``SamAccountName|exists: true`` holds the field's name, as a
+``<Data Name="TargetSid">`` value of its template (UTF-16LE in the chunk) and as a key of its JSON.
+Such names are taken only when a rule has no value literal (a value is the more selective text),
+never for web rules (a W3C line holds no field names), and never for the normalized columns, the
+virtual fields and the System values (their names are not the record's): a Security rule on an
+EventID and a SID then needs the events that have the field, not every Security event.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from sigma.conditions import (
     ConditionValueExpression,
 )
 from sigma.rule import SigmaRule
-from sigma.types import SigmaRegularExpression, SigmaString
+from sigma.types import SigmaExists, SigmaNull, SigmaRegularExpression, SigmaString
 
 from exhunt.detections.patterns import dedupe  # noqa: F401 - also this module's, for its callers
 
@@ -43,6 +51,10 @@ RENDERED_VALUE = re.compile(
     r"(0x)?[0-9a-f]+|[0-9a-f-]+|\{?[0-9a-f-]+\}?|s-1-[0-9-]+|true|false|[0-9:./ tz+-]+", re.IGNORECASE
 )
 TEXT_RUN = re.compile(r"[\x20-\x7e]+")
+# a raw field name usable as a literal: the EventData names Windows writes (letters, digits, '_')
+FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,}")
+SYSTEM_NAMES = frozenset(name.lower() for name in (  # System values stored under Sigma's names
+    "EventID", "Channel", "Provider_Name", "Computer", "EventRecordID", "SystemTime", "Level"))
 CHANNEL_NAME = re.compile(r"""lower\("(?:channel|provider)"\) = '((?:[^']|'')+)'""")
 
 
@@ -107,31 +119,53 @@ def _branch_prefix(branch: Any) -> str | None:
     return _usable("".join(chars))
 
 
-def necessary(node: Any) -> list[str] | None:
-    """Texts one of which every event the condition node matches holds, or None when it has none."""
+def necessary(node: Any, field_names: bool = False) -> list[str] | None:
+    """Texts one of which every event the condition node matches holds, or None when it has none.
+    ``field_names``: a raw Windows field compared with a value that has no literal gives its name
+    (an AND still takes a child's value literals when one has any)."""
     if isinstance(node, ConditionAND):  # one child suffices: the one whose shortest text is longest
         found = [texts for texts in (necessary(arg) for arg in node.args) if texts]
+        if not found and field_names:
+            found = [texts for texts in (necessary(arg, True) for arg in node.args) if texts]
         return max(found, key=lambda texts: (min(map(len, texts)), -len(texts))) if found else None
     if isinstance(node, ConditionOR):
-        parts = [necessary(arg) for arg in node.args]
+        parts = [necessary(arg, field_names) for arg in node.args]
         if not parts or any(not part for part in parts):
             return None
         return [text for part in parts for text in part or ()]
     if isinstance(node, ConditionFieldEqualsValueExpression):
         if (node.field or "").lower() in RENDERED_FIELDS:
             return None
-        return value_literals(node.value)
+        values = value_literals(node.value)
+        return values or (field_name(node.field, node.value) if field_names else None)
     if isinstance(node, ConditionValueExpression):  # a keyword: anywhere in the event
         return value_literals(node.value, spaces_end_runs=True)
     return None  # ConditionNOT and anything else
 
 
-def rule_literals(rule: SigmaRule) -> tuple[list[str] | None, str]:
-    """(literals, why none): over every condition of the rule (a rule of several fires on any)."""
+def field_name(field: str | None, value: Any) -> list[str] | None:
+    """The name of a raw Windows field that a matching record must have (see the module's notes):
+    not a normalized column, a virtual field or a System value, and a value that needs the field
+    present (not ``null``, not ``|exists: false``)."""
+    from exhunt.detections.sigma.fields import COLUMNS, NUMERIC, VIRTUAL
+
+    if (not field or not FIELD_NAME.fullmatch(field) or field in COLUMNS or field in NUMERIC or field in VIRTUAL
+            or field.lower() in SYSTEM_NAMES or field.lower().startswith("eventdata_")):
+        return None
+    if isinstance(value, SigmaNull) or (isinstance(value, SigmaExists) and not value.exists):
+        return None
+    return [field]
+
+
+def rule_literals(rule: SigmaRule, field_names: bool = False) -> tuple[list[str] | None, str]:
+    """(literals, why none): over every condition of the rule (a rule of several fires on any).
+    ``field_names``: of Windows events, whose records hold their fields' names (``necessary``)."""
     texts: list[str] = []
     for condition in rule.detection.parsed_condition:
         try:
             found = necessary(condition.parsed)
+            if not found and field_names:
+                found = necessary(condition.parsed, True)
         except Exception as exc:  # noqa: BLE001 - a condition pySigma cannot parse fails the rule later
             return None, f"condition not parsed: {exc}"
         if not found:

@@ -83,7 +83,7 @@ def _derive(paths: Sequence[Path], include_builtin: bool) -> Summary:
         seen.add(id(rule))
         if OTHER_KIND.fullmatch(query.logsource.strip()):
             continue
-        found, why = rule_literals(rule)
+        found, why = rule_literals(rule, field_names=True)
         found = found or logsource_names(query.logsource)
         full = None if found else {"what": _name(rule), "why": why + "; its logsource names no channel or provider"}
         windows.append(WindowsRule(list(found), full))

@@ -78,7 +78,7 @@ def test_every_firing_pack_case_holds_a_literal_of_the_rule(case: dict[str, Any]
     for name in case["fire"]:
         query = by_name[name]
         assert isinstance(query.rule, SigmaRule)
-        found, _ = rule_literals(query.rule)
+        found, _ = rule_literals(query.rule, field_names=True)  # as the EVTX triage derives them (summary)
         found = found or logsource_names(query.logsource)
         assert found, name
         assert any(literal.lower() in text for literal in found for text in texts), (name, found)
@@ -108,3 +108,22 @@ def test_re2_posix_classes_give_no_literal() -> None:
     """DuckDB matches with RE2, whose [[:alpha:]] Python's parser reads as a set and a literal ']'."""
     assert regex_literals("smart[[:alpha:]]creen\\.exe") is None
     assert regex_literals("net[[:space:]]user") is None
+
+
+def test_a_raw_windows_field_on_a_binary_value_gives_its_name() -> None:
+    """A Security rule on an EventID and a SID had no literal: its channel name kept every Security
+    event. The record of a match holds the field's name (its template's <Data Name=...>, its JSON key)."""
+    sid = rule({"a": {"EventID": 4732, "MemberName|exists": True, "TargetSid": "S-1-5-32-544"}, "condition": "a"})
+    assert rule_literals(sid)[0] is None  # web rules and the default: values only
+    assert rule_literals(sid, field_names=True)[0] == ["MemberName"]  # the longer name of the two
+    worded = rule({"a": {"TargetSid": "S-1-5-32-544", "TargetUserName": "Administrators"}, "condition": "a"})
+    assert rule_literals(worded, field_names=True)[0] == ["Administrators"]  # a value beats a name
+    for detection in (
+        {"a": {"EventID": 4720}, "condition": "a"},  # no field at all
+        {"a": {"TargetSid": None}, "condition": "a"},  # null: the field may be absent
+        {"a": {"TargetSid|exists": False}, "condition": "a"},
+        {"a": {"Computer|exists": True, "EventID": 4720}, "condition": "a"},  # a System value, not a record name
+        {"a": {"image": "\\x"}, "condition": "a"},  # a normalized column, named by exhunt
+        {"a": {"TargetSid": "S-1-5-32-544"}, "condition": "not a"},
+    ):
+        assert rule_literals(rule(detection), field_names=True)[0] is None, detection

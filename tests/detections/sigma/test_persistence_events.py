@@ -1,0 +1,130 @@
+"""Post-exploitation persistence as responders meet it on an Exchange server when no worker process
+was the parent (accounts, services and tasks, Defender tampering, tunnels), in the events that
+record it: each is a finding of the right rule and severity whose evidence row is the event, and
+each survives the EVTX triage (its record's JSON and its chunk's UTF-16 text hold a literal of the
+default scan: values, and for rules on binary values such as SIDs the name of a field only such
+events have), so ``--index triage`` finds what ``--index full`` finds. Exchange's own accounts,
+services, tasks and exclusions stay quiet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from exhunt.api import ScanOptions, event_filter, scan
+from exhunt.artifacts import evtx_chunks
+from tests.artifacts.event_shapes import SYSMON, evtx_json
+
+T0 = datetime(2021, 3, 4, 1, 0, 0, tzinfo=UTC)
+SECURITY = ("Microsoft-Windows-Security-Auditing", "Security")
+CMD = "C:\\Windows\\System32\\cmd.exe"
+NET = "C:\\Windows\\System32\\net.exe"
+NET1 = "C:\\Windows\\System32\\net1.exe"
+
+
+def sysmon1(command: str, image: str, **more: str) -> dict[str, Any]:
+    return {"provider": SYSMON[0], "channel": SYSMON[1], "id": 1,
+            "data": {"Image": image, "CommandLine": command, "ParentImage": CMD, "ParentCommandLine": "cmd.exe",
+                     "User": "NT AUTHORITY\\SYSTEM", **more}}
+
+
+def security(event_id: int, **data: str) -> dict[str, Any]:
+    return {"provider": SECURITY[0], "channel": SECURITY[1], "id": event_id,
+            "data": {"SubjectUserSid": "S-1-5-18", "SubjectUserName": "EXCH01$", "SubjectDomainName": "CORP",
+                     "SubjectLogonId": "0x3e7", **data}}
+
+
+def security4688(command: str, image: str) -> dict[str, Any]:
+    return security(4688, NewProcessName=image, ParentProcessName=CMD, CommandLine=command)
+
+
+def user_created(name: str) -> dict[str, Any]:
+    return security(4720, TargetUserName=name, TargetDomainName="EXCH01", TargetSid="S-1-5-21-1-2-3-1001",
+                    PrivilegeList="-", SamAccountName=name, DisplayName="%%1793", UserPrincipalName="-",
+                    HomeDirectory="%%1793", UserAccountControl="\r\n\t\t%%2080\r\n\t\t%%2082\r\n\t\t%%2084")
+
+
+def member_added(group_sid: str, group: str, member: str = "-") -> dict[str, Any]:
+    return security(4732, MemberName=member, MemberSid="S-1-5-21-1-2-3-1001", TargetUserName=group,
+                    TargetDomainName="Builtin", TargetSid=group_sid, PrivilegeList="-")
+
+
+ETS = "CN=Exchange Trusted Subsystem,OU=Microsoft Exchange Security Groups,DC=corp,DC=example"
+# (event, the rule that must report it and its severity; None: nothing may)
+CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
+    (sysmon1("net user DefaultAcc0unt P@ssw0rd! /add", NET), ("exhunt_net_user_add", "high")),
+    (security4688("C:\\Windows\\system32\\net1 user DefaultAcc0unt P@ssw0rd! /add", NET1),
+     ("exhunt_net_user_add", "high")),
+    (sysmon1("net localgroup administrators DefaultAcc0unt /add", NET), ("exhunt_net_localgroup_add", "high")),
+    (security4688('net1 localgroup "Remote Desktop Users" DefaultAcc0unt /add', NET1),
+     ("exhunt_net_localgroup_add", "high")),
+    (user_created("DefaultAcc0unt"), ("exhunt_local_user_created", "medium")),
+    (member_added("S-1-5-32-544", "Administratoren"), ("exhunt_local_admin_group_member_added", "high")),
+    (member_added("S-1-5-32-555", "Remote Desktop Users"), ("exhunt_rdp_group_member_added", "medium")),
+    (sysmon1("net localgroup administrators", NET), None),
+    (user_created("WDAGUtilityAccount"), None),
+    (member_added("S-1-5-32-544", "Administrators", ETS), None),
+]
+
+
+def _events() -> list[dict[str, Any]]:
+    """The cases' events, a minute apart; Sysmon's own UtcTime (the export's time lags it) is the time."""
+    events = []
+    for n, (event, _) in enumerate(CASES, 1):
+        ts = T0 + timedelta(minutes=n)
+        data = {**event["data"], "UtcTime": ts.strftime("%Y-%m-%d %H:%M:%S.000")} if event["id"] == 1 and \
+            event["provider"] == SYSMON[0] else event["data"]
+        events.append({**event, "data": data, "record": n, "ts": ts})
+    return events
+
+
+@pytest.fixture
+def default_literals() -> Iterator[tuple[str, ...]]:
+    literals = event_filter(ScanOptions()).literals
+    assert literals is not None
+    evtx_chunks.configure(literals)
+    yield literals
+    evtx_chunks.configure(None)
+
+
+def test_every_persistence_event_is_kept_by_the_evtx_triage(default_literals: tuple[str, ...]) -> None:
+    """The record's JSON, and its chunk's UTF-16 text: the values and the template's field names
+    (``<Data Name="...">``), without the channel and provider names (they hold every event)."""
+    for event in _events():
+        if CASES[event["record"] - 1][1] is None:
+            continue
+        record = orjson.dumps({"Event": evtx_json(event)["Event"]}).decode()
+        chunk = "\x00".join(f"{k}\x00{v}" for k, v in event["data"].items()).encode("utf-16-le")
+        assert evtx_chunks.record_matches(record), event["data"]
+        assert evtx_chunks.chunk_matches(chunk), event["data"]
+
+
+def test_each_step_is_one_finding_with_its_event_as_evidence(tmp_path: Path) -> None:
+    root = tmp_path / "evidence"
+    (root / "export").mkdir(parents=True)
+    events = _events()
+    (root / "export" / "events.json").write_bytes(b"".join(orjson.dumps(evtx_json(e)) + b"\n" for e in events))
+    document = scan([root], ScanOptions(out=tmp_path / "case", host="EXCH01", jobs=1, quiet=True,
+                                        html_report=False)).document
+    found: dict[int, set[tuple[str, str]]] = {}
+    rows: dict[int, tuple[str, str | None]] = {}
+    for finding in document.findings:
+        for evidence in finding.evidence:
+            assert evidence.record_id is not None
+            found.setdefault(evidence.record_id, set()).add((finding.check, finding.severity))
+            rows[evidence.record_id] = (evidence.path, evidence.ts)
+    for event in events:
+        want = CASES[event["record"] - 1][1]
+        got = found.get(event["record"], set())
+        if want is None:
+            assert got == set(), event["data"]
+            continue
+        assert got == {("sigma:" + want[0], want[1])}, event["data"]
+        path, ts = rows[event["record"]]
+        assert path == "export/events.json" and ts == event["ts"].strftime("%Y-%m-%dT%H:%M:%SZ"), (path, ts)
+        assert any(f.remediation for f in document.findings if f.check == "sigma:" + want[0])
