@@ -39,9 +39,16 @@ def test_a_rule_without_literals_or_channel_forces_full(tmp_path: Path) -> None:
     assert plan.literals is None and "any process" in plan.full_because[0]["what"]
     (tmp_path / "r.yml").write_text(
         "title: any sysmon file\nlogsource: {category: file_event, product: windows}\n"
-        "detection: {sel: {TargetFilename|re: 'a|b'}, condition: sel}\n", encoding="utf-8")
+        "detection: {sel: {EventID: 11}, condition: sel}\n", encoding="utf-8")
     plan = eventfilter.build("triage", CHECKS, [tmp_path / "r.yml"])
     assert plan.literals is not None and "microsoft-windows-sysmon" in plan.literals
+    # a raw field compared with no literal value: its name, which every matching record holds
+    (tmp_path / "r.yml").write_text(
+        "title: any sysmon file\nlogsource: {category: file_event, product: windows}\n"
+        "detection: {sel: {TargetFilename|re: 'a|b'}, condition: sel}\n", encoding="utf-8")
+    plan = eventfilter.build("triage", CHECKS, [tmp_path / "r.yml"])
+    assert plan.literals is not None and "targetfilename" in plan.literals
+    assert "microsoft-windows-sysmon" not in plan.literals
 
 
 def test_ip_indicators_are_literals(tmp_path: Path) -> None:
