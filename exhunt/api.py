@@ -30,11 +30,12 @@ from exhunt.detections.impact import Accesses, assess_impact, pivot_rows, read_a
 from exhunt.detections.iocs import load_iocs
 from exhunt.detections.runner import DetectContext, run_detections
 from exhunt.detections.yara import DEFAULT_MAX_SIZE
-from exhunt.errors import UsageError
+from exhunt.errors import EvidenceError, UsageError
 from exhunt.events import selected
 from exhunt.events.preload import PartLoader
 from exhunt.events.store import StoreWriter, connect, drop_unfinished, write_table
 from exhunt.evidence import custody, manifest, open_evidence
+from exhunt.evidence.archive import strip_archive_suffix
 from exhunt.evidence.base import EvidenceFile
 from exhunt.evidence.kape import machine_collections
 from exhunt.findings import coverage as expected
@@ -107,7 +108,13 @@ def plan(evidence: Sequence[Path], host: str | None, store: Path) -> list[HostWo
         machines, only = machine_collections(given)
         split = host is None and len(machines) > 1 and only  # a folder of machines: a host each (as --fleet)
         for path in machines if split else [given]:
-            source = open_evidence(path)
+            try:
+                source = open_evidence(path)
+            except EvidenceError as exc:
+                if len(evidence) == 1 and not split:
+                    raise  # the one evidence given: a usage error
+                work.append(_unread_host(store, host or strip_archive_suffix(path.name) or path.name, path, exc))
+                continue
             name = host or source.default_host()
             with StoreWriter(store, name, part="listing-" + os.urandom(6).hex()) as writer:
                 def warn(rel: str, message: str, _w: StoreWriter = writer, _h: str = name) -> None:
@@ -125,6 +132,16 @@ def plan(evidence: Sequence[Path], host: str | None, store: Path) -> list[HostWo
                 files = tuple(source.files(warn))
             work.append(HostWork(name, str(path), files))
     return work
+
+
+def _unread_host(store: Path, name: str, path: Path, error: EvidenceError) -> HostWork:
+    """A host of a fleet (or of several evidence roots) whose evidence cannot be opened: no files, its
+    reason as a warning, so its verdict is "not assessed" and the other hosts are still scanned (one
+    damaged archive had stopped the whole fleet)."""
+    with StoreWriter(store, name, part="listing-" + os.urandom(6).hex()) as writer:
+        writer.add("warnings", {"host": name, "artifact": "evidence", "path": path.name,
+                                "message": f"not read: {error}"})
+    return HostWork(name, str(path), ())
 
 
 JOBS_PER_CORE = 4  # --jobs above this many per core is taken as this many: more only costs memory

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exhunt.errors import UsageError
+from exhunt.errors import EvidenceError, UsageError
 from exhunt.evidence import open_evidence
 
 
@@ -18,7 +18,7 @@ def fleet_roots(folder: Path) -> list[Path]:
     for child in sorted(folder.iterdir()):
         if child.name.startswith("."):
             continue
-        if child.is_file() and open_evidence(child).name == "file":
+        if child.is_file() and _loose_file(child):
             continue
         host = child.stem if child.is_file() else child.name
         if host.lower() in names:
@@ -28,3 +28,12 @@ def fleet_roots(folder: Path) -> list[Path]:
     if not roots:
         raise UsageError(f"--fleet {folder}: no host folders or archives in it")
     return roots
+
+
+def _loose_file(path: Path) -> bool:
+    """A file that is no host's evidence (not an archive or image). A damaged archive is a host: the
+    scan says it could not be read, and scans the other hosts."""
+    try:
+        return open_evidence(path).name == "file"
+    except EvidenceError:
+        return False

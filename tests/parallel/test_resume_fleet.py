@@ -12,7 +12,7 @@ import pytest
 from exhunt.api import ScanOptions, scan
 from exhunt.cli import main
 from exhunt.demo import DemoSpec, generate
-from exhunt.errors import UsageError
+from exhunt.errors import EvidenceError, UsageError
 from exhunt.events.store import connect
 from exhunt.parallel.fleet import fleet_roots
 
@@ -126,3 +126,17 @@ def test_fleet_attacker_ip_seen_on_another_host_is_not_clean(tmp_path: Path, ind
     assert (reach.check, reach.host, reach.count) == ("fleet-attacker-address", "exch02", 2)
     assert {r.line for r in reach.evidence} == {n + 1 for n in range(len(log.read_bytes().splitlines()))[-2:]}
     assert all(r.input for r in reach.evidence)  # cited with the manifest's input ids
+
+
+def test_a_damaged_archive_in_a_fleet_is_one_unread_host_not_the_end_of_the_scan(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet"
+    generate(fleet / "exch01", DemoSpec(days=1, per_day=100, attack=False, seed=3))
+    (fleet / "exch02.zip").write_bytes(b"\x00" * 600 + b"PK\x03\x04 cut short")  # no archive signature first
+    result = scan(fleet_roots(fleet), ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False))
+    hosts = {h.host: h.verdict for h in result.document.hosts}
+    assert hosts == {"exch01": "clean", "exch02": "not assessed"}
+    (warning,) = connect(tmp_path / "case" / "store").execute(
+        "SELECT message FROM warnings WHERE host = 'exch02'").fetchone()
+    assert "damaged archive" in warning and "exch02.zip" in warning
+    with pytest.raises(EvidenceError, match="damaged archive"):  # given alone it is still a usage error
+        scan([fleet / "exch02.zip"], ScanOptions(out=tmp_path / "alone", jobs=1, quiet=True, html_report=False))
