@@ -80,7 +80,9 @@ def configure(literals: tuple[str, ...] | None) -> None:
     if compiled is None:
         if len(_COMPILED) >= 4:
             _COMPILED.clear()
-        compiled = _COMPILED[literals] = (compile_literals(literals), compile_literals(literals, json_pattern))
+        # a literal holding such a character is searched as SQL compares it: as its letter (``İ`` is ``i``)
+        folded = tuple(dict.fromkeys(map(to_ascii, literals)))
+        compiled = _COMPILED[literals] = (compile_literals(folded), compile_literals(folded, json_pattern))
     _DATABASE, _RECORDS = compiled
 
 

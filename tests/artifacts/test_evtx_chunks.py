@@ -82,6 +82,19 @@ def test_a_record_holding_a_literal_always_matches(literal: str, before: str, af
         evtx_chunks.configure(None)
 
 
+@pytest.mark.parametrize("literal", ["İ", "mİmİkatz", "\u212aerberos", "proceſſ"])
+def test_a_literal_spelled_with_a_folding_character_matches_its_letters(literal: str) -> None:
+    """SQL compares ``İ`` in a rule as ``i`` (``exhunt.sqlfold``): the chunk and the record filters
+    select a text holding the plain letters too (hypothesis found a record literal 'İ' missed)."""
+    plain = literal.replace("İ", "i").replace("\u212a", "K").replace("ſ", "s")
+    try:
+        evtx_chunks.configure((literal,))
+        assert evtx_chunks.chunk_matches(b"\0" * 8 + f"x {plain.upper()} y".encode("utf-16-le"))
+        assert evtx_chunks.record_matches(orjson.dumps({"Event": {"EventData": {"Data": f"x {plain} y"}}}).decode())
+    finally:
+        evtx_chunks.configure(None)
+
+
 def _copy(tmp_path: Path) -> tuple[Path, bytes]:
     source = _multi_chunk_sample()
     evidence = tmp_path / "evidence"
