@@ -59,6 +59,14 @@ def service4697(name: str, file_name: str) -> dict[str, Any]:
                     ServiceAccount="LocalSystem")
 
 
+def task_created(name: str, command: str, arguments: str = "", event_id: int = 4698) -> dict[str, Any]:
+    action = f"<Command>{command}</Command>" + (f"\r\n      <Arguments>{arguments}</Arguments>" if arguments else "")
+    content = ('<?xml version="1.0" encoding="UTF-16"?>\r\n<Task version="1.2">\r\n  <Actions Context="LocalSystem">'
+               f"\r\n    <Exec>\r\n      {action}\r\n    </Exec>\r\n  </Actions>\r\n</Task>")
+    return security(event_id, TaskName=name, TaskContent=content)
+
+
+SCHTASKS = "C:\\Windows\\System32\\schtasks.exe"
 SC = "C:\\Windows\\System32\\sc.exe"
 EXCHANGE_BIN = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Bin\\"
 DEFENDER = "C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\4.18.23110.3-0\\"
@@ -97,6 +105,20 @@ CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
     (service4697("MSExchangeTransport", f'"{EXCHANGE_BIN}MSExchangeTransport.exe"'), None),
     (service4697("WinDefend", f'"{DEFENDER}MsMpEng.exe"'), None),
     (sysmon1('sc create BackupAgent binPath= "C:\\Program Files\\Backup Agent\\agent.exe"', SC), None),
+    (task_created("\\xFGbrWqD", "cmd.exe", "/C tasklist &gt; %windir%\\Temp\\xFGbrWqD.tmp 2&gt;&amp;1"),
+     ("exhunt_task_created_suspicious", "high")),
+    (task_created("\\Upd", "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", "-w hidden -enc JABzAD0A"),
+     ("exhunt_task_created_suspicious", "high")),
+    (task_created("\\upd", '"C:\\Users\\Public\\svc.exe"', event_id=4702), ("exhunt_task_created_suspicious", "high")),
+    (sysmon1('schtasks /create /tn "Update" /tr "cmd /c C:\\Windows\\Temp\\u.bat" /sc onstart /ru SYSTEM', SCHTASKS),
+     ("exhunt_schtasks_create_suspicious", "high")),
+    (security4688('schtasks.exe /Create /F /SC MINUTE /TN x /TR "powershell -nop -enc JABzAD0A"', SCHTASKS),
+     ("exhunt_schtasks_create_suspicious", "high")),
+    (task_created("\\Microsoft\\Windows\\Windows Defender\\Windows Defender Scheduled Scan", f"{DEFENDER}MpCmdRun.exe",
+                  "Scan -ScheduleJob -ScanTrigger 55"), None),
+    (task_created("\\Exchange Log Cleanup", "powershell.exe", "-ExecutionPolicy Bypass -File C:\\Scripts\\Cleanup.ps1"),
+     None),
+    (sysmon1("schtasks /query /fo LIST /v", SCHTASKS), None),
     (sysmon1("net localgroup administrators", NET), None),
     (sysmon1("ssh admin@backup01", "C:\\Windows\\System32\\OpenSSH\\ssh.exe"), None),
     (member_added("S-1-5-32-544", "Administrators", ETS), None),
