@@ -66,6 +66,21 @@ def task_created(name: str, command: str, arguments: str = "", event_id: int = 4
     return security(event_id, TaskName=name, TaskContent=content)
 
 
+def script_block(text: str) -> dict[str, Any]:
+    return {"provider": "Microsoft-Windows-PowerShell", "channel": "Microsoft-Windows-PowerShell/Operational",
+            "id": 4104, "data": {"MessageNumber": "1", "MessageTotal": "1", "ScriptBlockText": text,
+                                 "ScriptBlockId": "x", "Path": ""}}
+
+
+def defender_changed(new_value: str, old_value: str = "") -> dict[str, Any]:
+    return {"provider": "Microsoft-Windows-Windows Defender", "channel": DEFENDER_LOG, "id": 5007,
+            "data": {"Product Name": "Microsoft Defender Antivirus", "Product Version": "4.18.23110.3",
+                     "Old Value": old_value, "New Value": new_value}}
+
+
+DEFENDER_LOG = "Microsoft-Windows-Windows Defender/Operational"
+MP = "HKLM\\SOFTWARE\\Microsoft\\Windows Defender\\"
+POWERSHELL = "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"
 SCHTASKS = "C:\\Windows\\System32\\schtasks.exe"
 SC = "C:\\Windows\\System32\\sc.exe"
 EXCHANGE_BIN = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Bin\\"
@@ -119,6 +134,18 @@ CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
     (task_created("\\Exchange Log Cleanup", "powershell.exe", "-ExecutionPolicy Bypass -File C:\\Scripts\\Cleanup.ps1"),
      None),
     (sysmon1("schtasks /query /fo LIST /v", SCHTASKS), None),
+    (sysmon1('powershell -c Add-MpPreference -ExclusionPath "C:\\inetpub\\wwwroot\\aspnet_client"', POWERSHELL),
+     ("exhunt_defender_tampering_cmdline", "high")),
+    (security4688("powershell.exe Set-MpPreference -DisableRealtimeMonitoring $true", POWERSHELL),
+     ("exhunt_defender_tampering_cmdline", "high")),
+    (script_block("Add-MpPreference -ExclusionPath $env:ProgramData -ExclusionExtension .dll"),
+     ("exhunt_defender_tampering_script", "high")),
+    (defender_changed(MP + "Exclusions\\Paths\\C:\\ProgramData = 0x0"), ("exhunt_defender_exclusion_added", "high")),
+    (defender_changed(MP + "Real-Time Protection\\DisableRealtimeMonitoring = 0x1"),
+     ("exhunt_defender_exclusion_added", "high")),
+    (sysmon1(f'powershell Add-MpPreference -ExclusionPath "{EXCHANGE_BIN}..\\Mailbox"', POWERSHELL), None),
+    (defender_changed(MP + "Exclusions\\Paths\\C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Mailbox = 0x0"),
+     None),
     (sysmon1("net localgroup administrators", NET), None),
     (sysmon1("ssh admin@backup01", "C:\\Windows\\System32\\OpenSSH\\ssh.exe"), None),
     (member_added("S-1-5-32-544", "Administrators", ETS), None),
@@ -181,3 +208,10 @@ def test_each_step_is_one_finding_with_its_event_as_evidence(tmp_path: Path) -> 
         path, ts = rows[event["record"]]
         assert path == "export/events.json" and ts == event["ts"].strftime("%Y-%m-%dT%H:%M:%SZ"), (path, ts)
         assert any(f.remediation for f in document.findings if f.check == "sigma:" + want[0])
+
+
+def test_defender_5001_is_kept_by_its_channel_name(default_literals: tuple[str, ...]) -> None:
+    """Defender's 5001 holds no text of its own (Product Name and Version): the triage keeps the
+    Defender Operational log's chunks by the channel name, which every record of it holds."""
+    assert DEFENDER_LOG.lower() in default_literals
+    assert evtx_chunks.chunk_matches(("\x00" + DEFENDER_LOG + "\x00").encode("utf-16-le"))
