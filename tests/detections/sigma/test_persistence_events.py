@@ -1,5 +1,5 @@
 """Post-exploitation persistence as responders meet it on an Exchange server when no worker process
-was the parent (accounts, services and tasks, Defender tampering, tunnels), in the events that
+was the parent (accounts, services and tasks, Defender tampering, tunnels, mailbox exports), in the events that
 record it: each is a finding of the right rule and severity whose evidence row is the event, and
 each survives the EVTX triage (its record's JSON and its chunk's UTF-16 text hold a literal of the
 default scan: values, and for rules on binary values such as SIDs the name of a field only such
@@ -146,6 +146,10 @@ CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
     (sysmon1(f'powershell Add-MpPreference -ExclusionPath "{EXCHANGE_BIN}..\\Mailbox"', POWERSHELL), None),
     (defender_changed(MP + "Exclusions\\Paths\\C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Mailbox = 0x0"),
      None),
+    (script_block("New-MailboxExportRequest -Mailbox cfo -FilePath \\\\FS01\\PST\\cfo.pst"),
+     ("exhunt_mailbox_export_script", "medium")),  # to a web folder it is also the critical rule: see pack.yml
+    (script_block("Get-MailboxExportRequest | Get-MailboxExportRequestStatistics"), None),
+    (sysmon1("powershell -c Get-MailboxExportRequest -Status Completed", POWERSHELL), None),
     (sysmon1("net localgroup administrators", NET), None),
     (sysmon1("ssh admin@backup01", "C:\\Windows\\System32\\OpenSSH\\ssh.exe"), None),
     (member_added("S-1-5-32-544", "Administrators", ETS), None),
