@@ -6,29 +6,23 @@ JSON and its chunk's UTF-16 text hold a literal of the default scan) so ``--inde
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
-from exhunt.api import ScanOptions, event_filter, scan
 from exhunt.artifacts import evtx_chunks
-from tests.artifacts.event_shapes import SYSMON, evtx_json
+from tests.artifacts.event_shapes import evtx_json
+from tests.detections.sigma.event_cases import CMD, SECURITY, Case, each_is_its_finding, events_of, script_block
+from tests.detections.sigma.event_cases import sysmon1 as shared_sysmon1
 
 T0 = datetime(2021, 3, 3, 2, 0, 0, tzinfo=UTC)
-SECURITY = ("Microsoft-Windows-Security-Auditing", "Security")
-POWERSHELL = ("Microsoft-Windows-PowerShell", "Microsoft-Windows-PowerShell/Operational")
 RUNDLL32 = "C:\\Windows\\System32\\rundll32.exe"
-CMD = "C:\\Windows\\System32\\cmd.exe"
 
 
 def sysmon1(command: str, image: str = RUNDLL32, **more: str) -> dict[str, Any]:
-    return {"provider": SYSMON[0], "channel": SYSMON[1], "id": 1,
-            "data": {"Image": image, "CommandLine": command, "ParentImage": CMD, "ParentCommandLine": "cmd.exe",
-                     "User": "NT AUTHORITY\\SYSTEM", **more}}
+    return shared_sysmon1(command, image, **more)
 
 
 def security4688(command: str, image: str = RUNDLL32) -> dict[str, Any]:
@@ -37,16 +31,10 @@ def security4688(command: str, image: str = RUNDLL32) -> dict[str, Any]:
                      "ParentProcessName": CMD, "CommandLine": command}}
 
 
-def script_block(text: str) -> dict[str, Any]:
-    return {"provider": POWERSHELL[0], "channel": POWERSHELL[1], "id": 4104,
-            "data": {"MessageNumber": "1", "MessageTotal": "1", "ScriptBlockText": text, "ScriptBlockId": "x",
-                     "Path": ""}}
-
-
 PROCDUMP = "C:\\ProgramData\\procdump64.exe"
 RENAMED = "C:\\ProgramData\\dump64.exe"
 # (event, the rule that must report it and its severity; None: nothing may)
-CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
+CASES: list[Case] = [
     (sysmon1(r"rundll32 C:\windows\System32\comsvcs.dll, MiniDump 624 C:\temp\l.dmp full"),
      ("exhunt_lsass_minidump_comsvcs", "critical")),
     (sysmon1(r'"C:\Windows\System32\rundll32.exe" "C:\Windows\System32\comsvcs.dll",#24 624 "C:\temp\l.dmp" full'),
@@ -74,23 +62,7 @@ CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
 
 
 def _events() -> list[dict[str, Any]]:
-    """The cases' events, a minute apart; Sysmon's own UtcTime (the export's time lags it) is the time."""
-    events = []
-    for n, (event, _) in enumerate(CASES, 1):
-        ts = T0 + timedelta(minutes=n)
-        data = {**event["data"], "UtcTime": ts.strftime("%Y-%m-%d %H:%M:%S.000")} if event["id"] == 1 and \
-            event["provider"] == SYSMON[0] else event["data"]
-        events.append({**event, "data": data, "record": n, "ts": ts})
-    return events
-
-
-@pytest.fixture
-def default_literals() -> Iterator[tuple[str, ...]]:
-    literals = event_filter(ScanOptions()).literals
-    assert literals is not None
-    evtx_chunks.configure(literals)
-    yield literals
-    evtx_chunks.configure(None)
+    return events_of(CASES, T0)
 
 
 def test_every_dump_event_is_kept_by_the_evtx_triage(default_literals: tuple[str, ...]) -> None:
@@ -104,26 +76,5 @@ def test_every_dump_event_is_kept_by_the_evtx_triage(default_literals: tuple[str
 
 
 def test_each_dump_is_one_finding_with_its_event_as_evidence(tmp_path: Path) -> None:
-    root = tmp_path / "evidence"
-    (root / "export").mkdir(parents=True)
-    events = _events()
-    (root / "export" / "events.json").write_bytes(b"".join(orjson.dumps(evtx_json(e)) + b"\n" for e in events))
-    document = scan([root], ScanOptions(out=tmp_path / "case", host="EXCH01", jobs=1, quiet=True,
-                                        html_report=False)).document
-    found: dict[int, set[tuple[str, str]]] = {}
-    rows: dict[int, tuple[str, str | None]] = {}
-    for finding in document.findings:
-        for evidence in finding.evidence:
-            assert evidence.record_id is not None
-            found.setdefault(evidence.record_id, set()).add((finding.check, finding.severity))
-            rows[evidence.record_id] = (evidence.path, evidence.ts)
-    for event in events:
-        want = CASES[event["record"] - 1][1]
-        got = found.get(event["record"], set())
-        if want is None:
-            assert got == set(), event["data"]
-            continue
-        assert got == {("sigma:" + want[0], want[1])}, event["data"]
-        path, ts = rows[event["record"]]
-        assert path == "export/events.json" and ts == event["ts"].strftime("%Y-%m-%dT%H:%M:%SZ"), (path, ts)
+    document = each_is_its_finding(tmp_path, CASES, _events())
     assert document.hosts[0].verdict == "compromised"

@@ -8,29 +8,27 @@ services, tasks and exclusions stay quiet."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
-from exhunt.api import ScanOptions, event_filter, scan
 from exhunt.artifacts import evtx_chunks
-from tests.artifacts.event_shapes import SYSMON, evtx_json
+from tests.artifacts.event_shapes import evtx_json
+from tests.detections.sigma.event_cases import (
+    CMD,
+    SECURITY,
+    Case,
+    each_is_its_finding,
+    events_of,
+    script_block,
+    sysmon1,
+)
 
 T0 = datetime(2021, 3, 4, 1, 0, 0, tzinfo=UTC)
-SECURITY = ("Microsoft-Windows-Security-Auditing", "Security")
-CMD = "C:\\Windows\\System32\\cmd.exe"
 NET = "C:\\Windows\\System32\\net.exe"
 NET1 = "C:\\Windows\\System32\\net1.exe"
-
-
-def sysmon1(command: str, image: str, **more: str) -> dict[str, Any]:
-    return {"provider": SYSMON[0], "channel": SYSMON[1], "id": 1,
-            "data": {"Image": image, "CommandLine": command, "ParentImage": CMD, "ParentCommandLine": "cmd.exe",
-                     "User": "NT AUTHORITY\\SYSTEM", **more}}
 
 
 def security(event_id: int, **data: str) -> dict[str, Any]:
@@ -66,12 +64,6 @@ def task_created(name: str, command: str, arguments: str = "", event_id: int = 4
     return security(event_id, TaskName=name, TaskContent=content)
 
 
-def script_block(text: str) -> dict[str, Any]:
-    return {"provider": "Microsoft-Windows-PowerShell", "channel": "Microsoft-Windows-PowerShell/Operational",
-            "id": 4104, "data": {"MessageNumber": "1", "MessageTotal": "1", "ScriptBlockText": text,
-                                 "ScriptBlockId": "x", "Path": ""}}
-
-
 def defender_changed(new_value: str, old_value: str = "") -> dict[str, Any]:
     return {"provider": "Microsoft-Windows-Windows Defender", "channel": DEFENDER_LOG, "id": 5007,
             "data": {"Product Name": "Microsoft Defender Antivirus", "Product Version": "4.18.23110.3",
@@ -87,7 +79,7 @@ EXCHANGE_BIN = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Bin\\"
 DEFENDER = "C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\4.18.23110.3-0\\"
 ETS = "CN=Exchange Trusted Subsystem,OU=Microsoft Exchange Security Groups,DC=corp,DC=example"
 # (event, the rule that must report it and its severity; None: nothing may)
-CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
+CASES: list[Case] = [
     (sysmon1("net user DefaultAcc0unt P@ssw0rd! /add", NET), ("exhunt_net_user_add", "high")),
     (security4688("C:\\Windows\\system32\\net1 user DefaultAcc0unt P@ssw0rd! /add", NET1),
      ("exhunt_net_user_add", "high")),
@@ -157,23 +149,7 @@ CASES: list[tuple[dict[str, Any], tuple[str, str] | None]] = [
 
 
 def _events() -> list[dict[str, Any]]:
-    """The cases' events, a minute apart; Sysmon's own UtcTime (the export's time lags it) is the time."""
-    events = []
-    for n, (event, _) in enumerate(CASES, 1):
-        ts = T0 + timedelta(minutes=n)
-        data = {**event["data"], "UtcTime": ts.strftime("%Y-%m-%d %H:%M:%S.000")} if event["id"] == 1 and \
-            event["provider"] == SYSMON[0] else event["data"]
-        events.append({**event, "data": data, "record": n, "ts": ts})
-    return events
-
-
-@pytest.fixture
-def default_literals() -> Iterator[tuple[str, ...]]:
-    literals = event_filter(ScanOptions()).literals
-    assert literals is not None
-    evtx_chunks.configure(literals)
-    yield literals
-    evtx_chunks.configure(None)
+    return events_of(CASES, T0)
 
 
 def test_every_persistence_event_is_kept_by_the_evtx_triage(default_literals: tuple[str, ...]) -> None:
@@ -189,29 +165,10 @@ def test_every_persistence_event_is_kept_by_the_evtx_triage(default_literals: tu
 
 
 def test_each_step_is_one_finding_with_its_event_as_evidence(tmp_path: Path) -> None:
-    root = tmp_path / "evidence"
-    (root / "export").mkdir(parents=True)
-    events = _events()
-    (root / "export" / "events.json").write_bytes(b"".join(orjson.dumps(evtx_json(e)) + b"\n" for e in events))
-    document = scan([root], ScanOptions(out=tmp_path / "case", host="EXCH01", jobs=1, quiet=True,
-                                        html_report=False)).document
-    found: dict[int, set[tuple[str, str]]] = {}
-    rows: dict[int, tuple[str, str | None]] = {}
-    for finding in document.findings:
-        for evidence in finding.evidence:
-            assert evidence.record_id is not None
-            found.setdefault(evidence.record_id, set()).add((finding.check, finding.severity))
-            rows[evidence.record_id] = (evidence.path, evidence.ts)
-    for event in events:
-        want = CASES[event["record"] - 1][1]
-        got = found.get(event["record"], set())
-        if want is None:
-            assert got == set(), event["data"]
-            continue
-        assert got == {("sigma:" + want[0], want[1])}, event["data"]
-        path, ts = rows[event["record"]]
-        assert path == "export/events.json" and ts == event["ts"].strftime("%Y-%m-%dT%H:%M:%SZ"), (path, ts)
-        assert any(f.remediation for f in document.findings if f.check == "sigma:" + want[0])
+    document = each_is_its_finding(tmp_path, CASES, _events())
+    for _, want in CASES:
+        if want is not None:
+            assert any(f.remediation for f in document.findings if f.check == "sigma:" + want[0]), want
 
 
 def test_defender_5001_is_kept_by_its_channel_name(default_literals: tuple[str, ...]) -> None:
