@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from exhunt.detections.base import EXCERPT_CHARS, Check, Hit
 from exhunt.detections.fleet import FleetPivots
 from exhunt.detections.impact.sources import LOOPBACK, ip, qualifies
+from exhunt.detections.iocs.model import ip_key, ip_texts
 from exhunt.findings.model import Finding
 from exhunt.findings.triage import group_hits
 
@@ -50,11 +51,11 @@ def attacker_reach(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding], 
     """The findings (one per host and address) and their hit rows; none with fewer than two hosts."""
     if len(set(hosts)) < 2:
         return [], []
-    named = _addresses_by_host(findings, set(shared_ips))
+    named = _addresses_by_host(findings, {a for v in shared_ips if (a := _address(v))})
     if not named:
         return [], []
     servers = {a for (v,) in con.execute(
-        "SELECT DISTINCT server_ip FROM events WHERE server_ip IS NOT NULL").fetchall() if (a := ip(v))}
+        "SELECT DISTINCT server_ip FROM events WHERE server_ip IS NOT NULL").fetchall() if (a := _address(v))}
     named = {a: h for a, h in named.items() if a not in servers}
     if not named:
         return [], []
@@ -72,26 +73,28 @@ def _addresses_by_host(findings: Sequence[Finding], shared: set[str]) -> dict[st
         if not qualifies(f) or f.check in (FleetPivots.id, AttackerAddressElsewhere.id):
             continue
         for value in f.indicators.get("client_ip", ()):
-            address = ip(value)
+            address = _address(value)
             if address and address not in LOOPBACK and not address.startswith("fe80:") and address not in shared:
                 named.setdefault(address, set()).add(f.host)
     return named
 
 
 def _rows(con: duckdb.DuckDBPyConnection, addresses: list[str], hosts: list[str]) -> list[tuple]:
-    """Web rows of the hosts whose client address holds one of ``addresses`` (compared exactly after)."""
-    holds = " OR ".join("contains(lower(client_ip), ?)" for _ in addresses)
+    """Web rows of the hosts whose client address holds one of ``addresses`` (compared exactly after):
+    an IPv4 address also as the IPv4-mapped form holds it, an IPv6 one compressed or in full."""
+    texts = sorted({t.lower() for a in addresses for t in ip_texts(a)})
+    holds = " OR ".join("contains(lower(client_ip), ?)" for _ in texts)
     return con.execute(
         f"""SELECT host, client_ip, path, source, ts, line, record_id,
                    coalesce(raw, concat_ws(' ', method, uri_decoded, CAST(status AS VARCHAR), user))
             FROM events WHERE kind = 'http' AND list_contains(?, host) AND ({holds})
             ORDER BY host, ts, path, line""",
-        [hosts, *addresses]).fetchall()
+        [hosts, *texts]).fetchall()
 
 
 def _hit(check: Check, row: tuple, named: dict[str, set[str]]) -> Hit | None:
     host, client, path, source, ts, line, record_id, text = row
-    address = ip(client)
+    address = _address(client)
     if address is None or address not in named or host in named[address]:
         return None
     others = ",".join(sorted(named[address]))
@@ -99,3 +102,11 @@ def _hit(check: Check, row: tuple, named: dict[str, set[str]]) -> Hit | None:
                line=line, record_id=record_id, confidence="medium",
                excerpt=f"{address} (attacker address on {others}): {text or ''}"[:EXCERPT_CHARS],
                indicators={"client_ip": address})
+
+
+def _address(value: str | None) -> str | None:
+    """A client or server address in one form: ``ip``'s, and as ``iocs.model.ip_key`` reads it when it
+    is one (an IPv4-mapped ``::ffff:a.b.c.d``, as dual-stack IIS and HttpProxy write IPv4 clients, is
+    ``a.b.c.d``; IPv6 compressed), so one attacker is one address whichever way each server logged it."""
+    key = ip_key(value)
+    return str(key) if key is not None else ip(value)

@@ -128,6 +128,27 @@ def test_fleet_attacker_ip_seen_on_another_host_is_not_clean(tmp_path: Path, ind
     assert all(r.input for r in reach.evidence)  # cited with the manifest's input ids
 
 
+@pytest.mark.parametrize("index", ["triage", "full"])
+def test_fleet_attacker_ip_logged_ipv4_mapped_on_another_host_is_the_same_address(tmp_path: Path,
+                                                                                  index: str) -> None:
+    """A dual-stack server logs the IPv4 client as ::ffff:a.b.c.d (the IOC matching reads it so): it is
+    the other host's attacker address all the same (it had been called clean)."""
+    from exhunt.demo import ATTACKER_IP
+
+    fleet = tmp_path / "fleet"
+    generate(fleet / "exch01", SMALL)
+    generate(fleet / "exch02", DemoSpec(days=1, per_day=300, attack=False, seed=7))
+    log = sorted((fleet / "exch02").rglob("u_ex*.log"))[0]
+    with log.open("ab") as f:
+        f.write(f"2021-03-01 23:59:01 10.10.1.21 GET /owa/ - 443 - ::ffff:{ATTACKER_IP} Mozilla/5.0 - 200 0 0 12\r\n"
+                .encode())
+    result = scan(fleet_roots(fleet), ScanOptions(out=tmp_path / "case", jobs=1, quiet=True, html_report=False,
+                                                  index=index))
+    assert {h.host: h.verdict for h in result.document.hosts} == {"exch01": "compromised", "exch02": "suspicious"}
+    (reach,) = [f for f in result.document.findings if f.check == "fleet-attacker-address"]
+    assert (reach.host, reach.count, reach.indicators) == ("exch02", 1, {"client_ip": [ATTACKER_IP]})
+
+
 def test_a_damaged_archive_in_a_fleet_is_one_unread_host_not_the_end_of_the_scan(tmp_path: Path) -> None:
     fleet = tmp_path / "fleet"
     generate(fleet / "exch01", DemoSpec(days=1, per_day=100, attack=False, seed=3))
