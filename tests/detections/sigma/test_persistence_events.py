@@ -136,6 +136,11 @@ CASES: list[Case] = [
     (defender_changed(MP + "Real-Time Protection\\DisableRealtimeMonitoring = 0x1"),
      ("exhunt_defender_exclusion_added", "high")),
     (sysmon1(f'powershell Add-MpPreference -ExclusionPath "{EXCHANGE_BIN}..\\Mailbox"', POWERSHELL), None),
+    (defender_changed(f"{MP}Exclusions\\Processes\\{POWERSHELL} = 0x0"),
+     None),  # Microsoft's documented Exchange process exclusions (Set-ExchAVExclusions.ps1 adds them)
+    (defender_changed(MP + "Exclusions\\Processes\\%SystemRoot%\\System32\\Dsamain.exe = 0x0"), None),
+    (defender_changed(MP + "Exclusions\\Processes\\C:\\Windows\\Temp\\PowerShell.exe = 0x0"),
+     ("exhunt_defender_exclusion_added", "high")),
     (defender_changed(MP + "Exclusions\\Paths\\C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Mailbox = 0x0"),
      None),
     (script_block("New-MailboxExportRequest -Mailbox cfo -FilePath \\\\FS01\\PST\\cfo.pst"),
