@@ -66,6 +66,8 @@ URL_CASES = {
     "URL of a bare host, upper case": ("http://Stage.Example/", "-", "http://stage.example:8080/x", True),
     "another host ending the same": ("http://c3.example/z", "u=http://notc3.example/z", "-", False),
     "a longer host starting the same": ("http://c4.example", "u=http://c4.example.net/", "-", False),
+    "a longer path name starting the same": ("https://c5.example/a", "u=https%3A%2F%2Fc5.example%2Fabout", "-", False),
+    "a file under the listed folder": ("https://c6.example/dir/", "-", "http://c6.example/dir/x.ps1", True),
 }
 # the client address the parser stores, where it is not the text the log holds (X-Forwarded-For's port)
 STORED = {"203.0.113.9:51234": "203.0.113.9", "[2001:db8::7]:443": "2001:db8::7"}

@@ -234,9 +234,15 @@ def event_ioc_findings(ctx: FileHuntContext, iocs: IocSet) -> None:
         )
 
 
+# what may follow a URL's last path name in a request (decoded or not) or a referer: not more of the name
+_PATH_END = "(?:[^a-z0-9._~%-]|%(?:2f|3f|23|26|20|22|27)|$)"
+
+
 def _urls(iocs: IocSet) -> pa.Table | None:
     """(value, name, origin, regex): the URL's text preceded by no host character (``evil.example/x``
-    is not ``notevil.example/x``) and, for a bare host, followed by none."""
+    is not ``notevil.example/x``) and, for a bare host, followed by none; a URL with a path ending in
+    a name is followed by no character of that name (``evil.example/a`` is not ``evil.example/about``,
+    ``pastebin.com/raw/abc`` not another paste; ``evil.example/dir`` still holds ``evil.example/dir/x``)."""
     rows: dict[str, list[str]] = {"value": [], "name": [], "origin": [], "regex": []}
     for ind in iocs.of("url"):
         text = url_body(ind.value)
@@ -246,7 +252,8 @@ def _urls(iocs: IocSet) -> pa.Table | None:
         rows["value"].append(ind.value)
         rows["name"].append(ind.name)
         rows["origin"].append(ind.source)
-        rows["regex"].append(f"(?:^|[^a-z0-9.-]){re.escape(text)}" + ("(?:[^a-z0-9.-]|$)" if bare else ""))
+        end = "(?:[^a-z0-9.-]|$)" if bare else _PATH_END if re.search(r"[a-z0-9._~-]$", text) else ""
+        rows["regex"].append(f"(?:^|[^a-z0-9.-]){re.escape(text)}{end}")
     return pa.table(rows) if rows["value"] else None
 
 
