@@ -181,3 +181,18 @@ def test_defender_5001_is_kept_by_its_channel_name(default_literals: tuple[str, 
     Defender Operational log's chunks by the channel name, which every record of it holds."""
     assert DEFENDER_LOG.lower() in default_literals
     assert evtx_chunks.chunk_matches(("\x00" + DEFENDER_LOG + "\x00").encode("utf-16-le"))
+
+
+def test_steps_an_admin_also_takes_make_a_host_suspicious_not_compromised(tmp_path: Path) -> None:
+    """An account added to Administrators, a task running cmd /c: an intruder's steps, and an admin's
+    on a rebuilt server (the review's benign cases). The rules are experimental: medium confidence,
+    so such a finding alone makes the host suspicious, never compromised."""
+    cases: list[Case] = [
+        (member_added("S-1-5-32-544", "Administrators", "CN=Domain Admins,CN=Users,DC=corp,DC=example"),
+         ("exhunt_local_admin_group_member_added", "high")),
+        (task_created("CleanLogs", "cmd.exe", "/c C:\\Scripts\\CleanLogs.bat"),
+         ("exhunt_task_created_suspicious", "high")),
+    ]
+    document = each_is_its_finding(tmp_path, cases, events_of(cases, T0))
+    assert {f.confidence for f in document.findings if f.check.startswith("sigma:")} == {"medium"}
+    assert document.hosts[0].verdict == "suspicious"
