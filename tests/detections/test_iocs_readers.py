@@ -269,6 +269,17 @@ def test_path_lists_skip_descriptions_of_paths(tmp_path: Path) -> None:
         (2, True), (3, True)]
 
 
+def test_ranges_too_broad_to_be_indicators_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    """A /0 or a /4 (a feed's bogon list, a slip) had made every client an attacker and the host
+    suspicious; /8 and a single /32 are still used."""
+    (tmp_path / "ips.txt").write_text("0.0.0.0/0\n10.0.0.0/8\n192.0.0.0/4\n2001::/3\n2001:db8::/32\n198.51.100.9/32\n")
+    iocs = load_iocs([tmp_path / "ips.txt"])
+    assert sorted(i.value for i in iocs.indicators) == ["10.0.0.0/8", "198.51.100.9", "2001:db8::/32"]
+    assert sorted(s["reason"].split(" is ")[0] for s in iocs.skipped) == [
+        "range 0.0.0.0/0", "range 192.0.0.0/4", "range 2000::/3"]
+    assert all("too broad" in s["reason"] for s in iocs.skipped)
+
+
 def test_utf16_csv_feed_is_recognised(tmp_path: Path) -> None:
     text = f"Indicator,IndicatorType\r\n{SHA},sha256\r\nevil[.]example,domainname\r\n"
     (tmp_path / "feed.csv").write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))

@@ -45,8 +45,12 @@ class IocSet:
     yara_rules: list[tuple[str, str]] = field(default_factory=list)  # (origin, rule text) from CHIRP
 
     def add(self, indicator: Indicator | None) -> None:
-        if indicator is not None:
-            self.indicators.append(indicator)
+        if indicator is None:
+            return
+        if indicator.kind == "ip" and (why := too_broad(indicator.value)):
+            self.skip(indicator.source, why)
+            return
+        self.indicators.append(indicator)
 
     def skip(self, origin: str, reason: str, line: int | None = None) -> None:
         self.skipped.append({"origin": origin, "line": line, "reason": reason})
@@ -117,6 +121,20 @@ def ip_network(text: str) -> IpNetwork | None:
         mapped = network.network_address.ipv4_mapped
         return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}", strict=False)
     return network
+
+
+# the broadest range taken as an indicator: a /0 or a /4 (a feed's bogon list, a slip) would make every
+# client an attacker, every host suspicious and every mailbox the impact reads exposed
+WIDEST_PREFIX = {4: 8, 6: 16}
+
+
+def too_broad(value: str) -> str | None:
+    """Why an IP range indicator is not used (broader than ``WIDEST_PREFIX``), or None."""
+    network = ip_network(value)
+    if network is None or network.prefixlen >= WIDEST_PREFIX[network.version]:
+        return None
+    return (f"range {value} is too broad to be an indicator (/{network.prefixlen}; at most "
+            f"/{WIDEST_PREFIX[network.version]}): it would match most clients")
 
 
 def ip_value(text: str) -> str | None:
