@@ -116,7 +116,7 @@ def plan(evidence: Sequence[Path], host: str | None, store: Path) -> list[HostWo
                 work.append(_unread_host(store, host or strip_archive_suffix(path.name) or path.name, path, exc))
                 continue
             name = host or source.default_host()
-            with StoreWriter(store, name, part="listing-" + os.urandom(6).hex()) as writer:
+            with _listing_writer(store, name) as writer:
                 def warn(rel: str, message: str, _w: StoreWriter = writer, _h: str = name) -> None:
                     _w.add("warnings", {"host": _h, "artifact": "evidence", "path": rel, "message": message})
 
@@ -134,11 +134,16 @@ def plan(evidence: Sequence[Path], host: str | None, store: Path) -> list[HostWo
     return work
 
 
+def _listing_writer(store: Path, name: str) -> StoreWriter:
+    """The writer of one host's listing warnings (a part of its own, dropped by the next run)."""
+    return StoreWriter(store, name, part="listing-" + os.urandom(6).hex())
+
+
 def _unread_host(store: Path, name: str, path: Path, error: EvidenceError) -> HostWork:
     """A host of a fleet (or of several evidence roots) whose evidence cannot be opened: no files, its
     reason as a warning, so its verdict is "not assessed" and the other hosts are still scanned (one
     damaged archive had stopped the whole fleet)."""
-    with StoreWriter(store, name, part="listing-" + os.urandom(6).hex()) as writer:
+    with _listing_writer(store, name) as writer:
         writer.add("warnings", {"host": name, "artifact": "evidence", "path": path.name,
                                 "message": f"not read: {error}"})
     return HostWork(name, str(path), ())

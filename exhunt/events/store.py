@@ -64,6 +64,13 @@ def writing_path(path: Path) -> Path:
     return path.with_name(path.name + WRITING)
 
 
+def write_whole(table: pa.Table, path: Path) -> None:
+    """``table`` as the Parquet file ``path``, whole or not at all (written aside, then renamed)."""
+    aside = writing_path(path)
+    pq.write_table(table, aside, compression="zstd")
+    aside.replace(path)
+
+
 def drop_unfinished(store: Path) -> None:
     """Delete the parts a killed scan left open (and the tables it was rewriting)."""
     if store.exists():
@@ -259,9 +266,7 @@ def write_table(store: Path, table: str, rows: Sequence[Row], part: str = "all")
                 unknown_columns(table, row, known)
     arrow = pa.Table.from_pylist(list(rows), schema=schema) if schema else pa.Table.from_pylist(list(rows))
     if arrow.num_columns:
-        path = folder / f"{part}.parquet"
-        pq.write_table(arrow, writing_path(path), compression="zstd")
-        writing_path(path).replace(path)
+        write_whole(arrow, folder / f"{part}.parquet")
 
 
 # ``fields`` of a row whose parts hold the line and its header instead of the JSON (schema.py): the

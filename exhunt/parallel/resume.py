@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from exhunt.events.schema import TABLES
-from exhunt.events.store import writing_path
+from exhunt.events.store import write_whole
 from exhunt.evidence import manifest
 from exhunt.evidence.base import EvidenceFile
 
@@ -188,9 +188,7 @@ def keep_only(store: Path, keep: frozenset[tuple[str, str]],
                 index = data.schema.get_field_index("evidence")
                 data = data.set_column(index, "evidence", pa.array(_rooted(data, roots), pa.string()))
             data = data.filter(mask)
-            tmp = writing_path(path)
-            pq.write_table(data, tmp, compression="zstd")
-            tmp.replace(path)
+            write_whole(data, path)
 
 
 def _column(rows: pa.Table, name: str) -> list[str | None]:
@@ -225,6 +223,4 @@ def save(store: Path, current: dict[Key, str], key: str, stats: Mapping[Key, str
                       "key": pa.DictionaryArray.from_arrays(pa.array([0] * len(keys), pa.int32()),
                                                             pa.array([key], pa.string())),
                       "stat": pa.array([stats.get(k) for k in keys], pa.string())})
-    path = folder / "all.parquet"  # whole or not at all: a scan killed here must not leave a state no read takes
-    pq.write_table(table, writing_path(path), compression="zstd")
-    writing_path(path).replace(path)
+    write_whole(table, folder / "all.parquet")  # a scan killed here must not leave a state no read takes

@@ -11,7 +11,8 @@ HASH_KINDS = {32: "md5", 40: "sha1", 64: "sha256"}
 HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{1,62}$", re.I)
 # a hash written with its algorithm's name: "sha256:HASH", "SHA-1=HASH", "md5: HASH"
-HASH_PREFIX = re.compile(r"^(?:sha-?256|sha-?1|md5)\s*[:=]\s*", re.I)
+HASH_NAME = r"(?:sha-?256|sha-?1|md5)\s*[:=]\s*"
+HASH_PREFIX = re.compile("^" + HASH_NAME, re.I)
 # a bare file name whose extension is no top-level domain (web shells, tools, dumps, scripts): a
 # file name in a list of any name, never a domain ("shell.aspx" had been a domain, matched no file)
 FILE_NAME_RE = re.compile(
@@ -221,10 +222,10 @@ def classify(value: str, source: str, name: str = "", hint: str = "") -> Indicat
         return None
     if hint == "user_agent":
         return Indicator("user_agent", v.replace("+", " "), source, name)
-    kind = hash_kind(HASH_PREFIX.sub("", v))
+    bare = HASH_PREFIX.sub("", v)
+    kind = hash_kind(bare)
     if kind:
-        v = HASH_PREFIX.sub("", v)
-        return Indicator(kind, v.lower(), source, name)
+        return Indicator(kind, bare.lower(), source, name)
     net = refang(v)
     ip = ip_value(net)
     if ip is not None:

@@ -70,8 +70,9 @@ def read(path: Path, text: str) -> IocSet:
             out.skip(origin, f"unknown indicator type {row[ti]!r}", n)
             continue
         if kind == "":
-            hk = hash_kind(HASH_PREFIX.sub("", value))
-            item = Indicator(hk, HASH_PREFIX.sub("", value).lower(), origin, name) if hk else None
+            bare = HASH_PREFIX.sub("", value)
+            hk = hash_kind(bare)
+            item = Indicator(hk, bare.lower(), origin, name) if hk else None
         elif kind == "path":
             item = Indicator("path", windows_path(value), origin, name) if value.strip('"\\/ ') else None
         else:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from exhunt.detections.iocs.model import Indicator, IocSet, classify
+from exhunt.detections.iocs.model import HASH_NAME, Indicator, IocSet, classify
 
 SUFFIXES = (".txt", ".csv", ".lst", ".list", ".ioc", ".iocs", ".md5", ".sha1", ".sha256", "")
 # a hash and whatever follows it: sha256sum's "  name" / " *name" (a leading \ when the name was
 # escaped), or a separator and a comment
 HASH_LINE = re.compile(
-    r"^\\?(?:(?:sha-?256|sha-?1|md5)\s*[:=]\s*)?"  # "sha256:HASH", "MD5=HASH"
+    r"^\\?(?:" + HASH_NAME + ")?"  # "sha256:HASH", "MD5=HASH"
     r"(?P<value>[0-9a-f]{64}|[0-9a-f]{40}|[0-9a-f]{32})(?![0-9a-f])(?:\s*[,;|\t#]|\s+\*?|$)(?P<rest>.*)$",
     re.I,
 )
